@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs what building and testing calseg needs on Debian, when it is missing. Idempotent.
+# Sourced by scripts/test.sh (and later by the demo); safe to run on its own as root.
+set -euo pipefail
+
+# command -> Debian package that provides it
+declare -A needed=(
+  [etcd]=etcd-server
+  [etcdctl]=etcd-client
+  [protoc]=protobuf-compiler
+  [ip]=iproute2
+  [dbus-daemon]=dbus
+  [unshare]=util-linux
+  [setpriv]=util-linux
+  [nsenter]=util-linux
+  [bash]=bash
+)
+[ -x /lib/systemd/systemd ] || needed[/lib/systemd/systemd]=systemd
+
+missing=()
+for command in "${!needed[@]}"; do
+  if ! command -v "$command" >/dev/null 2>&1 && [ ! -x "$command" ]; then
+    missing+=("${needed[$command]}")
+  fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "calseg: missing Debian packages: ${missing[*]}; run this as root so it can install them" >&2
+    exit 1
+  fi
+  packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+  echo "calseg: installing missing Debian packages: $packages" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $packages >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "calseg: cargo not found: install a stable Rust toolchain (1.88 or newer) with rustup" >&2
+  exit 1
+fi

@@ -1,0 +1,30 @@
+//! calseg-tests: the harness every end-to-end test stands on, and those tests (in `tests/`).
+//!
+//! The harness runs the real parts calseg's promises are about: real etcd servers with
+//! client-certificate auth, and real systemd managers booted in sandboxes that cannot touch the
+//! machine's root filesystem. Every handle cleans up after itself when dropped, also when the
+//! test panics; child processes also die with the test process (parent-death signal).
+//!
+//! # Layout
+//! - [`prereq`]: checks for root and for the Debian packages the tests need, failing loudly.
+//! - [`ports`]: free loopback ports, never handed out twice in one test process.
+//! - [`pki`]: a throwaway CA minting server and client certificates with rcgen.
+//! - [`process`]: a child process that is killed when its handle drops or its parent dies.
+//! - [`etcd`]: `EtcdCluster`, 1 or 3 real etcd members with TLS, client-cert auth and a root user.
+//! - [`sandbox`]: `SandboxHost`, a real systemd as PID 1 on an overlay of `/`.
+//! - `sweep`: removes what test processes killed halfway left behind.
+
+/// Real etcd clusters.
+pub mod etcd;
+/// A throwaway test CA.
+pub mod pki;
+/// Free loopback TCP ports.
+pub mod ports;
+/// Prerequisite checks that fail with what to install.
+pub mod prereq;
+/// Child processes tied to the test's lifetime.
+pub mod process;
+/// Sandboxed hosts running a real systemd.
+pub mod sandbox;
+/// Leftovers of killed test processes.
+mod sweep;
