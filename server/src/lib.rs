@@ -6,7 +6,10 @@
 //!
 //! # Layout
 //! - [`policy`]: the policy file → validated model: components, grants per Calico version, hosts.
+//!
 //! (modules arrive with their issues: policy, rbac, pki, store, http, rollout)
 
 /// The segmentation policy: TOML → validated model, with Calico's grant tables per version.
 pub mod policy;
+/// Policy → etcd users, roles and permissions; diff, plan and apply.
+pub mod rbac;

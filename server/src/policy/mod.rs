@@ -1,0 +1,86 @@
+//! The segmentation policy: a TOML file turned into a validated [`Policy`] that says which
+//! components run on which nodes, what each may touch in etcd, and how identities are named.
+//!
+//! Pure code: [`load`] reads one file, everything else works on text. Parsing is staged
+//! (TOML → raw sections → validated model) and reports every problem it can find in one pass,
+//! each with file, line, column and a hint; non-fatal findings land in [`Policy::warnings`].
+//!
+//! # Layout
+//! - `location`: [`Diagnostic`], [`PolicyErrors`] and byte span → line:column.
+//! - `schema`: the key names of every table, for "unknown key, did you mean" reports.
+//! - `raw`: serde structs for the file, every value `Spanned`.
+//! - `read`: TOML text → raw sections, collecting syntax and type errors per section.
+//! - `validate`: raw sections → [`Policy`]; version, `[etcd]`, `[identity]`.
+//! - `components`: `[components.*]`: grants, files, modes; `pitfalls`: known Calico traps.
+//! - `hosts`: `[[hosts]]` and the checks across rules (duplicates, user collisions).
+//! - `checks`, `duration`: checks on single values.
+//! - `version`: [`CalicoVersion`]; `tables`: Calico's built-in grant tables per release.
+//! - `model`: the validated types and their queries.
+
+mod checks;
+mod components;
+mod duration;
+mod hosts;
+mod location;
+mod model;
+mod pitfalls;
+mod raw;
+mod read;
+mod schema;
+mod tables;
+mod validate;
+mod version;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+pub use location::{Diagnostic, PolicyErrors, Severity};
+pub use model::{
+    Component, EtcdSettings, HostRule, HostSelector, IdentitySettings, KeyRange, Permission,
+    PermissionTemplate, Policy, prefix_end,
+};
+pub use tables::{GrantTable, TableEra, builtin_grants};
+pub use validate::{DEFAULT_LIFETIME, DEFAULT_RENEW_AFTER, DEFAULT_USER_TEMPLATE};
+pub use version::CalicoVersion;
+
+use location::{Diagnostics, Severity as Level};
+
+/// Reads and validates the policy file at `path`; diagnostics name it by `path.display()`.
+pub fn load(path: &Path) -> Result<Policy, PolicyErrors> {
+    let origin = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(source) => parse(&source, &origin),
+        Err(error) => Err(PolicyErrors(vec![Diagnostic {
+            origin,
+            line: 0,
+            column: 0,
+            message: format!("cannot read the policy file: {error}"),
+            hint: Some("check the path and that calseg-server may read it".to_string()),
+            severity: Level::Error,
+        }])),
+    }
+}
+
+/// Validates policy text; `origin` names it in diagnostics (usually the file path).
+pub fn parse(source: &str, origin: &str) -> Result<Policy, PolicyErrors> {
+    let mut diags = Diagnostics::new(origin, source);
+    let policy = read::read(source, &mut diags).and_then(|raw| validate::validate(raw, &mut diags));
+    match policy {
+        Some(mut policy) if diags.errors.is_empty() => {
+            sort(&mut diags.warnings);
+            policy.warnings = diags.warnings;
+            Ok(policy)
+        }
+        _ => {
+            sort(&mut diags.errors);
+            Err(PolicyErrors(diags.errors))
+        }
+    }
+}
+
+/// File order, so the operator reads top to bottom.
+fn sort(diagnostics: &mut [Diagnostic]) {
+    diagnostics.sort_by_key(|d| (d.line, d.column));
+}

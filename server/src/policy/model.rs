@@ -1,0 +1,249 @@
+//! The validated policy: what the RBAC reconciler, the identity service and the manifests read.
+//! Every value here has passed validation, so consumers need not re-check it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use calseg_api::access::Access;
+use serde::Serialize;
+
+use super::location::Diagnostic;
+use super::tables::GrantTable;
+use super::version::CalicoVersion;
+
+/// A validated segmentation policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// The Calico release; `calico_version.table_era()` says which built-in tables apply.
+    pub calico_version: CalicoVersion,
+    pub etcd: EtcdSettings,
+    pub identity: IdentitySettings,
+    /// Components by name (`[a-z0-9][a-z0-9-]*`, so role and user names stay unambiguous).
+    pub components: BTreeMap<String, Component>,
+    pub hosts: Vec<HostRule>,
+    /// Non-fatal findings (known Calico pitfalls, http endpoints, loose prefixes) to show the
+    /// operator on every check and apply.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// How components reach etcd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EtcdSettings {
+    /// `http://` or `https://` URLs, scheme and authority only.
+    pub endpoints: Vec<String>,
+    /// CA that components use to verify etcd's server certificate, when it is not the etcd
+    /// client CA calseg signs with.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// How component identities are named and how long their certificates live.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdentitySettings {
+    /// etcd user name (= certificate CN) with `{component}` and `{node}`; always has `{node}`.
+    pub user_template: String,
+    pub lifetime: Duration,
+    /// Fraction of the lifetime after which an agent renews, in (0, 1).
+    pub renew_after: f64,
+}
+
+/// What one component may touch in etcd and where its files go on a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Component {
+    pub name: String,
+    /// The built-in table the shared grants started from, if any (an explicit array replaces it).
+    pub table: Option<GrantTable>,
+    /// Grants shared by every node: role `calseg.{component}`. Sorted, deduplicated.
+    pub grants: Vec<Permission>,
+    /// Grants containing `{node}`: role `calseg.{component}.{node}`.
+    pub node_grants: Vec<PermissionTemplate>,
+    /// systemd units to restart after new credentials land, in order.
+    pub restart: Vec<String>,
+    pub env_file: Option<PathBuf>,
+    pub cni_conflist: Option<PathBuf>,
+    pub calicoctl_cfg: Option<PathBuf>,
+    /// Holds ca.pem, cert.pem and key.pem; defaults to /etc/calico/certs/{component}.
+    pub cert_dir: PathBuf,
+    pub owner: String,
+    pub group: String,
+    /// Mode of key.pem, created with it (never chmod-ed afterwards).
+    pub key_mode: u32,
+    pub cert_mode: u32,
+}
+
+impl Component {
+    /// The per-node grants with `{node}` filled in, sorted and deduplicated.
+    pub fn node_permissions(&self, node: &str) -> Vec<Permission> {
+        let mut permissions: Vec<Permission> =
+            self.node_grants.iter().map(|t| t.expand(node)).collect();
+        permissions.sort();
+        permissions.dedup();
+        permissions
+    }
+}
+
+/// One etcd v3 RBAC permission.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Permission {
+    pub key: String,
+    pub range: KeyRange,
+    pub access: Access,
+}
+
+impl Permission {
+    /// The etcd `range_end` of this permission: `None` for a single key, the prefix end for a
+    /// prefix (`None` too if every byte is 0xff, which an absolute key never is).
+    pub fn range_end(&self) -> Option<Vec<u8>> {
+        match self.range {
+            KeyRange::Exact => None,
+            KeyRange::Prefix => prefix_end(self.key.as_bytes()),
+        }
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix` (etcd's `GetPrefixRangeEnd`).
+pub fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let last = prefix.iter().rposition(|&b| b < 0xff)?;
+    let mut end = prefix.get(..=last)?.to_vec();
+    if let Some(byte) = end.last_mut() {
+        *byte += 1;
+    }
+    Some(end)
+}
+
+/// Whether a permission covers one key or a key range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyRange {
+    /// etcd range `[key, prefix_end(key))`.
+    Prefix,
+    /// The single key.
+    Exact,
+}
+
+/// A permission whose key contains `{node}`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct PermissionTemplate {
+    pub key_template: String,
+    pub range: KeyRange,
+    pub access: Access,
+}
+
+impl PermissionTemplate {
+    pub fn expand(&self, node: &str) -> Permission {
+        Permission {
+            key: self.key_template.replace("{node}", node),
+            range: self.range,
+            access: self.access,
+        }
+    }
+}
+
+/// One `[[hosts]]` entry: which nodes run which components.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRule {
+    pub selector: HostSelector,
+    /// Declared component names, sorted and deduplicated.
+    pub components: Vec<String>,
+}
+
+/// The nodes a host rule applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostSelector {
+    /// `name = "x"` or `names = [...]`: validated node names.
+    Names(Vec<String>),
+    /// `match = "worker-*"`: nodes whose name matches the glob.
+    Match(glob::Pattern),
+}
+
+impl HostSelector {
+    pub fn matches(&self, node: &str) -> bool {
+        match self {
+            Self::Names(names) => names.iter().any(|name| name == node),
+            Self::Match(pattern) => pattern.matches(node),
+        }
+    }
+}
+
+impl Policy {
+    /// The concrete node names the policy names (globs name no concrete node).
+    pub fn nodes(&self) -> BTreeSet<String> {
+        self.hosts
+            .iter()
+            .filter_map(|rule| match &rule.selector {
+                HostSelector::Names(names) => Some(names.iter().cloned()),
+                HostSelector::Match(_) => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    /// Components a node runs: the union over the host rules that match it, sorted by name.
+    pub fn components_for(&self, node: &str) -> Vec<&Component> {
+        let names: BTreeSet<&str> = self
+            .hosts
+            .iter()
+            .filter(|rule| rule.selector.matches(node))
+            .flat_map(|rule| rule.components.iter().map(String::as_str))
+            .collect();
+        names
+            .into_iter()
+            .filter_map(|name| self.components.get(name))
+            .collect()
+    }
+
+    /// The etcd user (= certificate CN) of `component` on `node`.
+    pub fn etcd_user(&self, component: &str, node: &str) -> String {
+        expand_user(&self.identity.user_template, component, node)
+    }
+
+    /// The role holding a component's shared grants.
+    pub fn shared_role(component: &str) -> String {
+        format!("calseg.{component}")
+    }
+
+    /// The role holding a component's grants for one node.
+    pub fn node_role(component: &str, node: &str) -> String {
+        format!("calseg.{component}.{node}")
+    }
+}
+
+pub(super) fn expand_user(template: &str, component: &str, node: &str) -> String {
+    template
+        .replace("{component}", component)
+        .replace("{node}", node)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_increments_the_last_byte_below_0xff() {
+        assert_eq!(prefix_end(b"/a/"), Some(b"/a0".to_vec()));
+        assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_end(b"\xff"), None);
+        let exact = Permission {
+            key: "/k".into(),
+            range: KeyRange::Exact,
+            access: Access::Read,
+        };
+        assert_eq!(exact.range_end(), None);
+    }
+
+    #[test]
+    fn templates_expand_every_node_placeholder() {
+        let t = PermissionTemplate {
+            key_template: "/calico/felix/v2/no-region/host/{node}/".into(),
+            range: KeyRange::Prefix,
+            access: Access::ReadWrite,
+        };
+        assert_eq!(
+            t.expand("node1").key,
+            "/calico/felix/v2/no-region/host/node1/"
+        );
+        assert_eq!(Policy::shared_role("felix"), "calseg.felix");
+        assert_eq!(Policy::node_role("felix", "n.1"), "calseg.felix.n.1");
+    }
+}

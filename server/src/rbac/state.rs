@@ -1,0 +1,166 @@
+//! Auth states (desired or live) and the desired state a policy implies.
+
+use super::{MARKER_ROLE, OWNED_ROLE_PREFIX};
+use crate::policy::{Permission, Policy};
+use calseg_api::access::Access;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// One etcd permission exactly as etcd stores it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EtcdGrant {
+    pub key: Vec<u8>,
+    /// Empty for a single key; otherwise the exclusive end of the range.
+    pub range_end: Vec<u8>,
+    pub access: Access,
+}
+
+impl EtcdGrant {
+    /// The range this grant covers, without the access: etcd keys permissions by it.
+    pub fn range(&self) -> (&[u8], &[u8]) {
+        (&self.key, &self.range_end)
+    }
+
+    /// True when the range is `[key, prefix_end(key))`.
+    pub fn is_prefix(&self) -> bool {
+        !self.range_end.is_empty()
+            && crate::policy::prefix_end(&self.key).as_deref() == Some(&self.range_end[..])
+    }
+}
+
+impl From<&Permission> for EtcdGrant {
+    fn from(permission: &Permission) -> Self {
+        Self {
+            key: permission.key.as_bytes().to_vec(),
+            range_end: permission.range_end().unwrap_or_default(),
+            access: permission.access,
+        }
+    }
+}
+
+impl fmt::Display for EtcdGrant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let key = String::from_utf8_lossy(&self.key);
+        if self.range_end.is_empty() {
+            write!(f, "{} key {key}", self.access)
+        } else if self.is_prefix() {
+            write!(f, "{} prefix {key}", self.access)
+        } else {
+            let end = String::from_utf8_lossy(&self.range_end);
+            write!(f, "{} range [{key}, {end})", self.access)
+        }
+    }
+}
+
+impl Serialize for EtcdGrant {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("EtcdGrant", 4)?;
+        s.serialize_field("key", &String::from_utf8_lossy(&self.key))?;
+        s.serialize_field("range_end", &String::from_utf8_lossy(&self.range_end))?;
+        s.serialize_field("prefix", &self.is_prefix())?;
+        s.serialize_field("access", &self.access)?;
+        s.end()
+    }
+}
+
+/// Users and roles, with their permissions and bindings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthState {
+    /// Role name → permissions.
+    pub roles: BTreeMap<String, BTreeSet<EtcdGrant>>,
+    /// User name → roles it holds.
+    pub users: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// What etcd must hold for `policy` on `nodes`: for each node and each of its components a user
+/// `{component}.{node}` (per the template) holding the marker role, the component's shared role
+/// (when it grants anything) and its per-node role (when it has per-node grants).
+pub fn desired_state(policy: &Policy, nodes: &BTreeSet<String>) -> AuthState {
+    let mut state = AuthState::default();
+    state.roles.insert(MARKER_ROLE.to_owned(), BTreeSet::new());
+    for node in nodes {
+        for component in policy.components_for(node) {
+            let mut roles = BTreeSet::from([MARKER_ROLE.to_owned()]);
+            if !component.grants.is_empty() {
+                let shared = Policy::shared_role(&component.name);
+                debug_assert!(shared.starts_with(OWNED_ROLE_PREFIX));
+                state
+                    .roles
+                    .entry(shared.clone())
+                    .or_insert_with(|| component.grants.iter().map(EtcdGrant::from).collect());
+                roles.insert(shared);
+            }
+            let per_node = component.node_permissions(node);
+            if !per_node.is_empty() {
+                let role = Policy::node_role(&component.name, node);
+                state
+                    .roles
+                    .insert(role.clone(), per_node.iter().map(EtcdGrant::from).collect());
+                roles.insert(role);
+            }
+            state
+                .users
+                .insert(policy.etcd_user(&component.name, node), roles);
+        }
+    }
+    state
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: &str = r#"
+calico_version = "3.29"
+[etcd]
+endpoints = ["https://127.0.0.1:2379"]
+[components.calico-node]
+grants = "calico-node"
+extra_grants = [ { prefix = "/calico/resources/v3/projectcalico.org/tiers/", access = "readwrite" } ]
+node_grants = [ { prefix = "/calico/felix/v1/host/{node}/", access = "readwrite" } ]
+[components.calicoctl-ro]
+grants = "calicoctl-read-only"
+[[hosts]]
+names = ["node1", "node2"]
+components = ["calico-node"]
+[[hosts]]
+name = "node1"
+components = ["calicoctl-ro"]
+"#;
+
+    #[test]
+    fn each_node_component_pair_gets_a_user_with_marker_shared_and_node_roles() {
+        let policy = crate::policy::parse(POLICY, "policy.toml").unwrap();
+        let state = desired_state(&policy, &policy.nodes());
+        assert_eq!(
+            state.users.keys().collect::<Vec<_>>(),
+            [
+                "calico-node.node1",
+                "calico-node.node2",
+                "calicoctl-ro.node1"
+            ]
+        );
+        assert_eq!(
+            state.users["calico-node.node2"],
+            BTreeSet::from([
+                MARKER_ROLE.to_owned(),
+                "calseg.calico-node".to_owned(),
+                "calseg.calico-node.node2".to_owned()
+            ])
+        );
+        let node2 = &state.roles["calseg.calico-node.node2"];
+        assert_eq!(node2.len(), 1);
+        let grant = node2.iter().next().unwrap();
+        assert_eq!(grant.key, b"/calico/felix/v1/host/node2/");
+        assert_eq!(grant.range_end, b"/calico/felix/v1/host/node20");
+        assert!(grant.is_prefix());
+        assert!(
+            state.roles["calseg.calicoctl-ro"]
+                .iter()
+                .all(|g| g.access == Access::Read)
+        );
+        assert!(state.roles[MARKER_ROLE].is_empty());
+    }
+}
