@@ -10,4 +10,6 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 bash scripts/prereqs.sh
 
+# The end-to-end tests run the real binaries: build them first.
+cargo build --workspace --bins --locked
 cargo test --workspace --locked "$@"

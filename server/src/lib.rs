@@ -6,9 +6,14 @@
 //!
 //! # Layout
 //! - [`policy`]: the policy file → validated model: components, grants per Calico version, hosts.
-//!
-//! (modules arrive with their issues: policy, rbac, pki, store, http, rollout)
+//! - [`rbac`]: the etcd RBAC reconciler: desired vs live users and roles, plan, apply.
+//! - [`config`]: the server's own configuration file (server.toml).
+//! - [`cli`]: the `calseg-server` commands and their output.
 
+/// The command line of `calseg-server`.
+pub mod cli;
+/// server.toml.
+pub mod config;
 /// The segmentation policy: TOML → validated model, with Calico's grant tables per version.
 pub mod policy;
 /// Policy → etcd users, roles and permissions; diff, plan and apply.

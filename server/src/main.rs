@@ -1,13 +1,6 @@
-//! `calseg-server`: the control plane's command line. Thin: it parses arguments and calls the
-//! library.
+//! `calseg-server`: the control plane's command line. Thin: `calseg_server::cli` parses the
+//! arguments and runs the command.
 
-use clap::Parser;
-
-/// calseg's control plane: segmentation policy, etcd RBAC and component certificates.
-#[derive(Parser)]
-#[command(version, about)]
-struct Cli {}
-
-fn main() {
-    let _cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    calseg_server::cli::main()
 }

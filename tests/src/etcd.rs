@@ -24,6 +24,8 @@ pub struct EtcdOptions {
     /// More CA certificates (PEM) etcd trusts for client certificates, besides the test CA:
     /// for example a CA that calseg generated itself.
     pub extra_trusted_ca_pem: Vec<String>,
+    /// Leave auth disabled (root user created, `auth enable` not run): for pre-flight tests.
+    pub auth_disabled: bool,
 }
 
 struct Member {
@@ -110,7 +112,7 @@ impl EtcdCluster {
         for index in 0..options.members {
             cluster.wait_member_ready(index).await?;
         }
-        cluster.enable_auth().await?;
+        cluster.create_root(!options.auth_disabled).await?;
         Ok(cluster)
     }
 
@@ -176,7 +178,7 @@ impl EtcdCluster {
         )
     }
 
-    async fn enable_auth(&self) -> Result<()> {
+    async fn create_root(&self, enable_auth: bool) -> Result<()> {
         let mut client = self.root_client().await?;
         client
             .user_add("root", "", Some(UserAddOptions::new().with_no_pwd()))
@@ -186,7 +188,9 @@ impl EtcdCluster {
             .user_grant_role("root", "root")
             .await
             .context("etcd user grant-role root root")?;
-        client.auth_enable().await.context("etcd auth enable")?;
+        if enable_auth {
+            client.auth_enable().await.context("etcd auth enable")?;
+        }
         Ok(())
     }
 
@@ -279,6 +283,41 @@ impl EtcdCluster {
         }
         self.spawn_member(index)?;
         self.wait_member_ready(index).await
+    }
+
+    /// The whole auth store as text (users with their roles, roles with their permissions),
+    /// to compare before and after an operation that must change nothing.
+    pub async fn auth_snapshot(&self) -> Result<String> {
+        let mut client = self.root_client().await?;
+        let mut out = String::new();
+        let mut users = client.user_list().await?.users().to_vec();
+        users.sort();
+        for user in users {
+            let mut roles = client.user_get(user.as_str()).await?.roles().to_vec();
+            roles.sort();
+            out.push_str(&format!("user {user}: {}\n", roles.join(",")));
+        }
+        let mut roles = client.role_list().await?.roles().to_vec();
+        roles.sort();
+        for role in roles {
+            let mut perms: Vec<String> = client
+                .role_get(role.as_str())
+                .await?
+                .permissions()
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}:{}..{}",
+                        p.get_type(),
+                        String::from_utf8_lossy(p.key()),
+                        String::from_utf8_lossy(p.range_end())
+                    )
+                })
+                .collect();
+            perms.sort();
+            out.push_str(&format!("role {role}: {}\n", perms.join(" ")));
+        }
+        Ok(out)
     }
 
     /// The process id of member `index`, when it runs.

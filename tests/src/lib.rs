@@ -6,6 +6,7 @@
 //! test panics; child processes also die with the test process (parent-death signal).
 //!
 //! # Layout
+//! - [`bins`]: paths of the real `calseg-server` and `calseg-agent` executables.
 //! - [`prereq`]: checks for root and for the Debian packages the tests need, failing loudly.
 //! - [`ports`]: free loopback ports, never handed out twice in one test process.
 //! - [`pki`]: a throwaway CA minting server and client certificates with rcgen.
@@ -14,6 +15,8 @@
 //! - [`sandbox`]: `SandboxHost`, a real systemd as PID 1 on an overlay of `/`.
 //! - `sweep`: removes what test processes killed halfway left behind.
 
+/// The workspace's binaries.
+pub mod bins;
 /// Real etcd clusters.
 pub mod etcd;
 /// A throwaway test CA.

@@ -1,5 +1,10 @@
 //! calseg's end-to-end tests, compiled as one test binary. Each module drives real parts
 //! through the harness in `calseg_tests`: real etcd, real systemd in sandboxes.
 
+// Test code: a failed step should panic with its message.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+mod bad_policy;
 mod harness_etcd;
 mod harness_sandbox;
+mod rbac;

@@ -1,0 +1,168 @@
+//! `check`, `plan` and `apply`: the policy and etcd RBAC commands.
+
+use super::ReconcileArgs;
+use crate::config::ServerConfig;
+use crate::policy::{self, Policy};
+use crate::rbac::{self, EtcdAccess, Plan};
+use anyhow::{Context, Result, anyhow};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const DEFAULT_POLICY: &str = "/etc/calseg/policy.toml";
+/// Exit status of `plan` when etcd differs from the policy.
+const EXIT_CHANGES: u8 = 2;
+/// Show a progress line for plans at least this large.
+const PROGRESS_THRESHOLD: usize = 50;
+
+/// `check`: validate the policy and print its warnings.
+pub fn check(config: Option<&Path>, policy: Option<&Path>) -> Result<ExitCode> {
+    let config = ServerConfig::load(config)?;
+    let path = policy_path(&config, policy);
+    let policy = load_policy(&path)?;
+    println!(
+        "{}: valid: {} components, {} named nodes, Calico {} tables",
+        path.display(),
+        policy.components.len(),
+        policy.nodes().len(),
+        policy.calico_version
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `plan`: print the diff; exit 0 when there is none, 2 when there are changes or conflicts.
+pub async fn plan(config: Option<&Path>, args: &ReconcileArgs) -> Result<ExitCode> {
+    let (plan, _, _) = compute_plan(config, args).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+    } else {
+        print!("{}", plan.render_text());
+    }
+    Ok(if plan.is_empty() && plan.conflicts.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_CHANGES)
+    })
+}
+
+/// `apply`: make etcd match the policy and say what was done.
+pub async fn apply(config: Option<&Path>, args: &ReconcileArgs) -> Result<ExitCode> {
+    let (plan, client, parallelism) = compute_plan(config, args).await?;
+    if plan.is_empty() && plan.conflicts.is_empty() {
+        println!("No changes: etcd's users and roles match the policy.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !args.json {
+        print!("{}", plan.render_text());
+    }
+    let show_progress = std::io::stderr().is_terminal() && plan.changes.len() >= PROGRESS_THRESHOLD;
+    let progress = move |done: usize, total: usize| {
+        if show_progress && (done.is_multiple_of(25) || done == total) {
+            let mut err = std::io::stderr();
+            let _ = write!(err, "\rapplying: {done}/{total} changes");
+            if done == total {
+                let _ = writeln!(err);
+            }
+        }
+    };
+    let started = std::time::Instant::now();
+    let report = rbac::apply(&client, &plan, parallelism, &progress).await?;
+    tracing::info!(changes = report.applied, "etcd RBAC applied");
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "applied": report.applied, "plan": plan })
+        );
+    } else {
+        println!(
+            "Applied {} changes in {:.1}s.",
+            report.applied,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Loads config and policy, connects, runs the pre-flight checks, reads etcd and diffs.
+async fn compute_plan(
+    config: Option<&Path>,
+    args: &ReconcileArgs,
+) -> Result<(Plan, etcd_client::Client, usize)> {
+    let config = ServerConfig::load(config)?;
+    let policy_file = policy_path(&config, args.policy.as_deref());
+    let policy = load_policy(&policy_file)?;
+    let access = etcd_access(&config, args, &policy)?;
+    let parallelism = args
+        .parallelism
+        .or(config.etcd.parallelism)
+        .unwrap_or(rbac::DEFAULT_PARALLELISM);
+    let client = rbac::connect(&access).await?;
+    let endpoints = access.endpoints.join(",");
+    let allow = args.allow_auth_disabled || config.etcd.allow_auth_disabled;
+    if rbac::preflight(&client, &endpoints, allow).await? == rbac::AuthMode::DisabledAllowed {
+        tracing::warn!(%endpoints, "etcd auth is disabled: the roles calseg writes restrict nothing until it is enabled");
+    }
+    let live = rbac::read_live(&client, parallelism)
+        .await
+        .with_context(|| format!("read etcd's users and roles at {endpoints}"))?;
+    let desired = rbac::desired_state(&policy, &policy.nodes());
+    Ok((rbac::diff(&desired, &live, args.adopt), client, parallelism))
+}
+
+fn policy_path(config: &ServerConfig, flag: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| config.policy.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_POLICY))
+}
+
+/// Loads and validates the policy, printing its warnings to stderr.
+fn load_policy(path: &Path) -> Result<Policy> {
+    let policy = policy::load(path).map_err(|errors| {
+        anyhow!(
+            "{errors}\nthe policy has {} error(s); nothing was changed",
+            errors.0.len()
+        )
+    })?;
+    for warning in &policy.warnings {
+        eprintln!("{warning}");
+    }
+    Ok(policy)
+}
+
+fn etcd_access(config: &ServerConfig, args: &ReconcileArgs, policy: &Policy) -> Result<EtcdAccess> {
+    let endpoints = if !args.etcd_endpoints.is_empty() {
+        args.etcd_endpoints.clone()
+    } else {
+        config
+            .etcd
+            .endpoints
+            .clone()
+            .unwrap_or_else(|| policy.etcd.endpoints.clone())
+    };
+    let pick = |flag: &Option<PathBuf>, file: &Option<PathBuf>, name: &str, key: &str| {
+        flag.clone().or_else(|| file.clone()).ok_or_else(|| {
+            anyhow!("no etcd {name} for calseg: pass --{key} or set `{key}_file` under [etcd] in server.toml",)
+        })
+    };
+    Ok(EtcdAccess {
+        endpoints,
+        ca_file: pick(
+            &args.etcd_ca,
+            &config.etcd.ca_file,
+            "CA certificate",
+            "etcd-ca",
+        )?,
+        cert_file: pick(
+            &args.etcd_cert,
+            &config.etcd.cert_file,
+            "client certificate",
+            "etcd-cert",
+        )?,
+        key_file: pick(
+            &args.etcd_key,
+            &config.etcd.key_file,
+            "client key",
+            "etcd-key",
+        )?,
+    })
+}

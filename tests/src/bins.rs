@@ -1,0 +1,22 @@
+//! The workspace's binaries, as the end-to-end tests run them: the real `calseg-server` and
+//! `calseg-agent` executables that users run, built by `cargo build --bins` (the README's test
+//! command builds them before the tests).
+
+use std::path::PathBuf;
+
+/// The path of workspace binary `name` next to the running test executable.
+pub fn path(name: &str) -> PathBuf {
+    // Test executables live in target/<profile>/deps/; binaries in target/<profile>/.
+    let found = std::env::current_exe().ok().and_then(|exe| {
+        let profile_dir = exe.parent()?.parent()?.to_path_buf();
+        let candidate = profile_dir.join(name);
+        candidate.is_file().then_some(candidate)
+    });
+    match found {
+        Some(path) => path,
+        None => panic!(
+            "prerequisite missing: the `{name}` binary was not built. Run `cargo build --bins` \
+             first (the README's test command, ./scripts/test.sh, does)."
+        ),
+    }
+}

@@ -1,0 +1,238 @@
+//! Issue 3: malformed policies are refused with a precise error (file:line:column and what to
+//! do), and etcd's auth state is byte-for-byte what it was before.
+
+use calseg_tests::bins;
+use calseg_tests::etcd::EtcdCluster;
+
+const GOOD: &str = r#"calico_version = "3.29"
+[etcd]
+endpoints = ["ENDPOINT"]
+[components.calico-node]
+grants = "calico-node"
+extra_grants = [ { prefix = "/calico/resources/v3/projectcalico.org/tiers/", access = "readwrite" } ]
+node_grants = [ { prefix = "/calico/felix/v1/host/{node}/", access = "readwrite" } ]
+[[hosts]]
+names = ["node1", "node2"]
+components = ["calico-node"]
+"#;
+
+/// (case, text to replace in GOOD, replacement, expected "line:column", expected message part)
+const CASES: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "unknown top-level key",
+        "[etcd]",
+        "colour = \"blue\"\n[etcd]",
+        "2:1",
+        "unknown key `colour`",
+    ),
+    (
+        "misspelt key",
+        "endpoints =",
+        "endpoint =",
+        "3:1",
+        "unknown key `endpoint`",
+    ),
+    (
+        "unknown built-in table",
+        "grants = \"calico-node\"",
+        "grants = \"calico-nod\"",
+        "5:10",
+        "unknown built-in grant table \"calico-nod\"",
+    ),
+    (
+        "unknown component on a host",
+        "components = [\"calico-node\"]",
+        "components = [\"calico-nodes\"]",
+        "10:15",
+        "calico-nodes",
+    ),
+    (
+        "unknown template variable",
+        "host/{node}/",
+        "host/{host}/",
+        "7:28",
+        "{host}",
+    ),
+    (
+        "{node} in a shared grant",
+        "tiers/\"",
+        "tiers/{node}/\"",
+        "6:29",
+        "{node}",
+    ),
+    (
+        "bad access word",
+        "access = \"readwrite\" } ]\nnode_grants",
+        "access = \"rw\" } ]\nnode_grants",
+        "6:87",
+        "\"rw\"",
+    ),
+    (
+        "relative prefix",
+        "{ prefix = \"/calico/felix",
+        "{ prefix = \"calico/felix",
+        "7:28",
+        "absolute",
+    ),
+    (
+        "empty prefix",
+        "{ prefix = \"/calico/resources/v3/projectcalico.org/tiers/\"",
+        "{ prefix = \"\"",
+        "6:29",
+        "empty",
+    ),
+    (
+        "both prefix and key",
+        "{ prefix = \"/calico/felix/v1/host/{node}/\",",
+        "{ prefix = \"/calico/felix/v1/host/{node}/\", key = \"/k\",",
+        "7:17",
+        "both prefix and key",
+    ),
+    (
+        "invalid node name",
+        "\"node2\"",
+        "\"Node_2\"",
+        "9:19",
+        "Node_2",
+    ),
+    (
+        "node listed twice",
+        "\"node2\"",
+        "\"node1\"",
+        "9:19",
+        "node1",
+    ),
+    (
+        "Calico 2.x (etcdv2)",
+        "\"3.29\"",
+        "\"2.6\"",
+        "1:18",
+        "etcdv2",
+    ),
+    (
+        "unparseable version",
+        "\"3.29\"",
+        "\"three\"",
+        "1:18",
+        "three",
+    ),
+    (
+        "endpoint not a URL",
+        "ENDPOINT\"]",
+        "ENDPOINT\", \"etcd-1:2379\"]",
+        "3:",
+        "etcd-1:2379",
+    ),
+    (
+        "user template without {node}",
+        "[[hosts]]",
+        "[identity]\nuser = \"calico\"\n[[hosts]]",
+        "9:8",
+        "{node}",
+    ),
+    (
+        "user colliding with root",
+        "[[hosts]]\nnames = [\"node1\", \"node2\"]",
+        "[identity]\nuser = \"{node}\"\n[[hosts]]\nnames = [\"node1\", \"root\"]",
+        "11:19",
+        "would be \"root\"",
+    ),
+    (
+        "lifetime too short",
+        "[[hosts]]",
+        "[identity]\nlifetime = \"10m\"\n[[hosts]]",
+        "9:12",
+        "shorter than one hour",
+    ),
+    (
+        "host rule with two selectors",
+        "names = [\"node1\", \"node2\"]",
+        "names = [\"node1\", \"node2\"]\nmatch = \"worker-*\"",
+        "",
+        "exactly one",
+    ),
+    (
+        "invalid glob",
+        "names = [\"node1\", \"node2\"]",
+        "match = \"worker-[\"",
+        "9:9",
+        "worker-[",
+    ),
+    (
+        "TOML syntax",
+        "[\"ENDPOINT\"]",
+        "[\"ENDPOINT\"",
+        "4:1",
+        "TOML syntax: missing comma between array elements",
+    ),
+];
+
+#[tokio::test]
+async fn each_malformed_policy_is_refused_precisely_and_changes_nothing() {
+    let etcd = EtcdCluster::start().await.expect("start etcd");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("server.toml");
+    std::fs::write(&config, "").expect("write config");
+    let good = GOOD.replace("ENDPOINT", &etcd.endpoint(0));
+    let files = etcd.root_files();
+    let run = |policy: &std::path::Path| {
+        std::process::Command::new(bins::path("calseg-server"))
+            .args(["apply", "--policy"])
+            .arg(policy)
+            .arg("--etcd-ca")
+            .arg(&files.ca)
+            .arg("--etcd-cert")
+            .arg(&files.cert)
+            .arg("--etcd-key")
+            .arg(&files.key)
+            .env("CALSEG_SERVER_CONFIG", &config)
+            .output()
+            .expect("run calseg-server")
+    };
+    // The good policy applies, so "unchanged" below means the applied state survives.
+    let good_path = dir.path().join("good.toml");
+    std::fs::write(&good_path, &good).expect("write");
+    let applied = run(&good_path);
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let before = etcd.auth_snapshot().await.expect("snapshot");
+
+    let mut failures = Vec::new();
+    for (case, find, replace, place, fragment) in CASES {
+        assert!(
+            good.contains(&find.replace("ENDPOINT", &etcd.endpoint(0))),
+            "case {case}: pattern not in the good policy"
+        );
+        let bad = good.replacen(
+            &find.replace("ENDPOINT", &etcd.endpoint(0)),
+            &replace.replace("ENDPOINT", &etcd.endpoint(0)),
+            1,
+        );
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, &bad).expect("write");
+        let output = run(&path);
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let located = format!("bad.toml:{place}");
+        let ok = output.status.code() == Some(1)
+            && stderr.contains(&located)
+            && stderr.contains(fragment)
+            && stderr.contains("hint:")
+            && stderr.contains("nothing was changed");
+        if !ok {
+            failures.push(format!(
+                "case {case}: want exit 1, `{located}` and `{fragment}`; got {:?}:\n{stderr}",
+                output.status.code()
+            ));
+        }
+    }
+    assert!(CASES.len() >= 15);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!(
+        etcd.auth_snapshot().await.expect("snapshot"),
+        before,
+        "a refused policy changed etcd"
+    );
+}
