@@ -9,12 +9,18 @@
 //! - [`rbac`]: the etcd RBAC reconciler: desired vs live users and roles, plan, apply.
 //! - [`config`]: the server's own configuration file (server.toml).
 //! - [`cli`]: the `calseg-server` commands and their output.
+//! - [`store`]: server state (nodes, tokens, issued certificates, audit log); redb file store.
+//! - [`pki`]: the fleet and etcd client CAs, CSR checks and signing, key files.
 
 /// The command line of `calseg-server`.
 pub mod cli;
 /// server.toml.
 pub mod config;
+/// The two CAs, CSR intake checks, signing, chain verification and key files.
+pub mod pki;
 /// The segmentation policy: TOML → validated model, with Calico's grant tables per version.
 pub mod policy;
 /// Policy → etcd users, roles and permissions; diff, plan and apply.
 pub mod rbac;
+/// Server state: nodes, enrollment tokens, issued certificates, audit log.
+pub mod store;

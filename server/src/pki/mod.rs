@@ -1,0 +1,36 @@
+//! The identity service's cryptography: calseg's two CAs, CSR intake checks and signing, chain
+//! verification, and writing keys to disk. Pure computation and local files: no network, no
+//! database, and no hidden clock (every function that cares about time takes `now`).
+//!
+//! Two CAs, never one: the fleet CA signs agent certificates and the server's TLS certificate;
+//! the etcd client CA signs component identities whose Common Name is the etcd user. A
+//! [`CertificateAuthority`] knows its [`CaKind`] and refuses to sign for the other one.
+//!
+//! # Layout
+//! - `authority`: [`CertificateAuthority`] and [`CaKind`]; generating a CA; fingerprint.
+//! - `import`: [`CertificateAuthority::from_pem`], with the checks for an operator's CA.
+//! - [`csr`]: intake checks on a CSR ([`CsrRules`]) and [`new_csr`] to make one.
+//! - `sign`: client certificates from CSRs ([`IssuedCert`]) and the server's TLS certificate.
+//! - `verify`: [`verify_client_chain`], a second look at a presented client certificate.
+//! - `files`: secret and public files written atomically with their final mode; [`CaFiles`].
+//! - `errors`: [`PkiError`] and [`CsrError`], each with a stable `kind()`.
+//! - `pem`: reading and writing PEM blocks.
+
+mod authority;
+pub mod csr;
+mod errors;
+mod files;
+mod import;
+mod pem;
+mod sign;
+mod verify;
+
+#[cfg(test)]
+mod tests;
+
+pub use authority::{CA_ORGANIZATION, CaKind, CertificateAuthority};
+pub use csr::{CsrRules, KeyAlgorithm, KeyAndCsr, new_csr};
+pub use errors::{CsrError, PkiError};
+pub use files::{CaFiles, Existing, write_public_file, write_secret_file};
+pub use sign::{IssuedCert, KeyedCert};
+pub use verify::{ClientIdentity, VerifyError, verify_client_chain};

@@ -1,0 +1,190 @@
+//! [`StoreError`]: every way a store operation can fail, with a stable [`StoreError::kind`] for
+//! metrics, logs and the HTTP error mapping. Messages say what was wrong and what to do.
+//!
+//! No variant ever carries a token secret or its hash: only the public token id.
+
+use std::path::PathBuf;
+
+use time::OffsetDateTime;
+
+use super::records::NodeState;
+
+/// An error from a [`Store`](super::Store) operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The presented string is not of the form `<id>.<secret>` (8 + 64 hex digits).
+    #[error(
+        "malformed enrollment token: expected `<8 hex id>.<64 hex secret>`; copy the whole token \
+         printed by `calseg-server token create`"
+    )]
+    MalformedToken,
+    /// No token with this id exists (never created, deleted, or another server's).
+    #[error(
+        "unknown enrollment token {id}: it was deleted or never existed; create one with \
+         `calseg-server token create`"
+    )]
+    UnknownToken { id: String },
+    /// The id exists but the secret does not match.
+    #[error("enrollment token {id}: wrong secret; copy the whole token printed at creation")]
+    BadSecret { id: String },
+    /// The token's lifetime is over.
+    #[error(
+        "enrollment token {id} expired at {expired_at}; create a new one with \
+         `calseg-server token create`"
+    )]
+    Expired {
+        id: String,
+        expired_at: OffsetDateTime,
+    },
+    /// The token has been used as many times as it allows (once for a node-scoped token).
+    #[error(
+        "enrollment token {id} is used up ({uses} of {uses_max} uses); create a new one with \
+         `calseg-server token create`"
+    )]
+    Exhausted {
+        id: String,
+        uses: usize,
+        uses_max: u32,
+    },
+    /// The token's scope does not cover this node name.
+    #[error(
+        "node {node:?} may not enroll with this token (it is scoped to {scope}); create a token \
+         for it with `calseg-server token create --node {node}`"
+    )]
+    NodeNotAllowed { node: String, scope: String },
+    /// A match-scope token was already used by this node; each node may use it once.
+    #[error(
+        "node {node:?} already enrolled with token {id}, which each node may use once; to \
+         re-enroll it, create a token for it with `calseg-server token create --node {node}`"
+    )]
+    AlreadyUsedByNode { id: String, node: String },
+    /// A match-scope token may only enroll nodes the server does not know as enrolled, denied or
+    /// revoked: a fleet-wide token must not take over an existing node's identity.
+    #[error(
+        "node {node:?} is already known ({state}); a --match token cannot take it over; use \
+         `calseg-server token create --node {node}` to re-enroll it deliberately"
+    )]
+    NodeKnown { node: String, state: NodeState },
+    /// The token scope given at creation is unusable (bad glob, zero uses, empty name).
+    #[error("invalid token scope: {reason}")]
+    InvalidScope { reason: String },
+    /// The token lifetime is not positive or overflows the calendar.
+    #[error("invalid token lifetime: {reason}")]
+    InvalidTtl { reason: String },
+    /// No node with this name is known.
+    #[error("unknown node {node:?}; list nodes with `calseg-server nodes list`")]
+    UnknownNode { node: String },
+    /// The approval flow refuses a node in this state (denied, revoked, or already enrolled).
+    #[error("node {node:?} is {state}: {hint}")]
+    NodeRefused {
+        node: String,
+        state: NodeState,
+        hint: &'static str,
+    },
+    /// A state change that the node state machine does not allow.
+    #[error("node {node:?} cannot go from {from} to {to}: {hint}")]
+    InvalidTransition {
+        node: String,
+        from: NodeState,
+        to: NodeState,
+        hint: &'static str,
+    },
+    /// A certificate serial that is already recorded: serials must never repeat.
+    #[error(
+        "certificate serial {serial} is already recorded (for node {node:?}); serials must be \
+         unique: this is a bug in serial generation, report it"
+    )]
+    DuplicateSerial { serial: String, node: String },
+    /// A serial that is not a non-empty string of hex digits.
+    #[error("certificate serial {serial:?} is not hexadecimal")]
+    InvalidSerial { serial: String },
+    /// Another process (or another store in this process) holds the state file.
+    #[error(
+        "state file {} is already open by another calseg-server; stop the other server, or give \
+         this one its own state file", path.display()
+    )]
+    AlreadyOpen { path: PathBuf },
+    /// The state file could not be created or opened.
+    #[error("cannot open state file {}: {source}; check that its directory exists and is \
+             writable by the calseg user", path.display())]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The state file was written by a newer calseg with a schema this one does not know.
+    #[error(
+        "state file schema version {found} is newer than this calseg-server supports \
+         ({supported}); upgrade calseg-server"
+    )]
+    SchemaTooNew { found: u64, supported: u64 },
+    /// A stored record does not decode: the file was edited or corrupted.
+    #[error(
+        "corrupt record {key:?} in table {table}: {source}; restore the state file from backup"
+    )]
+    Corrupt {
+        table: &'static str,
+        key: String,
+        source: serde_json::Error,
+    },
+    /// The operating system's random number generator failed.
+    #[error("the system random number generator failed; check that /dev/urandom is readable")]
+    Random,
+    /// A record could not be encoded as JSON (a bug: records are plain data).
+    #[error("cannot encode record {key:?} for table {table}: {source}; this is a bug, report it")]
+    Encode {
+        table: &'static str,
+        key: String,
+        source: serde_json::Error,
+    },
+    /// The storage engine failed (I/O error, full disk, corruption).
+    #[error("state store: {0}; check disk space and the state file's health")]
+    Backend(#[from] redb::Error),
+}
+
+impl StoreError {
+    /// A short stable label: use it in metrics, log fields and the HTTP error mapping.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::MalformedToken => "malformed_token",
+            Self::UnknownToken { .. } => "unknown_token",
+            Self::BadSecret { .. } => "bad_secret",
+            Self::Expired { .. } => "token_expired",
+            Self::Exhausted { .. } => "token_exhausted",
+            Self::NodeNotAllowed { .. } => "node_not_allowed",
+            Self::AlreadyUsedByNode { .. } => "token_already_used_by_node",
+            Self::NodeKnown { .. } => "node_known",
+            Self::InvalidScope { .. } => "invalid_scope",
+            Self::InvalidTtl { .. } => "invalid_ttl",
+            Self::UnknownNode { .. } => "unknown_node",
+            Self::NodeRefused { .. } => "node_refused",
+            Self::InvalidTransition { .. } => "invalid_transition",
+            Self::DuplicateSerial { .. } => "duplicate_serial",
+            Self::InvalidSerial { .. } => "invalid_serial",
+            Self::AlreadyOpen { .. } => "already_open",
+            Self::Open { .. } => "open_failed",
+            Self::SchemaTooNew { .. } => "schema_too_new",
+            Self::Corrupt { .. } => "corrupt_record",
+            Self::Encode { .. } => "encode",
+            Self::Random => "random",
+            Self::Backend(_) => "backend",
+        }
+    }
+}
+
+/// redb's per-operation errors all convert into its umbrella [`redb::Error`].
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                Self::Backend(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);

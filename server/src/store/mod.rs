@@ -1,0 +1,153 @@
+//! The server's state: nodes, enrollment tokens, issued certificates and the audit log.
+//!
+//! [`Store`] is deliberately narrow: each method is one atomic operation that keeps the store's
+//! invariants (a token is never redeemed more often than its scope allows, serials never repeat,
+//! the audit log only grows, node states change only along checked transitions), rather than raw
+//! get/put. That lets an etcd-backed store (HA) implement the same contract with transactions.
+//!
+//! The store is **synchronous** and may block on disk I/O and on other writers. From async code
+//! call it through [`tokio::task::spawn_blocking`] with an `Arc<dyn Store>`, never directly on a
+//! runtime thread:
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use calseg_server::store::{RedbStore, Store};
+//! # async fn example() -> anyhow::Result<()> {
+//! let store: Arc<dyn Store> = Arc::new(RedbStore::open("/var/lib/calseg/state.redb".as_ref())?);
+//! let s = Arc::clone(&store);
+//! let nodes = tokio::task::spawn_blocking(move || s.nodes()).await??;
+//! # Ok(()) }
+//! ```
+//!
+//! Time is always a parameter (`now`), never read from a clock here, and is kept to whole
+//! seconds.
+//!
+//! # Layout
+//! - `errors`: [`StoreError`] and its stable [`StoreError::kind`] labels.
+//! - `records`: the stored records: [`NodeRecord`], [`IssuedRecord`], [`AuditEntry`].
+//! - `tokens`: the token format, hashing and the pure redemption checks.
+//! - `transitions`: the node state machine, as pure functions.
+//! - `redb_store`: [`RedbStore`], the embedded single-file implementation (the default).
+//!
+//! [`Store`]: crate::store::Store
+//! [`StoreError`]: crate::store::StoreError
+//! [`StoreError::kind`]: crate::store::StoreError::kind
+//! [`NodeRecord`]: crate::store::NodeRecord
+//! [`IssuedRecord`]: crate::store::IssuedRecord
+//! [`AuditEntry`]: crate::store::AuditEntry
+//! [`RedbStore`]: crate::store::RedbStore
+
+mod errors;
+mod records;
+mod redb_store;
+mod tokens;
+mod transitions;
+
+#[cfg(test)]
+mod tests;
+
+pub use errors::StoreError;
+pub use records::{
+    AuditAction, AuditEntry, AuditOutcome, FleetCert, IssuedRecord, NewAuditEntry, NodeRecord,
+    NodeState,
+};
+pub use redb_store::RedbStore;
+pub use tokens::{NewToken, TokenInfo, TokenScope, TokenUse};
+
+use time::{Duration, OffsetDateTime};
+
+/// The server's state store. Object-safe: the server holds an `Arc<dyn Store>`.
+///
+/// Every method is atomic (one transaction) and blocking: see the module docs.
+pub trait Store: Send + Sync {
+    /// Creates a token valid for `ttl` from `now`. The returned [`NewToken::token`] is the only
+    /// copy of the secret; the store keeps a SHA-256 hash of it.
+    fn create_token(
+        &self,
+        scope: TokenScope,
+        ttl: Duration,
+        now: OffsetDateTime,
+        created_by: &str,
+    ) -> Result<NewToken, StoreError>;
+
+    /// Atomically: finds the token by id, compares the hash in constant time, checks expiry and
+    /// scope (exact node, or glob match with uses left and this node not among them), records
+    /// the use and creates or approves the node. Errors: `MalformedToken`, `UnknownToken`,
+    /// `BadSecret`, `Expired`, `NodeNotAllowed`, `AlreadyUsedByNode`, `Exhausted` (also for the
+    /// reuse of a node-scoped token by the same node), `NodeKnown` (a match token naming a node
+    /// the server already knows). A refused redemption changes nothing.
+    fn redeem_token(
+        &self,
+        token: &str,
+        node: &str,
+        now: OffsetDateTime,
+    ) -> Result<TokenUse, StoreError>;
+
+    /// All tokens, expired ones included, by id. Never the hash.
+    fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError>;
+
+    /// Deletes a token; false if there was none.
+    fn delete_token(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// The approval flow: a node asks to enroll with a CSR and no token. Creates it as Pending
+    /// or replaces a pending node's CSR; refuses (`NodeRefused`) a node that is approved, denied
+    /// or revoked.
+    fn upsert_pending_node(
+        &self,
+        node: &str,
+        csr_pem: &str,
+        now: OffsetDateTime,
+    ) -> Result<NodeRecord, StoreError>;
+
+    /// Approves, denies or revokes a node along the checked transitions of the state machine
+    /// (module `transitions`): Pending -> Approved | Denied, Denied -> Approved,
+    /// Approved -> Revoked; Revoked is final except for a node-scoped token. Setting the current
+    /// state again is a no-op. `by` is recorded (`admin:<who>`, `auto:<glob>`).
+    fn set_node_state(
+        &self,
+        node: &str,
+        state: NodeState,
+        by: &str,
+        now: OffsetDateTime,
+    ) -> Result<NodeRecord, StoreError>;
+
+    fn node(&self, node: &str) -> Result<Option<NodeRecord>, StoreError>;
+
+    /// All nodes, by name.
+    fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError>;
+
+    /// Records an approved node's new fleet certificate and drops its pending CSR. Record the
+    /// certificate itself with [`Store::record_issued`] (component `fleet`) as well.
+    fn record_fleet_cert(
+        &self,
+        node: &str,
+        serial: &str,
+        not_after: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Records a signed certificate of a known node. `DuplicateSerial` if the serial exists.
+    fn record_issued(&self, cert: IssuedRecord) -> Result<(), StoreError>;
+
+    /// A node's certificates, by serial.
+    fn issued_for_node(&self, node: &str) -> Result<Vec<IssuedRecord>, StoreError>;
+
+    /// Stores the agent's latest report as sent and updates `last_seen`.
+    fn record_report(
+        &self,
+        node: &str,
+        report_json: serde_json::Value,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
+    /// Updates a node's `last_seen`.
+    fn touch(&self, node: &str, now: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// Appends to the audit log; returns the entry's sequence number (1, 2, 3, ...). There is no
+    /// way to change or delete an entry.
+    fn append_audit(&self, entry: NewAuditEntry) -> Result<u64, StoreError>;
+
+    /// Up to `limit` entries with `seq > since_seq`, oldest first. Pass the last `seq` seen to
+    /// page on; 0 starts at the beginning.
+    fn audit(&self, since_seq: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+}

@@ -1,0 +1,194 @@
+//! The records the store keeps about nodes, issued certificates and the audit log.
+//!
+//! Records are stored as JSON. Every field added after the first release must carry
+//! `#[serde(default)]` so older files still decode, and unknown fields are ignored so a
+//! downgraded server can still read a newer file's records. Timestamps are stored as whole Unix
+//! seconds (`unix_ts` below); the store truncates the `now` it is given to whole seconds, so what
+//! it returns is exactly what it stored.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+#[cfg(doc)]
+use super::Store;
+
+/// Where a node stands with the server. Changes are checked: see [`Store::set_node_state`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeState {
+    /// Asked to enroll without a token; waits for `calseg-server nodes approve`.
+    Pending,
+    /// May hold a fleet certificate and receive identities.
+    Approved,
+    /// An admin refused its enrollment. An admin may still approve it later.
+    Denied,
+    /// Its identities were withdrawn. Only a token scoped to this node brings it back.
+    Revoked,
+}
+
+impl fmt::Display for NodeState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+            Self::Revoked => "revoked",
+        })
+    }
+}
+
+/// The node's current fleet (server <-> agent mTLS) certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetCert {
+    /// Lowercase hex, as in [`IssuedRecord::serial`].
+    pub serial: String,
+    #[serde(with = "unix_ts")]
+    pub not_after: OffsetDateTime,
+}
+
+/// Everything the server knows about one node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub name: String,
+    pub state: NodeState,
+    /// First contact: token redemption or the first pending request. Reset by re-enrollment.
+    #[serde(with = "unix_ts")]
+    pub enrolled_at: OffsetDateTime,
+    /// Who let it in: `token:<id>`, `admin:<who>` or `auto:<glob>`. None while pending/denied.
+    #[serde(default)]
+    pub approved_by: Option<String>,
+    /// When and by whom `state` last changed, for the inventory and for forensics.
+    #[serde(with = "unix_ts")]
+    pub state_changed_at: OffsetDateTime,
+    #[serde(default)]
+    pub state_changed_by: String,
+    #[serde(default)]
+    pub fleet_cert: Option<FleetCert>,
+    #[serde(default, with = "unix_ts::option")]
+    pub last_seen: Option<OffsetDateTime>,
+    /// The agent's last report, as it sent it (revision, identities, units, errors).
+    #[serde(default)]
+    pub last_report: Option<serde_json::Value>,
+    /// The CSR waiting for approval; dropped once a fleet certificate is recorded or the node is
+    /// denied or revoked.
+    #[serde(default)]
+    pub pending_csr: Option<String>,
+}
+
+/// One certificate the server signed. Serials are unique across the whole store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedRecord {
+    /// Hex; the store keeps it lowercase.
+    pub serial: String,
+    /// The certificate's Common Name (the etcd user for component certificates).
+    pub cn: String,
+    pub node: String,
+    /// The component name, or `fleet` for the node's fleet certificate.
+    pub component: String,
+    #[serde(with = "unix_ts")]
+    pub not_before: OffsetDateTime,
+    #[serde(with = "unix_ts")]
+    pub not_after: OffsetDateTime,
+    #[serde(with = "unix_ts")]
+    pub issued_at: OffsetDateTime,
+}
+
+/// What an audit entry records. Unknown actions (from a newer server) read back as `Other`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuditAction {
+    Enroll,
+    Issue,
+    Approve,
+    Deny,
+    Revoke,
+    Report,
+    RbacApply,
+    TokenCreate,
+    TokenDelete,
+    #[serde(other)]
+    Other,
+}
+
+/// How the audited action ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditOutcome {
+    Ok,
+    Denied,
+    Error,
+}
+
+/// An audit entry before the store numbers it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAuditEntry {
+    pub at: OffsetDateTime,
+    /// A node name, `admin[:<who>]` or `system`.
+    pub actor: String,
+    pub action: AuditAction,
+    /// What the action was about: a node, a token id, a serial, a revision.
+    pub subject: String,
+    pub outcome: AuditOutcome,
+    /// Free text for people; never secrets.
+    pub detail: String,
+}
+
+/// A stored audit entry: append-only, numbered by a strictly increasing `seq` starting at 1.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub seq: u64,
+    #[serde(with = "unix_ts")]
+    pub at: OffsetDateTime,
+    pub actor: String,
+    pub action: AuditAction,
+    pub subject: String,
+    pub outcome: AuditOutcome,
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// Truncates to whole seconds: the precision the store keeps.
+pub(crate) fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(0).unwrap_or(t)
+}
+
+/// Serde for [`OffsetDateTime`] as whole Unix seconds (UTC). The `time` crate's own serde
+/// support is a feature this workspace does not enable.
+pub(crate) mod unix_ts {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+    use time::OffsetDateTime;
+
+    pub fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(t.unix_timestamp())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+        OffsetDateTime::from_unix_timestamp(i64::deserialize(d)?).map_err(D::Error::custom)
+    }
+
+    pub mod option {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(
+            t: &Option<OffsetDateTime>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_some(&t.unix_timestamp()),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D>(d: D) -> Result<Option<OffsetDateTime>, D::Error>
+        where
+            D: Deserializer<'de>,
+        {
+            Option::<i64>::deserialize(d)?
+                .map(OffsetDateTime::from_unix_timestamp)
+                .transpose()
+                .map_err(D::Error::custom)
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! Issued certificates on redb: unique serials, indexed by node.
+
+use redb::ReadableTable;
+
+use super::RedbStore;
+use super::tables::{self, ISSUED, ISSUED_BY_NODE, NODES};
+use crate::store::{IssuedRecord, StoreError};
+
+/// Serials are compared as lowercase hex; anything else is refused.
+pub(super) fn normalize_serial(serial: &str) -> Result<String, StoreError> {
+    if serial.is_empty() || !serial.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(StoreError::InvalidSerial {
+            serial: serial.to_owned(),
+        });
+    }
+    Ok(serial.to_ascii_lowercase())
+}
+
+pub(super) fn record(store: &RedbStore, mut cert: IssuedRecord) -> Result<(), StoreError> {
+    cert.serial = normalize_serial(&cert.serial)?;
+    for t in [
+        &mut cert.not_before,
+        &mut cert.not_after,
+        &mut cert.issued_at,
+    ] {
+        *t = crate::store::records::whole_seconds(*t);
+    }
+    store.write(|tx| {
+        if tx.open_table(NODES)?.get(cert.node.as_str())?.is_none() {
+            return Err(StoreError::UnknownNode {
+                node: cert.node.clone(),
+            });
+        }
+        let mut issued = tx.open_table(ISSUED)?;
+        if let Some(old) = tables::get::<IssuedRecord, _>(&issued, "issued", &cert.serial)? {
+            return Err(StoreError::DuplicateSerial {
+                serial: cert.serial,
+                node: old.node,
+            });
+        }
+        tables::put(&mut issued, "issued", &cert.serial, &cert)?;
+        tx.open_multimap_table(ISSUED_BY_NODE)?
+            .insert(cert.node.as_str(), cert.serial.as_str())?;
+        Ok(())
+    })
+}
+
+pub(super) fn for_node(store: &RedbStore, node: &str) -> Result<Vec<IssuedRecord>, StoreError> {
+    store.read(|tx| {
+        let issued = tx.open_table(ISSUED)?;
+        let mut out = Vec::new();
+        for serial in tx.open_multimap_table(ISSUED_BY_NODE)?.get(node)? {
+            let serial = serial?;
+            let serial = serial.value();
+            // The index and the table are written in one transaction, so a miss is corruption.
+            let cert =
+                tables::get(&issued, "issued", serial)?.ok_or_else(|| StoreError::Corrupt {
+                    table: "issued_by_node",
+                    key: format!("{node}/{serial}"),
+                    source: serde::de::Error::custom("the index names a serial that is not stored"),
+                })?;
+            out.push(cert);
+        }
+        Ok(out)
+    })
+}

@@ -1,0 +1,118 @@
+//! The redb tables and the JSON encoding of their values.
+//!
+//! | table            | key          | value                       |
+//! |------------------|--------------|-----------------------------|
+//! | `meta`           | name         | u64 (`schema_version`)      |
+//! | `nodes`          | node name    | JSON [`NodeRecord`](crate::store::NodeRecord) |
+//! | `tokens`         | token id     | JSON token record (with the hash) |
+//! | `issued`         | serial (hex) | JSON [`IssuedRecord`](crate::store::IssuedRecord) |
+//! | `issued_by_node` | node name    | multimap of serials         |
+//! | `audit`          | seq          | JSON [`AuditEntry`](crate::store::AuditEntry) |
+//!
+//! Keys are whole strings, never concatenations, so no node name can alias another key.
+
+use redb::{MultimapTableDefinition, ReadableTable, Table, TableDefinition, WriteTransaction};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::store::StoreError;
+
+/// The schema this code writes. Bump it (and migrate in [`init`]) on incompatible changes only;
+/// additive changes go through serde defaults.
+pub const SCHEMA_VERSION: u64 = 1;
+
+pub type JsonTable = TableDefinition<'static, &'static str, &'static [u8]>;
+
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub const NODES: JsonTable = TableDefinition::new("nodes");
+pub const TOKENS: JsonTable = TableDefinition::new("tokens");
+pub const ISSUED: JsonTable = TableDefinition::new("issued");
+pub const ISSUED_BY_NODE: MultimapTableDefinition<&str, &str> =
+    MultimapTableDefinition::new("issued_by_node");
+pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+
+/// Creates every table and checks (or writes) the schema version.
+pub fn init(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let mut meta = tx.open_table(META)?;
+    let found = meta.get("schema_version")?.map(|v| v.value());
+    match found {
+        Some(found) if found > SCHEMA_VERSION => {
+            return Err(StoreError::SchemaTooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        Some(_) => {}
+        None => {
+            meta.insert("schema_version", SCHEMA_VERSION)?;
+        }
+    }
+    for def in [NODES, TOKENS, ISSUED] {
+        tx.open_table(def)?;
+    }
+    tx.open_multimap_table(ISSUED_BY_NODE)?;
+    tx.open_table(AUDIT)?;
+    Ok(())
+}
+
+/// Decodes one stored value; `table` and `key` name it in the error.
+pub fn decode<T: DeserializeOwned>(
+    table: &'static str,
+    key: &str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
+        table,
+        key: key.to_owned(),
+        source,
+    })
+}
+
+pub fn encode<T: Serialize>(
+    table: &'static str,
+    key: &str,
+    value: &T,
+) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|source| StoreError::Encode {
+        table,
+        key: key.to_owned(),
+        source,
+    })
+}
+
+/// Reads and decodes the value at `key`, if any.
+pub fn get<T, R>(table: &R, name: &'static str, key: &str) -> Result<Option<T>, StoreError>
+where
+    T: DeserializeOwned,
+    R: ReadableTable<&'static str, &'static [u8]>,
+{
+    match table.get(key)? {
+        Some(v) => decode(name, key, v.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Encodes and writes `value` at `key`.
+pub fn put<T: Serialize>(
+    table: &mut Table<&'static str, &'static [u8]>,
+    name: &'static str,
+    key: &str,
+    value: &T,
+) -> Result<(), StoreError> {
+    table.insert(key, encode(name, key, value)?.as_slice())?;
+    Ok(())
+}
+
+/// Every value of a JSON table, in key order.
+pub fn all<T, R>(table: &R, name: &'static str) -> Result<Vec<T>, StoreError>
+where
+    T: DeserializeOwned,
+    R: ReadableTable<&'static str, &'static [u8]>,
+{
+    let mut out = Vec::new();
+    for row in table.iter()? {
+        let (k, v) = row?;
+        out.push(decode(name, k.value(), v.value())?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,197 @@
+//! Node state transitions, the approval flow, reports and issued certificates.
+
+use time::Duration;
+
+use super::{fresh, node_token, t0};
+use crate::store::{IssuedRecord, NodeState, Store, StoreError};
+
+fn cert(serial: &str, node: &str, component: &str) -> IssuedRecord {
+    IssuedRecord {
+        serial: serial.to_owned(),
+        cn: format!("{component}.{node}"),
+        node: node.to_owned(),
+        component: component.to_owned(),
+        not_before: t0(),
+        not_after: t0() + Duration::days(30),
+        issued_at: t0(),
+    }
+}
+
+#[test]
+fn approval_flow_pending_approve_fleet_cert() {
+    let (_dir, store) = fresh();
+    let rec = store
+        .upsert_pending_node("worker-1", "CSR-1", t0())
+        .unwrap();
+    assert_eq!(
+        (rec.state, rec.pending_csr.as_deref()),
+        (NodeState::Pending, Some("CSR-1"))
+    );
+    // The agent restarted with a new key: the CSR is replaced.
+    let later = t0() + Duration::minutes(1);
+    let rec = store
+        .upsert_pending_node("worker-1", "CSR-2", later)
+        .unwrap();
+    assert_eq!(
+        (rec.pending_csr.as_deref(), rec.enrolled_at),
+        (Some("CSR-2"), t0())
+    );
+    let err = store
+        .record_fleet_cert("worker-1", "0a", later, later)
+        .unwrap_err();
+    assert_eq!(err.kind(), "node_refused");
+    let rec = store
+        .set_node_state("worker-1", NodeState::Approved, "admin:ops", later)
+        .unwrap();
+    assert_eq!(rec.approved_by.as_deref(), Some("admin:ops"));
+    assert_eq!(
+        rec.pending_csr.as_deref(),
+        Some("CSR-2"),
+        "kept until the fleet cert is signed"
+    );
+    store
+        .record_fleet_cert("worker-1", "0A", later + Duration::days(90), later)
+        .unwrap();
+    let rec = store.node("worker-1").unwrap().unwrap();
+    assert_eq!(rec.fleet_cert.unwrap().serial, "0a");
+    assert_eq!(rec.pending_csr, None);
+}
+
+#[test]
+fn checked_transitions() {
+    use NodeState::*;
+    let (_dir, store) = fresh();
+    let set = |node, to| store.set_node_state(node, to, "admin:ops", t0());
+    store.upsert_pending_node("p", "CSR", t0()).unwrap();
+    assert_eq!(set("p", Revoked).unwrap_err().kind(), "invalid_transition");
+    assert_eq!(
+        set("p", Pending).unwrap().state,
+        Pending,
+        "same state is a no-op"
+    );
+    assert_eq!(set("p", Denied).unwrap().pending_csr, None);
+    assert_eq!(set("p", Revoked).unwrap_err().kind(), "invalid_transition");
+    let refused = store.upsert_pending_node("p", "CSR", t0()).unwrap_err();
+    assert!(
+        matches!(refused, StoreError::NodeRefused { state: Denied, .. }),
+        "{refused}"
+    );
+    assert_eq!(
+        set("p", Approved).unwrap().state,
+        Approved,
+        "an admin may overrule a denial"
+    );
+    assert_eq!(set("p", Denied).unwrap_err().kind(), "invalid_transition");
+    let refused = store.upsert_pending_node("p", "CSR", t0()).unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            StoreError::NodeRefused {
+                state: Approved,
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    let rec = set("p", Revoked).unwrap();
+    assert_eq!(
+        (rec.state, rec.state_changed_by.as_str()),
+        (Revoked, "admin:ops")
+    );
+    for to in [Approved, Denied, Pending] {
+        let err = set("p", to).unwrap_err();
+        assert!(err.to_string().contains("token create --node"), "{err}");
+    }
+    assert_eq!(
+        store
+            .upsert_pending_node("p", "CSR", t0())
+            .unwrap_err()
+            .kind(),
+        "node_refused"
+    );
+    assert_eq!(set("nobody", Approved).unwrap_err().kind(), "unknown_node");
+    // Only a token for exactly this node brings a revoked node back.
+    let used = store
+        .redeem_token(&node_token(&store, "p").token, "p", t0())
+        .unwrap();
+    assert_eq!(
+        (used.previous_state, used.node.state),
+        (Some(Revoked), Approved)
+    );
+}
+
+#[test]
+fn reports_and_last_seen() {
+    let (_dir, store) = fresh();
+    assert_eq!(
+        store.touch("ghost", t0()).unwrap_err().kind(),
+        "unknown_node"
+    );
+    store
+        .redeem_token(&node_token(&store, "w").token, "w", t0())
+        .unwrap();
+    let report = serde_json::json!({"revision": 7, "errors": []});
+    store
+        .record_report("w", report.clone(), t0() + Duration::seconds(10))
+        .unwrap();
+    store.touch("w", t0() + Duration::seconds(5)).unwrap();
+    let rec = store.node("w").unwrap().unwrap();
+    assert_eq!(rec.last_report, Some(report));
+    assert_eq!(
+        rec.last_seen,
+        Some(t0() + Duration::seconds(10)),
+        "never goes backwards"
+    );
+    store.touch("w", t0() + Duration::seconds(20)).unwrap();
+    assert_eq!(
+        store.node("w").unwrap().unwrap().last_seen,
+        Some(t0() + Duration::seconds(20))
+    );
+}
+
+#[test]
+fn serials_are_unique_and_indexed_by_node() {
+    let (_dir, store) = fresh();
+    for n in ["a", "ab", "b"] {
+        store
+            .redeem_token(&node_token(&store, n).token, n, t0())
+            .unwrap();
+    }
+    assert_eq!(
+        store
+            .record_issued(cert("01", "zz", "x"))
+            .unwrap_err()
+            .kind(),
+        "unknown_node"
+    );
+    store.record_issued(cert("01", "a", "fleet")).unwrap();
+    store.record_issued(cert("0F", "a", "calico-node")).unwrap();
+    store
+        .record_issued(cert("02", "ab", "calico-node"))
+        .unwrap();
+    let err = store
+        .record_issued(cert("0f", "b", "calico-node"))
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::DuplicateSerial { ref node, .. } if node == "a"),
+        "{err}"
+    );
+    assert_eq!(
+        store
+            .record_issued(cert("0x1", "b", "c"))
+            .unwrap_err()
+            .kind(),
+        "invalid_serial"
+    );
+    let serials = |n| {
+        store
+            .issued_for_node(n)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.serial)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(serials("a"), ["01", "0f"]);
+    assert_eq!(serials("ab"), ["02"]);
+    assert!(serials("b").is_empty());
+}

@@ -1,0 +1,152 @@
+//! The node state machine, as pure functions every [`Store`](super::Store) backend applies inside
+//! its own write transaction.
+//!
+//! ```text
+//!            ask (no token)            admin approve
+//!   (none) ──────────────► Pending ───────────────────► Approved ──revoke──► Revoked
+//!     │                       │ admin deny                 ▲  ▲                │
+//!     │                       ▼        admin approve       │  │                │
+//!     │                    Denied ─────────────────────────┘  │                │
+//!     └──────── any token ─────────────────────────────────────┤◄── node token ─┘
+//! ```
+//!
+//! Decisions:
+//! - Setting the state a node already has is a no-op, so admin commands can be retried.
+//! - Revoked is final for the admin and approval flows. Only a token scoped to exactly this node
+//!   (`token create --node`) brings it back: someone deliberately named it.
+//! - A `--match` token enrolls new or pending nodes only: a fleet-wide token must not let its
+//!   holder take over a name the server already knows (approved, denied or revoked).
+//! - Nothing goes back to Pending, and a known node never asks again: an unauthenticated request
+//!   must not knock an enrolled node out of Approved.
+
+use time::OffsetDateTime;
+
+use super::StoreError;
+use super::records::{NodeRecord, NodeState};
+use super::tokens::TokenScope;
+
+fn fresh(node: &str, state: NodeState, by: &str, now: OffsetDateTime) -> NodeRecord {
+    NodeRecord {
+        name: node.to_owned(),
+        state,
+        enrolled_at: now,
+        approved_by: None,
+        state_changed_at: now,
+        state_changed_by: by.to_owned(),
+        fleet_cert: None,
+        last_seen: Some(now),
+        last_report: None,
+        pending_csr: None,
+    }
+}
+
+/// A request to enroll without a token: creates the node as Pending, or replaces the CSR of a
+/// node that is already pending (the agent restarted with a new key).
+pub(crate) fn ask(
+    existing: Option<NodeRecord>,
+    node: &str,
+    csr_pem: &str,
+    now: OffsetDateTime,
+) -> Result<NodeRecord, StoreError> {
+    let mut rec = match existing {
+        None => fresh(node, NodeState::Pending, node, now),
+        Some(rec) if rec.state == NodeState::Pending => rec,
+        Some(rec) => {
+            let hint = match rec.state {
+                NodeState::Denied => {
+                    "an admin denied it; `calseg-server nodes approve` it if that was a mistake"
+                }
+                NodeState::Revoked => {
+                    "re-enroll it with a token for this node: `calseg-server token create --node`"
+                }
+                _ => {
+                    "it is already enrolled; to re-enroll it with a new key, use a token for this \
+                     node: `calseg-server token create --node`"
+                }
+            };
+            return Err(StoreError::NodeRefused {
+                node: rec.name,
+                state: rec.state,
+                hint,
+            });
+        }
+    };
+    rec.pending_csr = Some(csr_pem.to_owned());
+    rec.last_seen = Some(now);
+    Ok(rec)
+}
+
+/// An admin (or an auto-approval rule) changes a node's state. Returns the record as it is now.
+pub(crate) fn set_state(
+    mut rec: NodeRecord,
+    to: NodeState,
+    by: &str,
+    now: OffsetDateTime,
+) -> Result<NodeRecord, StoreError> {
+    use NodeState::*;
+    let from = rec.state;
+    let refuse = |hint| {
+        let node = rec.name.clone();
+        Err(StoreError::InvalidTransition {
+            node,
+            from,
+            to,
+            hint,
+        })
+    };
+    match (from, to) {
+        _ if from == to => return Ok(rec),
+        (Pending | Denied, Approved) => rec.approved_by = Some(by.to_owned()),
+        (Pending, Denied) | (Approved, Revoked) => rec.pending_csr = None,
+        (Revoked, _) => {
+            return refuse(
+                "revocation is final; re-enroll it with a token for this node: \
+                 `calseg-server token create --node`",
+            );
+        }
+        (_, Pending) => return refuse("a node becomes pending only by asking to enroll"),
+        (Approved, Denied) => return refuse("it is enrolled; revoke it instead"),
+        (Pending | Denied, Revoked) => {
+            return refuse("it holds no certificate; deny it instead");
+        }
+        (Approved, Approved) | (Denied, Denied) => return Ok(rec),
+    }
+    rec.state = to;
+    rec.state_changed_at = now;
+    rec.state_changed_by = by.to_owned();
+    Ok(rec)
+}
+
+/// A valid token redemption enrolls the node: new, or re-enrolled when the scope allows it.
+/// Returns the approved record and the state the node had before, if any.
+pub(crate) fn enroll_by_token(
+    existing: Option<NodeRecord>,
+    scope: &TokenScope,
+    token_id: &str,
+    node: &str,
+    now: OffsetDateTime,
+) -> Result<(NodeRecord, Option<NodeState>), StoreError> {
+    let by = format!("token:{token_id}");
+    let (mut rec, previous) = match existing {
+        None => (fresh(node, NodeState::Approved, &by, now), None),
+        Some(rec) => {
+            let known = rec.state != NodeState::Pending;
+            if known && matches!(scope, TokenScope::Match { .. }) {
+                return Err(StoreError::NodeKnown {
+                    node: rec.name,
+                    state: rec.state,
+                });
+            }
+            let previous = rec.state;
+            (rec, Some(previous))
+        }
+    };
+    rec.state = NodeState::Approved;
+    rec.enrolled_at = now;
+    rec.approved_by = Some(by.clone());
+    rec.state_changed_at = now;
+    rec.state_changed_by = by;
+    rec.pending_csr = None;
+    rec.last_seen = Some(now);
+    Ok((rec, previous))
+}
