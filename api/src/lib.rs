@@ -2,9 +2,28 @@
 //!
 //! Plain serde types and nothing else: no I/O, no TLS, no clocks. Both sides depend on this
 //! crate so that a change to the contract is a change to one place, checked by the compiler.
+//! Every body is JSON; every path is versioned under `/v1`.
 //!
 //! # Layout
 //! - [`access`]: the access words (read, write, readwrite) shared by policy, plan and manifest.
+//! - [`paths`]: the HTTP paths and headers of the API.
+//! - [`enroll`]: enrollment of a node (token or approval) and its fleet certificate.
+//! - [`manifest`]: what a node must have: identities, files, renders, units, revision.
+//! - [`certificates`]: CSR signing for one identity.
+//! - [`report`]: what the agent installed and the state of its units.
+//! - [`error`]: the error body every failed call returns.
 
 /// Access words shared by policy, plan output and manifests.
 pub mod access;
+/// Signing one identity's CSR.
+pub mod certificates;
+/// Enrollment.
+pub mod enroll;
+/// The error body.
+pub mod error;
+/// A node's manifest.
+pub mod manifest;
+/// HTTP paths and headers.
+pub mod paths;
+/// The agent's report.
+pub mod report;

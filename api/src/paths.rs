@@ -1,0 +1,23 @@
+//! HTTP paths of the calseg API. Enrollment is the only call without a fleet client
+//! certificate; admin calls need an admin certificate.
+
+/// POST [`crate::enroll::EnrollRequest`] → [`crate::enroll::EnrollResponse`]. No client certificate.
+pub const ENROLL: &str = "/v1/enroll";
+/// GET → [`crate::manifest::Manifest`]; honours `If-None-Match` with the manifest's ETag.
+pub const MANIFEST: &str = "/v1/manifest";
+/// POST [`crate::certificates::SignRequest`] → [`crate::certificates::SignResponse`].
+pub const CERTIFICATES: &str = "/v1/certificates";
+/// POST [`crate::report::Report`] → 204.
+pub const REPORT: &str = "/v1/report";
+/// POST: renew the calling agent's fleet certificate from a new CSR.
+pub const FLEET_RENEW: &str = "/v1/fleet/renew";
+/// GET: liveness of the server (no authentication; says nothing about the fleet).
+pub const HEALTH: &str = "/v1/health";
+
+/// Admin API root; every path below needs an admin certificate.
+pub const ADMIN_NODES: &str = "/v1/admin/nodes";
+pub const ADMIN_TOKENS: &str = "/v1/admin/tokens";
+pub const ADMIN_AUDIT: &str = "/v1/admin/audit";
+
+/// Longest request body the server reads, in bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
