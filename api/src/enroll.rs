@@ -27,3 +27,15 @@ pub enum EnrollResponse {
     /// Waiting for `calseg-server nodes approve <node>`; ask again later with the same key.
     Pending { retry_after_secs: u64 },
 }
+
+/// The fleet CA certificate, for pinning at enrollment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetCa {
+    pub fleet_ca_pem: String,
+}
+
+/// Sent to renew the calling agent's fleet certificate (mutual TLS with the current one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetRenewRequest {
+    pub csr_pem: String,
+}

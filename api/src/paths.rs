@@ -11,6 +11,10 @@ pub const CERTIFICATES: &str = "/v1/certificates";
 pub const REPORT: &str = "/v1/report";
 /// POST: renew the calling agent's fleet certificate from a new CSR.
 pub const FLEET_RENEW: &str = "/v1/fleet/renew";
+/// GET → [`crate::enroll::FleetCa`]. No client certificate: an enrolling agent fetches the fleet
+/// CA over an unverified connection and trusts it only if its SHA-256 matches the pin it was
+/// given (`--ca-hash`), then verifies the server with it from the next call on.
+pub const FLEET_CA: &str = "/v1/fleet-ca";
 /// GET: liveness of the server (no authentication; says nothing about the fleet).
 pub const HEALTH: &str = "/v1/health";
 
