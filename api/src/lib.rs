@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`access`]: the access words (read, write, readwrite) shared by policy, plan and manifest.
+//! - [`admin`]: admin API bodies (tokens).
 //! - [`paths`]: the HTTP paths and headers of the API.
 //! - [`enroll`]: enrollment of a node (token or approval) and its fleet certificate.
 //! - [`manifest`]: what a node must have: identities, files, renders, units, revision.
@@ -15,6 +16,8 @@
 
 /// Access words shared by policy, plan output and manifests.
 pub mod access;
+/// Admin API bodies.
+pub mod admin;
 /// Signing one identity's CSR.
 pub mod certificates;
 /// Enrollment.

@@ -22,6 +22,9 @@ pub const HEALTH: &str = "/v1/health";
 pub const ADMIN_NODES: &str = "/v1/admin/nodes";
 pub const ADMIN_TOKENS: &str = "/v1/admin/tokens";
 pub const ADMIN_AUDIT: &str = "/v1/admin/audit";
+/// POST: show (plan) or make (apply) the etcd RBAC changes for the policy and enrolled nodes.
+pub const ADMIN_PLAN: &str = "/v1/admin/rbac/plan";
+pub const ADMIN_APPLY: &str = "/v1/admin/rbac/apply";
 
 /// Longest request body the server reads, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

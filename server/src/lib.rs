@@ -8,6 +8,9 @@
 //! - [`policy`]: the policy file → validated model: components, grants per Calico version, hosts.
 //! - [`rbac`]: the etcd RBAC reconciler: desired vs live users and roles, plan, apply.
 //! - [`config`]: the server's own configuration file (server.toml).
+//! - [`manifest`]: a node's manifest computed from the policy.
+//! - [`reconcile`]: which nodes count, and the server's RBAC reconciler.
+//! - [`http`]: the HTTPS API (enrollment, manifests, signing, reports, admin).
 //! - [`cli`]: the `calseg-server` commands and their output.
 //! - [`store`]: server state (nodes, tokens, issued certificates, audit log); redb file store.
 //! - [`pki`]: the fleet and etcd client CAs, CSR checks and signing, key files.
@@ -16,11 +19,17 @@
 pub mod cli;
 /// server.toml.
 pub mod config;
+/// The HTTPS API.
+pub mod http;
+/// A node's manifest from the policy.
+pub mod manifest;
 /// The two CAs, CSR intake checks, signing, chain verification and key files.
 pub mod pki;
 /// The segmentation policy: TOML → validated model, with Calico's grant tables per version.
 pub mod policy;
 /// Policy → etcd users, roles and permissions; diff, plan and apply.
 pub mod rbac;
+/// RBAC reconciliation in the running server.
+pub mod reconcile;
 /// Server state: nodes, enrollment tokens, issued certificates, audit log.
 pub mod store;

@@ -47,6 +47,12 @@ pub use version::CalicoVersion;
 
 use location::{Diagnostics, Severity as Level};
 
+/// Checks a node name as the policy does (lowercase RFC 1123 subdomain); the error says how to
+/// fix it. Used wherever a node names itself, e.g. at enrollment.
+pub fn check_node_name(name: &str) -> Result<(), String> {
+    checks::node_name(name).map_err(|problem| format!("{}: {}", problem.message, problem.hint))
+}
+
 /// Reads and validates the policy file at `path`; diagnostics name it by `path.display()`.
 pub fn load(path: &Path) -> Result<Policy, PolicyErrors> {
     let origin = path.display().to_string();

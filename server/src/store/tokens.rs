@@ -92,13 +92,15 @@ impl fmt::Debug for NewToken {
 }
 
 /// A token as listings show it: never the hash, never the secret.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct TokenInfo {
     pub id: String,
     pub scope: TokenScope,
     /// The nodes that redeemed it, in order.
     pub uses: Vec<String>,
+    #[serde(with = "super::records::unix_ts")]
     pub expires_at: OffsetDateTime,
+    #[serde(with = "super::records::unix_ts")]
     pub created_at: OffsetDateTime,
     pub created_by: String,
 }

@@ -1,0 +1,239 @@
+//! The admin API (administrator certificates only): nodes, tokens, audit log, RBAC plan/apply.
+
+use super::caller::AdminCaller;
+use super::errors::ApiFailure;
+use super::node_routes::rfc3339;
+use super::state::AppState;
+use crate::reconcile::desired_nodes;
+use crate::store::{AuditAction, AuditOutcome, NodeState, TokenScope};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use calseg_api::admin::{TokenCreate, TokenCreated};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+fn to_json<T: serde::Serialize>(value: &T) -> Result<Json<Value>, ApiFailure> {
+    serde_json::to_value(value)
+        .map(Json)
+        .map_err(|e| ApiFailure::internal(&format!("encode: {e}")))
+}
+
+/// GET every node the server knows, with state, fleet certificate and last report.
+pub async fn nodes(
+    State(state): State<Arc<AppState>>,
+    _: AdminCaller,
+) -> Result<Json<Value>, ApiFailure> {
+    let nodes = state.store(|s| s.nodes()).await?;
+    to_json(&nodes)
+}
+
+/// POST approve | deny | revoke for one node.
+pub async fn node_action(
+    State(state): State<Arc<AppState>>,
+    admin: AdminCaller,
+    Path((node, action)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiFailure> {
+    let (target, audit_action) = match action.as_str() {
+        "approve" => (NodeState::Approved, AuditAction::Approve),
+        "deny" => (NodeState::Denied, AuditAction::Deny),
+        "revoke" => (NodeState::Revoked, AuditAction::Revoke),
+        other => {
+            return Err(ApiFailure::not_found(
+                "unknown_action",
+                &format!("unknown node action {other:?}: use approve, deny or revoke"),
+            ));
+        }
+    };
+    let by = format!("admin:{}", admin.name);
+    let (name, who) = (node.clone(), by.clone());
+    let now = OffsetDateTime::now_utc();
+    let record = state
+        .store(move |s| s.set_node_state(&name, target, &who, now))
+        .await?;
+    state
+        .audit(
+            &by,
+            audit_action,
+            &node,
+            AuditOutcome::Ok,
+            format!("{action} by {by}"),
+        )
+        .await;
+    state.poke_reconciler();
+    to_json(&record)
+}
+
+/// POST a new enrollment token; the response carries the secret, the only time it is shown.
+pub async fn create_token(
+    State(state): State<Arc<AppState>>,
+    admin: AdminCaller,
+    Json(request): Json<TokenCreate>,
+) -> Result<Json<TokenCreated>, ApiFailure> {
+    let scope = match (&request.node, &request.glob) {
+        (Some(node), None) => {
+            crate::policy::check_node_name(node)
+                .map_err(|m| ApiFailure::bad_request("invalid_node_name", &m))?;
+            TokenScope::Node(node.clone())
+        }
+        (None, Some(glob)) => TokenScope::Match {
+            glob: glob.clone(),
+            uses_max: request.uses.unwrap_or(1),
+        },
+        _ => {
+            return Err(ApiFailure::bad_request(
+                "invalid_scope",
+                "give exactly one of node (--node NAME) or glob (--match 'worker-*')",
+            ));
+        }
+    };
+    let ttl = time::Duration::seconds(i64::try_from(request.ttl_secs).unwrap_or(i64::MAX));
+    let by = format!("admin:{}", admin.name);
+    let who = by.clone();
+    let now = OffsetDateTime::now_utc();
+    let created = state
+        .store(move |s| s.create_token(scope, ttl, now, &who))
+        .await?;
+    state
+        .audit(
+            &by,
+            AuditAction::TokenCreate,
+            &created.id,
+            AuditOutcome::Ok,
+            String::new(),
+        )
+        .await;
+    Ok(Json(TokenCreated {
+        id: created.id.clone(),
+        token: created.token.clone(),
+        expires_at: rfc3339(created.expires_at),
+    }))
+}
+
+/// GET tokens (never their secrets or hashes).
+pub async fn tokens(
+    State(state): State<Arc<AppState>>,
+    _: AdminCaller,
+) -> Result<Json<Value>, ApiFailure> {
+    let tokens = state.store(|s| s.list_tokens()).await?;
+    to_json(&tokens)
+}
+
+/// DELETE a token.
+pub async fn delete_token(
+    State(state): State<Arc<AppState>>,
+    admin: AdminCaller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiFailure> {
+    let token_id = id.clone();
+    let deleted = state.store(move |s| s.delete_token(&token_id)).await?;
+    if deleted {
+        let by = format!("admin:{}", admin.name);
+        state
+            .audit(
+                &by,
+                AuditAction::TokenDelete,
+                &id,
+                AuditOutcome::Ok,
+                String::new(),
+            )
+            .await;
+    }
+    Ok(Json(json!({ "deleted": deleted })))
+}
+
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    #[serde(default)]
+    since: u64,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+fn default_limit() -> usize {
+    1000
+}
+
+/// GET audit entries after `since`, oldest first.
+pub async fn audit(
+    State(state): State<Arc<AppState>>,
+    _: AdminCaller,
+    Query(query): Query<AuditQuery>,
+) -> Result<Json<Value>, ApiFailure> {
+    let limit = query.limit.min(10_000);
+    let entries = state.store(move |s| s.audit(query.since, limit)).await?;
+    to_json(&entries)
+}
+
+#[derive(Deserialize, Default)]
+pub struct RbacQuery {
+    #[serde(default)]
+    adopt: bool,
+}
+
+/// POST: the RBAC plan for the policy and the enrolled nodes.
+pub async fn rbac_plan(
+    State(state): State<Arc<AppState>>,
+    _: AdminCaller,
+    Query(query): Query<RbacQuery>,
+) -> Result<Json<Value>, ApiFailure> {
+    let reconciler = reconciler(&state)?;
+    let policy = state.policy();
+    let nodes = desired_nodes(&policy, &state.store(|s| s.nodes()).await?);
+    let plan = reconciler
+        .plan(&policy, &nodes, query.adopt)
+        .await
+        .map_err(|e| {
+            ApiFailure::new(
+                axum::http::StatusCode::BAD_GATEWAY,
+                "etcd",
+                &format!("{e:#}"),
+            )
+        })?;
+    to_json(&plan)
+}
+
+/// POST: apply the RBAC plan now.
+pub async fn rbac_apply(
+    State(state): State<Arc<AppState>>,
+    admin: AdminCaller,
+    Query(query): Query<RbacQuery>,
+) -> Result<Json<Value>, ApiFailure> {
+    let reconciler = reconciler(&state)?;
+    let policy = state.policy();
+    let nodes = desired_nodes(&policy, &state.store(|s| s.nodes()).await?);
+    let (plan, report) = reconciler
+        .apply(&policy, &nodes, query.adopt)
+        .await
+        .map_err(|e| {
+            ApiFailure::new(
+                axum::http::StatusCode::BAD_GATEWAY,
+                "etcd",
+                &format!("{e:#}"),
+            )
+        })?;
+    if report.applied > 0 {
+        let by = format!("admin:{}", admin.name);
+        state
+            .audit(
+                &by,
+                AuditAction::RbacApply,
+                "etcd",
+                AuditOutcome::Ok,
+                format!("{} changes", report.applied),
+            )
+            .await;
+    }
+    Ok(Json(json!({ "applied": report.applied, "plan": plan })))
+}
+
+fn reconciler(state: &AppState) -> Result<&crate::reconcile::Reconciler, ApiFailure> {
+    state.reconciler.as_deref().ok_or_else(|| {
+        ApiFailure::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "etcd_not_configured",
+            "this server has no etcd credentials ([etcd] in server.toml), so it does not manage RBAC",
+        )
+    })
+}

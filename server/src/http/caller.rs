@@ -1,0 +1,102 @@
+//! Who is calling: nobody (enrollment), a node, or an administrator, as named by the client
+//! certificate rustls verified against the fleet CA. Node names cannot contain ':', so the
+//! `admin:` prefix of administrator certificates can never be a node's.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use super::errors::ApiFailure;
+
+/// The CN prefix of administrator certificates.
+pub const ADMIN_PREFIX: &str = "admin:";
+
+/// The verified peer of one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    Anonymous,
+    Node { name: String, serial: String },
+    Admin { name: String, serial: String },
+}
+
+impl Caller {
+    /// Reads CN and serial from the verified leaf certificate.
+    pub fn from_certificate(der: Option<&[u8]>) -> Self {
+        let Some(der) = der else {
+            return Self::Anonymous;
+        };
+        let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+            return Self::Anonymous;
+        };
+        let serial = cert
+            .raw_serial()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>();
+        let cn = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        match cn.strip_prefix(ADMIN_PREFIX) {
+            Some(name) => Self::Admin {
+                name: name.to_owned(),
+                serial,
+            },
+            None if !cn.is_empty() => Self::Node { name: cn, serial },
+            None => Self::Anonymous,
+        }
+    }
+}
+
+/// A request from an enrolled node (its fleet certificate); refused otherwise.
+pub struct NodeCaller {
+    pub name: String,
+    pub serial: String,
+}
+
+/// A request from an administrator certificate; refused otherwise.
+pub struct AdminCaller {
+    pub name: String,
+}
+
+fn caller_of(parts: &Parts) -> Caller {
+    parts
+        .extensions
+        .get::<Caller>()
+        .cloned()
+        .unwrap_or(Caller::Anonymous)
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for NodeCaller {
+    type Rejection = ApiFailure;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match caller_of(parts) {
+            Caller::Node { name, serial } => Ok(Self { name, serial }),
+            Caller::Admin { .. } => Err(ApiFailure::forbidden(
+                "admin_not_node",
+                "an administrator certificate cannot act as a node",
+            )),
+            Caller::Anonymous => Err(ApiFailure::unauthorized(
+                "this call needs the node's fleet client certificate; enroll first with `calseg-agent enroll`",
+            )),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AdminCaller {
+    type Rejection = ApiFailure;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match caller_of(parts) {
+            Caller::Admin { name, .. } => Ok(Self { name }),
+            Caller::Node { name, .. } => Err(ApiFailure::forbidden(
+                "not_admin",
+                &format!("node {name}'s certificate may not use the admin API"),
+            )),
+            Caller::Anonymous => Err(ApiFailure::unauthorized(
+                "the admin API needs an administrator certificate (see `calseg-server init`)",
+            )),
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The calls an enrolled node makes with its fleet certificate: its manifest, certificates for
+//! its identities, reports, and renewal of its fleet certificate. Each first checks the node is
+//! approved and the certificate is the one most recently issued to it.
+
+use super::caller::NodeCaller;
+use super::errors::ApiFailure;
+use super::state::AppState;
+use crate::manifest::{etcd_user_for, manifest_for};
+use crate::store::{AuditAction, AuditOutcome, IssuedRecord, NodeState};
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use calseg_api::certificates::{SignRequest, SignResponse};
+use calseg_api::enroll::{EnrollResponse, FleetRenewRequest};
+use calseg_api::report::Report;
+use std::sync::Arc;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Refuses nodes that are not approved, and fleet certificates other than the current one.
+async fn authorize(state: &AppState, caller: &NodeCaller) -> Result<(), ApiFailure> {
+    let name = caller.name.clone();
+    let record = state.store(move |s| s.node(&name)).await?;
+    let Some(record) = record else {
+        return Err(ApiFailure::forbidden(
+            "unknown_node",
+            &format!("node {} is not enrolled", caller.name),
+        ));
+    };
+    if record.state != NodeState::Approved {
+        return Err(ApiFailure::forbidden(
+            "node_not_approved",
+            &format!(
+                "node {} is {:?}: the server refuses it; an operator decides (`calseg-server nodes list`)",
+                caller.name, record.state
+            ),
+        ));
+    }
+    let current = record.fleet_cert.as_ref().map(|c| c.serial.as_str());
+    if current != Some(caller.serial.as_str()) {
+        return Err(ApiFailure::forbidden(
+            "fleet_certificate_superseded",
+            &format!(
+                "this fleet certificate (serial {}) is no longer node {}'s current one",
+                caller.serial, caller.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// GET the node's manifest; 304 when the caller already has this revision.
+pub async fn manifest(
+    State(state): State<Arc<AppState>>,
+    caller: NodeCaller,
+    headers: HeaderMap,
+) -> Result<Response, ApiFailure> {
+    authorize(&state, &caller).await?;
+    let policy = state.policy();
+    let Some(manifest) = manifest_for(&policy, &caller.name, &state.etcd_ca_bundle_pem) else {
+        return Err(ApiFailure::not_found(
+            "no_identities",
+            &format!("the policy gives node {} no component", caller.name),
+        ));
+    };
+    let etag = format!("\"{}\"", manifest.revision);
+    let etag_value = HeaderValue::from_str(&etag)
+        .map_err(|_| ApiFailure::internal("revision is not a valid header value"))?;
+    let unchanged = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag));
+    if unchanged {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response());
+    }
+    Ok(([(header::ETAG, etag_value)], Json(manifest)).into_response())
+}
+
+/// POST a CSR for one of the node's identities.
+pub async fn certificates(
+    State(state): State<Arc<AppState>>,
+    caller: NodeCaller,
+    Json(request): Json<SignRequest>,
+) -> Result<Json<SignResponse>, ApiFailure> {
+    authorize(&state, &caller).await?;
+    let node = caller.name.as_str();
+    let policy = state.policy();
+    let Some(etcd_user) = etcd_user_for(&policy, node, &request.component) else {
+        let failure = ApiFailure::forbidden(
+            "identity_not_assigned",
+            &format!(
+                "the policy gives node {node} no component {:?}; it may only request its own identities",
+                request.component
+            ),
+        );
+        deny(&state, node, &request.component, &failure).await;
+        return Err(failure);
+    };
+    let now = OffsetDateTime::now_utc();
+    let issued = match state.etcd_ca.sign_client_csr(
+        &request.csr_pem,
+        &state.csr_rules,
+        &etcd_user,
+        policy.identity.lifetime,
+        now,
+    ) {
+        Ok(issued) => issued,
+        Err(error) => {
+            let failure = ApiFailure::from(error);
+            deny(&state, node, &etcd_user, &failure).await;
+            return Err(failure);
+        }
+    };
+    let record = IssuedRecord {
+        serial: issued.serial_hex.clone(),
+        cn: etcd_user.clone(),
+        node: node.to_owned(),
+        component: request.component.clone(),
+        not_before: issued.not_before,
+        not_after: issued.not_after,
+        issued_at: now,
+    };
+    state.store(move |s| s.record_issued(record)).await?;
+    state
+        .audit(
+            node,
+            AuditAction::Issue,
+            &etcd_user,
+            AuditOutcome::Ok,
+            format!("serial {}", issued.serial_hex),
+        )
+        .await;
+    Ok(Json(SignResponse {
+        cert_pem: issued.cert_pem,
+        serial: issued.serial_hex,
+        not_before: rfc3339(issued.not_before),
+        not_after: rfc3339(issued.not_after),
+    }))
+}
+
+/// POST the agent's report of a cycle.
+pub async fn report(
+    State(state): State<Arc<AppState>>,
+    caller: NodeCaller,
+    Json(report): Json<Report>,
+) -> Result<StatusCode, ApiFailure> {
+    authorize(&state, &caller).await?;
+    let value = serde_json::to_value(&report)
+        .map_err(|_| ApiFailure::bad_request("bad_report", "report is not JSON"))?;
+    let name = caller.name.clone();
+    let now = OffsetDateTime::now_utc();
+    state
+        .store(move |s| s.record_report(&name, value, now))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// POST a CSR to renew the caller's fleet certificate.
+pub async fn fleet_renew(
+    State(state): State<Arc<AppState>>,
+    caller: NodeCaller,
+    Json(request): Json<FleetRenewRequest>,
+) -> Result<Json<EnrollResponse>, ApiFailure> {
+    authorize(&state, &caller).await?;
+    let now = OffsetDateTime::now_utc();
+    let issued = state.fleet_ca.sign_agent_csr(
+        &request.csr_pem,
+        &state.csr_rules,
+        &caller.name,
+        state.fleet_lifetime,
+        now,
+    )?;
+    let (name, serial, not_after) = (
+        caller.name.clone(),
+        issued.serial_hex.clone(),
+        issued.not_after,
+    );
+    state
+        .store(move |s| s.record_fleet_cert(&name, &serial, not_after, now))
+        .await?;
+    state
+        .audit(
+            &caller.name,
+            AuditAction::Issue,
+            &caller.name,
+            AuditOutcome::Ok,
+            format!("fleet certificate renewed: {}", issued.serial_hex),
+        )
+        .await;
+    Ok(Json(EnrollResponse::Enrolled {
+        cert_pem: issued.cert_pem,
+        fleet_ca_pem: state.fleet_ca.cert_pem().to_owned(),
+    }))
+}
+
+async fn deny(state: &AppState, node: &str, subject: &str, failure: &ApiFailure) {
+    tracing::warn!(%node, %subject, kind = %failure.kind, "certificate request refused");
+    state
+        .audit(
+            node,
+            AuditAction::Issue,
+            subject,
+            AuditOutcome::Denied,
+            format!("{}: {}", failure.kind, failure.message),
+        )
+        .await;
+}
+
+/// RFC 3339 text of a time (UTC).
+pub fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&Rfc3339).unwrap_or_default()
+}

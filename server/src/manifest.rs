@@ -1,0 +1,157 @@
+//! A node's manifest, computed from the policy for that node only: its identities (etcd user,
+//! files, owner and modes), what to render, which units to restart, and a revision that changes
+//! whenever any of it changes.
+
+use crate::policy::{Component, KeyRange, Policy};
+use calseg_api::access::Access;
+use calseg_api::manifest::{EtcdTarget, Identity, IdentityFiles, Manifest, Render};
+
+/// The manifest of `node`, or `None` when the policy gives it no component.
+pub fn manifest_for(policy: &Policy, node: &str, etcd_ca_bundle_pem: &str) -> Option<Manifest> {
+    let components = policy.components_for(node);
+    if components.is_empty() {
+        return None;
+    }
+    let identities = components
+        .iter()
+        .map(|component| identity(policy, component, node))
+        .collect();
+    let mut manifest = Manifest {
+        node: node.to_owned(),
+        revision: String::new(),
+        etcd: EtcdTarget {
+            endpoints: policy.etcd.endpoints.clone(),
+            ca_bundle_pem: etcd_ca_bundle_pem.to_owned(),
+        },
+        identities,
+        lifetime_secs: policy.identity.lifetime.as_secs(),
+        renew_after: policy.identity.renew_after,
+    };
+    manifest.revision = revision_of(&manifest);
+    Some(manifest)
+}
+
+/// Whether `node` may hold the identity `component` (and which etcd user it is).
+pub fn etcd_user_for(policy: &Policy, node: &str, component: &str) -> Option<String> {
+    policy
+        .components_for(node)
+        .iter()
+        .any(|c| c.name == component)
+        .then(|| policy.etcd_user(component, node))
+}
+
+fn identity(policy: &Policy, component: &Component, node: &str) -> Identity {
+    let dir = component.cert_dir.display().to_string();
+    let file = |name: &str| component.cert_dir.join(name).display().to_string();
+    let path = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    Identity {
+        component: component.name.clone(),
+        etcd_user: policy.etcd_user(&component.name, node),
+        files: IdentityFiles {
+            dir,
+            ca: file("ca.pem"),
+            cert: file("cert.pem"),
+            key: file("key.pem"),
+            owner: component.owner.clone(),
+            group: component.group.clone(),
+            key_mode: component.key_mode,
+            cert_mode: component.cert_mode,
+        },
+        render: Render {
+            env_file: path(&component.env_file),
+            calicoctl_cfg: path(&component.calicoctl_cfg),
+            cni_conflist: path(&component.cni_conflist),
+        },
+        restart: component.restart.clone(),
+        probe_key: probe_key(component, node),
+    }
+}
+
+/// A key the identity may read: the agent reads it with a new certificate before installing.
+/// Empty when the component may read nothing.
+fn probe_key(component: &Component, node: &str) -> String {
+    let readable = |access: Access| access != Access::Write;
+    component
+        .grants
+        .iter()
+        .chain(component.node_permissions(node).iter())
+        .find(|p| readable(p.access))
+        .map(|p| match p.range {
+            // The prefix itself lies in its own range.
+            KeyRange::Prefix | KeyRange::Exact => p.key.clone(),
+        })
+        .unwrap_or_default()
+}
+
+/// SHA-256 of the manifest's canonical JSON with an empty revision, as hex (first 16 bytes).
+fn revision_of(manifest: &Manifest) -> String {
+    let json = serde_json::to_vec(manifest).unwrap_or_default();
+    let digest = ring::digest::digest(&ring::digest::SHA256, &json);
+    digest.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: &str = r#"
+calico_version = "3.29"
+[etcd]
+endpoints = ["https://127.0.0.1:2379"]
+[components.calico-node]
+grants = "calico-node"
+extra_grants = [ { prefix = "/calico/resources/v3/projectcalico.org/tiers/", access = "readwrite" } ]
+restart = ["calico-node.service"]
+env_file = "/etc/calico/calico.env"
+[components.cni-plugin]
+grants = "cni-plugin"
+cni_conflist = "/etc/cni/net.d/10-calico.conflist"
+[[hosts]]
+names = ["node1"]
+components = ["calico-node", "cni-plugin"]
+[[hosts]]
+match = "worker-*"
+components = ["cni-plugin"]
+"#;
+
+    #[test]
+    fn a_node_gets_only_its_own_identities_and_the_revision_tracks_content() {
+        let policy = crate::policy::parse(POLICY, "p.toml").unwrap();
+        let manifest = manifest_for(&policy, "node1", "CA").unwrap();
+        let users: Vec<&str> = manifest
+            .identities
+            .iter()
+            .map(|i| i.etcd_user.as_str())
+            .collect();
+        assert_eq!(users, ["calico-node.node1", "cni-plugin.node1"]);
+        let node = &manifest.identities[0];
+        assert_eq!(node.files.cert, "/etc/calico/certs/calico-node/cert.pem");
+        assert_eq!(node.restart, ["calico-node.service"]);
+        assert_eq!(
+            node.render.env_file.as_deref(),
+            Some("/etc/calico/calico.env")
+        );
+        assert!(!node.probe_key.is_empty());
+
+        let worker = manifest_for(&policy, "worker-3", "CA").unwrap();
+        assert_eq!(worker.identities.len(), 1);
+        assert!(manifest_for(&policy, "stranger", "CA").is_none());
+
+        assert_eq!(
+            manifest_for(&policy, "node1", "CA").unwrap().revision,
+            manifest.revision
+        );
+        assert_ne!(
+            manifest_for(&policy, "node1", "CA2").unwrap().revision,
+            manifest.revision
+        );
+        assert_eq!(etcd_user_for(&policy, "worker-3", "calico-node"), None);
+        assert_eq!(
+            etcd_user_for(&policy, "worker-3", "cni-plugin").as_deref(),
+            Some("cni-plugin.worker-3")
+        );
+    }
+}
