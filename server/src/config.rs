@@ -18,6 +18,49 @@ pub struct ServerConfig {
     pub state_dir: Option<PathBuf>,
     #[serde(default)]
     pub etcd: EtcdConfig,
+    #[serde(default)]
+    pub api: ApiConfig,
+    #[serde(default)]
+    pub ca: CaConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+}
+
+/// The HTTPS API the agents and administrators call.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address to listen on, e.g. "0.0.0.0:8443".
+    pub listen: Option<String>,
+    /// The server's TLS certificate (signed by the fleet CA) and key.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Lifetime of agents' fleet certificates, e.g. "90d".
+    pub fleet_cert_lifetime: Option<String>,
+    /// Node-name globs enrolled without a token or an operator's approval.
+    #[serde(default)]
+    pub auto_approve: Vec<String>,
+}
+
+/// Where the two CAs live.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaConfig {
+    /// Holds fleet.pem, fleet-key.pem, etcd-client.pem and etcd-client-key.pem.
+    pub dir: Option<PathBuf>,
+}
+
+/// How the admin commands reach the running server.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// e.g. "https://127.0.0.1:8443".
+    pub server: Option<String>,
+    /// An administrator certificate (CN admin:NAME, signed by the fleet CA) and its key.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// The fleet CA, to verify the server.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// How the server itself reaches etcd (as a user holding etcd's root role).
@@ -34,9 +77,29 @@ pub struct EtcdConfig {
     pub allow_auth_disabled: bool,
     /// etcd requests in flight at once while reconciling.
     pub parallelism: Option<usize>,
+    /// How often the running server re-checks etcd for drift, e.g. "60s".
+    pub reconcile_interval: Option<String>,
 }
 
+/// The default state directory.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/calseg";
+
 impl ServerConfig {
+    /// The state directory (store, CAs, TLS files).
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
+    }
+
+    /// The CA directory.
+    pub fn ca_dir(&self) -> PathBuf {
+        self.ca
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.state_dir().join("ca"))
+    }
+
     /// Reads `path`; a missing file at the default location is an empty configuration.
     pub fn load(path: Option<&Path>) -> Result<Self> {
         let (path, explicit) = match path {
@@ -66,6 +129,25 @@ impl ServerConfig {
             }
         }
     }
+}
+
+/// Parses "90s", "15m", "12h" or "30d".
+pub fn parse_duration(key: &str, text: &str) -> Result<std::time::Duration> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let value: u64 = number.parse().map_err(|_| {
+        anyhow::anyhow!("{key} = {text:?}: expected a whole number and s, m, h or d, e.g. \"90d\"")
+    })?;
+    let seconds = match unit {
+        "s" => value,
+        "m" => value * 60,
+        "h" => value * 3600,
+        "d" => value * 86_400,
+        _ => bail!("{key} = {text:?}: the unit must be s, m, h or d, e.g. \"90d\""),
+    };
+    Ok(std::time::Duration::from_secs(seconds))
 }
 
 /// 1-based line and column of a byte offset.

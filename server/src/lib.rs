@@ -11,18 +11,27 @@
 //! - [`manifest`]: a node's manifest computed from the policy.
 //! - [`reconcile`]: which nodes count, and the server's RBAC reconciler.
 //! - [`http`]: the HTTPS API (enrollment, manifests, signing, reports, admin).
+//! - [`serve`]: the running server (API, reconciler, policy reload); [`notify`]: sd_notify.
+//! - [`init`]: first-time setup: CAs, TLS and admin certificates, server.toml.
+//! - [`admin_client`]: the admin commands' HTTPS client.
 //! - [`cli`]: the `calseg-server` commands and their output.
 //! - [`store`]: server state (nodes, tokens, issued certificates, audit log); redb file store.
 //! - [`pki`]: the fleet and etcd client CAs, CSR checks and signing, key files.
 
+/// The admin API client.
+pub mod admin_client;
 /// The command line of `calseg-server`.
 pub mod cli;
 /// server.toml.
 pub mod config;
 /// The HTTPS API.
 pub mod http;
+/// First-time setup.
+pub mod init;
 /// A node's manifest from the policy.
 pub mod manifest;
+/// systemd notifications.
+pub mod notify;
 /// The two CAs, CSR intake checks, signing, chain verification and key files.
 pub mod pki;
 /// The segmentation policy: TOML → validated model, with Calico's grant tables per version.
@@ -31,5 +40,7 @@ pub mod policy;
 pub mod rbac;
 /// RBAC reconciliation in the running server.
 pub mod reconcile;
+/// The running server.
+pub mod serve;
 /// Server state: nodes, enrollment tokens, issued certificates, audit log.
 pub mod store;

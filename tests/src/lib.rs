@@ -6,15 +6,19 @@
 //! test panics; child processes also die with the test process (parent-death signal).
 //!
 //! # Layout
+//! - [`api_client`]: a minimal client of the server's API, for the server's own tests.
 //! - [`bins`]: paths of the real `calseg-server` and `calseg-agent` executables.
 //! - [`prereq`]: checks for root and for the Debian packages the tests need, failing loudly.
 //! - [`ports`]: free loopback ports, never handed out twice in one test process.
 //! - [`pki`]: a throwaway CA minting server and client certificates with rcgen.
 //! - [`process`]: a child process that is killed when its handle drops or its parent dies.
 //! - [`etcd`]: `EtcdCluster`, 1 or 3 real etcd members with TLS, client-cert auth and a root user.
+//! - [`server`]: `ServerProcess`, the real calseg-server initialized against a harness etcd.
 //! - [`sandbox`]: `SandboxHost`, a real systemd as PID 1 on an overlay of `/`.
 //! - `sweep`: removes what test processes killed halfway left behind.
 
+/// A minimal API client for tests.
+pub mod api_client;
 /// The workspace's binaries.
 pub mod bins;
 /// Real etcd clusters.
@@ -29,5 +33,7 @@ pub mod prereq;
 pub mod process;
 /// Sandboxed hosts running a real systemd.
 pub mod sandbox;
+/// The real calseg-server.
+pub mod server;
 /// Leftovers of killed test processes.
 mod sweep;

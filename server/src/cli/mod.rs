@@ -1,6 +1,7 @@
 //! The `calseg-server` command line: argument parsing and the output people and scripts see.
 //! Commands call into the library; this module only wires flags to it and picks exit codes.
 
+mod admin_cmd;
 mod rbac_cmd;
 
 use clap::{Args, Parser, Subcommand};
@@ -29,6 +30,104 @@ pub enum Command {
     Plan(ReconcileArgs),
     /// Make etcd's calseg users and roles match the policy.
     Apply(ReconcileArgs),
+    /// Run the server: the HTTPS API for agents and administrators, and the RBAC reconciler.
+    Serve {
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+    },
+    /// First-time setup: CAs, TLS and admin certificates, server.toml.
+    Init(InitArgs),
+    /// Enrollment tokens (through the running server).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Enrolled nodes (through the running server).
+    #[command(subcommand)]
+    Nodes(NodesCommand),
+    /// The audit log (through the running server).
+    Audit {
+        /// Show entries after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        since: u64,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Directory of server.toml and the admin and etcd client certificates.
+    #[arg(long, default_value = "/etc/calseg", value_name = "DIR")]
+    pub config_dir: PathBuf,
+    /// Directory of the store, the CAs and the TLS files.
+    #[arg(long, default_value = "/var/lib/calseg", value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// DNS name or IP address agents use to reach the server (repeat for several).
+    #[arg(long = "san", value_name = "NAME", required = true)]
+    pub sans: Vec<String>,
+    #[arg(long, default_value = "0.0.0.0:8443", value_name = "ADDR")]
+    pub listen: String,
+    /// Import this etcd client CA certificate instead of generating one (with --etcd-ca-key).
+    #[arg(long, value_name = "FILE", requires = "etcd_ca_key")]
+    pub etcd_ca_cert: Option<PathBuf>,
+    /// The key of --etcd-ca-cert (unencrypted PKCS#8 PEM).
+    #[arg(long, value_name = "FILE", requires = "etcd_ca_cert")]
+    pub etcd_ca_key: Option<PathBuf>,
+    /// etcd endpoints calseg itself uses (default: the policy's).
+    #[arg(long = "etcd-endpoint", value_name = "URL")]
+    pub etcd_endpoints: Vec<String>,
+    /// The CA that signed etcd's server certificate (default: the etcd client CA).
+    #[arg(long, value_name = "FILE")]
+    pub etcd_server_ca: Option<PathBuf>,
+    /// Mint calseg's own etcd client certificate with this CN (an etcd user holding root).
+    #[arg(long, value_name = "USER")]
+    pub etcd_user: Option<String>,
+    /// Name in the administrator certificate (CN admin:NAME).
+    #[arg(long, default_value = "root", value_name = "NAME")]
+    pub admin_name: String,
+    /// Replace existing keys and configuration.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token: for one node (--node) or for N nodes matching a glob (--match, --uses).
+    Create {
+        #[arg(long, conflicts_with = "glob", required_unless_present = "glob")]
+        node: Option<String>,
+        #[arg(long = "match", value_name = "GLOB")]
+        glob: Option<String>,
+        #[arg(long, requires = "glob")]
+        uses: Option<u32>,
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a token by id.
+    Delete { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodesCommand {
+    /// Every node the server knows.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a pending (or denied) node.
+    Approve { node: String },
+    /// Deny a pending node.
+    Deny { node: String },
+    /// Revoke an enrolled node: every call refused at once, its etcd users removed.
+    Revoke { node: String },
 }
 
 /// Flags shared by `plan` and `apply`; each overrides server.toml.
@@ -82,6 +181,46 @@ pub fn main() -> ExitCode {
             Command::Check { policy } => rbac_cmd::check(cli.config.as_deref(), policy.as_deref()),
             Command::Plan(args) => rbac_cmd::plan(cli.config.as_deref(), args).await,
             Command::Apply(args) => rbac_cmd::apply(cli.config.as_deref(), args).await,
+            Command::Serve { policy } => serve(cli.config.as_deref(), policy.as_deref()).await,
+            Command::Init(args) => init(args),
+            Command::Token(TokenCommand::Create {
+                node,
+                glob,
+                uses,
+                ttl,
+                json,
+            }) => {
+                admin_cmd::token_create(
+                    cli.config.as_deref(),
+                    node.clone(),
+                    glob.clone(),
+                    *uses,
+                    ttl,
+                    *json,
+                )
+                .await
+            }
+            Command::Token(TokenCommand::List { json }) => {
+                admin_cmd::token_list(cli.config.as_deref(), *json).await
+            }
+            Command::Token(TokenCommand::Delete { id }) => {
+                admin_cmd::token_delete(cli.config.as_deref(), id).await
+            }
+            Command::Nodes(NodesCommand::List { json }) => {
+                admin_cmd::nodes_list(cli.config.as_deref(), *json).await
+            }
+            Command::Nodes(NodesCommand::Approve { node }) => {
+                admin_cmd::nodes_action(cli.config.as_deref(), "approve", node).await
+            }
+            Command::Nodes(NodesCommand::Deny { node }) => {
+                admin_cmd::nodes_action(cli.config.as_deref(), "deny", node).await
+            }
+            Command::Nodes(NodesCommand::Revoke { node }) => {
+                admin_cmd::nodes_action(cli.config.as_deref(), "revoke", node).await
+            }
+            Command::Audit { since, limit, json } => {
+                admin_cmd::audit(cli.config.as_deref(), *since, *limit, *json).await
+            }
         }
     });
     match outcome {
@@ -91,6 +230,67 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `serve`: runs until SIGTERM or SIGINT.
+async fn serve(
+    config: Option<&std::path::Path>,
+    policy: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let config = crate::config::ServerConfig::load(config)?;
+    let policy = rbac_cmd::policy_path(&config, policy);
+    let server = crate::serve::build(&config, &policy).await?;
+    crate::serve::run(server, shutdown_signal()).await?;
+    tracing::info!("calseg-server stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("stopping: draining connections");
+}
+
+/// `init`.
+fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
+    let options = crate::init::InitOptions {
+        config_dir: args.config_dir.clone(),
+        state_dir: args.state_dir.clone(),
+        sans: args.sans.clone(),
+        listen: args.listen.clone(),
+        etcd_ca: args.etcd_ca_cert.clone().zip(args.etcd_ca_key.clone()),
+        etcd_endpoints: args.etcd_endpoints.clone(),
+        etcd_server_ca: args.etcd_server_ca.clone(),
+        etcd_user: args.etcd_user.clone(),
+        admin_name: args.admin_name.clone(),
+        force: args.force,
+    };
+    let report = crate::init::init(&options, time::OffsetDateTime::now_utc())?;
+    for file in &report.files {
+        eprintln!("wrote {}", file.display());
+    }
+    eprintln!(
+        "next: write the policy ({}), make etcd trust {}/ca/etcd-client.pem, then `calseg-server serve`",
+        args.config_dir.join("policy.toml").display(),
+        args.state_dir.display()
+    );
+    eprintln!(
+        "agents enroll with: calseg-agent enroll --server https://{}:PORT --ca-hash {} --token <token>",
+        args.sans.first().map(String::as_str).unwrap_or("SERVER"),
+        report.fleet_ca_hash
+    );
+    println!("{}", report.fleet_ca_hash);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Logs to stderr: plain text without colour when not on a terminal (journald), `RUST_LOG`

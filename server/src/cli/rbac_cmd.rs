@@ -109,7 +109,7 @@ async fn compute_plan(
     Ok((rbac::diff(&desired, &live, args.adopt), client, parallelism))
 }
 
-fn policy_path(config: &ServerConfig, flag: Option<&Path>) -> PathBuf {
+pub(super) fn policy_path(config: &ServerConfig, flag: Option<&Path>) -> PathBuf {
     flag.map(Path::to_path_buf)
         .or_else(|| config.policy.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_POLICY))

@@ -7,4 +7,5 @@
 mod bad_policy;
 mod harness_etcd;
 mod harness_sandbox;
+mod identity;
 mod rbac;

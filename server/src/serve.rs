@@ -1,0 +1,245 @@
+//! `calseg-server serve`: opens the store and the CAs, loads the policy, starts the RBAC
+//! reconciler and the HTTPS API, and runs until told to stop. SIGHUP reloads the policy (a
+//! policy with errors is refused and the old one stays).
+
+use crate::config::{ServerConfig, parse_duration};
+use crate::http::{self, AppState};
+use crate::pki::{CaFiles, CaKind};
+use crate::reconcile::{Reconciler, desired_nodes};
+use crate::store::{AuditAction, AuditOutcome, RedbStore, Store};
+use crate::{notify, policy, rbac};
+use anyhow::{Context, Result, anyhow};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+const DEFAULT_LISTEN: &str = "0.0.0.0:8443";
+const DEFAULT_FLEET_LIFETIME: &str = "90d";
+const DEFAULT_RECONCILE_INTERVAL: &str = "60s";
+
+/// Everything `serve` needs, resolved from server.toml.
+pub struct Server {
+    pub state: Arc<AppState>,
+    pub listen: String,
+    pub tls: Arc<rustls::ServerConfig>,
+    pub reconcile_interval: Duration,
+    pub policy_path: PathBuf,
+}
+
+fn read(path: &Path, what: &str) -> Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("read the {what} {}", path.display()))
+}
+
+/// Builds the server from its configuration; opens files, binds nothing.
+pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> {
+    let now = OffsetDateTime::now_utc();
+    let policy = policy::load(policy_path)
+        .map_err(|errors| anyhow!("{errors}\nthe policy has errors; the server does not start"))?;
+    for warning in &policy.warnings {
+        tracing::warn!("{warning}");
+    }
+    let state_dir = config.state_dir();
+    let store_path = state_dir.join("state.redb");
+    let store: Arc<dyn Store> = Arc::new(
+        RedbStore::open(&store_path).with_context(|| format!("open {}", store_path.display()))?,
+    );
+    let ca_dir = config.ca_dir();
+    let fleet_ca = CaFiles::new(&ca_dir, "fleet").load(CaKind::Fleet, now)?;
+    let etcd_ca = CaFiles::new(&ca_dir, "etcd-client").load(CaKind::EtcdClient, now)?;
+    let cert_file = config
+        .api
+        .cert_file
+        .clone()
+        .unwrap_or_else(|| state_dir.join("tls/server.pem"));
+    let key_file = config
+        .api
+        .key_file
+        .clone()
+        .unwrap_or_else(|| state_dir.join("tls/server-key.pem"));
+    let tls = http::tls::server_config(
+        &read(&cert_file, "server certificate")?,
+        &read(&key_file, "server key")?,
+        fleet_ca.cert_pem(),
+    )?;
+    let etcd_ca_bundle_pem = match policy
+        .etcd
+        .ca_file
+        .as_ref()
+        .or(config.etcd.ca_file.as_ref())
+    {
+        Some(path) => read(path, "etcd server CA bundle")?,
+        None => etcd_ca.cert_pem().to_owned(),
+    };
+    let reconciler = match (
+        &config.etcd.cert_file,
+        &config.etcd.key_file,
+        &config.etcd.ca_file,
+    ) {
+        (Some(cert), Some(key), Some(ca)) => {
+            let access = rbac::EtcdAccess {
+                endpoints: config
+                    .etcd
+                    .endpoints
+                    .clone()
+                    .unwrap_or_else(|| policy.etcd.endpoints.clone()),
+                ca_file: ca.clone(),
+                cert_file: cert.clone(),
+                key_file: key.clone(),
+            };
+            let client = rbac::connect(&access).await?;
+            Some(Arc::new(Reconciler::new(
+                client,
+                access.endpoints.join(","),
+                config.etcd.parallelism.unwrap_or(rbac::DEFAULT_PARALLELISM),
+                config.etcd.allow_auth_disabled,
+            )))
+        }
+        _ => {
+            tracing::warn!(
+                "no etcd credentials under [etcd] in server.toml: the server signs certificates but does not manage etcd RBAC"
+            );
+            None
+        }
+    };
+    let auto_approve = config
+        .api
+        .auto_approve
+        .iter()
+        .map(|g| {
+            glob::Pattern::new(g).with_context(|| format!("[api] auto_approve: bad glob {g:?}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let fleet_lifetime = parse_duration(
+        "[api] fleet_cert_lifetime",
+        config
+            .api
+            .fleet_cert_lifetime
+            .as_deref()
+            .unwrap_or(DEFAULT_FLEET_LIFETIME),
+    )?;
+    let reconcile_interval = parse_duration(
+        "[etcd] reconcile_interval",
+        config
+            .etcd
+            .reconcile_interval
+            .as_deref()
+            .unwrap_or(DEFAULT_RECONCILE_INTERVAL),
+    )?;
+    let state = Arc::new(AppState::new(
+        store,
+        Arc::new(fleet_ca),
+        Arc::new(etcd_ca),
+        Arc::new(policy),
+        etcd_ca_bundle_pem,
+        fleet_lifetime,
+        auto_approve,
+        reconciler,
+    ));
+    Ok(Server {
+        state,
+        listen: config
+            .api
+            .listen
+            .clone()
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
+        tls,
+        reconcile_interval,
+        policy_path: policy_path.to_path_buf(),
+    })
+}
+
+/// Runs the server until `shutdown` resolves.
+pub async fn run(server: Server, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(&server.listen)
+        .await
+        .with_context(|| format!("listen on {}", server.listen))?;
+    tracing::info!(listen = %server.listen, "calseg-server API listening");
+    let reconcile = tokio::spawn(reconcile_loop(
+        Arc::clone(&server.state),
+        server.reconcile_interval,
+    ));
+    let reload = tokio::spawn(reload_on_sighup(
+        Arc::clone(&server.state),
+        server.policy_path.clone(),
+    ));
+    let watchdog = tokio::spawn(async {
+        if let Some(every) = notify::watchdog_interval() {
+            loop {
+                notify::watchdog();
+                tokio::time::sleep(every).await;
+            }
+        }
+    });
+    notify::ready();
+    notify::status(&format!("serving on {}", server.listen));
+    let served = http::serve(
+        listener,
+        server.tls,
+        http::router(Arc::clone(&server.state)),
+        shutdown,
+    )
+    .await;
+    notify::stopping();
+    reconcile.abort();
+    reload.abort();
+    watchdog.abort();
+    served
+}
+
+/// Reconciles etcd RBAC on an interval and whenever the set of nodes changes.
+async fn reconcile_loop(state: Arc<AppState>, interval: Duration) {
+    let Some(reconciler) = state.reconciler.clone() else {
+        return;
+    };
+    loop {
+        let policy = state.policy();
+        let outcome = async {
+            let nodes = desired_nodes(
+                &policy,
+                &state
+                    .store(|s| s.nodes())
+                    .await
+                    .map_err(|e| anyhow!(e.message))?,
+            );
+            reconciler.apply(&policy, &nodes, false).await
+        }
+        .await;
+        match outcome {
+            Ok((_, report)) if report.applied > 0 => {
+                tracing::info!(changes = report.applied, "etcd RBAC reconciled");
+                state
+                    .audit(
+                        "system",
+                        AuditAction::RbacApply,
+                        "etcd",
+                        AuditOutcome::Ok,
+                        format!("{} changes", report.applied),
+                    )
+                    .await;
+            }
+            Ok(_) => tracing::debug!("etcd RBAC matches the policy"),
+            Err(error) => tracing::warn!("etcd RBAC reconcile failed (will retry): {error:#}"),
+        }
+        reconciler.wait(interval).await;
+    }
+}
+
+/// Reloads the policy on SIGHUP; keeps the old one when the new one has errors.
+async fn reload_on_sighup(state: Arc<AppState>, path: PathBuf) {
+    let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        return;
+    };
+    while hangup.recv().await.is_some() {
+        match policy::load(&path) {
+            Ok(policy) => {
+                state.set_policy(Arc::new(policy));
+                tracing::info!(policy = %path.display(), "policy reloaded");
+                state.poke_reconciler();
+            }
+            Err(errors) => tracing::error!("policy reload refused, keeping the old one:\n{errors}"),
+        }
+    }
+}

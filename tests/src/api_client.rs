@@ -1,0 +1,167 @@
+//! A minimal client of calseg-server's API for the server's own end-to-end tests: it makes keys
+//! and CSRs locally (rcgen), enrolls, and calls the node routes with its fleet certificate, or
+//! with any other certificate a test wants to try. The real agent is `calseg-agent`.
+
+use anyhow::{Result, anyhow};
+use rcgen::{CertificateParams, DnType, KeyPair};
+use reqwest::StatusCode;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A key and a CSR for `common_name`, made here.
+pub fn key_and_csr(common_name: &str) -> Result<(String, String)> {
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    let csr = params.serialize_request(&key)?;
+    Ok((key.serialize_pem(), csr.pem()?))
+}
+
+/// An HTTPS client that trusts only `ca_pem` and presents `identity` (cert PEM, key PEM).
+pub fn https_client(ca_pem: &str, identity: Option<(&str, &str)>) -> Result<reqwest::Client> {
+    let mut roots = rustls::RootCertStore::empty();
+    for der in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(der.map_err(|e| anyhow!("{e:?}"))?)?;
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots);
+    let tls = match identity {
+        Some((cert, key)) => {
+            let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| anyhow!("{e:?}"))?;
+            let key =
+                PrivateKeyDer::from_pem_slice(key.as_bytes()).map_err(|e| anyhow!("{e:?}"))?;
+            builder.with_client_auth_cert(chain, key)?
+        }
+        None => builder.with_no_client_auth(),
+    };
+    Ok(reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(Duration::from_secs(30))
+        .build()?)
+}
+
+/// A call's status and JSON body (or the raw text when it is not JSON).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: serde_json::Value,
+    pub etag: Option<String>,
+}
+
+impl Answer {
+    /// The `kind` of an error body.
+    pub fn kind(&self) -> &str {
+        self.body["kind"].as_str().unwrap_or_default()
+    }
+}
+
+/// Sends a request and collects the answer.
+pub async fn call(request: reqwest::RequestBuilder) -> Result<Answer> {
+    let response = request.send().await?;
+    let status = response.status();
+    let etag = response
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let bytes = response.bytes().await?;
+    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+        serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
+    });
+    Ok(Answer { status, body, etag })
+}
+
+/// A node as the server sees it: a name, a fleet key, and (once enrolled) a fleet certificate.
+pub struct TestNode {
+    pub name: String,
+    pub base: String,
+    pub fleet_ca_pem: String,
+    pub key_pem: String,
+    pub csr_pem: String,
+    pub cert_pem: Option<String>,
+}
+
+impl TestNode {
+    pub fn new(name: &str, base: &str, fleet_ca_pem: &str) -> Result<Self> {
+        let (key_pem, csr_pem) = key_and_csr(name)?;
+        Ok(Self {
+            name: name.to_owned(),
+            base: base.to_owned(),
+            fleet_ca_pem: fleet_ca_pem.to_owned(),
+            key_pem,
+            csr_pem,
+            cert_pem: None,
+        })
+    }
+
+    /// POST /v1/enroll (no client certificate); keeps the certificate when enrolled.
+    pub async fn enroll(&mut self, token: Option<&str>) -> Result<Answer> {
+        let client = https_client(&self.fleet_ca_pem, None)?;
+        let body = calseg_api::enroll::EnrollRequest {
+            node: self.name.clone(),
+            token: token.map(str::to_owned),
+            csr_pem: self.csr_pem.clone(),
+        };
+        let answer = call(
+            client
+                .post(format!("{}{}", self.base, calseg_api::paths::ENROLL))
+                .json(&body),
+        )
+        .await?;
+        if answer.body["status"] == "enrolled" {
+            self.cert_pem = answer.body["cert_pem"].as_str().map(str::to_owned);
+        }
+        Ok(answer)
+    }
+
+    /// A client presenting this node's fleet certificate.
+    pub fn client(&self) -> Result<reqwest::Client> {
+        let cert = self
+            .cert_pem
+            .as_deref()
+            .ok_or_else(|| anyhow!("{} is not enrolled", self.name))?;
+        https_client(&self.fleet_ca_pem, Some((cert, &self.key_pem)))
+    }
+
+    /// GET /v1/manifest, optionally with If-None-Match.
+    pub async fn manifest(&self, etag: Option<&str>) -> Result<Answer> {
+        let mut request =
+            self.client()?
+                .get(format!("{}{}", self.base, calseg_api::paths::MANIFEST));
+        if let Some(etag) = etag {
+            request = request.header("if-none-match", etag);
+        }
+        call(request).await
+    }
+
+    /// POST /v1/certificates for `component` with a CSR for `common_name`; returns the answer
+    /// and the private key that stays here.
+    pub async fn sign(&self, component: &str, common_name: &str) -> Result<(Answer, String)> {
+        let (key, csr) = key_and_csr(common_name)?;
+        let answer = self.sign_csr(component, &csr).await?;
+        Ok((answer, key))
+    }
+
+    /// POST /v1/certificates with a given CSR text.
+    pub async fn sign_csr(&self, component: &str, csr_pem: &str) -> Result<Answer> {
+        let body = calseg_api::certificates::SignRequest {
+            component: component.to_owned(),
+            csr_pem: csr_pem.to_owned(),
+        };
+        call(
+            self.client()?
+                .post(format!("{}{}", self.base, calseg_api::paths::CERTIFICATES))
+                .json(&body),
+        )
+        .await
+    }
+}

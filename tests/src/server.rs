@@ -1,0 +1,226 @@
+//! `ServerProcess`: the real `calseg-server` binary, set up with `calseg-server init` against a
+//! harness etcd (the etcd test CA imported as calseg's etcd client CA, so etcd trusts what calseg
+//! signs, and calseg's own etcd identity `root`), serving on a free loopback port.
+
+use crate::bins;
+use crate::etcd::EtcdCluster;
+use crate::ports::free_port;
+use crate::process::Guarded;
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// A running calseg-server and its files.
+pub struct ServerProcess {
+    process: Option<Guarded>,
+    port: u16,
+    fleet_ca_hash: String,
+    dir: TempDir,
+}
+
+impl ServerProcess {
+    /// Initializes and starts a server for `etcd` with `policy` (TOML text) and extra lines
+    /// that replace `auto_approve = []` in the `[api]` section of server.toml (e.g.
+    /// `auto_approve = ["w-*"]`).
+    pub async fn start(etcd: &EtcdCluster, policy: &str, api_extra: &str) -> Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("calseg-srv-{}-", std::process::id()))
+            .tempdir()?;
+        let port = free_port()?;
+        let ca_dir = dir.path().join("etcd-ca");
+        std::fs::create_dir_all(&ca_dir)?;
+        std::fs::write(ca_dir.join("ca.pem"), &etcd.ca().cert_pem)?;
+        std::fs::write(ca_dir.join("ca-key.pem"), &etcd.ca().key_pem)?;
+        let init = Command::new(bins::path("calseg-server"))
+            .arg("init")
+            .arg("--config-dir")
+            .arg(dir.path().join("etc"))
+            .arg("--state-dir")
+            .arg(dir.path().join("var"))
+            .args(["--san", "127.0.0.1", "--san", "localhost"])
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--etcd-ca-cert")
+            .arg(ca_dir.join("ca.pem"))
+            .arg("--etcd-ca-key")
+            .arg(ca_dir.join("ca-key.pem"))
+            .arg("--etcd-endpoint")
+            .arg(etcd.endpoint(0))
+            .args(["--etcd-user", "root"])
+            .output()?;
+        if !init.status.success() {
+            bail!(
+                "calseg-server init failed: {}",
+                String::from_utf8_lossy(&init.stderr)
+            );
+        }
+        let fleet_ca_hash = String::from_utf8_lossy(&init.stdout).trim().to_owned();
+        let config = dir.path().join("etc/server.toml");
+        let text = std::fs::read_to_string(&config)?
+            .replace(
+                "reconcile_interval = \"60s\"",
+                "reconcile_interval = \"2s\"",
+            )
+            .replace(
+                "auto_approve = []",
+                if api_extra.is_empty() {
+                    "auto_approve = []"
+                } else {
+                    api_extra
+                },
+            );
+        std::fs::write(&config, text)?;
+        std::fs::write(dir.path().join("etc/policy.toml"), policy)?;
+        let mut server = Self {
+            process: None,
+            port,
+            fleet_ca_hash,
+            dir,
+        };
+        server.spawn().await?;
+        Ok(server)
+    }
+
+    async fn spawn(&mut self) -> Result<()> {
+        let args = vec![
+            "--config".to_owned(),
+            self.config_path().display().to_string(),
+            "serve".into(),
+        ];
+        let log = self.log_path();
+        self.process = Some(Guarded::spawn(
+            "calseg-server",
+            &bins::path("calseg-server"),
+            &args,
+            &log,
+        )?);
+        self.wait_ready().await
+    }
+
+    async fn wait_ready(&mut self) -> Result<()> {
+        for _ in 0..200 {
+            if let Some(process) = self.process.as_mut()
+                && !process.is_running()
+            {
+                bail!("calseg-server exited at start; log:\n{}", self.log());
+            }
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!(
+            "calseg-server did not listen on {}; log:\n{}",
+            self.port,
+            self.log()
+        )
+    }
+
+    /// Stops the server (SIGTERM, then SIGKILL after 10 s).
+    pub fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            let pid = nix::unistd::Pid::from_raw(process.pid() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            for _ in 0..100 {
+                if !process.is_running() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            process.kill();
+        }
+    }
+
+    /// Starts the server again on the same port, files and store.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.stop();
+        self.spawn().await
+    }
+
+    /// `https://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `sha256:…` of the fleet CA, as printed by init.
+    pub fn fleet_ca_hash(&self) -> &str {
+        &self.fleet_ca_hash
+    }
+
+    /// The fleet CA certificate (PEM).
+    pub fn fleet_ca_pem(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("var/ca/fleet.pem")).unwrap_or_default()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("etc/server.toml")
+    }
+
+    pub fn policy_path(&self) -> PathBuf {
+        self.dir.path().join("etc/policy.toml")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("var")
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Runs `calseg-server --config <its config> ARGS…` (the admin CLI).
+    pub fn cli(&self, args: &[&str]) -> Result<Output> {
+        Command::new(bins::path("calseg-server"))
+            .arg("--config")
+            .arg(self.config_path())
+            .args(args)
+            .output()
+            .context("run calseg-server")
+    }
+
+    /// Like [`cli`](Self::cli), failing unless it exits 0; returns stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> Result<String> {
+        let output = self.cli(args)?;
+        if !output.status.success() {
+            bail!(
+                "calseg-server {args:?} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// A new enrollment token for `node` (via the admin CLI).
+    pub fn token_for(&self, node: &str, ttl: &str) -> Result<String> {
+        Ok(self
+            .cli_ok(&["token", "create", "--node", node, "--ttl", ttl])?
+            .trim()
+            .to_owned())
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill();
+        }
+    }
+}
