@@ -5,15 +5,49 @@
 //! `calseg-agent` binary and the end-to-end tests drive.
 //!
 //! # Layout
+//! - [`cli`]: the command line (`enroll`, `run`, `once`, `status`, `plan`) and its exit codes.
+//! - [`config`]: `/etc/calseg/agent.toml`, raw TOML to validated settings with file:line errors.
+//! - [`keys`]: key generation and CSRs (keys never leave the host), certificate facts, CA pins.
+//! - [`client`]: the HTTPS client to the server: pinned CA, mutual TLS, errors, backoff.
+//! - [`enroll`]: enrollment by token or approval, pinned by CA hash; fleet certificate renewal.
+//! - [`state`]: the state directory: fleet credentials, last manifest, installed identities,
+//!   install journal, last cycle.
+//! - [`decide`]: pure decisions per identity (missing, policy changed, due for renewal).
+//! - [`cycle`]: one reconcile pass over small traits, with real implementations and fakes.
+//! - [`plan`]: the dry run: which files would change and which units would restart.
+//! - [`daemon`]: the run loop: interval with per-node jitter, backoff, graceful shutdown.
 //! - [`install`]: atomic file installation with owner, group and mode; identity sets switched by
 //!   one rename; dry-run plans, backup and rollback.
 //! - [`render`]: Calico's env file, calicoctl.cfg and the CNI conflist's etcd fields, as pure
 //!   functions of the current text and the identity's files.
 //! - [`systemd`]: the systemd manager over D-Bus: unit state, restart, wait until active.
 
+/// The command line.
+pub mod cli;
+/// The HTTPS client to calseg-server.
+pub mod client;
+/// The agent's configuration file.
+pub mod config;
+/// One reconcile pass.
+pub mod cycle;
+/// The run loop of `calseg-agent run`.
+pub mod daemon;
+/// Pure per-identity decisions and the renewal time.
+pub mod decide;
+/// Enrollment and fleet certificate renewal.
+pub mod enroll;
 /// Atomic installation of identity files and config files under a root prefix.
 pub mod install;
+/// Keys, CSRs and certificate facts.
+pub mod keys;
+/// The dry run.
+pub mod plan;
 /// Rendering of Calico config files that point at an identity's etcd certificates.
 pub mod render;
+/// The state directory.
+pub mod state;
 /// The systemd manager over its D-Bus API.
 pub mod systemd;
+
+#[cfg(test)]
+mod testutil;

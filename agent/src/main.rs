@@ -1,15 +1,8 @@
-//! `calseg-agent`: the node agent's command line. Thin: it parses arguments and calls the library.
+//! `calseg-agent`: the node agent's command line. Thin: everything is in the library's
+//! [`calseg_agent::cli`].
 
-use clap::Parser;
+use std::process::ExitCode;
 
-/// calseg's node agent: installs this host's Calico etcd identities and restarts Calico units.
-///
-/// The enrollment and reconcile commands arrive with the agent work; today the binary only
-/// reports its version.
-#[derive(Parser)]
-#[command(version, about)]
-struct Cli {}
-
-fn main() {
-    let _cli = Cli::parse();
+fn main() -> ExitCode {
+    calseg_agent::cli::main()
 }

@@ -1,0 +1,272 @@
+//! The command line: `enroll`, `run`, `once`, `status`, `plan`.
+//!
+//! Exit status: 0 success (for `once`: converged, nothing to do), 2 `once` changed something
+//! and converged, 1 failure, 3 `enroll` still pending approval, 64 bad usage.
+
+mod status;
+
+use crate::config::{self, Settings, parse_duration};
+use crate::daemon::{self, LazySystemd};
+use crate::enroll::{self, EnrollOptions, EnrollOutcome, Token};
+use crate::plan;
+use crate::state::StateDir;
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+/// Exit status of a successful command (and of `once` with nothing to do).
+pub const EXIT_OK: u8 = 0;
+/// Any failure.
+pub const EXIT_FAILED: u8 = 1;
+/// `once`: files changed (and units restarted) and everything converged.
+pub const EXIT_CHANGED: u8 = 2;
+/// `enroll`: still waiting for approval.
+pub const EXIT_PENDING: u8 = 3;
+/// Bad arguments (sysexits EX_USAGE; clap's own 2 would read as "changed").
+pub const EXIT_USAGE: u8 = 64;
+
+/// calseg's node agent: installs this host's Calico etcd identities and restarts Calico units.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about,
+    after_help = "Exit status: 0 ok / nothing to do, 1 failed, 2 changed and converged (once), 3 enrollment pending, 64 usage error."
+)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, value_name = "PATH", default_value = config::DEFAULT_PATH)]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Enroll this host with calseg-server (once), pinning the server by its fleet CA hash.
+    Enroll(EnrollArgs),
+    /// Run as a daemon: a cycle at start, then every interval (plus jitter).
+    Run,
+    /// Run one cycle. Exit 0 = nothing to do, 2 = changed and converged, 1 = failed.
+    Once {
+        /// Print the cycle's report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show identities, expiries, units, the last cycle and its errors (no network).
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Dry run: which files would change (by hash) and which units would restart.
+    /// Fetches the manifest but never signs, installs or restarts. Exit 0 = nothing would
+    /// change, 2 = something would, 1 = errors.
+    Plan {
+        #[arg(long)]
+        json: bool,
+        /// Plan this manifest (JSON) instead of fetching one: opens no socket.
+        #[arg(long, value_name = "FILE")]
+        manifest: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EnrollArgs {
+    /// Server URL, https://host:port (default: `server` from the config).
+    #[arg(long)]
+    pub server: Option<String>,
+    /// SHA-256 of the fleet CA certificate's DER, `sha256:<hex>`, as calseg-server prints it.
+    #[arg(long, value_name = "sha256:HEX")]
+    pub ca_hash: String,
+    /// Bootstrap token `<id>.<secret>`; without a token the node waits for approval.
+    #[arg(
+        long,
+        env = "CALSEG_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_file"
+    )]
+    pub token: Option<String>,
+    /// Read the bootstrap token from this file.
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    /// How long to wait for approval.
+    #[arg(long, default_value = "10m", value_parser = parse_duration, conflicts_with = "no_wait")]
+    pub wait: std::time::Duration,
+    /// Return at once (exit 3) if enrollment is pending approval.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Enroll again even though fleet credentials exist.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Parses the process arguments, runs the command and returns its exit status.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
+        }
+    };
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    match runtime.block_on(execute(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// tracing to stderr; plain text (no colour) when stderr is not a terminal (journald).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+/// The settings: the config file, or the defaults when the default file does not exist.
+pub fn load_settings(path: &std::path::Path) -> Result<Settings> {
+    if path == std::path::Path::new(config::DEFAULT_PATH) && !path.exists() {
+        return Ok(Settings::defaults()?);
+    }
+    Ok(Settings::load(path)?)
+}
+
+/// Runs a parsed command; returns its exit status.
+pub async fn execute(cli: Cli) -> Result<u8> {
+    let settings = load_settings(&cli.config)?;
+    let state = StateDir::new(&settings.state_dir);
+    match cli.command {
+        Command::Enroll(args) => enroll_cmd(&settings, &state, args).await,
+        Command::Run => {
+            daemon::run(settings, daemon::signals()).await?;
+            Ok(EXIT_OK)
+        }
+        Command::Once { json } => {
+            let stop = Arc::new(AtomicBool::new(false));
+            let mut restarter = LazySystemd::new(settings.systemd_bus.clone());
+            let result = daemon::pass(&settings, &mut restarter, stop).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&result.report)?);
+            }
+            for error in &result.errors {
+                eprintln!("error: {error}");
+            }
+            eprintln!("cycle {}", result.outcome.as_str());
+            Ok(result.outcome.exit_code())
+        }
+        Command::Status { json } => status::show(&settings, &state, json),
+        Command::Plan { json, manifest } => plan_cmd(&settings, &state, json, manifest).await,
+    }
+}
+
+async fn enroll_cmd(settings: &Settings, state: &StateDir, args: EnrollArgs) -> Result<u8> {
+    let server = match args.server.as_deref().or(settings.server.as_deref()) {
+        Some(url) => config::check_server(url)
+            .map_err(anyhow::Error::msg)
+            .context("--server")?,
+        None => bail!("no server: pass --server https://host:port or set `server` in the config"),
+    };
+    // An explicit --token-file wins over CALSEG_TOKEN from the environment.
+    let token = match (&args.token_file, &args.token) {
+        (Some(path), _) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("read --token-file {}", path.display()))?;
+            Some(Token::new(&text))
+        }
+        (None, Some(token)) => Some(Token::new(token)),
+        (None, None) => None,
+    };
+    let opts = EnrollOptions {
+        server,
+        ca_hash: args.ca_hash,
+        node: settings.node.clone(),
+        token,
+        wait: (!args.no_wait).then_some(args.wait),
+    };
+    match enroll::enroll(state, &opts, args.force).await? {
+        EnrollOutcome::Enrolled { not_after } => {
+            eprintln!(
+                "enrolled as {}; fleet certificate valid until {not_after}",
+                opts.node
+            );
+            Ok(EXIT_OK)
+        }
+        EnrollOutcome::Pending => {
+            eprintln!(
+                "enrollment of {} is pending approval: run `calseg-server nodes approve {}`, then `calseg-agent enroll` again",
+                opts.node, opts.node
+            );
+            Ok(EXIT_PENDING)
+        }
+    }
+}
+
+async fn plan_cmd(
+    settings: &Settings,
+    state: &StateDir,
+    json: bool,
+    manifest: Option<PathBuf>,
+) -> Result<u8> {
+    let manifest = match manifest {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("read {}", path.display()))?;
+            serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a manifest", path.display()))?
+        }
+        None => match daemon::server_client(settings, state)?
+            .manifest(None)
+            .await?
+        {
+            crate::client::ManifestFetch::Fresh { manifest, .. } => manifest,
+            crate::client::ManifestFetch::NotModified => {
+                bail!("server answered 304 to an unconditional request")
+            }
+        },
+    };
+    let installer = crate::cycle::real::FsInstaller {
+        root: crate::install::Root::new(&settings.root),
+    };
+    let installed = state.installed()?;
+    let plan = plan::plan(
+        &manifest,
+        &installed,
+        &installer,
+        time::OffsetDateTime::now_utc(),
+    );
+    if json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+    } else {
+        print!("{}", plan::to_text(&plan));
+    }
+    Ok(if !plan.errors.is_empty() {
+        EXIT_FAILED
+    } else if plan.changes() {
+        EXIT_CHANGED
+    } else {
+        EXIT_OK
+    })
+}
+
+#[cfg(test)]
+mod tests;

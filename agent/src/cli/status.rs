@@ -1,0 +1,179 @@
+//! `calseg-agent status`: what the state directory and the installed files say, without
+//! calling the server or systemd.
+
+use super::{EXIT_FAILED, EXIT_OK};
+use crate::config::Settings;
+use crate::decide::{renew_at, renewal_jitter};
+use crate::enroll::fleet_renew_at;
+use crate::keys;
+use crate::state::{Outcome, StateDir};
+use anyhow::Result;
+use calseg_api::report::UnitReport;
+use serde::Serialize;
+use std::fmt::Write as _;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// The status as shown (`--json` prints this).
+#[derive(Debug, Serialize)]
+pub struct StatusView {
+    pub node: String,
+    pub server: Option<String>,
+    pub enrolled: bool,
+    pub enrollment_pending: bool,
+    pub fleet_not_after: Option<String>,
+    pub fleet_renew_at: Option<String>,
+    pub manifest_revision: Option<String>,
+    pub identities: Vec<IdentityView>,
+    pub units: Vec<UnitReport>,
+    pub last_cycle: Option<LastCycle>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct IdentityView {
+    pub component: String,
+    pub etcd_user: String,
+    pub serial: String,
+    pub not_after: String,
+    pub renew_at: String,
+    /// Status in the last cycle's report, if any.
+    pub last_status: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LastCycle {
+    pub started_at: String,
+    pub finished_at: String,
+    pub outcome: Outcome,
+    pub errors: Vec<String>,
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}
+
+/// Builds the view from the state directory.
+pub fn view(settings: &Settings, state: &StateDir) -> Result<StatusView> {
+    let fleet = state.fleet()?;
+    let fleet_info = fleet
+        .as_ref()
+        .and_then(|f| keys::cert_info(&f.cert_pem).ok());
+    let manifest = state.manifest().ok().flatten();
+    let last = state.last_cycle()?;
+    let report = last.as_ref().and_then(|l| l.report.clone());
+    let renew_after = manifest.as_ref().map_or(2.0 / 3.0, |m| m.renew_after);
+    let identities = state
+        .installed()?
+        .values()
+        .map(|r| IdentityView {
+            component: r.component.clone(),
+            etcd_user: r.etcd_user.clone(),
+            serial: r.serial.clone(),
+            not_after: rfc3339(r.not_after),
+            renew_at: rfc3339(renew_at(
+                r.not_before,
+                r.not_after,
+                renew_after,
+                renewal_jitter(r, &settings.node),
+            )),
+            last_status: report
+                .as_ref()
+                .and_then(|rep| rep.identities.iter().find(|i| i.component == r.component))
+                .map(|i| i.status.clone()),
+        })
+        .collect();
+    Ok(StatusView {
+        node: settings.node.clone(),
+        server: settings.server.clone().or(state.server_url()?),
+        enrolled: fleet.is_some(),
+        enrollment_pending: state.read(StateDir::PENDING_KEY)?.is_some(),
+        fleet_not_after: fleet_info.as_ref().map(|i| rfc3339(i.not_after)),
+        fleet_renew_at: fleet
+            .as_ref()
+            .and_then(|f| fleet_renew_at(&f.cert_pem).ok())
+            .map(rfc3339),
+        manifest_revision: manifest.map(|m| m.revision),
+        identities,
+        units: report.map(|r| r.units).unwrap_or_default(),
+        last_cycle: last.map(|l| LastCycle {
+            started_at: rfc3339(l.started_at),
+            finished_at: rfc3339(l.finished_at),
+            outcome: l.outcome,
+            errors: l.errors,
+        }),
+    })
+}
+
+/// The view as text.
+pub fn to_text(v: &StatusView) -> String {
+    let mut out = String::new();
+    let or_dash = |s: &Option<String>| s.clone().unwrap_or_else(|| "-".into());
+    let _ = writeln!(out, "node:        {}", v.node);
+    let _ = writeln!(out, "server:      {}", or_dash(&v.server));
+    let enrolled = match (v.enrolled, v.enrollment_pending) {
+        (true, _) => format!(
+            "yes, fleet certificate until {} (renew at {})",
+            or_dash(&v.fleet_not_after),
+            or_dash(&v.fleet_renew_at)
+        ),
+        (false, true) => "pending approval".into(),
+        (false, false) => "no (run `calseg-agent enroll`)".into(),
+    };
+    let _ = writeln!(out, "enrolled:    {enrolled}");
+    let _ = writeln!(out, "manifest:    {}", or_dash(&v.manifest_revision));
+    match &v.last_cycle {
+        Some(c) => {
+            let _ = writeln!(
+                out,
+                "last cycle:  {} at {}",
+                c.outcome.as_str(),
+                c.finished_at
+            );
+            for e in &c.errors {
+                let _ = writeln!(out, "  error: {e}");
+            }
+        }
+        None => {
+            let _ = writeln!(out, "last cycle:  none yet");
+        }
+    }
+    let _ = writeln!(out, "\nidentities:");
+    if v.identities.is_empty() {
+        let _ = writeln!(out, "  none installed");
+    }
+    for i in &v.identities {
+        let status = i.last_status.as_deref().unwrap_or("-");
+        let _ = writeln!(
+            out,
+            "  {:<16} {:<28} serial {}  expires {}  renew {}  [{status}]",
+            i.component, i.etcd_user, i.serial, i.not_after, i.renew_at
+        );
+    }
+    if !v.units.is_empty() {
+        let _ = writeln!(out, "\nunits (last cycle):");
+        for u in &v.units {
+            let restarted = if u.restarted { "restarted" } else { "" };
+            let _ = writeln!(
+                out,
+                "  {:<28} {:<10} NRestarts={} {restarted}",
+                u.unit, u.active_state, u.n_restarts
+            );
+        }
+    }
+    out
+}
+
+/// `calseg-agent status [--json]`: exit 1 when the last cycle failed or the host is not enrolled.
+pub fn show(settings: &Settings, state: &StateDir, json: bool) -> Result<u8> {
+    let v = view(settings, state)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", to_text(&v));
+    }
+    let healthy = v.enrolled
+        && v.last_cycle
+            .as_ref()
+            .is_none_or(|c| matches!(c.outcome, Outcome::Unchanged | Outcome::Changed));
+    Ok(if healthy { EXIT_OK } else { EXIT_FAILED })
+}

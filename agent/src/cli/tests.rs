@@ -1,0 +1,144 @@
+use super::*;
+use crate::testutil::{TestResult, identity, manifest};
+
+/// A config under a temp dir (root and state inside it) and a manifest file.
+fn setup() -> Result<(tempfile::TempDir, PathBuf, PathBuf), Box<dyn std::error::Error>> {
+    let tmp = tempfile::tempdir()?;
+    let root = tmp.path().join("root");
+    std::fs::create_dir(&root)?;
+    let config = tmp.path().join("agent.toml");
+    let text = format!(
+        "node = \"n1\"\nroot = \"{}\"\nstate_dir = \"{}\"\n",
+        root.display(),
+        tmp.path().join("state").display()
+    );
+    std::fs::write(&config, text)?;
+    let m = manifest(vec![identity("calico-node", &["calico-node.service"])]);
+    let manifest_path = tmp.path().join("manifest.json");
+    std::fs::write(&manifest_path, serde_json::to_string(&m)?)?;
+    Ok((tmp, config, manifest_path))
+}
+
+fn cli(args: &[&str]) -> Result<Cli, clap::Error> {
+    Cli::try_parse_from(std::iter::once("calseg-agent").chain(args.iter().copied()))
+}
+
+#[tokio::test]
+async fn plan_from_a_manifest_file_reports_changes_and_touches_nothing() -> TestResult {
+    let (tmp, config, manifest) = setup()?;
+    let config = config.to_string_lossy().into_owned();
+    let manifest = manifest.to_string_lossy().into_owned();
+    let code = execute(cli(&[
+        "--config",
+        &config,
+        "plan",
+        "--manifest",
+        &manifest,
+        "--json",
+    ])?)
+    .await?;
+    assert_eq!(code, EXIT_CHANGED);
+    assert_eq!(
+        std::fs::read_dir(tmp.path().join("root"))?.count(),
+        0,
+        "plan wrote nothing"
+    );
+    assert!(!tmp.path().join("state").exists(), "plan kept no state");
+    Ok(())
+}
+
+#[test]
+fn plan_lists_new_certificates_renders_and_units() -> TestResult {
+    let tmp = tempfile::tempdir()?;
+    let m = manifest(vec![
+        identity("calico-node", &["calico-node.service"]),
+        identity("cni", &[]),
+    ]);
+    let installer = crate::cycle::real::FsInstaller {
+        root: crate::install::Root::new(tmp.path()),
+    };
+    let plan = plan::plan(
+        &m,
+        &Default::default(),
+        &installer,
+        time::OffsetDateTime::now_utc(),
+    );
+    assert!(plan.changes());
+    assert_eq!(plan.units, ["calico-node.service"]);
+    let changes: Vec<&str> = plan.identities[0].files.iter().map(|f| f.change).collect();
+    assert_eq!(
+        changes,
+        ["create", "new_certificate", "new_certificate", "create"]
+    );
+    let ca = &plan.identities[0].files[0];
+    assert_eq!(
+        ca.new_sha256.as_deref(),
+        Some(crate::install::sha256_hex(b"ETCD CA\n").as_str())
+    );
+    let text = plan::to_text(&plan);
+    assert!(
+        text.contains("units that would restart: calico-node.service"),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn status_of_a_host_that_never_enrolled_says_so() -> TestResult {
+    let (_tmp, config, _) = setup()?;
+    let config = config.to_string_lossy().into_owned();
+    let settings = load_settings(std::path::Path::new(&config))?;
+    let view = status::view(&settings, &StateDir::new(&settings.state_dir))?;
+    assert!(!view.enrolled);
+    assert!(status::to_text(&view).contains("run `calseg-agent enroll`"));
+    let code = execute(cli(&["--config", &config, "status", "--json"])?).await?;
+    assert_eq!(code, EXIT_FAILED);
+    Ok(())
+}
+
+#[tokio::test]
+async fn once_without_enrollment_fails_with_a_hint() -> TestResult {
+    let (_tmp, config, _) = setup()?;
+    let config = config.to_string_lossy().into_owned();
+    let err = execute(cli(&["--config", &config, "once"])?).await.err();
+    let text = err.map(|e| format!("{e:#}")).unwrap_or_default();
+    assert!(
+        text.contains("not enrolled") && text.contains("calseg-agent enroll"),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[test]
+fn arguments_parse_and_usage_errors_are_not_exit_2() {
+    let enroll = cli(&[
+        "enroll",
+        "--server",
+        "https://s:8443",
+        "--ca-hash",
+        "sha256:00",
+        "--no-wait",
+    ]);
+    assert!(matches!(
+        enroll.map(|c| c.command),
+        Ok(Command::Enroll(EnrollArgs { no_wait: true, .. }))
+    ));
+    assert!(cli(&["enroll", "--ca-hash", "x", "--wait", "1m", "--no-wait"]).is_err());
+    assert!(
+        cli(&[
+            "enroll",
+            "--ca-hash",
+            "x",
+            "--token",
+            "a",
+            "--token-file",
+            "f"
+        ])
+        .is_err()
+    );
+    let err = cli(&["bogus"]).err();
+    assert!(
+        err.is_some_and(|e| e.use_stderr()),
+        "usage errors map to EXIT_USAGE ({EXIT_USAGE})"
+    );
+}

@@ -1,0 +1,244 @@
+//! The HTTPS client to calseg-server: reqwest over a rustls configuration the agent builds
+//! itself ([`tls`]), JSON bodies, [`ApiError`] bodies on failure, `Retry-After` on 429/503,
+//! and [`backoff`] for calls that fail because the server is unreachable.
+
+pub mod backoff;
+pub mod tls;
+
+use crate::state::FleetCredentials;
+use calseg_api::certificates::{SignRequest, SignResponse};
+use calseg_api::enroll::{EnrollRequest, EnrollResponse, FleetCa, FleetRenewRequest};
+use calseg_api::error::ApiError;
+use calseg_api::manifest::Manifest;
+use calseg_api::paths;
+use calseg_api::report::Report;
+use reqwest::StatusCode;
+use reqwest::header::{ETAG, IF_NONE_MATCH, RETRY_AFTER};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+/// Why a call to the server failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// No answer: connection refused, timeout, TLS handshake failure, ...
+    #[error("cannot reach {url}: {message}")]
+    Unreachable { url: String, message: String },
+    /// The server answered with an error.
+    #[error("{url}: server said {status} {kind}: {message}")]
+    Api {
+        url: String,
+        status: u16,
+        kind: String,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// The server answered something the agent does not understand.
+    #[error("{url}: unexpected answer: {message}")]
+    Protocol { url: String, message: String },
+    /// The TLS configuration could not be built from the saved credentials.
+    #[error("TLS setup: {0}")]
+    Tls(String),
+}
+
+impl ClientError {
+    /// A stable name of the failure, for logs and reports.
+    pub fn kind(&self) -> &str {
+        match self {
+            Self::Unreachable { .. } => "unreachable",
+            Self::Api { kind, .. } => kind,
+            Self::Protocol { .. } => "protocol",
+            Self::Tls(_) => "tls_setup",
+        }
+    }
+
+    /// Worth retrying later without changing anything: unreachable, 429 or 5xx.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } => true,
+            Self::Api { status, .. } => *status == 429 || *status >= 500,
+            _ => false,
+        }
+    }
+
+    /// The server's `Retry-After`, if it sent one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Api { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// The answer to a manifest request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ManifestFetch {
+    /// A manifest, new or changed, with its ETag (unquoted).
+    Fresh { manifest: Manifest, etag: String },
+    /// Same revision as the ETag sent.
+    NotModified,
+}
+
+/// A client bound to one server URL and one TLS configuration.
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl ApiClient {
+    /// A client using `tls`, for the server at `base` (`https://host:port`).
+    pub fn new(base: &str, tls: rustls::ClientConfig) -> Result<Self, ClientError> {
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .user_agent(concat!("calseg-agent/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Tls(e.to_string()))?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// Mutual TLS with the fleet certificate; the server verified against the fleet CA only.
+    pub fn mtls(base: &str, fleet: &FleetCredentials) -> Result<Self, ClientError> {
+        Self::new(
+            base,
+            tls::pinned(&fleet.ca_pem, Some((&fleet.cert_pem, &fleet.key)))?,
+        )
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<reqwest::Response, ClientError> {
+        let response = request.send().await.map_err(|e| ClientError::Unreachable {
+            url: url.to_owned(),
+            message: error_chain(&e),
+        })?;
+        if response.status().is_success() || response.status() == StatusCode::NOT_MODIFIED {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = response.text().await.unwrap_or_default();
+        let (kind, message) = match serde_json::from_str::<ApiError>(&body) {
+            Ok(api) => (api.kind, api.message),
+            Err(_) => ("http_error".to_owned(), body.chars().take(200).collect()),
+        };
+        Err(ClientError::Api {
+            url: url.to_owned(),
+            status,
+            kind,
+            message,
+            retry_after,
+        })
+    }
+
+    async fn json<T: DeserializeOwned>(
+        response: reqwest::Response,
+        url: &str,
+    ) -> Result<T, ClientError> {
+        response
+            .json::<T>()
+            .await
+            .map_err(|e| ClientError::Protocol {
+                url: url.to_owned(),
+                message: error_chain(&e),
+            })
+    }
+
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<(StatusCode, T), ClientError> {
+        let url = self.url(path);
+        let response = self.send(self.http.post(&url).json(body), &url).await?;
+        let status = response.status();
+        Ok((status, Self::json(response, &url).await?))
+    }
+
+    /// `GET /v1/fleet-ca`.
+    pub async fn fleet_ca(&self) -> Result<FleetCa, ClientError> {
+        let url = self.url(paths::FLEET_CA);
+        let response = self.send(self.http.get(&url), &url).await?;
+        Self::json(response, &url).await
+    }
+
+    /// `POST /v1/enroll`: 200 enrolled, 202 pending.
+    pub async fn enroll(&self, request: &EnrollRequest) -> Result<EnrollResponse, ClientError> {
+        Ok(self.post(paths::ENROLL, request).await?.1)
+    }
+
+    /// `POST /v1/fleet/renew`.
+    pub async fn fleet_renew(
+        &self,
+        request: &FleetRenewRequest,
+    ) -> Result<EnrollResponse, ClientError> {
+        Ok(self.post(paths::FLEET_RENEW, request).await?.1)
+    }
+
+    /// `GET /v1/manifest`, conditional on `etag` (the last revision) when given.
+    pub async fn manifest(&self, etag: Option<&str>) -> Result<ManifestFetch, ClientError> {
+        let url = self.url(paths::MANIFEST);
+        let mut request = self.http.get(&url);
+        if let Some(etag) = etag {
+            request = request.header(IF_NONE_MATCH, format!("\"{etag}\""));
+        }
+        let response = self.send(request, &url).await?;
+        if response.status() == StatusCode::NOT_MODIFIED {
+            return Ok(ManifestFetch::NotModified);
+        }
+        let header = response
+            .headers()
+            .get(ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.trim()
+                    .trim_start_matches("W/")
+                    .trim_matches('"')
+                    .to_owned()
+            });
+        let manifest: Manifest = Self::json(response, &url).await?;
+        let etag = header.unwrap_or_else(|| manifest.revision.clone());
+        Ok(ManifestFetch::Fresh { manifest, etag })
+    }
+
+    /// `POST /v1/certificates`.
+    pub async fn sign(&self, request: &SignRequest) -> Result<SignResponse, ClientError> {
+        Ok(self.post(paths::CERTIFICATES, request).await?.1)
+    }
+
+    /// `POST /v1/report` → 204.
+    pub async fn report(&self, report: &Report) -> Result<(), ClientError> {
+        let url = self.url(paths::REPORT);
+        self.send(self.http.post(&url).json(report), &url)
+            .await
+            .map(drop)
+    }
+}
+
+/// An error and its sources on one line (reqwest hides the useful part in the chain).
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

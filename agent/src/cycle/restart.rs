@@ -1,0 +1,130 @@
+//! Restarting the units of changed identities, once each, and rolling back the identities
+//! behind a unit that does not come back healthy.
+
+use super::steps::{Work, status};
+use super::{CycleContext, Installer, Restarter};
+use calseg_api::report::UnitReport;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Restarts each unit of a changed identity once; on failure rolls back every identity that
+/// restarts that unit and restarts its units again. Returns the unit reports.
+pub(super) async fn restart_units<I: Installer, R: Restarter>(
+    ctx: &CycleContext,
+    work: &mut [Work<'_>],
+    installer: &mut I,
+    restarter: &mut R,
+    errors: &mut Vec<String>,
+) -> BTreeMap<String, UnitReport> {
+    let mut reports = BTreeMap::new();
+    let mut affected: Vec<String> = Vec::new();
+    for w in work.iter().filter(|w| w.changed()) {
+        for unit in &w.identity.restart {
+            if !affected.contains(unit) {
+                affected.push(unit.clone());
+            }
+        }
+    }
+    let mut failed_units = BTreeSet::new();
+    for unit in &affected {
+        if let Some(report) = restart_one(ctx, unit, restarter, errors, &mut failed_units).await {
+            reports.insert(unit.clone(), report);
+        }
+    }
+    if failed_units.is_empty() {
+        return reports;
+    }
+    // Roll back every changed identity behind a failed unit, then restart its units again.
+    let mut again: Vec<String> = Vec::new();
+    for w in work.iter_mut().filter(|w| w.changed()) {
+        if !w.identity.restart.iter().any(|u| failed_units.contains(u)) {
+            continue;
+        }
+        let mut rollback_errors = Vec::new();
+        for receipt in w.receipts.iter().rev() {
+            if let Err(e) = installer.rollback(receipt) {
+                rollback_errors.push(e.to_string());
+            }
+        }
+        w.receipts.clear();
+        w.issued = None;
+        let failed_list: Vec<&String> = w
+            .identity
+            .restart
+            .iter()
+            .filter(|u| failed_units.contains(*u))
+            .collect();
+        if rollback_errors.is_empty() {
+            w.fail(
+                status::ROLLED_BACK,
+                format!(
+                    "unit(s) {failed_list:?} failed with the new files; previous files restored"
+                ),
+            );
+        } else {
+            w.fail(
+                status::ERROR,
+                format!("rollback failed: {}", rollback_errors.join("; ")),
+            );
+        }
+        for unit in &w.identity.restart {
+            if !again.contains(unit) {
+                again.push(unit.clone());
+            }
+        }
+    }
+    for unit in &again {
+        let mut ignored = BTreeSet::new();
+        if let Some(report) = restart_one(ctx, unit, restarter, errors, &mut ignored).await {
+            reports.insert(unit.clone(), report);
+        }
+    }
+    reports
+}
+
+async fn restart_one<R: Restarter>(
+    ctx: &CycleContext,
+    unit: &str,
+    restarter: &mut R,
+    errors: &mut Vec<String>,
+    failed_units: &mut BTreeSet<String>,
+) -> Option<UnitReport> {
+    let status = match restarter.status(unit).await {
+        Ok(status) => status,
+        Err(e) => {
+            errors.push(format!("{unit}: {e}"));
+            return None;
+        }
+    };
+    if !status.is_installed() {
+        errors.push(format!("{unit} is not installed (load state {}); its files were installed but it was not restarted", status.load_state));
+        return Some(UnitReport {
+            unit: unit.into(),
+            active_state: status.load_state,
+            n_restarts: 0,
+            restarted: false,
+        });
+    }
+    tracing::info!(%unit, "restarting");
+    match restarter.restart_and_wait(unit, ctx.restart_timeout).await {
+        Ok(status) => Some(UnitReport {
+            unit: unit.into(),
+            active_state: status.active_state,
+            n_restarts: status.n_restarts,
+            restarted: true,
+        }),
+        Err(failure) => {
+            tracing::warn!(%unit, reason = %failure.reason, "unit unhealthy after restart");
+            errors.push(format!("{unit}: {}", failure.reason));
+            failed_units.insert(unit.to_owned());
+            let (active_state, n_restarts) = failure
+                .status
+                .map_or(("unknown".into(), 0), |s| (s.active_state, s.n_restarts));
+            Some(UnitReport {
+                unit: unit.into(),
+                active_state,
+                n_restarts,
+                restarted: true,
+            })
+        }
+    }
+}

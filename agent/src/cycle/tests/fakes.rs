@@ -1,0 +1,254 @@
+//! Fakes for the server, etcd and systemd, and a test host with the real installer on a
+//! temporary root.
+
+use crate::client::ManifestFetch;
+use crate::cycle::real::FsInstaller;
+use crate::cycle::*;
+use crate::install::Root;
+use crate::keys::cert_info;
+use crate::state::StateDir;
+use crate::testutil::TestCa;
+use calseg_api::manifest::Manifest;
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use time::macros::datetime;
+
+pub(super) const T0: OffsetDateTime = datetime!(2025-03-01 12:00 UTC);
+
+pub(super) struct FakeSource {
+    pub(super) manifest: Manifest,
+    pub(super) unreachable: bool,
+}
+
+impl ManifestSource for FakeSource {
+    async fn fetch(&mut self, etag: Option<&str>) -> Result<ManifestFetch, ClientError> {
+        if self.unreachable {
+            return Err(ClientError::Unreachable {
+                url: "https://server".into(),
+                message: "connection refused".into(),
+            });
+        }
+        if etag == Some(self.manifest.revision.as_str()) {
+            return Ok(ManifestFetch::NotModified);
+        }
+        Ok(ManifestFetch::Fresh {
+            manifest: self.manifest.clone(),
+            etag: self.manifest.revision.clone(),
+        })
+    }
+}
+
+pub(super) struct FakeSigner {
+    pub(super) ca: TestCa,
+    pub(super) now: OffsetDateTime,
+    pub(super) calls: u64,
+}
+
+impl Signer for FakeSigner {
+    async fn sign(&mut self, request: &SignRequest) -> Result<SignResponse, ClientError> {
+        self.calls += 1;
+        let not_after = self.now + time::Duration::days(30);
+        let cert_pem = self
+            .ca
+            .sign_csr(&request.csr_pem, self.now, not_after, self.calls)
+            .map_err(|e| ClientError::Protocol {
+                url: String::new(),
+                message: e.to_string(),
+            })?;
+        Ok(SignResponse {
+            cert_pem,
+            serial: String::new(),
+            not_before: String::new(),
+            not_after: String::new(),
+        })
+    }
+}
+
+#[derive(Default)]
+pub(super) struct FakeVerifier {
+    pub(super) fail: bool,
+    pub(super) probes: Vec<String>,
+}
+
+impl Verifier for FakeVerifier {
+    async fn verify(&mut self, probe: &Probe) -> Result<(), String> {
+        self.probes.push(probe.etcd_user.clone());
+        if self.fail {
+            Err("etcdserver: permission denied".into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[derive(Default)]
+pub(super) struct FakeSystemd {
+    /// Units that exist.
+    pub(super) units: BTreeSet<String>,
+    /// Units that fail after their next restart (once).
+    pub(super) failing: BTreeSet<String>,
+    pub(super) restarts: Vec<String>,
+}
+
+pub(super) fn active() -> UnitStatus {
+    UnitStatus {
+        load_state: "loaded".into(),
+        active_state: "active".into(),
+        sub_state: "running".into(),
+        main_pid: 42,
+        n_restarts: 0,
+    }
+}
+
+impl Restarter for FakeSystemd {
+    async fn status(&mut self, unit: &str) -> Result<UnitStatus, SystemdError> {
+        if self.units.contains(unit) {
+            Ok(active())
+        } else {
+            Ok(UnitStatus {
+                load_state: "not-found".into(),
+                active_state: "inactive".into(),
+                sub_state: "dead".into(),
+                main_pid: 0,
+                n_restarts: 0,
+            })
+        }
+    }
+
+    async fn restart_and_wait(
+        &mut self,
+        unit: &str,
+        _timeout: Duration,
+    ) -> Result<UnitStatus, RestartFailure> {
+        self.restarts.push(unit.to_owned());
+        if self.failing.remove(unit) {
+            let mut status = active();
+            status.active_state = "activating".into();
+            status.sub_state = "auto-restart".into();
+            status.n_restarts = 3;
+            return Err(RestartFailure {
+                status: Some(status),
+                reason: "restarts by itself (NRestarts 0 -> 3)".into(),
+            });
+        }
+        Ok(active())
+    }
+}
+
+#[derive(Default)]
+pub(super) struct FakeReporter {
+    pub(super) reports: Vec<Report>,
+}
+
+impl Reporter for FakeReporter {
+    async fn report(&mut self, report: &Report) -> Result<(), ClientError> {
+        self.reports.push(report.clone());
+        Ok(())
+    }
+}
+
+pub(super) type TestPorts =
+    Ports<FakeSource, FakeSigner, FakeVerifier, FsInstaller, FakeSystemd, FakeReporter>;
+
+/// A host: a temp root, a state dir, and ports for `manifest` with `units` installed.
+pub(super) struct Host {
+    pub(super) tmp: tempfile::TempDir,
+    pub(super) ports: TestPorts,
+}
+
+impl Host {
+    pub(super) fn new(
+        manifest: Manifest,
+        units: &[&str],
+    ) -> Result<Self, Box<dyn std::error::Error>> {
+        let tmp = tempfile::tempdir()?;
+        std::fs::create_dir(tmp.path().join("root"))?;
+        let ports = Ports {
+            manifest: FakeSource {
+                manifest,
+                unreachable: false,
+            },
+            signer: FakeSigner {
+                ca: TestCa::new("etcd client CA")?,
+                now: T0,
+                calls: 0,
+            },
+            verifier: FakeVerifier::default(),
+            installer: FsInstaller {
+                root: Root::new(tmp.path().join("root")),
+            },
+            restarter: FakeSystemd {
+                units: units.iter().map(|u| (*u).to_owned()).collect(),
+                ..FakeSystemd::default()
+            },
+            reporter: FakeReporter::default(),
+        };
+        Ok(Self { tmp, ports })
+    }
+
+    pub(super) fn state(&self) -> StateDir {
+        StateDir::new(self.tmp.path().join("state"))
+    }
+
+    pub(super) async fn cycle(&mut self, now: OffsetDateTime) -> CycleResult {
+        self.ports.signer.now = now;
+        let ctx = CycleContext {
+            node: "n1".into(),
+            key_algorithm: crate::keys::KeyAlgorithm::P256,
+            restart_timeout: Duration::from_secs(5),
+            state: self.state(),
+            now,
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        run_cycle(&ctx, &mut self.ports).await
+    }
+
+    pub(super) fn file(&self, path: &str) -> Option<String> {
+        std::fs::read_to_string(self.tmp.path().join("root").join(&path[1..])).ok()
+    }
+
+    pub(super) fn serial_on_disk(&self, component: &str) -> Option<String> {
+        let pem = self.file(&format!("/etc/calico/certs/{component}/cert.pem"))?;
+        cert_info(&pem).ok().map(|i| i.serial)
+    }
+
+    pub(super) fn statuses(&self) -> Vec<String> {
+        let last = self.ports.reporter.reports.last();
+        last.map(|r| r.identities.iter().map(|i| i.status.clone()).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A `tracing` writer into a shared buffer.
+#[derive(Clone, Default)]
+pub(super) struct Captured(pub(super) Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut out) = self.0.lock() {
+            out.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every log line of this test binary, from a global subscriber (a scoped one can miss
+/// events whose callsite interest another test thread cached first).
+pub(super) fn captured_logs() -> Captured {
+    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        captured
+    })
+    .clone()
+}

@@ -1,0 +1,223 @@
+//! `calseg-agent run` and `once`: the loop of passes. The first pass runs at once, then one
+//! every `interval` plus this node's fixed share of `jitter`; while the server is unreachable
+//! the next pass comes sooner, with exponential backoff and jitter (and never before a
+//! `Retry-After`). A stop request (SIGTERM/SIGINT, or the `shutdown` future in tests) ends a
+//! wait at once; a pass under way stops before installing, or, once it has installed, finishes
+//! its restarts (or rollback) first.
+
+mod notify;
+
+use crate::client::{ApiClient, backoff};
+use crate::config::Settings;
+use crate::cycle::real::{EtcdVerifier, FsInstaller};
+use crate::cycle::{CycleContext, CycleResult, Ports, RestartFailure, Restarter, run_cycle};
+use crate::decide::jitter_fraction;
+use crate::enroll::renew_fleet_if_due;
+use crate::install::Root;
+use crate::state::{Outcome, StateDir};
+use crate::systemd::{Systemd, SystemdError, UnitStatus};
+use anyhow::{Context, Result, bail};
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+
+/// The server client from the state directory (and the configured URL, if any).
+pub fn server_client(settings: &Settings, state: &StateDir) -> Result<ApiClient> {
+    let fleet = state.fleet()?.with_context(|| {
+        format!(
+            "not enrolled: no fleet certificate in {}; run `calseg-agent enroll` first",
+            state.dir.display()
+        )
+    })?;
+    let saved = state.server_url()?;
+    let url = match (&settings.server, saved) {
+        (Some(url), _) => url.clone(),
+        (None, Some(url)) => url,
+        (None, None) => bail!("no server URL: set `server` in the config or enroll with --server"),
+    };
+    Ok(ApiClient::mtls(&url, &fleet)?)
+}
+
+/// A systemd connection made on first use, so hosts (and demos) whose components have no
+/// units never need a bus.
+pub struct LazySystemd {
+    bus: Option<String>,
+    conn: Option<crate::cycle::real::SystemdRestarter>,
+}
+
+impl LazySystemd {
+    pub fn new(bus: Option<String>) -> Self {
+        Self { bus, conn: None }
+    }
+
+    async fn get(&mut self) -> Result<&mut crate::cycle::real::SystemdRestarter, SystemdError> {
+        if self.conn.is_none() {
+            let systemd = match &self.bus {
+                Some(address) => Systemd::at_address(address).await?,
+                None => Systemd::system().await?,
+            };
+            self.conn = Some(crate::cycle::real::SystemdRestarter { systemd });
+        }
+        match self.conn.as_mut() {
+            Some(conn) => Ok(conn),
+            None => Err(SystemdError::NotActive {
+                unit: String::new(),
+                waited: Duration::ZERO,
+                state: "no connection".into(),
+            }),
+        }
+    }
+}
+
+impl Restarter for LazySystemd {
+    async fn status(&mut self, unit: &str) -> Result<UnitStatus, SystemdError> {
+        self.get().await?.status(unit).await
+    }
+
+    async fn restart_and_wait(
+        &mut self,
+        unit: &str,
+        timeout: Duration,
+    ) -> Result<UnitStatus, RestartFailure> {
+        let conn = self.get().await.map_err(|e| RestartFailure {
+            status: None,
+            reason: e.to_string(),
+        })?;
+        conn.restart_and_wait(unit, timeout).await
+    }
+}
+
+/// One pass with the real ports: renews the fleet certificate when due, then runs the cycle.
+pub async fn pass(
+    settings: &Settings,
+    restarter: &mut LazySystemd,
+    stop: Arc<AtomicBool>,
+) -> Result<CycleResult> {
+    let state = StateDir::new(&settings.state_dir);
+    let mut client = server_client(settings, &state)?;
+    // A demo or test root is created on first use; `/` always exists.
+    std::fs::create_dir_all(&settings.root)
+        .with_context(|| format!("create root {}", settings.root.display()))?;
+    let now = OffsetDateTime::now_utc();
+    match renew_fleet_if_due(&state, &client, &settings.node, now).await {
+        Ok(Some(_)) => client = server_client(settings, &state)?,
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "fleet certificate renewal failed; will retry next cycle")
+        }
+    }
+    let ctx = CycleContext {
+        node: settings.node.clone(),
+        key_algorithm: settings.key_algorithm,
+        restart_timeout: settings.restart_timeout,
+        state,
+        now,
+        stop,
+    };
+    let mut ports = Ports {
+        manifest: client.clone(),
+        signer: client.clone(),
+        verifier: EtcdVerifier::default(),
+        installer: FsInstaller {
+            root: Root::new(&settings.root),
+        },
+        restarter: LazySystemd::new(settings.systemd_bus.clone()),
+        reporter: client,
+    };
+    std::mem::swap(&mut ports.restarter, restarter);
+    let result = run_cycle(&ctx, &mut ports).await;
+    std::mem::swap(&mut ports.restarter, restarter);
+    Ok(result)
+}
+
+/// The delay before the next pass after `result`; `failures` counts unreachable passes in a row.
+pub fn next_delay(settings: &Settings, result: Option<&CycleResult>, failures: u32) -> Duration {
+    let node_jitter = settings.jitter.mul_f64(jitter_fraction(&settings.node));
+    match result {
+        Some(r) if r.outcome == Outcome::Unreachable => backoff::delay(
+            failures,
+            settings.interval,
+            backoff::random_unit(),
+            r.retry_after,
+        ),
+        _ => settings.interval + node_jitter,
+    }
+}
+
+/// Runs passes until `shutdown` completes.
+pub async fn run(
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let wake = Arc::new(Notify::new());
+    {
+        let (stop, wake) = (stop.clone(), wake.clone());
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("stop requested");
+            stop.store(true, Ordering::SeqCst);
+            wake.notify_one();
+        });
+    }
+    notify::send("READY=1\nSTATUS=first cycle");
+    let mut restarter = LazySystemd::new(settings.systemd_bus.clone());
+    let mut failures = 0u32;
+    loop {
+        let result = match pass(&settings, &mut restarter, stop.clone()).await {
+            Ok(result) => Some(result),
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "cycle could not run");
+                None
+            }
+        };
+        if let Some(r) = &result {
+            failures = if r.outcome == Outcome::Unreachable {
+                failures.saturating_add(1)
+            } else {
+                0
+            };
+            for error in &r.errors {
+                tracing::warn!("{error}");
+            }
+            tracing::info!(outcome = r.outcome.as_str(), "cycle finished");
+            notify::send(&format!("STATUS=last cycle: {}", r.outcome.as_str()));
+        }
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let delay = next_delay(&settings, result.as_ref(), failures.max(1));
+        tracing::debug!(?delay, "next cycle");
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = wake.notified() => {}
+        }
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+    }
+    notify::send("STOPPING=1");
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn signals() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! Enrollment and renewal of this host's fleet certificate (the agent's mTLS identity).
+//!
+//! Enrollment trusts the server on first use only through the operator's pin: the fleet CA is
+//! fetched over an unverified connection, its DER hashed and compared with `--ca-hash`, and
+//! from then on the server is verified against that CA alone. The fleet key is made here
+//! (P-256, CN = node); while an operator has not approved the node, it waits in
+//! `fleet-pending.key` (0600) and the same CSR is sent again.
+
+use crate::client::{ApiClient, ClientError, backoff, tls};
+use crate::decide::renew_at;
+use crate::keys::{self, CertError, KeyAlgorithm, KeyError, NewKey, PrivateKeyPem};
+use crate::state::{FleetCredentials, StateDir, StateError};
+use calseg_api::enroll::{EnrollRequest, EnrollResponse, FleetRenewRequest};
+use std::fmt;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// A bootstrap token. `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    pub fn new(token: &str) -> Self {
+        Self(token.trim().to_owned())
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// How to enroll.
+#[derive(Debug, Clone)]
+pub struct EnrollOptions {
+    pub server: String,
+    /// `sha256:<64 hex>` of the fleet CA certificate's DER.
+    pub ca_hash: String,
+    pub node: String,
+    pub token: Option<Token>,
+    /// How long to wait for approval; `None` returns at the first "pending".
+    pub wait: Option<Duration>,
+}
+
+/// How enrollment ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnrollOutcome {
+    Enrolled {
+        not_after: OffsetDateTime,
+    },
+    /// Still waiting for `calseg-server nodes approve`; run `enroll` again to keep waiting.
+    Pending,
+}
+
+/// Why enrollment or renewal failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EnrollError {
+    #[error("--ca-hash {0:?} is not `sha256:` followed by 64 hex digits")]
+    BadPin(String),
+    #[error(
+        "the server's fleet CA does not match the pin: expected {expected}, server has \
+         {actual}. Check --ca-hash (calseg-server prints it) and that --server is the right host"
+    )]
+    PinMismatch { expected: String, actual: String },
+    #[error("already enrolled (fleet.pem exists in {0}); pass --force to enroll again")]
+    AlreadyEnrolled(String),
+    #[error("the server returned a certificate {0}")]
+    BadCertificate(String),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("fleet CA: {0}")]
+    Cert(#[from] CertError),
+}
+
+/// Normalizes a pin to `sha256:<lowercase hex>`.
+pub fn parse_pin(pin: &str) -> Result<String, EnrollError> {
+    let bad = || EnrollError::BadPin(pin.to_owned());
+    let hex = pin.trim().strip_prefix("sha256:").ok_or_else(bad)?;
+    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    Ok(format!("sha256:{}", hex.to_ascii_lowercase()))
+}
+
+/// Checks the fleet CA in `fleet_ca_pem` against the pin `expected` (normalized).
+pub fn check_pin(expected: &str, fleet_ca_pem: &str) -> Result<(), EnrollError> {
+    let actual = keys::ca_sha256_pin(fleet_ca_pem)?;
+    if actual == expected {
+        Ok(())
+    } else {
+        Err(EnrollError::PinMismatch {
+            expected: expected.to_owned(),
+            actual,
+        })
+    }
+}
+
+/// Enrolls this host with the server and saves the fleet credentials in `state`.
+pub async fn enroll(
+    state: &StateDir,
+    opts: &EnrollOptions,
+    force: bool,
+) -> Result<EnrollOutcome, EnrollError> {
+    let pin = parse_pin(&opts.ca_hash)?;
+    if !force && state.fleet()?.is_some() {
+        return Err(EnrollError::AlreadyEnrolled(
+            state.dir.display().to_string(),
+        ));
+    }
+    let fleet_ca = ApiClient::new(&opts.server, tls::unverified()?)?
+        .fleet_ca()
+        .await?;
+    check_pin(&pin, &fleet_ca.fleet_ca_pem)?;
+    tracing::info!(server = %opts.server, %pin, "fleet CA matches the pin");
+    let client = ApiClient::new(&opts.server, tls::pinned(&fleet_ca.fleet_ca_pem, None)?)?;
+    let key = pending_key(state, &opts.node)?;
+    let request = EnrollRequest {
+        node: opts.node.clone(),
+        token: opts.token.as_ref().map(|t| t.0.clone()),
+        csr_pem: key.csr_pem.clone(),
+    };
+    let deadline = opts.wait.map(|wait| tokio::time::Instant::now() + wait);
+    let mut attempt = 0;
+    loop {
+        let delay = match client.enroll(&request).await {
+            Ok(EnrollResponse::Enrolled {
+                cert_pem,
+                fleet_ca_pem,
+            }) => {
+                check_pin(&pin, &fleet_ca_pem)?;
+                let not_after = check_issued(&cert_pem, &key, &opts.node)?;
+                state.save_fleet(&FleetCredentials {
+                    key: key.key,
+                    cert_pem,
+                    ca_pem: fleet_ca_pem,
+                })?;
+                state.save_server_url(&opts.server)?;
+                state.remove(StateDir::PENDING_KEY)?;
+                state.remove(StateDir::PENDING_CSR)?;
+                return Ok(EnrollOutcome::Enrolled { not_after });
+            }
+            Ok(EnrollResponse::Pending { retry_after_secs }) => {
+                tracing::info!(node = %opts.node, "enrollment pending approval (calseg-server nodes approve {})", opts.node);
+                attempt = 0;
+                Duration::from_secs(retry_after_secs.clamp(1, 300))
+            }
+            Err(e) if e.is_transient() && deadline.is_some() => {
+                attempt += 1;
+                tracing::warn!(error = %e, "enrollment call failed; retrying");
+                backoff::delay(
+                    attempt,
+                    Duration::from_secs(60),
+                    backoff::random_unit(),
+                    e.retry_after(),
+                )
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let Some(deadline) = deadline else {
+            return Ok(EnrollOutcome::Pending);
+        };
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Ok(EnrollOutcome::Pending);
+        }
+        tokio::time::sleep(delay.min(deadline - now)).await;
+    }
+}
+
+/// The pending fleet key and CSR, made (and saved, key 0600) if there is none.
+fn pending_key(state: &StateDir, node: &str) -> Result<NewKey, EnrollError> {
+    if let Some(pem) = state.read(StateDir::PENDING_KEY)? {
+        let key = keys::csr_for(&PrivateKeyPem::new(pem), node)?;
+        if let Some(csr_pem) = state.read(StateDir::PENDING_CSR)? {
+            return Ok(NewKey { csr_pem, ..key });
+        }
+        return Ok(key);
+    }
+    let key = keys::generate(KeyAlgorithm::P256, node)?;
+    state.write(StateDir::PENDING_KEY, key.key.expose().as_bytes(), 0o600)?;
+    state.write(StateDir::PENDING_CSR, key.csr_pem.as_bytes(), 0o644)?;
+    Ok(key)
+}
+
+/// Checks a returned certificate is for our key and name; returns its expiry.
+fn check_issued(cert_pem: &str, key: &NewKey, cn: &str) -> Result<OffsetDateTime, EnrollError> {
+    let info = keys::cert_info(cert_pem).map_err(|e| EnrollError::BadCertificate(e.to_string()))?;
+    if info.public_key_der != key.public_key_der {
+        return Err(EnrollError::BadCertificate("for another key".into()));
+    }
+    if info.common_name != cn {
+        return Err(EnrollError::BadCertificate(format!(
+            "with CN {:?}, not {cn:?}",
+            info.common_name
+        )));
+    }
+    Ok(info.not_after)
+}
+
+/// When the fleet certificate is due for renewal: at 2/3 of its lifetime.
+pub fn fleet_renew_at(cert_pem: &str) -> Result<OffsetDateTime, CertError> {
+    let info = keys::cert_info(cert_pem)?;
+    Ok(renew_at(
+        info.not_before,
+        info.not_after,
+        2.0 / 3.0,
+        time::Duration::ZERO,
+    ))
+}
+
+/// Renews the fleet certificate if it is due at `now`, with a new key. Returns the new
+/// credentials, or `None` when not due.
+pub async fn renew_fleet_if_due(
+    state: &StateDir,
+    client: &ApiClient,
+    node: &str,
+    now: OffsetDateTime,
+) -> Result<Option<FleetCredentials>, EnrollError> {
+    let Some(fleet) = state.fleet()? else {
+        return Ok(None);
+    };
+    if now < fleet_renew_at(&fleet.cert_pem)? {
+        return Ok(None);
+    }
+    let key = keys::generate(KeyAlgorithm::P256, node)?;
+    let request = FleetRenewRequest {
+        csr_pem: key.csr_pem.clone(),
+    };
+    match client.fleet_renew(&request).await? {
+        EnrollResponse::Enrolled {
+            cert_pem,
+            fleet_ca_pem,
+        } => {
+            check_issued(&cert_pem, &key, node)?;
+            let renewed = FleetCredentials {
+                key: key.key,
+                cert_pem,
+                ca_pem: fleet_ca_pem,
+            };
+            state.save_fleet(&renewed)?;
+            tracing::info!("fleet certificate renewed");
+            Ok(Some(renewed))
+        }
+        EnrollResponse::Pending { .. } => Err(EnrollError::BadCertificate(
+            "renewal answered \"pending\"".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests;

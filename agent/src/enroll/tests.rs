@@ -1,0 +1,279 @@
+//! Enrollment against a small local HTTPS server (rustls, one thread per connection).
+
+use super::*;
+use crate::testutil::{TestCa, TestResult};
+use calseg_api::enroll::FleetCa;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::{Arc, Mutex};
+
+type Handler = Arc<dyn Fn(&str, &str) -> (u16, String) + Send + Sync>;
+
+/// Serves HTTPS on 127.0.0.1 with `cert_pem`/`key_pem`; returns the URL.
+fn serve(
+    cert_pem: &str,
+    key_pem: &str,
+    handler: Handler,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let certs =
+        CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)?;
+    let config = Arc::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("https://127.0.0.1:{}", listener.local_addr()?.port());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (config, handler) = (config.clone(), handler.clone());
+            std::thread::spawn(move || {
+                let Ok(conn) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                let mut tls = rustls::StreamOwned::new(conn, stream);
+                let _ = answer(&mut tls, &handler);
+            });
+        }
+    });
+    Ok(url)
+}
+
+fn answer<S: Read + Write>(stream: &mut S, handler: &Handler) -> std::io::Result<()> {
+    let mut reader = BufReader::new(&mut *stream);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        if line.trim().is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body)?;
+    let path = request_line.split_whitespace().nth(1).unwrap_or("");
+    let (status, reply) = handler(path, &String::from_utf8_lossy(&body));
+    write!(
+        stream,
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
+        reply.len()
+    )?;
+    stream.flush()
+}
+
+/// A fleet CA, a server certificate for `sans` signed by it, and a handler that enrolls
+/// (or keeps pending) and records the CSRs it saw.
+struct Fleet {
+    ca: Arc<TestCa>,
+    url: String,
+    csrs: Arc<Mutex<Vec<String>>>,
+}
+
+fn fleet(sans: &[&str], approve: bool) -> Result<Fleet, Box<dyn std::error::Error>> {
+    let ca = Arc::new(TestCa::new("fleet CA")?);
+    let (cert, key) = ca.server_cert(sans)?;
+    let csrs = Arc::new(Mutex::new(Vec::new()));
+    let (ca2, csrs2) = (ca.clone(), csrs.clone());
+    let handler: Handler = Arc::new(move |path, body| {
+        let ca_json = |pem: &str| {
+            serde_json::to_string(&FleetCa {
+                fleet_ca_pem: pem.into(),
+            })
+            .unwrap_or_default()
+        };
+        match path {
+            calseg_api::paths::FLEET_CA => (200, ca_json(&ca2.cert_pem)),
+            calseg_api::paths::ENROLL => {
+                let Ok(request) = serde_json::from_str::<EnrollRequest>(body) else {
+                    return (400, String::new());
+                };
+                if let Ok(mut seen) = csrs2.lock() {
+                    seen.push(request.csr_pem.clone());
+                }
+                let reply = if approve {
+                    let now = OffsetDateTime::now_utc();
+                    let cert_pem = ca2
+                        .sign_csr(&request.csr_pem, now, now + time::Duration::days(90), 7)
+                        .unwrap_or_default();
+                    EnrollResponse::Enrolled {
+                        cert_pem,
+                        fleet_ca_pem: ca2.cert_pem.clone(),
+                    }
+                } else {
+                    EnrollResponse::Pending {
+                        retry_after_secs: 1,
+                    }
+                };
+                (
+                    if approve { 200 } else { 202 },
+                    serde_json::to_string(&reply).unwrap_or_default(),
+                )
+            }
+            _ => (
+                404,
+                r#"{"kind":"not_found","message":"no such path"}"#.into(),
+            ),
+        }
+    });
+    let url = serve(&cert, &key, handler)?;
+    Ok(Fleet { ca, url, csrs })
+}
+
+fn options(fleet: &Fleet, pin: String, wait: Option<Duration>) -> EnrollOptions {
+    EnrollOptions {
+        server: fleet.url.clone(),
+        ca_hash: pin,
+        node: "node-1".into(),
+        token: Some(Token::new("abc.def")),
+        wait,
+    }
+}
+
+#[test]
+fn pins_are_normalized_and_checked() -> TestResult {
+    let ca = TestCa::new("fleet CA")?;
+    let pin = keys::ca_sha256_pin(&ca.cert_pem)?;
+    assert!(
+        check_pin(
+            &parse_pin(&pin.to_uppercase().replace("SHA256", "sha256"))?,
+            &ca.cert_pem
+        )
+        .is_ok()
+    );
+    assert!(matches!(
+        parse_pin("sha256:abc"),
+        Err(EnrollError::BadPin(_))
+    ));
+    assert!(matches!(
+        parse_pin(&pin.replace("sha256:", "md5:")),
+        Err(EnrollError::BadPin(_))
+    ));
+    let other = TestCa::new("other CA")?;
+    let err = check_pin(&pin, &other.cert_pem)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        err.contains(&pin) && err.contains(&keys::ca_sha256_pin(&other.cert_pem)?),
+        "{err}"
+    );
+    assert_eq!(
+        format!("{:?}", Token::new("abc.secret")),
+        "Token(<redacted>)"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_server_whose_ca_does_not_match_the_pin_is_refused() -> TestResult {
+    let fleet = fleet(&["127.0.0.1"], true)?;
+    let impostor = TestCa::new("someone else's CA")?;
+    let pin = keys::ca_sha256_pin(&impostor.cert_pem)?;
+    let tmp = tempfile::tempdir()?;
+    let state = StateDir::new(tmp.path());
+    let err = enroll(&state, &options(&fleet, pin.clone(), None), false)
+        .await
+        .err();
+    let text = err.as_ref().map(ToString::to_string).unwrap_or_default();
+    assert!(
+        matches!(err, Some(EnrollError::PinMismatch { .. })),
+        "{text}"
+    );
+    assert!(
+        text.contains(&pin) && text.contains(&keys::ca_sha256_pin(&fleet.ca.cert_pem)?),
+        "{text}"
+    );
+    assert!(state.fleet()?.is_none());
+    assert!(
+        fleet.csrs.lock().map(|c| c.is_empty()).unwrap_or(false),
+        "no CSR sent to an unpinned server"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn enrolls_with_the_pin_and_saves_credentials_with_private_modes() -> TestResult {
+    let fleet = fleet(&["127.0.0.1"], true)?;
+    let pin = keys::ca_sha256_pin(&fleet.ca.cert_pem)?;
+    let tmp = tempfile::tempdir()?;
+    let state = StateDir::new(tmp.path().join("agent"));
+    let outcome = enroll(&state, &options(&fleet, pin.clone(), None), false).await?;
+    assert!(matches!(outcome, EnrollOutcome::Enrolled { .. }));
+    let saved = state.fleet()?.ok_or("no fleet credentials")?;
+    assert_eq!(keys::cert_info(&saved.cert_pem)?.common_name, "node-1");
+    let mode = std::fs::metadata(state.path(StateDir::FLEET_KEY))?
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(state.server_url()?, Some(fleet.url.clone()));
+    assert_eq!(state.read(StateDir::PENDING_KEY)?, None);
+    // Enrolling again needs --force.
+    let again = enroll(&state, &options(&fleet, pin, None), false).await;
+    assert!(matches!(again, Err(EnrollError::AlreadyEnrolled(_))));
+    Ok(())
+}
+
+#[tokio::test]
+async fn pending_keeps_the_key_and_resends_the_same_csr() -> TestResult {
+    let fleet = fleet(&["127.0.0.1"], false)?;
+    let pin = keys::ca_sha256_pin(&fleet.ca.cert_pem)?;
+    let tmp = tempfile::tempdir()?;
+    let state = StateDir::new(tmp.path());
+    assert_eq!(
+        enroll(&state, &options(&fleet, pin.clone(), None), false).await?,
+        EnrollOutcome::Pending
+    );
+    let mode = std::fs::metadata(state.path(StateDir::PENDING_KEY))?
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let waited = enroll(
+        &state,
+        &options(&fleet, pin, Some(Duration::from_millis(1500))),
+        false,
+    )
+    .await?;
+    assert_eq!(waited, EnrollOutcome::Pending);
+    let csrs = fleet.csrs.lock().map(|c| c.clone()).unwrap_or_default();
+    assert!(csrs.len() >= 2, "{}", csrs.len());
+    assert!(
+        csrs.iter().all(|c| *c == csrs[0]),
+        "the same CSR every time"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_server_name_must_match_its_certificate_even_with_the_right_ca() -> TestResult {
+    let fleet = fleet(&["calseg.example"], true)?;
+    let pin = keys::ca_sha256_pin(&fleet.ca.cert_pem)?;
+    let tmp = tempfile::tempdir()?;
+    let state = StateDir::new(tmp.path());
+    let err = enroll(&state, &options(&fleet, pin, None), false)
+        .await
+        .err();
+    assert!(
+        matches!(
+            err,
+            Some(EnrollError::Client(ClientError::Unreachable { .. }))
+        ),
+        "{err:?}"
+    );
+    assert!(state.fleet()?.is_none());
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! The JSON records kept in the state directory. None holds key material.
+
+use crate::install::InstallReceipt;
+use calseg_api::manifest::{IdentityFiles, Render};
+use calseg_api::report::Report;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
+
+/// What one identity has installed, as of the last install that stuck. Compared with the
+/// manifest to decide whether the policy changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstalledIdentity {
+    pub component: String,
+    pub etcd_user: String,
+    pub files: IdentityFiles,
+    pub render: Render,
+    pub endpoints: Vec<String>,
+    /// SHA-256 (hex) of the CA bundle installed as the identity's CA file.
+    pub ca_sha256: String,
+    /// Serial (lowercase hex) of the installed certificate.
+    pub serial: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_before: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub not_after: OffsetDateTime,
+}
+
+/// Receipts of an install whose units are not confirmed yet. Written after installing and
+/// before restarting; removed when the cycle ends. Found at start, it means the agent died
+/// in between: the agent rolls the receipts back.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Journal {
+    /// By component, in install order.
+    pub receipts: BTreeMap<String, Vec<InstallReceipt>>,
+}
+
+/// How a cycle ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Everything was already as the manifest says; nothing was touched.
+    Unchanged,
+    /// Files were installed (and units restarted) and everything converged.
+    Changed,
+    /// At least one identity or unit failed; see the errors.
+    Failed,
+    /// The server could not be reached; the host kept its last good state.
+    Unreachable,
+    /// Stopped by a signal before installing anything.
+    Interrupted,
+}
+
+impl Outcome {
+    /// The exit status of `calseg-agent once` for this outcome.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Self::Unchanged => 0,
+            Self::Changed => 2,
+            Self::Failed | Self::Unreachable | Self::Interrupted => 1,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unchanged => "unchanged",
+            Self::Changed => "changed",
+            Self::Failed => "failed",
+            Self::Unreachable => "unreachable",
+            Self::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// The last cycle, for `calseg-agent status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CycleRecord {
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub finished_at: OffsetDateTime,
+    pub outcome: Outcome,
+    /// What was (or would have been) reported to the server.
+    pub report: Option<Report>,
+    /// Errors of the cycle, including those that kept it from producing a report.
+    pub errors: Vec<String>,
+}
