@@ -6,6 +6,7 @@
 //! test panics; child processes also die with the test process (parent-death signal).
 //!
 //! # Layout
+//! - [`agent_host`]: a sandboxed host running the real calseg-agent and a stand-in Calico unit.
 //! - [`api_client`]: a minimal client of the server's API, for the server's own tests.
 //! - [`bins`]: paths of the real `calseg-server` and `calseg-agent` executables.
 //! - [`prereq`]: checks for root and for the Debian packages the tests need, failing loudly.
@@ -17,6 +18,8 @@
 //! - [`sandbox`]: `SandboxHost`, a real systemd as PID 1 on an overlay of `/`.
 //! - `sweep`: removes what test processes killed halfway left behind.
 
+/// Sandboxed hosts running calseg-agent.
+pub mod agent_host;
 /// A minimal API client for tests.
 pub mod api_client;
 /// The workspace's binaries.

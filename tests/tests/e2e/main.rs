@@ -4,8 +4,10 @@
 // Test code: a failed step should panic with its message.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod agent;
 mod bad_policy;
 mod harness_etcd;
 mod harness_sandbox;
 mod identity;
+mod packages;
 mod rbac;

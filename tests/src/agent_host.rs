@@ -1,0 +1,105 @@
+//! `AgentHost`: a sandboxed host (real systemd) running the real `calseg-agent` against a
+//! `ServerProcess`, with a stand-in Calico service: a unit that reads the env file calseg
+//! wrote and writes its node's felix status key in etcd with the installed certificate every
+//! second, so a restart also proves the new identity works.
+
+use crate::bins;
+use crate::sandbox::SandboxHost;
+use crate::server::ServerProcess;
+use anyhow::{Result, bail};
+use std::process::Output;
+
+/// The stand-in calico-node unit.
+pub const STANDIN_UNIT: &str = "calico-node.service";
+
+const STANDIN_SCRIPT: &str = r#"#!/bin/sh
+# Stand-in for calico-node: uses the identity calseg installed, like Calico does.
+set -u
+if [ -f /etc/calico/break-unless-serial ]; then
+  serial=$(openssl x509 -noout -serial -in "$ETCD_CERT_FILE" | cut -d= -f2 | tr 'A-F' 'a-f' | sed 's/^0*//')
+  [ "$serial" = "$(cat /etc/calico/break-unless-serial)" ] || { echo "refusing certificate $serial" >&2; exit 1; }
+fi
+while true; do
+  ETCDCTL_API=3 etcdctl --endpoints="$ETCD_ENDPOINTS" --cacert="$ETCD_CA_CERT_FILE" \
+    --cert="$ETCD_CERT_FILE" --key="$ETCD_KEY_FILE" --dial-timeout=2s \
+    put "/calico/felix/v1/host/$(hostname)/status" "alive-$$" >/dev/null || exit 1
+  sleep 1
+done
+"#;
+
+const STANDIN: &str = "[Unit]
+Description=stand-in for calico-node (calseg tests)
+[Service]
+EnvironmentFile=/etc/calico/calico-node.env
+ExecStart=/usr/local/bin/calico-standin
+Restart=on-failure
+RestartSec=1
+";
+
+/// A sandboxed host with calseg-agent configured for `server`.
+pub struct AgentHost {
+    pub host: SandboxHost,
+    pub node: String,
+}
+
+impl AgentHost {
+    /// Boots `node`, installs the stand-in unit (not started) and writes agent.toml.
+    pub async fn boot(node: &str, server: &ServerProcess) -> Result<Self> {
+        let host = SandboxHost::boot(node).await?;
+        host.write_file("/usr/local/bin/calico-standin", STANDIN_SCRIPT, 0o755)?;
+        host.install_unit(STANDIN_UNIT, STANDIN).await?;
+        let agent = Self {
+            host,
+            node: node.to_owned(),
+        };
+        agent.write_config(&server.url())?;
+        Ok(agent)
+    }
+
+    /// (Re)writes /etc/calseg/agent.toml for `server_url`.
+    pub fn write_config(&self, server_url: &str) -> Result<()> {
+        self.host.write_file(
+            "/etc/calseg/agent.toml",
+            &format!(
+                "server = \"{server_url}\"\nnode = \"{}\"\nstate_dir = \"/var/lib/calseg/agent\"\nrestart_timeout = \"8s\"\ninterval = \"10s\"\n",
+                self.node
+            ),
+            0o644,
+        )
+    }
+
+    /// Runs `calseg-agent ARGS` inside the sandbox.
+    pub fn agent(&self, args: &str) -> Result<Output> {
+        self.host
+            .exec(&format!("{} {args}", bins::path("calseg-agent").display()))
+    }
+
+    /// Enrolls with a fresh token; fails with the agent's output otherwise.
+    pub fn enroll(&self, server: &ServerProcess) -> Result<()> {
+        let token = server.token_for(&self.node, "10m")?;
+        let output = self.agent(&format!(
+            "enroll --ca-hash {} --token {token}",
+            server.fleet_ca_hash()
+        ))?;
+        if !output.status.success() {
+            bail!("enroll failed: {}", describe(&output));
+        }
+        Ok(())
+    }
+
+    /// `calseg-agent once`: the exit code and the output.
+    pub fn once(&self) -> Result<(i32, String)> {
+        let output = self.agent("once")?;
+        Ok((output.status.code().unwrap_or(-1), describe(&output)))
+    }
+}
+
+/// Exit status, stdout and stderr of a command, for assertion messages.
+pub fn describe(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}

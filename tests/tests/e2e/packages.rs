@@ -1,0 +1,479 @@
+//! Packages (issue 6): the .deb and .rpm packages that `packaging/build.sh` makes. The .debs are
+//! installed, upgraded, removed and purged with the real dpkg inside sandboxed hosts running a
+//! real systemd; the .rpms are inspected with `rpm -qp`. The packages hold the dev build of the
+//! binaries (already built by the test command), stripped: the same files, scripts and units as
+//! a release, without a second compile in CI.
+
+use calseg_tests::prereq::require_command;
+use calseg_tests::sandbox::SandboxHost;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+const SERVER_UNIT: &str = "calseg-server.service";
+const AGENT_UNIT: &str = "calseg-agent.service";
+
+/// The packages of one `packaging/build.sh` run.
+struct Built {
+    dir: PathBuf,
+}
+
+impl Built {
+    /// The one file in the output directory whose name starts with `prefix` and ends with `ext`.
+    fn file(&self, prefix: &str, ext: &str) -> PathBuf {
+        let found: Vec<PathBuf> = std::fs::read_dir(&self.dir)
+            .expect("read the packages directory")
+            .map(|entry| entry.expect("entry").path())
+            .filter(|path| {
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                name.starts_with(prefix) && name.ends_with(ext)
+            })
+            .collect();
+        assert_eq!(found.len(), 1, "{prefix}*{ext} in {}", self.dir.display());
+        found.into_iter().next().unwrap()
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The target directory the test binaries (and the dev binaries next to them) are in.
+fn target_dir() -> PathBuf {
+    let server = calseg_tests::bins::path("calseg-server");
+    server.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+/// Runs `packaging/build.sh` on the dev build with `args`, into `target/packages-e2e/<name>`.
+fn build(name: &str, args: &[&str]) -> Built {
+    require_command("cargo-deb", "cargo-deb (cargo install --locked cargo-deb)");
+    require_command(
+        "cargo-generate-rpm",
+        "cargo-generate-rpm (cargo install --locked cargo-generate-rpm)",
+    );
+    require_command("strip", "binutils");
+    require_command("rpm", "rpm");
+    calseg_tests::bins::path("calseg-docs");
+    let dir = target_dir().join("packages-e2e").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    let output = Command::new("bash")
+        .arg(workspace_root().join("packaging/build.sh"))
+        .args(["--profile", "dev", "--no-build", "--out"])
+        .arg(&dir)
+        .args(args)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .current_dir(workspace_root())
+        .output()
+        .expect("run packaging/build.sh");
+    assert!(
+        output.status.success(),
+        "packaging/build.sh failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Built { dir }
+}
+
+/// The four packages at Cargo's version, built once per test process.
+fn packages() -> &'static Built {
+    static BUILT: OnceLock<Built> = OnceLock::new();
+    BUILT.get_or_init(|| build("current", &[]))
+}
+
+/// The server's .deb rebuilt at a higher version, for the upgrade.
+fn upgrade_deb() -> &'static Built {
+    static BUILT: OnceLock<Built> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let version = format!("{VERSION}+e2e1");
+        build(
+            "upgrade",
+            &[
+                "--version",
+                &version,
+                "--package",
+                "calseg-server",
+                "--only",
+                "deb",
+            ],
+        )
+    })
+}
+
+fn rpm_query(package: &Path, query: &[&str]) -> String {
+    let output = Command::new("rpm")
+        .arg("-qp")
+        .args(query)
+        .arg(package)
+        .output()
+        .expect("run rpm");
+    assert!(
+        output.status.success(),
+        "rpm -qp {query:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn assert_lines(text: &str, wanted: &[&str], what: &str) {
+    for line in wanted {
+        assert!(
+            text.lines().any(|l| l.trim() == *line),
+            "{what}: no line {line:?} in:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn rpm_packages_declare_files_config_scriptlets_and_dependencies() {
+    let built = packages();
+    let server = built.file("calseg-server-", ".rpm");
+    let agent = built.file("calseg-agent-", ".rpm");
+
+    assert_eq!(
+        rpm_query(&server, &["--qf", "%{NAME} %{VERSION}"]),
+        format!("calseg-server {VERSION}")
+    );
+    let files = rpm_query(&server, &["--filesbypkg"]);
+    let files: String = files
+        .lines()
+        .map(|l| l.trim_start_matches("calseg-server").trim())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_lines(
+        &files,
+        &[
+            "/usr/bin/calseg-server",
+            "/etc/calseg/server.toml",
+            "/etc/calseg/policy.toml",
+            "/usr/lib/systemd/system/calseg-server.service",
+            "/usr/lib/systemd/system-preset/80-calseg-server.preset",
+            "/usr/lib/sysusers.d/calseg-server.conf",
+            "/usr/lib/tmpfiles.d/calseg-server.conf",
+            "/usr/share/man/man1/calseg-server.1.gz",
+            "/usr/share/man/man1/calseg-server-init.1.gz",
+            "/usr/share/bash-completion/completions/calseg-server",
+            "/usr/share/zsh/site-functions/_calseg-server",
+            "/usr/share/fish/vendor_completions.d/calseg-server.fish",
+        ],
+        "server rpm files",
+    );
+    assert_eq!(
+        rpm_query(&server, &["--configfiles"]).trim(),
+        "/etc/calseg/policy.toml\n/etc/calseg/server.toml"
+    );
+    // %config(noreplace): flags c (config) and n (noreplace).
+    let flags = rpm_query(&server, &["--qf", "[%{FILEFLAGS:fflags} %{FILENAMES}\n]"]);
+    assert_lines(
+        &flags,
+        &["cn /etc/calseg/server.toml", "cn /etc/calseg/policy.toml"],
+        "config flags",
+    );
+    let scripts = rpm_query(&server, &["--scripts"]);
+    for needle in [
+        "preinstall scriptlet",
+        "useradd -r -g calseg -d /var/lib/calseg -M -s /sbin/nologin",
+        "systemctl --no-reload preset calseg-server.service",
+        "systemd-tmpfiles --create /usr/lib/tmpfiles.d/calseg-server.conf",
+        "systemctl --no-reload disable calseg-server.service",
+        "systemctl try-restart calseg-server.service",
+        "[ -d /run/systemd/system ]",
+    ] {
+        assert!(scripts.contains(needle), "no {needle:?} in:\n{scripts}");
+    }
+    let requires = rpm_query(&server, &["--requires"]);
+    assert_lines(
+        &requires,
+        &["/bin/sh", "systemd", "/usr/sbin/useradd"],
+        "server requires",
+    );
+    assert!(
+        requires.lines().any(|l| l.starts_with("libc.so.6(")),
+        "no libc requirement found by auto-req:\n{requires}"
+    );
+
+    let files = rpm_query(&agent, &["--filesbypkg"]);
+    for needle in [
+        "/usr/bin/calseg-agent",
+        "/etc/calseg/agent.toml",
+        "/usr/lib/systemd/system/calseg-agent.service",
+        "/usr/share/man/man1/calseg-agent.1.gz",
+    ] {
+        assert!(files.contains(needle), "agent rpm lacks {needle}:\n{files}");
+    }
+    assert_eq!(
+        rpm_query(&agent, &["--configfiles"]).trim(),
+        "/etc/calseg/agent.toml"
+    );
+    let scripts = rpm_query(&agent, &["--scripts"]);
+    assert!(
+        !scripts.contains("useradd"),
+        "the agent runs as root: no user"
+    );
+    assert!(scripts.contains("systemctl try-restart calseg-agent.service"));
+    assert_lines(
+        &rpm_query(&agent, &["--requires"]),
+        &["/bin/sh", "systemd"],
+        "agent requires",
+    );
+}
+
+/// Installs `deb` with dpkg inside `host`, non-interactively (a prompt fails rather than hangs).
+fn dpkg(host: &SandboxHost, args: &str) -> String {
+    host.exec_ok(&format!(
+        "DEBIAN_FRONTEND=noninteractive dpkg {args} </dev/null 2>&1"
+    ))
+    .unwrap_or_else(|error| panic!("dpkg {args}: {error:#}"))
+}
+
+/// Whether a path exists inside the sandbox.
+fn exists(host: &SandboxHost, inside: &str) -> bool {
+    host.exec(&format!("test -e {inside}"))
+        .unwrap()
+        .status
+        .success()
+}
+
+/// First-time setup as the README says: init (replacing the packaged example server.toml),
+/// then hand the server's files to the calseg user.
+fn init_server(host: &SandboxHost, port: u16, extra: &str) {
+    host.exec_ok(&format!(
+        "calseg-server init --force --san 127.0.0.1 --listen 127.0.0.1:{port} {extra} >/dev/null"
+    ))
+    .expect("calseg-server init");
+    host.exec_ok(
+        "chown -R calseg:calseg /var/lib/calseg && chgrp calseg /etc/calseg/server.toml && \
+         if [ -d /etc/calseg/etcd ]; then chown -R calseg:calseg /etc/calseg/etcd; fi",
+    )
+    .expect("give the server its files");
+}
+
+async fn start_server(host: &SandboxHost) -> calseg_agent::systemd::UnitStatus {
+    match host.start_unit(SERVER_UNIT).await {
+        Ok(status) => status,
+        Err(error) => panic!(
+            "{SERVER_UNIT} did not become active (READY=1): {error:#}\n{}",
+            host.exec("journalctl -u calseg-server --no-pager -n 40 2>&1")
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        ),
+    }
+}
+
+fn exposure(host: &SandboxHost, unit: &str) -> f64 {
+    let text = host
+        .exec_ok(&format!(
+            "systemd-analyze security --no-pager {unit} 2>&1 | tail -n 1"
+        ))
+        .expect("systemd-analyze security");
+    // "→ Overall exposure level for calseg-server.service: 1.8 OK 🙂"
+    text.split(':')
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in {text:?}"))
+}
+
+#[tokio::test]
+async fn server_deb_starts_ready_with_etcd_unreachable_then_remove_keeps_state_and_purge_clears_it()
+{
+    let deb = packages().file("calseg-server_", ".deb");
+    let host = SandboxHost::boot("pkg-server").await.expect("boot");
+    dpkg(&host, &format!("-i {}", deb.display()));
+
+    // What the package installed.
+    let user = host
+        .exec_ok("getent passwd calseg")
+        .expect("the calseg user");
+    let fields: Vec<&str> = user.trim().split(':').collect();
+    assert_eq!(fields[5], "/var/lib/calseg", "home: {user}");
+    assert!(fields[6].ends_with("nologin"), "shell: {user}");
+    assert_eq!(
+        host.exec_ok("stat -c '%U:%G %a' /var/lib/calseg /etc/calseg")
+            .unwrap(),
+        "calseg:calseg 750\nroot:calseg 750\n"
+    );
+    let conffiles = host
+        .exec_ok("dpkg-query -W -f='${Conffiles}' calseg-server")
+        .unwrap();
+    assert!(conffiles.contains("/etc/calseg/server.toml"), "{conffiles}");
+    assert!(conffiles.contains("/etc/calseg/policy.toml"), "{conffiles}");
+    for file in [
+        "/usr/share/man/man1/calseg-server.1.gz",
+        "/usr/share/man/man1/calseg-server-serve.1.gz",
+        "/usr/share/bash-completion/completions/calseg-server",
+    ] {
+        assert!(exists(&host, file), "{file} not installed");
+    }
+    assert_eq!(
+        host.exec_ok("systemctl is-enabled calseg-server").unwrap(),
+        "enabled\n"
+    );
+    host.exec_ok("systemd-analyze verify calseg-server.service")
+        .expect("the unit verifies");
+    let score = exposure(&host, SERVER_UNIT);
+    eprintln!("systemd-analyze security {SERVER_UNIT}: {score}");
+    assert!(score <= 2.0, "{SERVER_UNIT} exposure {score} > 2.0");
+
+    // Configured against an etcd nobody listens on, with the packaged example policy (whose
+    // endpoints do not exist either): the server must still start and report ready.
+    let port = calseg_tests::ports::free_port().unwrap();
+    let nobody = calseg_tests::ports::free_port().unwrap();
+    init_server(
+        &host,
+        port,
+        &format!("--etcd-user root --etcd-endpoint https://127.0.0.1:{nobody}"),
+    );
+    let status = start_server(&host).await;
+    assert_eq!(status.active_state, "active");
+    let shown = host
+        .exec_ok("systemctl show -p StatusText -p User -p WatchdogUSec calseg-server")
+        .unwrap();
+    assert!(shown.contains("StatusText=serving on"), "{shown}");
+    assert!(shown.contains("User=calseg"), "{shown}");
+    assert!(shown.contains("WatchdogUSec=30s"), "{shown}");
+    let uid = host
+        .exec_ok(&format!("stat -c %U /proc/{}", status.main_pid))
+        .unwrap();
+    assert_eq!(uid.trim(), "calseg", "the server runs as calseg");
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::net::TcpStream::connect(("127.0.0.1", port)),
+    )
+    .await
+    .expect("connect in time")
+    .expect("the API port accepts connections");
+
+    // remove: binary gone, unit stopped, configuration and state kept.
+    dpkg(&host, "-r calseg-server");
+    assert!(!exists(&host, "/usr/bin/calseg-server"));
+    let after = host.unit_status(SERVER_UNIT).await.unwrap();
+    assert_ne!(after.active_state, "active", "still running after remove");
+    assert!(
+        !Path::new(&format!("/proc/{}", status.main_pid)).exists(),
+        "the server process outlived remove"
+    );
+    for kept in [
+        "/etc/calseg/server.toml",
+        "/etc/calseg/policy.toml",
+        "/etc/calseg/etcd/calseg-key.pem",
+        "/var/lib/calseg/state.redb",
+        "/var/lib/calseg/ca/fleet-key.pem",
+    ] {
+        assert!(exists(&host, kept), "{kept} removed by `dpkg -r`");
+    }
+    assert!(host.exec_ok("getent passwd calseg").is_ok());
+    assert!(
+        host.exec_ok("dpkg-query -W -f='${Status}' calseg-server")
+            .unwrap()
+            .ends_with("config-files")
+    );
+
+    // purge: configuration, state and the user gone.
+    dpkg(&host, "-P calseg-server");
+    for gone in ["/etc/calseg", "/var/lib/calseg"] {
+        assert!(!exists(&host, gone), "{gone} left after purge");
+    }
+    assert!(host.exec_ok("getent passwd calseg").is_err(), "user left");
+    assert!(host.exec_ok("getent group calseg").is_err(), "group left");
+}
+
+#[tokio::test]
+async fn server_deb_upgrade_keeps_edited_conffiles_and_state_and_restarts_the_server() {
+    let old = packages().file("calseg-server_", ".deb");
+    let new = upgrade_deb().file("calseg-server_", ".deb");
+    let host = SandboxHost::boot("pkg-upgrade").await.expect("boot");
+    dpkg(&host, &format!("-i {}", old.display()));
+    // No etcd credentials at all: the server signs certificates and does not manage RBAC.
+    let port = calseg_tests::ports::free_port().unwrap();
+    init_server(&host, port, "");
+    host.exec_ok("echo '# edited by the operator' >> /etc/calseg/policy.toml")
+        .unwrap();
+    let before = start_server(&host).await;
+    let fingerprint = || {
+        host.exec_ok("sha256sum /var/lib/calseg/ca/fleet.pem /etc/calseg/server.toml")
+            .unwrap()
+    };
+    let kept = fingerprint();
+
+    dpkg(&host, &format!("-i {}", new.display()));
+    assert_eq!(
+        host.exec_ok("dpkg-query -W -f='${Version}' calseg-server")
+            .unwrap(),
+        format!("{VERSION}+e2e1-1")
+    );
+    assert_eq!(fingerprint(), kept, "state or server.toml changed");
+    assert!(
+        host.exec_ok("tail -n 1 /etc/calseg/policy.toml")
+            .unwrap()
+            .contains("edited by the operator"),
+        "the edited policy.toml was replaced"
+    );
+    assert!(!exists(&host, "/etc/calseg/policy.toml.dpkg-dist"));
+    let after = host
+        .systemd()
+        .await
+        .unwrap()
+        .wait_active(SERVER_UNIT, Duration::from_secs(20))
+        .await
+        .expect("active after the upgrade");
+    assert_ne!(
+        after.main_pid, before.main_pid,
+        "a running server is restarted on upgrade"
+    );
+}
+
+#[tokio::test]
+async fn agent_deb_installs_a_valid_enabled_unit_and_purge_removes_only_its_state() {
+    let deb = packages().file("calseg-agent_", ".deb");
+    let host = SandboxHost::boot("pkg-agent").await.expect("boot");
+    dpkg(&host, &format!("-i {}", deb.display()));
+
+    assert!(
+        host.exec_ok("calseg-agent --version")
+            .unwrap()
+            .contains(VERSION)
+    );
+    let conffiles = host
+        .exec_ok("dpkg-query -W -f='${Conffiles}' calseg-agent")
+        .unwrap();
+    assert!(conffiles.contains("/etc/calseg/agent.toml"), "{conffiles}");
+    for dir in ["/etc/calico", "/etc/cni/net.d", "/var/lib/calseg"] {
+        assert!(
+            exists(&host, dir),
+            "{dir} missing: the unit would not start"
+        );
+    }
+    assert!(exists(
+        &host,
+        "/usr/share/man/man1/calseg-agent-enroll.1.gz"
+    ));
+    host.exec_ok("systemd-analyze verify calseg-agent.service")
+        .expect("the unit verifies");
+    eprintln!(
+        "systemd-analyze security {AGENT_UNIT}: {}",
+        exposure(&host, AGENT_UNIT)
+    );
+    assert_eq!(
+        host.exec_ok("systemctl is-enabled calseg-agent").unwrap(),
+        "enabled\n"
+    );
+    // Enabled, but not started before `calseg-agent enroll`.
+    let status = host.unit_status(AGENT_UNIT).await.unwrap();
+    assert_eq!(status.active_state, "inactive");
+
+    host.exec_ok("mkdir -m 0700 /var/lib/calseg/agent && touch /var/lib/calseg/agent/fleet-key.pem /etc/calico/keep")
+        .unwrap();
+    dpkg(&host, "-r calseg-agent");
+    assert!(!exists(&host, "/usr/bin/calseg-agent"));
+    assert!(exists(&host, "/etc/calseg/agent.toml"));
+    assert!(exists(&host, "/var/lib/calseg/agent/fleet-key.pem"));
+    dpkg(&host, "-P calseg-agent");
+    assert!(!exists(&host, "/etc/calseg"));
+    assert!(!exists(&host, "/var/lib/calseg"));
+    assert!(exists(&host, "/etc/calico/keep"), "Calico's files stay");
+}
