@@ -50,13 +50,13 @@ pub async fn token_list(config: Option<&Path>, json: bool) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&tokens)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<10} {:<32} {:<20} USES", "ID", "SCOPE", "EXPIRES (unix)");
+    println!("{:<10} {:<32} {:<20} USES", "ID", "SCOPE", "EXPIRES");
     for token in tokens {
         println!(
             "{:<10} {:<32} {:<20} {}",
             token["id"].as_str().unwrap_or("?"),
             token["scope"].to_string(),
-            token["expires_at"].to_string(),
+            unix_to_rfc3339(&token["expires_at"]),
             token["uses"].as_array().map_or(0, Vec::len)
         );
     }
@@ -135,7 +135,7 @@ pub async fn audit(
         println!(
             "{:>6} {} {:<24} {:<12} {:<40} {:<7} {}",
             entry["seq"],
-            entry["at"],
+            unix_to_rfc3339(&entry["at"]),
             entry["actor"].as_str().unwrap_or("?"),
             entry["action"].as_str().unwrap_or("?"),
             entry["subject"].as_str().unwrap_or("?"),
@@ -144,4 +144,16 @@ pub async fn audit(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Unix seconds (as the store keeps them) shown as RFC 3339 UTC.
+fn unix_to_rfc3339(value: &Value) -> String {
+    value
+        .as_i64()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| value.to_string())
 }

@@ -27,8 +27,11 @@ pub enum Command {
         policy: Option<PathBuf>,
     },
     /// Show the etcd RBAC changes the policy needs. Exit status: 0 no changes, 2 changes, 1 error.
+    ///
+    /// Goes through the running server when server.toml has an [admin] section (the server also
+    /// knows the nodes that enrolled by glob); directly to etcd with --policy or --direct.
     Plan(ReconcileArgs),
-    /// Make etcd's calseg users and roles match the policy.
+    /// Make etcd's calseg users and roles match the policy (through the server, as `plan`).
     Apply(ReconcileArgs),
     /// Run the server: the HTTPS API for agents and administrators, and the RBAC reconciler.
     Serve {
@@ -160,6 +163,10 @@ pub struct ReconcileArgs {
     /// etcd requests in flight at once.
     #[arg(long, value_name = "N")]
     pub parallelism: Option<usize>,
+    /// Talk to etcd directly even when server.toml names a running server under [admin]. The
+    /// direct path knows only the nodes the policy names, not nodes that enrolled by glob.
+    #[arg(long)]
+    pub direct: bool,
 }
 
 /// Parses the command line, runs the command, and returns the process exit code.

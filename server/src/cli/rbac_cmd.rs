@@ -30,8 +30,42 @@ pub fn check(config: Option<&Path>, policy: Option<&Path>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Whether to go through the running server: it knows the enrolled nodes as well.
+fn through_server(config: &ServerConfig, args: &ReconcileArgs) -> bool {
+    config.admin.server.is_some() && !args.direct && args.policy.is_none()
+}
+
+/// `plan` or `apply` through the running server's admin API.
+async fn via_server(config: &ServerConfig, args: &ReconcileArgs, apply: bool) -> Result<ExitCode> {
+    let client = crate::admin_client::AdminClient::from_config(config)?;
+    let path = if apply {
+        calseg_api::paths::ADMIN_APPLY
+    } else {
+        calseg_api::paths::ADMIN_PLAN
+    };
+    let path = format!("{path}?adopt={}", args.adopt);
+    let answer: serde_json::Value = client.post(&path, &serde_json::json!({})).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    } else {
+        print!("{}", answer["text"].as_str().unwrap_or_default());
+        if apply {
+            println!("Applied {} changes.", answer["applied"]);
+        }
+    }
+    Ok(if apply || answer["empty"].as_bool() == Some(true) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_CHANGES)
+    })
+}
+
 /// `plan`: print the diff; exit 0 when there is none, 2 when there are changes or conflicts.
 pub async fn plan(config: Option<&Path>, args: &ReconcileArgs) -> Result<ExitCode> {
+    let loaded = ServerConfig::load(config)?;
+    if through_server(&loaded, args) {
+        return via_server(&loaded, args, false).await;
+    }
     let (plan, _, _) = compute_plan(config, args).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
@@ -47,6 +81,10 @@ pub async fn plan(config: Option<&Path>, args: &ReconcileArgs) -> Result<ExitCod
 
 /// `apply`: make etcd match the policy and say what was done.
 pub async fn apply(config: Option<&Path>, args: &ReconcileArgs) -> Result<ExitCode> {
+    let loaded = ServerConfig::load(config)?;
+    if through_server(&loaded, args) {
+        return via_server(&loaded, args, true).await;
+    }
     let (plan, client, parallelism) = compute_plan(config, args).await?;
     if plan.is_empty() && plan.conflicts.is_empty() {
         println!("No changes: etcd's users and roles match the policy.");

@@ -191,7 +191,8 @@ pub async fn rbac_plan(
                 &format!("{e:#}"),
             )
         })?;
-    to_json(&plan)
+    let empty = plan.is_empty() && plan.conflicts.is_empty();
+    Ok(Json(json!({ "plan": plan, "text": plan.render_text(), "empty": empty })))
 }
 
 /// POST: apply the RBAC plan now.
@@ -225,7 +226,9 @@ pub async fn rbac_apply(
             )
             .await;
     }
-    Ok(Json(json!({ "applied": report.applied, "plan": plan })))
+    Ok(Json(
+        json!({ "applied": report.applied, "plan": plan, "text": plan.render_text() }),
+    ))
 }
 
 fn reconciler(state: &AppState) -> Result<&crate::reconcile::Reconciler, ApiFailure> {

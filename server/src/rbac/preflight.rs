@@ -24,7 +24,7 @@ pub enum PreflightError {
         #[source]
         source: etcd_client::Error,
     },
-    #[error("cannot reach etcd at {endpoints}: {source}")]
+    #[error("cannot reach etcd at {endpoints}")]
     Unreachable {
         endpoints: String,
         #[source]
