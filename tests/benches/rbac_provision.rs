@@ -48,18 +48,10 @@ fn server_bin() -> std::path::PathBuf {
     calseg_tests::bins::path("calseg-server")
 }
 
-fn run_server(command: &str, policy: &Path, files: &TlsFiles, config: &Path) -> (Duration, String) {
+fn run_server(command: &str, policy: &Path, files: &TlsFiles) -> (Duration, String) {
     let started = Instant::now();
-    let output = Command::new(server_bin())
-        .args([command, "--json", "--policy"])
-        .arg(policy)
-        .arg("--etcd-ca")
-        .arg(&files.ca)
-        .arg("--etcd-cert")
-        .arg(&files.cert)
-        .arg("--etcd-key")
-        .arg(&files.key)
-        .env("CALSEG_SERVER_CONFIG", config)
+    let output = calseg_tests::bins::server_direct_with(&server_bin(), command, policy, files)
+        .arg("--json")
         .output()
         .expect("run calseg-server");
     let elapsed = started.elapsed();
@@ -154,14 +146,12 @@ fn manual(etcd: &EtcdCluster, nodes: usize) -> (Duration, usize) {
 fn calseg(runtime: &tokio::runtime::Runtime, nodes: usize) -> (Duration, Duration, usize) {
     let etcd = runtime.block_on(EtcdCluster::start()).expect("etcd");
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("server.toml");
-    std::fs::write(&config, "").expect("config");
     let path = dir.path().join("policy.toml");
     std::fs::write(&path, policy(&etcd.endpoint(0), nodes)).expect("policy");
-    let (apply, out) = run_server("apply", &path, etcd.root_files(), &config);
+    let (apply, out) = run_server("apply", &path, etcd.root_files());
     let applied: serde_json::Value = serde_json::from_str(out.trim()).expect("apply JSON");
     let changes = applied["applied"].as_u64().unwrap_or(0) as usize;
-    let (plan, out) = run_server("plan", &path, etcd.root_files(), &config);
+    let (plan, out) = run_server("plan", &path, etcd.root_files());
     let plan_json: serde_json::Value = serde_json::from_str(&out).expect("plan JSON");
     assert_eq!(
         plan_json["changes"].as_array().map(Vec::len),

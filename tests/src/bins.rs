@@ -20,3 +20,34 @@ pub fn path(name: &str) -> PathBuf {
         ),
     }
 }
+
+/// `calseg-server COMMAND --policy POLICY` talking to etcd directly as the identity in `etcd`
+/// (`--etcd-ca/--etcd-cert/--etcd-key`), with an empty configuration (`--config /dev/null`) so
+/// nothing under the machine's /etc/calseg is read.
+pub fn server_direct(
+    command: &str,
+    policy: &std::path::Path,
+    etcd: &crate::pki::TlsFiles,
+) -> std::process::Command {
+    server_direct_with(&path("calseg-server"), command, policy, etcd)
+}
+
+/// [`server_direct`] with another build of the binary (benchmarks use the release build).
+pub fn server_direct_with(
+    binary: &std::path::Path,
+    command: &str,
+    policy: &std::path::Path,
+    etcd: &crate::pki::TlsFiles,
+) -> std::process::Command {
+    let mut server = std::process::Command::new(binary);
+    server
+        .args(["--config", "/dev/null", command, "--policy"])
+        .arg(policy)
+        .arg("--etcd-ca")
+        .arg(&etcd.ca)
+        .arg("--etcd-cert")
+        .arg(&etcd.cert)
+        .arg("--etcd-key")
+        .arg(&etcd.key);
+    server
+}

@@ -171,21 +171,10 @@ const CASES: &[(&str, &str, &str, &str, &str)] = &[
 async fn each_malformed_policy_is_refused_precisely_and_changes_nothing() {
     let etcd = EtcdCluster::start().await.expect("start etcd");
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("server.toml");
-    std::fs::write(&config, "").expect("write config");
     let good = GOOD.replace("ENDPOINT", &etcd.endpoint(0));
     let files = etcd.root_files();
     let run = |policy: &std::path::Path| {
-        std::process::Command::new(bins::path("calseg-server"))
-            .args(["apply", "--policy"])
-            .arg(policy)
-            .arg("--etcd-ca")
-            .arg(&files.ca)
-            .arg("--etcd-cert")
-            .arg(&files.cert)
-            .arg("--etcd-key")
-            .arg(&files.key)
-            .env("CALSEG_SERVER_CONFIG", &config)
+        bins::server_direct("apply", policy, files)
             .output()
             .expect("run calseg-server")
     };

@@ -76,19 +76,8 @@ impl Setup {
 
     /// Runs `calseg-server <command> --policy <policy>` as etcd's root.
     fn server(&self, command: &str, policy: &Path, extra: &[&str]) -> Output {
-        let files = self.etcd.root_files();
-        std::process::Command::new(bins::path("calseg-server"))
-            .arg(command)
-            .arg("--policy")
-            .arg(policy)
-            .arg("--etcd-ca")
-            .arg(&files.ca)
-            .arg("--etcd-cert")
-            .arg(&files.cert)
-            .arg("--etcd-key")
-            .arg(&files.key)
+        bins::server_direct(command, policy, self.etcd.root_files())
             .args(extra)
-            .env("CALSEG_SERVER_CONFIG", self.write_policy("server.toml", ""))
             .output()
             .expect("run calseg-server")
     }
@@ -337,15 +326,7 @@ async fn preflight_refuses_auth_disabled_and_non_root_credentials() {
     std::fs::write(&policy, policy_text(&etcd.endpoint(0), &["node1"])).expect("write");
     let files = etcd.root_files();
     let run = |extra: &[&str]| {
-        std::process::Command::new(bins::path("calseg-server"))
-            .args(["apply", "--policy"])
-            .arg(&policy)
-            .arg("--etcd-ca")
-            .arg(&files.ca)
-            .arg("--etcd-cert")
-            .arg(&files.cert)
-            .arg("--etcd-key")
-            .arg(&files.key)
+        bins::server_direct("apply", &policy, files)
             .args(extra)
             .output()
             .expect("run")
@@ -377,15 +358,7 @@ async fn preflight_refuses_auth_disabled_and_non_root_credentials() {
             &setup.etcd.ca().cert_pem,
         )
         .expect("files");
-    let output = std::process::Command::new(bins::path("calseg-server"))
-        .args(["plan", "--policy"])
-        .arg(&policy)
-        .arg("--etcd-ca")
-        .arg(&weak_files.ca)
-        .arg("--etcd-cert")
-        .arg(&weak_files.cert)
-        .arg("--etcd-key")
-        .arg(&weak_files.key)
+    let output = bins::server_direct("plan", &policy, &weak_files)
         .output()
         .expect("run");
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
@@ -403,15 +376,7 @@ async fn an_apply_cut_off_by_etcd_dying_is_finished_by_the_next_without_over_gra
     let names: Vec<&str> = nodes.iter().map(String::as_str).collect();
     let policy = setup.policy_for(&names);
     let files = setup.etcd.root_files().clone();
-    let mut child = std::process::Command::new(bins::path("calseg-server"))
-        .args(["apply", "--policy"])
-        .arg(&policy)
-        .arg("--etcd-ca")
-        .arg(&files.ca)
-        .arg("--etcd-cert")
-        .arg(&files.cert)
-        .arg("--etcd-key")
-        .arg(&files.key)
+    let mut child = bins::server_direct("apply", &policy, &files)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
