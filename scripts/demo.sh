@@ -37,14 +37,14 @@ ETCD=https://127.0.0.1:$ETCD_PORT
 say "a CA for etcd, and etcd's server certificate"
 mkdir -p "$DEMO/pki"
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$DEMO/pki/ca-key.pem" 2>/dev/null
-openssl req -x509 -new -key "$DEMO/pki/ca-key.pem" -subj "/CN=demo etcd CA" -days 2 \
+openssl req -x509 -new -key "$DEMO/pki/ca-key.pem" -subj "/CN=demo etcd CA" -days 365 \
   -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign \
   -out "$DEMO/pki/ca.pem" 2>/dev/null
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$DEMO/pki/etcd-key.pem" 2>/dev/null
 openssl req -new -key "$DEMO/pki/etcd-key.pem" -subj "/CN=127.0.0.1" -out "$DEMO/pki/etcd.csr" 2>/dev/null
 printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' > "$DEMO/pki/ext"
 openssl x509 -req -in "$DEMO/pki/etcd.csr" -CA "$DEMO/pki/ca.pem" -CAkey "$DEMO/pki/ca-key.pem" \
-  -CAcreateserial -days 2 -extfile "$DEMO/pki/ext" -out "$DEMO/pki/etcd.pem" 2>/dev/null
+  -CAcreateserial -days 365 -extfile "$DEMO/pki/ext" -out "$DEMO/pki/etcd.pem" 2>/dev/null
 
 say "calseg-server init (imports that CA as the etcd client CA; mints calseg's own root identity)"
 HASH=$("$BIN/calseg-server" init --config-dir "$DEMO/etc" --state-dir "$DEMO/var" \
@@ -127,6 +127,10 @@ set +e
 code=${PIPESTATUS[0]}
 set -e
 [ "$code" = 0 ] || [ "$code" = 2 ] || { echo "agent cycle failed ($code)"; exit 1; }
+
+say "agent: status, and a dry run that finds nothing left to do"
+"$BIN/calseg-agent" --config "$DEMO/agent.toml" status | sed 's/^/  /'
+"$BIN/calseg-agent" --config "$DEMO/agent.toml" plan 2>&1 | sed 's/^/  /'
 
 say "installed files (under the throwaway root $DEMO/host)"
 # cert.pem, key.pem and ca.pem are links into a generation directory switched atomically;
