@@ -14,6 +14,13 @@ declare -A needed=(
   [setpriv]=util-linux
   [nsenter]=util-linux
   [bash]=bash
+  # Packages (packaging/build.sh and its tests): strip, rpm to inspect the .rpm files,
+  # dpkg-deb, and adduser/deluser for the server package's user.
+  [strip]=binutils
+  [gzip]=gzip
+  [rpm]=rpm
+  [dpkg-deb]=dpkg
+  [adduser]=adduser
 )
 [ -x /lib/systemd/systemd ] || needed[/lib/systemd/systemd]=systemd
 
@@ -41,3 +48,12 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "calseg: cargo not found: install a stable Rust toolchain (1.88 or newer) with rustup" >&2
   exit 1
 fi
+
+# The packaging tools, from crates.io, once (compiling them takes a few minutes).
+# (`cargo deb` finds them in $CARGO_HOME/bin even when that is not on PATH.)
+for tool in deb generate-rpm; do
+  if ! cargo "$tool" --version >/dev/null 2>&1; then
+    echo "calseg: installing cargo-$tool with cargo install" >&2
+    cargo install --locked --quiet "cargo-$tool"
+  fi
+done

@@ -51,11 +51,17 @@ fn target_dir() -> PathBuf {
 
 /// Runs `packaging/build.sh` on the dev build with `args`, into `target/packages-e2e/<name>`.
 fn build(name: &str, args: &[&str]) -> Built {
-    require_command("cargo-deb", "cargo-deb (cargo install --locked cargo-deb)");
-    require_command(
-        "cargo-generate-rpm",
-        "cargo-generate-rpm (cargo install --locked cargo-generate-rpm)",
-    );
+    for tool in ["deb", "generate-rpm"] {
+        let found = Command::new("cargo")
+            .args([tool, "--version"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(
+            found,
+            "prerequisite missing: cargo-{tool}. Install it with `cargo install --locked \
+             cargo-{tool}`, or run the README's test command (`./scripts/test.sh`), which does"
+        );
+    }
     require_command("strip", "binutils");
     require_command("rpm", "rpm");
     calseg_tests::bins::path("calseg-docs");
@@ -63,7 +69,7 @@ fn build(name: &str, args: &[&str]) -> Built {
     let _ = std::fs::remove_dir_all(&dir);
     let output = Command::new("bash")
         .arg(workspace_root().join("packaging/build.sh"))
-        .args(["--profile", "dev", "--no-build", "--out"])
+        .args(["--profile", "dev", "--no-build", "--fast", "--out"])
         .arg(&dir)
         .args(args)
         .env("CARGO_TARGET_DIR", target_dir())
@@ -222,7 +228,16 @@ fn rpm_packages_declare_files_config_scriptlets_and_dependencies() {
     );
 }
 
-/// Installs `deb` with dpkg inside `host`, non-interactively (a prompt fails rather than hangs).
+/// Boots a sandbox that behaves like a real host for dpkg: this machine's root is a container
+/// image whose /usr/sbin/policy-rc.d forbids starting and stopping services (exit 101), which
+/// would turn every systemctl call of the maintainer scripts into a no-op. Removed inside only.
+async fn boot(name: &str) -> SandboxHost {
+    let host = SandboxHost::boot(name).await.expect("boot");
+    host.exec_ok("rm -f /usr/sbin/policy-rc.d").unwrap();
+    host
+}
+
+/// Runs dpkg inside `host`, non-interactively (a prompt fails rather than hangs).
 fn dpkg(host: &SandboxHost, args: &str) -> String {
     host.exec_ok(&format!(
         "DEBIAN_FRONTEND=noninteractive dpkg {args} </dev/null 2>&1"
@@ -282,7 +297,7 @@ fn exposure(host: &SandboxHost, unit: &str) -> f64 {
 async fn server_deb_starts_ready_with_etcd_unreachable_then_remove_keeps_state_and_purge_clears_it()
 {
     let deb = packages().file("calseg-server_", ".deb");
-    let host = SandboxHost::boot("pkg-server").await.expect("boot");
+    let host = boot("pkg-server").await;
     dpkg(&host, &format!("-i {}", deb.display()));
 
     // What the package installed.
@@ -386,7 +401,7 @@ async fn server_deb_starts_ready_with_etcd_unreachable_then_remove_keeps_state_a
 async fn server_deb_upgrade_keeps_edited_conffiles_and_state_and_restarts_the_server() {
     let old = packages().file("calseg-server_", ".deb");
     let new = upgrade_deb().file("calseg-server_", ".deb");
-    let host = SandboxHost::boot("pkg-upgrade").await.expect("boot");
+    let host = boot("pkg-upgrade").await;
     dpkg(&host, &format!("-i {}", old.display()));
     // No etcd credentials at all: the server signs certificates and does not manage RBAC.
     let port = calseg_tests::ports::free_port().unwrap();
@@ -430,7 +445,7 @@ async fn server_deb_upgrade_keeps_edited_conffiles_and_state_and_restarts_the_se
 #[tokio::test]
 async fn agent_deb_installs_a_valid_enabled_unit_and_purge_removes_only_its_state() {
     let deb = packages().file("calseg-agent_", ".deb");
-    let host = SandboxHost::boot("pkg-agent").await.expect("boot");
+    let host = boot("pkg-agent").await;
     dpkg(&host, &format!("-i {}", deb.display()));
 
     assert!(
