@@ -113,6 +113,7 @@ pub async fn pass(
         node: settings.node.clone(),
         key_algorithm: settings.key_algorithm,
         restart_timeout: settings.restart_timeout,
+        lease_wait: settings.lease_wait,
         state,
         now,
         stop,
@@ -125,7 +126,8 @@ pub async fn pass(
             root: Root::new(&settings.root),
         },
         restarter: LazySystemd::new(settings.systemd_bus.clone()),
-        reporter: client,
+        reporter: client.clone(),
+        leases: client,
     };
     std::mem::swap(&mut ports.restarter, restarter);
     let result = run_cycle(&ctx, &mut ports).await;

@@ -11,6 +11,7 @@
 //! - [`enroll`]: enrollment of a node (token or approval) and its fleet certificate.
 //! - [`manifest`]: what a node must have: identities, files, renders, units, revision.
 //! - [`certificates`]: CSR signing for one identity.
+//! - [`lease`]: restart leases, the fleet's restart budget.
 //! - [`report`]: what the agent installed and the state of its units.
 //! - [`error`]: the error body every failed call returns.
 
@@ -24,6 +25,8 @@ pub mod certificates;
 pub mod enroll;
 /// The error body.
 pub mod error;
+/// Restart leases.
+pub mod lease;
 /// A node's manifest.
 pub mod manifest;
 /// HTTP paths and headers.

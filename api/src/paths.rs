@@ -15,6 +15,10 @@ pub const FLEET_RENEW: &str = "/v1/fleet/renew";
 /// CA over an unverified connection and trusts it only if its SHA-256 matches the pin it was
 /// given (`--ca-hash`), then verifies the server with it from the next call on.
 pub const FLEET_CA: &str = "/v1/fleet-ca";
+/// POST [`crate::lease::LeaseRequest`] → [`crate::lease::LeaseGrant`], or 429 with
+/// `Retry-After` when the restart budget is full. `DELETE {RESTART_LEASE}/{id}` → 204 releases
+/// it (holder only); `POST {RESTART_LEASE}/{id}/renew` → [`crate::lease::LeaseGrant`].
+pub const RESTART_LEASE: &str = "/v1/restart-lease";
 /// GET: liveness of the server (no authentication; says nothing about the fleet).
 pub const HEALTH: &str = "/v1/health";
 
@@ -22,9 +26,21 @@ pub const HEALTH: &str = "/v1/health";
 pub const ADMIN_NODES: &str = "/v1/admin/nodes";
 pub const ADMIN_TOKENS: &str = "/v1/admin/tokens";
 pub const ADMIN_AUDIT: &str = "/v1/admin/audit";
+/// GET → the live restart leases, `Vec<`[`crate::lease::LeaseInfo`]`>`.
+pub const ADMIN_LEASES: &str = "/v1/admin/leases";
 /// POST: show (plan) or make (apply) the etcd RBAC changes for the policy and enrolled nodes.
 pub const ADMIN_PLAN: &str = "/v1/admin/rbac/plan";
 pub const ADMIN_APPLY: &str = "/v1/admin/rbac/apply";
+
+/// The path of one lease (DELETE releases it).
+pub fn lease(id: &str) -> String {
+    format!("{RESTART_LEASE}/{id}")
+}
+
+/// The path that renews one lease (POST).
+pub fn lease_renew(id: &str) -> String {
+    format!("{RESTART_LEASE}/{id}/renew")
+}
 
 /// Longest request body the server reads, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

@@ -24,6 +24,28 @@ pub struct ServerConfig {
     pub ca: CaConfig,
     #[serde(default)]
     pub admin: AdminConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// The Prometheus metrics listener (plain HTTP, no client certificate).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address of `GET /metrics`; default "127.0.0.1:9464" (loopback: the endpoint has no
+    /// authentication); "" turns the listener off.
+    pub listen: Option<String>,
+}
+
+impl MetricsConfig {
+    /// The address to serve metrics on, or `None` when they are turned off.
+    pub fn address(&self) -> Option<String> {
+        match self.listen.as_deref() {
+            None => Some(crate::metrics::DEFAULT_LISTEN.to_owned()),
+            Some("") => None,
+            Some(listen) => Some(listen.to_owned()),
+        }
+    }
 }
 
 /// The HTTPS API the agents and administrators call.
@@ -173,6 +195,23 @@ mod tests {
         let error = ServerConfig::load(Some(&path)).unwrap_err().to_string();
         assert!(error.contains("server.toml:3:1"), "{error}");
         assert!(error.contains("unknown field `cert`"), "{error}");
+    }
+
+    #[test]
+    fn metrics_listen_defaults_to_loopback_and_empty_turns_it_off() {
+        let parse = |text: &str| {
+            toml::from_str::<ServerConfig>(text)
+                .unwrap()
+                .metrics
+                .address()
+        };
+        assert_eq!(parse(""), Some("127.0.0.1:9464".to_owned()));
+        assert_eq!(parse("[metrics]\nlisten = \"\"\n"), None);
+        assert_eq!(
+            parse("[metrics]\nlisten = \"0.0.0.0:9100\"\n"),
+            Some("0.0.0.0:9100".to_owned())
+        );
+        assert!(toml::from_str::<ServerConfig>("[metrics]\nport = 1\n").is_err());
     }
 
     #[test]

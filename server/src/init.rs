@@ -238,6 +238,11 @@ allow_auth_disabled = false
 parallelism = 16
 reconcile_interval = "60s"
 
+[metrics]
+# Prometheus metrics at http://LISTEN/metrics: plain HTTP without authentication, so keep it on
+# loopback or a monitoring network; "" turns them off.
+listen = "127.0.0.1:9464"
+
 [admin]
 # Used by the admin commands (token, nodes, audit, plan/apply through the server).
 server = "https://{host}:{port}"

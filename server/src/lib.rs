@@ -12,6 +12,7 @@
 //! - [`reconcile`]: which nodes count, and the server's RBAC reconciler.
 //! - [`http`]: the HTTPS API (enrollment, manifests, signing, reports, admin).
 //! - [`serve`]: the running server (API, reconciler, policy reload); [`notify`]: sd_notify.
+//! - [`metrics`]: Prometheus metrics and their plain-HTTP `/metrics` listener.
 //! - [`init`]: first-time setup: CAs, TLS and admin certificates, server.toml.
 //! - [`admin_client`]: the admin commands' HTTPS client.
 //! - [`cli`]: the `calseg-server` commands and their output.
@@ -30,6 +31,8 @@ pub mod http;
 pub mod init;
 /// A node's manifest from the policy.
 pub mod manifest;
+/// Prometheus metrics: counters, latency histograms, store gauges, the `/metrics` listener.
+pub mod metrics;
 /// systemd notifications.
 pub mod notify;
 /// The two CAs, CSR intake checks, signing, chain verification and key files.

@@ -4,6 +4,7 @@
 
 use crate::config::{ServerConfig, parse_duration};
 use crate::http::{self, AppState};
+use crate::metrics::{self, Metrics};
 use crate::pki::{CaFiles, CaKind};
 use crate::reconcile::{Reconciler, desired_nodes};
 use crate::store::{AuditAction, AuditOutcome, RedbStore, Store};
@@ -26,6 +27,8 @@ pub struct Server {
     pub tls: Arc<rustls::ServerConfig>,
     pub reconcile_interval: Duration,
     pub policy_path: PathBuf,
+    /// Where to serve `/metrics` (plain HTTP); `None`: not at all.
+    pub metrics_listen: Option<String>,
 }
 
 fn read(path: &Path, what: &str) -> Result<String> {
@@ -136,6 +139,7 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
         fleet_lifetime,
         auto_approve,
         reconciler,
+        Arc::new(Metrics::new()),
     ));
     Ok(Server {
         state,
@@ -147,6 +151,7 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
         tls,
         reconcile_interval,
         policy_path: policy_path.to_path_buf(),
+        metrics_listen: config.metrics.address(),
     })
 }
 
@@ -156,6 +161,21 @@ pub async fn run(server: Server, shutdown: impl Future<Output = ()>) -> Result<(
         .await
         .with_context(|| format!("listen on {}", server.listen))?;
     tracing::info!(listen = %server.listen, "calseg-server API listening");
+    let metrics_listener = match &server.metrics_listen {
+        Some(address) => {
+            let listener = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| {
+                    format!("[metrics] listen = {address:?}: cannot listen there (\"\" turns metrics off)")
+                })?;
+            tracing::info!(listen = %address, "metrics at http://{address}/metrics");
+            Some(tokio::spawn(metrics::serve(
+                listener,
+                Arc::clone(&server.state),
+            )))
+        }
+        None => None,
+    };
     let reconcile = tokio::spawn(reconcile_loop(
         Arc::clone(&server.state),
         server.reconcile_interval,
@@ -185,6 +205,9 @@ pub async fn run(server: Server, shutdown: impl Future<Output = ()>) -> Result<(
     reconcile.abort();
     reload.abort();
     watchdog.abort();
+    if let Some(task) = metrics_listener {
+        task.abort();
+    }
     served
 }
 
@@ -206,6 +229,16 @@ async fn reconcile_loop(state: Arc<AppState>, interval: Duration) {
             reconciler.apply(&policy, &nodes, false).await
         }
         .await;
+        match &outcome {
+            Ok((plan, report)) => {
+                state.metrics.reconciled(
+                    plan.changes.len(),
+                    report.applied,
+                    OffsetDateTime::now_utc(),
+                );
+            }
+            Err(_) => state.metrics.reconcile_failed(),
+        }
         match outcome {
             Ok((_, report)) if report.applied > 0 => {
                 tracing::info!(changes = report.applied, "etcd RBAC reconciled");

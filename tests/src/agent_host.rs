@@ -42,12 +42,17 @@ pub struct AgentHost {
     pub node: String,
 }
 
+/// Installs the stand-in calico-node unit and its script in `host` (the unit is not started).
+pub async fn install_standin(host: &SandboxHost) -> Result<()> {
+    host.write_file("/usr/local/bin/calico-standin", STANDIN_SCRIPT, 0o755)?;
+    host.install_unit(STANDIN_UNIT, STANDIN).await
+}
+
 impl AgentHost {
     /// Boots `node`, installs the stand-in unit (not started) and writes agent.toml.
     pub async fn boot(node: &str, server: &ServerProcess) -> Result<Self> {
         let host = SandboxHost::boot(node).await?;
-        host.write_file("/usr/local/bin/calico-standin", STANDIN_SCRIPT, 0o755)?;
-        host.install_unit(STANDIN_UNIT, STANDIN).await?;
+        install_standin(&host).await?;
         let agent = Self {
             host,
             node: node.to_owned(),

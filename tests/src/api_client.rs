@@ -151,6 +151,16 @@ impl TestNode {
         Ok((answer, key))
     }
 
+    /// POST /v1/report.
+    pub async fn report(&self, report: &calseg_api::report::Report) -> Result<Answer> {
+        call(
+            self.client()?
+                .post(format!("{}{}", self.base, calseg_api::paths::REPORT))
+                .json(report),
+        )
+        .await
+    }
+
     /// POST /v1/certificates with a given CSR text.
     pub async fn sign_csr(&self, component: &str, csr_pem: &str) -> Result<Answer> {
         let body = calseg_api::certificates::SignRequest {

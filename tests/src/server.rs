@@ -1,6 +1,7 @@
 //! `ServerProcess`: the real `calseg-server` binary, set up with `calseg-server init` against a
 //! harness etcd (the etcd test CA imported as calseg's etcd client CA, so etcd trusts what calseg
-//! signs, and calseg's own etcd identity `root`), serving on a free loopback port.
+//! signs, and calseg's own etcd identity `root`), serving on a free loopback port, with its
+//! plain-HTTP metrics listener on another.
 
 use crate::bins;
 use crate::etcd::EtcdCluster;
@@ -16,6 +17,7 @@ use tempfile::TempDir;
 pub struct ServerProcess {
     process: Option<Guarded>,
     port: u16,
+    metrics_port: u16,
     fleet_ca_hash: String,
     dir: TempDir,
 }
@@ -29,6 +31,7 @@ impl ServerProcess {
             .prefix(&format!("calseg-srv-{}-", std::process::id()))
             .tempdir()?;
         let port = free_port()?;
+        let metrics_port = free_port()?;
         let ca_dir = dir.path().join("etcd-ca");
         std::fs::create_dir_all(&ca_dir)?;
         std::fs::write(ca_dir.join("ca.pem"), &etcd.ca().cert_pem)?;
@@ -63,6 +66,11 @@ impl ServerProcess {
                 "reconcile_interval = \"60s\"",
                 "reconcile_interval = \"2s\"",
             )
+            // Servers of parallel tests must not share the default metrics port.
+            .replace(
+                "listen = \"127.0.0.1:9464\"",
+                &format!("listen = \"127.0.0.1:{metrics_port}\""),
+            )
             .replace(
                 "auto_approve = []",
                 if api_extra.is_empty() {
@@ -76,6 +84,7 @@ impl ServerProcess {
         let mut server = Self {
             process: None,
             port,
+            metrics_port,
             fleet_ca_hash,
             dir,
         };
@@ -149,6 +158,34 @@ impl ServerProcess {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// `http://127.0.0.1:PORT/metrics`, the plain-HTTP metrics endpoint.
+    pub fn metrics_url(&self) -> String {
+        format!("http://127.0.0.1:{}/metrics", self.metrics_port)
+    }
+
+    /// One scrape of the metrics endpoint: its body, failing unless the answer is 200.
+    pub async fn scrape(&self) -> Result<String> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port))
+            .await
+            .with_context(|| format!("connect to {}", self.metrics_url()))?;
+        tcp.write_all(b"GET /metrics HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
+            .await?;
+        let mut answer = Vec::new();
+        tcp.read_to_end(&mut answer).await?;
+        let answer = String::from_utf8(answer).context("the scrape is not UTF-8")?;
+        let (head, body) = answer
+            .split_once("\r\n\r\n")
+            .context("no end of headers in the scrape answer")?;
+        if !head.starts_with("HTTP/1.1 200") || !head.contains("version=0.0.4") {
+            bail!(
+                "scrape of {} answered:\n{head}\n\n{body}",
+                self.metrics_url()
+            );
+        }
+        Ok(body.to_owned())
     }
 
     /// `sha256:…` of the fleet CA, as printed by init.

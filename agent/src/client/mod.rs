@@ -9,6 +9,7 @@ use crate::state::FleetCredentials;
 use calseg_api::certificates::{SignRequest, SignResponse};
 use calseg_api::enroll::{EnrollRequest, EnrollResponse, FleetCa, FleetRenewRequest};
 use calseg_api::error::ApiError;
+use calseg_api::lease::{LeaseGrant, LeaseRequest};
 use calseg_api::manifest::Manifest;
 use calseg_api::paths;
 use calseg_api::report::Report;
@@ -220,6 +221,25 @@ impl ApiClient {
     /// `POST /v1/certificates`.
     pub async fn sign(&self, request: &SignRequest) -> Result<SignResponse, ClientError> {
         Ok(self.post(paths::CERTIFICATES, request).await?.1)
+    }
+
+    /// `POST /v1/restart-lease`: a lease, or `Api { status: 429, retry_after, .. }` while the
+    /// fleet's restart budget is full.
+    pub async fn acquire_lease(&self, request: &LeaseRequest) -> Result<LeaseGrant, ClientError> {
+        Ok(self.post(paths::RESTART_LEASE, request).await?.1)
+    }
+
+    /// `POST /v1/restart-lease/{id}/renew`.
+    pub async fn renew_lease(&self, lease_id: &str) -> Result<LeaseGrant, ClientError> {
+        let url = self.url(&paths::lease_renew(lease_id));
+        let response = self.send(self.http.post(&url), &url).await?;
+        Self::json(response, &url).await
+    }
+
+    /// `DELETE /v1/restart-lease/{id}` → 204.
+    pub async fn release_lease(&self, lease_id: &str) -> Result<(), ClientError> {
+        let url = self.url(&paths::lease(lease_id));
+        self.send(self.http.delete(&url), &url).await.map(drop)
     }
 
     /// `POST /v1/report` → 204.

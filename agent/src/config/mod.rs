@@ -31,6 +31,7 @@ pub struct RawConfig {
     interval: Option<Spanned<String>>,
     jitter: Option<Spanned<String>>,
     restart_timeout: Option<Spanned<String>>,
+    lease_wait: Option<Spanned<String>>,
     key_algorithm: Option<Spanned<String>>,
     systemd_bus: Option<Spanned<String>>,
 }
@@ -52,6 +53,9 @@ pub struct Settings {
     pub jitter: Duration,
     /// How long a restarted unit may take to become (and stay) active.
     pub restart_timeout: Duration,
+    /// How long to wait for the server's restart lease (the fleet's restart budget) before
+    /// rolling the new files back and retrying next cycle.
+    pub lease_wait: Duration,
     /// Key type of new identity keys.
     pub key_algorithm: KeyAlgorithm,
     /// D-Bus address of the systemd manager; `None` is the host's system bus.
@@ -194,6 +198,7 @@ impl Settings {
             interval: duration(raw.interval, "interval", "5m", 10)?,
             jitter: duration(raw.jitter, "jitter", "1m", 0)?,
             restart_timeout: duration(raw.restart_timeout, "restart_timeout", "60s", 1)?,
+            lease_wait: duration(raw.lease_wait, "lease_wait", "10m", 0)?,
             key_algorithm,
             systemd_bus: raw.systemd_bus.map(Spanned::into_inner),
         })

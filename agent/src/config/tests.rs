@@ -19,6 +19,7 @@ fn defaults_fill_an_empty_file() -> Result<(), ConfigError> {
     assert_eq!(settings.interval, Duration::from_secs(300));
     assert_eq!(settings.jitter, Duration::from_secs(60));
     assert_eq!(settings.restart_timeout, Duration::from_secs(60));
+    assert_eq!(settings.lease_wait, Duration::from_secs(600));
     assert_eq!(settings.key_algorithm, KeyAlgorithm::P256);
     Ok(())
 }

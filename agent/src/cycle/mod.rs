@@ -2,14 +2,17 @@
 //! render → restart → report.
 //!
 //! The pass talks to the outside through small traits ([`ManifestSource`], [`Signer`],
-//! [`Verifier`], [`Installer`], [`Restarter`], [`Reporter`]); [`real`] holds the
+//! [`Verifier`], [`Installer`], [`Restarter`], [`RestartLeases`], [`Reporter`]); [`real`] holds the
 //! implementations over HTTPS, etcd, the file system and systemd, and the unit tests drive the
 //! pass with fakes. [`Phase`] walks the pass through its steps with checked transitions, so
 //! the daemon knows whether an install is under way when asked to stop.
 //!
 //! Nothing is installed before every new certificate of the pass has been verified against
 //! etcd, and a stop request seen before installing ends the pass without touching a file.
+//! Units restart only under a restart lease from the server (the fleet's restart budget); when
+//! none is granted in time, the identities behind those units are rolled back instead.
 
+mod lease;
 mod phase;
 pub mod real;
 mod report;
@@ -26,6 +29,7 @@ use crate::keys::{KeyAlgorithm, PrivateKeyPem};
 use crate::state::{Outcome, StateDir};
 use crate::systemd::{SystemdError, UnitStatus};
 use calseg_api::certificates::{SignRequest, SignResponse};
+use calseg_api::lease::{LeaseGrant, LeaseRequest};
 use calseg_api::report::Report;
 use std::future::Future;
 use std::path::Path;
@@ -103,19 +107,36 @@ pub trait Restarter {
     ) -> impl Future<Output = Result<UnitStatus, RestartFailure>> + Send;
 }
 
+/// The server's restart budget: a lease must be held while units restart.
+pub trait RestartLeases {
+    /// A lease, or a transient error (429 with `retry_after` while the budget is full).
+    fn acquire(
+        &mut self,
+        request: &LeaseRequest,
+    ) -> impl Future<Output = Result<LeaseGrant, ClientError>> + Send;
+    /// Extends a held lease.
+    fn renew(
+        &mut self,
+        lease_id: &str,
+    ) -> impl Future<Output = Result<LeaseGrant, ClientError>> + Send;
+    /// Gives a lease back early.
+    fn release(&mut self, lease_id: &str) -> impl Future<Output = Result<(), ClientError>> + Send;
+}
+
 /// Who receives reports.
 pub trait Reporter {
     fn report(&mut self, report: &Report) -> impl Future<Output = Result<(), ClientError>> + Send;
 }
 
 /// The outside world of one pass.
-pub struct Ports<M, S, V, I, R, P> {
+pub struct Ports<M, S, V, I, R, P, L> {
     pub manifest: M,
     pub signer: S,
     pub verifier: V,
     pub installer: I,
     pub restarter: R,
     pub reporter: P,
+    pub leases: L,
 }
 
 /// What a pass needs besides its ports.
@@ -124,6 +145,8 @@ pub struct CycleContext {
     pub node: String,
     pub key_algorithm: KeyAlgorithm,
     pub restart_timeout: Duration,
+    /// How long to wait for a restart lease before rolling back instead of restarting.
+    pub lease_wait: Duration,
     pub state: StateDir,
     /// The pass's clock: decisions are made as of this instant.
     pub now: OffsetDateTime,

@@ -2,12 +2,14 @@
 //! system under a root prefix ([`FsInstaller`]) and systemd ([`SystemdRestarter`]).
 
 use super::{
-    Installer, ManifestSource, Probe, Reporter, RestartFailure, Restarter, Signer, Verifier,
+    Installer, ManifestSource, Probe, Reporter, RestartFailure, RestartLeases, Restarter, Signer,
+    Verifier,
 };
 use crate::client::{ApiClient, ClientError, ManifestFetch};
 use crate::install::{self, FileSpec, InstallError, InstallReceipt, Root};
 use crate::systemd::{Systemd, SystemdError, UnitStatus};
 use calseg_api::certificates::{SignRequest, SignResponse};
+use calseg_api::lease::{LeaseGrant, LeaseRequest};
 use calseg_api::report::Report;
 use etcd_client::{Certificate, Client, ConnectOptions, GetOptions, Identity, TlsOptions};
 use std::os::unix::fs::MetadataExt;
@@ -30,6 +32,20 @@ impl Signer for ApiClient {
 impl Reporter for ApiClient {
     async fn report(&mut self, report: &Report) -> Result<(), ClientError> {
         ApiClient::report(self, report).await
+    }
+}
+
+impl RestartLeases for ApiClient {
+    async fn acquire(&mut self, request: &LeaseRequest) -> Result<LeaseGrant, ClientError> {
+        self.acquire_lease(request).await
+    }
+
+    async fn renew(&mut self, lease_id: &str) -> Result<LeaseGrant, ClientError> {
+        self.renew_lease(lease_id).await
+    }
+
+    async fn release(&mut self, lease_id: &str) -> Result<(), ClientError> {
+        self.release_lease(lease_id).await
     }
 }
 

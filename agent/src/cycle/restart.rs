@@ -1,18 +1,24 @@
-//! Restarting the units of changed identities, once each, and rolling back the identities
-//! behind a unit that does not come back healthy.
+//! Restarting the units of changed identities, once each and under a restart lease, and
+//! rolling back the identities behind a unit that does not come back healthy (or whose units
+//! got no lease).
 
+use super::lease::{self, Held};
 use super::steps::{Work, status};
-use super::{CycleContext, Installer, Restarter};
+use super::{CycleContext, Installer, RestartLeases, Restarter};
 use calseg_api::report::UnitReport;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Restarts each unit of a changed identity once; on failure rolls back every identity that
-/// restarts that unit and restarts its units again. Returns the unit reports.
-pub(super) async fn restart_units<I: Installer, R: Restarter>(
+/// Restarts each unit of a changed identity once, holding a restart lease; on failure rolls
+/// back every identity that restarts that unit and restarts its units again. Without a lease,
+/// rolls back every changed identity that has units and restarts nothing. Returns the unit
+/// reports.
+pub(super) async fn restart_units<I: Installer, R: Restarter, L: RestartLeases>(
     ctx: &CycleContext,
+    revision: &str,
     work: &mut [Work<'_>],
     installer: &mut I,
     restarter: &mut R,
+    leases: &mut L,
     errors: &mut Vec<String>,
 ) -> BTreeMap<String, UnitReport> {
     let mut reports = BTreeMap::new();
@@ -24,48 +30,74 @@ pub(super) async fn restart_units<I: Installer, R: Restarter>(
             }
         }
     }
+    if affected.is_empty() {
+        return reports;
+    }
+    let mut held = match lease::acquire(ctx, leases, &affected, revision).await {
+        Ok(held) => held,
+        Err(why) => {
+            tracing::warn!(%why, "no restart lease; rolling back the identities behind {affected:?}");
+            for w in work
+                .iter_mut()
+                .filter(|w| w.changed() && !w.identity.restart.is_empty())
+            {
+                roll_back(w, installer, status::LEASE_DENIED, &why);
+            }
+            return reports;
+        }
+    };
     let mut failed_units = BTreeSet::new();
     for unit in &affected {
-        if let Some(report) = restart_one(ctx, unit, restarter, errors, &mut failed_units).await {
+        let restarted = restart_one(ctx, unit, restarter, errors, &mut failed_units);
+        if let Some(report) = lease::renewing(leases, &mut held, restarted).await {
             reports.insert(unit.clone(), report);
         }
     }
-    if failed_units.is_empty() {
-        return reports;
+    if !failed_units.is_empty() {
+        restart_failed(
+            ctx,
+            work,
+            installer,
+            restarter,
+            leases,
+            &mut held,
+            &failed_units,
+            errors,
+            &mut reports,
+        )
+        .await;
     }
-    // Roll back every changed identity behind a failed unit, then restart its units again.
+    lease::release(leases, held).await;
+    reports
+}
+
+/// Rolls back every changed identity behind a failed unit, then restarts its units again.
+#[allow(clippy::too_many_arguments)]
+async fn restart_failed<I: Installer, R: Restarter, L: RestartLeases>(
+    ctx: &CycleContext,
+    work: &mut [Work<'_>],
+    installer: &mut I,
+    restarter: &mut R,
+    leases: &mut L,
+    held: &mut Held,
+    failed_units: &BTreeSet<String>,
+    errors: &mut Vec<String>,
+    reports: &mut BTreeMap<String, UnitReport>,
+) {
     let mut again: Vec<String> = Vec::new();
     for w in work.iter_mut().filter(|w| w.changed()) {
         if !w.identity.restart.iter().any(|u| failed_units.contains(u)) {
             continue;
         }
-        let mut rollback_errors = Vec::new();
-        for receipt in w.receipts.iter().rev() {
-            if let Err(e) = installer.rollback(receipt) {
-                rollback_errors.push(e.to_string());
-            }
-        }
-        w.receipts.clear();
-        w.issued = None;
         let failed_list: Vec<&String> = w
             .identity
             .restart
             .iter()
             .filter(|u| failed_units.contains(*u))
             .collect();
-        if rollback_errors.is_empty() {
-            w.fail(
-                status::ROLLED_BACK,
-                format!(
-                    "unit(s) {failed_list:?} failed with the new files; previous files restored"
-                ),
-            );
-        } else {
-            w.fail(
-                status::ERROR,
-                format!("rollback failed: {}", rollback_errors.join("; ")),
-            );
-        }
+        let why =
+            format!("unit(s) {failed_list:?} failed with the new files; previous files restored");
+        roll_back(w, installer, status::ROLLED_BACK, &why);
         for unit in &w.identity.restart {
             if !again.contains(unit) {
                 again.push(unit.clone());
@@ -74,11 +106,32 @@ pub(super) async fn restart_units<I: Installer, R: Restarter>(
     }
     for unit in &again {
         let mut ignored = BTreeSet::new();
-        if let Some(report) = restart_one(ctx, unit, restarter, errors, &mut ignored).await {
+        let restarted = restart_one(ctx, unit, restarter, errors, &mut ignored);
+        if let Some(report) = lease::renewing(leases, held, restarted).await {
             reports.insert(unit.clone(), report);
         }
     }
-    reports
+}
+
+/// Restores the files an identity had before this pass; marks it `status` with `why`, or as an
+/// error when the rollback itself failed.
+fn roll_back<I: Installer>(w: &mut Work<'_>, installer: &mut I, status: &'static str, why: &str) {
+    let mut rollback_errors = Vec::new();
+    for receipt in w.receipts.iter().rev() {
+        if let Err(e) = installer.rollback(receipt) {
+            rollback_errors.push(e.to_string());
+        }
+    }
+    w.receipts.clear();
+    w.issued = None;
+    if rollback_errors.is_empty() {
+        w.fail(status, why.to_owned());
+    } else {
+        w.fail(
+            status::ERROR,
+            format!("{why}; rollback failed: {}", rollback_errors.join("; ")),
+        );
+    }
 }
 
 async fn restart_one<R: Restarter>(

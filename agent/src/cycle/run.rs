@@ -4,8 +4,8 @@ use super::report::{build_report, outcome_of, save_records};
 use super::restart::restart_units;
 use super::steps::{Work, identity_specs, issue, render_specs, status};
 use super::{
-    CycleContext, CycleResult, Installer, ManifestSource, Phase, Ports, Reporter, Restarter,
-    Signer, Verifier,
+    CycleContext, CycleResult, Installer, ManifestSource, Phase, Ports, Reporter, RestartLeases,
+    Restarter, Signer, Verifier,
 };
 use crate::client::ManifestFetch;
 use crate::decide::{Action, decide};
@@ -18,9 +18,9 @@ use std::sync::atomic::Ordering;
 use time::format_description::well_known::Rfc3339;
 
 /// Runs one pass and records its result in the state directory (`last-cycle.json`).
-pub async fn run_cycle<M, S, V, I, R, P>(
+pub async fn run_cycle<M, S, V, I, R, P, L>(
     ctx: &CycleContext,
-    ports: &mut Ports<M, S, V, I, R, P>,
+    ports: &mut Ports<M, S, V, I, R, P, L>,
 ) -> CycleResult
 where
     M: ManifestSource,
@@ -29,6 +29,7 @@ where
     I: Installer,
     R: Restarter,
     P: Reporter,
+    L: RestartLeases,
 {
     let mut result = pass(ctx, ports).await;
     let record = CycleRecord {
@@ -53,9 +54,9 @@ fn failed(outcome: Outcome, error: String) -> CycleResult {
     }
 }
 
-async fn pass<M, S, V, I, R, P>(
+async fn pass<M, S, V, I, R, P, L>(
     ctx: &CycleContext,
-    ports: &mut Ports<M, S, V, I, R, P>,
+    ports: &mut Ports<M, S, V, I, R, P, L>,
 ) -> CycleResult
 where
     M: ManifestSource,
@@ -64,6 +65,7 @@ where
     I: Installer,
     R: Restarter,
     P: Reporter,
+    L: RestartLeases,
 {
     let mut phase = Phase::Start;
     if let Err(e) = recover_journal(ctx, &mut ports.installer) {
@@ -171,12 +173,14 @@ where
         errors.push(e);
     }
 
-    // Restart, roll back what breaks its units.
+    // Restart under a restart lease, roll back what breaks its units (or gets no lease).
     let mut units = restart_units(
         ctx,
+        &manifest.revision,
         &mut work,
         &mut ports.installer,
         &mut ports.restarter,
+        &mut ports.leases,
         &mut errors,
     )
     .await;

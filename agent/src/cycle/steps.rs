@@ -25,6 +25,8 @@ pub(crate) mod status {
     pub const UNCHANGED: &str = "unchanged";
     pub const VERIFY_FAILED: &str = "verify_failed";
     pub const ROLLED_BACK: &str = "rolled_back";
+    /// The server granted no restart lease in time; the new files were rolled back.
+    pub const LEASE_DENIED: &str = "lease_denied";
     pub const ERROR: &str = "error";
 }
 

@@ -77,26 +77,102 @@ pub async fn token_delete(config: Option<&Path>, id: &str) -> Result<ExitCode> {
     }
 }
 
-/// `nodes list`.
-pub async fn nodes_list(config: Option<&Path>, json: bool) -> Result<ExitCode> {
-    let nodes: Vec<Value> = client(config)?.get(paths::ADMIN_NODES).await?;
+/// The filters of `nodes list`, as typed (durations like "7d").
+#[derive(Debug, Default)]
+pub struct NodesFilter {
+    pub expiring_within: Option<String>,
+    pub failed: bool,
+    pub not_seen_since: Option<String>,
+}
+
+impl NodesFilter {
+    /// The admin API query string (the server filters).
+    fn query(&self) -> Result<String> {
+        let mut query = Vec::new();
+        if let Some(within) = &self.expiring_within {
+            let secs = parse_duration("--expiring-within", within)?.as_secs();
+            query.push(format!("expiring_within_secs={secs}"));
+        }
+        if self.failed {
+            query.push("failed=true".to_owned());
+        }
+        if let Some(since) = &self.not_seen_since {
+            let secs = parse_duration("--not-seen-since", since)?.as_secs();
+            query.push(format!("not_seen_since_secs={secs}"));
+        }
+        Ok(if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", query.join("&"))
+        })
+    }
+}
+
+/// `nodes list`: the inventory, filtered by the server.
+pub async fn nodes_list(
+    config: Option<&Path>,
+    filter: &NodesFilter,
+    json: bool,
+) -> Result<ExitCode> {
+    let path = format!("{}{}", paths::ADMIN_NODES, filter.query()?);
+    let nodes: Vec<Value> = client(config)?.get(&path).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&nodes)?);
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<32} {:<10} {:<24} LAST SEEN (unix)",
-        "NODE", "STATE", "BY"
+        "{:<24} {:<9} {:<21} {:<13} {:<21} {:<24} {:<16} DRIFT",
+        "NODE", "STATE", "LAST SEEN", "REVISION", "EXPIRES", "COMPONENTS", "UNITS"
     );
     for node in nodes {
+        let inv = &node["inventory"];
+        let strings = |key: &str| -> Vec<String> {
+            inv[key]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let certificates = inv["certificates"].as_array().cloned().unwrap_or_default();
+        let components: Vec<&str> = certificates
+            .iter()
+            .filter_map(|c| c["component"].as_str())
+            .collect();
+        let units = match (inv["units_reported"].as_u64(), strings("failed_units")) {
+            (None | Some(0), _) => "-".to_owned(),
+            (Some(_), failed) if failed.is_empty() => "all active".to_owned(),
+            (Some(_), failed) => format!("failed: {}", failed.join(", ")),
+        };
+        let drift = [strings("errors"), strings("unconverged")].concat();
         println!(
-            "{:<32} {:<10} {:<24} {}",
+            "{:<24} {:<9} {:<21} {:<13} {:<21} {:<24} {:<16} {}",
             node["name"].as_str().unwrap_or("?"),
             node["state"].as_str().unwrap_or("?"),
-            node["state_changed_by"].as_str().unwrap_or("-"),
-            node["last_seen"]
-                .as_i64()
-                .map_or("never".to_owned(), |t| t.to_string())
+            if node["last_seen"].is_null() {
+                "never".to_owned()
+            } else {
+                unix_to_rfc3339(&node["last_seen"])
+            },
+            inv["revision"]
+                .as_str()
+                .map_or("-".to_owned(), |r| r.chars().take(12).collect()),
+            certificates
+                .first()
+                .map_or("-".to_owned(), |c| unix_to_rfc3339(&c["not_after"])),
+            if components.is_empty() {
+                "-".to_owned()
+            } else {
+                components.join(",")
+            },
+            units,
+            if drift.is_empty() {
+                "-".to_owned()
+            } else {
+                drift.join("; ")
+            }
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -120,10 +120,20 @@ pub enum TokenCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum NodesCommand {
-    /// Every node the server knows.
+    /// The node inventory: state, last seen, revision, certificate expiry, unit health, drift.
+    /// Filters combine: a node is listed when it passes every one given.
     List {
         #[arg(long)]
         json: bool,
+        /// Only nodes with an installed certificate expiring within this time, e.g. 7d.
+        #[arg(long, value_name = "DURATION")]
+        expiring_within: Option<String>,
+        /// Only nodes whose last report has errors or units that are not active.
+        #[arg(long)]
+        failed: bool,
+        /// Only nodes not seen for longer than this, or never, e.g. 1h.
+        #[arg(long, value_name = "DURATION")]
+        not_seen_since: Option<String>,
     },
     /// Approve a pending (or denied) node.
     Approve { node: String },
@@ -213,8 +223,18 @@ pub fn main() -> ExitCode {
             Command::Token(TokenCommand::Delete { id }) => {
                 admin_cmd::token_delete(cli.config.as_deref(), id).await
             }
-            Command::Nodes(NodesCommand::List { json }) => {
-                admin_cmd::nodes_list(cli.config.as_deref(), *json).await
+            Command::Nodes(NodesCommand::List {
+                json,
+                expiring_within,
+                failed,
+                not_seen_since,
+            }) => {
+                let filter = admin_cmd::NodesFilter {
+                    expiring_within: expiring_within.clone(),
+                    failed: *failed,
+                    not_seen_since: not_seen_since.clone(),
+                };
+                admin_cmd::nodes_list(cli.config.as_deref(), &filter, *json).await
             }
             Command::Nodes(NodesCommand::Approve { node }) => {
                 admin_cmd::nodes_action(cli.config.as_deref(), "approve", node).await

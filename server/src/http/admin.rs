@@ -2,6 +2,7 @@
 
 use super::caller::AdminCaller;
 use super::errors::ApiFailure;
+use super::inventory::{self, NodeFilter};
 use super::node_routes::rfc3339;
 use super::state::AppState;
 use crate::reconcile::desired_nodes;
@@ -20,13 +21,19 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<Json<Value>, ApiFailure> {
         .map_err(|e| ApiFailure::internal(&format!("encode: {e}")))
 }
 
-/// GET every node the server knows, with state, fleet certificate and last report.
+/// GET the nodes the server knows that pass the query's filters ([`NodeFilter`]): each record
+/// (state, fleet certificate, last report) with its inventory summary.
 pub async fn nodes(
     State(state): State<Arc<AppState>>,
     _: AdminCaller,
+    Query(filter): Query<NodeFilter>,
 ) -> Result<Json<Value>, ApiFailure> {
     let nodes = state.store(|s| s.nodes()).await?;
-    to_json(&nodes)
+    to_json(&inventory::select(
+        nodes,
+        &filter,
+        OffsetDateTime::now_utc(),
+    ))
 }
 
 /// POST approve | deny | revoke for one node.
@@ -192,7 +199,9 @@ pub async fn rbac_plan(
             )
         })?;
     let empty = plan.is_empty() && plan.conflicts.is_empty();
-    Ok(Json(json!({ "plan": plan, "text": plan.render_text(), "empty": empty })))
+    Ok(Json(
+        json!({ "plan": plan, "text": plan.render_text(), "empty": empty }),
+    ))
 }
 
 /// POST: apply the RBAC plan now.
@@ -214,6 +223,7 @@ pub async fn rbac_apply(
                 &format!("{e:#}"),
             )
         })?;
+    state.metrics.changes_applied(report.applied);
     if report.applied > 0 {
         let by = format!("admin:{}", admin.name);
         state

@@ -3,6 +3,7 @@
 
 use super::errors::ApiFailure;
 use super::state::AppState;
+use crate::metrics::IssuedKind;
 use crate::store::{AuditAction, AuditOutcome, NodeState};
 use axum::Json;
 use axum::extract::State;
@@ -96,6 +97,7 @@ pub async fn enroll(
             format!("fleet certificate {} ({approved_by})", issued.serial_hex),
         )
         .await;
+    state.metrics.issued(IssuedKind::Fleet);
     tracing::info!(%node, serial = %issued.serial_hex, %approved_by, "node enrolled");
     state.poke_reconciler();
     Ok(Json(EnrollResponse::Enrolled {
@@ -148,6 +150,9 @@ async fn approve_without_token(
 }
 
 async fn deny(state: &AppState, node: &str, failure: &ApiFailure) {
+    if failure.status.is_client_error() {
+        state.metrics.denied(&failure.kind);
+    }
     state
         .audit(
             node,

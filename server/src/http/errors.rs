@@ -13,6 +13,8 @@ pub struct ApiFailure {
     pub status: StatusCode,
     pub kind: String,
     pub message: String,
+    /// Sent as `Retry-After` (whole seconds): when a refused caller may try again.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl ApiFailure {
@@ -21,6 +23,7 @@ impl ApiFailure {
             status,
             kind: kind.to_owned(),
             message: message.to_owned(),
+            retry_after: None,
         }
     }
     pub fn bad_request(kind: &str, message: &str) -> Self {
@@ -50,7 +53,14 @@ impl IntoResponse for ApiFailure {
             kind: self.kind,
             message: self.message,
         };
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(after) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(after.as_secs().max(1)),
+            );
+        }
+        response
     }
 }
 
@@ -80,11 +90,20 @@ impl From<StoreError> for ApiFailure {
             | "token_already_used_by_node"
             | "node_known"
             | "node_refused" => StatusCode::FORBIDDEN,
-            "unknown_node" => StatusCode::NOT_FOUND,
+            "unknown_node" | "unknown_lease" => StatusCode::NOT_FOUND,
+            "lease_not_held" => StatusCode::FORBIDDEN,
+            "restart_budget_full" => StatusCode::TOO_MANY_REQUESTS,
             "invalid_transition" | "duplicate_serial" => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        Self::new(status, error.kind(), &error.to_string())
+        let mut failure = Self::new(status, error.kind(), &error.to_string());
+        if let StoreError::BudgetFull {
+            retry_after_hint, ..
+        } = error
+        {
+            failure.retry_after = Some(retry_after_hint);
+        }
+        failure
     }
 }
 

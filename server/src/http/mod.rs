@@ -9,11 +9,15 @@
 //! - `enroll`: enrollment and the fleet CA for pinning.
 //! - `node_routes`: manifest, certificates, report, fleet renewal.
 //! - `admin`: nodes, tokens, audit, RBAC plan/apply.
+//! - `leases`: restart leases, the fleet's restart budget.
+//! - [`inventory`]: per-node summaries of the last report and the `nodes list` filters.
 
 mod admin;
 mod caller;
 mod enroll;
 mod errors;
+pub mod inventory;
+mod leases;
 mod node_routes;
 mod state;
 pub mod tls;
@@ -51,6 +55,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::CERTIFICATES, post(node_routes::certificates))
         .route(paths::REPORT, post(node_routes::report))
         .route(paths::FLEET_RENEW, post(node_routes::fleet_renew))
+        .route(paths::RESTART_LEASE, post(leases::acquire))
+        .route(&paths::lease("{id}"), delete(leases::release))
+        .route(&paths::lease_renew("{id}"), post(leases::renew))
+        .route(paths::ADMIN_LEASES, get(leases::list))
         .route(paths::ADMIN_NODES, get(admin::nodes))
         .route(
             &format!("{}/{{node}}/{{action}}", paths::ADMIN_NODES),
@@ -73,6 +81,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
+        ))
+        // Outermost, so timeouts and refused bodies are timed too; per route, so it sees the
+        // route template (MatchedPath).
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state.metrics),
+            crate::metrics::track_requests,
         ))
         .with_state(state)
 }

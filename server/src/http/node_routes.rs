@@ -6,6 +6,7 @@ use super::caller::NodeCaller;
 use super::errors::ApiFailure;
 use super::state::AppState;
 use crate::manifest::{etcd_user_for, manifest_for};
+use crate::metrics::IssuedKind;
 use crate::store::{AuditAction, AuditOutcome, IssuedRecord, NodeState};
 use axum::Json;
 use axum::extract::State;
@@ -18,8 +19,17 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// Refuses nodes that are not approved, and fleet certificates other than the current one.
-async fn authorize(state: &AppState, caller: &NodeCaller) -> Result<(), ApiFailure> {
+/// Refuses nodes that are not approved, and fleet certificates other than the current one;
+/// refusals are counted.
+pub(super) async fn authorize(state: &AppState, caller: &NodeCaller) -> Result<(), ApiFailure> {
+    check_caller(state, caller).await.inspect_err(|failure| {
+        if failure.status.is_client_error() {
+            state.metrics.denied(&failure.kind);
+        }
+    })
+}
+
+async fn check_caller(state: &AppState, caller: &NodeCaller) -> Result<(), ApiFailure> {
     let name = caller.name.clone();
     let record = state.store(move |s| s.node(&name)).await?;
     let Some(record) = record else {
@@ -122,6 +132,7 @@ pub async fn certificates(
         issued_at: now,
     };
     state.store(move |s| s.record_issued(record)).await?;
+    state.metrics.issued(IssuedKind::Component);
     state
         .audit(
             node,
@@ -164,13 +175,22 @@ pub async fn fleet_renew(
 ) -> Result<Json<EnrollResponse>, ApiFailure> {
     authorize(&state, &caller).await?;
     let now = OffsetDateTime::now_utc();
-    let issued = state.fleet_ca.sign_agent_csr(
-        &request.csr_pem,
-        &state.csr_rules,
-        &caller.name,
-        state.fleet_lifetime,
-        now,
-    )?;
+    let issued = state
+        .fleet_ca
+        .sign_agent_csr(
+            &request.csr_pem,
+            &state.csr_rules,
+            &caller.name,
+            state.fleet_lifetime,
+            now,
+        )
+        .map_err(|error| {
+            let failure = ApiFailure::from(error);
+            if failure.status.is_client_error() {
+                state.metrics.denied(&failure.kind);
+            }
+            failure
+        })?;
     let (name, serial, not_after) = (
         caller.name.clone(),
         issued.serial_hex.clone(),
@@ -179,6 +199,7 @@ pub async fn fleet_renew(
     state
         .store(move |s| s.record_fleet_cert(&name, &serial, not_after, now))
         .await?;
+    state.metrics.issued(IssuedKind::Fleet);
     state
         .audit(
             &caller.name,
@@ -195,6 +216,9 @@ pub async fn fleet_renew(
 }
 
 async fn deny(state: &AppState, node: &str, subject: &str, failure: &ApiFailure) {
+    if failure.status.is_client_error() {
+        state.metrics.denied(&failure.kind);
+    }
     tracing::warn!(%node, %subject, kind = %failure.kind, "certificate request refused");
     state
         .audit(

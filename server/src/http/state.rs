@@ -2,6 +2,7 @@
 //! reconciler to poke when the set of nodes changes.
 
 use super::errors::ApiFailure;
+use crate::metrics::Metrics;
 use crate::pki::{CertificateAuthority, CsrRules};
 use crate::policy::Policy;
 use crate::reconcile::Reconciler;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub auto_approve: Vec<glob::Pattern>,
     /// Keeps etcd's users and roles in step with the nodes; `None` when etcd is not configured.
     pub reconciler: Option<Arc<Reconciler>>,
+    /// Counters and histograms the handlers, the middleware and the reconcile loop feed.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -39,6 +42,7 @@ impl AppState {
         fleet_lifetime: Duration,
         auto_approve: Vec<glob::Pattern>,
         reconciler: Option<Arc<Reconciler>>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             store,
@@ -50,6 +54,7 @@ impl AppState {
             fleet_lifetime,
             auto_approve,
             reconciler,
+            metrics,
         }
     }
 

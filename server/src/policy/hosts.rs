@@ -6,11 +6,11 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::checks;
 use super::location::Diagnostics;
 use super::model::{HostRule, HostSelector, expand_user};
 use super::raw::RawHost;
 use super::schema::closest;
+use super::{checks, rollout};
 
 /// A node name as written in a rule, for the cross-rule checks.
 struct Mention {
@@ -38,6 +38,11 @@ pub(super) fn host_rules(
                 .iter()
                 .map(|c| c.get_ref().clone()),
         );
+        let max_unavailable = host.max_unavailable.as_ref().and_then(|value| {
+            rollout::budget(value.get_ref())
+                .map_err(|problem| diags.problem(value.span(), problem))
+                .ok()
+        });
         let Some((selector, names)) = selector(&span, host, diags) else {
             continue;
         };
@@ -50,6 +55,7 @@ pub(super) fn host_rules(
         rules.push(HostRule {
             selector,
             components,
+            max_unavailable,
         });
     }
     duplicate_assignments(&mentions, diags);

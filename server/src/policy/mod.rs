@@ -13,6 +13,7 @@
 //! - `validate`: raw sections → [`Policy`]; version, `[etcd]`, `[identity]`.
 //! - `components`: `[components.*]`: grants, files, modes; `pitfalls`: known Calico traps.
 //! - `hosts`: `[[hosts]]` and the checks across rules (duplicates, user collisions).
+//! - `rollout`: `[rollout]` and per-rule `max_unavailable`: the restart budget.
 //! - `checks`, `duration`: checks on single values.
 //! - `version`: [`CalicoVersion`]; `tables`: Calico's built-in grant tables per release.
 //! - `model`: the validated types and their queries.
@@ -26,6 +27,7 @@ mod model;
 mod pitfalls;
 mod raw;
 mod read;
+mod rollout;
 mod schema;
 mod tables;
 mod validate;
@@ -39,8 +41,9 @@ use std::path::Path;
 pub use location::{Diagnostic, PolicyErrors, Severity};
 pub use model::{
     Component, EtcdSettings, HostRule, HostSelector, IdentitySettings, KeyRange, Permission,
-    PermissionTemplate, Policy, prefix_end,
+    PermissionTemplate, Policy, RolloutSettings, prefix_end,
 };
+pub use rollout::{Budget, DEFAULT_LEASE_TTL, DEFAULT_MAX_UNAVAILABLE};
 pub use tables::{GrantTable, TableEra, builtin_grants};
 pub use validate::{DEFAULT_LIFETIME, DEFAULT_RENEW_AFTER, DEFAULT_USER_TEMPLATE};
 pub use version::CalicoVersion;

@@ -9,6 +9,7 @@ use calseg_api::access::Access;
 use serde::Serialize;
 
 use super::location::Diagnostic;
+use super::rollout::Budget;
 use super::tables::GrantTable;
 use super::version::CalicoVersion;
 
@@ -22,6 +23,7 @@ pub struct Policy {
     /// Components by name (`[a-z0-9][a-z0-9-]*`, so role and user names stay unambiguous).
     pub components: BTreeMap<String, Component>,
     pub hosts: Vec<HostRule>,
+    pub rollout: RolloutSettings,
     /// Non-fatal findings (known Calico pitfalls, http endpoints, loose prefixes) to show the
     /// operator on every check and apply.
     pub warnings: Vec<Diagnostic>,
@@ -45,6 +47,15 @@ pub struct IdentitySettings {
     pub lifetime: Duration,
     /// Fraction of the lifetime after which an agent renews, in (0, 1).
     pub renew_after: f64,
+}
+
+/// `[rollout]`: how many units may restart at once, fleet-wide.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutSettings {
+    /// Live restart leases allowed fleet-wide; a percentage is of the approved nodes.
+    pub max_unavailable: Budget,
+    /// How long a lease lives unless renewed, so a dead agent's slot comes back.
+    pub lease_ttl: Duration,
 }
 
 /// What one component may touch in etcd and where its files go on a node.
@@ -145,6 +156,8 @@ pub struct HostRule {
     pub selector: HostSelector,
     /// Declared component names, sorted and deduplicated.
     pub components: Vec<String>,
+    /// The rule's own restart budget among the nodes it matches (on top of the fleet's).
+    pub max_unavailable: Option<Budget>,
 }
 
 /// The nodes a host rule applies to.
@@ -190,6 +203,15 @@ impl Policy {
             .into_iter()
             .filter_map(|name| self.components.get(name))
             .collect()
+    }
+
+    /// The restart-budget group of `node`: the index of the first rule matching it that has
+    /// its own `max_unavailable`, with that budget.
+    pub fn lease_group(&self, node: &str) -> Option<(usize, &HostRule, Budget)> {
+        self.hosts.iter().enumerate().find_map(|(index, rule)| {
+            let budget = rule.max_unavailable?;
+            rule.selector.matches(node).then_some((index, rule, budget))
+        })
     }
 
     /// The etcd user (= certificate CN) of `component` on `node`.

@@ -63,6 +63,16 @@ pub(super) struct RawHost {
     #[serde(rename = "match")]
     pub pattern: Option<Spanned<String>>,
     pub components: Spanned<Vec<Spanned<String>>>,
+    /// This rule's own restart budget, among the nodes it matches.
+    pub max_unavailable: Option<Spanned<Scalar>>,
+}
+
+/// `[rollout]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRollout {
+    pub max_unavailable: Option<Spanned<Scalar>>,
+    pub lease_ttl: Option<Spanned<String>>,
 }
 
 /// `grants`: a built-in table's name, or an explicit list that replaces any table.

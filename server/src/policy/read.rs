@@ -8,7 +8,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::location::Diagnostics;
-use super::raw::{RawComponent, RawEtcd, RawHost, RawIdentity, Scalar};
+use super::raw::{RawComponent, RawEtcd, RawHost, RawIdentity, RawRollout, Scalar};
 use super::schema::prune_unknown_keys;
 
 /// The sections of a policy file, each `None` when missing or unreadable (already reported).
@@ -23,6 +23,8 @@ pub(super) struct RawPolicy {
     pub components: Vec<(Spanned<String>, Option<RawComponent>)>,
     /// Each readable host rule with the span of its table.
     pub hosts: Vec<(Range<usize>, RawHost)>,
+    /// Absent `[rollout]` reads as all defaults; a broken one as `None`.
+    pub rollout: Option<RawRollout>,
 }
 
 /// Reads the sections; `None` if the text is not TOML (syntax errors are reported).
@@ -43,6 +45,7 @@ pub(super) fn read(source: &str, diags: &mut Diagnostics<'_>) -> Option<RawPolic
 
     let mut raw = RawPolicy {
         identity: Some(RawIdentity::default()),
+        rollout: Some(RawRollout::default()),
         ..RawPolicy::default()
     };
     let (mut seen_version, mut seen_etcd) = (false, false);
@@ -55,6 +58,7 @@ pub(super) fn read(source: &str, diags: &mut Diagnostics<'_>) -> Option<RawPolic
             "identity" => raw.identity = section(value, diags),
             "components" => raw.components = components(value, diags),
             "hosts" => raw.hosts = hosts(value, diags),
+            "rollout" => raw.rollout = section(value, diags),
             _ => {}
         }
     }

@@ -46,6 +46,7 @@ const HOST: Shape = Shape::Table(&[
     ("names", Shape::Leaf),
     ("match", Shape::Leaf),
     ("components", Shape::Leaf),
+    ("max_unavailable", Shape::Leaf),
 ]);
 const POLICY: &[(&str, Shape)] = &[
     ("calico_version", Shape::Leaf),
@@ -63,6 +64,10 @@ const POLICY: &[(&str, Shape)] = &[
     ),
     ("components", Shape::Map(&COMPONENT)),
     ("hosts", Shape::ArrayOf(&HOST)),
+    (
+        "rollout",
+        Shape::Table(&[("max_unavailable", Shape::Leaf), ("lease_ttl", Shape::Leaf)]),
+    ),
 ];
 
 /// Reports and removes every key the policy schema does not know, at any depth.

@@ -13,7 +13,7 @@ use super::model::{EtcdSettings, IdentitySettings, Policy};
 use super::raw::{RawEtcd, RawIdentity, Scalar};
 use super::read::RawPolicy;
 use super::version::CalicoVersion;
-use super::{checks, components, duration, hosts};
+use super::{checks, components, duration, hosts, rollout};
 
 /// The identity template used when `[identity] user` is absent.
 pub const DEFAULT_USER_TEMPLATE: &str = "{component}.{node}";
@@ -52,11 +52,16 @@ pub(super) fn validate(raw: RawPolicy, diags: &mut Diagnostics<'_>) -> Option<Po
         .as_ref()
         .map(|(settings, span)| (settings.user_template.as_str(), span.clone()));
     let rules = hosts::host_rules(raw.hosts, &declared, user, diags);
+    let rollout = raw
+        .rollout
+        .map(|rollout| rollout::rollout_settings(rollout, diags));
 
     if !diags.errors.is_empty() {
         return None;
     }
-    let (Some(calico_version), Some(etcd), Some((identity, _))) = (version, etcd, identity) else {
+    let (Some(calico_version), Some(etcd), Some((identity, _)), Some(rollout)) =
+        (version, etcd, identity, rollout)
+    else {
         return None;
     };
     Some(Policy {
@@ -65,6 +70,7 @@ pub(super) fn validate(raw: RawPolicy, diags: &mut Diagnostics<'_>) -> Option<Po
         identity,
         components: built,
         hosts: rules,
+        rollout,
         warnings: Vec::new(),
     })
 }

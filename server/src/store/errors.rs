@@ -126,6 +126,25 @@ pub enum StoreError {
         key: String,
         source: serde_json::Error,
     },
+    /// The restart budget is in use: no lease until one is released or expires.
+    #[error(
+        "restart budget of {scope} is full ({held} of {limit} leases live); retry in about \
+         {}s", retry_after_hint.as_secs()
+    )]
+    BudgetFull {
+        /// `the fleet` or `host group hosts[<index>]`.
+        scope: String,
+        held: u32,
+        limit: u32,
+        /// When the earliest live lease that would free a slot expires (at least 1 s).
+        retry_after_hint: std::time::Duration,
+    },
+    /// No live lease with this id: never granted, released, or expired.
+    #[error("no live restart lease {id}: it was released or expired; ask for a new lease")]
+    UnknownLease { id: String },
+    /// The lease belongs to another node.
+    #[error("restart lease {id} is not held by node {node:?}; only its holder may change it")]
+    LeaseNotHeld { id: String, node: String },
     /// The operating system's random number generator failed.
     #[error("the system random number generator failed; check that /dev/urandom is readable")]
     Random,
@@ -165,6 +184,9 @@ impl StoreError {
             Self::SchemaTooNew { .. } => "schema_too_new",
             Self::Corrupt { .. } => "corrupt_record",
             Self::Encode { .. } => "encode",
+            Self::BudgetFull { .. } => "restart_budget_full",
+            Self::UnknownLease { .. } => "unknown_lease",
+            Self::LeaseNotHeld { .. } => "lease_not_held",
             Self::Random => "random",
             Self::Backend(_) => "backend",
         }

@@ -27,6 +27,7 @@
 //! - `records`: the stored records: [`NodeRecord`], [`IssuedRecord`], [`AuditEntry`].
 //! - `tokens`: the token format, hashing and the pure redemption checks.
 //! - `transitions`: the node state machine, as pure functions.
+//! - `leases`: restart leases ([`LeaseRecord`], [`LeaseBudget`]) and the pure budget check.
 //! - `redb_store`: [`RedbStore`], the embedded single-file implementation (the default).
 //!
 //! [`Store`]: crate::store::Store
@@ -36,8 +37,11 @@
 //! [`IssuedRecord`]: crate::store::IssuedRecord
 //! [`AuditEntry`]: crate::store::AuditEntry
 //! [`RedbStore`]: crate::store::RedbStore
+//! [`LeaseRecord`]: crate::store::LeaseRecord
+//! [`LeaseBudget`]: crate::store::LeaseBudget
 
 mod errors;
+mod leases;
 mod records;
 mod redb_store;
 mod tokens;
@@ -47,6 +51,7 @@ mod transitions;
 mod tests;
 
 pub use errors::StoreError;
+pub use leases::{GroupBudget, LeaseBudget, LeaseRecord};
 pub use records::{
     AuditAction, AuditEntry, AuditOutcome, FleetCert, IssuedRecord, NewAuditEntry, NodeRecord,
     NodeState,
@@ -150,4 +155,36 @@ pub trait Store: Send + Sync {
     /// Up to `limit` entries with `seq > since_seq`, oldest first. Pass the last `seq` seen to
     /// page on; 0 starts at the beginning.
     fn audit(&self, since_seq: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Atomically (one write transaction): deletes expired leases; returns the node's own live
+    /// lease unchanged if it has one (so a retried request is safe); otherwise counts the live
+    /// leases fleet-wide and in `budget.group`, refuses with `BudgetFull` when either limit is
+    /// reached, and records a new lease for `units` valid `ttl` from `now`. Concurrent calls
+    /// never leave more live leases than the budget they were given allows.
+    fn acquire_lease(
+        &self,
+        node: &str,
+        units: &[String],
+        now: OffsetDateTime,
+        ttl: Duration,
+        budget: &LeaseBudget,
+    ) -> Result<LeaseRecord, StoreError>;
+
+    /// Ends a lease early. `UnknownLease` if there is no such lease (released or expired and
+    /// deleted), `LeaseNotHeld` if `node` is not its holder. An expired lease of `node` is
+    /// simply deleted.
+    fn release_lease(&self, id: &str, node: &str, now: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// Extends a live lease of `node` to `now + ttl`. `UnknownLease` if it is gone or expired
+    /// (ask for a new one: its slot may have been granted), `LeaseNotHeld` for another node's.
+    fn renew_lease(
+        &self,
+        id: &str,
+        node: &str,
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> Result<LeaseRecord, StoreError>;
+
+    /// The leases live at `now`, by id.
+    fn live_leases(&self, now: OffsetDateTime) -> Result<Vec<LeaseRecord>, StoreError>;
 }

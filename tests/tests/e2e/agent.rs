@@ -272,6 +272,10 @@ async fn a_certificate_that_fails_the_etcd_check_is_never_installed() {
     std::fs::write(server.config_path(), unmanaged).expect("config");
     let mut server = server;
     server.restart().await.expect("restart");
+    // The first start may already have created the etcd user; the restarted server will not
+    // recreate it.
+    let mut root = etcd.root_client().await.expect("root");
+    let _ = root.user_delete("calico-node.agent-node3").await;
     let agent = AgentHost::boot("agent-node3", &server)
         .await
         .expect("sandbox");

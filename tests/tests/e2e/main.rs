@@ -9,5 +9,7 @@ mod bad_policy;
 mod harness_etcd;
 mod harness_sandbox;
 mod identity;
+mod leases;
+mod metrics;
 mod packages;
 mod rbac;

@@ -492,3 +492,93 @@ async fn agent_deb_installs_a_valid_enabled_unit_and_purge_removes_only_its_stat
     assert!(!exists(&host, "/var/lib/calseg"));
     assert!(exists(&host, "/etc/calico/keep"), "Calico's files stay");
 }
+
+/// The packaged agent, enrolled and started as its systemd service (Type=notify, hardened
+/// unit), converges the host on its own: the stand-in calico-node gets its identity and runs.
+#[tokio::test]
+async fn agent_deb_service_converges_an_enrolled_host() {
+    let deb = packages().file("calseg-agent_", ".deb");
+    let node = "pkg-agent-run";
+    let etcd = calseg_tests::etcd::EtcdCluster::start()
+        .await
+        .expect("etcd");
+    let policy = format!(
+        "calico_version = \"3.29\"\n[etcd]\nendpoints = [\"{}\"]\n\
+         [components.calico-node]\ngrants = [ {{ prefix = \"/calico/ipam/v2/\", access = \"readwrite\" }} ]\n\
+         node_grants = [ {{ prefix = \"/calico/felix/v1/host/{{node}}/\", access = \"readwrite\" }} ]\n\
+         restart = [\"calico-node.service\"]\nenv_file = \"/etc/calico/calico-node.env\"\n\
+         [[hosts]]\nname = \"{node}\"\ncomponents = [\"calico-node\"]\n",
+        etcd.endpoint(0)
+    );
+    let server = calseg_tests::server::ServerProcess::start(&etcd, &policy, "")
+        .await
+        .expect("server");
+    let host = boot(node).await;
+    host.write_file("/tmp/agent.deb", "", 0o644)
+        .expect("placeholder");
+    std::fs::copy(&deb, host.path("/tmp/agent.deb")).expect("copy the package in");
+    dpkg(&host, "-i /tmp/agent.deb");
+    calseg_tests::agent_host::install_standin(&host)
+        .await
+        .expect("stand-in");
+    host.write_file(
+        "/etc/calseg/agent.toml",
+        &format!(
+            "server = \"{}\"\nnode = \"{node}\"\nrestart_timeout = \"8s\"\ninterval = \"10s\"\n",
+            server.url()
+        ),
+        0o644,
+    )
+    .expect("agent.toml");
+    let token = server.token_for(node, "10m").expect("token");
+    host.exec_ok(&format!(
+        "calseg-agent enroll --ca-hash {} --token {token}",
+        server.fleet_ca_hash()
+    ))
+    .expect("enroll with the packaged binary");
+
+    let agent = host.start_unit(AGENT_UNIT).await.unwrap_or_else(|error| {
+        panic!(
+            "{AGENT_UNIT} did not become active (READY=1): {error:#}\n{}",
+            host.exec("journalctl -u calseg-agent --no-pager -n 40 2>&1")
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        )
+    });
+    assert!(agent.main_pid > 0);
+    let mut standin = host
+        .unit_status(calseg_tests::agent_host::STANDIN_UNIT)
+        .await
+        .expect("status");
+    for _ in 0..150 {
+        if standin.active_state == "active" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        standin = host
+            .unit_status(calseg_tests::agent_host::STANDIN_UNIT)
+            .await
+            .expect("status");
+    }
+    let journal = host
+        .exec("journalctl -u calseg-agent --no-pager -n 40 2>&1")
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    assert_eq!(
+        standin.active_state, "active",
+        "the service did not converge the host:\n{journal}"
+    );
+    let subject = host
+        .exec_ok("openssl x509 -noout -subject -in /etc/calico/certs/calico-node/cert.pem")
+        .expect("installed certificate");
+    assert!(
+        subject.contains(&format!("calico-node.{node}")),
+        "{subject}"
+    );
+    let after = host.unit_status(AGENT_UNIT).await.expect("status");
+    assert_eq!(
+        (after.active_state.as_str(), after.main_pid),
+        ("active", agent.main_pid),
+        "{journal}"
+    );
+}

@@ -9,7 +9,7 @@ use crate::keys::cert_info;
 use crate::state::StateDir;
 use crate::testutil::TestCa;
 use calseg_api::manifest::Manifest;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Mutex;
 use time::macros::datetime;
 
@@ -81,6 +81,15 @@ impl Verifier for FakeVerifier {
     }
 }
 
+/// What the lease fake and the systemd fake did, in order.
+pub(super) type Events = Arc<Mutex<Vec<String>>>;
+
+fn log(events: &Events, event: String) {
+    if let Ok(mut events) = events.lock() {
+        events.push(event);
+    }
+}
+
 #[derive(Default)]
 pub(super) struct FakeSystemd {
     /// Units that exist.
@@ -88,6 +97,69 @@ pub(super) struct FakeSystemd {
     /// Units that fail after their next restart (once).
     pub(super) failing: BTreeSet<String>,
     pub(super) restarts: Vec<String>,
+    /// How long a restart takes to settle.
+    pub(super) settle: Duration,
+    pub(super) events: Events,
+}
+
+/// The server's restart budget: refuses with 429 while `refusals` last (or always when
+/// `full`), then grants.
+#[derive(Default)]
+pub(super) struct FakeLeases {
+    pub(super) refusals: VecDeque<Duration>,
+    pub(super) full: bool,
+    pub(super) ttl_secs: u64,
+    pub(super) requests: Vec<LeaseRequest>,
+    pub(super) renewals: u32,
+    pub(super) events: Events,
+}
+
+fn budget_full(retry_after: Duration) -> ClientError {
+    ClientError::Api {
+        url: "https://server/v1/restart-lease".into(),
+        status: 429,
+        kind: calseg_api::lease::BUDGET_FULL.into(),
+        message: "restart budget of the fleet is full".into(),
+        retry_after: Some(retry_after),
+    }
+}
+
+impl FakeLeases {
+    fn grant(&self, n: usize) -> LeaseGrant {
+        LeaseGrant {
+            lease_id: format!("lease-{n}"),
+            expires_at: String::new(),
+            ttl_secs: self.ttl_secs.max(1),
+        }
+    }
+}
+
+impl RestartLeases for FakeLeases {
+    async fn acquire(&mut self, request: &LeaseRequest) -> Result<LeaseGrant, ClientError> {
+        self.requests.push(request.clone());
+        if self.full {
+            log(&self.events, "refused".into());
+            return Err(budget_full(Duration::from_millis(50)));
+        }
+        if let Some(wait) = self.refusals.pop_front() {
+            log(&self.events, "refused".into());
+            return Err(budget_full(wait));
+        }
+        let grant = self.grant(self.requests.len());
+        log(&self.events, format!("granted {}", grant.lease_id));
+        Ok(grant)
+    }
+
+    async fn renew(&mut self, lease_id: &str) -> Result<LeaseGrant, ClientError> {
+        self.renewals += 1;
+        log(&self.events, format!("renewed {lease_id}"));
+        Ok(self.grant(self.requests.len()))
+    }
+
+    async fn release(&mut self, lease_id: &str) -> Result<(), ClientError> {
+        log(&self.events, format!("released {lease_id}"));
+        Ok(())
+    }
 }
 
 pub(super) fn active() -> UnitStatus {
@@ -121,6 +193,8 @@ impl Restarter for FakeSystemd {
         _timeout: Duration,
     ) -> Result<UnitStatus, RestartFailure> {
         self.restarts.push(unit.to_owned());
+        log(&self.events, format!("restart {unit}"));
+        tokio::time::sleep(self.settle).await;
         if self.failing.remove(unit) {
             let mut status = active();
             status.active_state = "activating".into();
@@ -148,12 +222,14 @@ impl Reporter for FakeReporter {
 }
 
 pub(super) type TestPorts =
-    Ports<FakeSource, FakeSigner, FakeVerifier, FsInstaller, FakeSystemd, FakeReporter>;
+    Ports<FakeSource, FakeSigner, FakeVerifier, FsInstaller, FakeSystemd, FakeReporter, FakeLeases>;
 
 /// A host: a temp root, a state dir, and ports for `manifest` with `units` installed.
 pub(super) struct Host {
     pub(super) tmp: tempfile::TempDir,
     pub(super) ports: TestPorts,
+    pub(super) lease_wait: Duration,
+    pub(super) events: Events,
 }
 
 impl Host {
@@ -163,6 +239,7 @@ impl Host {
     ) -> Result<Self, Box<dyn std::error::Error>> {
         let tmp = tempfile::tempdir()?;
         std::fs::create_dir(tmp.path().join("root"))?;
+        let events = Events::default();
         let ports = Ports {
             manifest: FakeSource {
                 manifest,
@@ -179,11 +256,22 @@ impl Host {
             },
             restarter: FakeSystemd {
                 units: units.iter().map(|u| (*u).to_owned()).collect(),
+                events: events.clone(),
                 ..FakeSystemd::default()
             },
             reporter: FakeReporter::default(),
+            leases: FakeLeases {
+                ttl_secs: 120,
+                events: events.clone(),
+                ..FakeLeases::default()
+            },
         };
-        Ok(Self { tmp, ports })
+        Ok(Self {
+            tmp,
+            ports,
+            lease_wait: Duration::from_secs(2),
+            events,
+        })
     }
 
     pub(super) fn state(&self) -> StateDir {
@@ -196,6 +284,7 @@ impl Host {
             node: "n1".into(),
             key_algorithm: crate::keys::KeyAlgorithm::P256,
             restart_timeout: Duration::from_secs(5),
+            lease_wait: self.lease_wait,
             state: self.state(),
             now,
             stop: Arc::new(AtomicBool::new(false)),
@@ -210,6 +299,11 @@ impl Host {
     pub(super) fn serial_on_disk(&self, component: &str) -> Option<String> {
         let pem = self.file(&format!("/etc/calico/certs/{component}/cert.pem"))?;
         cert_info(&pem).ok().map(|i| i.serial)
+    }
+
+    /// The lease and restart events so far.
+    pub(super) fn events(&self) -> Vec<String> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
     }
 
     pub(super) fn statuses(&self) -> Vec<String> {

@@ -2,6 +2,7 @@
 //! temporary root.
 
 mod fakes;
+mod leases;
 
 use super::*;
 use crate::testutil::{TestResult, identity, manifest};
@@ -269,6 +270,7 @@ async fn stop_before_install_changes_nothing() -> TestResult {
         node: "n1".into(),
         key_algorithm: crate::keys::KeyAlgorithm::P256,
         restart_timeout: Duration::from_secs(5),
+        lease_wait: Duration::from_secs(1),
         state: host.state(),
         now: T0,
         stop: Arc::new(AtomicBool::new(true)),

@@ -8,10 +8,11 @@
 //!
 //! # Layout
 //! - `tables`: table definitions and the JSON record helpers.
-//! - `tokens`, `nodes`, `issued`, `audit`: the operations, one concern each.
+//! - `tokens`, `nodes`, `issued`, `audit`, `leases`: the operations, one concern each.
 
 mod audit;
 mod issued;
+mod leases;
 mod nodes;
 mod tables;
 mod tokens;
@@ -27,8 +28,8 @@ use time::{Duration, OffsetDateTime};
 
 use super::records::whole_seconds;
 use super::{
-    AuditEntry, IssuedRecord, NewAuditEntry, NewToken, NodeRecord, NodeState, Store, StoreError,
-    TokenInfo, TokenScope, TokenUse,
+    AuditEntry, IssuedRecord, LeaseBudget, LeaseRecord, NewAuditEntry, NewToken, NodeRecord,
+    NodeState, Store, StoreError, TokenInfo, TokenScope, TokenUse,
 };
 
 /// The embedded, crash-safe, single-file [`Store`].
@@ -212,5 +213,34 @@ impl Store for RedbStore {
 
     fn audit(&self, since_seq: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         audit::since(self, since_seq, limit)
+    }
+
+    fn acquire_lease(
+        &self,
+        node: &str,
+        units: &[String],
+        now: OffsetDateTime,
+        ttl: Duration,
+        budget: &LeaseBudget,
+    ) -> Result<LeaseRecord, StoreError> {
+        leases::acquire(self, node, units, whole_seconds(now), ttl, budget)
+    }
+
+    fn release_lease(&self, id: &str, node: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+        leases::release(self, id, node, whole_seconds(now))
+    }
+
+    fn renew_lease(
+        &self,
+        id: &str,
+        node: &str,
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> Result<LeaseRecord, StoreError> {
+        leases::renew(self, id, node, whole_seconds(now), ttl)
+    }
+
+    fn live_leases(&self, now: OffsetDateTime) -> Result<Vec<LeaseRecord>, StoreError> {
+        leases::live(self, whole_seconds(now))
     }
 }

@@ -8,6 +8,7 @@
 //! | `issued`         | serial (hex) | JSON [`IssuedRecord`](crate::store::IssuedRecord) |
 //! | `issued_by_node` | node name    | multimap of serials         |
 //! | `audit`          | seq          | JSON [`AuditEntry`](crate::store::AuditEntry) |
+//! | `leases`         | lease id     | JSON [`LeaseRecord`](crate::store::LeaseRecord) |
 //!
 //! Keys are whole strings, never concatenations, so no node name can alias another key.
 
@@ -30,6 +31,8 @@ pub const ISSUED: JsonTable = TableDefinition::new("issued");
 pub const ISSUED_BY_NODE: MultimapTableDefinition<&str, &str> =
     MultimapTableDefinition::new("issued_by_node");
 pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+/// Added after schema 1 shipped; created on open, so older files gain it without a migration.
+pub const LEASES: JsonTable = TableDefinition::new("leases");
 
 /// Creates every table and checks (or writes) the schema version.
 pub fn init(tx: &WriteTransaction) -> Result<(), StoreError> {
@@ -47,7 +50,7 @@ pub fn init(tx: &WriteTransaction) -> Result<(), StoreError> {
             meta.insert("schema_version", SCHEMA_VERSION)?;
         }
     }
-    for def in [NODES, TOKENS, ISSUED] {
+    for def in [NODES, TOKENS, ISSUED, LEASES] {
         tx.open_table(def)?;
     }
     tx.open_multimap_table(ISSUED_BY_NODE)?;

@@ -2,6 +2,7 @@
 //! `&dyn Store` wherever they can, so a later backend can run the same cases.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod leases;
 mod nodes;
 mod persist;
 mod tokens;

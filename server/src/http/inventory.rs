@@ -1,0 +1,338 @@
+//! The node inventory: what an operator (and the metrics) needs to know about each node, read
+//! from its record and its agent's last report, and the filters of `nodes list`. Pure functions
+//! of the records and the clock, so they are tested without a server.
+
+use crate::store::NodeRecord;
+use calseg_api::report::Report;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// Identity statuses that mean the node holds what the manifest asked for.
+const CONVERGED: [&str; 2] = ["installed", "unchanged"];
+
+/// One installed certificate, as the agent reported it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Installed {
+    pub component: String,
+    /// Unix seconds.
+    pub not_after: i64,
+}
+
+/// What the inventory shows of one node beyond its record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// The manifest revision of the last report; `None` before the first report.
+    pub revision: Option<String>,
+    /// Installed certificates, earliest expiry first.
+    pub certificates: Vec<Installed>,
+    /// Units not `active` after the last cycle, as `unit (state)`.
+    pub failed_units: Vec<String>,
+    /// How many units the last report covered (to tell "all active" from "none reported").
+    pub units_reported: usize,
+    /// The last report's errors (or why the report could not be read).
+    pub errors: Vec<String>,
+    /// Identities whose status is not installed/unchanged, as `component: status`.
+    pub unconverged: Vec<String>,
+    /// `errors` or `failed_units` non-empty: the `--failed` filter.
+    pub failed: bool,
+    /// `errors` or `unconverged` non-empty: the node is not what its manifest says.
+    pub drift: bool,
+}
+
+impl Summary {
+    /// Reads `record`'s last report.
+    pub fn of(record: &NodeRecord) -> Self {
+        let mut summary = Self::default();
+        let Some(value) = &record.last_report else {
+            return summary;
+        };
+        match serde_json::from_value::<Report>(value.clone()) {
+            Ok(report) => summary.read(report),
+            Err(error) => summary
+                .errors
+                .push(format!("the last report could not be read: {error}")),
+        }
+        summary.failed = !summary.errors.is_empty() || !summary.failed_units.is_empty();
+        summary.drift = !summary.errors.is_empty() || !summary.unconverged.is_empty();
+        summary
+    }
+
+    fn read(&mut self, report: Report) {
+        self.revision = Some(report.revision);
+        for identity in report.identities {
+            if !CONVERGED.contains(&identity.status.as_str()) {
+                self.unconverged
+                    .push(format!("{}: {}", identity.component, identity.status));
+            }
+            match identity
+                .not_after
+                .map(|t| OffsetDateTime::parse(&t, &Rfc3339))
+            {
+                Some(Ok(at)) => self.certificates.push(Installed {
+                    component: identity.component,
+                    not_after: at.unix_timestamp(),
+                }),
+                Some(Err(_)) => self
+                    .unconverged
+                    .push(format!("{}: unreadable not_after", identity.component)),
+                None => {}
+            }
+        }
+        self.certificates
+            .sort_by(|a, b| (a.not_after, &a.component).cmp(&(b.not_after, &b.component)));
+        self.units_reported = report.units.len();
+        self.failed_units = report
+            .units
+            .into_iter()
+            .filter(|u| u.active_state != "active")
+            .map(|u| format!("{} ({})", u.unit, u.active_state))
+            .collect();
+        self.errors = report.errors;
+    }
+
+    /// Installed certificates whose expiry is at most `within_secs` away (or already past).
+    pub fn expiring_within(&self, within_secs: u64, now: OffsetDateTime) -> usize {
+        let limit = now
+            .unix_timestamp()
+            .saturating_add(i64::try_from(within_secs).unwrap_or(i64::MAX));
+        self.certificates
+            .iter()
+            .filter(|c| c.not_after <= limit)
+            .count()
+    }
+}
+
+/// The filters of `GET /v1/admin/nodes`; a node must pass every one given.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NodeFilter {
+    /// Has an installed certificate expiring within this many seconds.
+    pub expiring_within_secs: Option<u64>,
+    /// The last report has errors or units that are not active.
+    #[serde(default)]
+    pub failed: bool,
+    /// Not seen for longer than this many seconds, or never.
+    pub not_seen_since_secs: Option<u64>,
+}
+
+/// A node as the inventory lists it: the stored record and its summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct InventoryRow {
+    #[serde(flatten)]
+    pub record: NodeRecord,
+    pub inventory: Summary,
+}
+
+/// The nodes of `records` that pass `filter` at `now`, with their summaries, in store order.
+pub fn select(
+    records: Vec<NodeRecord>,
+    filter: &NodeFilter,
+    now: OffsetDateTime,
+) -> Vec<InventoryRow> {
+    records
+        .into_iter()
+        .map(|record| InventoryRow {
+            inventory: Summary::of(&record),
+            record,
+        })
+        .filter(|row| passes(row, filter, now))
+        .collect()
+}
+
+fn passes(row: &InventoryRow, filter: &NodeFilter, now: OffsetDateTime) -> bool {
+    if let Some(within) = filter.expiring_within_secs
+        && row.inventory.expiring_within(within, now) == 0
+    {
+        return false;
+    }
+    if filter.failed && !row.inventory.failed {
+        return false;
+    }
+    if let Some(since) = filter.not_seen_since_secs {
+        let limit = time::Duration::seconds(i64::try_from(since).unwrap_or(i64::MAX));
+        if row.record.last_seen.is_some_and(|seen| now - seen <= limit) {
+            return false;
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::NodeState;
+    use serde_json::json;
+
+    const NOW: i64 = 1_750_000_000;
+    const DAY: i64 = 86_400;
+
+    fn at(unix: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(unix).unwrap()
+    }
+
+    fn rfc(unix: i64) -> String {
+        at(unix).format(&Rfc3339).unwrap()
+    }
+
+    fn node(name: &str, last_seen: Option<i64>, report: Option<serde_json::Value>) -> NodeRecord {
+        NodeRecord {
+            name: name.into(),
+            state: NodeState::Approved,
+            enrolled_at: at(0),
+            approved_by: None,
+            state_changed_at: at(0),
+            state_changed_by: String::new(),
+            fleet_cert: None,
+            last_seen: last_seen.map(at),
+            last_report: report,
+            pending_csr: None,
+        }
+    }
+
+    /// A report with calico-node expiring at `expires`, one unit in `unit_state`, `errors`.
+    fn report(expires: i64, unit_state: &str, errors: &[&str]) -> serde_json::Value {
+        json!({
+            "revision": "rev-1",
+            "identities": [
+                {"component": "cni-plugin", "serial": "01", "not_after": rfc(NOW + 60 * DAY), "status": "unchanged"},
+                {"component": "calico-node", "serial": "02", "not_after": rfc(expires), "status": "installed"},
+            ],
+            "units": [{"unit": "calico-node.service", "active_state": unit_state, "n_restarts": 1, "restarted": true}],
+            "errors": errors,
+        })
+    }
+
+    fn names(records: Vec<NodeRecord>, filter: &NodeFilter) -> Vec<String> {
+        select(records, filter, at(NOW))
+            .into_iter()
+            .map(|row| row.record.name)
+            .collect()
+    }
+
+    fn fleet() -> Vec<NodeRecord> {
+        vec![
+            node(
+                "healthy",
+                Some(NOW - 60),
+                Some(report(NOW + 30 * DAY, "active", &[])),
+            ),
+            node(
+                "expiring",
+                Some(NOW - 60),
+                Some(report(NOW + 2 * DAY, "active", &[])),
+            ),
+            node(
+                "expired",
+                Some(NOW - 60),
+                Some(report(NOW - DAY, "active", &[])),
+            ),
+            node(
+                "unit-failed",
+                Some(NOW - 60),
+                Some(report(NOW + 30 * DAY, "failed", &[])),
+            ),
+            node(
+                "errors",
+                Some(NOW - 60),
+                Some(report(NOW + 30 * DAY, "active", &["boom"])),
+            ),
+            node("stale", Some(NOW - 2 * 3600), None),
+            node("never", None, None),
+        ]
+    }
+
+    #[test]
+    fn no_filter_lists_every_node() {
+        assert_eq!(names(fleet(), &NodeFilter::default()).len(), 7);
+    }
+
+    #[test]
+    fn expiring_within_selects_installed_certificates_expiring_or_expired() {
+        let filter = NodeFilter {
+            expiring_within_secs: Some(7 * 86_400),
+            ..NodeFilter::default()
+        };
+        assert_eq!(names(fleet(), &filter), ["expiring", "expired"]);
+        let filter = NodeFilter {
+            expiring_within_secs: Some(90 * 86_400),
+            ..NodeFilter::default()
+        };
+        // Nodes without a report have no installed certificate to expire.
+        assert_eq!(names(fleet(), &filter).len(), 5);
+    }
+
+    #[test]
+    fn failed_selects_errors_and_units_not_active() {
+        let filter = NodeFilter {
+            failed: true,
+            ..NodeFilter::default()
+        };
+        assert_eq!(names(fleet(), &filter), ["unit-failed", "errors"]);
+    }
+
+    #[test]
+    fn not_seen_since_selects_older_or_never_seen() {
+        let filter = NodeFilter {
+            not_seen_since_secs: Some(3600),
+            ..NodeFilter::default()
+        };
+        assert_eq!(names(fleet(), &filter), ["stale", "never"]);
+        // Exactly at the limit is not older.
+        let filter = NodeFilter {
+            not_seen_since_secs: Some(60),
+            ..NodeFilter::default()
+        };
+        assert_eq!(names(fleet(), &filter), ["stale", "never"]);
+    }
+
+    #[test]
+    fn filters_combine() {
+        let mut records = fleet();
+        records.push(node(
+            "both",
+            Some(NOW),
+            Some(report(NOW + DAY, "failed", &[])),
+        ));
+        let filter = NodeFilter {
+            expiring_within_secs: Some(7 * 86_400),
+            failed: true,
+            not_seen_since_secs: None,
+        };
+        assert_eq!(names(records, &filter), ["both"]);
+    }
+
+    #[test]
+    fn the_summary_orders_expiry_and_reports_health_and_drift() {
+        let summary = Summary::of(&node("n", None, Some(report(NOW + DAY, "failed", &[]))));
+        assert_eq!(summary.revision.as_deref(), Some("rev-1"));
+        assert_eq!(summary.certificates[0].component, "calico-node");
+        assert_eq!(summary.certificates[0].not_after, NOW + DAY);
+        assert_eq!(summary.failed_units, ["calico-node.service (failed)"]);
+        assert!(summary.failed && !summary.drift);
+
+        let mut rolled_back = report(NOW + DAY, "active", &[]);
+        rolled_back["identities"][1]["status"] = json!("rolled_back");
+        let summary = Summary::of(&node("n", None, Some(rolled_back)));
+        assert_eq!(summary.unconverged, ["calico-node: rolled_back"]);
+        assert!(summary.drift && !summary.failed);
+
+        let summary = Summary::of(&node("n", None, Some(json!({"nonsense": true}))));
+        assert!(summary.failed && summary.drift, "{summary:?}");
+        assert_eq!(Summary::of(&node("n", None, None)), Summary::default());
+    }
+
+    #[test]
+    fn the_query_string_decodes_into_the_filter() {
+        let filter: NodeFilter = serde_json::from_value(json!({})).unwrap();
+        assert!(filter.expiring_within_secs.is_none() && !filter.failed);
+        let uri: axum::http::Uri =
+            "/v1/admin/nodes?expiring_within_secs=60&failed=true&not_seen_since_secs=5"
+                .parse()
+                .unwrap();
+        let axum::extract::Query(filter) =
+            axum::extract::Query::<NodeFilter>::try_from_uri(&uri).unwrap();
+        assert_eq!(filter.expiring_within_secs, Some(60));
+        assert!(filter.failed);
+        assert_eq!(filter.not_seen_since_secs, Some(5));
+    }
+}

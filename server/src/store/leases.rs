@@ -1,0 +1,160 @@
+//! Restart leases: the records and the pure budget check behind [`Store::acquire_lease`].
+//!
+//! A lease is live while `now < expires_at`; an expired lease never counts, whether or not the
+//! store has deleted it yet. A node holds at most one live lease.
+//!
+//! [`Store::acquire_lease`]: super::Store::acquire_lease
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::StoreError;
+use super::records::unix_ts;
+
+/// One restart lease.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    /// 32 lowercase hex digits, random.
+    pub id: String,
+    pub node: String,
+    /// The units the holder said it restarts (informational).
+    pub units: Vec<String>,
+    /// The host group it counts against (see [`GroupBudget::group`]), if any.
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(with = "unix_ts")]
+    pub granted_at: OffsetDateTime,
+    #[serde(with = "unix_ts")]
+    pub expires_at: OffsetDateTime,
+}
+
+impl LeaseRecord {
+    /// Whether the lease still counts at `now`.
+    pub fn is_live(&self, now: OffsetDateTime) -> bool {
+        now < self.expires_at
+    }
+}
+
+/// The limits one acquisition is checked against, resolved by the caller from the policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseBudget {
+    /// Live leases allowed fleet-wide; at least 1.
+    pub fleet_limit: u32,
+    /// The node's host group and its own limit, when its policy rule has one.
+    pub group: Option<GroupBudget>,
+}
+
+/// A host group's own limit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupBudget {
+    /// A stable name of the group, e.g. `hosts[2]` for the third `[[hosts]]` rule.
+    pub group: String,
+    /// Live leases allowed among the group's nodes; at least 1.
+    pub limit: u32,
+}
+
+/// Checks whether one more lease for `group` fits among `live` (only live leases, none of them
+/// the caller's). `BudgetFull` carries the tighter limit that is reached and when the earliest
+/// lease that would free a slot expires.
+pub(crate) fn check_budget(
+    live: &[LeaseRecord],
+    budget: &LeaseBudget,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let fleet_held = u32::try_from(live.len()).unwrap_or(u32::MAX);
+    let full =
+        |scope: String, held: u32, limit: u32, leases: &mut dyn Iterator<Item = &LeaseRecord>| {
+            let first_expiry = leases.map(|l| l.expires_at).min().unwrap_or(now);
+            let wait = (first_expiry - now).whole_seconds().max(1);
+            StoreError::BudgetFull {
+                scope,
+                held,
+                limit,
+                retry_after_hint: std::time::Duration::from_secs(wait.unsigned_abs()),
+            }
+        };
+    if fleet_held >= budget.fleet_limit.max(1) {
+        return Err(full(
+            "the fleet".into(),
+            fleet_held,
+            budget.fleet_limit,
+            &mut live.iter(),
+        ));
+    }
+    if let Some(group) = &budget.group {
+        let mut members = live
+            .iter()
+            .filter(|l| l.group.as_deref() == Some(group.group.as_str()));
+        let held = u32::try_from(members.clone().count()).unwrap_or(u32::MAX);
+        if held >= group.limit.max(1) {
+            return Err(full(
+                format!("host group {}", group.group),
+                held,
+                group.limit,
+                &mut members,
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn lease(node: &str, group: Option<&str>, expires_in: i64) -> LeaseRecord {
+        let now = OffsetDateTime::from_unix_timestamp(1_000).unwrap();
+        LeaseRecord {
+            id: node.into(),
+            node: node.into(),
+            units: vec![],
+            group: group.map(str::to_owned),
+            granted_at: now,
+            expires_at: now + time::Duration::seconds(expires_in),
+        }
+    }
+
+    #[test]
+    fn the_fleet_and_the_group_limits_both_apply() {
+        let now = OffsetDateTime::from_unix_timestamp(1_000).unwrap();
+        let budget = LeaseBudget {
+            fleet_limit: 3,
+            group: Some(GroupBudget {
+                group: "hosts[0]".into(),
+                limit: 1,
+            }),
+        };
+        assert!(check_budget(&[], &budget, now).is_ok());
+        let live = [lease("a", Some("hosts[0]"), 30), lease("b", None, 10)];
+        match check_budget(&live, &budget, now).unwrap_err() {
+            StoreError::BudgetFull {
+                held,
+                limit,
+                retry_after_hint,
+                scope,
+            } => {
+                assert_eq!((held, limit), (1, 1));
+                assert_eq!(scope, "host group hosts[0]");
+                assert_eq!(retry_after_hint.as_secs(), 30, "the group's lease frees it");
+            }
+            other => panic!("{other:?}"),
+        }
+        let other_group = LeaseBudget {
+            fleet_limit: 3,
+            group: None,
+        };
+        assert!(check_budget(&live, &other_group, now).is_ok());
+        let live = [
+            lease("a", None, 30),
+            lease("b", None, 10),
+            lease("c", None, 0),
+        ];
+        match check_budget(&live, &other_group, now).unwrap_err() {
+            StoreError::BudgetFull {
+                retry_after_hint, ..
+            } => assert_eq!(retry_after_hint.as_secs(), 1, "never less than a second"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

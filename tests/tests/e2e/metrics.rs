@@ -1,0 +1,222 @@
+//! Issue 7 end to end: the real calseg-server's Prometheus metrics on their plain-HTTP
+//! listener (node states, issuance, denials by kind, latency by route template, expiring
+//! certificates from reports) and the node inventory's server-side filters behind
+//! `calseg-server nodes list`.
+
+use calseg_api::report::{IdentityReport, Report, UnitReport};
+use calseg_tests::api_client::TestNode;
+use calseg_tests::etcd::EtcdCluster;
+use calseg_tests::server::ServerProcess;
+use reqwest::StatusCode;
+use std::time::Duration;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+fn policy(endpoint: &str) -> String {
+    format!(
+        r#"calico_version = "3.29"
+[etcd]
+endpoints = ["{endpoint}"]
+[components.calico-node]
+grants = "calico-node"
+restart = ["calico-node.service"]
+[[hosts]]
+names = ["node1", "node2"]
+components = ["calico-node"]
+"#
+    )
+}
+
+/// The value of the sample `series` (name and labels exactly as exposed), if present.
+fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape.lines().find_map(|line| {
+        let (name, value) = line.rsplit_once(' ')?;
+        (name == series).then(|| value.parse().ok())?
+    })
+}
+
+fn report(not_after: OffsetDateTime, unit_state: &str, errors: &[&str]) -> Report {
+    Report {
+        revision: "r1".into(),
+        identities: vec![IdentityReport {
+            component: "calico-node".into(),
+            serial: Some("0a".into()),
+            not_after: Some(not_after.format(&Rfc3339).expect("format")),
+            status: "installed".into(),
+        }],
+        units: vec![UnitReport {
+            unit: "calico-node.service".into(),
+            active_state: unit_state.into(),
+            n_restarts: 1,
+            restarted: true,
+        }],
+        errors: errors.iter().map(|e| (*e).to_owned()).collect(),
+    }
+}
+
+/// Node names `nodes list --json ARGS…` returns.
+fn listed(server: &ServerProcess, args: &[&str]) -> Vec<String> {
+    let mut cli = vec!["nodes", "list", "--json"];
+    cli.extend_from_slice(args);
+    let out = server.cli_ok(&cli).expect("nodes list");
+    let nodes: Vec<serde_json::Value> = serde_json::from_str(&out).expect("json");
+    nodes
+        .iter()
+        .map(|n| n["name"].as_str().expect("name").to_owned())
+        .collect()
+}
+
+async fn enrolled(server: &ServerProcess, name: &str) -> TestNode {
+    let mut node = TestNode::new(name, &server.url(), &server.fleet_ca_pem()).expect("node");
+    let token = server.token_for(name, "1h").expect("token");
+    let answer = node.enroll(Some(&token)).await.expect("enroll");
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    node
+}
+
+#[tokio::test]
+async fn metrics_count_issuance_denials_and_latency_and_the_inventory_filters_nodes() {
+    let etcd = EtcdCluster::start().await.expect("etcd");
+    let server = ServerProcess::start(&etcd, &policy(&etcd.endpoint(0)), "")
+        .await
+        .expect("server");
+    let node1 = enrolled(&server, "node1").await;
+    assert_eq!(
+        node1.manifest(None).await.expect("manifest").status,
+        StatusCode::OK
+    );
+    let (signed, _) = node1
+        .sign("calico-node", "calico-node.node1")
+        .await
+        .expect("sign");
+    assert_eq!(signed.status, StatusCode::OK, "{signed:?}");
+    let (refused, _) = node1
+        .sign("calico-node", "calico-node.node2")
+        .await
+        .expect("sign");
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{refused:?}");
+    assert_eq!(refused.kind(), "wrong_common_name");
+
+    let scrape = server.scrape().await.expect("scrape");
+    let value = |series: &str| sample(&scrape, series);
+    assert_eq!(
+        value(r#"calseg_nodes{state="approved"}"#),
+        Some(1.0),
+        "{scrape}"
+    );
+    assert_eq!(
+        value(r#"calseg_nodes{state="pending"}"#),
+        Some(0.0),
+        "{scrape}"
+    );
+    assert_eq!(
+        value(r#"calseg_certificates_issued_total{kind="component"}"#),
+        Some(1.0),
+        "{scrape}"
+    );
+    assert_eq!(
+        value(r#"calseg_certificates_issued_total{kind="fleet"}"#),
+        Some(1.0),
+        "{scrape}"
+    );
+    assert_eq!(
+        value(r#"calseg_requests_denied_total{kind="wrong_common_name"}"#),
+        Some(1.0),
+        "{scrape}"
+    );
+    for (route, class, count) in [
+        ("/v1/manifest", "2xx", 1.0),
+        ("/v1/certificates", "2xx", 1.0),
+        ("/v1/certificates", "4xx", 1.0),
+    ] {
+        let labels = format!(r#"route="{route}",status="{class}""#);
+        assert_eq!(
+            value(&format!(
+                "calseg_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}}"
+            )),
+            Some(count),
+            "{scrape}"
+        );
+        assert!(
+            value(&format!(
+                "calseg_http_request_duration_seconds_bucket{{{labels},le=\"0.005\"}}"
+            ))
+            .is_some(),
+            "{scrape}"
+        );
+    }
+    assert!(
+        scrape.contains("# TYPE calseg_http_request_duration_seconds histogram"),
+        "{scrape}"
+    );
+    assert!(
+        !scrape.contains("node1"),
+        "node names must not be labels: {scrape}"
+    );
+
+    // Reports: node1 healthy with a month left, node2 with a failed unit and two days left.
+    let node2 = enrolled(&server, "node2").await;
+    let now = OffsetDateTime::now_utc();
+    let posted = node1
+        .report(&report(now + time::Duration::days(30), "active", &[]))
+        .await
+        .expect("report");
+    assert_eq!(posted.status, StatusCode::NO_CONTENT, "{posted:?}");
+    let posted = node2
+        .report(&report(
+            now + time::Duration::days(2),
+            "failed",
+            &["restart failed"],
+        ))
+        .await
+        .expect("report");
+    assert_eq!(posted.status, StatusCode::NO_CONTENT, "{posted:?}");
+
+    assert_eq!(listed(&server, &[]), ["node1", "node2"]);
+    assert_eq!(listed(&server, &["--failed"]), ["node2"]);
+    assert_eq!(listed(&server, &["--expiring-within", "7d"]), ["node2"]);
+    assert_eq!(
+        listed(&server, &["--expiring-within", "60d"]),
+        ["node1", "node2"]
+    );
+    assert!(listed(&server, &["--not-seen-since", "1h"]).is_empty());
+    let table = server
+        .cli_ok(&["nodes", "list", "--failed"])
+        .expect("table");
+    assert!(
+        table.contains("node2")
+            && table.contains("failed: calico-node.service (failed)")
+            && table.contains("restart failed")
+            && !table.contains("node1"),
+        "{table}"
+    );
+
+    let scrape = server.scrape().await.expect("scrape");
+    assert_eq!(
+        sample(&scrape, r#"calseg_nodes{state="approved"}"#),
+        Some(2.0),
+        "{scrape}"
+    );
+    assert_eq!(
+        sample(&scrape, r#"calseg_certificates_expiring{within="7d"}"#),
+        Some(1.0),
+        "{scrape}"
+    );
+    assert_eq!(
+        sample(&scrape, r#"calseg_certificates_expiring{within="1d"}"#),
+        Some(0.0),
+        "{scrape}"
+    );
+
+    // Seen more than 2 s ago: both; then node1 reports and is seen again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        listed(&server, &["--not-seen-since", "2s"]),
+        ["node1", "node2"]
+    );
+    node1
+        .report(&report(now + time::Duration::days(30), "active", &[]))
+        .await
+        .expect("report");
+    assert_eq!(listed(&server, &["--not-seen-since", "2s"]), ["node2"]);
+}
