@@ -238,7 +238,9 @@ async fn a_dead_holder_s_lease_expires_and_frees_the_budget() {
     }
     let scraped = server.scrape().await.expect("scrape metrics");
     assert!(
-        scraped.lines().any(|l| l == format!("calseg_leases_held {BUDGET}")),
+        scraped
+            .lines()
+            .any(|l| l == format!("calseg_leases_held {BUDGET}")),
         "the leases gauge does not show the {BUDGET} live leases:\n{scraped}"
     );
     let refused_at = Instant::now();
