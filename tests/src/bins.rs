@@ -4,6 +4,15 @@
 
 use std::path::PathBuf;
 
+/// The cargo target directory the running test executable was built in (`target/`).
+pub fn target_dir() -> PathBuf {
+    // Test executables live in target/<profile>/deps/ (benchmarks too).
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.to_path_buf()))
+        .unwrap_or_else(|| PathBuf::from("target"))
+}
+
 /// The path of workspace binary `name` next to the running test executable.
 pub fn path(name: &str) -> PathBuf {
     // Test executables live in target/<profile>/deps/; binaries in target/<profile>/.

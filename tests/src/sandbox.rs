@@ -89,7 +89,12 @@ impl SandboxHost {
         let script = dir.path().join("boot.sh");
         std::fs::write(
             &script,
-            boot_script(dir.path(), &options.hostname, &cgroup_name),
+            boot_script(
+                dir.path(),
+                &options.hostname,
+                &cgroup_name,
+                &crate::bins::target_dir(),
+            ),
         )?;
         let mut args = vec![
             "--pid".to_owned(),
@@ -320,8 +325,9 @@ impl Drop for SandboxHost {
 }
 
 /// The boot script run as the new PID namespace's first process; see testing.md.
-fn boot_script(scratch: &Path, hostname: &str, cgroup_name: &str) -> String {
+fn boot_script(scratch: &Path, hostname: &str, cgroup_name: &str, target: &Path) -> String {
     let s = scratch.join("root").display().to_string();
+    let t = target.display().to_string();
     let roots = CGROUP_ROOTS.join(" ");
     format!(
         r#"set -eu
@@ -336,6 +342,14 @@ mount --rbind /sys "$M/sys"
 mount --rbind /dev "$M/dev"
 mount -t tmpfs -o mode=0755 tmpfs "$M/run"
 mount -t tmpfs -o mode=1777 tmpfs "$M/tmp"
+# The workspace's build output (the binaries and packages under test), read-only at the same
+# path: a checkout under /tmp or /run would otherwise be hidden by the fresh tmpfs above.
+T='{t}'
+if [ -d "$T" ]; then
+  mkdir -p "$M$T"
+  mount --bind "$T" "$M$T"
+  mount -o remount,bind,ro "$M$T"
+fi
 echo '{hostname}' > "$M/etc/hostname"
 hostname '{hostname}'
 # A cgroup of its own in each hierarchy, so that systemd manages that subtree and several
