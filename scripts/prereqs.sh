@@ -14,6 +14,8 @@ declare -A needed=(
   [setpriv]=util-linux
   [nsenter]=util-linux
   [bash]=bash
+  # Fault-injection tests: an agent clock running behind (tests/tests/e2e/faults.rs).
+  [faketime]=faketime
   # Packages (packaging/build.sh and its tests): strip, rpm to inspect the .rpm files,
   # dpkg-deb, and adduser/deluser for the server package's user.
   [strip]=binutils

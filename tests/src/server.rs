@@ -145,10 +145,30 @@ impl ServerProcess {
         }
     }
 
+    /// Kills the server with SIGKILL at once (no drain, no shutdown hook): a crash. Its pid, or
+    /// `None` when it was not running. [`restart`](Self::restart) starts it again.
+    pub fn kill_hard(&mut self) -> Option<u32> {
+        let mut process = self.process.take()?;
+        let pid = process.pid();
+        process.kill();
+        Some(pid)
+    }
+
     /// Starts the server again on the same port, files and store.
     pub async fn restart(&mut self) -> Result<()> {
         self.stop();
         self.spawn().await
+    }
+
+    /// Sends SIGHUP: the server reloads its policy file ([`policy_path`](Self::policy_path)).
+    pub fn reload(&self) -> Result<()> {
+        let process = self
+            .process
+            .as_ref()
+            .context("calseg-server is not running")?;
+        let pid = nix::unistd::Pid::from_raw(process.pid() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP)
+            .context("send SIGHUP to calseg-server")
     }
 
     /// `https://127.0.0.1:PORT`.

@@ -6,6 +6,8 @@
 
 mod agent;
 mod bad_policy;
+mod faults;
+mod file_modes;
 mod harness_etcd;
 mod harness_sandbox;
 mod identity;
