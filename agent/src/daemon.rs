@@ -1,10 +1,13 @@
 //! `calseg-agent run` and `once`: the loop of passes. The first pass runs at once, then one
 //! every `interval` plus this node's fixed share of `jitter`; while the server is unreachable
 //! the next pass comes sooner, with exponential backoff and jitter (and never before a
-//! `Retry-After`). A stop request (SIGTERM/SIGINT, or the `shutdown` future in tests) ends a
+//! `Retry-After`). With `long_poll` (the default), `run` spends the time between passes in
+//! long-polls of the manifest ([`long_poll`]), so a new revision starts a pass within seconds;
+//! `once` never long-polls. A stop request (SIGTERM/SIGINT, or the `shutdown` future in tests) ends a
 //! wait at once; a pass under way stops before installing, or, once it has installed, finishes
 //! its restarts (or rollback) first.
 
+pub mod long_poll;
 mod notify;
 
 use crate::client::{ApiClient, backoff};
@@ -193,8 +196,9 @@ pub async fn run(
         }
         let delay = next_delay(&settings, result.as_ref(), failures.max(1));
         tracing::debug!(?delay, "next cycle");
+        let watch = long_poll_target(&settings, result.as_ref());
         tokio::select! {
-            () = tokio::time::sleep(delay) => {}
+            () = wait_between_passes(delay, watch) => {}
             () = wake.notified() => {}
         }
         if stop.load(Ordering::SeqCst) {
@@ -203,6 +207,34 @@ pub async fn run(
     }
     notify::send("STOPPING=1");
     Ok(())
+}
+
+/// The client and ETag to long-poll with after `result`, when long-polling applies: enabled,
+/// the pass reached the server, and a manifest is cached.
+fn long_poll_target(
+    settings: &Settings,
+    result: Option<&CycleResult>,
+) -> Option<(ApiClient, String)> {
+    let reached = result.is_some_and(|r| r.outcome != Outcome::Unreachable);
+    if !settings.long_poll || !reached {
+        return None;
+    }
+    let state = StateDir::new(&settings.state_dir);
+    let etag = state.manifest().ok().flatten()?.revision;
+    let client = server_client(settings, &state).ok()?;
+    Some((client, etag))
+}
+
+/// Waits `delay`, or less if the long-poll says the manifest changed.
+async fn wait_between_passes(delay: Duration, watch: Option<(ApiClient, String)>) {
+    let Some((mut client, etag)) = watch else {
+        return tokio::time::sleep(delay).await;
+    };
+    let until = tokio::time::Instant::now() + delay;
+    let parked = long_poll::park(&mut client, &etag, until, long_poll::Schedule::DEFAULT).await;
+    if parked == long_poll::Parked::Changed {
+        tracing::info!("the server has a new manifest for this node; starting a pass");
+    }
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -13,6 +13,7 @@
 //! - [`certificates`]: CSR signing for one identity.
 //! - [`lease`]: restart leases, the fleet's restart budget.
 //! - [`report`]: what the agent installed and the state of its units.
+//! - [`rollout`]: policy revisions and how far the fleet has converged to the current one.
 //! - [`error`]: the error body every failed call returns.
 
 /// Access words shared by policy, plan output and manifests.
@@ -33,3 +34,5 @@ pub mod manifest;
 pub mod paths;
 /// The agent's report.
 pub mod report;
+/// Policy revisions and convergence.
+pub mod rollout;

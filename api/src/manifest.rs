@@ -15,6 +15,11 @@ pub struct Manifest {
     pub lifetime_secs: u64,
     /// Renew after this fraction of the lifetime (plus per-node jitter).
     pub renew_after: f64,
+    /// The server's policy revision (a fleet-wide counter) this manifest was computed from.
+    /// Informational: not part of `revision`, so a policy change that does not touch this node
+    /// leaves its ETag alone. Absent from older servers; older agents ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_revision: Option<u64>,
 }
 
 /// How components reach etcd.

@@ -4,7 +4,12 @@
 /// POST [`crate::enroll::EnrollRequest`] → [`crate::enroll::EnrollResponse`]. No client certificate.
 pub const ENROLL: &str = "/v1/enroll";
 /// GET → [`crate::manifest::Manifest`]; honours `If-None-Match` with the manifest's ETag.
+/// With `?wait=N` (seconds, at most [`MAX_LONG_POLL_SECS`]) and an `If-None-Match` that is
+/// current, the server holds the request until the node's manifest changes (200) or N seconds
+/// pass (304). A server with too many requests parked answers 304 at once with `Retry-After`.
 pub const MANIFEST: &str = "/v1/manifest";
+/// The longest `wait` of a manifest long-poll the server honours; longer ones are cut to it.
+pub const MAX_LONG_POLL_SECS: u64 = 60;
 /// POST [`crate::certificates::SignRequest`] → [`crate::certificates::SignResponse`].
 pub const CERTIFICATES: &str = "/v1/certificates";
 /// POST [`crate::report::Report`] → 204.
@@ -31,6 +36,9 @@ pub const ADMIN_LEASES: &str = "/v1/admin/leases";
 /// POST: show (plan) or make (apply) the etcd RBAC changes for the policy and enrolled nodes.
 pub const ADMIN_PLAN: &str = "/v1/admin/rbac/plan";
 pub const ADMIN_APPLY: &str = "/v1/admin/rbac/apply";
+/// GET → [`crate::rollout::RolloutStatus`]: the current policy revision and how many approved
+/// nodes report the current manifest (converged), an older one (pending) or errors (failed).
+pub const ADMIN_ROLLOUT: &str = "/v1/admin/rollout";
 
 /// The path of one lease (DELETE releases it).
 pub fn lease(id: &str) -> String {

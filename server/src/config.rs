@@ -62,6 +62,12 @@ pub struct ApiConfig {
     /// Node-name globs enrolled without a token or an operator's approval.
     #[serde(default)]
     pub auto_approve: Vec<String>,
+    /// Requests worked on at once, parked long-polls excluded; more are refused with 429
+    /// rather than queued without bound. Default 512.
+    pub max_in_flight: Option<usize>,
+    /// Manifest long-polls parked at once (each holds a socket and a task); more get an
+    /// immediate 304 with `Retry-After`. Default 20000.
+    pub max_long_polls: Option<usize>,
 }
 
 /// Where the two CAs live.
@@ -212,6 +218,17 @@ mod tests {
             Some("0.0.0.0:9100".to_owned())
         );
         assert!(toml::from_str::<ServerConfig>("[metrics]\nport = 1\n").is_err());
+    }
+
+    #[test]
+    fn api_limits_parse_and_default_to_none() {
+        let config: ServerConfig =
+            toml::from_str("[api]\nmax_in_flight = 2\nmax_long_polls = 7\n").unwrap();
+        assert_eq!(config.api.max_in_flight, Some(2));
+        assert_eq!(config.api.max_long_polls, Some(7));
+        let config: ServerConfig = toml::from_str("").unwrap();
+        assert_eq!(config.api.max_in_flight, None);
+        assert!(toml::from_str::<ServerConfig>("[api]\nmax_in_flight = -1\n").is_err());
     }
 
     #[test]

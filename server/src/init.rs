@@ -221,6 +221,12 @@ listen = {listen:?}
 fleet_cert_lifetime = "90d"
 # Node-name globs enrolled without a token or an operator's approval, e.g. ["worker-*"].
 auto_approve = []
+# Requests worked on at once (parked manifest long-polls excluded); beyond it the server
+# answers 429 "overloaded" with a Retry-After of 1-5 s instead of queueing.
+# max_in_flight = 512
+# Manifest long-polls (agents waiting for a change) parked at once; beyond it they get an
+# immediate 304 with Retry-After.
+# max_long_polls = 20000
 
 [ca]
 # dir = "{state}/ca"   # fleet.pem, fleet-key.pem, etcd-client.pem, etcd-client-key.pem

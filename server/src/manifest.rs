@@ -26,6 +26,8 @@ pub fn manifest_for(policy: &Policy, node: &str, etcd_ca_bundle_pem: &str) -> Op
         identities,
         lifetime_secs: policy.identity.lifetime.as_secs(),
         renew_after: policy.identity.renew_after,
+        // Set by the caller after `revision` is computed: never part of the content hash.
+        policy_revision: None,
     };
     manifest.revision = revision_of(&manifest);
     Some(manifest)

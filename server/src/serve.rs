@@ -1,9 +1,10 @@
 //! `calseg-server serve`: opens the store and the CAs, loads the policy, starts the RBAC
 //! reconciler and the HTTPS API, and runs until told to stop. SIGHUP reloads the policy (a
-//! policy with errors is refused and the old one stays).
+//! policy with errors is refused and the old one stays). Every distinct policy the server runs
+//! gets a revision number in the store (at start and after each successful reload).
 
 use crate::config::{ServerConfig, parse_duration};
-use crate::http::{self, AppState};
+use crate::http::{self, ApiLimits, AppState};
 use crate::metrics::{self, Metrics};
 use crate::pki::{CaFiles, CaKind};
 use crate::reconcile::{Reconciler, desired_nodes};
@@ -35,10 +36,36 @@ fn read(path: &Path, what: &str) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("read the {what} {}", path.display()))
 }
 
+/// Loads and validates the policy, with the SHA-256 (hex) of the text it was read from.
+fn load_policy(path: &Path) -> Result<(policy::Policy, String), policy::PolicyErrors> {
+    let Ok(source) = std::fs::read_to_string(path) else {
+        // Unreadable: `load` says why, in the policy's own error format.
+        return policy::load(path).map(|p| (p, String::new()));
+    };
+    let hash = ring::digest::digest(&ring::digest::SHA256, source.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((policy::parse(&source, &path.display().to_string())?, hash))
+}
+
+/// Records the policy's revision; a store failure is logged and leaves it unnumbered.
+async fn record_policy(state: &AppState, hash: String) -> Option<u64> {
+    let now = OffsetDateTime::now_utc();
+    match state.store(move |s| s.record_policy(&hash, now)).await {
+        Ok(revision) => Some(revision),
+        Err(error) => {
+            tracing::error!(kind = %error.kind, "cannot record the policy revision: {}", error.message);
+            None
+        }
+    }
+}
+
 /// Builds the server from its configuration; opens files, binds nothing.
 pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> {
     let now = OffsetDateTime::now_utc();
-    let policy = policy::load(policy_path)
+    let (policy, policy_hash) = load_policy(policy_path)
         .map_err(|errors| anyhow!("{errors}\nthe policy has errors; the server does not start"))?;
     for warning in &policy.warnings {
         tracing::warn!("{warning}");
@@ -140,7 +167,21 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
         auto_approve,
         reconciler,
         Arc::new(Metrics::new()),
+        ApiLimits {
+            max_in_flight: positive("max_in_flight", config.api.max_in_flight)?
+                .unwrap_or(http::ApiLimits::default().max_in_flight),
+            max_long_polls: config
+                .api
+                .max_long_polls
+                .unwrap_or(http::ApiLimits::default().max_long_polls),
+        },
     ));
+    let revision = state
+        .store(move |s| s.record_policy(&policy_hash, now))
+        .await
+        .map_err(|e| anyhow!("record the policy revision in the store: {}", e.message))?;
+    state.set_policy(state.policy(), Some(revision));
+    tracing::info!(policy = %policy_path.display(), revision, "policy loaded");
     Ok(Server {
         state,
         listen: config
@@ -153,6 +194,16 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
         policy_path: policy_path.to_path_buf(),
         metrics_listen: config.metrics.address(),
     })
+}
+
+/// `[api] key`, refused when 0 (the server would refuse every request).
+fn positive(key: &str, value: Option<usize>) -> Result<Option<usize>> {
+    match value {
+        Some(0) => Err(anyhow!(
+            "[api] {key} = 0: the server would refuse every request; give at least 1"
+        )),
+        other => Ok(other),
+    }
 }
 
 /// Runs the server until `shutdown` resolves.
@@ -266,10 +317,11 @@ async fn reload_on_sighup(state: Arc<AppState>, path: PathBuf) {
         return;
     };
     while hangup.recv().await.is_some() {
-        match policy::load(&path) {
-            Ok(policy) => {
-                state.set_policy(Arc::new(policy));
-                tracing::info!(policy = %path.display(), "policy reloaded");
+        match load_policy(&path) {
+            Ok((policy, hash)) => {
+                let revision = record_policy(&state, hash).await;
+                state.set_policy(Arc::new(policy), revision);
+                tracing::info!(policy = %path.display(), ?revision, "policy reloaded");
                 state.poke_reconciler();
             }
             Err(errors) => tracing::error!("policy reload refused, keeping the old one:\n{errors}"),

@@ -143,6 +143,37 @@ impl TestNode {
         call(request).await
     }
 
+    /// GET /v1/manifest?wait=SECS with If-None-Match `etag` (as the ETag header gave it): a
+    /// long-poll the server answers when this node's manifest changes (200) or after `wait_secs`
+    /// (304). Returns the answer and its `Retry-After` in seconds, if any.
+    pub async fn manifest_wait(&self, etag: &str, wait_secs: u64) -> Result<(Answer, Option<u64>)> {
+        let response = self
+            .client()?
+            .get(format!(
+                "{}{}?wait={wait_secs}",
+                self.base,
+                calseg_api::paths::MANIFEST
+            ))
+            .header("if-none-match", etag)
+            .timeout(Duration::from_secs(wait_secs + 15))
+            .send()
+            .await?;
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let status = response.status();
+        let etag = response
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let bytes = response.bytes().await?;
+        let body = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        Ok((Answer { status, body, etag }, retry_after))
+    }
+
     /// POST /v1/certificates for `component` with a CSR for `common_name`; returns the answer
     /// and the private key that stays here.
     pub async fn sign(&self, component: &str, common_name: &str) -> Result<(Answer, String)> {

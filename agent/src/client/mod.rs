@@ -80,6 +80,19 @@ pub enum ManifestFetch {
     NotModified,
 }
 
+/// The answer to a manifest long-poll ([`ApiClient::manifest_wait`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LongPoll {
+    /// The node's manifest is no longer the ETag sent: run a pass.
+    Changed,
+    /// Still the same revision: at the end of the wait, or at once (with the server's
+    /// `Retry-After`, if any) when the server would not park the request.
+    NotModified { retry_after: Option<Duration> },
+}
+
+/// How much longer than the requested wait a long-poll may take before the client gives up.
+const LONG_POLL_GRACE: Duration = Duration::from_secs(15);
+
 /// A client bound to one server URL and one TLS configuration.
 #[derive(Debug, Clone)]
 pub struct ApiClient {
@@ -216,6 +229,30 @@ impl ApiClient {
         let manifest: Manifest = Self::json(response, &url).await?;
         let etag = header.unwrap_or_else(|| manifest.revision.clone());
         Ok(ManifestFetch::Fresh { manifest, etag })
+    }
+
+    /// `GET /v1/manifest?wait=N` with `If-None-Match: etag`: the server answers when the
+    /// node's manifest changes or after `wait` (whole seconds, at least 1). The manifest body
+    /// of a change is not kept: the pass that follows fetches it.
+    pub async fn manifest_wait(&self, etag: &str, wait: Duration) -> Result<LongPoll, ClientError> {
+        let secs = wait.as_secs().max(1);
+        let url = format!("{}?wait={secs}", self.url(paths::MANIFEST));
+        let request = self
+            .http
+            .get(&url)
+            .header(IF_NONE_MATCH, format!("\"{etag}\""))
+            .timeout(Duration::from_secs(secs) + LONG_POLL_GRACE);
+        let response = self.send(request, &url).await?;
+        if response.status() == StatusCode::NOT_MODIFIED {
+            let retry_after = response
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            return Ok(LongPoll::NotModified { retry_after });
+        }
+        Ok(LongPoll::Changed)
     }
 
     /// `POST /v1/certificates`.

@@ -34,6 +34,7 @@ pub struct RawConfig {
     lease_wait: Option<Spanned<String>>,
     key_algorithm: Option<Spanned<String>>,
     systemd_bus: Option<Spanned<String>>,
+    long_poll: Option<Spanned<bool>>,
 }
 
 /// What the agent runs with.
@@ -60,6 +61,9 @@ pub struct Settings {
     pub key_algorithm: KeyAlgorithm,
     /// D-Bus address of the systemd manager; `None` is the host's system bus.
     pub systemd_bus: Option<String>,
+    /// Between passes, wait on the server for a new manifest (long-poll) so a change arrives
+    /// within seconds instead of at the next interval.
+    pub long_poll: bool,
 }
 
 /// A configuration error, with where it is.
@@ -201,6 +205,7 @@ impl Settings {
             lease_wait: duration(raw.lease_wait, "lease_wait", "10m", 0)?,
             key_algorithm,
             systemd_bus: raw.systemd_bus.map(Spanned::into_inner),
+            long_poll: raw.long_poll.is_none_or(Spanned::into_inner),
         })
     }
 }

@@ -21,6 +21,16 @@ fn defaults_fill_an_empty_file() -> Result<(), ConfigError> {
     assert_eq!(settings.restart_timeout, Duration::from_secs(60));
     assert_eq!(settings.lease_wait, Duration::from_secs(600));
     assert_eq!(settings.key_algorithm, KeyAlgorithm::P256);
+    assert!(settings.long_poll);
+    Ok(())
+}
+
+#[test]
+fn long_poll_can_be_turned_off_and_must_be_a_boolean() -> Result<(), ConfigError> {
+    assert!(!parse("long_poll = false\n")?.long_poll);
+    assert!(parse("long_poll = true\n")?.long_poll);
+    let err = parse("long_poll = \"yes\"\n").err().map(|e| e.to_string());
+    assert!(err.as_deref().is_some_and(|e| e.contains(":1:")), "{err:?}");
     Ok(())
 }
 

@@ -46,6 +46,9 @@ pub enum Command {
     /// Enrolled nodes (through the running server).
     #[command(subcommand)]
     Nodes(NodesCommand),
+    /// Rollouts of policy changes (through the running server).
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
     /// The audit log (through the running server).
     Audit {
         /// Show entries after this sequence number.
@@ -141,6 +144,16 @@ pub enum NodesCommand {
     Deny { node: String },
     /// Revoke an enrolled node: every call refused at once, its etcd users removed.
     Revoke { node: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// The current policy revision and how many approved nodes report its manifest (converged),
+    /// an older one or none yet (pending), or errors (failed).
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Flags shared by `plan` and `apply`; each overrides server.toml.
@@ -244,6 +257,9 @@ pub fn main() -> ExitCode {
             }
             Command::Nodes(NodesCommand::Revoke { node }) => {
                 admin_cmd::nodes_action(cli.config.as_deref(), "revoke", node).await
+            }
+            Command::Rollout(RolloutCommand::Status { json }) => {
+                admin_cmd::rollout_status(cli.config.as_deref(), *json).await
             }
             Command::Audit { since, limit, json } => {
                 admin_cmd::audit(cli.config.as_deref(), *since, *limit, *json).await

@@ -22,18 +22,17 @@ fn to_json<T: serde::Serialize>(value: &T) -> Result<Json<Value>, ApiFailure> {
 }
 
 /// GET the nodes the server knows that pass the query's filters ([`NodeFilter`]): each record
-/// (state, fleet certificate, last report) with its inventory summary.
+/// (state, fleet certificate, last report) with its inventory summary, the manifest revision the
+/// current policy gives it and whether it converged to it.
 pub async fn nodes(
     State(state): State<Arc<AppState>>,
     _: AdminCaller,
     Query(filter): Query<NodeFilter>,
 ) -> Result<Json<Value>, ApiFailure> {
     let nodes = state.store(|s| s.nodes()).await?;
-    to_json(&inventory::select(
-        nodes,
-        &filter,
-        OffsetDateTime::now_utc(),
-    ))
+    let mut rows = inventory::select(nodes, &filter, OffsetDateTime::now_utc());
+    super::rollout::annotate(&mut rows, &state.policy(), &state.etcd_ca_bundle_pem);
+    to_json(&rows)
 }
 
 /// POST approve | deny | revoke for one node.

@@ -121,6 +121,13 @@ pub struct InventoryRow {
     #[serde(flatten)]
     pub record: NodeRecord,
     pub inventory: Summary,
+    /// The manifest revision the current policy gives the node (compare with
+    /// `inventory.revision`, the one it last reported).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_revision: Option<String>,
+    /// Where an approved node stands with the current policy (see `rollout`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub convergence: Option<super::rollout::Convergence>,
 }
 
 /// The nodes of `records` that pass `filter` at `now`, with their summaries, in store order.
@@ -134,6 +141,8 @@ pub fn select(
         .map(|record| InventoryRow {
             inventory: Summary::of(&record),
             record,
+            current_revision: None,
+            convergence: None,
         })
         .filter(|row| passes(row, filter, now))
         .collect()

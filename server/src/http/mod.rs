@@ -11,6 +11,9 @@
 //! - `admin`: nodes, tokens, audit, RBAC plan/apply.
 //! - `leases`: restart leases, the fleet's restart budget.
 //! - [`inventory`]: per-node summaries of the last report and the `nodes list` filters.
+//! - `rollout`: convergence of the approved nodes to the current policy.
+//! - `long_poll`: parking manifest requests until the node's manifest changes.
+//! - `limit`: load shedding, at most `[api] max_in_flight` requests worked on at once.
 
 mod admin;
 mod caller;
@@ -18,13 +21,16 @@ mod enroll;
 mod errors;
 pub mod inventory;
 mod leases;
+mod limit;
+mod long_poll;
 mod node_routes;
+mod rollout;
 mod state;
 pub mod tls;
 
 pub use caller::{ADMIN_PREFIX, Caller};
 pub use errors::ApiFailure;
-pub use state::AppState;
+pub use state::{ApiLimits, AppState};
 
 use anyhow::Result;
 use axum::Router;
@@ -42,16 +48,27 @@ use tower::ServiceExt;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a manifest request may take: the longest long-poll and then some to answer.
+const LONG_POLL_TIMEOUT: Duration = Duration::from_secs(paths::MAX_LONG_POLL_SECS + 10);
 /// How long in-flight connections may finish after shutdown began.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Every route of the API.
 pub fn router(state: Arc<AppState>) -> Router {
+    // The manifest may be long-polled: its own, longer timeout.
+    let long_polled = Router::new()
+        .route(paths::MANIFEST, get(node_routes::manifest))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            paths::MAX_BODY_BYTES,
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            LONG_POLL_TIMEOUT,
+        ));
     Router::new()
         .route(paths::HEALTH, get(|| async { "ok" }))
         .route(paths::FLEET_CA, get(enroll::fleet_ca))
         .route(paths::ENROLL, post(enroll::enroll))
-        .route(paths::MANIFEST, get(node_routes::manifest))
         .route(paths::CERTIFICATES, post(node_routes::certificates))
         .route(paths::REPORT, post(node_routes::report))
         .route(paths::FLEET_RENEW, post(node_routes::fleet_renew))
@@ -75,12 +92,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::ADMIN_AUDIT, get(admin::audit))
         .route(paths::ADMIN_PLAN, post(admin::rbac_plan))
         .route(paths::ADMIN_APPLY, post(admin::rbac_apply))
+        .route(paths::ADMIN_ROLLOUT, get(rollout::get))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             paths::MAX_BODY_BYTES,
         ))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
+        ))
+        .merge(long_polled)
+        // Refuses (429) rather than queues beyond `[api] max_in_flight`; inside the metrics
+        // layer so refusals are counted.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            limit::limit_in_flight,
         ))
         // Outermost, so timeouts and refused bodies are timed too; per route, so it sees the
         // route template (MatchedPath).

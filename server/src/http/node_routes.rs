@@ -4,18 +4,24 @@
 
 use super::caller::NodeCaller;
 use super::errors::ApiFailure;
+use super::limit::InFlight;
+use super::long_poll::{Woken, jittered_retry_after, wait_for_change};
 use super::state::AppState;
 use crate::manifest::{etcd_user_for, manifest_for};
 use crate::metrics::IssuedKind;
 use crate::store::{AuditAction, AuditOutcome, IssuedRecord, NodeState};
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use calseg_api::certificates::{SignRequest, SignResponse};
 use calseg_api::enroll::{EnrollResponse, FleetRenewRequest};
+use calseg_api::manifest::Manifest;
+use calseg_api::paths;
 use calseg_api::report::Report;
+use serde::Deserialize;
 use std::sync::Arc;
+use std::time::Duration;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -60,31 +66,92 @@ async fn check_caller(state: &AppState, caller: &NodeCaller) -> Result<(), ApiFa
     Ok(())
 }
 
-/// GET the node's manifest; 304 when the caller already has this revision.
+/// The query of `GET /v1/manifest`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ManifestQuery {
+    /// Long-poll: seconds to wait for a change when `If-None-Match` is current (capped).
+    pub wait: Option<u64>,
+}
+
+/// The manifest the current policy gives `node`, stamped with the policy revision.
+fn current_manifest(state: &AppState, node: &str) -> Option<Manifest> {
+    let (policy, revision) = state.policy_and_revision();
+    let mut manifest = manifest_for(&policy, node, &state.etcd_ca_bundle_pem)?;
+    manifest.policy_revision = revision;
+    Some(manifest)
+}
+
+fn no_identities(node: &str) -> ApiFailure {
+    ApiFailure::not_found(
+        "no_identities",
+        &format!("the policy gives node {node} no component"),
+    )
+}
+
+fn etag_of(manifest: &Manifest) -> Result<(String, HeaderValue), ApiFailure> {
+    let etag = format!("\"{}\"", manifest.revision);
+    let value = HeaderValue::from_str(&etag)
+        .map_err(|_| ApiFailure::internal("revision is not a valid header value"))?;
+    Ok((etag, value))
+}
+
+fn fresh(manifest: &Manifest) -> Result<Response, ApiFailure> {
+    let (_, etag) = etag_of(manifest)?;
+    Ok(([(header::ETAG, etag)], Json(manifest)).into_response())
+}
+
+/// GET the node's manifest; 304 when the caller already has this revision. With `?wait=N` and
+/// a current `If-None-Match`, parks until the manifest changes (200) or N seconds pass (304);
+/// see `long_poll`.
 pub async fn manifest(
     State(state): State<Arc<AppState>>,
     caller: NodeCaller,
+    Query(query): Query<ManifestQuery>,
+    Extension(in_flight): Extension<InFlight>,
     headers: HeaderMap,
 ) -> Result<Response, ApiFailure> {
     authorize(&state, &caller).await?;
-    let policy = state.policy();
-    let Some(manifest) = manifest_for(&policy, &caller.name, &state.etcd_ca_bundle_pem) else {
-        return Err(ApiFailure::not_found(
-            "no_identities",
-            &format!("the policy gives node {} no component", caller.name),
-        ));
-    };
-    let etag = format!("\"{}\"", manifest.revision);
-    let etag_value = HeaderValue::from_str(&etag)
-        .map_err(|_| ApiFailure::internal("revision is not a valid header value"))?;
+    // Subscribe before computing: a reload from here on wakes the wait below.
+    let epochs = state.watch_policy();
+    let node = caller.name.as_str();
+    let manifest = current_manifest(&state, node).ok_or_else(|| no_identities(node))?;
+    let (etag, etag_value) = etag_of(&manifest)?;
     let unchanged = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag));
-    if unchanged {
-        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]).into_response());
+    if !unchanged {
+        return fresh(&manifest);
     }
-    Ok(([(header::ETAG, etag_value)], Json(manifest)).into_response())
+    let not_modified = (StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]);
+    let wait = query.wait.unwrap_or(0).min(paths::MAX_LONG_POLL_SECS);
+    if wait == 0 {
+        return Ok(not_modified.into_response());
+    }
+    let Ok(_parked) = Arc::clone(&state.long_polls).try_acquire_owned() else {
+        // Too many parked already: answer now and say when to come back.
+        let mut response = not_modified.into_response();
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(jittered_retry_after().as_secs()),
+        );
+        return Ok(response);
+    };
+    in_flight.release();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+    let revision = manifest.revision;
+    let woken = wait_for_change(
+        epochs,
+        deadline,
+        || current_manifest(&state, node),
+        |m| m.revision == revision,
+    )
+    .await;
+    match woken {
+        Woken::Deadline => Ok(not_modified.into_response()),
+        Woken::Changed(Some(manifest)) => fresh(&manifest),
+        Woken::Changed(None) => Err(no_identities(node)),
+    }
 }
 
 /// POST a CSR for one of the node's identities.

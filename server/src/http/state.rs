@@ -1,5 +1,6 @@
-//! What every request handler shares: the store, the two CAs, the current policy, and the
-//! reconciler to poke when the set of nodes changes.
+//! What every request handler shares: the store, the two CAs, the current policy (with its
+//! revision number and an epoch that parked long-polls watch), the reconciler to poke when the
+//! set of nodes changes, and the limits on concurrent requests.
 
 use super::errors::ApiFailure;
 use crate::metrics::Metrics;
@@ -10,6 +11,37 @@ use crate::store::{AuditAction, AuditOutcome, NewAuditEntry, Store};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use time::OffsetDateTime;
+use tokio::sync::{Semaphore, watch};
+
+/// Default of `[api] max_in_flight`.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 512;
+/// Default of `[api] max_long_polls`.
+pub const DEFAULT_MAX_LONG_POLLS: usize = 20_000;
+
+/// How many requests the API serves at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiLimits {
+    /// Requests being worked on (parked long-polls excluded); more are refused with 429.
+    pub max_in_flight: usize,
+    /// Manifest long-polls parked at once; more get an immediate 304 with `Retry-After`.
+    pub max_long_polls: usize,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        Self {
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_long_polls: DEFAULT_MAX_LONG_POLLS,
+        }
+    }
+}
+
+/// The policy in force and its revision number.
+struct InForce {
+    policy: Arc<Policy>,
+    /// `None` when the store could not record it.
+    revision: Option<u64>,
+}
 
 /// Shared state of the API.
 pub struct AppState {
@@ -18,7 +50,13 @@ pub struct AppState {
     pub fleet_ca: Arc<CertificateAuthority>,
     /// Signs component identities; etcd trusts it.
     pub etcd_ca: Arc<CertificateAuthority>,
-    policy: RwLock<Arc<Policy>>,
+    policy: RwLock<InForce>,
+    /// Bumped after every policy change; parked manifest long-polls wake on it and recompute.
+    policy_epoch: watch::Sender<u64>,
+    /// Permits for requests being worked on (`[api] max_in_flight`).
+    pub in_flight: Arc<Semaphore>,
+    /// Permits for parked manifest long-polls (`[api] max_long_polls`).
+    pub long_polls: Arc<Semaphore>,
     /// PEM bundle components use to verify etcd's server certificate.
     pub etcd_ca_bundle_pem: String,
     pub csr_rules: CsrRules,
@@ -43,12 +81,19 @@ impl AppState {
         auto_approve: Vec<glob::Pattern>,
         reconciler: Option<Arc<Reconciler>>,
         metrics: Arc<Metrics>,
+        limits: ApiLimits,
     ) -> Self {
         Self {
             store,
             fleet_ca,
             etcd_ca,
-            policy: RwLock::new(policy),
+            policy: RwLock::new(InForce {
+                policy,
+                revision: None,
+            }),
+            policy_epoch: watch::Sender::new(0),
+            in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
+            long_polls: Arc::new(Semaphore::new(limits.max_long_polls)),
             etcd_ca_bundle_pem,
             csr_rules: CsrRules::default(),
             fleet_lifetime,
@@ -60,18 +105,33 @@ impl AppState {
 
     /// The policy in force now.
     pub fn policy(&self) -> Arc<Policy> {
-        self.policy
-            .read()
-            .map(|p| Arc::clone(&p))
-            .unwrap_or_else(|poisoned| Arc::clone(&poisoned.into_inner()))
+        self.policy_and_revision().0
     }
 
-    /// Replaces the policy (after a validated reload).
-    pub fn set_policy(&self, policy: Arc<Policy>) {
+    /// The policy in force now and its revision number (`None` if it could not be recorded).
+    pub fn policy_and_revision(&self) -> (Arc<Policy>, Option<u64>) {
+        let read = |p: &InForce| (Arc::clone(&p.policy), p.revision);
+        self.policy
+            .read()
+            .map(|p| read(&p))
+            .unwrap_or_else(|poisoned| read(&poisoned.into_inner()))
+    }
+
+    /// Replaces the policy (after a validated reload) and wakes the parked long-polls.
+    pub fn set_policy(&self, policy: Arc<Policy>, revision: Option<u64>) {
+        let in_force = InForce { policy, revision };
         match self.policy.write() {
-            Ok(mut guard) => *guard = policy,
-            Err(poisoned) => *poisoned.into_inner() = policy,
+            Ok(mut guard) => *guard = in_force,
+            Err(poisoned) => *poisoned.into_inner() = in_force,
         }
+        // After the lock is released: woken requests read the new policy.
+        self.policy_epoch
+            .send_modify(|epoch| *epoch = epoch.wrapping_add(1));
+    }
+
+    /// A receiver that sees every later policy change (the current epoch counts as seen).
+    pub fn watch_policy(&self) -> watch::Receiver<u64> {
+        self.policy_epoch.subscribe()
     }
 
     /// Runs a store operation on the blocking pool.

@@ -28,6 +28,7 @@
 //! - `tokens`: the token format, hashing and the pure redemption checks.
 //! - `transitions`: the node state machine, as pure functions.
 //! - `leases`: restart leases ([`LeaseRecord`], [`LeaseBudget`]) and the pure budget check.
+//! - policy revisions: [`Store::record_policy`] numbers each distinct policy the server runs.
 //! - `redb_store`: [`RedbStore`], the embedded single-file implementation (the default).
 //!
 //! [`Store`]: crate::store::Store
@@ -50,6 +51,7 @@ mod transitions;
 #[cfg(test)]
 mod tests;
 
+pub use calseg_api::rollout::PolicyRevision;
 pub use errors::StoreError;
 pub use leases::{GroupBudget, LeaseBudget, LeaseRecord};
 pub use records::{
@@ -187,4 +189,13 @@ pub trait Store: Send + Sync {
 
     /// The leases live at `now`, by id.
     fn live_leases(&self, now: OffsetDateTime) -> Result<Vec<LeaseRecord>, StoreError>;
+
+    /// Atomically: the revision number of the policy whose text hashes to `hash_hex`. When the
+    /// latest recorded policy has this hash, its number (a restart with the same policy keeps
+    /// it); otherwise the next number (1 for the first), recorded with `now` as first seen.
+    /// Going back to an older policy is a new revision: numbers only grow.
+    fn record_policy(&self, hash_hex: &str, now: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Up to `limit` recorded policy revisions, newest first.
+    fn policy_revisions(&self, limit: usize) -> Result<Vec<PolicyRevision>, StoreError>;
 }

@@ -12,6 +12,7 @@ mod harness_etcd;
 mod harness_sandbox;
 mod identity;
 mod leases;
+mod longpoll;
 mod metrics;
 mod packages;
 mod rbac;

@@ -8,12 +8,13 @@
 //!
 //! # Layout
 //! - `tables`: table definitions and the JSON record helpers.
-//! - `tokens`, `nodes`, `issued`, `audit`, `leases`: the operations, one concern each.
+//! - `tokens`, `nodes`, `issued`, `audit`, `leases`, `policy`: the operations, one concern each.
 
 mod audit;
 mod issued;
 mod leases;
 mod nodes;
+mod policy;
 mod tables;
 mod tokens;
 
@@ -29,7 +30,7 @@ use time::{Duration, OffsetDateTime};
 use super::records::whole_seconds;
 use super::{
     AuditEntry, IssuedRecord, LeaseBudget, LeaseRecord, NewAuditEntry, NewToken, NodeRecord,
-    NodeState, Store, StoreError, TokenInfo, TokenScope, TokenUse,
+    NodeState, PolicyRevision, Store, StoreError, TokenInfo, TokenScope, TokenUse,
 };
 
 /// The embedded, crash-safe, single-file [`Store`].
@@ -242,5 +243,13 @@ impl Store for RedbStore {
 
     fn live_leases(&self, now: OffsetDateTime) -> Result<Vec<LeaseRecord>, StoreError> {
         leases::live(self, whole_seconds(now))
+    }
+
+    fn record_policy(&self, hash_hex: &str, now: OffsetDateTime) -> Result<u64, StoreError> {
+        policy::record(self, hash_hex, whole_seconds(now))
+    }
+
+    fn policy_revisions(&self, limit: usize) -> Result<Vec<PolicyRevision>, StoreError> {
+        policy::latest(self, limit)
     }
 }

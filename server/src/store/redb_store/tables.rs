@@ -9,6 +9,7 @@
 //! | `issued_by_node` | node name    | multimap of serials         |
 //! | `audit`          | seq          | JSON [`AuditEntry`](crate::store::AuditEntry) |
 //! | `leases`         | lease id     | JSON [`LeaseRecord`](crate::store::LeaseRecord) |
+//! | `policy_revisions` | revision   | JSON [`PolicyRevision`](crate::store::PolicyRevision) |
 //!
 //! Keys are whole strings, never concatenations, so no node name can alias another key.
 
@@ -33,6 +34,8 @@ pub const ISSUED_BY_NODE: MultimapTableDefinition<&str, &str> =
 pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 /// Added after schema 1 shipped; created on open, so older files gain it without a migration.
 pub const LEASES: JsonTable = TableDefinition::new("leases");
+/// Added after schema 1 shipped, like `leases`.
+pub const POLICY_REVISIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("policy_revisions");
 
 /// Creates every table and checks (or writes) the schema version.
 pub fn init(tx: &WriteTransaction) -> Result<(), StoreError> {
@@ -55,6 +58,7 @@ pub fn init(tx: &WriteTransaction) -> Result<(), StoreError> {
     }
     tx.open_multimap_table(ISSUED_BY_NODE)?;
     tx.open_table(AUDIT)?;
+    tx.open_table(POLICY_REVISIONS)?;
     Ok(())
 }
 

@@ -5,6 +5,7 @@
 mod leases;
 mod nodes;
 mod persist;
+mod policy;
 mod tokens;
 
 use tempfile::TempDir;

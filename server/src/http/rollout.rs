@@ -1,0 +1,171 @@
+//! Rollout convergence: which approved nodes report the manifest revision the current policy
+//! gives them (converged), an older one or none yet (pending), or errors (failed). Pure
+//! functions of the policy and the node records, and the admin route that serves them.
+
+use super::caller::AdminCaller;
+use super::errors::ApiFailure;
+use super::inventory::{InventoryRow, Summary};
+use super::state::AppState;
+use crate::manifest::manifest_for;
+use crate::policy::Policy;
+use crate::store::{NodeRecord, NodeState};
+use axum::Json;
+use axum::extract::State;
+use calseg_api::rollout::RolloutStatus;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// How many policy revisions the rollout status lists.
+const HISTORY: usize = 10;
+
+/// Where one approved node stands with the current policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Convergence {
+    /// Its last report names the current manifest revision and has no errors.
+    Converged,
+    /// No report yet, or one for an older revision.
+    Pending,
+    /// Its last report has errors.
+    Failed,
+    /// The policy gives it no component.
+    Unassigned,
+}
+
+/// `record`'s standing, given its report `summary` and its `current` manifest revision (`None`:
+/// no manifest). `None` for nodes that are not approved: nothing is rolled out to them.
+pub fn convergence(
+    record: &NodeRecord,
+    summary: &Summary,
+    current: Option<&str>,
+) -> Option<Convergence> {
+    if record.state != NodeState::Approved {
+        return None;
+    }
+    Some(match current {
+        None => Convergence::Unassigned,
+        Some(_) if !summary.errors.is_empty() => Convergence::Failed,
+        Some(current) if summary.revision.as_deref() == Some(current) => Convergence::Converged,
+        Some(_) => Convergence::Pending,
+    })
+}
+
+/// Adds each row's current manifest revision and convergence (inventory of `/v1/admin/nodes`).
+pub fn annotate(rows: &mut [InventoryRow], policy: &Policy, etcd_ca_bundle_pem: &str) {
+    for row in rows {
+        let current =
+            manifest_for(policy, &row.record.name, etcd_ca_bundle_pem).map(|m| m.revision);
+        row.convergence = convergence(&row.record, &row.inventory, current.as_deref());
+        row.current_revision = current;
+    }
+}
+
+/// Counts the approved nodes of `records` by convergence.
+pub fn status(
+    policy: &Policy,
+    policy_revision: Option<u64>,
+    etcd_ca_bundle_pem: &str,
+    records: &[NodeRecord],
+) -> RolloutStatus {
+    let mut status = RolloutStatus {
+        policy_revision,
+        ..RolloutStatus::default()
+    };
+    for record in records {
+        let current = manifest_for(policy, &record.name, etcd_ca_bundle_pem).map(|m| m.revision);
+        let Some(standing) = convergence(record, &Summary::of(record), current.as_deref()) else {
+            continue;
+        };
+        status.approved += 1;
+        match standing {
+            Convergence::Converged => status.converged += 1,
+            Convergence::Pending => {
+                status.pending += 1;
+                status.pending_nodes.push(record.name.clone());
+            }
+            Convergence::Failed => {
+                status.failed += 1;
+                status.failed_nodes.push(record.name.clone());
+            }
+            Convergence::Unassigned => status.unassigned += 1,
+        }
+    }
+    status
+}
+
+/// GET the rollout status of the current policy, with the recent policy revisions.
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    _: AdminCaller,
+) -> Result<Json<RolloutStatus>, ApiFailure> {
+    let nodes = state.store(|s| s.nodes()).await?;
+    let history = state.store(|s| s.policy_revisions(HISTORY)).await?;
+    let (policy, revision) = state.policy_and_revision();
+    let mut status = status(&policy, revision, &state.etcd_ca_bundle_pem, &nodes);
+    status.history = history;
+    Ok(Json(status))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+    use time::OffsetDateTime;
+
+    const POLICY: &str = r#"calico_version = "3.29"
+[etcd]
+endpoints = ["https://127.0.0.1:2379"]
+[components.calico-node]
+grants = "calico-node"
+[[hosts]]
+match = "w-*"
+components = ["calico-node"]
+"#;
+
+    fn node(name: &str, state: NodeState, report: Option<(&str, &[&str])>) -> NodeRecord {
+        let at = OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap();
+        NodeRecord {
+            name: name.into(),
+            state,
+            enrolled_at: at,
+            approved_by: None,
+            state_changed_at: at,
+            state_changed_by: String::new(),
+            fleet_cert: None,
+            last_seen: None,
+            last_report: report.map(|(revision, errors)| {
+                json!({"revision": revision, "identities": [], "units": [], "errors": errors})
+            }),
+            pending_csr: None,
+        }
+    }
+
+    #[test]
+    fn nodes_are_counted_by_their_last_report_against_the_current_revision() {
+        let policy = crate::policy::parse(POLICY, "policy.toml").unwrap();
+        let current = manifest_for(&policy, "w-1", "CA").unwrap().revision;
+        let records = [
+            node("w-1", NodeState::Approved, Some((&current, &[]))),
+            node("w-2", NodeState::Approved, Some(("old", &[]))),
+            node("w-3", NodeState::Approved, None),
+            node("w-4", NodeState::Approved, Some((&current, &["boom"]))),
+            node("w-5", NodeState::Pending, None),
+            node("x-1", NodeState::Approved, None),
+        ];
+        let status = status(&policy, Some(4), "CA", &records);
+        assert_eq!(status.policy_revision, Some(4));
+        assert_eq!(
+            (
+                status.approved,
+                status.converged,
+                status.pending,
+                status.failed,
+                status.unassigned
+            ),
+            (5, 1, 2, 1, 1)
+        );
+        assert_eq!(status.pending_nodes, ["w-2", "w-3"]);
+        assert_eq!(status.failed_nodes, ["w-4"]);
+    }
+}
