@@ -40,6 +40,12 @@ pub const ADMIN_APPLY: &str = "/v1/admin/rbac/apply";
 /// nodes report the current manifest (converged), an older one (pending) or errors (failed).
 pub const ADMIN_ROLLOUT: &str = "/v1/admin/rollout";
 
+/// POST → [`crate::rollout::RolloutStatus`]: `pause`, `resume`, `abort` or `rollback` the
+/// rollout in waves.
+pub fn admin_rollout_action(action: &str) -> String {
+    format!("{ADMIN_ROLLOUT}/{action}")
+}
+
 /// The path of one lease (DELETE releases it).
 pub fn lease(id: &str) -> String {
     format!("{RESTART_LEASE}/{id}")

@@ -42,4 +42,96 @@ pub struct RolloutStatus {
     /// The most recent policy revisions, newest first.
     #[serde(default)]
     pub history: Vec<PolicyRevision>,
+    /// The latest rollout in waves, if the server ever ran one.
+    #[serde(default)]
+    pub waves: Option<WaveRollout>,
+}
+
+/// Where a rollout in waves stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutState {
+    /// Waves open as the previous ones turn healthy and bake.
+    Running,
+    /// Stopped by an operator or by failures; `resume` goes on.
+    Paused,
+    /// No more waves open; nodes keep what they have.
+    Aborted,
+    /// Every wave opened and healthy: the new policy is the only one.
+    Done,
+    /// Every node was sent back to the previous policy.
+    RolledBack,
+}
+
+impl RolloutState {
+    /// Whether the rollout can still change (open waves, be resumed or rolled back).
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Done | Self::RolledBack)
+    }
+}
+
+impl std::fmt::Display for RolloutState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Aborted => "aborted",
+            Self::Done => "done",
+            Self::RolledBack => "rolled_back",
+        })
+    }
+}
+
+/// One wave of a rollout.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaveStatus {
+    /// Nodes in the wave.
+    pub size: usize,
+    /// Unix seconds when the wave opened; `None` while closed.
+    pub opened_at: Option<i64>,
+    /// Reported the new policy's manifest without errors.
+    pub healthy: usize,
+    /// Not (yet) reported the new policy's manifest.
+    pub pending: usize,
+    /// Reported errors with the new policy's manifest.
+    pub failed: usize,
+    /// Names of the failed nodes.
+    #[serde(default)]
+    pub failed_nodes: Vec<String>,
+}
+
+/// The latest rollout in waves, from one policy revision to the next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaveRollout {
+    pub from_revision: u64,
+    pub to_revision: u64,
+    pub state: RolloutState,
+    pub opened_waves: usize,
+    pub total_waves: usize,
+    /// Unix seconds when the rollout started.
+    pub created_at: i64,
+    pub waves: Vec<WaveStatus>,
+}
+
+/// What `POST /v1/admin/rollout/{action}` may ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RolloutAction {
+    Pause,
+    Resume,
+    Abort,
+    Rollback,
+}
+
+impl RolloutAction {
+    /// Parses the `{action}` of the route.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pause" => Some(Self::Pause),
+            "resume" => Some(Self::Resume),
+            "abort" => Some(Self::Abort),
+            "rollback" => Some(Self::Rollback),
+            _ => None,
+        }
+    }
 }

@@ -10,6 +10,7 @@
 //! - [`config`]: the server's own configuration file (server.toml).
 //! - [`manifest`]: a node's manifest computed from the policy.
 //! - [`reconcile`]: which nodes count, and the server's RBAC reconciler.
+//! - [`rollout`]: rollouts in waves with health gates: wave assignment and the state machine.
 //! - [`http`]: the HTTPS API (enrollment, manifests, signing, reports, admin).
 //! - [`serve`]: the running server (API, reconciler, policy reload); [`notify`]: sd_notify.
 //! - [`metrics`]: Prometheus metrics and their plain-HTTP `/metrics` listener.
@@ -43,6 +44,8 @@ pub mod policy;
 pub mod rbac;
 /// RBAC reconciliation in the running server.
 pub mod reconcile;
+/// Rollouts in waves with health gates.
+pub mod rollout;
 /// The running server.
 pub mod serve;
 /// Server state: nodes, enrollment tokens, issued certificates, audit log.

@@ -1,13 +1,16 @@
 //! `calseg-server serve`: opens the store and the CAs, loads the policy, starts the RBAC
 //! reconciler and the HTTPS API, and runs until told to stop. SIGHUP reloads the policy (a
 //! policy with errors is refused and the old one stays). Every distinct policy the server runs
-//! gets a revision number in the store (at start and after each successful reload).
+//! gets a revision number in the store (at start and after each successful reload), and its text
+//! is kept there. When the new policy sets `[rollout] canary` or `wave`, a reload starts a
+//! rollout in waves (`http::rollout_ctl`), which a controller task steps every second; a
+//! restart resumes it.
 
 use crate::config::{ServerConfig, parse_duration};
 use crate::http::{self, ApiLimits, AppState};
 use crate::metrics::{self, Metrics};
 use crate::pki::{CaFiles, CaKind};
-use crate::reconcile::{Reconciler, desired_nodes};
+use crate::reconcile::Reconciler;
 use crate::store::{AuditAction, AuditOutcome, RedbStore, Store};
 use crate::{notify, policy, rbac};
 use anyhow::{Context, Result, anyhow};
@@ -36,24 +39,34 @@ fn read(path: &Path, what: &str) -> Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("read the {what} {}", path.display()))
 }
 
-/// Loads and validates the policy, with the SHA-256 (hex) of the text it was read from.
-fn load_policy(path: &Path) -> Result<(policy::Policy, String), policy::PolicyErrors> {
+/// Loads and validates the policy, with the SHA-256 (hex) of the text it was read from and
+/// that text.
+fn load_policy(path: &Path) -> Result<(policy::Policy, String, String), policy::PolicyErrors> {
     let Ok(source) = std::fs::read_to_string(path) else {
         // Unreadable: `load` says why, in the policy's own error format.
-        return policy::load(path).map(|p| (p, String::new()));
+        return policy::load(path).map(|p| (p, String::new(), String::new()));
     };
     let hash = ring::digest::digest(&ring::digest::SHA256, source.as_bytes())
         .as_ref()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    Ok((policy::parse(&source, &path.display().to_string())?, hash))
+    let policy = policy::parse(&source, &path.display().to_string())?;
+    Ok((policy, hash, source))
 }
 
-/// Records the policy's revision; a store failure is logged and leaves it unnumbered.
-async fn record_policy(state: &AppState, hash: String) -> Option<u64> {
+/// Records the policy's revision and keeps its text; a store failure is logged and leaves it
+/// unnumbered.
+async fn record_policy(state: &AppState, hash: String, text: String) -> Option<u64> {
     let now = OffsetDateTime::now_utc();
-    match state.store(move |s| s.record_policy(&hash, now)).await {
+    let recorded = state
+        .store(move |s| {
+            let revision = s.record_policy(&hash, now)?;
+            s.save_policy_text(revision, &text)?;
+            Ok(revision)
+        })
+        .await;
+    match recorded {
         Ok(revision) => Some(revision),
         Err(error) => {
             tracing::error!(kind = %error.kind, "cannot record the policy revision: {}", error.message);
@@ -65,7 +78,7 @@ async fn record_policy(state: &AppState, hash: String) -> Option<u64> {
 /// Builds the server from its configuration; opens files, binds nothing.
 pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> {
     let now = OffsetDateTime::now_utc();
-    let (policy, policy_hash) = load_policy(policy_path)
+    let (policy, policy_hash, policy_text) = load_policy(policy_path)
         .map_err(|errors| anyhow!("{errors}\nthe policy has errors; the server does not start"))?;
     for warning in &policy.warnings {
         tracing::warn!("{warning}");
@@ -177,11 +190,18 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
         },
     ));
     let revision = state
-        .store(move |s| s.record_policy(&policy_hash, now))
+        .store(move |s| {
+            let revision = s.record_policy(&policy_hash, now)?;
+            s.save_policy_text(revision, &policy_text)?;
+            Ok(revision)
+        })
         .await
         .map_err(|e| anyhow!("record the policy revision in the store: {}", e.message))?;
     state.set_policy(state.policy(), Some(revision));
     tracing::info!(policy = %policy_path.display(), revision, "policy loaded");
+    http::rollout_ctl::resume_after_restart(&state, revision)
+        .await
+        .map_err(|e| anyhow!("resume the rollout in waves: {}", e.message))?;
     Ok(Server {
         state,
         listen: config
@@ -235,6 +255,7 @@ pub async fn run(server: Server, shutdown: impl Future<Output = ()>) -> Result<(
         Arc::clone(&server.state),
         server.policy_path.clone(),
     ));
+    let rollouts = tokio::spawn(rollout_controller(Arc::clone(&server.state)));
     let watchdog = tokio::spawn(async {
         if let Some(every) = notify::watchdog_interval() {
             loop {
@@ -255,6 +276,7 @@ pub async fn run(server: Server, shutdown: impl Future<Output = ()>) -> Result<(
     notify::stopping();
     reconcile.abort();
     reload.abort();
+    rollouts.abort();
     watchdog.abort();
     if let Some(task) = metrics_listener {
         task.abort();
@@ -268,16 +290,14 @@ async fn reconcile_loop(state: Arc<AppState>, interval: Duration) {
         return;
     };
     loop {
-        let policy = state.policy();
         let outcome = async {
-            let nodes = desired_nodes(
-                &policy,
-                &state
-                    .store(|s| s.nodes())
-                    .await
-                    .map_err(|e| anyhow!(e.message))?,
-            );
-            reconciler.apply(&policy, &nodes, false).await
+            let enrolled = state
+                .store(|s| s.nodes())
+                .await
+                .map_err(|e| anyhow!(e.message))?;
+            reconciler
+                .apply_desired(&state.desired_rbac(&enrolled), false)
+                .await
         }
         .await;
         match &outcome {
@@ -318,13 +338,61 @@ async fn reload_on_sighup(state: Arc<AppState>, path: PathBuf) {
     };
     while hangup.recv().await.is_some() {
         match load_policy(&path) {
-            Ok((policy, hash)) => {
-                let revision = record_policy(&state, hash).await;
-                state.set_policy(Arc::new(policy), revision);
+            Ok((policy, hash, text)) => {
+                let revision = record_policy(&state, hash, text).await;
                 tracing::info!(policy = %path.display(), ?revision, "policy reloaded");
+                put_in_force(&state, Arc::new(policy), revision).await;
                 state.poke_reconciler();
             }
             Err(errors) => tracing::error!("policy reload refused, keeping the old one:\n{errors}"),
+        }
+    }
+}
+
+/// Puts a reloaded policy in force: unchanged (same revision) keeps any rollout going; a new
+/// revision with `[rollout] canary` or `wave` starts a rollout in waves; otherwise every node
+/// gets it at once.
+async fn put_in_force(state: &AppState, policy: Arc<policy::Policy>, revision: Option<u64>) {
+    let in_force = state.policy_and_revision().1;
+    if revision.is_some() && revision == in_force {
+        if state.rollout().is_none() {
+            state.set_policy(policy, revision);
+        }
+        return;
+    }
+    match (policy.rollout.waves.clone(), revision) {
+        (Some(waves), Some(revision)) => {
+            let now = OffsetDateTime::now_utc();
+            if let Err(error) =
+                http::rollout_ctl::start(state, Arc::clone(&policy), revision, &waves, now).await
+            {
+                tracing::error!(
+                    "cannot start the rollout in waves ({}); every node gets revision {revision}",
+                    error.message
+                );
+                state.set_policy(policy, Some(revision));
+            }
+        }
+        _ => {
+            if let Err(error) = http::rollout_ctl::supersede(state).await {
+                tracing::error!(
+                    "cannot mark the rollout in waves aborted: {}",
+                    error.message
+                );
+            }
+            state.set_policy(policy, revision);
+        }
+    }
+}
+
+/// Steps the rollout in waves once a second.
+async fn rollout_controller(state: Arc<AppState>) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if let Err(error) = http::rollout_ctl::tick(&state, OffsetDateTime::now_utc()).await {
+            tracing::warn!(kind = %error.kind, "rollout controller: {} (will retry)", error.message);
         }
     }
 }

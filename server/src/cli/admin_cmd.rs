@@ -1,17 +1,16 @@
-//! The admin commands: tokens, nodes, rollout status and the audit log, through the running
-//! server's admin API.
+//! The admin commands: tokens, nodes and the audit log, through the running server's admin
+//! API.
 
 use crate::admin_client::AdminClient;
 use crate::config::{ServerConfig, parse_duration};
 use anyhow::Result;
 use calseg_api::admin::{TokenCreate, TokenCreated};
 use calseg_api::paths;
-use calseg_api::rollout::RolloutStatus;
 use serde_json::Value;
 use std::path::Path;
 use std::process::ExitCode;
 
-fn client(config: Option<&Path>) -> Result<AdminClient> {
+pub(super) fn client(config: Option<&Path>) -> Result<AdminClient> {
     AdminClient::from_config(&ServerConfig::load(config)?)
 }
 
@@ -192,38 +191,6 @@ pub async fn nodes_action(config: Option<&Path>, action: &str, node: &str) -> Re
     Ok(ExitCode::SUCCESS)
 }
 
-/// `rollout status`.
-pub async fn rollout_status(config: Option<&Path>, json: bool) -> Result<ExitCode> {
-    let status: RolloutStatus = client(config)?.get(paths::ADMIN_ROLLOUT).await?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    match status.policy_revision {
-        Some(revision) => println!("policy revision {revision}"),
-        None => println!("policy revision unknown (the server could not record it)"),
-    }
-    println!(
-        "approved nodes: {}  converged: {}  pending: {}  failed: {}  without components: {}",
-        status.approved, status.converged, status.pending, status.failed, status.unassigned
-    );
-    if !status.failed_nodes.is_empty() {
-        println!("failed: {}", status.failed_nodes.join(" "));
-    }
-    if !status.pending_nodes.is_empty() {
-        println!("pending: {}", status.pending_nodes.join(" "));
-    }
-    for revision in &status.history {
-        println!(
-            "  revision {:>4}  since {}  sha256 {}",
-            revision.revision,
-            unix_to_rfc3339(&Value::from(revision.first_seen)),
-            revision.hash
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 /// `audit`.
 pub async fn audit(
     config: Option<&Path>,
@@ -257,7 +224,7 @@ pub async fn audit(
 }
 
 /// Unix seconds (as the store keeps them) shown as RFC 3339 UTC.
-fn unix_to_rfc3339(value: &Value) -> String {
+pub(super) fn unix_to_rfc3339(value: &Value) -> String {
     value
         .as_i64()
         .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())

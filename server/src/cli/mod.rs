@@ -3,6 +3,7 @@
 
 mod admin_cmd;
 mod rbac_cmd;
+mod rollout_cmd;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -154,6 +155,23 @@ pub enum RolloutCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print the status every second until the rollout in waves is done (exit 0), paused,
+    /// aborted or rolled back (exit 2), or --timeout passes (exit 1).
+    Watch {
+        /// Give up after this long (e.g. 30s, 10m).
+        #[arg(long, default_value = "1h")]
+        timeout: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop opening waves until `resume`.
+    Pause,
+    /// Go on with a paused rollout (a failure that paused it pauses it again).
+    Resume,
+    /// Stop opening waves for good; nodes keep the policy they have.
+    Abort,
+    /// Send every node back to the previous policy.
+    Rollback,
 }
 
 /// Flags shared by `plan` and `apply`; each overrides server.toml.
@@ -259,7 +277,27 @@ pub fn main() -> ExitCode {
                 admin_cmd::nodes_action(cli.config.as_deref(), "revoke", node).await
             }
             Command::Rollout(RolloutCommand::Status { json }) => {
-                admin_cmd::rollout_status(cli.config.as_deref(), *json).await
+                rollout_cmd::rollout_status(cli.config.as_deref(), *json).await
+            }
+            Command::Rollout(RolloutCommand::Watch { timeout, json }) => {
+                match crate::config::parse_duration("--timeout", timeout) {
+                    Ok(timeout) => {
+                        rollout_cmd::rollout_watch(cli.config.as_deref(), timeout, *json).await
+                    }
+                    Err(error) => Err(error),
+                }
+            }
+            Command::Rollout(RolloutCommand::Pause) => {
+                rollout_cmd::rollout_action(cli.config.as_deref(), "pause").await
+            }
+            Command::Rollout(RolloutCommand::Resume) => {
+                rollout_cmd::rollout_action(cli.config.as_deref(), "resume").await
+            }
+            Command::Rollout(RolloutCommand::Abort) => {
+                rollout_cmd::rollout_action(cli.config.as_deref(), "abort").await
+            }
+            Command::Rollout(RolloutCommand::Rollback) => {
+                rollout_cmd::rollout_action(cli.config.as_deref(), "rollback").await
             }
             Command::Audit { since, limit, json } => {
                 admin_cmd::audit(cli.config.as_deref(), *since, *limit, *json).await

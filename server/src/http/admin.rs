@@ -5,7 +5,6 @@ use super::errors::ApiFailure;
 use super::inventory::{self, NodeFilter};
 use super::node_routes::rfc3339;
 use super::state::AppState;
-use crate::reconcile::desired_nodes;
 use crate::store::{AuditAction, AuditOutcome, NodeState, TokenScope};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -31,7 +30,11 @@ pub async fn nodes(
 ) -> Result<Json<Value>, ApiFailure> {
     let nodes = state.store(|s| s.nodes()).await?;
     let mut rows = inventory::select(nodes, &filter, OffsetDateTime::now_utc());
-    super::rollout::annotate(&mut rows, &state.policy(), &state.etcd_ca_bundle_pem);
+    super::rollout::annotate(
+        &mut rows,
+        &|node| state.policy_for(node).0,
+        &state.etcd_ca_bundle_pem,
+    );
     to_json(&rows)
 }
 
@@ -185,10 +188,9 @@ pub async fn rbac_plan(
     Query(query): Query<RbacQuery>,
 ) -> Result<Json<Value>, ApiFailure> {
     let reconciler = reconciler(&state)?;
-    let policy = state.policy();
-    let nodes = desired_nodes(&policy, &state.store(|s| s.nodes()).await?);
+    let enrolled = state.store(|s| s.nodes()).await?;
     let plan = reconciler
-        .plan(&policy, &nodes, query.adopt)
+        .plan_desired(&state.desired_rbac(&enrolled), query.adopt)
         .await
         .map_err(|e| {
             ApiFailure::new(
@@ -210,10 +212,9 @@ pub async fn rbac_apply(
     Query(query): Query<RbacQuery>,
 ) -> Result<Json<Value>, ApiFailure> {
     let reconciler = reconciler(&state)?;
-    let policy = state.policy();
-    let nodes = desired_nodes(&policy, &state.store(|s| s.nodes()).await?);
+    let enrolled = state.store(|s| s.nodes()).await?;
     let (plan, report) = reconciler
-        .apply(&policy, &nodes, query.adopt)
+        .apply_desired(&state.desired_rbac(&enrolled), query.adopt)
         .await
         .map_err(|e| {
             ApiFailure::new(

@@ -11,7 +11,8 @@
 //! - `admin`: nodes, tokens, audit, RBAC plan/apply.
 //! - `leases`: restart leases, the fleet's restart budget.
 //! - [`inventory`]: per-node summaries of the last report and the `nodes list` filters.
-//! - `rollout`: convergence of the approved nodes to the current policy.
+//! - `rollout`: convergence of the approved nodes to the current policy, and wave status.
+//! - [`rollout_ctl`]: starts, resumes and steps rollouts in waves; the operator's actions.
 //! - `long_poll`: parking manifest requests until the node's manifest changes.
 //! - `limit`: load shedding, at most `[api] max_in_flight` requests worked on at once.
 
@@ -25,12 +26,13 @@ mod limit;
 mod long_poll;
 mod node_routes;
 mod rollout;
+pub mod rollout_ctl;
 mod state;
 pub mod tls;
 
 pub use caller::{ADMIN_PREFIX, Caller};
 pub use errors::ApiFailure;
-pub use state::{ApiLimits, AppState};
+pub use state::{ActiveRollout, ApiLimits, AppState};
 
 use anyhow::Result;
 use axum::Router;
@@ -93,6 +95,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::ADMIN_PLAN, post(admin::rbac_plan))
         .route(paths::ADMIN_APPLY, post(admin::rbac_apply))
         .route(paths::ADMIN_ROLLOUT, get(rollout::get))
+        .route(
+            &paths::admin_rollout_action("{action}"),
+            post(rollout_ctl::action),
+        )
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             paths::MAX_BODY_BYTES,
         ))

@@ -73,9 +73,10 @@ pub struct ManifestQuery {
     pub wait: Option<u64>,
 }
 
-/// The manifest the current policy gives `node`, stamped with the policy revision.
+/// The manifest the policy for `node` gives it (during a rollout in waves, the one its wave
+/// says), stamped with the policy revision.
 fn current_manifest(state: &AppState, node: &str) -> Option<Manifest> {
-    let (policy, revision) = state.policy_and_revision();
+    let (policy, revision) = state.policy_for(node);
     let mut manifest = manifest_for(&policy, node, &state.etcd_ca_bundle_pem)?;
     manifest.policy_revision = revision;
     Some(manifest)
@@ -162,7 +163,7 @@ pub async fn certificates(
 ) -> Result<Json<SignResponse>, ApiFailure> {
     authorize(&state, &caller).await?;
     let node = caller.name.as_str();
-    let policy = state.policy();
+    let (policy, _) = state.policy_for(node);
     let Some(etcd_user) = etcd_user_for(&policy, node, &request.component) else {
         let failure = ApiFailure::forbidden(
             "identity_not_assigned",

@@ -1,6 +1,7 @@
-//! Rollout convergence: which approved nodes report the manifest revision the current policy
-//! gives them (converged), an older one or none yet (pending), or errors (failed). Pure
-//! functions of the policy and the node records, and the admin route that serves them.
+//! Rollout convergence: which approved nodes report the manifest revision the policy for them
+//! gives them (converged), an older one or none yet (pending), or errors (failed), and how the
+//! waves of the latest rollout in waves stand. Pure functions of the policies and the node
+//! records, and the admin route that serves them.
 
 use super::caller::AdminCaller;
 use super::errors::ApiFailure;
@@ -8,11 +9,13 @@ use super::inventory::{InventoryRow, Summary};
 use super::state::AppState;
 use crate::manifest::manifest_for;
 use crate::policy::Policy;
-use crate::store::{NodeRecord, NodeState};
+use crate::rollout::{Health, node_health};
+use crate::store::{NodeRecord, NodeState, RolloutRecord};
 use axum::Json;
 use axum::extract::State;
-use calseg_api::rollout::RolloutStatus;
+use calseg_api::rollout::{RolloutStatus, WaveRollout, WaveStatus};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// How many policy revisions the rollout status lists.
@@ -50,11 +53,17 @@ pub fn convergence(
     })
 }
 
-/// Adds each row's current manifest revision and convergence (inventory of `/v1/admin/nodes`).
-pub fn annotate(rows: &mut [InventoryRow], policy: &Policy, etcd_ca_bundle_pem: &str) {
+/// Adds each row's current manifest revision and convergence (inventory of `/v1/admin/nodes`);
+/// `policy_for` gives each node's policy (they differ during a rollout in waves).
+pub fn annotate(
+    rows: &mut [InventoryRow],
+    policy_for: &dyn Fn(&str) -> Arc<Policy>,
+    etcd_ca_bundle_pem: &str,
+) {
     for row in rows {
+        let policy = policy_for(&row.record.name);
         let current =
-            manifest_for(policy, &row.record.name, etcd_ca_bundle_pem).map(|m| m.revision);
+            manifest_for(&policy, &row.record.name, etcd_ca_bundle_pem).map(|m| m.revision);
         row.convergence = convergence(&row.record, &row.inventory, current.as_deref());
         row.current_revision = current;
     }
@@ -67,12 +76,23 @@ pub fn status(
     etcd_ca_bundle_pem: &str,
     records: &[NodeRecord],
 ) -> RolloutStatus {
+    status_per_node(&|_| policy, policy_revision, etcd_ca_bundle_pem, records)
+}
+
+/// [`status`], with `policy_for` giving each node's policy.
+fn status_per_node<'p>(
+    policy_for: &dyn Fn(&str) -> &'p Policy,
+    policy_revision: Option<u64>,
+    etcd_ca_bundle_pem: &str,
+    records: &[NodeRecord],
+) -> RolloutStatus {
     let mut status = RolloutStatus {
         policy_revision,
         ..RolloutStatus::default()
     };
     for record in records {
-        let current = manifest_for(policy, &record.name, etcd_ca_bundle_pem).map(|m| m.revision);
+        let current = manifest_for(policy_for(&record.name), &record.name, etcd_ca_bundle_pem)
+            .map(|m| m.revision);
         let Some(standing) = convergence(record, &Summary::of(record), current.as_deref()) else {
             continue;
         };
@@ -93,17 +113,93 @@ pub fn status(
     status
 }
 
+/// The waves of `record`, each node's health judged against the manifest `to` gives it
+/// (`None`: that policy is no longer in force, so only sizes and times are shown).
+pub fn waves(
+    record: &RolloutRecord,
+    to: Option<&Policy>,
+    etcd_ca_bundle_pem: &str,
+    records: &[NodeRecord],
+) -> WaveRollout {
+    let by_name: HashMap<&str, &NodeRecord> =
+        records.iter().map(|r| (r.name.as_str(), r)).collect();
+    let waves = record
+        .waves
+        .iter()
+        .enumerate()
+        .map(|(i, nodes)| {
+            let mut wave = WaveStatus {
+                size: nodes.len(),
+                opened_at: record.wave_opened_at.get(i).copied(),
+                ..WaveStatus::default()
+            };
+            let Some(to) = to else {
+                return wave;
+            };
+            for node in nodes {
+                let health = by_name.get(node.as_str()).map_or(Health::Healthy, |r| {
+                    let target = manifest_for(to, node, etcd_ca_bundle_pem).map(|m| m.revision);
+                    node_health(r, target.as_deref())
+                });
+                match health {
+                    Health::Healthy => wave.healthy += 1,
+                    Health::Pending => wave.pending += 1,
+                    Health::Failed => {
+                        wave.failed += 1;
+                        wave.failed_nodes.push(node.clone());
+                    }
+                }
+            }
+            wave
+        })
+        .collect();
+    WaveRollout {
+        from_revision: record.from_revision,
+        to_revision: record.to_revision,
+        state: record.state,
+        opened_waves: record.opened_waves,
+        total_waves: record.waves.len(),
+        created_at: record.created_at,
+        waves,
+    }
+}
+
+/// The rollout status: convergence of every approved node to its policy, the latest rollout in
+/// waves and the recent policy revisions.
+pub async fn current_status(state: &AppState) -> Result<RolloutStatus, ApiFailure> {
+    let nodes = state.store(|s| s.nodes()).await?;
+    let history = state.store(|s| s.policy_revisions(HISTORY)).await?;
+    let record = state.store(|s| s.rollout()).await?;
+    let (policy, revision) = state.policy_and_revision();
+    let active = state.rollout();
+    let mut status = match &active {
+        Some(active) => {
+            let policy_for = |node: &str| -> &Policy {
+                if active.serves_new(node) {
+                    &policy
+                } else {
+                    &active.from
+                }
+            };
+            status_per_node(&policy_for, revision, &state.etcd_ca_bundle_pem, &nodes)
+        }
+        None => status(&policy, revision, &state.etcd_ca_bundle_pem, &nodes),
+    };
+    status.history = history;
+    status.waves = record.map(|record| {
+        // The new policy is in memory while the rollout runs and after it is done.
+        let to = (revision == Some(record.to_revision)).then_some(policy.as_ref());
+        waves(&record, to, &state.etcd_ca_bundle_pem, &nodes)
+    });
+    Ok(status)
+}
+
 /// GET the rollout status of the current policy, with the recent policy revisions.
 pub async fn get(
     State(state): State<Arc<AppState>>,
     _: AdminCaller,
 ) -> Result<Json<RolloutStatus>, ApiFailure> {
-    let nodes = state.store(|s| s.nodes()).await?;
-    let history = state.store(|s| s.policy_revisions(HISTORY)).await?;
-    let (policy, revision) = state.policy_and_revision();
-    let mut status = status(&policy, revision, &state.etcd_ca_bundle_pem, &nodes);
-    status.history = history;
-    Ok(Json(status))
+    Ok(Json(current_status(&state).await?))
 }
 
 #[cfg(test)]

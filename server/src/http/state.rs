@@ -1,13 +1,16 @@
 //! What every request handler shares: the store, the two CAs, the current policy (with its
-//! revision number and an epoch that parked long-polls watch), the reconciler to poke when the
-//! set of nodes changes, and the limits on concurrent requests.
+//! revision number and an epoch that parked long-polls watch) and, during a rollout in waves,
+//! the previous policy too (each node gets the one its wave says), the reconciler to poke when
+//! the set of nodes changes, and the limits on concurrent requests.
 
 use super::errors::ApiFailure;
 use crate::metrics::Metrics;
 use crate::pki::{CertificateAuthority, CsrRules};
 use crate::policy::Policy;
 use crate::reconcile::Reconciler;
-use crate::store::{AuditAction, AuditOutcome, NewAuditEntry, Store};
+use crate::store::{AuditAction, AuditOutcome, NewAuditEntry, RolloutRecord, Store};
+use calseg_api::rollout::RolloutState;
+use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -41,6 +44,48 @@ struct InForce {
     policy: Arc<Policy>,
     /// `None` when the store could not record it.
     revision: Option<u64>,
+    /// A rollout in waves from an earlier policy to `policy`, while it is not done.
+    rollout: Option<ActiveRollout>,
+}
+
+/// A rollout in waves that is not done: the policy nodes of closed waves keep.
+#[derive(Clone)]
+pub struct ActiveRollout {
+    pub from: Arc<Policy>,
+    pub record: RolloutRecord,
+    /// The nodes `record` gives the new policy, for fast lookups.
+    new_nodes: HashSet<String>,
+}
+
+impl ActiveRollout {
+    pub fn new(from: Arc<Policy>, record: RolloutRecord) -> Self {
+        let opened = match record.state {
+            RolloutState::Done => record.waves.len(),
+            RolloutState::RolledBack => 0,
+            RolloutState::Running | RolloutState::Paused | RolloutState::Aborted => {
+                record.opened_waves
+            }
+        };
+        // The same answer as `rollout::serves_new`, in one pass.
+        let new_nodes = record
+            .waves
+            .iter()
+            .take(opened)
+            .flatten()
+            .cloned()
+            .collect();
+        Self {
+            from,
+            record,
+            new_nodes,
+        }
+    }
+
+    /// Whether `node` gets the new policy. Nodes outside every wave (enrolled after the rollout
+    /// started) keep the previous one until it is done.
+    pub fn serves_new(&self, node: &str) -> bool {
+        self.new_nodes.contains(node)
+    }
 }
 
 /// Shared state of the API.
@@ -67,6 +112,8 @@ pub struct AppState {
     pub reconciler: Option<Arc<Reconciler>>,
     /// Counters and histograms the handlers, the middleware and the reconcile loop feed.
     pub metrics: Arc<Metrics>,
+    /// Held across every read-modify-write of the rollout (controller, admin actions, reload).
+    pub rollout_lock: tokio::sync::Mutex<()>,
 }
 
 impl AppState {
@@ -90,6 +137,7 @@ impl AppState {
             policy: RwLock::new(InForce {
                 policy,
                 revision: None,
+                rollout: None,
             }),
             policy_epoch: watch::Sender::new(0),
             in_flight: Arc::new(Semaphore::new(limits.max_in_flight)),
@@ -100,26 +148,66 @@ impl AppState {
             auto_approve,
             reconciler,
             metrics,
+            rollout_lock: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// The policy in force now.
+    /// The policy in force now (during a rollout in waves: the new one).
     pub fn policy(&self) -> Arc<Policy> {
         self.policy_and_revision().0
     }
 
-    /// The policy in force now and its revision number (`None` if it could not be recorded).
-    pub fn policy_and_revision(&self) -> (Arc<Policy>, Option<u64>) {
-        let read = |p: &InForce| (Arc::clone(&p.policy), p.revision);
+    fn read_in_force<T>(&self, read: impl Fn(&InForce) -> T) -> T {
         self.policy
             .read()
             .map(|p| read(&p))
             .unwrap_or_else(|poisoned| read(&poisoned.into_inner()))
     }
 
-    /// Replaces the policy (after a validated reload) and wakes the parked long-polls.
+    /// The policy in force now and its revision number (`None` if it could not be recorded).
+    /// During a rollout in waves this is the new policy; see [`AppState::policy_for`].
+    pub fn policy_and_revision(&self) -> (Arc<Policy>, Option<u64>) {
+        self.read_in_force(|p| (Arc::clone(&p.policy), p.revision))
+    }
+
+    /// The policy `node` gets and its revision: during a rollout in waves, the new one once
+    /// the node's wave opened, the previous one before.
+    pub fn policy_for(&self, node: &str) -> (Arc<Policy>, Option<u64>) {
+        self.read_in_force(|p| match &p.rollout {
+            Some(rollout) if !rollout.serves_new(node) => (
+                Arc::clone(&rollout.from),
+                Some(rollout.record.from_revision),
+            ),
+            _ => (Arc::clone(&p.policy), p.revision),
+        })
+    }
+
+    /// The rollout in waves in progress, if any.
+    pub fn rollout(&self) -> Option<ActiveRollout> {
+        self.read_in_force(|p| p.rollout.clone())
+    }
+
+    /// Replaces the policy (after a validated reload) and wakes the parked long-polls. Ends any
+    /// rollout in waves: every node gets `policy`.
     pub fn set_policy(&self, policy: Arc<Policy>, revision: Option<u64>) {
-        let in_force = InForce { policy, revision };
+        self.replace(InForce {
+            policy,
+            revision,
+            rollout: None,
+        });
+    }
+
+    /// Puts a rollout in waves to `policy` in force (a new one, or a changed record), and wakes
+    /// the parked long-polls so nodes of a newly opened wave get the new policy at once.
+    pub fn set_rollout(&self, policy: Arc<Policy>, revision: u64, rollout: ActiveRollout) {
+        self.replace(InForce {
+            policy,
+            revision: Some(revision),
+            rollout: Some(rollout),
+        });
+    }
+
+    fn replace(&self, in_force: InForce) {
         match self.policy.write() {
             Ok(mut guard) => *guard = in_force,
             Err(poisoned) => *poisoned.into_inner() = in_force,
@@ -163,6 +251,19 @@ impl AppState {
         };
         if let Err(error) = self.store(move |s| s.append_audit(entry)).await {
             tracing::error!(kind = %error.kind, "audit log append failed: {}", error.message);
+        }
+    }
+
+    /// The etcd RBAC the server wants now, given the enrolled nodes: during a rollout in
+    /// waves, both policies' (see [`crate::reconcile::desired_rbac`]).
+    pub fn desired_rbac(&self, enrolled: &[crate::store::NodeRecord]) -> crate::rbac::AuthState {
+        let (to, _) = self.policy_and_revision();
+        match self.rollout() {
+            Some(active) => {
+                let serves_new = |node: &str| active.serves_new(node);
+                crate::reconcile::desired_rbac(&to, Some((&active.from, &serves_new)), enrolled)
+            }
+            None => crate::reconcile::desired_rbac(&to, None, enrolled),
         }
     }
 

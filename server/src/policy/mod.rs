@@ -14,6 +14,7 @@
 //! - `components`: `[components.*]`: grants, files, modes; `pitfalls`: known Calico traps.
 //! - `hosts`: `[[hosts]]` and the checks across rules (duplicates, user collisions).
 //! - `rollout`: `[rollout]` and per-rule `max_unavailable`: the restart budget.
+//! - `waves`: `[rollout]` canary, wave, bake and max_failures: waves with health gates.
 //! - `checks`, `duration`: checks on single values.
 //! - `version`: [`CalicoVersion`]; `tables`: Calico's built-in grant tables per release.
 //! - `model`: the validated types and their queries.
@@ -32,6 +33,7 @@ mod schema;
 mod tables;
 mod validate;
 mod version;
+mod waves;
 
 #[cfg(test)]
 mod tests;
@@ -40,8 +42,8 @@ use std::path::Path;
 
 pub use location::{Diagnostic, PolicyErrors, Severity};
 pub use model::{
-    Component, EtcdSettings, HostRule, HostSelector, IdentitySettings, KeyRange, Permission,
-    PermissionTemplate, Policy, RolloutSettings, prefix_end,
+    Canary, Component, EtcdSettings, HostRule, HostSelector, IdentitySettings, KeyRange,
+    Permission, PermissionTemplate, Policy, RolloutSettings, WaveSettings, prefix_end,
 };
 pub use rollout::{Budget, DEFAULT_LEASE_TTL, DEFAULT_MAX_UNAVAILABLE};
 pub use tables::{GrantTable, TableEra, builtin_grants};

@@ -56,6 +56,30 @@ pub struct RolloutSettings {
     pub max_unavailable: Budget,
     /// How long a lease lives unless renewed, so a dead agent's slot comes back.
     pub lease_ttl: Duration,
+    /// Waves and health gates for the next policy change; `None`: every node at once.
+    pub waves: Option<WaveSettings>,
+}
+
+/// `[rollout] canary`: who goes first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Canary {
+    /// This many nodes, picked like the later waves (stable hash order).
+    Count(u32),
+    /// These nodes (those of them that are approved).
+    Nodes(Vec<String>),
+}
+
+/// `[rollout] canary`, `wave`, `bake`, `max_failures`: present when `canary` or `wave` is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaveSettings {
+    pub canary: Option<Canary>,
+    /// Nodes per later wave; a percentage is of all the nodes rolled out to. `None`: one wave
+    /// with everyone after the canary.
+    pub wave: Option<Budget>,
+    /// How long a wave must stay healthy before the next one opens.
+    pub bake: Duration,
+    /// This many failed nodes among the opened waves pause the rollout (at least 1).
+    pub max_failures: u32,
 }
 
 /// What one component may touch in etcd and where its files go on a node.

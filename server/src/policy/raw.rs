@@ -73,6 +73,52 @@ pub(super) struct RawHost {
 pub(super) struct RawRollout {
     pub max_unavailable: Option<Spanned<Scalar>>,
     pub lease_ttl: Option<Spanned<String>>,
+    /// The first wave: a count of nodes or a list of node names.
+    pub canary: Option<Spanned<RawCanary>>,
+    /// The size of each later wave: a count or a percentage.
+    pub wave: Option<Spanned<Scalar>>,
+    pub bake: Option<Spanned<String>>,
+    pub max_failures: Option<Spanned<Scalar>>,
+}
+
+/// `canary`: a count (`1`) or node names (`["node-a"]`); anything else is kept for its error.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum RawCanary {
+    Count(i64),
+    Names(Vec<String>),
+    Other(String),
+}
+
+impl<'de> Deserialize<'de> for RawCanary {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CanaryVisitor;
+        impl<'de> Visitor<'de> for CanaryVisitor {
+            type Value = RawCanary;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a count or an array of node names")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawCanary, E> {
+                Ok(RawCanary::Count(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawCanary, E> {
+                Ok(RawCanary::Count(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<RawCanary, E> {
+                Ok(RawCanary::Other(v.to_string()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawCanary, E> {
+                Ok(RawCanary::Other(format!("{v:?}")))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawCanary, A::Error> {
+                let mut names = Vec::new();
+                while let Some(name) = seq.next_element::<String>()? {
+                    names.push(name);
+                }
+                Ok(RawCanary::Names(names))
+            }
+        }
+        deserializer.deserialize_any(CanaryVisitor)
+    }
 }
 
 /// `grants`: a built-in table's name, or an explicit list that replaces any table.

@@ -128,6 +128,7 @@ pub(super) fn lease_ttl(text: &str) -> Result<Duration, Problem> {
 
 /// Validates `[rollout]` (all defaults when absent).
 pub(super) fn rollout_settings(raw: RawRollout, diags: &mut Diagnostics<'_>) -> RolloutSettings {
+    let waves = super::waves::wave_settings(&raw, diags);
     let max_unavailable = match raw.max_unavailable {
         Some(value) => budget(value.get_ref())
             .map_err(|problem| diags.problem(value.span(), problem))
@@ -143,6 +144,7 @@ pub(super) fn rollout_settings(raw: RawRollout, diags: &mut Diagnostics<'_>) -> 
     RolloutSettings {
         max_unavailable,
         lease_ttl,
+        waves,
     }
 }
 
@@ -222,7 +224,7 @@ mod tests {
 
         let src = format!(
             "{HEAD}max_unavailable = 0.5\n[rollout]\nmax_unavailable = \"0%\"\nlease_ttl = \"2h\"\n\
-             canary = 1\nmax_unavailble = 3\n"
+             canary = 0\nmax_unavailble = 3\n"
         );
         let errs = errors(&src);
         let shown: Vec<String> = errs
@@ -239,7 +241,7 @@ mod tests {
         has("max_unavailable 0.5 is not a whole number", 9, 19);
         has("max_unavailable \"0%\" is outside 1% to 100%", 11, 19);
         has("lease_ttl \"2h\" is outside 1s to 1h", 12, 13);
-        has("unknown key `canary` in [rollout]", 13, 1);
+        has("canary 0 must be at least 1", 13, 10);
         has("unknown key `max_unavailble` in [rollout]", 14, 1);
         let typo = errs
             .iter()
@@ -260,9 +262,17 @@ mod tests {
         let uncommented: String = example
             .lines()
             .map(|line| {
-                let option = ["# [rollout]", "# max_unavailable", "# lease_ttl"]
-                    .iter()
-                    .any(|p| line.starts_with(p));
+                let option = [
+                    "# [rollout]",
+                    "# max_unavailable",
+                    "# lease_ttl",
+                    "# canary",
+                    "# wave",
+                    "# bake",
+                    "# max_failures",
+                ]
+                .iter()
+                .any(|p| line.starts_with(p));
                 if option { &line[2..] } else { line }
             })
             .flat_map(|line| [line, "\n"])
@@ -272,6 +282,11 @@ mod tests {
         assert!(policy.warnings.is_empty(), "{:?}", policy.warnings);
         assert_eq!(policy.rollout.max_unavailable, Budget::Percent(10));
         assert_eq!(policy.rollout.lease_ttl, Duration::from_secs(120));
+        let waves = policy.rollout.waves.as_ref().unwrap();
+        assert_eq!(waves.canary, Some(crate::policy::Canary::Count(1)));
+        assert_eq!(waves.wave, Some(Budget::Percent(10)));
+        assert_eq!(waves.bake, Duration::from_secs(30));
+        assert_eq!(waves.max_failures, 1);
         assert_eq!(policy.hosts[1].max_unavailable, Some(Budget::Count(1)));
         assert_eq!(policy.lease_group("admin1").map(|(i, _, _)| i), Some(1));
         assert_eq!(policy.lease_group("worker-1").map(|(i, _, _)| i), None);

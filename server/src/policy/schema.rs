@@ -66,7 +66,14 @@ const POLICY: &[(&str, Shape)] = &[
     ("hosts", Shape::ArrayOf(&HOST)),
     (
         "rollout",
-        Shape::Table(&[("max_unavailable", Shape::Leaf), ("lease_ttl", Shape::Leaf)]),
+        Shape::Table(&[
+            ("max_unavailable", Shape::Leaf),
+            ("lease_ttl", Shape::Leaf),
+            ("canary", Shape::Leaf),
+            ("wave", Shape::Leaf),
+            ("bake", Shape::Leaf),
+            ("max_failures", Shape::Leaf),
+        ]),
     ),
 ];
 

@@ -28,7 +28,8 @@
 //! - `tokens`: the token format, hashing and the pure redemption checks.
 //! - `transitions`: the node state machine, as pure functions.
 //! - `leases`: restart leases ([`LeaseRecord`], [`LeaseBudget`]) and the pure budget check.
-//! - policy revisions: [`Store::record_policy`] numbers each distinct policy the server runs.
+//! - policy revisions: [`Store::record_policy`] numbers each distinct policy the server runs;
+//!   their texts and the latest rollout in waves ([`RolloutRecord`]) let a restart resume it.
 //! - `redb_store`: [`RedbStore`], the embedded single-file implementation (the default).
 //!
 //! [`Store`]: crate::store::Store
@@ -38,6 +39,7 @@
 //! [`IssuedRecord`]: crate::store::IssuedRecord
 //! [`AuditEntry`]: crate::store::AuditEntry
 //! [`RedbStore`]: crate::store::RedbStore
+//! [`RolloutRecord`]: crate::store::RolloutRecord
 //! [`LeaseRecord`]: crate::store::LeaseRecord
 //! [`LeaseBudget`]: crate::store::LeaseBudget
 
@@ -56,7 +58,7 @@ pub use errors::StoreError;
 pub use leases::{GroupBudget, LeaseBudget, LeaseRecord};
 pub use records::{
     AuditAction, AuditEntry, AuditOutcome, FleetCert, IssuedRecord, NewAuditEntry, NodeRecord,
-    NodeState,
+    NodeState, RolloutRecord,
 };
 pub use redb_store::RedbStore;
 pub use tokens::{NewToken, TokenInfo, TokenScope, TokenUse};
@@ -198,4 +200,17 @@ pub trait Store: Send + Sync {
 
     /// Up to `limit` recorded policy revisions, newest first.
     fn policy_revisions(&self, limit: usize) -> Result<Vec<PolicyRevision>, StoreError>;
+
+    /// Keeps the text of policy `revision` (replacing any kept before), so a rollout between
+    /// two revisions survives a restart.
+    fn save_policy_text(&self, revision: u64, text: &str) -> Result<(), StoreError>;
+
+    /// The text kept for policy `revision`, if any.
+    fn policy_text(&self, revision: u64) -> Result<Option<String>, StoreError>;
+
+    /// Replaces the latest rollout in waves.
+    fn save_rollout(&self, rollout: &RolloutRecord) -> Result<(), StoreError>;
+
+    /// The latest rollout in waves, if any.
+    fn rollout(&self) -> Result<Option<RolloutRecord>, StoreError>;
 }

@@ -108,6 +108,8 @@ pub enum AuditAction {
     RbacApply,
     TokenCreate,
     TokenDelete,
+    /// A rollout in waves started, opened a wave, paused, finished, or an operator acted on it.
+    Rollout,
     #[serde(other)]
     Other,
 }
@@ -147,6 +149,29 @@ pub struct AuditEntry {
     pub outcome: AuditOutcome,
     #[serde(default)]
     pub detail: String,
+}
+
+/// The latest rollout in waves: from which policy revision to which, where it stands, and
+/// which nodes are in which wave (fixed when it starts, so nodes enrolling later shift nobody).
+/// The policy texts of both revisions are kept with [`Store::save_policy_text`], so a
+/// restarted server resumes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutRecord {
+    pub from_revision: u64,
+    pub to_revision: u64,
+    pub state: calseg_api::rollout::RolloutState,
+    /// Waves `0..opened_waves` get the new policy.
+    pub opened_waves: usize,
+    /// Unix seconds each opened wave opened at.
+    #[serde(default)]
+    pub wave_opened_at: Vec<i64>,
+    /// Unix seconds since when the last opened wave has been healthy (for `bake`).
+    #[serde(default)]
+    pub wave_healthy_at: Option<i64>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Node names per wave, the canary first.
+    pub waves: Vec<Vec<String>>,
 }
 
 /// Truncates to whole seconds: the precision the store keeps.

@@ -16,3 +16,4 @@ mod longpoll;
 mod metrics;
 mod packages;
 mod rbac;
+mod rollout;

@@ -30,7 +30,7 @@ use time::{Duration, OffsetDateTime};
 use super::records::whole_seconds;
 use super::{
     AuditEntry, IssuedRecord, LeaseBudget, LeaseRecord, NewAuditEntry, NewToken, NodeRecord,
-    NodeState, PolicyRevision, Store, StoreError, TokenInfo, TokenScope, TokenUse,
+    NodeState, PolicyRevision, RolloutRecord, Store, StoreError, TokenInfo, TokenScope, TokenUse,
 };
 
 /// The embedded, crash-safe, single-file [`Store`].
@@ -251,5 +251,21 @@ impl Store for RedbStore {
 
     fn policy_revisions(&self, limit: usize) -> Result<Vec<PolicyRevision>, StoreError> {
         policy::latest(self, limit)
+    }
+
+    fn save_policy_text(&self, revision: u64, text: &str) -> Result<(), StoreError> {
+        policy::save_text(self, revision, text)
+    }
+
+    fn policy_text(&self, revision: u64) -> Result<Option<String>, StoreError> {
+        policy::text(self, revision)
+    }
+
+    fn save_rollout(&self, rollout: &RolloutRecord) -> Result<(), StoreError> {
+        policy::save_rollout(self, rollout)
+    }
+
+    fn rollout(&self) -> Result<Option<RolloutRecord>, StoreError> {
+        policy::rollout(self)
     }
 }

@@ -1,10 +1,11 @@
-//! Policy revisions on redb: a counter keyed table, appended to only when the policy changes.
+//! Policy revisions on redb: a counter keyed table, appended to only when the policy changes;
+//! the policy texts, and the latest rollout in waves.
 
 use redb::ReadableTable;
 
 use super::RedbStore;
-use super::tables::{POLICY_REVISIONS, decode, encode};
-use crate::store::{PolicyRevision, StoreError};
+use super::tables::{POLICY_REVISIONS, POLICY_TEXTS, ROLLOUT, decode, encode, get, put};
+use crate::store::{PolicyRevision, RolloutRecord, StoreError};
 use time::OffsetDateTime;
 
 pub(super) fn record(
@@ -59,4 +60,26 @@ pub(super) fn latest(store: &RedbStore, limit: usize) -> Result<Vec<PolicyRevisi
         }
         Ok(out)
     })
+}
+
+pub(super) fn save_text(store: &RedbStore, revision: u64, text: &str) -> Result<(), StoreError> {
+    store.write(|tx| {
+        tx.open_table(POLICY_TEXTS)?.insert(revision, text)?;
+        Ok(())
+    })
+}
+
+pub(super) fn text(store: &RedbStore, revision: u64) -> Result<Option<String>, StoreError> {
+    store.read(|tx| {
+        let table = tx.open_table(POLICY_TEXTS)?;
+        Ok(table.get(revision)?.map(|v| v.value().to_owned()))
+    })
+}
+
+pub(super) fn save_rollout(store: &RedbStore, rollout: &RolloutRecord) -> Result<(), StoreError> {
+    store.write(|tx| put(&mut tx.open_table(ROLLOUT)?, "rollout", "current", rollout))
+}
+
+pub(super) fn rollout(store: &RedbStore) -> Result<Option<RolloutRecord>, StoreError> {
+    store.read(|tx| get(&tx.open_table(ROLLOUT)?, "rollout", "current"))
 }

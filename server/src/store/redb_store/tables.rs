@@ -10,6 +10,8 @@
 //! | `audit`          | seq          | JSON [`AuditEntry`](crate::store::AuditEntry) |
 //! | `leases`         | lease id     | JSON [`LeaseRecord`](crate::store::LeaseRecord) |
 //! | `policy_revisions` | revision   | JSON [`PolicyRevision`](crate::store::PolicyRevision) |
+//! | `policy_texts`   | revision     | the policy file's text      |
+//! | `rollout`        | `current`    | JSON [`RolloutRecord`](crate::store::RolloutRecord) |
 //!
 //! Keys are whole strings, never concatenations, so no node name can alias another key.
 
@@ -36,6 +38,10 @@ pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 pub const LEASES: JsonTable = TableDefinition::new("leases");
 /// Added after schema 1 shipped, like `leases`.
 pub const POLICY_REVISIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("policy_revisions");
+/// Added after schema 1 shipped, like `leases`.
+pub const POLICY_TEXTS: TableDefinition<u64, &str> = TableDefinition::new("policy_texts");
+/// Added after schema 1 shipped, like `leases`.
+pub const ROLLOUT: JsonTable = TableDefinition::new("rollout");
 
 /// Creates every table and checks (or writes) the schema version.
 pub fn init(tx: &WriteTransaction) -> Result<(), StoreError> {
@@ -53,12 +59,13 @@ pub fn init(tx: &WriteTransaction) -> Result<(), StoreError> {
             meta.insert("schema_version", SCHEMA_VERSION)?;
         }
     }
-    for def in [NODES, TOKENS, ISSUED, LEASES] {
+    for def in [NODES, TOKENS, ISSUED, LEASES, ROLLOUT] {
         tx.open_table(def)?;
     }
     tx.open_multimap_table(ISSUED_BY_NODE)?;
     tx.open_table(AUDIT)?;
     tx.open_table(POLICY_REVISIONS)?;
+    tx.open_table(POLICY_TEXTS)?;
     Ok(())
 }
 

@@ -53,3 +53,33 @@ fn revisions_survive_reopen() {
     assert_eq!(store.record_policy("cc", t0()).unwrap(), 3);
     assert_eq!(store.policy_revisions(10).unwrap().len(), 3);
 }
+
+#[test]
+fn policy_texts_and_the_rollout_survive_a_reopen() {
+    use crate::store::RolloutRecord;
+    use calseg_api::rollout::RolloutState;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    let record = RolloutRecord {
+        from_revision: 1,
+        to_revision: 2,
+        state: RolloutState::Running,
+        opened_waves: 1,
+        wave_opened_at: vec![10],
+        wave_healthy_at: None,
+        created_at: 10,
+        waves: vec![vec!["a".into()], vec!["b".into(), "c".into()]],
+    };
+    {
+        let store = RedbStore::open(&path).unwrap();
+        assert_eq!(store.rollout().unwrap(), None);
+        assert_eq!(store.policy_text(1).unwrap(), None);
+        store.save_policy_text(1, "one").unwrap();
+        store.save_policy_text(2, "two").unwrap();
+        store.save_rollout(&record).unwrap();
+    }
+    let store = RedbStore::open(&path).unwrap();
+    assert_eq!(store.policy_text(1).unwrap().as_deref(), Some("one"));
+    assert_eq!(store.policy_text(2).unwrap().as_deref(), Some("two"));
+    assert_eq!(store.rollout().unwrap(), Some(record));
+}
