@@ -8,32 +8,43 @@ use super::raw::Scalar;
 /// Certificates shorter-lived than this would keep the fleet in constant renewal.
 pub(super) const MIN_LIFETIME: Duration = Duration::from_secs(3600);
 
-/// Parses a lifetime: a whole number and one unit of s, m, h or d; at least one hour.
-pub(super) fn lifetime(text: &str) -> Result<Duration, Problem> {
-    let unparseable = || {
-        Problem::new(
-            format!("lifetime {text:?} is not a duration"),
-            "write a whole number and a unit s, m, h or d, e.g. lifetime = \"30d\"",
-        )
-    };
-    let text = text.trim();
-    let split = text
+/// Parses "a whole number and one unit" (`s`, `m`, `h`, and `d` when `days` is true) for the
+/// policy key `key`; `hint` says how to write it. The one parser behind every duration key.
+pub(super) fn with_unit(
+    key: &str,
+    text: &str,
+    days: bool,
+    hint: &str,
+) -> Result<Duration, Problem> {
+    let bad = || Problem::new(format!("{key} {text:?} is not a duration"), hint);
+    let trimmed = text.trim();
+    let split = trimmed
         .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(unparseable)?;
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().map_err(|_| unparseable())?;
+        .ok_or_else(bad)?;
+    let (number, unit) = trimmed.split_at(split);
+    let number: u64 = number.parse().map_err(|_| bad())?;
     let seconds = match unit {
         "s" => Some(number),
         "m" => number.checked_mul(60),
         "h" => number.checked_mul(3600),
-        "d" => number.checked_mul(86_400),
+        "d" if days => number.checked_mul(86_400),
         _ => None,
     }
-    .ok_or_else(unparseable)?;
-    let duration = Duration::from_secs(seconds);
+    .ok_or_else(bad)?;
+    Ok(Duration::from_secs(seconds))
+}
+
+/// Parses a lifetime: a whole number and one unit of s, m, h or d; at least one hour.
+pub(super) fn lifetime(text: &str) -> Result<Duration, Problem> {
+    let duration = with_unit(
+        "lifetime",
+        text,
+        true,
+        "write a whole number and a unit s, m, h or d, e.g. lifetime = \"30d\"",
+    )?;
     if duration < MIN_LIFETIME {
         return Err(Problem::new(
-            format!("lifetime {text:?} is shorter than one hour"),
+            format!("lifetime {:?} is shorter than one hour", text.trim()),
             "use at least \"1h\"; days (\"30d\") suit most fleets",
         ));
     }

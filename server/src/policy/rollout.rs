@@ -102,21 +102,7 @@ pub(super) fn budget(value: &Scalar) -> Result<Budget, Problem> {
 pub(super) fn lease_ttl(text: &str) -> Result<Duration, Problem> {
     let hint = "write a whole number and a unit s, m or h between 1s and 1h, e.g. \
                 lease_ttl = \"120s\"; agents renew a lease while their units settle";
-    let bad = || Problem::new(format!("lease_ttl {text:?} is not a duration"), hint);
-    let trimmed = text.trim();
-    let split = trimmed
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(bad)?;
-    let (number, unit) = trimmed.split_at(split);
-    let number: u64 = number.parse().map_err(|_| bad())?;
-    let seconds = match unit {
-        "s" => Some(number),
-        "m" => number.checked_mul(60),
-        "h" => number.checked_mul(3600),
-        _ => None,
-    }
-    .ok_or_else(bad)?;
-    let ttl = Duration::from_secs(seconds);
+    let ttl = super::duration::with_unit("lease_ttl", text, false, hint)?;
     if !(MIN_LEASE_TTL..=MAX_LEASE_TTL).contains(&ttl) {
         return Err(Problem::new(
             format!("lease_ttl {text:?} is outside 1s to 1h"),

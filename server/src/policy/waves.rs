@@ -81,21 +81,7 @@ fn wave(value: &Scalar) -> Result<Budget, Problem> {
 /// Parses `bake`: a whole number and one unit of s, m or h, from 0s to 7 days.
 fn bake(text: &str) -> Result<Duration, Problem> {
     let hint = "write a whole number and a unit s, m or h, e.g. bake = \"30s\" (0s: no bake)";
-    let bad = || Problem::new(format!("bake {text:?} is not a duration"), hint);
-    let trimmed = text.trim();
-    let split = trimmed
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(bad)?;
-    let (number, unit) = trimmed.split_at(split);
-    let number: u64 = number.parse().map_err(|_| bad())?;
-    let seconds = match unit {
-        "s" => Some(number),
-        "m" => number.checked_mul(60),
-        "h" => number.checked_mul(3600),
-        _ => None,
-    }
-    .ok_or_else(bad)?;
-    let bake = Duration::from_secs(seconds);
+    let bake = super::duration::with_unit("bake", text, false, hint)?;
     if bake > MAX_BAKE {
         return Err(Problem::new(
             format!("bake {text:?} is longer than 7 days"),
