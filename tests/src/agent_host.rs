@@ -92,6 +92,39 @@ impl AgentHost {
         Ok(())
     }
 
+    /// Starts `calseg-agent run` in the background inside the sandbox (it dies with the
+    /// sandbox); its output goes to /var/log/calseg-agent.log.
+    pub fn start_daemon(&self) -> Result<()> {
+        self.host.exec_ok(&format!(
+            "setsid nohup {} run </dev/null >/var/log/calseg-agent.log 2>&1 &",
+            bins::path("calseg-agent").display()
+        ))?;
+        Ok(())
+    }
+
+    /// What the background agent logged so far.
+    pub fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.host.path("/var/log/calseg-agent.log")).unwrap_or_default()
+    }
+
+    /// Makes systemd append a line to /var/log/standin-starts at every start of the stand-in
+    /// unit (a drop-in), so tests count its starts.
+    pub async fn count_standin_starts(&self) -> Result<()> {
+        self.host.write_file(
+            &format!("/etc/systemd/system/{STANDIN_UNIT}.d/count-starts.conf"),
+            "[Service]\nExecStartPre=/bin/sh -c 'echo started >> /var/log/standin-starts'\n",
+            0o644,
+        )?;
+        self.host.systemd().await?.daemon_reload().await?;
+        Ok(())
+    }
+
+    /// How often the stand-in unit started since [`count_standin_starts`](Self::count_standin_starts).
+    pub fn standin_starts(&self) -> usize {
+        std::fs::read_to_string(self.host.path("/var/log/standin-starts"))
+            .map_or(0, |s| s.lines().count())
+    }
+
     /// `calseg-agent once`: the exit code and the output.
     pub fn once(&self) -> Result<(i32, String)> {
         let output = self.agent("once")?;

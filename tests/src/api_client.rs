@@ -206,3 +206,28 @@ impl TestNode {
         .await
     }
 }
+
+/// A client presenting the admin certificate `calseg-server init` wrote for `server`, for the
+/// admin routes (`/v1/admin/...`).
+pub fn admin_client(server: &crate::server::ServerProcess) -> Result<reqwest::Client> {
+    let admin = server.dir().join("etc/admin");
+    let cert = std::fs::read_to_string(admin.join("admin.pem"))?;
+    let key = std::fs::read_to_string(admin.join("admin-key.pem"))?;
+    https_client(&server.fleet_ca_pem(), Some((&cert, &key)))
+}
+
+/// `GET path` with `client`, failing unless it answers 200; the body as `T`.
+pub async fn get_json<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    url: &str,
+) -> Result<T> {
+    let response = client.get(url).send().await?;
+    let status = response.status();
+    if status != StatusCode::OK {
+        return Err(anyhow!(
+            "GET {url} answered {status}: {}",
+            response.text().await?
+        ));
+    }
+    Ok(response.json().await?)
+}

@@ -171,6 +171,11 @@ impl ServerProcess {
             .context("send SIGHUP to calseg-server")
     }
 
+    /// The server's process id, while it runs (for CPU and memory figures in benchmarks).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(Guarded::pid)
+    }
+
     /// `https://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)

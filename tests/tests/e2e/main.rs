@@ -17,3 +17,4 @@ mod metrics;
 mod packages;
 mod rbac;
 mod rollout;
+mod rollout_real;
