@@ -32,6 +32,7 @@ pub mod tls;
 
 pub use caller::{ADMIN_PREFIX, Caller};
 pub use errors::ApiFailure;
+pub use rollout::current_status as rollout_status;
 pub use state::{ActiveRollout, ApiLimits, AppState};
 
 use anyhow::Result;

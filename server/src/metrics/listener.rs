@@ -34,10 +34,13 @@ async fn scrape(State(state): State<Arc<AppState>>) -> Response {
         state.metrics.set_leases_held(leases.len() as u64);
     }
     match state.store(|s| s.nodes()).await {
-        Ok(nodes) => (
-            [(header::CONTENT_TYPE, CONTENT_TYPE)],
-            state.metrics.render(&nodes, now),
-        )
+        Ok(nodes) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], {
+            let mut text = state.metrics.render(&nodes, now);
+            if let Ok(rollout) = crate::http::rollout_status(&state).await {
+                text.push_str(&crate::metrics::Metrics::render_rollout(&rollout));
+            }
+            text
+        })
             .into_response(),
         Err(failure) => (
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -190,6 +190,67 @@ impl Metrics {
         out.finish()
     }
 
+    /// Rollout progress, appended to the scrape: the policy revision in force, approved nodes
+    /// by convergence, and, for the latest rollout in waves, its state and waves opened/total.
+    pub fn render_rollout(status: &calseg_api::rollout::RolloutStatus) -> String {
+        let mut out = Exposition::default();
+        out.family(
+            "calseg_policy_revision",
+            "gauge",
+            "The policy revision in force (numbered by the server).",
+        );
+        out.sample(
+            "calseg_policy_revision",
+            &[],
+            status.policy_revision.unwrap_or(0) as f64,
+        );
+        out.family(
+            "calseg_rollout_nodes",
+            "gauge",
+            "Approved nodes by convergence to the manifest the policy in force gives them.",
+        );
+        for (label, count) in [
+            ("converged", status.converged),
+            ("pending", status.pending),
+            ("failed", status.failed),
+            ("unassigned", status.unassigned),
+        ] {
+            out.sample(
+                "calseg_rollout_nodes",
+                &[("convergence", label)],
+                count as f64,
+            );
+        }
+        if let Some(waves) = &status.waves {
+            out.family(
+                "calseg_rollout_waves",
+                "gauge",
+                "Waves of the latest rollout: opened so far and in all.",
+            );
+            out.sample(
+                "calseg_rollout_waves",
+                &[("kind", "opened")],
+                waves.opened_waves as f64,
+            );
+            out.sample(
+                "calseg_rollout_waves",
+                &[("kind", "total")],
+                waves.total_waves as f64,
+            );
+            out.family(
+                "calseg_rollout_state",
+                "gauge",
+                "1 for the state the latest rollout is in.",
+            );
+            out.sample(
+                "calseg_rollout_state",
+                &[("state", &waves.state.to_string())],
+                1.0,
+            );
+        }
+        out.finish()
+    }
+
     fn render_reconcile(&self, out: &mut Exposition) {
         let scalars = [
             (

@@ -266,3 +266,39 @@ fn leases_held_appears_once_set() {
 fn the_checker_refuses_a_sample_without_its_family() {
     parse("# HELP a x\n# TYPE a gauge\na 1\nb 2\n");
 }
+
+#[test]
+fn rollout_progress_renders_as_well_formed_families() {
+    use calseg_api::rollout::{RolloutState, RolloutStatus, WaveRollout};
+    let status = RolloutStatus {
+        policy_revision: Some(3),
+        approved: 10,
+        converged: 6,
+        pending: 3,
+        failed: 1,
+        unassigned: 0,
+        pending_nodes: Vec::new(),
+        failed_nodes: Vec::new(),
+        history: Vec::new(),
+        waves: Some(WaveRollout {
+            from_revision: 2,
+            to_revision: 3,
+            state: RolloutState::Paused,
+            opened_waves: 2,
+            total_waves: 5,
+            created_at: 0,
+            waves: Vec::new(),
+        }),
+    };
+    let samples = parse(&Metrics::render_rollout(&status));
+    let value = |name: &str, label: &str| {
+        samples
+            .iter()
+            .find(|(n, labels, _)| n == name && labels.values().any(|v| v == label))
+            .map(|(_, _, value)| *value)
+    };
+    assert_eq!(value("calseg_rollout_nodes", "failed"), Some(1.0));
+    assert_eq!(value("calseg_rollout_waves", "opened"), Some(2.0));
+    assert_eq!(value("calseg_rollout_waves", "total"), Some(5.0));
+    assert_eq!(value("calseg_rollout_state", "paused"), Some(1.0));
+}

@@ -98,6 +98,15 @@ async fn metrics_count_issuance_denials_and_latency_and_the_inventory_filters_no
     assert_eq!(refused.kind(), "wrong_common_name");
 
     let scrape = server.scrape().await.expect("scrape");
+    // Rollout progress: the policy in force is revision 1, and the enrolled node is counted.
+    assert!(
+        scrape.lines().any(|l| l == "calseg_policy_revision 1"),
+        "{scrape}"
+    );
+    assert!(
+        scrape.contains("calseg_rollout_nodes{convergence=\"pending\"}"),
+        "{scrape}"
+    );
     let value = |series: &str| sample(&scrape, series);
     assert_eq!(
         value(r#"calseg_nodes{state="approved"}"#),
