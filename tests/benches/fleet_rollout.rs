@@ -21,7 +21,7 @@
 
 use calseg_api::paths;
 use calseg_api::rollout::{RolloutState, RolloutStatus};
-use calseg_tests::api_client::{TestNode, admin_client, get_json};
+use calseg_tests::api_client::{TestNode, admin_client, get_json, report_at, sim_fleet_policy};
 use calseg_tests::etcd::EtcdCluster;
 use calseg_tests::server::ServerProcess;
 use futures::StreamExt;
@@ -30,29 +30,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// The wave settings of the rollouts here.
+const WAVES: &str = "[rollout]\ncanary = 1\nwave = \"20%\"\nbake = \"0s\"\n";
 const GIVE_UP: Duration = Duration::from_secs(600);
 /// File descriptors kept for etcd, the server's own files and this process's other needs.
 const SPARE_FDS: u64 = 1024;
-
-fn policy(endpoint: &str, unit: &str, waves: bool) -> String {
-    let rollout = if waves {
-        "[rollout]\ncanary = 1\nwave = \"20%\"\nbake = \"0s\"\n"
-    } else {
-        ""
-    };
-    format!(
-        r#"calico_version = "3.29"
-[etcd]
-endpoints = ["{endpoint}"]
-[components.calico-node]
-grants = "calico-node"
-restart = ["{unit}"]
-[[hosts]]
-match = "sim-*"
-components = ["calico-node"]
-{rollout}"#
-    )
-}
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -155,12 +137,7 @@ async fn agent(node: TestNode, receipts: Arc<Mutex<Receipts>>) {
                 .or_default()
                 .push(received);
         }
-        let report = calseg_api::report::Report {
-            revision: body["revision"].as_str().unwrap_or_default().to_owned(),
-            identities: vec![],
-            units: vec![],
-            errors: vec![],
-        };
+        let report = report_at(body["revision"].as_str().unwrap_or_default(), &[]);
         for _ in 0..5 {
             if node
                 .report(&report)
@@ -242,7 +219,7 @@ async fn run(n: usize) {
     let endpoint = etcd.endpoint(0);
     let server = ServerProcess::start(
         &etcd,
-        &policy(&endpoint, "a.service", false),
+        &sim_fleet_policy(&endpoint, "a.service", ""),
         "auto_approve = [\"sim-*\"]",
     )
     .await
@@ -308,7 +285,11 @@ async fn run(n: usize) {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     // The rollout in waves.
-    std::fs::write(server.policy_path(), policy(&endpoint, "b.service", true)).unwrap();
+    std::fs::write(
+        server.policy_path(),
+        sim_fleet_policy(&endpoint, "b.service", WAVES),
+    )
+    .unwrap();
     let cpu_before = cpu_secs(pid);
     let reloaded = Instant::now();
     server.reload().expect("SIGHUP");
@@ -396,7 +377,11 @@ async fn run(n: usize) {
 
     // Baseline: the same fleet, a policy without waves: every node at once.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    std::fs::write(server.policy_path(), policy(&endpoint, "c.service", false)).unwrap();
+    std::fs::write(
+        server.policy_path(),
+        sim_fleet_policy(&endpoint, "c.service", ""),
+    )
+    .unwrap();
     let cpu_before = cpu_secs(pid);
     let reloaded = Instant::now();
     server.reload().expect("SIGHUP");

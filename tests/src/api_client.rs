@@ -231,3 +231,31 @@ pub async fn get_json<T: serde::de::DeserializeOwned>(
     }
     Ok(response.json().await?)
 }
+
+/// The policy of a simulated fleet: every `sim-*` node runs calico-node (Calico 3.29's table),
+/// whose unit is `unit` (change it to give every node a new manifest), plus `rollout` TOML
+/// (e.g. `"[rollout]\ncanary = 1\nwave = \"25%\"\n"`, or empty).
+pub fn sim_fleet_policy(endpoint: &str, unit: &str, rollout: &str) -> String {
+    format!(
+        r#"calico_version = "3.29"
+[etcd]
+endpoints = ["{endpoint}"]
+[components.calico-node]
+grants = "calico-node"
+restart = ["{unit}"]
+[[hosts]]
+match = "sim-*"
+components = ["calico-node"]
+{rollout}"#
+    )
+}
+
+/// A report of a cycle at `revision`, with `errors` (none: healthy).
+pub fn report_at(revision: &str, errors: &[&str]) -> calseg_api::report::Report {
+    calseg_api::report::Report {
+        revision: revision.to_owned(),
+        identities: vec![],
+        units: vec![],
+        errors: errors.iter().map(|e| (*e).to_owned()).collect(),
+    }
+}

@@ -176,6 +176,12 @@ impl ServerProcess {
         self.process.as_ref().map(Guarded::pid)
     }
 
+    /// `calseg-server rollout status --json`, decoded.
+    pub fn rollout_status(&self) -> Result<calseg_api::rollout::RolloutStatus> {
+        let out = self.cli_ok(&["rollout", "status", "--json"])?;
+        serde_json::from_str(&out).context("decode rollout status")
+    }
+
     /// `https://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)

@@ -6,9 +6,7 @@
 //! `Retry-After` instead of queueing, while parked long-polls do not count against the limit.
 
 use calseg_api::paths;
-use calseg_api::report::Report;
-use calseg_api::rollout::RolloutStatus;
-use calseg_tests::api_client::TestNode;
+use calseg_tests::api_client::{TestNode, report_at};
 use calseg_tests::etcd::EtcdCluster;
 use calseg_tests::server::ServerProcess;
 use reqwest::StatusCode;
@@ -57,22 +55,6 @@ async fn current(node: &TestNode) -> (String, String) {
     (answer.etag.expect("etag"), revision)
 }
 
-fn rollout_status(server: &ServerProcess) -> RolloutStatus {
-    let out = server
-        .cli_ok(&["rollout", "status", "--json"])
-        .expect("rollout status");
-    serde_json::from_str(&out).expect("rollout status JSON")
-}
-
-fn report(revision: &str, errors: &[&str]) -> Report {
-    Report {
-        revision: revision.to_owned(),
-        identities: vec![],
-        units: vec![],
-        errors: errors.iter().map(|e| (*e).to_owned()).collect(),
-    }
-}
-
 fn percentile(sorted: &[Duration], p: usize) -> Duration {
     sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
 }
@@ -98,7 +80,13 @@ async fn a_policy_reload_reaches_every_parked_node_and_rollout_status_counts_the
         before.push(current(node).await);
     }
     let (quiet_etag, quiet_revision) = current(&quiet).await;
-    assert_eq!(rollout_status(&server).policy_revision, Some(1));
+    assert_eq!(
+        server
+            .rollout_status()
+            .expect("rollout status")
+            .policy_revision,
+        Some(1)
+    );
 
     // Every node parks a long-poll with its current ETag.
     let mut polls = Vec::new();
@@ -172,18 +160,18 @@ async fn a_policy_reload_reaches_every_parked_node_and_rollout_status_counts_the
     for (i, node) in nodes.iter().enumerate() {
         let new = current(node).await.1;
         let sent = match i {
-            0..15 => report(&new, &[]),
-            15..18 => report(&before[i].1, &[]),
-            _ => report(&new, &["calico-node.service failed"]),
+            0..15 => report_at(&new, &[]),
+            15..18 => report_at(&before[i].1, &[]),
+            _ => report_at(&new, &["calico-node.service failed"]),
         };
         let answer = node.report(&sent).await.expect("report");
         assert_eq!(answer.status, StatusCode::NO_CONTENT, "{answer:?}");
     }
     quiet
-        .report(&report(&quiet_revision, &[]))
+        .report(&report_at(&quiet_revision, &[]))
         .await
         .expect("report");
-    let status = rollout_status(&server);
+    let status = server.rollout_status().expect("rollout status");
     assert_eq!(status.policy_revision, Some(2));
     assert_eq!(
         (
@@ -223,10 +211,16 @@ async fn a_policy_reload_reaches_every_parked_node_and_rollout_status_counts_the
 
     // A restart with the same policy keeps its number; a reload of an identical file too.
     server.restart().await.expect("restart");
-    assert_eq!(rollout_status(&server).policy_revision, Some(2));
+    assert_eq!(
+        server
+            .rollout_status()
+            .expect("rollout status")
+            .policy_revision,
+        Some(2)
+    );
     server.reload().expect("SIGHUP");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let status = rollout_status(&server);
+    let status = server.rollout_status().expect("rollout status");
     assert_eq!(status.policy_revision, Some(2));
     assert_eq!(status.history.len(), 2, "{status:?}");
 }

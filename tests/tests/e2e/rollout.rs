@@ -5,9 +5,8 @@
 //! manifest; a restart resumes the rollout from the store; a healthy rollout opens its waves one by one (no node sees the new policy before
 //! its wave opens) and reaches Done.
 
-use calseg_api::report::Report;
 use calseg_api::rollout::{RolloutState, RolloutStatus};
-use calseg_tests::api_client::TestNode;
+use calseg_tests::api_client::{TestNode, report_at, sim_fleet_policy};
 use calseg_tests::etcd::EtcdCluster;
 use calseg_tests::server::ServerProcess;
 use reqwest::StatusCode;
@@ -16,27 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+/// The wave settings of the rollouts here.
+const WAVES: &str = "[rollout]\ncanary = 1\nwave = \"25%\"\nbake = \"0s\"\n";
 const NODES: usize = 200;
-
-fn policy(endpoint: &str, unit: &str, waves: bool) -> String {
-    let rollout = if waves {
-        "[rollout]\ncanary = 1\nwave = \"25%\"\nbake = \"0s\"\n"
-    } else {
-        ""
-    };
-    format!(
-        r#"calico_version = "3.29"
-[etcd]
-endpoints = ["{endpoint}"]
-[components.calico-node]
-grants = "calico-node"
-restart = ["{unit}"]
-[[hosts]]
-match = "sim-*"
-components = ["calico-node"]
-{rollout}"#
-    )
-}
 
 /// What one simulated node saw: when it first got each policy revision (Unix seconds, with
 /// fractions), and its latest manifest.
@@ -51,22 +32,6 @@ fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
-}
-
-fn rollout_status(server: &ServerProcess) -> RolloutStatus {
-    let out = server
-        .cli_ok(&["rollout", "status", "--json"])
-        .expect("rollout status");
-    serde_json::from_str(&out).expect("rollout status JSON")
-}
-
-fn report(revision: &str, errors: &[&str]) -> Report {
-    Report {
-        revision: revision.to_owned(),
-        identities: vec![],
-        units: vec![],
-        errors: errors.iter().map(|e| (*e).to_owned()).collect(),
-    }
 }
 
 /// The nodes that have seen policy revision `policy`.
@@ -122,7 +87,7 @@ async fn simulate(
             &[]
         };
         // A lost report is sent again with the next manifest; the rollout waits meanwhile.
-        let _ = node.report(&report(&revision, errors)).await;
+        let _ = node.report(&report_at(&revision, errors)).await;
     }
 }
 
@@ -139,7 +104,7 @@ fn wait_for(
     let deadline = Instant::now() + within;
     loop {
         let probed = probe();
-        let status = rollout_status(server);
+        let status = server.rollout_status().expect("rollout status");
         check(&status, probed);
         if done(&status) {
             return status;
@@ -163,7 +128,7 @@ async fn waves_gate_on_health_pause_on_a_failing_canary_roll_back_and_finish() {
     let endpoint = etcd.endpoint(0);
     let mut server = ServerProcess::start(
         &etcd,
-        &policy(&endpoint, "a.service", false),
+        &sim_fleet_policy(&endpoint, "a.service", ""),
         "auto_approve = [\"sim-*\"]",
     )
     .await
@@ -214,7 +179,11 @@ async fn waves_gate_on_health_pause_on_a_failing_canary_roll_back_and_finish() {
         .collect();
 
     // Revision 2 with waves; every node that gets it reports errors: the canary pauses it.
-    std::fs::write(server.policy_path(), policy(&endpoint, "b.service", true)).unwrap();
+    std::fs::write(
+        server.policy_path(),
+        sim_fleet_policy(&endpoint, "b.service", WAVES),
+    )
+    .unwrap();
     server.reload().expect("SIGHUP");
     let paused = tokio::task::block_in_place(|| {
         wait_for(
@@ -238,7 +207,7 @@ async fn waves_gate_on_health_pause_on_a_failing_canary_roll_back_and_finish() {
     // Paused stays paused: nobody else changes.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(seen_count(&seen, 2), 1);
-    let still = rollout_status(&server);
+    let still = server.rollout_status().expect("rollout status");
     assert_eq!(state_of(&still), Some(RolloutState::Paused));
     assert_eq!(still.waves.unwrap().opened_waves, 1);
 
@@ -250,7 +219,7 @@ async fn waves_gate_on_health_pause_on_a_failing_canary_roll_back_and_finish() {
         1,
         "the restarted server kept the waves"
     );
-    let resumed = rollout_status(&server);
+    let resumed = server.rollout_status().expect("rollout status");
     assert_eq!(state_of(&resumed), Some(RolloutState::Paused));
     assert_eq!(resumed.waves.unwrap().opened_waves, 1);
 
@@ -273,7 +242,7 @@ async fn waves_gate_on_health_pause_on_a_failing_canary_roll_back_and_finish() {
             "node {i}"
         );
     }
-    let back = rollout_status(&server);
+    let back = server.rollout_status().expect("rollout status");
     assert_eq!(state_of(&back), Some(RolloutState::RolledBack));
     assert_eq!(back.policy_revision, Some(1));
     assert!(
@@ -282,7 +251,11 @@ async fn waves_gate_on_health_pause_on_a_failing_canary_roll_back_and_finish() {
     );
 
     // Revision 3, healthy: waves open one by one and the rollout finishes.
-    std::fs::write(server.policy_path(), policy(&endpoint, "c.service", true)).unwrap();
+    std::fs::write(
+        server.policy_path(),
+        sim_fleet_policy(&endpoint, "c.service", WAVES),
+    )
+    .unwrap();
     server.reload().expect("SIGHUP");
     let done = tokio::task::block_in_place(|| {
         wait_for(
