@@ -16,6 +16,8 @@ declare -A needed=(
   [bash]=bash
   # Fault-injection tests: an agent clock running behind (tests/tests/e2e/faults.rs).
   [faketime]=faketime
+  # The agent tests and the demo inspect certificates and keys with openssl.
+  [openssl]=openssl
   # Packages (packaging/build.sh and its tests): strip, rpm to inspect the .rpm files,
   # dpkg-deb, and adduser/deluser for the server package's user.
   [strip]=binutils
