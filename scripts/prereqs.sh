@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and testing calseg needs on Debian, when it is missing. Idempotent.
-# Sourced by scripts/test.sh (and later by the demo); safe to run on its own as root.
+# Run by scripts/test.sh, scripts/demo.sh and .ci/run; safe to run on its own as root.
 set -euo pipefail
 
 # command -> Debian package that provides it
