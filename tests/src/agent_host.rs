@@ -48,6 +48,28 @@ pub async fn install_standin(host: &SandboxHost) -> Result<()> {
     host.install_unit(STANDIN_UNIT, STANDIN).await
 }
 
+/// A whole test world: a fresh etcd, a server with `policy(etcd endpoint)`, and `node`'s
+/// sandbox configured for it (not enrolled yet).
+pub struct AgentWorld {
+    pub etcd: crate::etcd::EtcdCluster,
+    pub server: ServerProcess,
+    pub agent: AgentHost,
+}
+
+impl AgentWorld {
+    /// Starts etcd and the server, then boots `node`.
+    pub async fn start(node: &str, policy: impl Fn(&str) -> String) -> Result<Self> {
+        let etcd = crate::etcd::EtcdCluster::start().await?;
+        let server = ServerProcess::start(&etcd, &policy(&etcd.endpoint(0)), "").await?;
+        let agent = AgentHost::boot(node, &server).await?;
+        Ok(Self {
+            etcd,
+            server,
+            agent,
+        })
+    }
+}
+
 impl AgentHost {
     /// Boots `node`, installs the stand-in unit (not started) and writes agent.toml.
     pub async fn boot(node: &str, server: &ServerProcess) -> Result<Self> {

@@ -132,6 +132,32 @@ impl TestNode {
         https_client(&self.fleet_ca_pem, Some((cert, &self.key_pem)))
     }
 
+    /// One step of a simulated agent's long-poll loop: the manifest (plain GET while `etag` is
+    /// empty, else `?wait=wait_secs` with If-None-Match). A new manifest updates `etag` and is
+    /// returned; an error waits 200 ms, and a non-200 answer waits its Retry-After, returning
+    /// `None` either way so the caller polls again.
+    pub async fn next_manifest(&self, etag: &mut String, wait_secs: u64) -> Option<Answer> {
+        let answer = if etag.is_empty() {
+            self.manifest(None).await.map(|a| (a, None))
+        } else {
+            self.manifest_wait(etag, wait_secs).await
+        };
+        match answer {
+            Ok((answer, _)) if answer.status == StatusCode::OK => {
+                *etag = answer.etag.clone().unwrap_or_default();
+                Some(answer)
+            }
+            Ok((_, retry_after)) => {
+                tokio::time::sleep(Duration::from_secs(retry_after.unwrap_or(0))).await;
+                None
+            }
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                None
+            }
+        }
+    }
+
     /// GET /v1/manifest, optionally with If-None-Match.
     pub async fn manifest(&self, etag: Option<&str>) -> Result<Answer> {
         let mut request =
@@ -258,4 +284,32 @@ pub fn report_at(revision: &str, errors: &[&str]) -> calseg_api::report::Report 
         units: vec![],
         errors: errors.iter().map(|e| (*e).to_owned()).collect(),
     }
+}
+
+/// Enrolls one `TestNode` per name without a token (the server must auto-approve the names),
+/// 20 at a time; an error names the first node that was not enrolled.
+pub async fn enroll_auto(
+    server_url: &str,
+    fleet_ca_pem: &str,
+    names: &[String],
+) -> Result<Vec<Arc<TestNode>>> {
+    let mut nodes = Vec::with_capacity(names.len());
+    for chunk in names.chunks(20) {
+        let mut enrolling = tokio::task::JoinSet::new();
+        for name in chunk {
+            let mut node = TestNode::new(name, server_url, fleet_ca_pem)?;
+            enrolling.spawn(async move {
+                let answer = node.enroll(None).await?;
+                if answer.status != StatusCode::OK {
+                    anyhow::bail!("{} was not enrolled: {answer:?}", node.name);
+                }
+                Ok(Arc::new(node))
+            });
+        }
+        for enrolled in enrolling.join_all().await {
+            nodes.push(enrolled?);
+        }
+    }
+    nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(nodes)
 }

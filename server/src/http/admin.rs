@@ -55,7 +55,7 @@ pub async fn node_action(
             ));
         }
     };
-    let by = format!("admin:{}", admin.name);
+    let by = admin.actor();
     let (name, who) = (node.clone(), by.clone());
     let now = OffsetDateTime::now_utc();
     let record = state
@@ -98,7 +98,7 @@ pub async fn create_token(
         }
     };
     let ttl = time::Duration::seconds(i64::try_from(request.ttl_secs).unwrap_or(i64::MAX));
-    let by = format!("admin:{}", admin.name);
+    let by = admin.actor();
     let who = by.clone();
     let now = OffsetDateTime::now_utc();
     let created = state
@@ -138,7 +138,7 @@ pub async fn delete_token(
     let token_id = id.clone();
     let deleted = state.store(move |s| s.delete_token(&token_id)).await?;
     if deleted {
-        let by = format!("admin:{}", admin.name);
+        let by = admin.actor();
         state
             .audit(
                 &by,
@@ -225,7 +225,7 @@ pub async fn rbac_apply(
         })?;
     state.metrics.changes_applied(report.applied);
     if report.applied > 0 {
-        let by = format!("admin:{}", admin.name);
+        let by = admin.actor();
         state
             .audit(
                 &by,

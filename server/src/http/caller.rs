@@ -61,6 +61,13 @@ pub struct AdminCaller {
     pub name: String,
 }
 
+impl AdminCaller {
+    /// The administrator as the audit log and node records name it: `admin:<name>`.
+    pub fn actor(&self) -> String {
+        format!("{ADMIN_PREFIX}{}", self.name)
+    }
+}
+
 fn caller_of(parts: &Parts) -> Caller {
     parts
         .extensions

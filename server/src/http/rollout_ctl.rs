@@ -272,7 +272,7 @@ pub async fn action(
         tracing::info!(admin = %admin.name, "rollout {detail}");
         state
             .audit(
-                &format!("admin:{}", admin.name),
+                &admin.actor(),
                 AuditAction::Rollout,
                 &format!("revision {}", record.to_revision),
                 AuditOutcome::Ok,

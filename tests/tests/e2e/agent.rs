@@ -1,7 +1,7 @@
 //! Issue 5 end to end: the real calseg-agent inside a sandboxed host with real systemd and a
 //! stand-in Calico unit, the real calseg-server, a real etcd.
 
-use calseg_tests::agent_host::{AgentHost, STANDIN_UNIT};
+use calseg_tests::agent_host::{AgentHost, AgentWorld, STANDIN_UNIT};
 use calseg_tests::etcd::EtcdCluster;
 use calseg_tests::server::ServerProcess;
 use std::time::Duration;
@@ -58,11 +58,13 @@ async fn setup(node: &str) -> Setup {
 }
 
 async fn setup_with(node: &str, policy: impl Fn(&str) -> String) -> Setup {
-    let etcd = EtcdCluster::start().await.expect("etcd");
-    let server = ServerProcess::start(&etcd, &policy(&etcd.endpoint(0)), "")
+    let AgentWorld {
+        etcd,
+        server,
+        agent,
+    } = AgentWorld::start(node, policy)
         .await
-        .expect("server");
-    let agent = AgentHost::boot(node, &server).await.expect("sandbox");
+        .expect("etcd, server and sandbox");
     agent.enroll(&server).expect("enroll");
     Setup {
         etcd,

@@ -2,7 +2,7 @@
 //! the agent's install, an agent clock running behind the server's, an expired fleet
 //! certificate, a Calico unit that never becomes active, and the server SIGKILLed while it signs.
 
-use calseg_tests::agent_host::{AgentHost, STANDIN_UNIT, describe};
+use calseg_tests::agent_host::{AgentHost, AgentWorld, STANDIN_UNIT, describe};
 use calseg_tests::api_client::TestNode;
 use calseg_tests::etcd::EtcdCluster;
 use calseg_tests::server::ServerProcess;
@@ -42,15 +42,14 @@ struct Setup {
 
 /// etcd, a server whose policy gives `node` calico-node, and `node`'s sandbox (not enrolled).
 async fn boot(node: &str) -> Setup {
-    let etcd = EtcdCluster::start().await.expect("etcd");
-    let text = policy(
-        &etcd.endpoint(0),
-        &format!("names = [\"{node}\", \"other\"]"),
-    );
-    let server = ServerProcess::start(&etcd, &text, "")
+    let hosts = format!("names = [\"{node}\", \"other\"]");
+    let AgentWorld {
+        etcd,
+        server,
+        agent,
+    } = AgentWorld::start(node, |endpoint| policy(endpoint, &hosts))
         .await
-        .expect("server");
-    let agent = AgentHost::boot(node, &server).await.expect("sandbox");
+        .expect("etcd, server and sandbox");
     Setup {
         etcd,
         server,

@@ -5,7 +5,7 @@
 
 use calseg_api::lease::{LeaseGrant, LeaseInfo, LeaseRequest};
 use calseg_api::paths;
-use calseg_tests::api_client::{TestNode, https_client};
+use calseg_tests::api_client::{TestNode, enroll_auto, https_client};
 use calseg_tests::etcd::EtcdCluster;
 use calseg_tests::server::ServerProcess;
 use reqwest::StatusCode;
@@ -42,21 +42,10 @@ async fn setup() -> (EtcdCluster, ServerProcess, Vec<Arc<TestNode>>) {
     )
     .await
     .expect("server");
-    let mut enrolling = tokio::task::JoinSet::new();
-    for i in 0..NODES {
-        let mut node = TestNode::new(
-            &format!("sim-{i:02}"),
-            &server.url(),
-            &server.fleet_ca_pem(),
-        )
-        .expect("node");
-        enrolling.spawn(async move {
-            let answer = node.enroll(None).await.expect("enroll");
-            assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
-            Arc::new(node)
-        });
-    }
-    let nodes = enrolling.join_all().await;
+    let names: Vec<String> = (0..NODES).map(|i| format!("sim-{i:02}")).collect();
+    let nodes = enroll_auto(&server.url(), &server.fleet_ca_pem(), &names)
+        .await
+        .expect("enroll the simulated fleet");
     (etcd, server, nodes)
 }
 

@@ -6,10 +6,9 @@
 //! its wave opens) and reaches Done.
 
 use calseg_api::rollout::{RolloutState, RolloutStatus};
-use calseg_tests::api_client::{TestNode, report_at, sim_fleet_policy};
+use calseg_tests::api_client::{TestNode, enroll_auto, report_at, sim_fleet_policy};
 use calseg_tests::etcd::EtcdCluster;
 use calseg_tests::server::ServerProcess;
-use reqwest::StatusCode;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -51,25 +50,9 @@ async fn simulate(
 ) {
     let mut etag = String::new();
     while !stop.load(Ordering::Relaxed) {
-        let answer = if etag.is_empty() {
-            node.manifest(None).await.map(|a| (a, None))
-        } else {
-            node.manifest_wait(&etag, 2).await
-        };
-        let (answer, retry_after) = match answer {
-            Ok(answer) => answer,
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
-        if answer.status != StatusCode::OK {
-            if let Some(secs) = retry_after {
-                tokio::time::sleep(Duration::from_secs(secs)).await;
-            }
+        let Some(answer) = node.next_manifest(&mut etag, 2).await else {
             continue;
-        }
-        etag = answer.etag.clone().unwrap_or_default();
+        };
         let policy = answer.body["policy_revision"].as_u64().unwrap_or(0);
         let revision = answer.body["revision"]
             .as_str()
@@ -135,22 +118,10 @@ async fn waves_gate_on_health_pause_on_a_failing_canary_roll_back_and_finish() {
     .expect("server");
 
     // Enroll the fleet, 20 at a time.
-    let mut nodes = Vec::new();
-    for start in (0..NODES).step_by(20) {
-        let mut enrolling = Vec::new();
-        for i in start..(start + 20).min(NODES) {
-            let (url, ca) = (server.url(), server.fleet_ca_pem());
-            enrolling.push(tokio::spawn(async move {
-                let mut node = TestNode::new(&format!("sim-{i:03}"), &url, &ca).expect("node");
-                let answer = node.enroll(None).await.expect("enroll");
-                assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
-                Arc::new(node)
-            }));
-        }
-        for task in enrolling {
-            nodes.push(task.await.expect("enroll task"));
-        }
-    }
+    let names: Vec<String> = (0..NODES).map(|i| format!("sim-{i:03}")).collect();
+    let nodes = enroll_auto(&server.url(), &server.fleet_ca_pem(), &names)
+        .await
+        .expect("enroll the simulated fleet");
     let stop = Arc::new(AtomicBool::new(false));
     let seen: Vec<Arc<Mutex<Seen>>> = (0..NODES).map(|_| Arc::default()).collect();
     let mut sims = Vec::new();

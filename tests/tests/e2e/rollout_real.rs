@@ -13,7 +13,7 @@ use calseg_api::paths;
 use calseg_api::report::Report;
 use calseg_api::rollout::{RolloutState, RolloutStatus};
 use calseg_tests::agent_host::{AgentHost, STANDIN_UNIT, describe};
-use calseg_tests::api_client::{TestNode, admin_client, get_json};
+use calseg_tests::api_client::{TestNode, admin_client, enroll_auto, get_json};
 use calseg_tests::etcd::EtcdCluster;
 use calseg_tests::server::ServerProcess;
 use reqwest::StatusCode;
@@ -81,23 +81,9 @@ async fn simulate(node: Arc<TestNode>, restarter: bool, stop: Arc<AtomicBool>) {
     let mut etag = String::new();
     let mut first = true;
     while !stop.load(Ordering::Relaxed) {
-        let answer = if etag.is_empty() {
-            node.manifest(None).await.map(|a| (a, None))
-        } else {
-            node.manifest_wait(&etag, 2).await
-        };
-        let (answer, retry_after) = match answer {
-            Ok(answer) => answer,
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
-        if answer.status != StatusCode::OK {
-            tokio::time::sleep(Duration::from_secs(retry_after.unwrap_or(0))).await;
+        let Some(answer) = node.next_manifest(&mut etag, 2).await else {
             continue;
-        }
-        etag = answer.etag.clone().unwrap_or_default();
+        };
         if restarter && !first {
             let grant = loop {
                 if let Some(grant) = take_lease(&node, &client).await {
@@ -148,21 +134,10 @@ async fn real_agents_roll_out_within_the_restart_budget_past_a_dead_lease_holder
         AgentHost::boot(REAL[1], &server)
     );
     let hosts = [a.expect("sandbox"), b.expect("sandbox")];
-    let mut enrolling = tokio::task::JoinSet::new();
-    for i in 0..SIMULATED {
-        let mut node = TestNode::new(
-            &format!("sim-{i:03}"),
-            &server.url(),
-            &server.fleet_ca_pem(),
-        )
-        .expect("node");
-        enrolling.spawn(async move {
-            let answer = node.enroll(None).await.expect("enroll");
-            assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
-            Arc::new(node)
-        });
-    }
-    let mut nodes = enrolling.join_all().await;
+    let names: Vec<String> = (0..SIMULATED).map(|i| format!("sim-{i:03}")).collect();
+    let mut nodes = enroll_auto(&server.url(), &server.fleet_ca_pem(), &names)
+        .await
+        .expect("enroll the simulated fleet");
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
     for host in &hosts {
         host.enroll(&server).expect("enroll");
