@@ -11,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "calseg demo: run as root (it installs missing Debian packages)" >&2
   exit 1
 fi
-bash scripts/prereqs.sh
+CALSEG_NO_PACKAGING_TOOLS=1 bash scripts/prereqs.sh
 command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }

@@ -53,8 +53,10 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-# The packaging tools, from crates.io, once (compiling them takes a few minutes).
+# The packaging tools, from crates.io, once (compiling them takes a few minutes). Only the
+# test suite and packaging need them: the demo runs this with CALSEG_NO_PACKAGING_TOOLS=1.
 # (`cargo deb` finds them in $CARGO_HOME/bin even when that is not on PATH.)
+[ "${CALSEG_NO_PACKAGING_TOOLS:-0}" = 1 ] && exit 0
 for tool in deb generate-rpm; do
   if ! cargo "$tool" --version >/dev/null 2>&1; then
     echo "calseg: installing cargo-$tool with cargo install" >&2
