@@ -10,7 +10,7 @@
 pub mod long_poll;
 mod notify;
 
-use crate::client::{ApiClient, backoff};
+use crate::client::{self, ApiClient, backoff};
 use crate::config::Settings;
 use crate::cycle::real::{EtcdVerifier, FsInstaller};
 use crate::cycle::{CycleContext, CycleResult, Ports, RestartFailure, Restarter, run_cycle};
@@ -27,7 +27,8 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
 
-/// The server client from the state directory (and the configured URL, if any).
+/// The server client from the state directory (and the configured URLs, if any), starting at
+/// the server that answered last.
 pub fn server_client(settings: &Settings, state: &StateDir) -> Result<ApiClient> {
     let fleet = state.fleet()?.with_context(|| {
         format!(
@@ -35,13 +36,10 @@ pub fn server_client(settings: &Settings, state: &StateDir) -> Result<ApiClient>
             state.dir.display()
         )
     })?;
-    let saved = state.server_url()?;
-    let url = match (&settings.server, saved) {
-        (Some(url), _) => url.clone(),
-        (None, Some(url)) => url,
-        (None, None) => bail!("no server URL: set `server` in the config or enroll with --server"),
+    let Some(servers) = client::host::servers(&settings.servers, state)? else {
+        bail!("no server URL: set `servers` in the config or enroll with --server");
     };
-    Ok(ApiClient::mtls(&url, &fleet)?)
+    Ok(ApiClient::mtls(Arc::new(servers), &fleet)?)
 }
 
 /// A systemd connection made on first use, so hosts (and demos) whose components have no

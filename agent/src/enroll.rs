@@ -5,13 +5,18 @@
 //! from then on the server is verified against that CA alone. The fleet key is made here
 //! (P-256, CN = node); while an operator has not approved the node, it waits in
 //! `fleet-pending.key` (0600) and the same CSR is sent again.
+//!
+//! With several servers (replicas of one service), each call goes to the one that answered
+//! last and fails over to the next as every other call does ([`crate::client::servers`]); the
+//! pin applies to all of them. The whole list is saved with the credentials.
 
-use crate::client::{ApiClient, ClientError, backoff, tls};
+use crate::client::{ApiClient, ClientError, Servers, backoff, tls};
 use crate::decide::renew_at;
 use crate::keys::{self, CertError, KeyAlgorithm, KeyError, NewKey, PrivateKeyPem};
 use crate::state::{FleetCredentials, StateDir, StateError};
 use calseg_api::enroll::{EnrollRequest, EnrollResponse, FleetRenewRequest};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -34,7 +39,8 @@ impl fmt::Debug for Token {
 /// How to enroll.
 #[derive(Debug, Clone)]
 pub struct EnrollOptions {
-    pub server: String,
+    /// The server's replicas, checked (see [`crate::config::check_servers`]), tried in order.
+    pub servers: Vec<String>,
     /// `sha256:<64 hex>` of the fleet CA certificate's DER.
     pub ca_hash: String,
     pub node: String,
@@ -63,6 +69,8 @@ pub enum EnrollError {
          {actual}. Check --ca-hash (calseg-server prints it) and that --server is the right host"
     )]
     PinMismatch { expected: String, actual: String },
+    #[error("no server given: pass --server https://host:port")]
+    NoServer,
     #[error("already enrolled (fleet.pem exists in {0}); pass --force to enroll again")]
     AlreadyEnrolled(String),
     #[error("the server returned a certificate {0}")]
@@ -112,12 +120,14 @@ pub async fn enroll(
             state.dir.display().to_string(),
         ));
     }
-    let fleet_ca = ApiClient::new(&opts.server, tls::unverified()?)?
+    // One list for both clients: the server that gave the CA is asked to enroll first.
+    let servers = Arc::new(Servers::new(opts.servers.clone()).ok_or(EnrollError::NoServer)?);
+    let fleet_ca = ApiClient::new(servers.clone(), tls::unverified()?)?
         .fleet_ca()
         .await?;
     check_pin(&pin, &fleet_ca.fleet_ca_pem)?;
-    tracing::info!(server = %opts.server, %pin, "fleet CA matches the pin");
-    let client = ApiClient::new(&opts.server, tls::pinned(&fleet_ca.fleet_ca_pem, None)?)?;
+    tracing::info!(server = servers.current(), %pin, "fleet CA matches the pin");
+    let client = ApiClient::new(servers.clone(), tls::pinned(&fleet_ca.fleet_ca_pem, None)?)?;
     let key = pending_key(state, &opts.node)?;
     let request = EnrollRequest {
         node: opts.node.clone(),
@@ -139,7 +149,8 @@ pub async fn enroll(
                     cert_pem,
                     ca_pem: fleet_ca_pem,
                 })?;
-                state.save_server_url(&opts.server)?;
+                state.save_servers(servers.urls())?;
+                state.save_current_server(servers.current())?;
                 state.remove(StateDir::PENDING_KEY)?;
                 state.remove(StateDir::PENDING_CSR)?;
                 return Ok(EnrollOutcome::Enrolled { not_after });

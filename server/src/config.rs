@@ -26,6 +26,65 @@ pub struct ServerConfig {
     pub admin: AdminConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+/// Where the server keeps its state: the embedded single-file store (one server), or etcd
+/// (several replicas, one leader; see `crate::ha`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// "embedded" (default: `state.redb` in the state directory) or "etcd" (reached with the
+    /// `[etcd]` credentials).
+    pub backend: Option<String>,
+    /// etcd only: the key prefix of the state, default "/calseg/". Only calseg's own etcd user
+    /// gets a role on it; policies may not grant it.
+    pub prefix: Option<String>,
+    /// etcd only: how long a leader that stopped renewing keeps leading, e.g. "10s".
+    pub leader_ttl: Option<String>,
+    /// etcd only: this replica's name in logs and the leader key; default the host name and
+    /// the API address.
+    pub replica: Option<String>,
+}
+
+/// The store backend `[store] backend` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreBackend {
+    Embedded,
+    Etcd,
+}
+
+/// The default `[store] prefix` of the etcd backend.
+pub const DEFAULT_STORE_PREFIX: &str = "/calseg/";
+
+impl StoreConfig {
+    /// The backend, checked.
+    pub fn backend(&self) -> Result<StoreBackend> {
+        match self.backend.as_deref() {
+            None | Some("embedded") => Ok(StoreBackend::Embedded),
+            Some("etcd") => Ok(StoreBackend::Etcd),
+            Some(other) => {
+                bail!("[store] backend = {other:?}: expected \"embedded\" or \"etcd\"")
+            }
+        }
+    }
+
+    /// The etcd key prefix, checked: absolute, ending in '/', and not Calico's.
+    pub fn prefix(&self) -> Result<String> {
+        let prefix = self.prefix.as_deref().unwrap_or(DEFAULT_STORE_PREFIX);
+        if !prefix.starts_with('/') || !prefix.ends_with('/') || prefix.len() < 3 {
+            bail!(
+                "[store] prefix = {prefix:?}: expected a key prefix like \"/calseg/\" (starts and ends with '/')"
+            );
+        }
+        if prefix.starts_with("/calico") {
+            bail!(
+                "[store] prefix = {prefix:?}: that is Calico's data; choose a prefix of calseg's own, like \"/calseg/\""
+            );
+        }
+        Ok(prefix.to_owned())
+    }
 }
 
 /// The Prometheus metrics listener (plain HTTP, no client certificate).
@@ -109,6 +168,30 @@ pub struct EtcdConfig {
     pub reconcile_interval: Option<String>,
 }
 
+impl EtcdConfig {
+    /// How the server reaches etcd, when all three files are given; endpoints default to
+    /// `policy_endpoints()` (the policy's `[etcd] endpoints`).
+    pub fn access(
+        &self,
+        policy_endpoints: impl FnOnce() -> Result<Vec<String>>,
+    ) -> Result<Option<crate::rbac::EtcdAccess>> {
+        let (Some(cert), Some(key), Some(ca)) = (&self.cert_file, &self.key_file, &self.ca_file)
+        else {
+            return Ok(None);
+        };
+        let endpoints = match &self.endpoints {
+            Some(endpoints) => endpoints.clone(),
+            None => policy_endpoints()?,
+        };
+        Ok(Some(crate::rbac::EtcdAccess {
+            endpoints,
+            ca_file: ca.clone(),
+            cert_file: cert.clone(),
+            key_file: key.clone(),
+        }))
+    }
+}
+
 /// The default state directory.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/calseg";
 
@@ -168,13 +251,17 @@ pub fn parse_duration(key: &str, text: &str) -> Result<std::time::Duration> {
     let value: u64 = number.parse().map_err(|_| {
         anyhow::anyhow!("{key} = {text:?}: expected a whole number and s, m, h or d, e.g. \"90d\"")
     })?;
-    let seconds = match unit {
-        "s" => value,
-        "m" => value * 60,
-        "h" => value * 3600,
-        "d" => value * 86_400,
+    let unit_secs: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
         _ => bail!("{key} = {text:?}: the unit must be s, m, h or d, e.g. \"90d\""),
     };
+    // Unchecked, "999999999999999999d" panicked in debug builds and wrapped in release ones.
+    let seconds = value
+        .checked_mul(unit_secs)
+        .ok_or_else(|| anyhow::anyhow!("{key} = {text:?}: too long"))?;
     Ok(std::time::Duration::from_secs(seconds))
 }
 

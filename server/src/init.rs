@@ -244,6 +244,16 @@ allow_auth_disabled = false
 parallelism = 16
 reconcile_interval = "60s"
 
+[store]
+# Where the server keeps nodes, tokens, issued certificates, the audit log and rollouts:
+# "embedded" (state.redb in state_dir; one server) or "etcd" (under `prefix`, reached with the
+# [etcd] credentials above; run several replicas, one leads). `calseg-server migrate-store`
+# copies the state between the two.
+# backend = "embedded"
+# prefix = "/calseg/"
+# leader_ttl = "10s"      # etcd only: a leader that stopped renewing gives up after this
+# replica = "HOSTNAME LISTEN"   # etcd only: this replica's name in logs and the leader key
+
 [metrics]
 # Prometheus metrics at http://LISTEN/metrics: plain HTTP without authentication, so keep it on
 # loopback or a monitoring network; "" turns them off.

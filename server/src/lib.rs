@@ -26,6 +26,8 @@ pub mod admin_client;
 pub mod cli;
 /// server.toml.
 pub mod config;
+/// Several replicas on one etcd store: leader election, signals, following the store.
+pub mod ha;
 /// The HTTPS API.
 pub mod http;
 /// First-time setup.

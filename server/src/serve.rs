@@ -4,15 +4,17 @@
 //! gets a revision number in the store (at start and after each successful reload), and its text
 //! is kept there. When the new policy sets `[rollout] canary` or `wave`, a reload starts a
 //! rollout in waves (`http::rollout_ctl`), which a controller task steps every second; a
-//! restart resumes it.
+//! restart resumes it. With `[store] backend = "etcd"` the server is one of possibly several
+//! replicas (`crate::ha`): all serve the API, the elected leader alone reconciles and steps
+//! rollouts, and every replica follows the policy and rollout the store holds.
 
-use crate::config::{ServerConfig, parse_duration};
+use crate::config::{ServerConfig, StoreBackend, parse_duration};
 use crate::http::{self, ApiLimits, AppState};
 use crate::metrics::{self, Metrics};
 use crate::pki::{CaFiles, CaKind};
 use crate::reconcile::Reconciler;
-use crate::store::{AuditAction, AuditOutcome, RedbStore, Store};
-use crate::{notify, policy, rbac};
+use crate::store::{AuditAction, AuditOutcome, EtcdStore, RedbStore, Store};
+use crate::{ha, notify, policy, rbac};
 use anyhow::{Context, Result, anyhow};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -23,6 +25,7 @@ use time::OffsetDateTime;
 const DEFAULT_LISTEN: &str = "0.0.0.0:8443";
 const DEFAULT_FLEET_LIFETIME: &str = "90d";
 const DEFAULT_RECONCILE_INTERVAL: &str = "60s";
+const DEFAULT_LEADER_TTL: &str = "10s";
 
 /// Everything `serve` needs, resolved from server.toml.
 pub struct Server {
@@ -33,6 +36,8 @@ pub struct Server {
     pub policy_path: PathBuf,
     /// Where to serve `/metrics` (plain HTTP); `None`: not at all.
     pub metrics_listen: Option<String>,
+    /// The leader election, when this server is one of several replicas (etcd store).
+    pub election: Option<ha::Election>,
 }
 
 fn read(path: &Path, what: &str) -> Result<String> {
@@ -84,10 +89,8 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
         tracing::warn!("{warning}");
     }
     let state_dir = config.state_dir();
-    let store_path = state_dir.join("state.redb");
-    let store: Arc<dyn Store> = Arc::new(
-        RedbStore::open(&store_path).with_context(|| format!("open {}", store_path.display()))?,
-    );
+    let access = config.etcd.access(|| Ok(policy.etcd.endpoints.clone()))?;
+    let (store, replicas) = open_store(config, access.as_ref(), &policy).await?;
     let ca_dir = config.ca_dir();
     let fleet_ca = CaFiles::new(&ca_dir, "fleet").load(CaKind::Fleet, now)?;
     let etcd_ca = CaFiles::new(&ca_dir, "etcd-client").load(CaKind::EtcdClient, now)?;
@@ -115,23 +118,9 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
         Some(path) => read(path, "etcd server CA bundle")?,
         None => etcd_ca.cert_pem().to_owned(),
     };
-    let reconciler = match (
-        &config.etcd.cert_file,
-        &config.etcd.key_file,
-        &config.etcd.ca_file,
-    ) {
-        (Some(cert), Some(key), Some(ca)) => {
-            let access = rbac::EtcdAccess {
-                endpoints: config
-                    .etcd
-                    .endpoints
-                    .clone()
-                    .unwrap_or_else(|| policy.etcd.endpoints.clone()),
-                ca_file: ca.clone(),
-                cert_file: cert.clone(),
-                key_file: key.clone(),
-            };
-            let client = rbac::connect(&access).await?;
+    let reconciler = match &access {
+        Some(access) => {
+            let client = rbac::connect(access).await?;
             Some(Arc::new(Reconciler::new(
                 client,
                 access.endpoints.join(","),
@@ -139,7 +128,7 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
                 config.etcd.allow_auth_disabled,
             )))
         }
-        _ => {
+        None => {
             tracing::warn!(
                 "no etcd credentials under [etcd] in server.toml: the server signs certificates but does not manage etcd RBAC"
             );
@@ -189,19 +178,14 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
                 .unwrap_or(http::ApiLimits::default().max_long_polls),
         },
     ));
-    let revision = state
-        .store(move |s| {
-            let revision = s.record_policy(&policy_hash, now)?;
-            s.save_policy_text(revision, &policy_text)?;
-            Ok(revision)
-        })
-        .await
-        .map_err(|e| anyhow!("record the policy revision in the store: {}", e.message))?;
-    state.set_policy(state.policy(), Some(revision));
-    tracing::info!(policy = %policy_path.display(), revision, "policy loaded");
-    http::rollout_ctl::resume_after_restart(&state, revision)
-        .await
-        .map_err(|e| anyhow!("resume the rollout in waves: {}", e.message))?;
+    let election = match replicas {
+        Some(setup) => {
+            state.set_replicas(setup.replicas);
+            Some(setup.election)
+        }
+        None => None,
+    };
+    put_file_policy_in_force(&state, policy_path, policy_hash, policy_text, now).await?;
     Ok(Server {
         state,
         listen: config
@@ -213,7 +197,125 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
         reconcile_interval,
         policy_path: policy_path.to_path_buf(),
         metrics_listen: config.metrics.address(),
+        election,
     })
+}
+
+/// What a server that is one of several replicas starts besides the API.
+struct ReplicaSetup {
+    replicas: Arc<ha::Replicas>,
+    election: ha::Election,
+}
+
+/// Opens the store `[store]` names: the embedded file, or etcd (then this server is one of
+/// possibly several replicas: its etcd user gets the state role, and an election is set up).
+async fn open_store(
+    config: &ServerConfig,
+    access: Option<&rbac::EtcdAccess>,
+    policy: &policy::Policy,
+) -> Result<(Arc<dyn Store>, Option<ReplicaSetup>)> {
+    if config.store.backend()? == StoreBackend::Embedded {
+        let path = config.state_dir().join("state.redb");
+        let store = RedbStore::open(&path).with_context(|| format!("open {}", path.display()))?;
+        return Ok((Arc::new(store), None));
+    }
+    let access = access.context(
+        "[store] backend = \"etcd\" needs calseg's etcd credentials: [etcd] cert_file, key_file and ca_file",
+    )?;
+    let prefix = config.store.prefix()?;
+    ha::access::check_policy_stays_out(policy, &prefix)?;
+    let user = ha::access::etcd_user_of(&access.cert_file)?;
+    let mut client = rbac::connect(access).await?;
+    ha::access::provision_state_role(&mut client, &prefix, &user).await?;
+    let store = {
+        let (access, at) = (access.clone(), prefix.clone());
+        tokio::task::spawn_blocking(move || EtcdStore::connect(&access, &at))
+            .await?
+            .map_err(|e| anyhow!("open the store in etcd under {prefix}: {e}"))?
+    };
+    let ttl = parse_duration(
+        "[store] leader_ttl",
+        config
+            .store
+            .leader_ttl
+            .as_deref()
+            .unwrap_or(DEFAULT_LEADER_TTL),
+    )?;
+    let name = config.store.replica.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "calseg-server".to_owned());
+        let listen = config.api.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        format!("{host} {listen}")
+    });
+    let (election, leading) = ha::Election::new(
+        client.clone(),
+        ha::ElectionSettings {
+            prefix: prefix.clone(),
+            replica: name.clone(),
+            ttl,
+        },
+    );
+    tracing::info!(replica = %name, prefix = %prefix, "state in etcd: this server is one replica of possibly several");
+    let replicas = Arc::new(ha::Replicas::new(
+        leading,
+        ha::NodesChanged::new(client, &prefix),
+        name,
+    ));
+    Ok((Arc::new(store), Some(ReplicaSetup { replicas, election })))
+}
+
+/// At start: numbers the policy file's text as a revision and puts it in force, resuming a
+/// rollout in waves to it. One of several replicas whose file is an older revision than the
+/// store's latest (a stale copy) serves the store's instead, rather than rolling the fleet back.
+async fn put_file_policy_in_force(
+    state: &AppState,
+    policy_path: &Path,
+    hash: String,
+    text: String,
+    now: OffsetDateTime,
+) -> Result<()> {
+    if state.replicas().is_some() {
+        let lookup = hash.clone();
+        let stale = state
+            .store(move |s| {
+                let revisions = s.policy_revisions(usize::MAX)?;
+                let latest = revisions.first().map(|r| r.revision);
+                Ok(revisions
+                    .into_iter()
+                    .find(|r| r.hash == lookup)
+                    .filter(|r| Some(r.revision) != latest)
+                    .map(|r| (r.revision, latest)))
+            })
+            .await
+            .map_err(|e| anyhow!("read the policy revisions in the store: {}", e.message))?;
+        if let Some((file_revision, Some(latest))) = stale {
+            tracing::warn!(
+                policy = %policy_path.display(),
+                file_revision,
+                latest,
+                "the policy file is revision {file_revision}, older than the store's latest \
+                 ({latest}): serving the store's; reload (SIGHUP) to put the file in force"
+            );
+            let _one_at_a_time = state.rollout_lock.lock().await;
+            return ha::adopt_from_store(state)
+                .await
+                .map_err(|e| anyhow!("put the store's policy in force: {}", e.message));
+        }
+    }
+    let revision = state
+        .store(move |s| {
+            let revision = s.record_policy(&hash, now)?;
+            s.save_policy_text(revision, &text)?;
+            Ok(revision)
+        })
+        .await
+        .map_err(|e| anyhow!("record the policy revision in the store: {}", e.message))?;
+    state.set_policy(state.policy(), Some(revision));
+    tracing::info!(policy = %policy_path.display(), revision, "policy loaded");
+    http::rollout_ctl::resume_after_restart(state, revision)
+        .await
+        .map_err(|e| anyhow!("resume the rollout in waves: {}", e.message))
 }
 
 /// `[api] key`, refused when 0 (the server would refuse every request).
@@ -256,6 +358,18 @@ pub async fn run(server: Server, shutdown: impl Future<Output = ()>) -> Result<(
         server.policy_path.clone(),
     ));
     let rollouts = tokio::spawn(rollout_controller(Arc::clone(&server.state)));
+    let (stop_election, election_stopped) = tokio::sync::oneshot::channel::<()>();
+    let election = server.election.map(|election| {
+        tokio::spawn(election.run(async {
+            let _ = election_stopped.await;
+        }))
+    });
+    let follow = server.state.replicas().map(|replicas| {
+        tokio::spawn(ha::follow_store(
+            Arc::clone(&server.state),
+            Arc::clone(replicas),
+        ))
+    });
     let watchdog = tokio::spawn(async {
         if let Some(every) = notify::watchdog_interval() {
             loop {
@@ -274,6 +388,14 @@ pub async fn run(server: Server, shutdown: impl Future<Output = ()>) -> Result<(
     )
     .await;
     notify::stopping();
+    if let Some(follow) = follow {
+        follow.abort();
+    }
+    // A leader gives the lead up (revokes its lease) so another replica takes over at once.
+    let _ = stop_election.send(());
+    if let Some(election) = election {
+        let _ = tokio::time::timeout(Duration::from_secs(3), election).await;
+    }
     reconcile.abort();
     reload.abort();
     rollouts.abort();
@@ -290,6 +412,11 @@ async fn reconcile_loop(state: Arc<AppState>, interval: Duration) {
         return;
     };
     loop {
+        if !state.leads() {
+            // Another replica leads and reconciles; taking the lead pokes this loop.
+            reconciler.wait(interval).await;
+            continue;
+        }
         let outcome = async {
             let enrolled = state
                 .store(|s| s.nodes())
@@ -391,6 +518,9 @@ async fn rollout_controller(state: Arc<AppState>) {
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
+        if !state.leads() {
+            continue;
+        }
         if let Err(error) = http::rollout_ctl::tick(&state, OffsetDateTime::now_utc()).await {
             tracing::warn!(kind = %error.kind, "rollout controller: {} (will retry)", error.message);
         }

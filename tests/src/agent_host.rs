@@ -95,6 +95,23 @@ impl AgentHost {
         )
     }
 
+    /// (Re)writes /etc/calseg/agent.toml with `servers = [...]`: replicas in failover order.
+    pub fn write_config_servers(&self, urls: &[&str]) -> Result<()> {
+        let list = urls
+            .iter()
+            .map(|url| format!("\"{url}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.host.write_file(
+            "/etc/calseg/agent.toml",
+            &format!(
+                "servers = [{list}]\nnode = \"{}\"\nstate_dir = \"/var/lib/calseg/agent\"\nrestart_timeout = \"8s\"\ninterval = \"10s\"\n",
+                self.node
+            ),
+            0o644,
+        )
+    }
+
     /// Runs `calseg-agent ARGS` inside the sandbox.
     pub fn agent(&self, args: &str) -> Result<Output> {
         self.host

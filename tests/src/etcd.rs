@@ -26,6 +26,9 @@ pub struct EtcdOptions {
     pub extra_trusted_ca_pem: Vec<String>,
     /// Leave auth disabled (root user created, `auth enable` not run): for pre-flight tests.
     pub auth_disabled: bool,
+    /// More local addresses every member serves clients on (same port as on 127.0.0.1), e.g.
+    /// the test's end of a `NetNs` veth link, so processes in that namespace reach etcd.
+    pub extra_listen_ips: Vec<String>,
 }
 
 struct Member {
@@ -40,6 +43,7 @@ struct Member {
 pub struct EtcdCluster {
     // Field order matters for Drop: members (processes) die before the directory goes.
     members: Vec<Member>,
+    extra_listen_ips: Vec<String>,
     etcd: PathBuf,
     ca: TestCa,
     root: KeyedCert,
@@ -72,7 +76,9 @@ impl EtcdCluster {
             .prefix(&crate::sweep::owned_name("etcd"))
             .tempdir()?;
         let ca = TestCa::new("calseg test etcd CA")?;
-        let server = ca.issue_server(&["127.0.0.1", "localhost"])?;
+        let mut names = vec!["127.0.0.1", "localhost"];
+        names.extend(options.extra_listen_ips.iter().map(String::as_str));
+        let server = ca.issue_server(&names)?;
         let server_files = server.write_files(&dir.path().join("tls"), "server", &ca.cert_pem)?;
         let mut trusted = ca.cert_pem.clone();
         for extra in &options.extra_trusted_ca_pem {
@@ -99,6 +105,7 @@ impl EtcdCluster {
             .join(",");
         let mut cluster = Self {
             members,
+            extra_listen_ips: options.extra_listen_ips.clone(),
             etcd,
             ca,
             root,
@@ -120,12 +127,20 @@ impl EtcdCluster {
         let tls = self.dir.path().join("tls");
         let member = &self.members[index];
         let client_url = format!("https://127.0.0.1:{}", member.client_port);
+        let listen_urls = std::iter::once(client_url.clone())
+            .chain(
+                self.extra_listen_ips
+                    .iter()
+                    .map(|ip| format!("https://{ip}:{}", member.client_port)),
+            )
+            .collect::<Vec<_>>()
+            .join(",");
         let peer_url = format!("http://127.0.0.1:{}", member.peer_port);
         let path = |name: &str| tls.join(name).display().to_string();
         let args = vec![
             format!("--name={}", member.name),
             format!("--data-dir={}", member.data_dir.display()),
-            format!("--listen-client-urls={client_url}"),
+            format!("--listen-client-urls={listen_urls}"),
             format!("--advertise-client-urls={client_url}"),
             format!("--listen-peer-urls={peer_url}"),
             format!("--initial-advertise-peer-urls={peer_url}"),
@@ -206,7 +221,13 @@ impl EtcdCluster {
 
     /// The client URL of member `index`.
     pub fn endpoint(&self, index: usize) -> String {
-        format!("https://127.0.0.1:{}", self.members[index].client_port)
+        self.endpoint_at(index, "127.0.0.1")
+    }
+
+    /// The client URL of member `index` on address `ip` (127.0.0.1 or one of
+    /// [`EtcdOptions::extra_listen_ips`]).
+    pub fn endpoint_at(&self, index: usize, ip: &str) -> String {
+        format!("https://{ip}:{}", self.members[index].client_port)
     }
 
     /// Client URLs of all members.

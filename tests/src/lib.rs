@@ -16,6 +16,8 @@
 //! - [`etcd`]: `EtcdCluster`, 1 or 3 real etcd members with TLS, client-cert auth and a root user.
 //! - [`server`]: `ServerProcess`, the real calseg-server initialized against a harness etcd.
 //! - [`sandbox`]: `SandboxHost`, a real systemd as PID 1 on an overlay of `/`.
+//! - [`netns`]: `NetNs`, a bare network namespace with a veth link the test can take down.
+//! - `veth`: the veth pairs of sandboxes and `NetNs`.
 //! - `sweep`: removes what test processes killed halfway left behind.
 
 /// Sandboxed hosts running calseg-agent.
@@ -26,6 +28,8 @@ pub mod api_client;
 pub mod bins;
 /// Real etcd clusters.
 pub mod etcd;
+/// Network namespaces of the test's own.
+pub mod netns;
 /// A throwaway test CA.
 pub mod pki;
 /// Free loopback TCP ports.
@@ -40,3 +44,5 @@ pub mod sandbox;
 pub mod server;
 /// Leftovers of killed test processes.
 mod sweep;
+/// veth pairs to namespaces the tests made.
+mod veth;

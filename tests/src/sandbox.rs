@@ -34,15 +34,7 @@ pub struct SandboxOptions {
     pub own_network: bool,
 }
 
-/// The veth link between the test and a sandbox with its own network namespace.
-#[derive(Clone, Debug)]
-pub struct VethLink {
-    /// Address of the test's end: services the sandbox must reach listen here.
-    pub host_addr: String,
-    /// Address of the sandbox's end.
-    pub sandbox_addr: String,
-    host_ifname: String,
-}
+pub use crate::veth::VethLink;
 
 /// A host with a real systemd, sandboxed.
 pub struct SandboxHost {
@@ -157,45 +149,7 @@ impl SandboxHost {
     }
 
     fn make_veth(&self) -> Result<VethLink> {
-        for slot in 1..=250u32 {
-            let host_ifname = format!("csg{slot}h");
-            let sandbox_ifname = format!("csg{slot}s");
-            let added = Command::new("ip")
-                .args(["link", "add", &host_ifname, "type", "veth", "peer", "name"])
-                .arg(&sandbox_ifname)
-                .output()?;
-            if !added.status.success() {
-                continue; // name taken by another sandbox: try the next slot
-            }
-            let host_addr = format!("10.231.{slot}.1");
-            let sandbox_addr = format!("10.231.{slot}.2");
-            let pid = self.pid1.to_string();
-            run_ok(Command::new("ip").args(["link", "set", &sandbox_ifname, "netns", &pid]))?;
-            run_ok(Command::new("ip").args([
-                "addr",
-                "add",
-                &format!("{host_addr}/30"),
-                "dev",
-                &host_ifname,
-            ]))?;
-            run_ok(Command::new("ip").args(["link", "set", &host_ifname, "up"]))?;
-            let inside = format!(
-                "ip link set lo up && ip addr add {sandbox_addr}/30 dev {sandbox_ifname} && ip link set {sandbox_ifname} up"
-            );
-            let output = self.exec(&inside)?;
-            if !output.status.success() {
-                bail!(
-                    "configuring the sandbox's veth failed: {}",
-                    String::from_utf8_lossy(&output.stderr)
-                );
-            }
-            return Ok(VethLink {
-                host_addr,
-                sandbox_addr,
-                host_ifname,
-            });
-        }
-        bail!("no free veth slot (csg1h..csg250h all exist)")
+        crate::veth::create(&self.pid1.to_string(), &|line: &str| self.exec(line))
     }
 
     /// The sandbox's systemd over its D-Bus system bus, reached from outside.
@@ -379,17 +333,6 @@ fn find_child(parent: u32, timeout: Duration) -> Result<u32> {
         std::thread::sleep(Duration::from_millis(20));
     }
     bail!("no child of process {parent} after {timeout:?}")
-}
-
-fn run_ok(command: &mut Command) -> Result<()> {
-    let output = command.output()?;
-    if !output.status.success() {
-        bail!(
-            "{command:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(())
 }
 
 /// Removes a sandbox's cgroup directories in every hierarchy.

@@ -5,6 +5,7 @@
 
 use crate::bins;
 use crate::etcd::EtcdCluster;
+use crate::netns::NetNs;
 use crate::ports::free_port;
 use crate::process::Guarded;
 use anyhow::{Context, Result, bail};
@@ -16,6 +17,10 @@ use tempfile::TempDir;
 /// A running calseg-server and its files.
 pub struct ServerProcess {
     process: Option<Guarded>,
+    /// The address it serves on: 127.0.0.1, or its network namespace's.
+    host: String,
+    /// `ip netns exec NAME`, for a replica in a network namespace of its own.
+    netns_exec: Vec<String>,
     port: u16,
     metrics_port: u16,
     fleet_ca_hash: String,
@@ -27,49 +32,114 @@ impl ServerProcess {
     /// that replace `auto_approve = []` in the `[api]` section of server.toml (e.g.
     /// `auto_approve = ["w-*"]`).
     pub async fn start(etcd: &EtcdCluster, policy: &str, api_extra: &str) -> Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("calseg-srv-{}-", std::process::id()))
-            .tempdir()?;
         let port = free_port()?;
-        let metrics_port = free_port()?;
-        let ca_dir = dir.path().join("etcd-ca");
-        std::fs::create_dir_all(&ca_dir)?;
-        std::fs::write(ca_dir.join("ca.pem"), &etcd.ca().cert_pem)?;
-        std::fs::write(ca_dir.join("ca-key.pem"), &etcd.ca().key_pem)?;
-        let init = Command::new(bins::path("calseg-server"))
-            .arg("init")
-            .arg("--config-dir")
-            .arg(dir.path().join("etc"))
-            .arg("--state-dir")
-            .arg(dir.path().join("var"))
-            .args(["--san", "127.0.0.1", "--san", "localhost"])
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--etcd-ca-cert")
-            .arg(ca_dir.join("ca.pem"))
-            .arg("--etcd-ca-key")
-            .arg(ca_dir.join("ca-key.pem"))
-            .arg("--etcd-endpoint")
-            .arg(etcd.endpoint(0))
-            .args(["--etcd-user", "root"])
-            .output()?;
-        if !init.status.success() {
-            bail!(
-                "calseg-server init failed: {}",
-                String::from_utf8_lossy(&init.stderr)
-            );
+        let dir = init_dir(etcd, &[], port)?;
+        let mut server = Self::configure(dir, policy, api_extra, "127.0.0.1", port, |text| text)?;
+        server.spawn().await?;
+        Ok(server)
+    }
+
+    /// Starts one replica per entry of `places` (`None`: on the test's loopback; `Some(ns)`:
+    /// inside that network namespace, reaching etcd through its veth link), all sharing one
+    /// store in `etcd` (`[store] backend = "etcd"`, leader lease `leader_ttl`) and one fleet
+    /// CA. `etcd` must have been started with each namespace's host address in
+    /// `extra_listen_ips`. Replica `i` is named `r{i}`.
+    pub async fn start_replicas(
+        etcd: &EtcdCluster,
+        policy: &str,
+        api_extra: &str,
+        places: &[Option<&NetNs>],
+        leader_ttl: &str,
+    ) -> Result<Vec<Self>> {
+        let sans: Vec<String> = places
+            .iter()
+            .flatten()
+            .map(|ns| ns.link().sandbox_addr.clone())
+            .collect();
+        let ports: Vec<u16> = places
+            .iter()
+            .map(|_| free_port())
+            .collect::<std::io::Result<_>>()?;
+        let first = init_dir(etcd, &sans, ports[0])?;
+        let mut replicas = Vec::new();
+        for (index, place) in places.iter().enumerate() {
+            let dir = tempfile::Builder::new()
+                .prefix(&format!("calseg-srv-{}-", std::process::id()))
+                .tempdir()?;
+            copy_tree(first.path(), dir.path())?;
+            let (host, etcd_ip) = match place {
+                Some(ns) => (ns.link().sandbox_addr.clone(), ns.link().host_addr.clone()),
+                None => ("127.0.0.1".to_owned(), "127.0.0.1".to_owned()),
+            };
+            let endpoints: Vec<String> = (0..etcd.endpoints().len())
+                .map(|member| etcd.endpoint_at(member, &etcd_ip))
+                .collect();
+            let first_admin = format!("server = \"https://127.0.0.1:{}\"", ports[0]);
+            let first_listen = format!("listen = \"127.0.0.1:{}\"", ports[0]);
+            let port = ports[index];
+            let own_listen = format!("listen = \"{host}:{port}\"");
+            let own_admin = format!("server = \"https://{host}:{port}\"");
+            let ttl_line = format!("leader_ttl = \"{leader_ttl}\"");
+            let name_line = format!("replica = \"r{index}\"");
+            let endpoints_line = format!("endpoints = {endpoints:?}");
+            let mut server = Self::configure(dir, policy, api_extra, &host, port, |text| {
+                text.replace(&first_admin, &own_admin)
+                    .replace(&first_listen, &own_listen)
+                    .replace("# backend = \"embedded\"", "backend = \"etcd\"")
+                    .replace("# leader_ttl = \"10s\"", &ttl_line)
+                    .lines()
+                    .map(|line| {
+                        if line.starts_with("# replica = ") {
+                            name_line.clone()
+                        } else if line.starts_with("endpoints = ") {
+                            endpoints_line.clone()
+                        } else {
+                            line.to_owned()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })?;
+            if let Some(ns) = place {
+                server.netns_exec = ns.exec_prefix();
+            }
+            replicas.push(server);
         }
-        let fleet_ca_hash = String::from_utf8_lossy(&init.stdout).trim().to_owned();
+        drop(first);
+        for replica in &mut replicas {
+            replica.spawn().await?;
+        }
+        Ok(replicas)
+    }
+
+    /// Writes the policy and server.toml of an initialized `dir` (see [`init_dir`]): serving on
+    /// `host:port`, a metrics port of its own, a 2 s reconcile interval, `api_extra` in place of
+    /// `auto_approve = []`, then `edit` applied to the text.
+    fn configure(
+        dir: TempDir,
+        policy: &str,
+        api_extra: &str,
+        host: &str,
+        port: u16,
+        edit: impl FnOnce(String) -> String,
+    ) -> Result<Self> {
+        let metrics_port = free_port()?;
+        let fleet_ca_hash = std::fs::read_to_string(dir.path().join("fleet-ca-hash"))?
+            .trim()
+            .to_owned();
         let config = dir.path().join("etc/server.toml");
         let text = std::fs::read_to_string(&config)?
             .replace(
                 "reconcile_interval = \"60s\"",
                 "reconcile_interval = \"2s\"",
             )
-            // Servers of parallel tests must not share the default metrics port.
             .replace(
                 "listen = \"127.0.0.1:9464\"",
-                &format!("listen = \"127.0.0.1:{metrics_port}\""),
+                &format!("listen = \"{host}:{metrics_port}\""),
+            )
+            .replace(
+                &format!("listen = \"127.0.0.1:{port}\""),
+                &format!("listen = \"{host}:{port}\""),
             )
             .replace(
                 "auto_approve = []",
@@ -79,17 +149,17 @@ impl ServerProcess {
                     api_extra
                 },
             );
-        std::fs::write(&config, text)?;
+        std::fs::write(&config, edit(text))?;
         std::fs::write(dir.path().join("etc/policy.toml"), policy)?;
-        let mut server = Self {
+        Ok(Self {
             process: None,
+            host: host.to_owned(),
+            netns_exec: Vec::new(),
             port,
             metrics_port,
             fleet_ca_hash,
             dir,
-        };
-        server.spawn().await?;
-        Ok(server)
+        })
     }
 
     async fn spawn(&mut self) -> Result<()> {
@@ -99,12 +169,14 @@ impl ServerProcess {
             "serve".into(),
         ];
         let log = self.log_path();
-        self.process = Some(Guarded::spawn(
-            "calseg-server",
-            &bins::path("calseg-server"),
-            &args,
-            &log,
-        )?);
+        self.process = Some(if self.netns_exec.is_empty() {
+            Guarded::spawn("calseg-server", &bins::path("calseg-server"), &args, &log)?
+        } else {
+            let mut line = self.netns_exec.clone();
+            line.push(bins::path("calseg-server").display().to_string());
+            line.extend(args);
+            Guarded::spawn("calseg-server", Path::new("ip"), &line, &log)?
+        });
         self.wait_ready().await
     }
 
@@ -115,7 +187,7 @@ impl ServerProcess {
             {
                 bail!("calseg-server exited at start; log:\n{}", self.log());
             }
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            if tokio::net::TcpStream::connect((self.host.as_str(), self.port))
                 .await
                 .is_ok()
             {
@@ -182,9 +254,9 @@ impl ServerProcess {
         serde_json::from_str(&out).context("decode rollout status")
     }
 
-    /// `https://127.0.0.1:PORT`.
+    /// `https://127.0.0.1:PORT` (a replica in a network namespace: that namespace's address).
     pub fn url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
+        format!("https://{}:{}", self.host, self.port)
     }
 
     pub fn port(&self) -> u16 {
@@ -193,13 +265,13 @@ impl ServerProcess {
 
     /// `http://127.0.0.1:PORT/metrics`, the plain-HTTP metrics endpoint.
     pub fn metrics_url(&self) -> String {
-        format!("http://127.0.0.1:{}/metrics", self.metrics_port)
+        format!("http://{}:{}/metrics", self.host, self.metrics_port)
     }
 
     /// One scrape of the metrics endpoint: its body, failing unless the answer is 200.
     pub async fn scrape(&self) -> Result<String> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.metrics_port))
+        let mut tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.metrics_port))
             .await
             .with_context(|| format!("connect to {}", self.metrics_url()))?;
         tcp.write_all(b"GET /metrics HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
@@ -283,6 +355,69 @@ impl ServerProcess {
             .trim()
             .to_owned())
     }
+}
+
+/// Runs `calseg-server init` for `etcd` into a new directory (etc/, var/, and the printed
+/// fleet CA hash in `fleet-ca-hash`): the etcd test CA imported as the etcd client CA, calseg's
+/// own etcd user `root`, a server certificate for 127.0.0.1, localhost and `extra_sans`, and
+/// `listen = 127.0.0.1:port`.
+fn init_dir(etcd: &EtcdCluster, extra_sans: &[String], port: u16) -> Result<TempDir> {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("calseg-srv-{}-", std::process::id()))
+        .tempdir()?;
+    let ca_dir = dir.path().join("etcd-ca");
+    std::fs::create_dir_all(&ca_dir)?;
+    std::fs::write(ca_dir.join("ca.pem"), &etcd.ca().cert_pem)?;
+    std::fs::write(ca_dir.join("ca-key.pem"), &etcd.ca().key_pem)?;
+    let mut init = Command::new(bins::path("calseg-server"));
+    init.arg("init")
+        .arg("--config-dir")
+        .arg(dir.path().join("etc"))
+        .arg("--state-dir")
+        .arg(dir.path().join("var"))
+        .args(["--san", "127.0.0.1", "--san", "localhost"]);
+    for san in extra_sans {
+        init.args(["--san", san]);
+    }
+    let init = init
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--etcd-ca-cert")
+        .arg(ca_dir.join("ca.pem"))
+        .arg("--etcd-ca-key")
+        .arg(ca_dir.join("ca-key.pem"))
+        .arg("--etcd-endpoint")
+        .arg(etcd.endpoint(0))
+        .args(["--etcd-user", "root"])
+        .output()?;
+    if !init.status.success() {
+        bail!(
+            "calseg-server init failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+    }
+    std::fs::write(dir.path().join("fleet-ca-hash"), &init.stdout)?;
+    Ok(dir)
+}
+
+/// Copies the files under `from` into `to`, rewriting absolute paths in server.toml that point
+/// into `from`.
+fn copy_tree(from: &Path, to: &Path) -> Result<()> {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", from.display()))
+        .arg(to)
+        .status()?;
+    if !status.success() {
+        bail!("cp -a {} {} failed", from.display(), to.display());
+    }
+    let config = to.join("etc/server.toml");
+    let text = std::fs::read_to_string(&config)?;
+    std::fs::write(
+        &config,
+        text.replace(&from.display().to_string(), &to.display().to_string()),
+    )?;
+    Ok(())
 }
 
 impl Drop for ServerProcess {

@@ -10,6 +10,7 @@ use std::sync::Once;
 pub(crate) const PREFIX: &str = "calseg-";
 
 static SWEPT: Once = Once::new();
+static SWEPT_NETNS: Once = Once::new();
 
 /// A name for a harness resource of `kind` owned by this process: `calseg-{kind}-{pid}-`.
 pub(crate) fn owned_name(kind: &str) -> String {
@@ -32,6 +33,25 @@ pub(crate) fn sweep_once(cgroup_roots: &[&str]) {
                 if owner_is_gone(&name) {
                     crate::sandbox::remove_cgroup_tree(&entry.path());
                 }
+            }
+        }
+    });
+}
+
+/// Removes, once per process, named network namespaces (`calseg-ns-{pid}-N`) whose owning
+/// process no longer exists; their veth pairs go with them.
+pub(crate) fn sweep_netns_once() {
+    SWEPT_NETNS.call_once(|| {
+        for entry in std::fs::read_dir("/run/netns")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if owner_is_gone(&name) {
+                let _ = std::process::Command::new("ip")
+                    .args(["netns", "del", &name])
+                    .output();
             }
         }
     });

@@ -75,9 +75,10 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct EnrollArgs {
-    /// Server URL, https://host:port (default: `server` from the config).
-    #[arg(long)]
-    pub server: Option<String>,
+    /// Server URL, https://host:port; repeat it (or separate with commas) for the replicas of
+    /// one service, tried in order when one fails (default: `servers` from the config).
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    pub server: Vec<String>,
     /// SHA-256 of the fleet CA certificate's DER, `sha256:<hex>`, as calseg-server prints it.
     #[arg(long, value_name = "sha256:HEX")]
     pub ca_hash: String,
@@ -180,12 +181,16 @@ pub async fn execute(cli: Cli) -> Result<u8> {
 }
 
 async fn enroll_cmd(settings: &Settings, state: &StateDir, args: EnrollArgs) -> Result<u8> {
-    let server = match args.server.as_deref().or(settings.server.as_deref()) {
-        Some(url) => config::check_server(url)
-            .map_err(anyhow::Error::msg)
-            .context("--server")?,
-        None => bail!("no server: pass --server https://host:port or set `server` in the config"),
+    let servers = if args.server.is_empty() {
+        settings.servers.clone()
+    } else {
+        config::check_servers(&args.server)
+            .map_err(|(_, message)| anyhow::Error::msg(message))
+            .context("--server")?
     };
+    if servers.is_empty() {
+        bail!("no server: pass --server https://host:port or set `servers` in the config");
+    }
     // An explicit --token-file wins over CALSEG_TOKEN from the environment.
     let token = match (&args.token_file, &args.token) {
         (Some(path), _) => {
@@ -197,7 +202,7 @@ async fn enroll_cmd(settings: &Settings, state: &StateDir, args: EnrollArgs) -> 
         (None, None) => None,
     };
     let opts = EnrollOptions {
-        server,
+        servers,
         ca_hash: args.ca_hash,
         node: settings.node.clone(),
         token,

@@ -18,7 +18,10 @@ use time::format_description::well_known::Rfc3339;
 #[derive(Debug, Serialize)]
 pub struct StatusView {
     pub node: String,
+    /// The server in use: the one that answered last (the first of the list until one did).
     pub server: Option<String>,
+    /// Every server this host may call, in failover order.
+    pub servers: Vec<String>,
     pub enrolled: bool,
     pub enrollment_pending: bool,
     pub fleet_not_after: Option<String>,
@@ -82,9 +85,11 @@ pub fn view(settings: &Settings, state: &StateDir) -> Result<StatusView> {
                 .map(|i| i.status.clone()),
         })
         .collect();
+    let servers = crate::client::host::urls(&settings.servers, state)?;
     Ok(StatusView {
         node: settings.node.clone(),
-        server: settings.server.clone().or(state.server_url()?),
+        server: crate::client::host::current(&servers, state)?,
+        servers,
         enrolled: fleet.is_some(),
         enrollment_pending: state.read(StateDir::PENDING_KEY)?.is_some(),
         fleet_not_after: fleet_info.as_ref().map(|i| rfc3339(i.not_after)),
@@ -110,6 +115,9 @@ pub fn to_text(v: &StatusView) -> String {
     let or_dash = |s: &Option<String>| s.clone().unwrap_or_else(|| "-".into());
     let _ = writeln!(out, "node:        {}", v.node);
     let _ = writeln!(out, "server:      {}", or_dash(&v.server));
+    if v.servers.len() > 1 {
+        let _ = writeln!(out, "servers:     {}", v.servers.join(", "));
+    }
     let enrolled = match (v.enrolled, v.enrollment_pending) {
         (true, _) => format!(
             "yes, fleet certificate until {} (renew at {})",

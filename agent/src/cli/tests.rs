@@ -124,6 +124,31 @@ fn arguments_parse_and_usage_errors_are_not_exit_2() {
         Ok(Command::Enroll(EnrollArgs { no_wait: true, .. }))
     ));
     assert!(cli(&["enroll", "--ca-hash", "x", "--wait", "1m", "--no-wait"]).is_err());
+    // Several servers: repeated, or a comma list, in order.
+    for args in [
+        &[
+            "enroll",
+            "--server",
+            "https://a:1",
+            "--server",
+            "https://b:2",
+            "--ca-hash",
+            "x",
+        ][..],
+        &[
+            "enroll",
+            "--server",
+            "https://a:1,https://b:2",
+            "--ca-hash",
+            "x",
+        ][..],
+    ] {
+        let servers = match cli(args).map(|c| c.command) {
+            Ok(Command::Enroll(args)) => args.server,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(servers, ["https://a:1", "https://b:2"]);
+    }
     assert!(
         cli(&[
             "enroll",
@@ -141,4 +166,30 @@ fn arguments_parse_and_usage_errors_are_not_exit_2() {
         err.is_some_and(|e| e.use_stderr()),
         "usage errors map to EXIT_USAGE ({EXIT_USAGE})"
     );
+}
+
+#[test]
+fn status_shows_the_server_in_use_and_the_list() -> TestResult {
+    let (tmp, config, _) = setup()?;
+    let settings = load_settings(&config)?;
+    let state = StateDir::new(tmp.path().join("state"));
+    let urls = ["https://a:1".to_owned(), "https://b:2".to_owned()];
+    state.save_servers(&urls)?;
+    let v = status::view(&settings, &state)?;
+    assert_eq!(
+        v.server.as_deref(),
+        Some("https://a:1"),
+        "the first until one answered"
+    );
+    state.save_current_server("https://b:2")?;
+    let v = status::view(&settings, &state)?;
+    assert_eq!(v.server.as_deref(), Some("https://b:2"));
+    assert_eq!(v.servers, urls);
+    let text = status::to_text(&v);
+    assert!(
+        text.contains("server:      https://b:2\n")
+            && text.contains("servers:     https://a:1, https://b:2"),
+        "{text}"
+    );
+    Ok(())
 }

@@ -1,9 +1,14 @@
 //! The HTTPS client to calseg-server: reqwest over a rustls configuration the agent builds
 //! itself ([`tls`]), JSON bodies, [`ApiError`] bodies on failure, `Retry-After` on 429/503,
-//! and [`backoff`] for calls that fail because the server is unreachable.
+//! failover between the server's replicas ([`servers`]), and [`backoff`] for calls that fail
+//! because no server can be reached.
 
 pub mod backoff;
+pub mod host;
+pub mod servers;
 pub mod tls;
+
+pub use servers::Servers;
 
 use crate::state::FleetCredentials;
 use calseg_api::certificates::{SignRequest, SignResponse};
@@ -17,6 +22,7 @@ use reqwest::StatusCode;
 use reqwest::header::{ETAG, IF_NONE_MATCH, RETRY_AFTER};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Why a call to the server failed.
@@ -93,16 +99,17 @@ pub enum LongPoll {
 /// How much longer than the requested wait a long-poll may take before the client gives up.
 const LONG_POLL_GRACE: Duration = Duration::from_secs(15);
 
-/// A client bound to one server URL and one TLS configuration.
+/// A client for the servers in one [`Servers`] list and one TLS configuration. Clones share
+/// the list, so a switch made by one call holds for every clone.
 #[derive(Debug, Clone)]
 pub struct ApiClient {
     http: reqwest::Client,
-    base: String,
+    servers: Arc<Servers>,
 }
 
 impl ApiClient {
-    /// A client using `tls`, for the server at `base` (`https://host:port`).
-    pub fn new(base: &str, tls: rustls::ClientConfig) -> Result<Self, ClientError> {
+    /// A client using `tls`, for `servers`.
+    pub fn new(servers: Arc<Servers>, tls: rustls::ClientConfig) -> Result<Self, ClientError> {
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .connect_timeout(Duration::from_secs(5))
@@ -110,22 +117,47 @@ impl ApiClient {
             .user_agent(concat!("calseg-agent/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::Tls(e.to_string()))?;
-        Ok(Self {
-            http,
-            base: base.trim_end_matches('/').to_owned(),
-        })
+        Ok(Self { http, servers })
     }
 
-    /// Mutual TLS with the fleet certificate; the server verified against the fleet CA only.
-    pub fn mtls(base: &str, fleet: &FleetCredentials) -> Result<Self, ClientError> {
+    /// Mutual TLS with the fleet certificate; every server verified against the fleet CA only.
+    pub fn mtls(servers: Arc<Servers>, fleet: &FleetCredentials) -> Result<Self, ClientError> {
         Self::new(
-            base,
+            servers,
             tls::pinned(&fleet.ca_pem, Some((&fleet.cert_pem, &fleet.key)))?,
         )
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+    /// The servers and the one in use.
+    pub fn servers(&self) -> &Arc<Servers> {
+        &self.servers
+    }
+
+    /// Sends the request `build` makes for `path` to the current server, and on to the next
+    /// ones while [`servers::fails_over`] says so. Returns the answer and the URL it came from.
+    async fn call(
+        &self,
+        path: &str,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+    ) -> Result<(reqwest::Response, String), ClientError> {
+        let start = self.servers.current_index();
+        let mut failed = Vec::new();
+        for (index, base) in self.servers.attempts() {
+            let url = format!("{base}{path}");
+            let result = self.send(build(&self.http, &url), &url).await;
+            match result {
+                Err(e) if servers::fails_over(&e) => {
+                    tracing::debug!(error = %e, "call failed; trying the next server");
+                    failed.push(e);
+                }
+                answered => {
+                    // Any answer, even a 4xx, shows this server serves: stick to it.
+                    self.servers.switch(start, index, &failed);
+                    return answered.map(|response| (response, url));
+                }
+            }
+        }
+        Err(self.servers.exhausted(failed))
     }
 
     async fn send(
@@ -179,16 +211,18 @@ impl ApiClient {
         path: &str,
         body: &B,
     ) -> Result<(StatusCode, T), ClientError> {
-        let url = self.url(path);
-        let response = self.send(self.http.post(&url).json(body), &url).await?;
+        let (response, url) = self
+            .call(path, |http, url| http.post(url).json(body))
+            .await?;
         let status = response.status();
         Ok((status, Self::json(response, &url).await?))
     }
 
     /// `GET /v1/fleet-ca`.
     pub async fn fleet_ca(&self) -> Result<FleetCa, ClientError> {
-        let url = self.url(paths::FLEET_CA);
-        let response = self.send(self.http.get(&url), &url).await?;
+        let (response, url) = self
+            .call(paths::FLEET_CA, |http, url| http.get(url))
+            .await?;
         Self::json(response, &url).await
     }
 
@@ -207,12 +241,15 @@ impl ApiClient {
 
     /// `GET /v1/manifest`, conditional on `etag` (the last revision) when given.
     pub async fn manifest(&self, etag: Option<&str>) -> Result<ManifestFetch, ClientError> {
-        let url = self.url(paths::MANIFEST);
-        let mut request = self.http.get(&url);
-        if let Some(etag) = etag {
-            request = request.header(IF_NONE_MATCH, format!("\"{etag}\""));
-        }
-        let response = self.send(request, &url).await?;
+        let (response, url) = self
+            .call(paths::MANIFEST, |http, url| {
+                let request = http.get(url);
+                match etag {
+                    Some(etag) => request.header(IF_NONE_MATCH, format!("\"{etag}\"")),
+                    None => request,
+                }
+            })
+            .await?;
         if response.status() == StatusCode::NOT_MODIFIED {
             return Ok(ManifestFetch::NotModified);
         }
@@ -236,13 +273,14 @@ impl ApiClient {
     /// of a change is not kept: the pass that follows fetches it.
     pub async fn manifest_wait(&self, etag: &str, wait: Duration) -> Result<LongPoll, ClientError> {
         let secs = wait.as_secs().max(1);
-        let url = format!("{}?wait={secs}", self.url(paths::MANIFEST));
-        let request = self
-            .http
-            .get(&url)
-            .header(IF_NONE_MATCH, format!("\"{etag}\""))
-            .timeout(Duration::from_secs(secs) + LONG_POLL_GRACE);
-        let response = self.send(request, &url).await?;
+        let path = format!("{}?wait={secs}", paths::MANIFEST);
+        let (response, _) = self
+            .call(&path, |http, url| {
+                http.get(url)
+                    .header(IF_NONE_MATCH, format!("\"{etag}\""))
+                    .timeout(Duration::from_secs(secs) + LONG_POLL_GRACE)
+            })
+            .await?;
         if response.status() == StatusCode::NOT_MODIFIED {
             let retry_after = response
                 .headers()
@@ -268,21 +306,22 @@ impl ApiClient {
 
     /// `POST /v1/restart-lease/{id}/renew`.
     pub async fn renew_lease(&self, lease_id: &str) -> Result<LeaseGrant, ClientError> {
-        let url = self.url(&paths::lease_renew(lease_id));
-        let response = self.send(self.http.post(&url), &url).await?;
+        let path = paths::lease_renew(lease_id);
+        let (response, url) = self.call(&path, |http, url| http.post(url)).await?;
         Self::json(response, &url).await
     }
 
     /// `DELETE /v1/restart-lease/{id}` → 204.
     pub async fn release_lease(&self, lease_id: &str) -> Result<(), ClientError> {
-        let url = self.url(&paths::lease(lease_id));
-        self.send(self.http.delete(&url), &url).await.map(drop)
+        let path = paths::lease(lease_id);
+        self.call(&path, |http, url| http.delete(url))
+            .await
+            .map(drop)
     }
 
     /// `POST /v1/report` → 204.
     pub async fn report(&self, report: &Report) -> Result<(), ClientError> {
-        let url = self.url(paths::REPORT);
-        self.send(self.http.post(&url).json(report), &url)
+        self.call(paths::REPORT, |http, url| http.post(url).json(report))
             .await
             .map(drop)
     }

@@ -4,8 +4,10 @@
 //! file, line, column and field.
 
 mod duration;
+mod servers;
 
 pub use duration::{format_duration, parse_duration};
+pub use servers::check_servers;
 
 use crate::keys::KeyAlgorithm;
 use serde::Deserialize;
@@ -25,6 +27,7 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/calseg/agent";
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     server: Option<Spanned<String>>,
+    servers: Option<Spanned<Vec<Spanned<String>>>>,
     node: Option<Spanned<String>>,
     state_dir: Option<Spanned<String>>,
     root: Option<Spanned<String>>,
@@ -40,8 +43,9 @@ pub struct RawConfig {
 /// What the agent runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// `https://` URL of calseg-server; `None` means "the one saved at enrollment".
-    pub server: Option<String>,
+    /// `https://` URLs of calseg-server's replicas, tried in this order when one fails; empty
+    /// means "the ones saved at enrollment". `server = "..."` is a list of one.
+    pub servers: Vec<String>,
     /// This host's node name: the fleet certificate's CN and the policy's host name.
     pub node: String,
     /// Fleet credentials, the last manifest, install journal and cycle records.
@@ -150,10 +154,7 @@ impl Settings {
         raw: RawConfig,
         hostname: fn() -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let server = raw
-            .server
-            .map(|s| check_server(s.get_ref()).map_err(|m| at.error(Some(s.span()), "server", m)))
-            .transpose()?;
+        let servers = servers::from_raw(at, raw.server, raw.servers)?;
         let node = match raw.node {
             Some(node) => {
                 check_node(node.get_ref()).map_err(|m| at.error(Some(node.span()), "node", m))?
@@ -195,7 +196,7 @@ impl Settings {
             })?,
         };
         Ok(Self {
-            server,
+            servers,
             node,
             state_dir: path(raw.state_dir, "state_dir", DEFAULT_STATE_DIR)?,
             root: path(raw.root, "root", "/")?,

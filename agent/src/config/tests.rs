@@ -13,7 +13,7 @@ fn parse(text: &str) -> Result<Settings, ConfigError> {
 fn defaults_fill_an_empty_file() -> Result<(), ConfigError> {
     let settings = parse("")?;
     assert_eq!(settings.node, "host-a");
-    assert_eq!(settings.server, None);
+    assert!(settings.servers.is_empty());
     assert_eq!(settings.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
     assert_eq!(settings.root, PathBuf::from("/"));
     assert_eq!(settings.interval, Duration::from_secs(300));
@@ -53,8 +53,11 @@ fn shipped_example_parses_and_uncommented_it_still_does() -> Result<(), ConfigEr
         .join("\n");
     let settings = parse(&uncommented)?;
     assert_eq!(
-        settings.server.as_deref(),
-        Some("https://calseg.example.com:8443")
+        settings.servers,
+        [
+            "https://calseg-1.example.com:8443",
+            "https://calseg-2.example.com:8443"
+        ]
     );
     assert_eq!(settings.node, "worker-17");
     Ok(())
@@ -108,4 +111,84 @@ fn server_url_and_node_are_checked() {
     assert!(check_node("worker-17").is_ok());
     assert!(check_node("bad name").is_err());
     assert!(check_node("").is_err());
+}
+
+#[test]
+fn servers_take_a_list_and_server_is_a_list_of_one() -> Result<(), ConfigError> {
+    let list = parse("servers = [\"https://a:8443\", \"https://b:8443/\"]\n")?;
+    assert_eq!(list.servers, ["https://a:8443", "https://b:8443"]);
+    let one = parse("server = \"https://a:8443\"\n")?;
+    assert_eq!(one.servers, ["https://a:8443"]);
+    let multiline = parse("servers = [\n  \"https://a:8443\",\n  \"https://b:8443\",\n]\n")?;
+    assert_eq!(multiline.servers.len(), 2);
+    Ok(())
+}
+
+#[test]
+fn server_and_servers_together_are_refused_at_the_second_naming_the_first() {
+    let err =
+        parse("node = \"n\"\nserver = \"https://a:8443\"\nservers = [\"https://b:8443\"]\n").err();
+    let (line, field, text) = err
+        .map(|e| (e.line, e.field.clone(), e.to_string()))
+        .unwrap_or_default();
+    assert_eq!((line, field.as_str()), (3, "servers"), "{text}");
+    assert!(
+        text.contains("line 2") && text.contains("not both"),
+        "{text}"
+    );
+    let err = parse("servers = [\"https://b:8443\"]\n\nserver = \"https://a:8443\"\n").err();
+    let (line, field, text) = err
+        .map(|e| (e.line, e.field.clone(), e.to_string()))
+        .unwrap_or_default();
+    assert_eq!((line, field.as_str()), (3, "server"), "{text}");
+    assert!(text.contains("already set at line 1"), "{text}");
+}
+
+#[test]
+fn a_bad_url_in_the_list_is_reported_at_its_own_line() {
+    let text = "servers = [\n  \"https://a:8443\",\n  \"http://b:8443\",\n]\n";
+    let err = parse(text).err();
+    let (line, column, field, message) = err
+        .map(|e| (e.line, e.column, e.field.clone(), e.message))
+        .unwrap_or_default();
+    assert_eq!(
+        (line, column, field.as_str()),
+        (3, 3, "servers"),
+        "{message}"
+    );
+    assert!(message.contains("https://"), "{message}");
+}
+
+#[test]
+fn an_empty_list_and_duplicates_are_refused() {
+    let err = parse("servers = []\n").err();
+    let err = err
+        .map(|e| (e.line, e.field.clone(), e.message))
+        .unwrap_or_default();
+    assert_eq!((err.0, err.1.as_str()), (1, "servers"));
+    assert!(err.2.contains("no server"), "{}", err.2);
+
+    let text =
+        "servers = [\n  \"https://a:8443\",\n  \"https://b:8443\",\n  \"https://A:8443/\",\n]\n";
+    let err = parse(text).err();
+    let err = err.map(|e| (e.line, e.message)).unwrap_or_default();
+    assert_eq!(err.0, 4, "{}", err.1);
+    assert!(
+        err.1.contains("twice") && err.1.contains("entry 1"),
+        "{}",
+        err.1
+    );
+
+    assert!(
+        parse("servers = \"https://a:8443\"\n").is_err(),
+        "a string is not a list"
+    );
+    assert!(check_servers::<&str>(&[]).is_err());
+    assert_eq!(
+        check_servers(&["https://a:443", "https://a"])
+            .err()
+            .map(|e| e.0),
+        Some(Some(1)),
+        "the default port is the same server"
+    );
 }

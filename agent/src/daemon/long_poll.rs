@@ -140,7 +140,7 @@ mod tests {
         Ok(LongPoll::NotModified { retry_after: None })
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_change_ends_the_wait_at_once() {
         let mut fake = Fake::default();
         fake.script.push_back((Some(MS(5)), Ok(LongPoll::Changed)));
@@ -157,7 +157,7 @@ mod tests {
         assert_eq!(fake.asked, [MS(100)], "one long-poll, capped at max_wait");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn full_waits_are_chained_up_to_the_deadline_then_it_returns() {
         let mut fake = Fake::default();
         for _ in 0..10 {
@@ -172,7 +172,7 @@ mod tests {
         assert!(fake.asked[2] <= MS(50), "{:?}", fake.asked);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn immediate_answers_are_backed_off_not_spun_on() {
         // Every answer is an immediate 304 (a server over its long-poll limit, or one that
         // does not long-poll): the loop must not hammer it.
@@ -191,7 +191,7 @@ mod tests {
         );
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn retry_after_is_honoured_and_a_change_after_a_setback_still_counts() {
         let mut fake = Fake::default();
         let overloaded = ClientError::Api {
@@ -222,7 +222,7 @@ mod tests {
         assert_eq!(fake.asked.len(), 2);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_refusal_waits_for_the_deadline_without_asking_again() {
         let mut fake = Fake::default();
         let refused = ClientError::Api {

@@ -134,7 +134,7 @@ fn fleet(sans: &[&str], approve: bool) -> Result<Fleet, Box<dyn std::error::Erro
 
 fn options(fleet: &Fleet, pin: String, wait: Option<Duration>) -> EnrollOptions {
     EnrollOptions {
-        server: fleet.url.clone(),
+        servers: vec![fleet.url.clone()],
         ca_hash: pin,
         node: "node-1".into(),
         token: Some(Token::new("abc.def")),
@@ -219,7 +219,7 @@ async fn enrolls_with_the_pin_and_saves_credentials_with_private_modes() -> Test
         .mode()
         & 0o777;
     assert_eq!(mode, 0o600);
-    assert_eq!(state.server_url()?, Some(fleet.url.clone()));
+    assert_eq!(state.servers()?, vec![fleet.url.clone()]);
     assert_eq!(state.read(StateDir::PENDING_KEY)?, None);
     // Enrolling again needs --force.
     let again = enroll(&state, &options(&fleet, pin, None), false).await;
@@ -275,5 +275,124 @@ async fn the_server_name_must_match_its_certificate_even_with_the_right_ca() -> 
         "{err:?}"
     );
     assert!(state.fleet()?.is_none());
+    Ok(())
+}
+
+/// A loopback URL nothing listens on.
+fn dead_url() -> Result<String, Box<dyn std::error::Error>> {
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    Ok(format!("https://127.0.0.1:{port}"))
+}
+
+/// A replica that answers every request with `status` (and an API error body).
+fn answering(status: u16) -> Result<(Arc<TestCa>, String), Box<dyn std::error::Error>> {
+    let ca = Arc::new(TestCa::new("fleet CA")?);
+    let (cert, key) = ca.server_cert(&["127.0.0.1"])?;
+    let body = format!(r#"{{"kind":"k{status}","message":"always {status}"}}"#);
+    let url = serve(&cert, &key, Arc::new(move |_, _| (status, body.clone())))?;
+    Ok((ca, url))
+}
+
+#[tokio::test]
+async fn enrollment_fails_over_past_a_dead_server_and_saves_the_whole_list() -> TestResult {
+    let fleet = fleet(&["127.0.0.1"], true)?;
+    let pin = keys::ca_sha256_pin(&fleet.ca.cert_pem)?;
+    let dead = dead_url()?;
+    let (_, broken) = answering(503)?;
+    let tmp = tempfile::tempdir()?;
+    let state = StateDir::new(tmp.path());
+    let mut opts = options(&fleet, pin, None);
+    opts.servers = vec![dead.clone(), broken.clone(), fleet.url.clone()];
+    let outcome = enroll(&state, &opts, false).await?;
+    assert!(
+        matches!(outcome, EnrollOutcome::Enrolled { .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(state.servers()?, [dead, broken, fleet.url.clone()]);
+    assert_eq!(state.current_server()?, Some(fleet.url.clone()));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_4xx_is_an_answer_and_is_not_failed_over() -> TestResult {
+    let fleet = fleet(&["127.0.0.1"], true)?;
+    // A replica with the same fleet CA that refuses enrollment: 403 is the service's answer.
+    let (cert, key) = fleet.ca.server_cert(&["127.0.0.1"])?;
+    let ca = fleet.ca.clone();
+    let refusing = serve(
+        &cert,
+        &key,
+        Arc::new(move |path, _| match path {
+            calseg_api::paths::FLEET_CA => (
+                200,
+                serde_json::to_string(&FleetCa {
+                    fleet_ca_pem: ca.cert_pem.clone(),
+                })
+                .unwrap_or_default(),
+            ),
+            _ => (
+                403,
+                r#"{"kind":"forbidden","message":"token used up"}"#.into(),
+            ),
+        }),
+    )?;
+    let pin = keys::ca_sha256_pin(&fleet.ca.cert_pem)?;
+    let tmp = tempfile::tempdir()?;
+    let state = StateDir::new(tmp.path());
+    let mut opts = options(&fleet, pin, None);
+    opts.servers = vec![refusing, fleet.url.clone()];
+    let err = enroll(&state, &opts, false).await.err();
+    assert!(
+        matches!(
+            err,
+            Some(EnrollError::Client(ClientError::Api { status: 403, .. }))
+        ),
+        "{err:?}"
+    );
+    assert!(
+        fleet.csrs.lock().map(|c| c.is_empty()).unwrap_or(false),
+        "the second server was asked after a 403"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_client_sticks_to_the_server_that_answered_and_429_stays_put() -> TestResult {
+    let fleet = fleet(&["127.0.0.1"], true)?;
+    let dead = dead_url()?;
+    let (_, overloaded) = answering(429)?;
+    let servers = Arc::new(Servers::new(vec![dead.clone(), fleet.url.clone()]).ok_or("list")?);
+    let client = ApiClient::new(servers.clone(), tls::pinned(&fleet.ca.cert_pem, None)?)?;
+    let ca = client.fleet_ca().await?;
+    assert_eq!(ca.fleet_ca_pem, fleet.ca.cert_pem);
+    assert_eq!(servers.current(), fleet.url);
+    // A clone shares the list: it goes straight to the server in use.
+    client.clone().fleet_ca().await?;
+    assert_eq!(servers.current(), fleet.url);
+
+    // Every server down: the error names them all, and the server in use stays.
+    let all_dead = Arc::new(Servers::new(vec![dead.clone(), dead_url()?]).ok_or("list")?);
+    let err = ApiClient::new(all_dead.clone(), tls::unverified()?)?
+        .fleet_ca()
+        .await
+        .err();
+    let text = err.as_ref().map(ToString::to_string).unwrap_or_default();
+    assert!(
+        text.contains("any of 2 servers") && text.contains(&dead),
+        "{text}"
+    );
+    assert_eq!(all_dead.current_index(), 0);
+
+    // 429 is not carried to the next replica.
+    let busy = Arc::new(Servers::new(vec![overloaded, fleet.url.clone()]).ok_or("list")?);
+    let err = ApiClient::new(busy.clone(), tls::unverified()?)?
+        .fleet_ca()
+        .await
+        .err();
+    assert!(
+        matches!(err, Some(ClientError::Api { status: 429, .. })),
+        "{err:?}"
+    );
+    assert_eq!(busy.current_index(), 0);
     Ok(())
 }

@@ -1,7 +1,8 @@
 //! The agent's state directory (`state_dir`, default `/var/lib/calseg/agent`, mode 0700):
 //!
 //! ```text
-//! server.url           the server URL saved at enrollment
+//! server.url           the server URLs saved at enrollment, one per line (replicas of one service)
+//! server.current       the server that answered last (where the next pass starts), for `status`
 //! fleet.key            fleet private key (0600)      fleet.pem / fleet-ca.pem  certificate, CA
 //! fleet-pending.key    key of an enrollment awaiting approval (0600), with fleet-pending.csr
 //! manifest.json        the last manifest received (its revision is the ETag)
@@ -56,6 +57,7 @@ pub struct StateDir {
 
 impl StateDir {
     pub const SERVER_URL: &'static str = "server.url";
+    pub const CURRENT_SERVER: &'static str = "server.current";
     pub const FLEET_KEY: &'static str = "fleet.key";
     pub const FLEET_CERT: &'static str = "fleet.pem";
     pub const FLEET_CA: &'static str = "fleet-ca.pem";
@@ -186,12 +188,33 @@ impl StateDir {
         self.write(Self::FLEET_CA, fleet.ca_pem.as_bytes(), 0o644)
     }
 
-    pub fn server_url(&self) -> Result<Option<String>, StateError> {
-        Ok(self.read(Self::SERVER_URL)?.map(|s| s.trim().to_owned()))
+    /// The server URLs saved at enrollment (empty if none); a file written by an agent that
+    /// knew only one server holds one line and reads as a list of one.
+    pub fn servers(&self) -> Result<Vec<String>, StateError> {
+        let text = self.read(Self::SERVER_URL)?.unwrap_or_default();
+        Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect())
     }
 
-    pub fn save_server_url(&self, url: &str) -> Result<(), StateError> {
-        self.write(Self::SERVER_URL, format!("{url}\n").as_bytes(), 0o644)
+    pub fn save_servers(&self, urls: &[String]) -> Result<(), StateError> {
+        let text: String = urls.iter().map(|url| format!("{url}\n")).collect();
+        self.write(Self::SERVER_URL, text.as_bytes(), 0o644)
+    }
+
+    /// The server that answered last, if one was recorded.
+    pub fn current_server(&self) -> Result<Option<String>, StateError> {
+        Ok(self
+            .read(Self::CURRENT_SERVER)?
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty()))
+    }
+
+    pub fn save_current_server(&self, url: &str) -> Result<(), StateError> {
+        self.write(Self::CURRENT_SERVER, format!("{url}\n").as_bytes(), 0o644)
     }
 
     pub fn manifest(&self) -> Result<Option<Manifest>, StateError> {

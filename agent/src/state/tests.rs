@@ -44,3 +44,20 @@ fn corrupt_records_name_the_file() -> Result<(), Box<dyn std::error::Error>> {
     );
     Ok(())
 }
+
+#[test]
+fn servers_are_saved_one_per_line_and_an_old_single_url_reads_as_a_list()
+-> Result<(), Box<dyn std::error::Error>> {
+    let tmp = tempfile::tempdir()?;
+    let state = StateDir::new(tmp.path());
+    assert!(state.servers()?.is_empty());
+    assert_eq!(state.current_server()?, None);
+    state.write(StateDir::SERVER_URL, b"https://old:8443\n", 0o644)?;
+    assert_eq!(state.servers()?, ["https://old:8443"]);
+    let urls = ["https://a:8443".to_owned(), "https://b:8443".to_owned()];
+    state.save_servers(&urls)?;
+    assert_eq!(state.servers()?, urls);
+    state.save_current_server("https://b:8443")?;
+    assert_eq!(state.current_server()?.as_deref(), Some("https://b:8443"));
+    Ok(())
+}

@@ -4,6 +4,7 @@
 mod admin_cmd;
 mod rbac_cmd;
 mod rollout_cmd;
+mod store_cmd;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -50,6 +51,17 @@ pub enum Command {
     /// Rollouts of policy changes (through the running server).
     #[command(subcommand)]
     Rollout(RolloutCommand),
+    /// Copy the server's state between the embedded store and etcd, then compare the copy with
+    /// the source record by record. Stop every server first; the target must be empty.
+    MigrateStore {
+        #[arg(long, value_enum)]
+        from: store_cmd::StoreKind,
+        #[arg(long, value_enum)]
+        to: store_cmd::StoreKind,
+        /// The embedded store file (default: state.redb in server.toml's state_dir).
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
     /// The audit log (through the running server).
     Audit {
         /// Show entries after this sequence number.
@@ -298,6 +310,9 @@ pub fn main() -> ExitCode {
             }
             Command::Rollout(RolloutCommand::Rollback) => {
                 rollout_cmd::rollout_action(cli.config.as_deref(), "rollback").await
+            }
+            Command::MigrateStore { from, to, file } => {
+                store_cmd::migrate(cli.config.as_deref(), *from, *to, file.clone()).await
             }
             Command::Audit { since, limit, json } => {
                 admin_cmd::audit(cli.config.as_deref(), *since, *limit, *json).await

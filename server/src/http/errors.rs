@@ -93,7 +93,10 @@ impl From<StoreError> for ApiFailure {
             "unknown_node" | "unknown_lease" => StatusCode::NOT_FOUND,
             "lease_not_held" => StatusCode::FORBIDDEN,
             "restart_budget_full" => StatusCode::TOO_MANY_REQUESTS,
-            "invalid_transition" | "duplicate_serial" => StatusCode::CONFLICT,
+            "invalid_transition" | "duplicate_serial" | "store_not_empty" => StatusCode::CONFLICT,
+            // etcd out of reach or too busy from this replica: another replica may do better,
+            // and agents fail over on 5xx.
+            "store_unavailable" | "store_contention" => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let mut failure = Self::new(status, error.kind(), &error.to_string());

@@ -158,9 +158,19 @@ async fn commit(
     Ok(())
 }
 
+/// When this server is one of several replicas: first puts in force what the shared store
+/// holds (another replica may have changed the rollout), so a step starts from the stored one.
+async fn follow_other_replicas(state: &AppState) -> Result<(), ApiFailure> {
+    if state.replicas().is_some() {
+        crate::ha::adopt_from_store(state).await?;
+    }
+    Ok(())
+}
+
 /// One step of the controller: opens the next wave, pauses, or finishes the running rollout.
 pub async fn tick(state: &AppState, now: OffsetDateTime) -> Result<(), ApiFailure> {
     let _one_at_a_time = state.rollout_lock.lock().await;
+    follow_other_replicas(state).await?;
     let Some(active) = state.rollout() else {
         return Ok(());
     };
@@ -259,6 +269,7 @@ pub async fn action(
     };
     {
         let _one_at_a_time = state.rollout_lock.lock().await;
+        follow_other_replicas(state.as_ref()).await?;
         let Some(active) = state.rollout() else {
             return Err(ApiFailure::new(
                 StatusCode::CONFLICT,

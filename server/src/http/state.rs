@@ -114,6 +114,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Held across every read-modify-write of the rollout (controller, admin actions, reload).
     pub rollout_lock: tokio::sync::Mutex<()>,
+    /// Set when the store is etcd and several replicas may serve: leadership and signals.
+    replicas: std::sync::OnceLock<Arc<crate::ha::Replicas>>,
 }
 
 impl AppState {
@@ -149,7 +151,24 @@ impl AppState {
             reconciler,
             metrics,
             rollout_lock: tokio::sync::Mutex::new(()),
+            replicas: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Makes this server one replica of several (etcd store); set once, at start.
+    pub fn set_replicas(&self, replicas: Arc<crate::ha::Replicas>) {
+        let _ = self.replicas.set(replicas);
+    }
+
+    /// The replicas this server is one of, when the store is shared.
+    pub fn replicas(&self) -> Option<&Arc<crate::ha::Replicas>> {
+        self.replicas.get()
+    }
+
+    /// Whether this server runs the loops that must run once: always when it is alone, only
+    /// while it leads when it is one of several replicas.
+    pub fn leads(&self) -> bool {
+        self.replicas.get().is_none_or(|r| r.leads())
     }
 
     /// The policy in force now (during a rollout in waves: the new one).
@@ -267,8 +286,19 @@ impl AppState {
         }
     }
 
-    /// Asks the reconciler to run soon (a node joined or left).
+    /// Asks the reconciler to run soon (a node joined or left): this server's, and, when it is
+    /// one of several replicas, the leader's.
     pub fn poke_reconciler(&self) {
+        self.poke_local_reconciler();
+        if let Some(replicas) = self.replicas.get()
+            && !replicas.leads()
+        {
+            replicas.nodes_changed.raise(&replicas.name);
+        }
+    }
+
+    /// Asks this server's own reconciler to run soon.
+    pub fn poke_local_reconciler(&self) {
         if let Some(reconciler) = &self.reconciler {
             reconciler.poke();
         }

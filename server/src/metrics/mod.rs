@@ -54,6 +54,8 @@ pub struct Metrics {
     /// Restart leases held; negative until [`Metrics::set_leases_held`] is first called, and
     /// the series is left out until then (no leases yet is not "zero leases").
     leases_held: AtomicI64,
+    /// 1 while this replica leads, 0 while it follows; negative for a server that is alone.
+    leader: AtomicI64,
 }
 
 impl Default for Metrics {
@@ -73,6 +75,7 @@ impl Metrics {
             reconcile_errors: AtomicU64::new(0),
             reconcile_last_success: AtomicI64::new(0),
             leases_held: AtomicI64::new(-1),
+            leader: AtomicI64::new(-1),
         }
     }
 
@@ -128,6 +131,12 @@ impl Metrics {
     pub fn set_leases_held(&self, n: u64) {
         self.leases_held
             .store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
+    /// Sets `calseg_leader`: whether this replica leads (only servers on a shared etcd store
+    /// report it).
+    pub fn set_leader(&self, leads: bool) {
+        self.leader.store(i64::from(leads), Ordering::Relaxed);
     }
 
     /// The scrape answer: every metric, with gauges computed from `nodes` at `now`.
@@ -186,6 +195,15 @@ impl Metrics {
         if leases >= 0 {
             out.family("calseg_leases_held", "gauge", "Restart leases held now.");
             out.sample("calseg_leases_held", &[], leases as f64);
+        }
+        let leader = self.leader.load(Ordering::Relaxed);
+        if leader >= 0 {
+            out.family(
+                "calseg_leader",
+                "gauge",
+                "1 while this replica leads (runs the reconciler and the rollout controller).",
+            );
+            out.sample("calseg_leader", &[], leader as f64);
         }
         out.finish()
     }

@@ -23,6 +23,9 @@ pub fn is_transient(error: &etcd_client::Error) -> bool {
             ) || status.message().contains("leader changed")
                 || status.message().contains("too many requests")
                 || status.message().contains("timed out")
+                // etcd refuses a request checked against auth rules that changed meanwhile
+                // (another replica's reconcile, an operator): the next attempt is checked anew.
+                || status.message().contains("revision of auth store is old")
         }
         etcd_client::Error::TransportError(_) | etcd_client::Error::IoError(_) => true,
         _ => false,

@@ -158,6 +158,55 @@ pub enum StoreError {
     /// The storage engine failed (I/O error, full disk, corruption).
     #[error("state store: {0}; check disk space and the state file's health")]
     Backend(#[from] redb::Error),
+    /// etcd did not answer (unreachable, no quorum, timed out) even after retries. The
+    /// operation may or may not have been applied when this happens on its final write.
+    #[error(
+        "etcd store at {endpoints}: {what} failed: {reason}; check that a quorum of etcd members \
+         is up and reachable from this server"
+    )]
+    Unavailable {
+        endpoints: String,
+        what: String,
+        reason: String,
+    },
+    /// etcd answered with a refusal that a retry does not change (permission denied, request
+    /// too large, bad TLS files).
+    #[error(
+        "etcd store at {endpoints}: {what} was refused: {reason}; check the server's etcd \
+         certificate, its role's grants on the store prefix, and etcd's request size limit"
+    )]
+    EtcdRefused {
+        endpoints: String,
+        what: String,
+        reason: String,
+    },
+    /// Other replicas changed the same records every time this one tried to commit.
+    #[error(
+        "etcd store: {what} gave up after {attempts} attempts because other servers kept \
+         changing the same records; retry the request"
+    )]
+    Contention { what: String, attempts: u32 },
+    /// The etcd store prefix is not of the form `/name/`.
+    #[error(
+        "etcd store prefix {prefix:?} must start and end with '/', e.g. \"/calseg/\"; fix \
+         the store prefix in server.toml"
+    )]
+    InvalidPrefix { prefix: String },
+    /// An import found records in the target store: it only writes into an empty store.
+    #[error(
+        "cannot import into {store}: it already holds {holds}; import only into an empty store \
+         (a new file, or an etcd prefix with no keys)"
+    )]
+    NotEmpty { store: String, holds: String },
+    /// A snapshot to import is inconsistent (duplicate keys, unknown format).
+    #[error("invalid store snapshot: {reason}")]
+    InvalidSnapshot { reason: String },
+    /// An import into etcd started and did not finish: the prefix holds a partial copy.
+    #[error(
+        "etcd store {store} holds an unfinished import (marker key {marker}); delete the prefix \
+         (`etcdctl del --prefix {store}`) and run the import again"
+    )]
+    ImportIncomplete { store: String, marker: String },
 }
 
 impl StoreError {
@@ -189,6 +238,13 @@ impl StoreError {
             Self::LeaseNotHeld { .. } => "lease_not_held",
             Self::Random => "random",
             Self::Backend(_) => "backend",
+            Self::Unavailable { .. } => "store_unavailable",
+            Self::EtcdRefused { .. } => "store_refused",
+            Self::Contention { .. } => "store_contention",
+            Self::InvalidPrefix { .. } => "invalid_prefix",
+            Self::NotEmpty { .. } => "store_not_empty",
+            Self::InvalidSnapshot { .. } => "invalid_snapshot",
+            Self::ImportIncomplete { .. } => "import_incomplete",
         }
     }
 }

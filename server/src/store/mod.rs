@@ -30,7 +30,10 @@
 //! - `leases`: restart leases ([`LeaseRecord`], [`LeaseBudget`]) and the pure budget check.
 //! - policy revisions: [`Store::record_policy`] numbers each distinct policy the server runs;
 //!   their texts and the latest rollout in waves ([`RolloutRecord`]) let a restart resume it.
+//! - `snapshot`: [`StoreSnapshot`], every record of a store, for migrating between backends.
 //! - `redb_store`: [`RedbStore`], the embedded single-file implementation (the default).
+//! - `etcd_store`: [`EtcdStore`], the same contract on etcd transactions, shared by replicas.
+//! - `conformance`: the behavioural checks every backend passes (test support, hidden).
 //!
 //! [`Store`]: crate::store::Store
 //! [`StoreError`]: crate::store::StoreError
@@ -42,11 +45,17 @@
 //! [`RolloutRecord`]: crate::store::RolloutRecord
 //! [`LeaseRecord`]: crate::store::LeaseRecord
 //! [`LeaseBudget`]: crate::store::LeaseBudget
+//! [`StoreSnapshot`]: crate::store::StoreSnapshot
+//! [`EtcdStore`]: crate::store::EtcdStore
 
+#[doc(hidden)]
+pub mod conformance;
 mod errors;
+mod etcd_store;
 mod leases;
 mod records;
 mod redb_store;
+mod snapshot;
 mod tokens;
 mod transitions;
 
@@ -55,12 +64,14 @@ mod tests;
 
 pub use calseg_api::rollout::PolicyRevision;
 pub use errors::StoreError;
+pub use etcd_store::EtcdStore;
 pub use leases::{GroupBudget, LeaseBudget, LeaseRecord};
 pub use records::{
     AuditAction, AuditEntry, AuditOutcome, FleetCert, IssuedRecord, NewAuditEntry, NodeRecord,
     NodeState, RolloutRecord,
 };
 pub use redb_store::RedbStore;
+pub use snapshot::{PolicyText, SNAPSHOT_FORMAT, SnapshotToken, StoreSnapshot};
 pub use tokens::{NewToken, TokenInfo, TokenScope, TokenUse};
 
 use time::{Duration, OffsetDateTime};
@@ -213,4 +224,14 @@ pub trait Store: Send + Sync {
 
     /// The latest rollout in waves, if any.
     fn rollout(&self) -> Result<Option<RolloutRecord>, StoreError>;
+
+    /// Every record the store holds, read from one consistent view, each kind in key order.
+    /// For `migrate-store`: tokens come with their hashes and uses (never a secret).
+    fn export_snapshot(&self) -> Result<StoreSnapshot, StoreError>;
+
+    /// Writes every record of `snapshot` into this store, which must be empty: otherwise
+    /// `NotEmpty` and nothing is written. The snapshot is checked first
+    /// ([`StoreSnapshot::check`]). Counters continue after the imported records: the next audit
+    /// entry and policy revision get the numbers after the last imported ones.
+    fn import_snapshot(&self, snapshot: &StoreSnapshot) -> Result<(), StoreError>;
 }

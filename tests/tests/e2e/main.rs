@@ -5,9 +5,12 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod agent;
+mod agent_failover;
 mod bad_policy;
+mod etcd_store;
 mod faults;
 mod file_modes;
+mod ha;
 mod harness_etcd;
 mod harness_sandbox;
 mod identity;

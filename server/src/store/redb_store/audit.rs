@@ -7,25 +7,34 @@ use super::tables::{AUDIT, decode, encode};
 use crate::store::records::whole_seconds;
 use crate::store::{AuditEntry, NewAuditEntry, StoreError};
 
+/// The entry that follows the entry numbered `last` (0: none yet).
+pub(in crate::store) fn numbered(
+    last: u64,
+    entry: &NewAuditEntry,
+) -> Result<AuditEntry, StoreError> {
+    // Unreachable at any realistic rate, but never wrap onto (overwrite) old entries.
+    let seq = last.checked_add(1).ok_or_else(|| StoreError::Corrupt {
+        table: "audit",
+        key: last.to_string(),
+        source: serde::de::Error::custom("the audit sequence is exhausted"),
+    })?;
+    Ok(AuditEntry {
+        seq,
+        at: whole_seconds(entry.at),
+        actor: entry.actor.clone(),
+        action: entry.action,
+        subject: entry.subject.clone(),
+        outcome: entry.outcome,
+        detail: entry.detail.clone(),
+    })
+}
+
 pub(super) fn append(store: &RedbStore, entry: NewAuditEntry) -> Result<u64, StoreError> {
     store.write(|tx| {
         let mut table = tx.open_table(AUDIT)?;
         let last = table.last()?.map_or(0, |(k, _)| k.value());
-        // Unreachable at any realistic rate, but never wrap onto (overwrite) old entries.
-        let seq = last.checked_add(1).ok_or_else(|| StoreError::Corrupt {
-            table: "audit",
-            key: last.to_string(),
-            source: serde::de::Error::custom("the audit sequence is exhausted"),
-        })?;
-        let entry = AuditEntry {
-            seq,
-            at: whole_seconds(entry.at),
-            actor: entry.actor,
-            action: entry.action,
-            subject: entry.subject,
-            outcome: entry.outcome,
-            detail: entry.detail,
-        };
+        let entry = numbered(last, &entry)?;
+        let seq = entry.seq;
         let key = seq.to_string();
         table.insert(seq, encode("audit", &key, &entry)?.as_slice())?;
         Ok(seq)

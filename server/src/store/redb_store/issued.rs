@@ -7,7 +7,7 @@ use super::tables::{self, ISSUED, ISSUED_BY_NODE, NODES};
 use crate::store::{IssuedRecord, StoreError};
 
 /// Serials are compared as lowercase hex; anything else is refused.
-pub(super) fn normalize_serial(serial: &str) -> Result<String, StoreError> {
+pub(in crate::store) fn normalize_serial(serial: &str) -> Result<String, StoreError> {
     if serial.is_empty() || !serial.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(StoreError::InvalidSerial {
             serial: serial.to_owned(),

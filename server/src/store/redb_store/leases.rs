@@ -32,7 +32,12 @@ fn expire(
     Ok(live)
 }
 
-fn expiry(now: OffsetDateTime, ttl: Duration) -> Result<OffsetDateTime, StoreError> {
+/// When a lease granted or renewed at `now` for `ttl` ends; refuses a lifetime that is not
+/// positive or overflows.
+pub(in crate::store) fn expiry(
+    now: OffsetDateTime,
+    ttl: Duration,
+) -> Result<OffsetDateTime, StoreError> {
     if !ttl.is_positive() {
         let reason = format!("lease lifetime {ttl} is not positive");
         return Err(StoreError::InvalidTtl { reason });
@@ -85,8 +90,17 @@ fn held(
     id: &str,
     node: &str,
 ) -> Result<LeaseRecord, StoreError> {
-    let lease: LeaseRecord = tables::get(table, TABLE, id)?
-        .ok_or_else(|| StoreError::UnknownLease { id: id.to_owned() })?;
+    holder_checked(tables::get(table, TABLE, id)?, id, node)
+}
+
+/// `lease` (stored under `id`) if `node` holds it: `UnknownLease` if there is none,
+/// `LeaseNotHeld` if another node does.
+pub(in crate::store) fn holder_checked(
+    lease: Option<LeaseRecord>,
+    id: &str,
+    node: &str,
+) -> Result<LeaseRecord, StoreError> {
+    let lease = lease.ok_or_else(|| StoreError::UnknownLease { id: id.to_owned() })?;
     if lease.node != node {
         return Err(StoreError::LeaseNotHeld {
             id: id.to_owned(),

@@ -9,18 +9,28 @@
 //! # Layout
 //! - `tables`: table definitions and the JSON record helpers.
 //! - `tokens`, `nodes`, `issued`, `audit`, `leases`, `policy`: the operations, one concern each.
+//! - `snapshot`: export and import of every record, for `migrate-store`.
 
 mod audit;
 mod issued;
 mod leases;
 mod nodes;
 mod policy;
+mod snapshot;
 mod tables;
 mod tokens;
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+// Pure helpers the etcd store shares, so both backends apply the very same rules.
+pub(super) use audit::numbered;
+pub(super) use issued::normalize_serial;
+pub(super) use leases::{expiry as lease_expiry, holder_checked};
+pub(super) use nodes::{seen, with_fleet_cert};
+pub(super) use tables::{decode, encode};
+pub(super) use tokens::expiry as token_expiry;
 
 use redb::backends::FileBackend;
 use redb::{Builder, Database, DatabaseError, ReadTransaction, ReadableDatabase, WriteTransaction};
@@ -30,7 +40,8 @@ use time::{Duration, OffsetDateTime};
 use super::records::whole_seconds;
 use super::{
     AuditEntry, IssuedRecord, LeaseBudget, LeaseRecord, NewAuditEntry, NewToken, NodeRecord,
-    NodeState, PolicyRevision, RolloutRecord, Store, StoreError, TokenInfo, TokenScope, TokenUse,
+    NodeState, PolicyRevision, RolloutRecord, Store, StoreError, StoreSnapshot, TokenInfo,
+    TokenScope, TokenUse,
 };
 
 /// The embedded, crash-safe, single-file [`Store`].
@@ -267,5 +278,13 @@ impl Store for RedbStore {
 
     fn rollout(&self) -> Result<Option<RolloutRecord>, StoreError> {
         policy::rollout(self)
+    }
+
+    fn export_snapshot(&self) -> Result<StoreSnapshot, StoreError> {
+        snapshot::export(self)
+    }
+
+    fn import_snapshot(&self, snapshot: &StoreSnapshot) -> Result<(), StoreError> {
+        snapshot::import(self, snapshot)
     }
 }

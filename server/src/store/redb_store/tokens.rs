@@ -9,6 +9,22 @@ use crate::store::tokens::{self as rules, TokenRecord};
 use crate::store::transitions;
 use crate::store::{NewToken, StoreError, TokenInfo, TokenScope, TokenUse};
 
+/// Checks a new token's scope and lifetime; returns when it expires.
+pub(in crate::store) fn expiry(
+    scope: &TokenScope,
+    ttl: Duration,
+    now: OffsetDateTime,
+) -> Result<OffsetDateTime, StoreError> {
+    scope.validate()?;
+    if !ttl.is_positive() {
+        let reason = format!("{ttl} is not positive; give a lifetime such as 1h");
+        return Err(StoreError::InvalidTtl { reason });
+    }
+    now.checked_add(ttl).ok_or_else(|| StoreError::InvalidTtl {
+        reason: format!("{ttl} is too long"),
+    })
+}
+
 pub(super) fn create(
     store: &RedbStore,
     scope: TokenScope,
@@ -16,14 +32,7 @@ pub(super) fn create(
     now: OffsetDateTime,
     created_by: &str,
 ) -> Result<NewToken, StoreError> {
-    scope.validate()?;
-    if !ttl.is_positive() {
-        let reason = format!("{ttl} is not positive; give a lifetime such as 1h");
-        return Err(StoreError::InvalidTtl { reason });
-    }
-    let expires_at = now.checked_add(ttl).ok_or_else(|| StoreError::InvalidTtl {
-        reason: format!("{ttl} is too long"),
-    })?;
+    let expires_at = expiry(&scope, ttl, now)?;
     store.write(|tx| {
         let mut table = tx.open_table(TOKENS)?;
         // 2^32 ids: a collision is rare, and simply means another draw.

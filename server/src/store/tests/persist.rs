@@ -1,44 +1,10 @@
-//! The audit log, durability across reopen, and the file lock.
+//! Durability across reopen, and the file lock.
 
 use time::Duration;
 
 use super::{fresh, match_token, node_token, t0};
-use crate::store::{
-    AuditAction, AuditOutcome, NewAuditEntry, NodeState, RedbStore, Store, StoreError,
-};
-
-fn entry(action: AuditAction, subject: &str) -> NewAuditEntry {
-    NewAuditEntry {
-        at: t0(),
-        actor: "admin".into(),
-        action,
-        subject: subject.into(),
-        outcome: AuditOutcome::Ok,
-        detail: String::new(),
-    }
-}
-
-#[test]
-fn audit_is_append_only_ordered_and_paged() {
-    let (_dir, store) = fresh();
-    assert!(store.audit(0, 10).unwrap().is_empty());
-    let seqs: Vec<u64> = (0..5)
-        .map(|i| {
-            store
-                .append_audit(entry(AuditAction::Issue, &format!("s{i}")))
-                .unwrap()
-        })
-        .collect();
-    assert_eq!(seqs, [1, 2, 3, 4, 5]);
-    let page = store.audit(0, 2).unwrap();
-    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
-    let rest = store.audit(page[1].seq, 100).unwrap();
-    assert_eq!(
-        rest.iter().map(|e| e.subject.as_str()).collect::<Vec<_>>(),
-        ["s2", "s3", "s4"]
-    );
-    assert!(store.audit(u64::MAX, 10).unwrap().is_empty());
-}
+use crate::store::conformance::entry;
+use crate::store::{AuditAction, NodeState, RedbStore, Store, StoreError};
 
 #[test]
 fn everything_survives_close_and_reopen() {

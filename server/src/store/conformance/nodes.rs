@@ -2,10 +2,10 @@
 
 use time::Duration;
 
-use super::{fresh, node_token, t0};
+use super::{node_token, t0};
 use crate::store::{IssuedRecord, NodeState, Store, StoreError};
 
-fn cert(serial: &str, node: &str, component: &str) -> IssuedRecord {
+pub(super) fn cert(serial: &str, node: &str, component: &str) -> IssuedRecord {
     IssuedRecord {
         serial: serial.to_owned(),
         cn: format!("{component}.{node}"),
@@ -17,9 +17,7 @@ fn cert(serial: &str, node: &str, component: &str) -> IssuedRecord {
     }
 }
 
-#[test]
-fn approval_flow_pending_approve_fleet_cert() {
-    let (_dir, store) = fresh();
+pub fn approval_flow_pending_approve_fleet_cert(store: &dyn Store) {
     let rec = store
         .upsert_pending_node("worker-1", "CSR-1", t0())
         .unwrap();
@@ -57,10 +55,8 @@ fn approval_flow_pending_approve_fleet_cert() {
     assert_eq!(rec.pending_csr, None);
 }
 
-#[test]
-fn checked_transitions() {
+pub fn checked_transitions(store: &dyn Store) {
     use NodeState::*;
-    let (_dir, store) = fresh();
     let set = |node, to| store.set_node_state(node, to, "admin:ops", t0());
     store.upsert_pending_node("p", "CSR", t0()).unwrap();
     assert_eq!(set("p", Revoked).unwrap_err().kind(), "invalid_transition");
@@ -112,7 +108,7 @@ fn checked_transitions() {
     assert_eq!(set("nobody", Approved).unwrap_err().kind(), "unknown_node");
     // Only a token for exactly this node brings a revoked node back.
     let used = store
-        .redeem_token(&node_token(&store, "p").token, "p", t0())
+        .redeem_token(&node_token(store, "p").token, "p", t0())
         .unwrap();
     assert_eq!(
         (used.previous_state, used.node.state),
@@ -120,15 +116,13 @@ fn checked_transitions() {
     );
 }
 
-#[test]
-fn reports_and_last_seen() {
-    let (_dir, store) = fresh();
+pub fn reports_and_last_seen(store: &dyn Store) {
     assert_eq!(
         store.touch("ghost", t0()).unwrap_err().kind(),
         "unknown_node"
     );
     store
-        .redeem_token(&node_token(&store, "w").token, "w", t0())
+        .redeem_token(&node_token(store, "w").token, "w", t0())
         .unwrap();
     let report = serde_json::json!({"revision": 7, "errors": []});
     store
@@ -149,12 +143,10 @@ fn reports_and_last_seen() {
     );
 }
 
-#[test]
-fn serials_are_unique_and_indexed_by_node() {
-    let (_dir, store) = fresh();
+pub fn serials_are_unique_and_indexed_by_node(store: &dyn Store) {
     for n in ["a", "ab", "b"] {
         store
-            .redeem_token(&node_token(&store, n).token, n, t0())
+            .redeem_token(&node_token(store, n).token, n, t0())
             .unwrap();
     }
     assert_eq!(

@@ -1,0 +1,178 @@
+//! The etcd store against a real etcd with client-certificate auth: the same conformance
+//! checks the file store passes, the invariants with two replicas (two clients) racing, the
+//! migration round trip file -> etcd -> file, one member of three stopped, calls from plain and
+//! `spawn_blocking` threads, and the errors an operator sees.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use calseg_server::rbac::EtcdAccess;
+use calseg_server::store::conformance::{self, CHECKS, RACES};
+use calseg_server::store::{EtcdStore, RedbStore, Store};
+use calseg_tests::etcd::{EtcdCluster, EtcdOptions};
+use tokio::runtime::Runtime;
+
+/// A running cluster and the runtime that started it (kept so its clients stay usable).
+struct Etcd {
+    cluster: EtcdCluster,
+    runtime: Runtime,
+}
+
+impl Etcd {
+    fn start(members: usize) -> Self {
+        let runtime = Runtime::new().expect("runtime");
+        let options = EtcdOptions {
+            members,
+            ..EtcdOptions::default()
+        };
+        let cluster = runtime
+            .block_on(EtcdCluster::start_with(options))
+            .expect("start etcd (needs the etcd-server package)");
+        Self { cluster, runtime }
+    }
+
+    /// calseg's access as root, to every member.
+    fn access(&self) -> EtcdAccess {
+        let files = self.cluster.root_files();
+        EtcdAccess {
+            endpoints: self.cluster.endpoints(),
+            ca_file: files.ca.clone(),
+            cert_file: files.cert.clone(),
+            key_file: files.key.clone(),
+        }
+    }
+
+    /// A store on a prefix no other store of this test uses.
+    fn fresh(&self) -> EtcdStore {
+        EtcdStore::connect(&self.access(), &next_prefix()).expect("connect the etcd store")
+    }
+}
+
+impl Etcd {
+    /// Runs `race` on two stores (two clients, as two replicas) sharing a new prefix.
+    fn on_two_replicas(&self, race: conformance::Race) {
+        let prefix = next_prefix();
+        let a = EtcdStore::connect(&self.access(), &prefix).unwrap();
+        let b = EtcdStore::connect(&self.access(), &prefix).unwrap();
+        race(&[&a, &b]);
+    }
+}
+
+fn next_prefix() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("/calseg-{}/", NEXT.fetch_add(1, Ordering::SeqCst))
+}
+
+#[test]
+fn every_conformance_check_passes_on_etcd() {
+    let etcd = Etcd::start(1);
+    conformance::run(CHECKS, |check| check(&etcd.fresh()));
+}
+
+/// Two stores on one prefix are two replicas: each race spreads its threads over both.
+#[test]
+fn every_race_passes_with_two_replicas() {
+    let etcd = Etcd::start(1);
+    conformance::run(RACES, |race| etcd.on_two_replicas(*race));
+}
+
+/// File -> etcd -> file loses nothing: the three stores export equal snapshots, and the etcd
+/// copy goes on where the file stopped (counters, token uses, serials, leases).
+#[test]
+fn migration_round_trip_file_to_etcd_and_back_loses_nothing() {
+    let etcd = Etcd::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let source = RedbStore::open(&dir.path().join("source.redb")).unwrap();
+    let back = RedbStore::open(&dir.path().join("back.redb")).unwrap();
+    let replica = etcd.fresh();
+    conformance::populate(&source);
+    let original = source.export_snapshot().unwrap();
+    let via_etcd = conformance::copy(&source, &replica);
+    let returned = conformance::copy(&replica, &back);
+    assert_eq!(via_etcd, original);
+    assert_eq!(returned, original);
+
+    let (fresh_source, target) = (
+        RedbStore::open(&dir.path().join("second.redb")).unwrap(),
+        etcd.fresh(),
+    );
+    conformance::export_then_import_gives_an_equal_store(&fresh_source, &target);
+}
+
+/// A failed import leaves its marker; the prefix is then refused rather than served half full.
+#[test]
+fn an_unfinished_import_is_refused_with_what_to_do() {
+    let etcd = Etcd::start(1);
+    let prefix = next_prefix();
+    let mut root = etcd.runtime.block_on(etcd.cluster.root_client()).unwrap();
+    let marker = format!("{prefix}import_in_progress");
+    etcd.runtime
+        .block_on(root.put(marker.as_str(), "{}", None))
+        .unwrap();
+    let err = EtcdStore::connect(&etcd.access(), &prefix).unwrap_err();
+    assert_eq!(err.kind(), "import_incomplete", "{err}");
+    assert!(err.to_string().contains("etcdctl del --prefix"), "{err}");
+}
+
+#[test]
+fn bad_prefixes_and_an_unreachable_etcd_are_clear_errors() {
+    let etcd = Etcd::start(1);
+    let err = EtcdStore::connect(&etcd.access(), "calseg").unwrap_err();
+    assert_eq!(err.kind(), "invalid_prefix", "{err}");
+
+    let port = calseg_tests::ports::free_port().unwrap();
+    let nowhere = EtcdAccess {
+        endpoints: vec![format!("https://127.0.0.1:{port}")],
+        ..etcd.access()
+    };
+    let err = EtcdStore::connect(&nowhere, "/calseg/").unwrap_err();
+    assert_eq!(err.kind(), "store_unavailable", "{err}");
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
+}
+
+/// With one member of three stopped, every operation still works through the other two.
+#[test]
+fn the_store_keeps_working_with_one_member_of_three_stopped() {
+    let mut etcd = Etcd::start(3);
+    let prefix = next_prefix();
+    let before = EtcdStore::connect(&etcd.access(), &prefix).unwrap();
+    conformance::populate(&before);
+    etcd.cluster.stop_member(0);
+    let after = EtcdStore::connect(&etcd.access(), &next_prefix()).unwrap();
+    conformance::copy(&before, &after);
+    conformance::run(RACES, |race| etcd.on_two_replicas(*race));
+}
+
+/// The store runs its requests on its own runtime: it works from a plain thread, from a
+/// `spawn_blocking` thread of another runtime, and may be dropped on an async task.
+#[test]
+fn the_store_works_from_plain_threads_and_from_spawn_blocking() {
+    let etcd = Etcd::start(1);
+    let store: std::sync::Arc<dyn Store> = std::sync::Arc::new(etcd.fresh());
+    let s = std::sync::Arc::clone(&store);
+    let seq = std::thread::spawn(move || s.record_policy("aa", conformance::t0()))
+        .join()
+        .unwrap()
+        .unwrap();
+    assert_eq!(seq, 1);
+
+    let other = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let s = std::sync::Arc::clone(&store);
+    let seq = other
+        .block_on(async move {
+            tokio::task::spawn_blocking(move || s.record_policy("bb", conformance::t0())).await
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(seq, 2);
+    // The last reference goes away on an async worker thread: no blocking shutdown there.
+    other.block_on(async move {
+        tokio::spawn(async move { drop(store) }).await.unwrap();
+    });
+}
