@@ -18,6 +18,8 @@ declare -A needed=(
   [faketime]=faketime
   # The agent tests and the demo inspect certificates and keys with openssl.
   [openssl]=openssl
+  # The benchmark's manual baseline makes certificates as Calico's docs do (scripts/bench.sh).
+  [cfssl]=golang-cfssl
   # Packages (packaging/build.sh and its tests): strip, rpm to inspect the .rpm files,
   # dpkg-deb, and adduser/deluser for the server package's user.
   [strip]=binutils

@@ -8,6 +8,7 @@
 //! # Layout
 //! - [`agent_host`]: a sandboxed host running the real calseg-agent and a stand-in Calico unit.
 //! - [`api_client`]: a minimal client of the server's API, for the server's own tests.
+//! - [`bench`]: the benchmark measurements the bench targets and the report share.
 //! - [`bins`]: paths of the real `calseg-server` and `calseg-agent` executables.
 //! - [`prereq`]: checks for root and for the Debian packages the tests need, failing loudly.
 //! - [`ports`]: free loopback ports, never handed out twice in one test process.
@@ -24,6 +25,8 @@
 pub mod agent_host;
 /// A minimal API client for tests.
 pub mod api_client;
+/// Benchmark measurements.
+pub mod bench;
 /// The workspace's binaries.
 pub mod bins;
 /// Real etcd clusters.

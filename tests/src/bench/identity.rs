@@ -1,0 +1,298 @@
+//! CSR signings/s and manifest pulls/s through the real calseg-server over kept-alive
+//! mutual-TLS connections, each beside its limit measured in the same run: a bare signing loop
+//! with the same crypto, and a minimal axum+rustls endpoint (calseg's TLS config, a static
+//! body). Then where a signing's time goes: the signature, and the two store commits the
+//! server makes per signing (issued record, audit entry), timed one by one on a redb store in
+//! the server's own state directory (same filesystem, same fsync).
+
+use super::rate;
+use crate::api_client::{TestNode, https_client, key_and_csr};
+use crate::etcd::EtcdCluster;
+use crate::server::ServerProcess;
+use anyhow::{Context, Result};
+use calseg_server::pki::{CaKind, CertificateAuthority, CsrRules};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const POLICY: &str = r#"calico_version = "3.29"
+[etcd]
+endpoints = ["ENDPOINT"]
+[components.calico-node]
+grants = "calico-node"
+extra_grants = [ { prefix = "/calico/resources/v3/projectcalico.org/tiers/", access = "readwrite" } ]
+[components.cni-plugin]
+grants = "cni-plugin"
+[components.calicoctl-ro]
+grants = "calicoctl-read-only"
+[[hosts]]
+name = "bench-node"
+components = ["calico-node", "cni-plugin", "calicoctl-ro"]
+"#;
+
+/// Per-signing time of each phase of the server's signing handler, measured sequentially.
+#[derive(Debug, Clone, Copy)]
+pub struct SigningPhases {
+    pub samples: usize,
+    /// `sign_client_csr`: parse and check the CSR, sign.
+    pub sign: Duration,
+    /// `record_issued`: one redb write transaction, fsync'd.
+    pub issued_commit: Duration,
+    /// `append_audit`: another one.
+    pub audit_commit: Duration,
+}
+
+impl SigningPhases {
+    /// Sum of the phases: one signing done serially.
+    pub fn total(&self) -> Duration {
+        self.sign + self.issued_commit + self.audit_commit
+    }
+}
+
+/// Everything measured.
+#[derive(Debug, Clone)]
+pub struct IdentityResult {
+    pub requests: usize,
+    pub concurrency: usize,
+    /// Signings/s through the server, and of the bare loop.
+    pub signed: f64,
+    pub bare: f64,
+    /// Manifest pulls/s: 200 with body, 304, and the minimal endpoint.
+    pub pulls: f64,
+    pub not_modified: f64,
+    pub minimal: f64,
+    pub manifest_bytes: usize,
+    pub phases: SigningPhases,
+}
+
+fn day() -> Duration {
+    Duration::from_secs(86_400)
+}
+
+/// Times each phase of a signing `samples` times on a store next to the server's.
+fn phases(dir: &std::path::Path, csrs: &[String], samples: usize) -> Result<SigningPhases> {
+    use calseg_server::store::{
+        AuditAction, AuditOutcome, IssuedRecord, NewAuditEntry, RedbStore, Store,
+    };
+    let now = time::OffsetDateTime::now_utc;
+    let ca = CertificateAuthority::generate(CaKind::EtcdClient, "phases", day(), now())?;
+    let store = RedbStore::open(&dir.join("bench-phases.redb"))?;
+    let rules = CsrRules::default();
+    // The issued record belongs to a known node, as on the server.
+    let first = csrs.first().context("no CSRs to sign")?;
+    store.upsert_pending_node("bench-node", first, now())?;
+    let (mut sign, mut issued_commit, mut audit_commit) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let samples = samples.min(csrs.len());
+    for csr in &csrs[..samples] {
+        let started = Instant::now();
+        let issued = ca.sign_client_csr(csr, &rules, "calico-node.bench-node", day(), now())?;
+        sign += started.elapsed();
+        let record = IssuedRecord {
+            serial: issued.serial_hex.clone(),
+            cn: "calico-node.bench-node".into(),
+            node: "bench-node".into(),
+            component: "calico-node".into(),
+            not_before: issued.not_before,
+            not_after: issued.not_after,
+            issued_at: now(),
+        };
+        let started = Instant::now();
+        store.record_issued(record)?;
+        issued_commit += started.elapsed();
+        let entry = NewAuditEntry {
+            at: now(),
+            actor: "bench-node".into(),
+            action: AuditAction::Issue,
+            subject: "calico-node.bench-node".into(),
+            outcome: AuditOutcome::Ok,
+            detail: format!("serial {}", issued.serial_hex),
+        };
+        let started = Instant::now();
+        store.append_audit(entry)?;
+        audit_commit += started.elapsed();
+    }
+    let n = samples.max(1) as u32;
+    Ok(SigningPhases {
+        samples,
+        sign: sign / n,
+        issued_commit: issued_commit / n,
+        audit_commit: audit_commit / n,
+    })
+}
+
+/// Runs `requests` signings and pulls with `concurrency` in flight, and their limits.
+pub async fn run(requests: usize, concurrency: usize) -> Result<IdentityResult> {
+    let etcd = EtcdCluster::start().await?;
+    let server =
+        ServerProcess::start(&etcd, &POLICY.replace("ENDPOINT", &etcd.endpoint(0)), "").await?;
+    let mut node = TestNode::new("bench-node", &server.url(), &server.fleet_ca_pem())?;
+    let token = server.token_for("bench-node", "1h")?;
+    node.enroll(Some(&token)).await?;
+    let csrs: Arc<Vec<String>> = Arc::new(
+        (0..requests)
+            .map(|_| key_and_csr("calico-node.bench-node").map(|(_, csr)| csr))
+            .collect::<Result<_>>()?,
+    );
+
+    // Limit 1: signing with the same crypto, no network, one core.
+    let ca = CertificateAuthority::generate(
+        CaKind::EtcdClient,
+        "bench",
+        day(),
+        time::OffsetDateTime::now_utc(),
+    )?;
+    let rules = CsrRules::default();
+    let started = Instant::now();
+    for csr in csrs.iter() {
+        let now = time::OffsetDateTime::now_utc();
+        ca.sign_client_csr(csr, &rules, "calico-node.bench-node", day(), now)?;
+    }
+    let bare = requests as f64 / started.elapsed().as_secs_f64();
+
+    let client = node.client()?;
+    let url = format!("{}{}", server.url(), calseg_api::paths::CERTIFICATES);
+    let signed = rate(requests, concurrency, |i| {
+        let (client, url, csrs) = (client.clone(), url.clone(), Arc::clone(&csrs));
+        async move {
+            let body = calseg_api::certificates::SignRequest {
+                component: "calico-node".into(),
+                csr_pem: csrs[i].clone(),
+            };
+            let sent = client.post(&url).json(&body).send().await;
+            sent.is_ok_and(|r| r.status().is_success())
+        }
+    })
+    .await
+    .context("signing")?;
+    let phases = phases(&server.state_dir(), &csrs, requests.min(300))?;
+
+    let manifest_url = format!("{}{}", server.url(), calseg_api::paths::MANIFEST);
+    let first = client.get(&manifest_url).send().await?;
+    let etag = first
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .context("no etag on the manifest")?;
+    let manifest_body = first.bytes().await?;
+    let pulls = gets(&client, &manifest_url, requests, concurrency)
+        .await
+        .context("manifest pulls")?;
+    let not_modified = rate(requests, concurrency, |_| {
+        let (client, url, etag) = (client.clone(), manifest_url.clone(), etag.clone());
+        async move {
+            let sent = client.get(&url).header("if-none-match", etag).send().await;
+            sent.is_ok_and(|r| r.status() == 304)
+        }
+    })
+    .await
+    .context("304 pulls")?;
+    let minimal = minimal_endpoint(requests, concurrency, manifest_body.clone()).await?;
+
+    let result = IdentityResult {
+        requests,
+        concurrency,
+        signed,
+        bare,
+        pulls,
+        not_modified,
+        minimal,
+        manifest_bytes: manifest_body.len(),
+        phases,
+    };
+    print(&result);
+    Ok(result)
+}
+
+/// GETs of `url` per second, `concurrency` in flight; each must succeed.
+async fn gets(
+    client: &reqwest::Client,
+    url: &str,
+    requests: usize,
+    concurrency: usize,
+) -> Result<f64> {
+    rate(requests, concurrency, |_| {
+        let (client, url) = (client.clone(), url.to_owned());
+        async move {
+            client
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
+    })
+    .await
+}
+
+/// Limit 2: the same TLS stack (calseg's rustls config, mTLS) serving a static body.
+async fn minimal_endpoint(
+    requests: usize,
+    concurrency: usize,
+    body: axum::body::Bytes,
+) -> Result<f64> {
+    let now = time::OffsetDateTime::now_utc;
+    let fleet = CertificateAuthority::generate(CaKind::Fleet, "bench fleet", day(), now())?;
+    let server_cert = fleet.issue_server(&["127.0.0.1".into()], day(), now())?;
+    let tls = calseg_server::http::tls::server_config(
+        &server_cert.cert_pem,
+        &server_cert.key_pem,
+        fleet.cert_pem(),
+    )?;
+    let (agent_key, agent_csr) = key_and_csr("bench-node")?;
+    let agent =
+        fleet.sign_agent_csr(&agent_csr, &CsrRules::default(), "bench-node", day(), now())?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    let router = axum::Router::new().route(
+        "/static",
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move { ([("content-type", "application/json")], body) }
+        }),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(calseg_server::http::serve(listener, tls, router, async {
+        let _ = stopped.await;
+    }));
+    let client = https_client(fleet.cert_pem(), Some((&agent.cert_pem, &agent_key)))?;
+    let url = format!("https://127.0.0.1:{port}/static");
+    let minimal = gets(&client, &url, requests, concurrency)
+        .await
+        .context("minimal endpoint");
+    let _ = stop.send(());
+    minimal
+}
+
+fn print(r: &IdentityResult) {
+    println!(
+        "{} requests, {} in flight, kept-alive mTLS over loopback, client and server on the same cores",
+        r.requests, r.concurrency
+    );
+    println!(
+        "CSR signing: calseg-server {:>8.0}/s | bare signing loop {:>8.0}/s | ratio {:.2}",
+        r.signed,
+        r.bare,
+        r.signed / r.bare
+    );
+    let p = &r.phases;
+    println!(
+        "  per signing, serially ({} samples): sign {:.3} ms, issued-record commit {:.3} ms, audit commit {:.3} ms: {:.0}/s at most on one writer",
+        p.samples,
+        p.sign.as_secs_f64() * 1e3,
+        p.issued_commit.as_secs_f64() * 1e3,
+        p.audit_commit.as_secs_f64() * 1e3,
+        1.0 / p.total().as_secs_f64().max(1e-9)
+    );
+    println!(
+        "manifest pull (200, {} bytes): calseg-server {:>8.0}/s | minimal axum+rustls {:>8.0}/s | ratio {:.2}",
+        r.manifest_bytes,
+        r.pulls,
+        r.minimal,
+        r.pulls / r.minimal
+    );
+    println!(
+        "manifest pull (304 If-None-Match): calseg-server {:>8.0}/s | ratio to minimal {:.2}",
+        r.not_modified,
+        r.not_modified / r.minimal
+    );
+}
