@@ -17,7 +17,9 @@
 //! - [`init`]: first-time setup: CAs, TLS and admin certificates, server.toml.
 //! - [`admin_client`]: the admin commands' HTTPS client.
 //! - [`cli`]: the `calseg-server` commands and their output.
-//! - [`store`]: server state (nodes, tokens, issued certificates, audit log); redb file store.
+//! - [`store`]: server state (nodes, tokens, issued certificates, audit log, leases, rollouts):
+//!   the embedded redb file store or etcd, and snapshots to migrate between them.
+//! - [`ha`]: several replicas on one etcd store: the leader election, following the store.
 //! - [`pki`]: the fleet and etcd client CAs, CSR checks and signing, key files.
 
 /// The admin API client.
@@ -26,6 +28,9 @@ pub mod admin_client;
 pub mod cli;
 /// server.toml.
 pub mod config;
+/// The bodies of the fuzz targets in `fuzz/` and of their corpus regression test.
+#[doc(hidden)]
+pub mod fuzz_targets;
 /// Several replicas on one etcd store: leader election, signals, following the store.
 pub mod ha;
 /// The HTTPS API.

@@ -98,6 +98,36 @@ pub(crate) fn check_budget(
     Ok(())
 }
 
+/// A new lease of `node` for `units` until `expires_at`, under a random id that `taken` says no
+/// stored lease has. The caller stores it in the same transaction it checked the budget in.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn new_lease(
+    rng: &dyn ring::rand::SecureRandom,
+    mut taken: impl FnMut(&str) -> Result<bool, StoreError>,
+    node: &str,
+    units: &[String],
+    budget: &LeaseBudget,
+    now: OffsetDateTime,
+    expires_at: OffsetDateTime,
+) -> Result<LeaseRecord, StoreError> {
+    let id = loop {
+        let mut bytes = [0u8; 16];
+        rng.fill(&mut bytes).map_err(|_| StoreError::Random)?;
+        let id = super::tokens::hex(&bytes);
+        if !taken(&id)? {
+            break id;
+        }
+    };
+    Ok(LeaseRecord {
+        id,
+        node: node.to_owned(),
+        units: units.to_vec(),
+        group: budget.group.as_ref().map(|g| g.group.clone()),
+        granted_at: now,
+        expires_at,
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

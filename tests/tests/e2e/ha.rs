@@ -255,26 +255,34 @@ fn glob_token(replica: &ServerProcess, glob: &str, uses: u32) -> String {
         .to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_leader_killed_mid_rollout_another_replica_finishes_it_and_nothing_is_lost() {
+/// A 3-member etcd and `count` replicas on loopback serving the simulated fleet's policy
+/// (unit `a.service`), auto-approving `auto_approve`; waits for one of them to lead.
+async fn sim_world(count: usize, auto_approve: &str) -> (EtcdCluster, Vec<ServerProcess>, usize) {
     let etcd = EtcdCluster::start_with(EtcdOptions {
         members: 3,
         ..EtcdOptions::default()
     })
     .await
     .expect("etcd");
-    let endpoint = etcd.endpoint(0);
-    let mut replicas = ServerProcess::start_replicas(
+    let places = vec![None; count];
+    let replicas = ServerProcess::start_replicas(
         &etcd,
-        &sim_fleet_policy(&endpoint, "a.service", ""),
-        "auto_approve = [\"sim-a-*\"]",
-        &[None, None, None],
+        &sim_fleet_policy(&etcd.endpoint(0), "a.service", ""),
+        &format!("auto_approve = [\"{auto_approve}\"]"),
+        &places,
         LEADER_TTL,
     )
     .await
-    .expect("three replicas");
+    .expect("replicas");
+    let leader = wait_for_one_leader(&replicas, &vec![true; count], Duration::from_secs(20)).await;
+    (etcd, replicas, leader)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_leader_killed_mid_rollout_another_replica_finishes_it_and_nothing_is_lost() {
+    let (etcd, mut replicas, first_leader) = sim_world(3, "sim-a-*").await;
+    let endpoint = etcd.endpoint(0);
     let mut running = vec![true; 3];
-    let first_leader = wait_for_one_leader(&replicas, &running, Duration::from_secs(20)).await;
 
     // Enrollment through every replica at once: 40 auto-approved nodes, and 30 nodes racing
     // for a token that allows 20.
@@ -412,24 +420,9 @@ async fn the_leader_killed_mid_rollout_another_replica_finishes_it_and_nothing_i
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_one_etcd_member_stopped_replicas_keep_enrolling_signing_and_electing() {
-    let mut etcd = EtcdCluster::start_with(EtcdOptions {
-        members: 3,
-        ..EtcdOptions::default()
-    })
-    .await
-    .expect("etcd");
+    let (mut etcd, mut replicas, _) = sim_world(2, "sim-*").await;
     let endpoint = etcd.endpoint(0);
-    let mut replicas = ServerProcess::start_replicas(
-        &etcd,
-        &sim_fleet_policy(&endpoint, "a.service", ""),
-        "auto_approve = [\"sim-*\"]",
-        &[None, None],
-        LEADER_TTL,
-    )
-    .await
-    .expect("two replicas");
     let mut running = vec![true; 2];
-    wait_for_one_leader(&replicas, &running, Duration::from_secs(20)).await;
 
     etcd.stop_member(0);
     let names: Vec<String> = (0..10).map(|i| format!("sim-m-{i}")).collect();

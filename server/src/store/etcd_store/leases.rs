@@ -2,14 +2,12 @@
 //! bumps it in its commit, so the count-then-insert of [`acquire`] conflicts with any other
 //! lease write in between: the budget holds across replicas.
 
-use ring::rand::SecureRandom;
 use time::{Duration, OffsetDateTime};
 
 use super::EtcdStore;
 use super::stm::{Tx, atomically};
-use crate::store::leases::check_budget;
+use crate::store::leases::{check_budget, new_lease};
 use crate::store::redb_store::{holder_checked, lease_expiry};
-use crate::store::tokens::hex;
 use crate::store::{LeaseBudget, LeaseRecord, StoreError};
 
 const TABLE: &str = "leases";
@@ -67,23 +65,16 @@ pub(super) fn acquire(
             return Ok(own.clone());
         }
         check_budget(&live, budget, now)?;
-        let id = loop {
-            let mut bytes = [0u8; 16];
-            store.rng.fill(&mut bytes).map_err(|_| StoreError::Random)?;
-            let id = hex(&bytes);
-            if !taken.contains(&id) {
-                break id;
-            }
-        };
-        let lease = LeaseRecord {
-            id: id.clone(),
-            node: node.to_owned(),
-            units: units.to_vec(),
-            group: budget.group.as_ref().map(|g| g.group.clone()),
-            granted_at: now,
+        let lease = new_lease(
+            &store.rng,
+            |id| Ok(taken.iter().any(|t| t == id)),
+            node,
+            units,
+            budget,
+            now,
             expires_at,
-        };
-        tx.put(TABLE, &store.keys.lease(&id), &lease)?;
+        )?;
+        tx.put(TABLE, &store.keys.lease(&lease.id), &lease)?;
         bump(store, tx, generation)?;
         Ok(lease)
     })

@@ -2,13 +2,11 @@
 //! [`acquire`] cannot interleave with another acquisition: the budget holds under concurrency.
 
 use redb::{ReadableTable, Table};
-use ring::rand::SecureRandom;
 use time::{Duration, OffsetDateTime};
 
 use super::RedbStore;
 use super::tables::{self, LEASES};
-use crate::store::leases::check_budget;
-use crate::store::tokens::hex;
+use crate::store::leases::{check_budget, new_lease};
 use crate::store::{LeaseBudget, LeaseRecord, StoreError};
 
 const TABLE: &str = "leases";
@@ -63,23 +61,16 @@ pub(super) fn acquire(
             return Ok(own.clone());
         }
         check_budget(&live, budget, now)?;
-        let id = loop {
-            let mut bytes = [0u8; 16];
-            store.rng.fill(&mut bytes).map_err(|_| StoreError::Random)?;
-            let id = hex(&bytes);
-            if table.get(id.as_str())?.is_none() {
-                break id;
-            }
-        };
-        let lease = LeaseRecord {
-            id: id.clone(),
-            node: node.to_owned(),
-            units: units.to_vec(),
-            group: budget.group.as_ref().map(|g| g.group.clone()),
-            granted_at: now,
+        let lease = new_lease(
+            &store.rng,
+            |id| Ok(table.get(id)?.is_some()),
+            node,
+            units,
+            budget,
+            now,
             expires_at,
-        };
-        tables::put(&mut table, TABLE, &id, &lease)?;
+        )?;
+        tables::put(&mut table, TABLE, &lease.id, &lease)?;
         Ok(lease)
     })
 }
