@@ -36,6 +36,9 @@ pub mod daemon;
 pub mod decide;
 /// Enrollment and fleet certificate renewal.
 pub mod enroll;
+/// The bodies of the fuzz targets in `fuzz/` and of their corpus regression test.
+#[doc(hidden)]
+pub mod fuzz_targets;
 /// Atomic installation of identity files and config files under a root prefix.
 pub mod install;
 /// Keys, CSRs and certificate facts.

@@ -90,7 +90,6 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
     }
     let state_dir = config.state_dir();
     let access = config.etcd.access(|| Ok(policy.etcd.endpoints.clone()))?;
-    let (store, replicas) = open_store(config, access.as_ref(), &policy).await?;
     let ca_dir = config.ca_dir();
     let fleet_ca = CaFiles::new(&ca_dir, "fleet").load(CaKind::Fleet, now)?;
     let etcd_ca = CaFiles::new(&ca_dir, "etcd-client").load(CaKind::EtcdClient, now)?;
@@ -159,6 +158,16 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
             .as_deref()
             .unwrap_or(DEFAULT_RECONCILE_INTERVAL),
     )?;
+    let limits = ApiLimits {
+        max_in_flight: positive("max_in_flight", config.api.max_in_flight)?
+            .unwrap_or(http::ApiLimits::default().max_in_flight),
+        max_long_polls: config
+            .api
+            .max_long_polls
+            .unwrap_or(http::ApiLimits::default().max_long_polls),
+    };
+    // Last, once every other value is checked: a refused configuration leaves no store behind.
+    let (store, replicas) = open_store(config, access.as_ref(), &policy).await?;
     let state = Arc::new(AppState::new(
         store,
         Arc::new(fleet_ca),
@@ -169,14 +178,7 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
         auto_approve,
         reconciler,
         Arc::new(Metrics::new()),
-        ApiLimits {
-            max_in_flight: positive("max_in_flight", config.api.max_in_flight)?
-                .unwrap_or(http::ApiLimits::default().max_in_flight),
-            max_long_polls: config
-                .api
-                .max_long_polls
-                .unwrap_or(http::ApiLimits::default().max_long_polls),
-        },
+        limits,
     ));
     let election = match replicas {
         Some(setup) => {

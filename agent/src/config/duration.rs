@@ -30,9 +30,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
                 ));
             }
         };
-        let value: u64 = number
-            .parse()
-            .map_err(|_| format!("`{text}`: a number must come before `{c}`"))?;
+        let value: u64 = match number.parse() {
+            Ok(value) => value,
+            // Digits that do not fit in a u64: too long, not missing.
+            Err(_) if !number.is_empty() => return Err(format!("`{text}` is too long")),
+            Err(_) => return Err(format!("`{text}`: a number must come before `{c}`")),
+        };
         number.clear();
         total = value
             .checked_mul(unit)
@@ -87,5 +90,10 @@ mod tests {
         for bad in ["", "5", "m", "5x", "1.5m"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+        // Issue 10's catalogue: a number too big for u64 is "too long", not "missing".
+        assert_eq!(
+            parse_duration("99999999999999999999d"),
+            Err("`99999999999999999999d` is too long".to_owned())
+        );
     }
 }

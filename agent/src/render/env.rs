@@ -39,6 +39,9 @@ pub fn env_file(existing: Option<&str>, settings: &EtcdFiles) -> EnvFile {
     let mut continues = false;
     let mut dropping = false;
     for (index, line) in existing.unwrap_or("").lines().enumerate() {
+        // systemd reads CR as a line break too; `lines()` drops only one, so a line ending in
+        // several lost one per render (found by the `cni_conflist` fuzz target).
+        let line = line.trim_end_matches('\r');
         let was_continuation = continues;
         continues = ends_in_escape(line);
         if was_continuation {
@@ -68,6 +71,12 @@ pub fn env_file(existing: Option<&str>, settings: &EtcdFiles) -> EnvFile {
                 lines.push(line.to_owned());
             }
         }
+    }
+    // A last line continued by a backslash would swallow the first appended variable (systemd
+    // joins them, and so does the next render, which then appends it again): end it with an
+    // empty line. Found by the `cni_conflist` fuzz target (fuzz/regressions/cni_conflist/).
+    if continues && !dropping && written.contains(&false) {
+        lines.push(String::new());
     }
     for (i, key) in MANAGED.iter().enumerate() {
         if !written[i] {

@@ -81,7 +81,15 @@ pub(super) fn unit_name(unit: &str) -> Result<(), Problem> {
 }
 
 /// A path on the node, which must be absolute: the agent does not guess a working directory.
+/// No `..` (the agent refuses to climb out of its install root, so such a policy would fail on
+/// every node instead of here) and no control characters (NUL cannot be in a path at all).
 pub(super) fn absolute_path(key: &str, path: &str) -> Result<PathBuf, Problem> {
+    if path.split('/').any(|part| part == "..") || path.contains(char::is_control) {
+        return Err(Problem::new(
+            format!("{key} {path:?} climbs with '..' or holds a control character"),
+            "write the plain absolute path, e.g. \"/etc/calico/calico.env\"",
+        ));
+    }
     if path.starts_with('/') {
         return Ok(PathBuf::from(path));
     }

@@ -7,6 +7,7 @@
 mod agent;
 mod agent_failover;
 mod bad_policy;
+mod catalogue;
 mod etcd_store;
 mod faults;
 mod file_modes;

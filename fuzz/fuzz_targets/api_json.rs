@@ -1,0 +1,4 @@
+//! Fuzz target `api_json`: the body is `calseg_server::fuzz_targets::api_json` (shared with tests/tests/fuzz_corpus.rs).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| calseg_server::fuzz_targets::api_json(data));
