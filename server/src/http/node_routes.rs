@@ -9,7 +9,7 @@ use super::long_poll::{Woken, jittered_retry_after, wait_for_change};
 use super::state::AppState;
 use crate::manifest::{etcd_user_for, manifest_for};
 use crate::metrics::IssuedKind;
-use crate::store::{AuditAction, AuditOutcome, IssuedRecord, NodeState};
+use crate::store::{AuditAction, AuditOutcome, IssuedRecord, NewAuditEntry, NodeState};
 use axum::Json;
 use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -199,17 +199,19 @@ pub async fn certificates(
         not_after: issued.not_after,
         issued_at: now,
     };
-    state.store(move |s| s.record_issued(record)).await?;
-    state.metrics.issued(IssuedKind::Component);
+    let entry = NewAuditEntry {
+        at: now,
+        actor: node.to_owned(),
+        action: AuditAction::Issue,
+        subject: etcd_user.clone(),
+        outcome: AuditOutcome::Ok,
+        detail: format!("serial {}", issued.serial_hex),
+    };
+    // One commit: a certificate handed out is always recorded with its audit entry.
     state
-        .audit(
-            node,
-            AuditAction::Issue,
-            &etcd_user,
-            AuditOutcome::Ok,
-            format!("serial {}", issued.serial_hex),
-        )
-        .await;
+        .store(move |s| s.record_issued_audited(record, entry))
+        .await?;
+    state.metrics.issued(IssuedKind::Component);
     Ok(Json(SignResponse {
         cert_pem: issued.cert_pem,
         serial: issued.serial_hex,

@@ -149,6 +149,15 @@ pub trait Store: Send + Sync {
     /// Records a signed certificate of a known node. `DuplicateSerial` if the serial exists.
     fn record_issued(&self, cert: IssuedRecord) -> Result<(), StoreError>;
 
+    /// Like [`Store::record_issued`], and appends `audit` in the same transaction: a
+    /// certificate is never recorded without its audit entry (and one commit, not two). Returns
+    /// the entry's sequence number.
+    fn record_issued_audited(
+        &self,
+        cert: IssuedRecord,
+        audit: NewAuditEntry,
+    ) -> Result<u64, StoreError>;
+
     /// A node's certificates, by serial.
     fn issued_for_node(&self, node: &str) -> Result<Vec<IssuedRecord>, StoreError>;
 

@@ -99,8 +99,11 @@ pub async fn agent(node: TestNode, receipts: Arc<Mutex<Receipts>>) {
                 .or_default()
                 .push(received);
         }
+        // Report until the server takes it, as a real agent does (a refused report under load
+        // would otherwise leave the node unconverged for good): bounded, backing off to 5 s.
         let report = report_at(body["revision"].as_str().unwrap_or_default(), &[]);
-        for _ in 0..5 {
+        let mut pause = Duration::from_millis(200);
+        for _ in 0..60 {
             if node
                 .report(&report)
                 .await
@@ -108,7 +111,8 @@ pub async fn agent(node: TestNode, receipts: Arc<Mutex<Receipts>>) {
             {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(5));
         }
     }
 }

@@ -36,6 +36,7 @@ const SERVER: &[(&str, &str)] = &[
 const AGENT: &[(&str, &str)] = &[
     ("/var/lib/calseg/agent", "700 d"),
     ("/var/lib/calseg/agent/server.url", "644 f"),
+    ("/var/lib/calseg/agent/server.current", "644 f"),
     ("/var/lib/calseg/agent/fleet.key", "600 f"),
     ("/var/lib/calseg/agent/fleet.pem", "644 f"),
     ("/var/lib/calseg/agent/fleet-ca.pem", "644 f"),

@@ -53,6 +53,7 @@ pub const CHECKS: &[(&str, Check)] = named![
     nodes::checked_transitions,
     nodes::reports_and_last_seen,
     nodes::serials_are_unique_and_indexed_by_node,
+    nodes::a_certificate_and_its_audit_entry_are_recorded_together_or_not_at_all,
     leases::the_budget_refuses_one_more_and_a_retry_gets_the_same_lease,
     leases::an_expired_lease_does_not_count_and_cannot_be_renewed,
     leases::only_the_holder_may_release_or_renew,

@@ -3,7 +3,7 @@
 use time::Duration;
 
 use super::{node_token, t0};
-use crate::store::{IssuedRecord, NodeState, Store, StoreError};
+use crate::store::{AuditAction, IssuedRecord, NodeState, Store, StoreError};
 
 pub(super) fn cert(serial: &str, node: &str, component: &str) -> IssuedRecord {
     IssuedRecord {
@@ -186,4 +186,35 @@ pub fn serials_are_unique_and_indexed_by_node(store: &dyn Store) {
     assert_eq!(serials("a"), ["01", "0f"]);
     assert_eq!(serials("ab"), ["02"]);
     assert!(serials("b").is_empty());
+}
+
+pub fn a_certificate_and_its_audit_entry_are_recorded_together_or_not_at_all(store: &dyn Store) {
+    let entry = |serial: &str| super::records::entry(AuditAction::Issue, serial);
+    let before = store.audit(0, 100).unwrap().len();
+    // Refused (unknown node, then a duplicate serial): neither record nor audit entry.
+    let err = store
+        .record_issued_audited(cert("0a", "n", "calico-node"), entry("0a"))
+        .unwrap_err();
+    assert_eq!(err.kind(), "unknown_node");
+    store
+        .redeem_token(&node_token(store, "n").token, "n", t0())
+        .unwrap();
+    let after_redeem = store.audit(0, 100).unwrap().len();
+    assert_eq!(after_redeem, before, "redeeming writes no audit entry here");
+    let seq = store
+        .record_issued_audited(cert("0a", "n", "calico-node"), entry("0a"))
+        .unwrap();
+    let err = store
+        .record_issued_audited(cert("0A", "n", "calico-felix"), entry("0A again"))
+        .unwrap_err();
+    assert_eq!(err.kind(), "duplicate_serial");
+    let audit = store.audit(0, 100).unwrap();
+    assert_eq!(audit.len(), before + 1, "{audit:?}");
+    assert_eq!(
+        (audit[before].seq, audit[before].subject.as_str()),
+        (seq, "0a")
+    );
+    let issued = store.issued_for_node("n").unwrap();
+    assert_eq!(issued.len(), 1);
+    assert_eq!(issued[0].component, "calico-node");
 }

@@ -3,20 +3,29 @@
 
 use super::EtcdStore;
 use super::keys::range_end;
-use super::stm::atomically;
+use super::stm::{Tx, atomically};
 use crate::store::redb_store::numbered;
 use crate::store::{AuditEntry, NewAuditEntry, StoreError};
 
 pub(super) fn append(store: &EtcdStore, entry: NewAuditEntry) -> Result<u64, StoreError> {
-    let counter = store.keys.audit_seq();
     atomically(store, "appending to the audit log", |tx| {
-        let last: u64 = tx.get("audit_seq", &counter)?.unwrap_or(0);
-        let stored = numbered(last, &entry)?;
-        let seq = stored.seq;
-        tx.put("audit", &store.keys.audit_entry(seq), &stored)?;
-        tx.put("audit_seq", &counter, &seq)?;
-        Ok(seq)
+        append_in(store, tx, &entry)
     })
+}
+
+/// Appends `entry` within `tx`: reads and bumps the counter; the entry's seq.
+pub(super) fn append_in(
+    store: &EtcdStore,
+    tx: &mut Tx<'_>,
+    entry: &NewAuditEntry,
+) -> Result<u64, StoreError> {
+    let counter = store.keys.audit_seq();
+    let last: u64 = tx.get("audit_seq", &counter)?.unwrap_or(0);
+    let stored = numbered(last, entry)?;
+    let seq = stored.seq;
+    tx.put("audit", &store.keys.audit_entry(seq), &stored)?;
+    tx.put("audit_seq", &counter, &seq)?;
+    Ok(seq)
 }
 
 pub(super) fn since(

@@ -1,39 +1,53 @@
 //! Issued certificates on etcd: unique serials, with a copy per node for `issued_for_node`.
 
 use super::EtcdStore;
-use super::stm::atomically;
-use crate::store::records::whole_seconds;
-use crate::store::redb_store::normalize_serial;
-use crate::store::{IssuedRecord, StoreError};
+use super::stm::{Tx, atomically};
+use crate::store::redb_store::normalized;
+use crate::store::{IssuedRecord, NewAuditEntry, StoreError};
 
-pub(super) fn record(store: &EtcdStore, mut cert: IssuedRecord) -> Result<(), StoreError> {
-    cert.serial = normalize_serial(&cert.serial)?;
-    for t in [
-        &mut cert.not_before,
-        &mut cert.not_after,
-        &mut cert.issued_at,
-    ] {
-        *t = whole_seconds(*t);
+pub(super) fn record(store: &EtcdStore, cert: IssuedRecord) -> Result<(), StoreError> {
+    let cert = normalized(cert)?;
+    atomically(store, "recording an issued certificate", |tx| {
+        put_new(store, tx, &cert)
+    })
+}
+
+/// Records the certificate and its audit entry in one etcd transaction.
+pub(super) fn record_audited(
+    store: &EtcdStore,
+    cert: IssuedRecord,
+    entry: &NewAuditEntry,
+) -> Result<u64, StoreError> {
+    let cert = normalized(cert)?;
+    atomically(
+        store,
+        "recording an issued certificate and its audit entry",
+        |tx| {
+            put_new(store, tx, &cert)?;
+            super::audit::append_in(store, tx, entry)
+        },
+    )
+}
+
+/// Stores a certificate of a known node under a serial not stored before.
+fn put_new(store: &EtcdStore, tx: &mut Tx<'_>, cert: &IssuedRecord) -> Result<(), StoreError> {
+    // Nodes are never deleted, so the node's existence needs no compare (and reports that
+    // change its record do not make this transaction conflict).
+    if !tx.exists_unguarded(&store.keys.node(&cert.node))? {
+        return Err(StoreError::UnknownNode {
+            node: cert.node.clone(),
+        });
     }
     let key = store.keys.cert(&cert.serial);
-    atomically(store, "recording an issued certificate", |tx| {
-        // Nodes are never deleted, so the node's existence needs no compare (and reports that
-        // change its record do not make this transaction conflict).
-        if !tx.exists_unguarded(&store.keys.node(&cert.node))? {
-            return Err(StoreError::UnknownNode {
-                node: cert.node.clone(),
-            });
-        }
-        if let Some(old) = tx.get::<IssuedRecord>("issued", &key)? {
-            return Err(StoreError::DuplicateSerial {
-                serial: cert.serial.clone(),
-                node: old.node,
-            });
-        }
-        tx.put("issued", &key, &cert)?;
-        let copy = store.keys.node_cert(&cert.node, &cert.serial);
-        tx.put("issued_by_node", &copy, &cert)
-    })
+    if let Some(old) = tx.get::<IssuedRecord>("issued", &key)? {
+        return Err(StoreError::DuplicateSerial {
+            serial: cert.serial.clone(),
+            node: old.node,
+        });
+    }
+    tx.put("issued", &key, cert)?;
+    let copy = store.keys.node_cert(&cert.node, &cert.serial);
+    tx.put("issued_by_node", &copy, cert)
 }
 
 /// By serial.

@@ -201,6 +201,14 @@ impl Store for EtcdStore {
         issued::record(self, cert)
     }
 
+    fn record_issued_audited(
+        &self,
+        cert: IssuedRecord,
+        audit: NewAuditEntry,
+    ) -> Result<u64, StoreError> {
+        issued::record_audited(self, cert, &audit)
+    }
+
     fn issued_for_node(&self, node: &str) -> Result<Vec<IssuedRecord>, StoreError> {
         issued::for_node(self, node)
     }

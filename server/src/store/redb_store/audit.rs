@@ -1,6 +1,6 @@
 //! The audit log on redb: append and read, nothing else.
 
-use redb::ReadableTable;
+use redb::{ReadableTable, WriteTransaction};
 
 use super::RedbStore;
 use super::tables::{AUDIT, decode, encode};
@@ -30,15 +30,18 @@ pub(in crate::store) fn numbered(
 }
 
 pub(super) fn append(store: &RedbStore, entry: NewAuditEntry) -> Result<u64, StoreError> {
-    store.write(|tx| {
-        let mut table = tx.open_table(AUDIT)?;
-        let last = table.last()?.map_or(0, |(k, _)| k.value());
-        let entry = numbered(last, &entry)?;
-        let seq = entry.seq;
-        let key = seq.to_string();
-        table.insert(seq, encode("audit", &key, &entry)?.as_slice())?;
-        Ok(seq)
-    })
+    store.write(|tx| append_in(tx, &entry))
+}
+
+/// Appends `entry` within the write transaction `tx`; its seq.
+pub(super) fn append_in(tx: &WriteTransaction, entry: &NewAuditEntry) -> Result<u64, StoreError> {
+    let mut table = tx.open_table(AUDIT)?;
+    let last = table.last()?.map_or(0, |(k, _)| k.value());
+    let entry = numbered(last, entry)?;
+    let seq = entry.seq;
+    let key = seq.to_string();
+    table.insert(seq, encode("audit", &key, &entry)?.as_slice())?;
+    Ok(seq)
 }
 
 pub(super) fn since(

@@ -1,10 +1,10 @@
 //! Issued certificates on redb: unique serials, indexed by node.
 
-use redb::ReadableTable;
+use redb::{ReadableTable, WriteTransaction};
 
 use super::RedbStore;
 use super::tables::{self, ISSUED, ISSUED_BY_NODE, NODES};
-use crate::store::{IssuedRecord, StoreError};
+use crate::store::{IssuedRecord, NewAuditEntry, StoreError};
 
 /// Serials are compared as lowercase hex; anything else is refused.
 pub(in crate::store) fn normalize_serial(serial: &str) -> Result<String, StoreError> {
@@ -16,7 +16,26 @@ pub(in crate::store) fn normalize_serial(serial: &str) -> Result<String, StoreEr
     Ok(serial.to_ascii_lowercase())
 }
 
-pub(super) fn record(store: &RedbStore, mut cert: IssuedRecord) -> Result<(), StoreError> {
+pub(super) fn record(store: &RedbStore, cert: IssuedRecord) -> Result<(), StoreError> {
+    let cert = normalized(cert)?;
+    store.write(|tx| insert_new(tx, &cert))
+}
+
+/// Records the certificate and its audit entry in one write transaction (one disk sync).
+pub(super) fn record_audited(
+    store: &RedbStore,
+    cert: IssuedRecord,
+    entry: &NewAuditEntry,
+) -> Result<u64, StoreError> {
+    let cert = normalized(cert)?;
+    store.write(|tx| {
+        insert_new(tx, &cert)?;
+        super::audit::append_in(tx, entry)
+    })
+}
+
+/// The record as stored: lowercase hex serial, whole-second times.
+pub(in crate::store) fn normalized(mut cert: IssuedRecord) -> Result<IssuedRecord, StoreError> {
     cert.serial = normalize_serial(&cert.serial)?;
     for t in [
         &mut cert.not_before,
@@ -25,24 +44,27 @@ pub(super) fn record(store: &RedbStore, mut cert: IssuedRecord) -> Result<(), St
     ] {
         *t = crate::store::records::whole_seconds(*t);
     }
-    store.write(|tx| {
-        if tx.open_table(NODES)?.get(cert.node.as_str())?.is_none() {
-            return Err(StoreError::UnknownNode {
-                node: cert.node.clone(),
-            });
-        }
-        let mut issued = tx.open_table(ISSUED)?;
-        if let Some(old) = tables::get::<IssuedRecord, _>(&issued, "issued", &cert.serial)? {
-            return Err(StoreError::DuplicateSerial {
-                serial: cert.serial,
-                node: old.node,
-            });
-        }
-        tables::put(&mut issued, "issued", &cert.serial, &cert)?;
-        tx.open_multimap_table(ISSUED_BY_NODE)?
-            .insert(cert.node.as_str(), cert.serial.as_str())?;
-        Ok(())
-    })
+    Ok(cert)
+}
+
+/// Stores a certificate of a known node under a serial not stored before.
+fn insert_new(tx: &WriteTransaction, cert: &IssuedRecord) -> Result<(), StoreError> {
+    if tx.open_table(NODES)?.get(cert.node.as_str())?.is_none() {
+        return Err(StoreError::UnknownNode {
+            node: cert.node.clone(),
+        });
+    }
+    let mut issued = tx.open_table(ISSUED)?;
+    if let Some(old) = tables::get::<IssuedRecord, _>(&issued, "issued", &cert.serial)? {
+        return Err(StoreError::DuplicateSerial {
+            serial: cert.serial.clone(),
+            node: old.node,
+        });
+    }
+    tables::put(&mut issued, "issued", &cert.serial, cert)?;
+    tx.open_multimap_table(ISSUED_BY_NODE)?
+        .insert(cert.node.as_str(), cert.serial.as_str())?;
+    Ok(())
 }
 
 pub(super) fn for_node(store: &RedbStore, node: &str) -> Result<Vec<IssuedRecord>, StoreError> {

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 // Pure helpers the etcd store shares, so both backends apply the very same rules.
 pub(super) use audit::numbered;
-pub(super) use issued::normalize_serial;
+pub(super) use issued::{normalize_serial, normalized};
 pub(super) use leases::{expiry as lease_expiry, holder_checked};
 pub(super) use nodes::{seen, with_fleet_cert};
 pub(super) use tables::{decode, encode};
@@ -200,6 +200,14 @@ impl Store for RedbStore {
 
     fn record_issued(&self, cert: IssuedRecord) -> Result<(), StoreError> {
         issued::record(self, cert)
+    }
+
+    fn record_issued_audited(
+        &self,
+        cert: IssuedRecord,
+        audit: NewAuditEntry,
+    ) -> Result<u64, StoreError> {
+        issued::record_audited(self, cert, &audit)
     }
 
     fn issued_for_node(&self, node: &str) -> Result<Vec<IssuedRecord>, StoreError> {
