@@ -1,9 +1,9 @@
 //! CSR signings/s and manifest pulls/s through the real calseg-server over kept-alive
 //! mutual-TLS connections, each beside its limit measured in the same run: a bare signing loop
 //! with the same crypto, and a minimal axum+rustls endpoint (calseg's TLS config, a static
-//! body). Then where a signing's time goes: the signature, and the two store commits the
-//! server makes per signing (issued record, audit entry), timed one by one on a redb store in
-//! the server's own state directory (same filesystem, same fsync).
+//! body). Then where a signing's time goes: the signature, and the one store commit the server
+//! makes per signing (issued record and audit entry in one transaction), timed on a redb store
+//! in the server's own state directory (same filesystem, same fsync).
 
 use super::rate;
 use crate::api_client::{TestNode, https_client, key_and_csr};
@@ -35,16 +35,15 @@ pub struct SigningPhases {
     pub samples: usize,
     /// `sign_client_csr`: parse and check the CSR, sign.
     pub sign: Duration,
-    /// `record_issued`: one redb write transaction, fsync'd.
-    pub issued_commit: Duration,
-    /// `append_audit`: another one.
-    pub audit_commit: Duration,
+    /// `record_issued_audited`: the issued record and its audit entry, one redb write
+    /// transaction, fsync'd.
+    pub commit: Duration,
 }
 
 impl SigningPhases {
     /// Sum of the phases: one signing done serially.
     pub fn total(&self) -> Duration {
-        self.sign + self.issued_commit + self.audit_commit
+        self.sign + self.commit
     }
 }
 
@@ -80,8 +79,7 @@ fn phases(dir: &std::path::Path, csrs: &[String], samples: usize) -> Result<Sign
     // The issued record belongs to a known node, as on the server.
     let first = csrs.first().context("no CSRs to sign")?;
     store.upsert_pending_node("bench-node", first, now())?;
-    let (mut sign, mut issued_commit, mut audit_commit) =
-        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut sign, mut commit) = (Duration::ZERO, Duration::ZERO);
     let samples = samples.min(csrs.len());
     for csr in &csrs[..samples] {
         let started = Instant::now();
@@ -96,9 +94,6 @@ fn phases(dir: &std::path::Path, csrs: &[String], samples: usize) -> Result<Sign
             not_after: issued.not_after,
             issued_at: now(),
         };
-        let started = Instant::now();
-        store.record_issued(record)?;
-        issued_commit += started.elapsed();
         let entry = NewAuditEntry {
             at: now(),
             actor: "bench-node".into(),
@@ -108,15 +103,14 @@ fn phases(dir: &std::path::Path, csrs: &[String], samples: usize) -> Result<Sign
             detail: format!("serial {}", issued.serial_hex),
         };
         let started = Instant::now();
-        store.append_audit(entry)?;
-        audit_commit += started.elapsed();
+        store.record_issued_audited(record, entry)?;
+        commit += started.elapsed();
     }
     let n = samples.max(1) as u32;
     Ok(SigningPhases {
         samples,
         sign: sign / n,
-        issued_commit: issued_commit / n,
-        audit_commit: audit_commit / n,
+        commit: commit / n,
     })
 }
 
@@ -276,11 +270,10 @@ fn print(r: &IdentityResult) {
     );
     let p = &r.phases;
     println!(
-        "  per signing, serially ({} samples): sign {:.3} ms, issued-record commit {:.3} ms, audit commit {:.3} ms: {:.0}/s at most on one writer",
+        "  per signing, serially ({} samples): sign {:.3} ms, store commit (record + audit) {:.3} ms: {:.0}/s at most on one writer",
         p.samples,
         p.sign.as_secs_f64() * 1e3,
-        p.issued_commit.as_secs_f64() * 1e3,
-        p.audit_commit.as_secs_f64() * 1e3,
+        p.commit.as_secs_f64() * 1e3,
         1.0 / p.total().as_secs_f64().max(1e-9)
     );
     println!(
