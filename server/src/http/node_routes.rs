@@ -37,7 +37,8 @@ pub(super) async fn authorize(state: &AppState, caller: &NodeCaller) -> Result<(
 
 async fn check_caller(state: &AppState, caller: &NodeCaller) -> Result<(), ApiFailure> {
     let name = caller.name.clone();
-    let record = state.store(move |s| s.node(&name)).await?;
+    // Every node call passes here: read the node inline when the store allows it.
+    let record = state.store_read(move |s| s.node(&name)).await?;
     let Some(record) = record else {
         return Err(ApiFailure::forbidden(
             "unknown_node",

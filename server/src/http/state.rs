@@ -251,6 +251,20 @@ impl AppState {
         Ok(tokio::task::spawn_blocking(move || operation(store.as_ref())).await??)
     }
 
+    /// Runs a read on the store: inline when the store's reads never block (the embedded
+    /// store; saves a thread hop on every request), else on the blocking pool.
+    pub async fn store_read<T, F>(&self, read: F) -> Result<T, ApiFailure>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, crate::store::StoreError> + Send + 'static,
+    {
+        if self.store.reads_without_blocking() {
+            Ok(read(self.store.as_ref())?)
+        } else {
+            self.store(read).await
+        }
+    }
+
     /// Appends to the audit log; a failure to audit is logged, never hidden.
     pub async fn audit(
         &self,

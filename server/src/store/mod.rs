@@ -133,6 +133,13 @@ pub trait Store: Send + Sync {
 
     fn node(&self, node: &str) -> Result<Option<NodeRecord>, StoreError>;
 
+    /// True when a read never waits for the network, another writer or more than memory-mapped
+    /// pages (the embedded store: MVCC reads in microseconds), so async code may read inline
+    /// instead of hopping to the blocking pool. False by default (etcd reads are network calls).
+    fn reads_without_blocking(&self) -> bool {
+        false
+    }
+
     /// All nodes, by name.
     fn nodes(&self) -> Result<Vec<NodeRecord>, StoreError>;
 

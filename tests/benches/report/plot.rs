@@ -54,6 +54,9 @@ fn log_log(
         .configure_mesh()
         .x_desc(x_desc)
         .y_desc(y_desc)
+        // Only powers of ten are labelled: on a log axis the others crowd into each other.
+        .x_label_formatter(&|x| power_of_ten_label(*x))
+        .y_label_formatter(&|y| power_of_ten_label(*y))
         .draw()
         .map_err(err)?;
     for s in series {
@@ -198,4 +201,18 @@ pub fn draw_all(results: &Results, dir: &Path) -> Vec<Result<Plot, String>> {
         );
     }
     plots
+}
+
+/// `x` written plainly when it is a power of ten (0.01, 1, 1000), else nothing.
+fn power_of_ten_label(x: f64) -> String {
+    let exponent = x.log10().round();
+    if x > 0.0 && (x.log10() - exponent).abs() < 1e-9 {
+        if exponent >= 0.0 {
+            format!("{x:.0}")
+        } else {
+            format!("{x}")
+        }
+    } else {
+        String::new()
+    }
 }

@@ -47,6 +47,27 @@ impl SigningPhases {
     }
 }
 
+/// Per-request time of what the server's manifest route does beyond a static endpoint,
+/// measured sequentially in-process with the server's own code.
+#[derive(Debug, Clone, Copy)]
+pub struct ManifestPhases {
+    pub samples: usize,
+    /// The caller's node record read from a redb store (`Store::node`), as `authorize` does.
+    pub node_read: Duration,
+    /// A round trip to tokio's blocking pool: what a store read costs on top when the store's
+    /// reads may block (etcd); the embedded store is read inline.
+    pub blocking_hop: Duration,
+    /// The manifest computed from the policy (`manifest_for`) and serialized to JSON.
+    pub compute: Duration,
+}
+
+impl ManifestPhases {
+    /// The route's own work with the embedded store (read inline).
+    pub fn total(&self) -> Duration {
+        self.node_read + self.compute
+    }
+}
+
 /// Everything measured.
 #[derive(Debug, Clone)]
 pub struct IdentityResult {
@@ -60,8 +81,15 @@ pub struct IdentityResult {
     pub not_modified: f64,
     pub minimal: f64,
     pub manifest_bytes: usize,
+    /// Manifest pulls made for each rate (more than signings: a pull is far cheaper, and a
+    /// short run is noise).
+    pub pull_requests: usize,
     pub phases: SigningPhases,
+    pub manifest_phases: ManifestPhases,
 }
+
+/// Manifest pulls per signing request: enough for a pull rate measured over about a second.
+const PULLS_PER_SIGNING: usize = 10;
 
 fn day() -> Duration {
     Duration::from_secs(86_400)
@@ -111,6 +139,46 @@ fn phases(dir: &std::path::Path, csrs: &[String], samples: usize) -> Result<Sign
         samples,
         sign: sign / n,
         commit: commit / n,
+    })
+}
+
+/// Times the manifest route's own work `samples` times: the node read, the blocking-pool hop,
+/// and computing and serializing the manifest.
+async fn manifest_phases(
+    dir: &std::path::Path,
+    policy_text: &str,
+    etcd_ca_pem: &str,
+    samples: usize,
+) -> Result<ManifestPhases> {
+    use calseg_server::store::{NodeState, RedbStore, Store};
+    let now = time::OffsetDateTime::now_utc;
+    let store = RedbStore::open(&dir.join("bench-manifest.redb"))?;
+    let (_, csr) = key_and_csr("bench-node")?;
+    store.upsert_pending_node("bench-node", &csr, now())?;
+    store.set_node_state("bench-node", NodeState::Approved, "bench", now())?;
+    let policy = calseg_server::policy::parse(policy_text, "bench policy")
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (mut node_read, mut blocking_hop, mut compute) =
+        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    for _ in 0..samples {
+        let started = Instant::now();
+        store.node("bench-node")?.context("the node is stored")?;
+        node_read += started.elapsed();
+        let started = Instant::now();
+        tokio::task::spawn_blocking(|| ()).await?;
+        blocking_hop += started.elapsed();
+        let started = Instant::now();
+        let manifest = calseg_server::manifest::manifest_for(&policy, "bench-node", etcd_ca_pem)
+            .context("the policy gives the node a manifest")?;
+        serde_json::to_vec(&manifest)?;
+        compute += started.elapsed();
+    }
+    let n = samples.max(1) as u32;
+    Ok(ManifestPhases {
+        samples,
+        node_read: node_read / n,
+        blocking_hop: blocking_hop / n,
+        compute: compute / n,
     })
 }
 
@@ -169,10 +237,11 @@ pub async fn run(requests: usize, concurrency: usize) -> Result<IdentityResult> 
         .map(str::to_owned)
         .context("no etag on the manifest")?;
     let manifest_body = first.bytes().await?;
-    let pulls = gets(&client, &manifest_url, requests, concurrency)
+    let pull_requests = requests * PULLS_PER_SIGNING;
+    let pulls = gets(&client, &manifest_url, pull_requests, concurrency)
         .await
         .context("manifest pulls")?;
-    let not_modified = rate(requests, concurrency, |_| {
+    let not_modified = rate(pull_requests, concurrency, |_| {
         let (client, url, etag) = (client.clone(), manifest_url.clone(), etag.clone());
         async move {
             let sent = client.get(&url).header("if-none-match", etag).send().await;
@@ -181,7 +250,14 @@ pub async fn run(requests: usize, concurrency: usize) -> Result<IdentityResult> 
     })
     .await
     .context("304 pulls")?;
-    let minimal = minimal_endpoint(requests, concurrency, manifest_body.clone()).await?;
+    let minimal = minimal_endpoint(pull_requests, concurrency, manifest_body.clone()).await?;
+    let manifest_phases = manifest_phases(
+        &server.state_dir(),
+        &POLICY.replace("ENDPOINT", &etcd.endpoint(0)),
+        &etcd.ca().cert_pem,
+        1000,
+    )
+    .await?;
 
     let result = IdentityResult {
         requests,
@@ -192,7 +268,9 @@ pub async fn run(requests: usize, concurrency: usize) -> Result<IdentityResult> 
         not_modified,
         minimal,
         manifest_bytes: manifest_body.len(),
+        pull_requests,
         phases,
+        manifest_phases,
     };
     print(&result);
     Ok(result)
@@ -276,9 +354,18 @@ fn print(r: &IdentityResult) {
         p.commit.as_secs_f64() * 1e3,
         1.0 / p.total().as_secs_f64().max(1e-9)
     );
+    let m = &r.manifest_phases;
     println!(
-        "manifest pull (200, {} bytes): calseg-server {:>8.0}/s | minimal axum+rustls {:>8.0}/s | ratio {:.2}",
+        "  manifest route per request, serially ({} samples): node read {:.3} ms, blocking-pool hop {:.3} ms, manifest + JSON {:.3} ms",
+        m.samples,
+        m.node_read.as_secs_f64() * 1e3,
+        m.blocking_hop.as_secs_f64() * 1e3,
+        m.compute.as_secs_f64() * 1e3
+    );
+    println!(
+        "manifest pull (200, {} bytes, {} requests): calseg-server {:>8.0}/s | minimal axum+rustls {:>8.0}/s | ratio {:.2}",
         r.manifest_bytes,
+        r.pull_requests,
         r.pulls,
         r.minimal,
         r.pulls / r.minimal

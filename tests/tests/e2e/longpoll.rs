@@ -39,14 +39,35 @@ components = ["cni-plugin"]
 
 async fn enroll(server: &ServerProcess, name: &str) -> TestNode {
     let mut node = TestNode::new(name, &server.url(), &server.fleet_ca_pem()).expect("node");
-    let answer = node.enroll(None).await.expect("enroll");
+    let mut answer = node.enroll(None).await.expect("enroll");
+    // With `max_in_flight = 1` the previous call's permit may not be back yet.
+    for _ in 0..50 {
+        if answer.status != StatusCode::TOO_MANY_REQUESTS {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        answer = node.enroll(None).await.expect("enroll");
+    }
     assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
     node
 }
 
+/// The manifest, asked again while a 429 says a previous call still holds the one permit.
+async fn manifest_served(node: &TestNode) -> calseg_tests::api_client::Answer {
+    let mut answer = node.manifest(None).await.expect("manifest");
+    for _ in 0..50 {
+        if answer.status != StatusCode::TOO_MANY_REQUESTS {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        answer = node.manifest(None).await.expect("manifest");
+    }
+    answer
+}
+
 /// The manifest's ETag (quoted, as the header gives it) and revision.
 async fn current(node: &TestNode) -> (String, String) {
-    let answer = node.manifest(None).await.expect("manifest");
+    let answer = manifest_served(node).await;
     assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
     let revision = answer.body["revision"]
         .as_str()
@@ -231,7 +252,7 @@ async fn beyond_max_in_flight_the_server_sheds_load_with_429_and_recovers() {
     let server = ServerProcess::start(
         &etcd,
         &policy(&etcd.endpoint(0), "calico-node.service"),
-        "auto_approve = [\"sim-*\"]\nmax_in_flight = 2",
+        "auto_approve = [\"sim-*\"]\nmax_in_flight = 1",
     )
     .await
     .expect("server");
@@ -245,16 +266,27 @@ async fn beyond_max_in_flight_the_server_sheds_load_with_429_and_recovers() {
     let mut parked = Vec::new();
     for node in &nodes[..3] {
         let (node, etag) = (Arc::clone(node), current(node).await.0);
-        parked.push(tokio::spawn(
-            async move { node.manifest_wait(&etag, 10).await },
-        ));
+        parked.push(tokio::spawn(async move {
+            // Asked while another call holds the one permit: 429; ask again until it parks.
+            let mut outcome = node.manifest_wait(&etag, 10).await;
+            for _ in 0..50 {
+                match &outcome {
+                    Ok((answer, _)) if answer.status == StatusCode::TOO_MANY_REQUESTS => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        outcome = node.manifest_wait(&etag, 10).await;
+                    }
+                    _ => break,
+                }
+            }
+            outcome
+        }));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         parked.iter().all(|p| !p.is_finished()),
         "a long-poll was not parked"
     );
-    let answer = nodes[5].manifest(None).await.expect("manifest");
+    let answer = manifest_served(&nodes[5]).await;
     assert_eq!(
         answer.status,
         StatusCode::OK,
@@ -268,44 +300,52 @@ async fn beyond_max_in_flight_the_server_sheds_load_with_429_and_recovers() {
         let warm = client.get(&url).send().await.expect("warm up");
         assert_eq!(warm.status(), StatusCode::OK);
     }
-    let start = Arc::new(tokio::sync::Barrier::new(50));
-    let mut burst = Vec::new();
-    for i in 0..50 {
-        let (client, url, start) = (clients[i % 10].clone(), url.clone(), Arc::clone(&start));
-        burst.push(tokio::spawn(async move {
-            start.wait().await;
-            let response = client.get(&url).send().await.expect("request");
-            let status = response.status();
-            let retry_after = response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok());
-            let body: serde_json::Value = response.json().await.expect("JSON body");
-            (status, retry_after, body)
-        }));
-    }
+    // The limit is one request: two server workers on a burst overlap almost at once; a
+    // few rounds make "never shed" a real failure, not bad luck.
     let (mut served, mut refused) = (0, 0);
-    for request in burst {
-        let (status, retry_after, body) = request.await.expect("join");
-        match status {
-            StatusCode::OK => served += 1,
-            StatusCode::TOO_MANY_REQUESTS => {
-                refused += 1;
-                assert_eq!(body["kind"], "overloaded", "{body}");
-                let after = retry_after.expect("Retry-After on a 429");
-                assert!((1..=5).contains(&after), "Retry-After {after}");
-            }
-            other => panic!("neither served nor shed: {other} {body}"),
+    for _round in 0..5 {
+        let start = Arc::new(tokio::sync::Barrier::new(50));
+        let mut burst = Vec::new();
+        for i in 0..50 {
+            let (client, url, start) = (clients[i % 10].clone(), url.clone(), Arc::clone(&start));
+            burst.push(tokio::spawn(async move {
+                start.wait().await;
+                let response = client.get(&url).send().await.expect("request");
+                let status = response.status();
+                let retry_after = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+                let body: serde_json::Value = response.json().await.expect("JSON body");
+                (status, retry_after, body)
+            }));
         }
+        for request in burst {
+            let (status, retry_after, body) = request.await.expect("join");
+            match status {
+                StatusCode::OK => served += 1,
+                StatusCode::TOO_MANY_REQUESTS => {
+                    refused += 1;
+                    assert_eq!(body["kind"], "overloaded", "{body}");
+                    let after = retry_after.expect("Retry-After on a 429");
+                    assert!((1..=5).contains(&after), "Retry-After {after}");
+                }
+                other => panic!("neither served nor shed: {other} {body}"),
+            }
+        }
+        if refused > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    println!("burst of 50 with max_in_flight = 2: {served} served, {refused} refused with 429");
+    println!("bursts of 50 with max_in_flight = 1: {served} served, {refused} refused with 429");
     assert!(refused > 0, "no request was shed");
     assert!(served > 0, "every request was shed");
 
     // Healthy afterwards: every node is served again.
     for node in &nodes {
-        let answer = node.manifest(None).await.expect("manifest");
+        let answer = manifest_served(node).await;
         assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
     }
     let health = clients[0]

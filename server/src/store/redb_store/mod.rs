@@ -128,6 +128,10 @@ impl RedbStore {
 }
 
 impl Store for RedbStore {
+    fn reads_without_blocking(&self) -> bool {
+        true
+    }
+
     fn create_token(
         &self,
         scope: TokenScope,
