@@ -5,6 +5,7 @@
 //! leader stops cleanly it revokes its lease, so another takes over at once; when it dies, the
 //! lease runs out after `ttl`.
 
+use crate::rbac::with_retry;
 use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -97,10 +98,25 @@ impl Election {
     async fn term(&mut self, held: &mut Option<i64>) -> anyhow::Result<()> {
         let key = self.key();
         let beat = self.beat();
+        // Every call retries transient failures (a stopped member, a leader change): the
+        // client then reaches another member instead of giving the term up.
+        let client = self.client.clone();
         let lease = loop {
-            let free = self.client.get(key.as_str(), None).await?.kvs().is_empty();
+            let free = with_retry(|| {
+                let (mut c, k) = (client.clone(), key.clone());
+                async move { c.get(k, None).await }
+            })
+            .await?
+            .kvs()
+            .is_empty();
             if free {
-                let lease = self.client.lease_grant(self.ttl_secs(), None).await?.id();
+                let ttl = self.ttl_secs();
+                let lease = with_retry(|| {
+                    let mut c = client.clone();
+                    async move { c.lease_grant(ttl, None).await }
+                })
+                .await?
+                .id();
                 let take = Txn::new()
                     .when([Compare::create_revision(key.as_str(), CompareOp::Equal, 0)])
                     .and_then([TxnOp::put(
@@ -108,7 +124,13 @@ impl Election {
                         self.settings.replica.as_str(),
                         Some(PutOptions::new().with_lease(lease)),
                     )]);
-                if self.client.txn(take).await?.succeeded() {
+                let taken = with_retry(|| {
+                    let (mut c, t) = (client.clone(), take.clone());
+                    async move { c.txn(t).await }
+                })
+                .await?
+                .succeeded();
+                if taken {
                     break lease;
                 }
                 // Another replica was faster: drop the unused lease.
@@ -119,7 +141,11 @@ impl Election {
         *held = Some(lease);
         self.leading.send_replace(true);
         tracing::info!(replica = %self.settings.replica, "this replica leads: it runs the RBAC reconciler and the rollout controller");
-        let (mut keeper, mut responses) = self.client.lease_keep_alive(lease).await?;
+        let open_stream = || {
+            let mut c = client.clone();
+            async move { c.lease_keep_alive(lease).await }
+        };
+        let (mut keeper, mut responses) = with_retry(open_stream).await?;
         let give_up_after = self.settings.ttl * 2 / 3;
         let mut renewed = Instant::now();
         loop {
@@ -130,9 +156,16 @@ impl Election {
             };
             match tokio::time::timeout(beat, renewal).await {
                 Ok(Ok(Some(answer))) if answer.ttl() > 0 => renewed = Instant::now(),
-                Ok(Ok(_)) => anyhow::bail!("etcd says the leader lease expired"),
-                Ok(Err(error)) => tracing::warn!("renewing the leader lease failed: {error}"),
-                Err(_) => tracing::warn!("renewing the leader lease timed out"),
+                Ok(Ok(Some(_))) => anyhow::bail!("etcd says the leader lease expired"),
+                failed => {
+                    tracing::warn!(
+                        "renewing the leader lease failed ({failed:?}); reopening the keep-alive stream"
+                    );
+                    // The stream may have gone to a member that stopped: open a new one.
+                    if let Ok(Ok(stream)) = tokio::time::timeout(beat, open_stream()).await {
+                        (keeper, responses) = stream;
+                    }
+                }
             }
             if renewed.elapsed() >= give_up_after {
                 anyhow::bail!(

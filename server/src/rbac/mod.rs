@@ -27,7 +27,7 @@ pub use connect::{EtcdAccess, connect};
 pub use live::{LiveAuth, read_live};
 pub use plan::{Change, Conflict, Plan, Stage, diff};
 pub use preflight::{AuthMode, PreflightError, preflight};
-pub use retry::is_transient;
+pub use retry::{is_transient, with_retry};
 pub use state::{AuthState, EtcdGrant, desired_state};
 
 /// Prefix of every role calseg creates: `calseg.{component}` and `calseg.{component}.{node}`.
