@@ -9,8 +9,14 @@ use calseg_tests::bench::secs;
 use std::fmt::Write;
 use std::time::Duration;
 
+/// Milliseconds, with three decimals below 0.1 ms so microsecond phases do not print as 0.00.
 fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+    let millis = d.as_secs_f64() * 1e3;
+    if millis < 0.1 {
+        format!("{millis:.3} ms")
+    } else {
+        format!("{millis:.2} ms")
+    }
 }
 
 fn s(d: Duration) -> String {
