@@ -13,7 +13,7 @@ mod notify;
 use crate::client::{self, ApiClient, backoff};
 use crate::config::Settings;
 use crate::cycle::real::{EtcdVerifier, FsInstaller};
-use crate::cycle::{CycleContext, CycleResult, Ports, RestartFailure, Restarter, run_cycle};
+use crate::cycle::{CycleContext, CycleResult, Ports, RestartFailure, Restarter};
 use crate::decide::jitter_fraction;
 use crate::enroll::renew_fleet_if_due;
 use crate::install::Root;
@@ -131,7 +131,7 @@ pub async fn pass(
         leases: client,
     };
     std::mem::swap(&mut ports.restarter, restarter);
-    let result = run_cycle(&ctx, &mut ports).await;
+    let result = ports.run_cycle(&ctx).await;
     std::mem::swap(&mut ports.restarter, restarter);
     Ok(result)
 }

@@ -21,7 +21,6 @@ mod run;
 pub(crate) mod steps;
 
 pub use phase::{Phase, PhaseError};
-pub use run::run_cycle;
 
 use crate::client::{ClientError, ManifestFetch};
 use crate::install::{FileSpec, InstallError, InstallReceipt, Root};

@@ -17,11 +17,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use time::format_description::well_known::Rfc3339;
 
-/// Runs one pass and records its result in the state directory (`last-cycle.json`).
-pub async fn run_cycle<M, S, V, I, R, P, L>(
-    ctx: &CycleContext,
-    ports: &mut Ports<M, S, V, I, R, P, L>,
-) -> CycleResult
+impl<M, S, V, I, R, P, L> Ports<M, S, V, I, R, P, L>
 where
     M: ManifestSource,
     S: Signer,
@@ -31,18 +27,185 @@ where
     P: Reporter,
     L: RestartLeases,
 {
-    let mut result = pass(ctx, ports).await;
-    let record = CycleRecord {
-        started_at: ctx.now,
-        finished_at: time::OffsetDateTime::now_utc(),
-        outcome: result.outcome,
-        report: result.report.clone(),
-        errors: result.errors.clone(),
-    };
-    if let Err(e) = ctx.state.save_last_cycle(&record) {
-        result.errors.push(format!("cannot record the cycle: {e}"));
+    /// Runs one pass and records its result in the state directory (`last-cycle.json`).
+    pub async fn run_cycle(&mut self, ctx: &CycleContext) -> CycleResult {
+        let mut result = Self::pass(ctx, self).await;
+        let record = CycleRecord {
+            started_at: ctx.now,
+            finished_at: time::OffsetDateTime::now_utc(),
+            outcome: result.outcome,
+            report: result.report.clone(),
+            errors: result.errors.clone(),
+        };
+        if let Err(e) = ctx.state.save_last_cycle(&record) {
+            result.errors.push(format!("cannot record the cycle: {e}"));
+        }
+        result
     }
-    result
+
+    /// One pass: pull, issue, install, restart within the budget, report.
+    async fn pass(ctx: &CycleContext, ports: &mut Self) -> CycleResult {
+        let mut phase = Phase::Start;
+        if let Err(e) = recover_journal(ctx, &mut ports.installer) {
+            return failed(Outcome::Failed, e);
+        }
+        let installed = match ctx.state.installed() {
+            Ok(installed) => installed,
+            Err(e) => return failed(Outcome::Failed, e.to_string()),
+        };
+
+        // Pull.
+        let manifest = match pull(ctx, &mut ports.manifest).await {
+            Ok(manifest) => manifest,
+            Err(mut result) => {
+                warn_expiries(&installed, ctx.now);
+                let _ = phase.advance(Phase::Done);
+                result.report = None;
+                return result;
+            }
+        };
+        let step = |phase: &mut Phase, to| phase.advance(to).map_err(|e| e.to_string());
+        if let Err(e) = step(&mut phase, Phase::Pulled) {
+            return failed(Outcome::Failed, e);
+        }
+
+        // Decide.
+        let on_disk: BTreeMap<String, Option<String>> = manifest
+            .identities
+            .iter()
+            .map(|id| {
+                let text = ports.installer.read(std::path::Path::new(&id.files.cert));
+                let serial = text
+                    .and_then(|t| keys::cert_info(&t).ok())
+                    .map(|i| i.serial);
+                (id.component.clone(), serial)
+            })
+            .collect();
+        let decisions = decide(&manifest, &installed, &on_disk, ctx.now);
+        let mut work: Vec<Work<'_>> = manifest
+            .identities
+            .iter()
+            .zip(decisions)
+            .map(|(identity, decision)| Work {
+                identity,
+                action: decision.action,
+                record: installed.get(&identity.component).cloned(),
+                issued: None,
+                receipts: Vec::new(),
+                status: status::UNCHANGED,
+                errors: Vec::new(),
+            })
+            .collect();
+        if let Err(e) = step(&mut phase, Phase::Decided) {
+            return failed(Outcome::Failed, e);
+        }
+
+        // Issue: sign and verify every new certificate before touching a file.
+        for w in &mut work {
+            if let Action::Issue(reason) = &w.action {
+                tracing::info!(component = %w.identity.component, %reason, "issuing a new certificate");
+                match issue(
+                    ctx,
+                    &manifest,
+                    w.identity,
+                    &mut ports.signer,
+                    &mut ports.verifier,
+                )
+                .await
+                {
+                    Ok(issued) => w.issued = Some(issued),
+                    Err((st, e)) => w.fail(st, e),
+                }
+            }
+        }
+        if let Err(e) = step(&mut phase, Phase::Issued) {
+            return failed(Outcome::Failed, e);
+        }
+        if ctx.stop.load(Ordering::SeqCst) {
+            tracing::info!("stop requested before installing; nothing was changed");
+            return failed(
+                Outcome::Interrupted,
+                "stopped before installing; nothing changed".into(),
+            );
+        }
+
+        // Install and render.
+        let mut journal = Journal::default();
+        for w in &mut work {
+            install_identity(&manifest, w, &mut ports.installer);
+            if !w.receipts.is_empty() {
+                journal
+                    .receipts
+                    .insert(w.identity.component.clone(), w.receipts.clone());
+            }
+        }
+        let mut errors: Vec<String> = Vec::new();
+        let any_change = journal.receipts.values().flatten().any(|r| r.changed());
+        if let Err(e) = any_change
+            .then(|| ctx.state.save_journal(&journal))
+            .transpose()
+        {
+            errors.push(format!("cannot write the install journal: {e}"));
+        }
+        if let Err(e) = step(&mut phase, Phase::Installed) {
+            errors.push(e);
+        }
+
+        // Restart under a restart lease, roll back what breaks its units (or gets no lease).
+        let mut units = restart_units(
+            ctx,
+            &manifest.revision,
+            &mut work,
+            &mut ports.installer,
+            &mut ports.restarter,
+            &mut ports.leases,
+            &mut errors,
+        )
+        .await;
+        // The state of every other unit of the manifest, as it is now.
+        for unit in manifest.identities.iter().flat_map(|id| id.restart.iter()) {
+            if units.contains_key(unit) {
+                continue;
+            }
+            if let Ok(status) = ports.restarter.status(unit).await {
+                let active_state = if status.is_installed() {
+                    status.active_state
+                } else {
+                    status.load_state
+                };
+                units.insert(
+                    unit.clone(),
+                    UnitReport {
+                        unit: unit.clone(),
+                        active_state,
+                        n_restarts: status.n_restarts,
+                        restarted: false,
+                    },
+                );
+            }
+        }
+        if let Err(e) = step(&mut phase, Phase::Restarted) {
+            errors.push(e);
+        }
+        save_records(ctx, &manifest, &work, installed, &mut errors);
+
+        // Report.
+        let report = build_report(&manifest, &work, units, &errors);
+        let outcome = outcome_of(&work, &errors);
+        let mut all_errors = report.errors.clone();
+        if let Err(e) = ports.reporter.report(&report).await {
+            tracing::warn!(error = %e, "report not delivered; it is kept in last-cycle.json");
+            all_errors.push(format!("report not delivered: {e}"));
+        }
+        let _ = step(&mut phase, Phase::Reported);
+        let _ = step(&mut phase, Phase::Done);
+        CycleResult {
+            outcome,
+            report: Some(report),
+            errors: all_errors,
+            retry_after: None,
+        }
+    }
 }
 
 fn failed(outcome: Outcome, error: String) -> CycleResult {
@@ -50,181 +213,6 @@ fn failed(outcome: Outcome, error: String) -> CycleResult {
         outcome,
         report: None,
         errors: vec![error],
-        retry_after: None,
-    }
-}
-
-async fn pass<M, S, V, I, R, P, L>(
-    ctx: &CycleContext,
-    ports: &mut Ports<M, S, V, I, R, P, L>,
-) -> CycleResult
-where
-    M: ManifestSource,
-    S: Signer,
-    V: Verifier,
-    I: Installer,
-    R: Restarter,
-    P: Reporter,
-    L: RestartLeases,
-{
-    let mut phase = Phase::Start;
-    if let Err(e) = recover_journal(ctx, &mut ports.installer) {
-        return failed(Outcome::Failed, e);
-    }
-    let installed = match ctx.state.installed() {
-        Ok(installed) => installed,
-        Err(e) => return failed(Outcome::Failed, e.to_string()),
-    };
-
-    // Pull.
-    let manifest = match pull(ctx, &mut ports.manifest).await {
-        Ok(manifest) => manifest,
-        Err(mut result) => {
-            warn_expiries(&installed, ctx.now);
-            let _ = phase.advance(Phase::Done);
-            result.report = None;
-            return result;
-        }
-    };
-    let step = |phase: &mut Phase, to| phase.advance(to).map_err(|e| e.to_string());
-    if let Err(e) = step(&mut phase, Phase::Pulled) {
-        return failed(Outcome::Failed, e);
-    }
-
-    // Decide.
-    let on_disk: BTreeMap<String, Option<String>> = manifest
-        .identities
-        .iter()
-        .map(|id| {
-            let text = ports.installer.read(std::path::Path::new(&id.files.cert));
-            let serial = text
-                .and_then(|t| keys::cert_info(&t).ok())
-                .map(|i| i.serial);
-            (id.component.clone(), serial)
-        })
-        .collect();
-    let decisions = decide(&manifest, &installed, &on_disk, ctx.now);
-    let mut work: Vec<Work<'_>> = manifest
-        .identities
-        .iter()
-        .zip(decisions)
-        .map(|(identity, decision)| Work {
-            identity,
-            action: decision.action,
-            record: installed.get(&identity.component).cloned(),
-            issued: None,
-            receipts: Vec::new(),
-            status: status::UNCHANGED,
-            errors: Vec::new(),
-        })
-        .collect();
-    if let Err(e) = step(&mut phase, Phase::Decided) {
-        return failed(Outcome::Failed, e);
-    }
-
-    // Issue: sign and verify every new certificate before touching a file.
-    for w in &mut work {
-        if let Action::Issue(reason) = &w.action {
-            tracing::info!(component = %w.identity.component, %reason, "issuing a new certificate");
-            match issue(
-                ctx,
-                &manifest,
-                w.identity,
-                &mut ports.signer,
-                &mut ports.verifier,
-            )
-            .await
-            {
-                Ok(issued) => w.issued = Some(issued),
-                Err((st, e)) => w.fail(st, e),
-            }
-        }
-    }
-    if let Err(e) = step(&mut phase, Phase::Issued) {
-        return failed(Outcome::Failed, e);
-    }
-    if ctx.stop.load(Ordering::SeqCst) {
-        tracing::info!("stop requested before installing; nothing was changed");
-        return failed(
-            Outcome::Interrupted,
-            "stopped before installing; nothing changed".into(),
-        );
-    }
-
-    // Install and render.
-    let mut journal = Journal::default();
-    for w in &mut work {
-        install_identity(&manifest, w, &mut ports.installer);
-        if !w.receipts.is_empty() {
-            journal
-                .receipts
-                .insert(w.identity.component.clone(), w.receipts.clone());
-        }
-    }
-    let mut errors: Vec<String> = Vec::new();
-    let any_change = journal.receipts.values().flatten().any(|r| r.changed());
-    if let Err(e) = any_change
-        .then(|| ctx.state.save_journal(&journal))
-        .transpose()
-    {
-        errors.push(format!("cannot write the install journal: {e}"));
-    }
-    if let Err(e) = step(&mut phase, Phase::Installed) {
-        errors.push(e);
-    }
-
-    // Restart under a restart lease, roll back what breaks its units (or gets no lease).
-    let mut units = restart_units(
-        ctx,
-        &manifest.revision,
-        &mut work,
-        &mut ports.installer,
-        &mut ports.restarter,
-        &mut ports.leases,
-        &mut errors,
-    )
-    .await;
-    // The state of every other unit of the manifest, as it is now.
-    for unit in manifest.identities.iter().flat_map(|id| id.restart.iter()) {
-        if units.contains_key(unit) {
-            continue;
-        }
-        if let Ok(status) = ports.restarter.status(unit).await {
-            let active_state = if status.is_installed() {
-                status.active_state
-            } else {
-                status.load_state
-            };
-            units.insert(
-                unit.clone(),
-                UnitReport {
-                    unit: unit.clone(),
-                    active_state,
-                    n_restarts: status.n_restarts,
-                    restarted: false,
-                },
-            );
-        }
-    }
-    if let Err(e) = step(&mut phase, Phase::Restarted) {
-        errors.push(e);
-    }
-    save_records(ctx, &manifest, &work, installed, &mut errors);
-
-    // Report.
-    let report = build_report(&manifest, &work, units, &errors);
-    let outcome = outcome_of(&work, &errors);
-    let mut all_errors = report.errors.clone();
-    if let Err(e) = ports.reporter.report(&report).await {
-        tracing::warn!(error = %e, "report not delivered; it is kept in last-cycle.json");
-        all_errors.push(format!("report not delivered: {e}"));
-    }
-    let _ = step(&mut phase, Phase::Reported);
-    let _ = step(&mut phase, Phase::Done);
-    CycleResult {
-        outcome,
-        report: Some(report),
-        errors: all_errors,
         retry_after: None,
     }
 }

@@ -289,7 +289,7 @@ impl Host {
             now,
             stop: Arc::new(AtomicBool::new(false)),
         };
-        run_cycle(&ctx, &mut self.ports).await
+        self.ports.run_cycle(&ctx).await
     }
 
     pub(super) fn file(&self, path: &str) -> Option<String> {

@@ -275,7 +275,7 @@ async fn stop_before_install_changes_nothing() -> TestResult {
         now: T0,
         stop: Arc::new(AtomicBool::new(true)),
     };
-    let result = run_cycle(&ctx, &mut host.ports).await;
+    let result = host.ports.run_cycle(&ctx).await;
     assert_eq!(result.outcome, Outcome::Interrupted);
     assert_eq!(host.file("/etc/calico/certs/calico-node/cert.pem"), None);
     Ok(())
