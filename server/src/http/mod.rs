@@ -32,7 +32,7 @@ pub mod tls;
 
 pub use caller::{ADMIN_PREFIX, Caller};
 pub use errors::ApiFailure;
-pub use rollout::current_status as rollout_status;
+pub use rollout::{current_status as rollout_status, status_of_nodes as rollout_status_of_nodes};
 pub use state::{ActiveRollout, ApiLimits, AppState};
 
 use anyhow::Result;

@@ -168,8 +168,18 @@ pub fn waves(
 /// waves and the recent policy revisions.
 pub async fn current_status(state: &AppState) -> Result<RolloutStatus, ApiFailure> {
     let nodes = state.store(|s| s.nodes()).await?;
-    let history = state.store(|s| s.policy_revisions(HISTORY)).await?;
-    let record = state.store(|s| s.rollout()).await?;
+    status_of_nodes(state, &nodes).await
+}
+
+/// The rollout status for `nodes`, the store's nodes as the caller already read them (the
+/// metrics scrape reads them once for its own gauges too).
+pub async fn status_of_nodes(
+    state: &AppState,
+    nodes: &[NodeRecord],
+) -> Result<RolloutStatus, ApiFailure> {
+    let (history, record) = state
+        .store(|s| Ok((s.policy_revisions(HISTORY)?, s.rollout()?)))
+        .await?;
     let (policy, revision) = state.policy_and_revision();
     let active = state.rollout();
     let mut status = match &active {
@@ -181,15 +191,15 @@ pub async fn current_status(state: &AppState) -> Result<RolloutStatus, ApiFailur
                     &active.from
                 }
             };
-            status_per_node(&policy_for, revision, &state.etcd_ca_bundle_pem, &nodes)
+            status_per_node(&policy_for, revision, &state.etcd_ca_bundle_pem, nodes)
         }
-        None => status(&policy, revision, &state.etcd_ca_bundle_pem, &nodes),
+        None => status(&policy, revision, &state.etcd_ca_bundle_pem, nodes),
     };
     status.history = history;
     status.waves = record.map(|record| {
         // The new policy is in memory while the rollout runs and after it is done.
         let to = (revision == Some(record.to_revision)).then_some(policy.as_ref());
-        waves(&record, to, &state.etcd_ca_bundle_pem, &nodes)
+        waves(&record, to, &state.etcd_ca_bundle_pem, nodes)
     });
     Ok(status)
 }

@@ -36,7 +36,7 @@ async fn scrape(State(state): State<Arc<AppState>>) -> Response {
     match state.store(|s| s.nodes()).await {
         Ok(nodes) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], {
             let mut text = state.metrics.render(&nodes, now);
-            if let Ok(rollout) = crate::http::rollout_status(&state).await {
+            if let Ok(rollout) = crate::http::rollout_status_of_nodes(&state, &nodes).await {
                 text.push_str(&crate::metrics::Metrics::render_rollout(&rollout));
             }
             text

@@ -6,7 +6,7 @@
 //! [`Store::acquire_lease`]: super::Store::acquire_lease
 
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 use super::StoreError;
 use super::records::unix_ts;
@@ -126,6 +126,38 @@ pub(crate) fn new_lease(
         granted_at: now,
         expires_at,
     })
+}
+
+/// When a lease granted or renewed at `now` for `ttl` ends; refuses a lifetime that is not
+/// positive or overflows.
+pub(in crate::store) fn expiry(
+    now: OffsetDateTime,
+    ttl: Duration,
+) -> Result<OffsetDateTime, StoreError> {
+    if !ttl.is_positive() {
+        let reason = format!("lease lifetime {ttl} is not positive");
+        return Err(StoreError::InvalidTtl { reason });
+    }
+    now.checked_add(ttl).ok_or_else(|| StoreError::InvalidTtl {
+        reason: format!("lease lifetime {ttl} is too long"),
+    })
+}
+
+/// `lease` (stored under `id`) if `node` holds it: `UnknownLease` if there is none,
+/// `LeaseNotHeld` if another node does.
+pub(in crate::store) fn holder_checked(
+    lease: Option<LeaseRecord>,
+    id: &str,
+    node: &str,
+) -> Result<LeaseRecord, StoreError> {
+    let lease = lease.ok_or_else(|| StoreError::UnknownLease { id: id.to_owned() })?;
+    if lease.node != node {
+        return Err(StoreError::LeaseNotHeld {
+            id: id.to_owned(),
+            node: node.to_owned(),
+        });
+    }
+    Ok(lease)
 }
 
 #[cfg(test)]

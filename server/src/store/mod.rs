@@ -23,6 +23,7 @@
 //! seconds.
 //!
 //! # Layout
+//! - `codec`: the JSON form of stored values, shared by both stores.
 //! - `errors`: [`StoreError`] and its stable [`StoreError::kind`] labels.
 //! - `records`: the stored records: [`NodeRecord`], [`IssuedRecord`], [`AuditEntry`].
 //! - `tokens`: the token format, hashing and the pure redemption checks.
@@ -48,6 +49,7 @@
 //! [`StoreSnapshot`]: crate::store::StoreSnapshot
 //! [`EtcdStore`]: crate::store::EtcdStore
 
+mod codec;
 #[doc(hidden)]
 pub mod conformance;
 mod errors;

@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 
 #[cfg(doc)]
 use super::Store;
+use super::StoreError;
 
 /// Where a node stands with the server. Changes are checked: see [`Store::set_node_state`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -216,4 +217,84 @@ pub(crate) mod unix_ts {
                 .map_err(D::Error::custom)
         }
     }
+}
+
+/// The entry that follows the entry numbered `last` (0: none yet).
+pub(in crate::store) fn numbered(
+    last: u64,
+    entry: &NewAuditEntry,
+) -> Result<AuditEntry, StoreError> {
+    // Unreachable at any realistic rate, but never wrap onto (overwrite) old entries.
+    let seq = last.checked_add(1).ok_or_else(|| StoreError::Corrupt {
+        table: "audit",
+        key: last.to_string(),
+        source: serde::de::Error::custom("the audit sequence is exhausted"),
+    })?;
+    Ok(AuditEntry {
+        seq,
+        at: whole_seconds(entry.at),
+        actor: entry.actor.clone(),
+        action: entry.action,
+        subject: entry.subject.clone(),
+        outcome: entry.outcome,
+        detail: entry.detail.clone(),
+    })
+}
+
+/// Serials are compared as lowercase hex; anything else is refused.
+pub(in crate::store) fn normalize_serial(serial: &str) -> Result<String, StoreError> {
+    if serial.is_empty() || !serial.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(StoreError::InvalidSerial {
+            serial: serial.to_owned(),
+        });
+    }
+    Ok(serial.to_ascii_lowercase())
+}
+
+/// The record as stored: lowercase hex serial, whole-second times.
+pub(in crate::store) fn normalized(mut cert: IssuedRecord) -> Result<IssuedRecord, StoreError> {
+    cert.serial = normalize_serial(&cert.serial)?;
+    for t in [
+        &mut cert.not_before,
+        &mut cert.not_after,
+        &mut cert.issued_at,
+    ] {
+        *t = crate::store::records::whole_seconds(*t);
+    }
+    Ok(cert)
+}
+
+/// A node's record once its new fleet certificate is recorded: only an approved node gets one.
+pub(in crate::store) fn with_fleet_cert(
+    mut r: NodeRecord,
+    serial: String,
+    not_after: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<NodeRecord, StoreError> {
+    if r.state != NodeState::Approved {
+        let hint = "only an approved node gets a fleet certificate; approve it first";
+        return Err(StoreError::NodeRefused {
+            node: r.name,
+            state: r.state,
+            hint,
+        });
+    }
+    r.fleet_cert = Some(FleetCert { serial, not_after });
+    r.pending_csr = None;
+    r.last_seen = Some(now);
+    Ok(r)
+}
+
+/// A node's record after a report (`report: None` for a mere contact): `last_seen` never goes
+/// backwards, since requests may finish out of order.
+pub(in crate::store) fn seen(
+    mut r: NodeRecord,
+    report: Option<&serde_json::Value>,
+    now: OffsetDateTime,
+) -> NodeRecord {
+    if let Some(report) = report {
+        r.last_report = Some(report.clone());
+    }
+    r.last_seen = r.last_seen.max(Some(now));
+    r
 }

@@ -11,7 +11,7 @@ use std::fmt;
 use ring::digest::{SHA256, digest};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 use super::StoreError;
 use super::records::{NodeRecord, NodeState, unix_ts};
@@ -228,6 +228,22 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         s.push(char::from(DIGITS[usize::from(b & 0xf)]));
     }
     s
+}
+
+/// Checks a new token's scope and lifetime; returns when it expires.
+pub(in crate::store) fn expiry(
+    scope: &TokenScope,
+    ttl: Duration,
+    now: OffsetDateTime,
+) -> Result<OffsetDateTime, StoreError> {
+    scope.validate()?;
+    if !ttl.is_positive() {
+        let reason = format!("{ttl} is not positive; give a lifetime such as 1h");
+        return Err(StoreError::InvalidTtl { reason });
+    }
+    now.checked_add(ttl).ok_or_else(|| StoreError::InvalidTtl {
+        reason: format!("{ttl} is too long"),
+    })
 }
 
 #[cfg(test)]

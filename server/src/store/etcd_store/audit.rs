@@ -4,7 +4,7 @@
 use super::EtcdStore;
 use super::keys::range_end;
 use super::stm::{Tx, atomically};
-use crate::store::redb_store::numbered;
+use crate::store::records::numbered;
 use crate::store::{AuditEntry, NewAuditEntry, StoreError};
 
 pub(super) fn append(store: &EtcdStore, entry: NewAuditEntry) -> Result<u64, StoreError> {

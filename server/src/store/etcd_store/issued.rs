@@ -2,7 +2,7 @@
 
 use super::EtcdStore;
 use super::stm::{Tx, atomically};
-use crate::store::redb_store::normalized;
+use crate::store::records::normalized;
 use crate::store::{IssuedRecord, NewAuditEntry, StoreError};
 
 pub(super) fn record(store: &EtcdStore, cert: IssuedRecord) -> Result<(), StoreError> {

@@ -7,7 +7,7 @@ use time::{Duration, OffsetDateTime};
 use super::EtcdStore;
 use super::stm::{Tx, atomically};
 use crate::store::leases::{check_budget, new_lease};
-use crate::store::redb_store::{holder_checked, lease_expiry};
+use crate::store::leases::{expiry as lease_expiry, holder_checked};
 use crate::store::{LeaseBudget, LeaseRecord, StoreError};
 
 const TABLE: &str = "leases";

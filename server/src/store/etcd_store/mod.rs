@@ -54,8 +54,8 @@ use ring::rand::SystemRandom;
 use serde::de::DeserializeOwned;
 use time::{Duration, OffsetDateTime};
 
+use super::codec::decode;
 use super::records::whole_seconds;
-use super::redb_store::decode;
 use super::{
     AuditEntry, IssuedRecord, LeaseBudget, LeaseRecord, NewAuditEntry, NewToken, NodeRecord,
     NodeState, PolicyRevision, RolloutRecord, Store, StoreError, StoreSnapshot, TokenInfo,
@@ -65,7 +65,7 @@ use crate::rbac::EtcdAccess;
 use keys::Keys;
 use rpc::Etcd;
 
-pub(super) use super::redb_store::encode;
+pub(super) use super::codec::encode;
 
 /// The etcd-backed [`Store`]: safe to share between server replicas, each with its own
 /// `EtcdStore`. Blocking, like every store: call it from `spawn_blocking` or plain threads.

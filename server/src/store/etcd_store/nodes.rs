@@ -4,7 +4,7 @@ use time::OffsetDateTime;
 
 use super::EtcdStore;
 use super::stm::atomically;
-use crate::store::redb_store::{normalize_serial, seen, with_fleet_cert};
+use crate::store::records::{normalize_serial, seen, with_fleet_cert};
 use crate::store::{NodeRecord, NodeState, StoreError, transitions};
 
 /// Applies `f` to a known node's record in one transaction and stores the result.

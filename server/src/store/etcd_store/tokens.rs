@@ -5,7 +5,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::EtcdStore;
 use super::stm::atomically;
-use crate::store::redb_store::token_expiry;
+use crate::store::tokens::expiry as token_expiry;
 use crate::store::tokens::{self as rules, TokenRecord};
 use crate::store::{
     NewToken, NodeRecord, StoreError, TokenInfo, TokenScope, TokenUse, transitions,

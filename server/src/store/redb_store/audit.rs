@@ -3,31 +3,10 @@
 use redb::{ReadableTable, WriteTransaction};
 
 use super::RedbStore;
-use super::tables::{AUDIT, decode, encode};
-use crate::store::records::whole_seconds;
+use super::tables::AUDIT;
+use crate::store::codec::{decode, encode};
+use crate::store::records::numbered;
 use crate::store::{AuditEntry, NewAuditEntry, StoreError};
-
-/// The entry that follows the entry numbered `last` (0: none yet).
-pub(in crate::store) fn numbered(
-    last: u64,
-    entry: &NewAuditEntry,
-) -> Result<AuditEntry, StoreError> {
-    // Unreachable at any realistic rate, but never wrap onto (overwrite) old entries.
-    let seq = last.checked_add(1).ok_or_else(|| StoreError::Corrupt {
-        table: "audit",
-        key: last.to_string(),
-        source: serde::de::Error::custom("the audit sequence is exhausted"),
-    })?;
-    Ok(AuditEntry {
-        seq,
-        at: whole_seconds(entry.at),
-        actor: entry.actor.clone(),
-        action: entry.action,
-        subject: entry.subject.clone(),
-        outcome: entry.outcome,
-        detail: entry.detail.clone(),
-    })
-}
 
 pub(super) fn append(store: &RedbStore, entry: NewAuditEntry) -> Result<u64, StoreError> {
     store.write(|tx| append_in(tx, &entry))

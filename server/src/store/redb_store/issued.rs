@@ -4,17 +4,8 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::RedbStore;
 use super::tables::{self, ISSUED, ISSUED_BY_NODE, NODES};
+use crate::store::records::normalized;
 use crate::store::{IssuedRecord, NewAuditEntry, StoreError};
-
-/// Serials are compared as lowercase hex; anything else is refused.
-pub(in crate::store) fn normalize_serial(serial: &str) -> Result<String, StoreError> {
-    if serial.is_empty() || !serial.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(StoreError::InvalidSerial {
-            serial: serial.to_owned(),
-        });
-    }
-    Ok(serial.to_ascii_lowercase())
-}
 
 pub(super) fn record(store: &RedbStore, cert: IssuedRecord) -> Result<(), StoreError> {
     let cert = normalized(cert)?;
@@ -32,19 +23,6 @@ pub(super) fn record_audited(
         insert_new(tx, &cert)?;
         super::audit::append_in(tx, entry)
     })
-}
-
-/// The record as stored: lowercase hex serial, whole-second times.
-pub(in crate::store) fn normalized(mut cert: IssuedRecord) -> Result<IssuedRecord, StoreError> {
-    cert.serial = normalize_serial(&cert.serial)?;
-    for t in [
-        &mut cert.not_before,
-        &mut cert.not_after,
-        &mut cert.issued_at,
-    ] {
-        *t = crate::store::records::whole_seconds(*t);
-    }
-    Ok(cert)
 }
 
 /// Stores a certificate of a known node under a serial not stored before.

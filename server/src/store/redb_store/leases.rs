@@ -7,6 +7,7 @@ use time::{Duration, OffsetDateTime};
 use super::RedbStore;
 use super::tables::{self, LEASES};
 use crate::store::leases::{check_budget, new_lease};
+use crate::store::leases::{expiry, holder_checked};
 use crate::store::{LeaseBudget, LeaseRecord, StoreError};
 
 const TABLE: &str = "leases";
@@ -28,21 +29,6 @@ fn expire(
         table.remove(lease.id.as_str())?;
     }
     Ok(live)
-}
-
-/// When a lease granted or renewed at `now` for `ttl` ends; refuses a lifetime that is not
-/// positive or overflows.
-pub(in crate::store) fn expiry(
-    now: OffsetDateTime,
-    ttl: Duration,
-) -> Result<OffsetDateTime, StoreError> {
-    if !ttl.is_positive() {
-        let reason = format!("lease lifetime {ttl} is not positive");
-        return Err(StoreError::InvalidTtl { reason });
-    }
-    now.checked_add(ttl).ok_or_else(|| StoreError::InvalidTtl {
-        reason: format!("lease lifetime {ttl} is too long"),
-    })
 }
 
 pub(super) fn acquire(
@@ -82,23 +68,6 @@ fn held(
     node: &str,
 ) -> Result<LeaseRecord, StoreError> {
     holder_checked(tables::get(table, TABLE, id)?, id, node)
-}
-
-/// `lease` (stored under `id`) if `node` holds it: `UnknownLease` if there is none,
-/// `LeaseNotHeld` if another node does.
-pub(in crate::store) fn holder_checked(
-    lease: Option<LeaseRecord>,
-    id: &str,
-    node: &str,
-) -> Result<LeaseRecord, StoreError> {
-    let lease = lease.ok_or_else(|| StoreError::UnknownLease { id: id.to_owned() })?;
-    if lease.node != node {
-        return Err(StoreError::LeaseNotHeld {
-            id: id.to_owned(),
-            node: node.to_owned(),
-        });
-    }
-    Ok(lease)
 }
 
 pub(super) fn release(

@@ -24,14 +24,6 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-// Pure helpers the etcd store shares, so both backends apply the very same rules.
-pub(super) use audit::numbered;
-pub(super) use issued::{normalize_serial, normalized};
-pub(super) use leases::{expiry as lease_expiry, holder_checked};
-pub(super) use nodes::{seen, with_fleet_cert};
-pub(super) use tables::{decode, encode};
-pub(super) use tokens::expiry as token_expiry;
-
 use redb::backends::FileBackend;
 use redb::{Builder, Database, DatabaseError, ReadTransaction, ReadableDatabase, WriteTransaction};
 use ring::rand::SystemRandom;

@@ -4,7 +4,7 @@ use time::OffsetDateTime;
 
 use super::RedbStore;
 use super::tables::{self, NODES};
-use crate::store::records::FleetCert;
+use crate::store::records::{seen, with_fleet_cert};
 use crate::store::{NodeRecord, NodeState, StoreError, transitions};
 
 /// Applies `f` to a known node's record in one write transaction and stores the result.
@@ -58,41 +58,6 @@ pub(super) fn all(store: &RedbStore) -> Result<Vec<NodeRecord>, StoreError> {
     store.read(|tx| tables::all(&tx.open_table(NODES)?, "nodes"))
 }
 
-/// A node's record once its new fleet certificate is recorded: only an approved node gets one.
-pub(in crate::store) fn with_fleet_cert(
-    mut r: NodeRecord,
-    serial: String,
-    not_after: OffsetDateTime,
-    now: OffsetDateTime,
-) -> Result<NodeRecord, StoreError> {
-    if r.state != NodeState::Approved {
-        let hint = "only an approved node gets a fleet certificate; approve it first";
-        return Err(StoreError::NodeRefused {
-            node: r.name,
-            state: r.state,
-            hint,
-        });
-    }
-    r.fleet_cert = Some(FleetCert { serial, not_after });
-    r.pending_csr = None;
-    r.last_seen = Some(now);
-    Ok(r)
-}
-
-/// A node's record after a report (`report: None` for a mere contact): `last_seen` never goes
-/// backwards, since requests may finish out of order.
-pub(in crate::store) fn seen(
-    mut r: NodeRecord,
-    report: Option<&serde_json::Value>,
-    now: OffsetDateTime,
-) -> NodeRecord {
-    if let Some(report) = report {
-        r.last_report = Some(report.clone());
-    }
-    r.last_seen = r.last_seen.max(Some(now));
-    r
-}
-
 pub(super) fn record_fleet_cert(
     store: &RedbStore,
     node: &str,
@@ -100,7 +65,7 @@ pub(super) fn record_fleet_cert(
     not_after: OffsetDateTime,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
-    let serial = super::issued::normalize_serial(serial)?;
+    let serial = crate::store::records::normalize_serial(serial)?;
     update(store, node, |r| with_fleet_cert(r, serial, not_after, now))?;
     Ok(())
 }

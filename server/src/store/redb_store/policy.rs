@@ -4,7 +4,8 @@
 use redb::ReadableTable;
 
 use super::RedbStore;
-use super::tables::{POLICY_REVISIONS, POLICY_TEXTS, ROLLOUT, decode, encode, get, put};
+use super::tables::{POLICY_REVISIONS, POLICY_TEXTS, ROLLOUT, get, put};
+use crate::store::codec::{decode, encode};
 use crate::store::{PolicyRevision, RolloutRecord, StoreError};
 use time::OffsetDateTime;
 

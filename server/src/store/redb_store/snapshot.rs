@@ -6,8 +6,9 @@ use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 use super::RedbStore;
 use super::tables::{
     self, AUDIT, ISSUED, ISSUED_BY_NODE, LEASES, NODES, POLICY_REVISIONS, POLICY_TEXTS, ROLLOUT,
-    TOKENS, decode, encode,
+    TOKENS,
 };
+use crate::store::codec::{decode, encode};
 use crate::store::snapshot::{PolicyText, SNAPSHOT_FORMAT, SnapshotToken, StoreSnapshot};
 use crate::store::tokens::TokenRecord;
 use crate::store::{AuditEntry, PolicyRevision, StoreError};

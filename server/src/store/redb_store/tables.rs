@@ -20,6 +20,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::store::StoreError;
+use crate::store::codec::{decode, encode};
 
 /// The schema this code writes. Bump it (and migrate in [`init`]) on incompatible changes only;
 /// additive changes go through serde defaults.
@@ -67,31 +68,6 @@ pub fn init(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(POLICY_REVISIONS)?;
     tx.open_table(POLICY_TEXTS)?;
     Ok(())
-}
-
-/// Decodes one stored value; `table` and `key` name it in the error.
-pub fn decode<T: DeserializeOwned>(
-    table: &'static str,
-    key: &str,
-    bytes: &[u8],
-) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
-        table,
-        key: key.to_owned(),
-        source,
-    })
-}
-
-pub fn encode<T: Serialize>(
-    table: &'static str,
-    key: &str,
-    value: &T,
-) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|source| StoreError::Encode {
-        table,
-        key: key.to_owned(),
-        source,
-    })
 }
 
 /// Reads and decodes the value at `key`, if any.

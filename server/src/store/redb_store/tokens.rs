@@ -5,25 +5,10 @@ use time::{Duration, OffsetDateTime};
 
 use super::RedbStore;
 use super::tables::{self, NODES, TOKENS};
+use crate::store::tokens::expiry;
 use crate::store::tokens::{self as rules, TokenRecord};
 use crate::store::transitions;
 use crate::store::{NewToken, StoreError, TokenInfo, TokenScope, TokenUse};
-
-/// Checks a new token's scope and lifetime; returns when it expires.
-pub(in crate::store) fn expiry(
-    scope: &TokenScope,
-    ttl: Duration,
-    now: OffsetDateTime,
-) -> Result<OffsetDateTime, StoreError> {
-    scope.validate()?;
-    if !ttl.is_positive() {
-        let reason = format!("{ttl} is not positive; give a lifetime such as 1h");
-        return Err(StoreError::InvalidTtl { reason });
-    }
-    now.checked_add(ttl).ok_or_else(|| StoreError::InvalidTtl {
-        reason: format!("{ttl} is too long"),
-    })
-}
 
 pub(super) fn create(
     store: &RedbStore,
