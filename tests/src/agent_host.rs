@@ -42,6 +42,28 @@ pub struct AgentHost {
     pub node: String,
 }
 
+/// A policy giving calico-node (restarting the stand-in unit [`STANDIN_UNIT`], certificates
+/// valid 2 h, an env file) to the hosts of `hosts` (the body of one `[[hosts]]` table, e.g.
+/// `names = ["node1"]`).
+pub fn standin_policy(endpoint: &str, hosts: &str) -> String {
+    format!(
+        r#"calico_version = "3.29"
+[etcd]
+endpoints = ["{endpoint}"]
+[identity]
+lifetime = "2h"
+[components.calico-node]
+grants = [ {{ prefix = "/calico/resources/v3/projectcalico.org/", access = "read" }} ]
+node_grants = [ {{ prefix = "/calico/felix/v1/host/{{node}}/", access = "readwrite" }} ]
+restart = ["calico-node.service"]
+env_file = "/etc/calico/calico-node.env"
+[[hosts]]
+{hosts}
+components = ["calico-node"]
+"#
+    )
+}
+
 /// Installs the stand-in calico-node unit and its script in `host` (the unit is not started).
 pub async fn install_standin(host: &SandboxHost) -> Result<()> {
     host.write_file("/usr/local/bin/calico-standin", STANDIN_SCRIPT, 0o755)?;

@@ -4,32 +4,13 @@
 //! what exists without the shared store: the dead URL must be skipped, and a server that goes
 //! away and comes back on its port must be picked up again.
 
-use calseg_tests::agent_host::{AgentHost, AgentWorld, STANDIN_UNIT};
+use calseg_tests::agent_host::{AgentHost, AgentWorld, STANDIN_UNIT, standin_policy};
 use calseg_tests::ports::free_port;
 use calseg_tests::server::ServerProcess;
 use std::time::Duration;
 
 /// The log line of a switch (client/servers.rs).
 const SWITCH: &str = "failing over to the next server";
-
-fn policy(endpoint: &str, node: &str) -> String {
-    format!(
-        r#"calico_version = "3.29"
-[etcd]
-endpoints = ["{endpoint}"]
-[identity]
-lifetime = "2h"
-[components.calico-node]
-grants = [ {{ prefix = "/calico/ipam/v2/", access = "readwrite" }} ]
-node_grants = [ {{ prefix = "/calico/felix/v1/host/{{node}}/", access = "readwrite" }} ]
-restart = ["calico-node.service"]
-env_file = "/etc/calico/calico-node.env"
-[[hosts]]
-names = ["{node}"]
-components = ["calico-node"]
-"#
-    )
-}
 
 /// `https://127.0.0.1:PORT` with nothing listening on PORT.
 fn dead_url() -> String {
@@ -48,9 +29,11 @@ fn status(agent: &AgentHost) -> serde_json::Value {
 }
 
 async fn world(node: &str, servers: impl Fn(&ServerProcess) -> Vec<String>) -> AgentWorld {
-    let world = AgentWorld::start(node, |endpoint| policy(endpoint, node))
-        .await
-        .expect("etcd, server and sandbox");
+    let world = AgentWorld::start(node, |endpoint| {
+        standin_policy(endpoint, &format!("names = [\"{node}\"]"))
+    })
+    .await
+    .expect("etcd, server and sandbox");
     let urls = servers(&world.server);
     let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
     world.agent.write_config_servers(&urls).expect("agent.toml");

@@ -2,7 +2,7 @@
 //! the agent's install, an agent clock running behind the server's, an expired fleet
 //! certificate, a Calico unit that never becomes active, and the server SIGKILLed while it signs.
 
-use calseg_tests::agent_host::{AgentHost, AgentWorld, STANDIN_UNIT, describe};
+use calseg_tests::agent_host::{AgentHost, AgentWorld, STANDIN_UNIT, describe, standin_policy};
 use calseg_tests::api_client::TestNode;
 use calseg_tests::etcd::EtcdCluster;
 use calseg_tests::server::ServerProcess;
@@ -13,26 +13,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const IDENTITY_DIR: &str = "/etc/calico/certs/calico-node";
-
-/// calico-node (restarting the stand-in unit) on `hosts` (a TOML host table body).
-fn policy(endpoint: &str, hosts: &str) -> String {
-    format!(
-        r#"calico_version = "3.29"
-[etcd]
-endpoints = ["{endpoint}"]
-[identity]
-lifetime = "2h"
-[components.calico-node]
-grants = [ {{ prefix = "/calico/resources/v3/projectcalico.org/", access = "read" }} ]
-node_grants = [ {{ prefix = "/calico/felix/v1/host/{{node}}/", access = "readwrite" }} ]
-restart = ["calico-node.service"]
-env_file = "/etc/calico/calico-node.env"
-[[hosts]]
-{hosts}
-components = ["calico-node"]
-"#
-    )
-}
 
 struct Setup {
     etcd: EtcdCluster,
@@ -47,7 +27,7 @@ async fn boot(node: &str) -> Setup {
         etcd,
         server,
         agent,
-    } = AgentWorld::start(node, |endpoint| policy(endpoint, &hosts))
+    } = AgentWorld::start(node, |endpoint| standin_policy(endpoint, &hosts))
         .await
         .expect("etcd, server and sandbox");
     Setup {
@@ -247,7 +227,7 @@ async fn an_expired_fleet_certificate_is_refused_everywhere_and_a_new_token_re_e
     let etcd = EtcdCluster::start().await.expect("etcd");
     let mut server = ServerProcess::start(
         &etcd,
-        &policy(&etcd.endpoint(0), "names = [\"fault-expiry\"]"),
+        &standin_policy(&etcd.endpoint(0), "names = [\"fault-expiry\"]"),
         "",
     )
     .await
@@ -444,7 +424,7 @@ async fn a_server_killed_while_signing_loses_no_issued_serial_and_signs_again() 
     let etcd = EtcdCluster::start().await.expect("etcd");
     let mut server = ServerProcess::start(
         &etcd,
-        &policy(&etcd.endpoint(0), "match = \"kill-*\""),
+        &standin_policy(&etcd.endpoint(0), "match = \"kill-*\""),
         "auto_approve = [\"kill-*\"]",
     )
     .await
