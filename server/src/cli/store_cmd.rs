@@ -32,8 +32,16 @@ pub async fn migrate(
     let file = file.unwrap_or_else(|| config.state_dir().join("state.redb"));
     let source = open(&config, from, &file).await?;
     let target = open(&config, to, &file).await?;
+    let clear = match to {
+        StoreKind::Embedded => format!("delete {}", file.display()),
+        StoreKind::Etcd => format!(
+            "delete the keys under {} (etcdctl del --prefix {0})",
+            config.store.prefix()?
+        ),
+    };
     let report =
-        tokio::task::spawn_blocking(move || copy(source.as_ref(), target.as_ref())).await??;
+        tokio::task::spawn_blocking(move || copy(source.as_ref(), target.as_ref(), &clear))
+            .await??;
     println!("{report}");
     match to {
         StoreKind::Etcd if config.store.backend()? != StoreBackend::Etcd => {
@@ -47,8 +55,9 @@ pub async fn migrate(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Copies `source` into the empty `target` and checks the copy; says what was copied.
-fn copy(source: &dyn Store, target: &dyn Store) -> Result<String> {
+/// Copies `source` into the empty `target` and checks the copy; says what was copied. The
+/// source is only read; `clear` says how to empty the target after a copy that differs.
+fn copy(source: &dyn Store, target: &dyn Store, clear: &str) -> Result<String> {
     let snapshot = source
         .export_snapshot()
         .map_err(|e| anyhow!("read the source store: {e}"))?;
@@ -60,7 +69,8 @@ fn copy(source: &dyn Store, target: &dyn Store) -> Result<String> {
         .map_err(|e| anyhow!("read the target store back: {e}"))?;
     if let Some(difference) = first_difference(&snapshot, &copied) {
         bail!(
-            "the copy differs from the source: {difference}; the target must be cleared before retrying"
+            "the copy differs from the source: {difference}; the source is unchanged; {clear} \
+             before migrating again"
         );
     }
     Ok(format!(
