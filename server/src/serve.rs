@@ -263,6 +263,7 @@ async fn open_store(
         leading,
         ha::NodesChanged::new(client, &prefix),
         name,
+        prefix,
     ));
     Ok((Arc::new(store), Some(ReplicaSetup { replicas, election })))
 }
@@ -468,6 +469,14 @@ async fn reload_on_sighup(state: Arc<AppState>, path: PathBuf) {
     while hangup.recv().await.is_some() {
         match load_policy(&path) {
             Ok((policy, hash, text)) => {
+                // With the state in etcd, a policy may not grant the state's prefix (as at start).
+                if let Some(replicas) = state.replicas()
+                    && let Err(error) =
+                        ha::access::check_policy_stays_out(&policy, &replicas.prefix)
+                {
+                    tracing::error!("policy reload refused, keeping the old one: {error:#}");
+                    continue;
+                }
                 let revision = record_policy(&state, hash, text).await;
                 tracing::info!(policy = %path.display(), ?revision, "policy reloaded");
                 put_in_force(&state, Arc::new(policy), revision).await;

@@ -30,14 +30,22 @@ pub struct Replicas {
     pub nodes_changed: NodesChanged,
     /// This replica's name (logs, the leader key).
     pub name: String,
+    /// The store's key prefix, which no policy may grant (see [`access`]).
+    pub prefix: String,
 }
 
 impl Replicas {
-    pub fn new(leading: watch::Receiver<bool>, nodes_changed: NodesChanged, name: String) -> Self {
+    pub fn new(
+        leading: watch::Receiver<bool>,
+        nodes_changed: NodesChanged,
+        name: String,
+        prefix: String,
+    ) -> Self {
         Self {
             leading,
             nodes_changed,
             name,
+            prefix,
         }
     }
 

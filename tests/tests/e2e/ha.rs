@@ -473,6 +473,37 @@ async fn with_one_etcd_member_stopped_replicas_keep_enrolling_signing_and_electi
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // A reload of a policy that grants a component calseg's own state is refused; revision 2
+    // stays in force.
+    std::fs::write(
+        replicas[0].policy_path(),
+        sim_fleet_policy(&endpoint, "b.service", "").replace(
+            "grants = \"calico-node\"",
+            "grants = \"calico-node\"\nextra_grants = [ { prefix = \"/calseg/\", access = \"read\" } ]",
+        ),
+    )
+    .unwrap();
+    replicas[0].reload().expect("SIGHUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !replicas[0].log().contains("policy reload refused") {
+        assert!(Instant::now() < deadline, "{}", replicas[0].log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        replicas[0]
+            .log()
+            .contains("inside the server's state prefix"),
+        "{}",
+        replicas[0].log()
+    );
+    assert_eq!(
+        replicas[1]
+            .rollout_status()
+            .expect("status")
+            .policy_revision,
+        Some(2)
+    );
+
     // The leader dies too: the other replica takes over on the two members left.
     // (With a member down a leader whose keep-alive stream went to it steps down and the lead
     // passes on: wait for whoever leads now.)
