@@ -5,7 +5,7 @@
 //! a release, without a second compile in CI.
 
 use calseg_tests::prereq::require_command;
-use calseg_tests::sandbox::SandboxHost;
+use calseg_tests::sandbox::{SandboxHost, SandboxOptions};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -194,7 +194,7 @@ fn rpm_packages_declare_files_config_scriptlets_and_dependencies() {
     let requires = rpm_query(&server, &["--requires"]);
     assert_lines(
         &requires,
-        &["/bin/sh", "systemd", "/usr/sbin/useradd"],
+        &["/bin/sh", "systemd", "/usr/sbin/useradd", "/usr/bin/kill"],
         "server requires",
     );
     assert!(
@@ -231,8 +231,16 @@ fn rpm_packages_declare_files_config_scriptlets_and_dependencies() {
 /// Boots a sandbox that behaves like a real host for dpkg: this machine's root is a container
 /// image whose /usr/sbin/policy-rc.d forbids starting and stopping services (exit 101), which
 /// would turn every systemctl call of the maintainer scripts into a no-op. Removed inside only.
-async fn boot(name: &str) -> SandboxHost {
-    let host = SandboxHost::boot(name).await.expect("boot");
+/// `own_network`: a network namespace of its own, for the packaged server, which binds its
+/// default addresses (metrics on 127.0.0.1:9464) that another calseg-server on this machine may
+/// hold. Without it the sandbox shares the test's loopback (an agent reaching a test server).
+async fn boot(name: &str, own_network: bool) -> SandboxHost {
+    let host = SandboxHost::boot_with(SandboxOptions {
+        hostname: name.to_owned(),
+        own_network,
+    })
+    .await
+    .expect("boot");
     host.exec_ok("rm -f /usr/sbin/policy-rc.d").unwrap();
     host
 }
@@ -297,7 +305,7 @@ fn exposure(host: &SandboxHost, unit: &str) -> f64 {
 async fn server_deb_starts_ready_with_etcd_unreachable_then_remove_keeps_state_and_purge_clears_it()
 {
     let deb = packages().file("calseg-server_", ".deb");
-    let host = boot("pkg-server").await;
+    let host = boot("pkg-server", true).await;
     dpkg(&host, &format!("-i {}", deb.display()));
 
     // What the package installed.
@@ -355,13 +363,37 @@ async fn server_deb_starts_ready_with_etcd_unreachable_then_remove_keeps_state_a
         .exec_ok(&format!("stat -c %U /proc/{}", status.main_pid))
         .unwrap();
     assert_eq!(uid.trim(), "calseg", "the server runs as calseg");
-    tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio::net::TcpStream::connect(("127.0.0.1", port)),
-    )
-    .await
-    .expect("connect in time")
-    .expect("the API port accepts connections");
+    // `systemctl reload` (ExecReload= runs kill, which the package depends on) reaches the
+    // running server: it answers the SIGHUP by reloading or refusing the policy, and lives on.
+    let depends = host
+        .exec_ok("dpkg-query -W -f='${Depends}' calseg-server")
+        .unwrap();
+    assert!(depends.contains("procps"), "Depends: {depends}");
+    host.exec_ok("systemctl reload calseg-server")
+        .expect("systemctl reload calseg-server");
+    let mut reloaded = String::new();
+    for _ in 0..50 {
+        reloaded = host
+            .exec_ok("journalctl -u calseg-server --no-pager -o cat 2>&1")
+            .unwrap_or_default();
+        if reloaded.contains("policy reload") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        reloaded.contains("policy reload"),
+        "no reload in the server's journal after systemctl reload:\n{reloaded}"
+    );
+    assert_eq!(
+        host.unit_status(SERVER_UNIT).await.unwrap().main_pid,
+        status.main_pid,
+        "the server restarted instead of reloading"
+    );
+    host.exec_ok(&format!(
+        "timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/{port}'"
+    ))
+    .expect("the API port accepts connections (inside the host's network namespace)");
 
     // remove: binary gone, unit stopped, configuration and state kept.
     dpkg(&host, "-r calseg-server");
@@ -401,7 +433,7 @@ async fn server_deb_starts_ready_with_etcd_unreachable_then_remove_keeps_state_a
 async fn server_deb_upgrade_keeps_edited_conffiles_and_state_and_restarts_the_server() {
     let old = packages().file("calseg-server_", ".deb");
     let new = upgrade_deb().file("calseg-server_", ".deb");
-    let host = boot("pkg-upgrade").await;
+    let host = boot("pkg-upgrade", true).await;
     dpkg(&host, &format!("-i {}", old.display()));
     // No etcd credentials at all: the server signs certificates and does not manage RBAC.
     let port = calseg_tests::ports::free_port().unwrap();
@@ -445,7 +477,7 @@ async fn server_deb_upgrade_keeps_edited_conffiles_and_state_and_restarts_the_se
 #[tokio::test]
 async fn agent_deb_installs_a_valid_enabled_unit_and_purge_removes_only_its_state() {
     let deb = packages().file("calseg-agent_", ".deb");
-    let host = boot("pkg-agent").await;
+    let host = boot("pkg-agent", false).await;
     dpkg(&host, &format!("-i {}", deb.display()));
 
     assert!(
@@ -513,7 +545,7 @@ async fn agent_deb_service_converges_an_enrolled_host() {
     let server = calseg_tests::server::ServerProcess::start(&etcd, &policy, "")
         .await
         .expect("server");
-    let host = boot(node).await;
+    let host = boot(node, false).await;
     host.write_file("/tmp/agent.deb", "", 0o644)
         .expect("placeholder");
     std::fs::copy(&deb, host.path("/tmp/agent.deb")).expect("copy the package in");
