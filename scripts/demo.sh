@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # calseg end to end on one machine, as root: a local etcd (TLS, client-certificate auth, auth
-# enabled), calseg-server with its embedded store and a policy built on Calico's tables, an
-# agent enrolled for a demo node under a throwaway root, its identities installed, and etcdctl
-# with the installed certificate writing an allowed key and being denied another node's key.
-# Everything runs on loopback and is removed at the end (KEEP=1 keeps the directory).
+# enabled), calseg-server with its embedded store and a policy built on Calico's tables, and a
+# host with a real systemd (sandboxed in namespaces on an overlay of /, as the tests boot them)
+# running a stand-in calico-node.service. The agent on that host enrolls, installs the node's
+# identities, and restarts the unit once through systemd's D-Bus API; the unit then works with
+# its new identity, and etcdctl with the installed certificate writes the node's own key and is
+# denied another node's. Everything runs on loopback and is removed at the end (KEEP=1 keeps
+# the directory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,9 +15,8 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 CALSEG_NO_PACKAGING_TOOLS=1 bash scripts/prereqs.sh
-command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl >/dev/null; }
 
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }; else say() { printf '\n== %s\n' "$*"; }; fi
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null \
   || echo $(( 20000 + RANDOM % 20000 )); }
 
@@ -25,8 +27,18 @@ BIN=$PWD/target/debug
 DEMO=$(mktemp -d /tmp/calseg-demo.XXXXXX)
 PIDS=()
 cleanup() {
+  # The sandboxed host first: killing its PID 1 ends every process in it, and its mounts and
+  # overlay go with its namespaces.
+  [ -n "${HOST_PID:-}" ] && kill -KILL "$HOST_PID" 2>/dev/null
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  if [ -n "${SANDBOX_CGROUP:-}" ]; then
+    for _ in $(seq 50); do
+      find /sys/fs/cgroup -depth -type d -path "*/$SANDBOX_CGROUP*" -exec rmdir {} + 2>/dev/null || true
+      [ -z "$(find /sys/fs/cgroup -type d -path "*/$SANDBOX_CGROUP" 2>/dev/null)" ] && break
+      sleep 0.1
+    done
+  fi
   if [ "${KEEP:-0}" = 1 ]; then echo "kept $DEMO"; else rm -rf "$DEMO"; fi
 }
 trap cleanup EXIT
@@ -92,7 +104,8 @@ node_grants = [
     { prefix = "/calico/felix/v1/host/{node}/", access = "readwrite" },
     { prefix = "/calico/felix/v2/no-region/host/{node}/", access = "readwrite" },
 ]
-env_file = "/etc/calico/calico.env"
+restart = ["calico-node.service"]
+env_file = "/etc/calico/calico-node.env"
 
 [components.calicoctl-ro]
 grants = "calicoctl-read-only"
@@ -110,50 +123,101 @@ PIDS+=($!)
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$API_PORT") 2>/dev/null && break; sleep 0.1; done
 "$BIN/calseg-server" --config "$DEMO/etc/server.toml" plan || true
 
-say "agent: enroll demo-node1 with a one-time token, pinned to the fleet CA"
+say "a host with a real systemd: demo-node1, sandboxed (PID, mount and UTS namespaces, an overlay of /)"
+# The recipe the tests use (tests/sandbox/boot.sh): the machine's root filesystem is never
+# changed; everything the host writes lands in a tmpfs that goes with it.
+mkdir -p "$DEMO/sandbox"
+SANDBOX_CGROUP=calseg-demo-$$
+setpriv --pdeathsig KILL -- unshare --pid --fork --kill-child --mount --propagation private --uts \
+  /bin/sh "$PWD/tests/sandbox/boot.sh" "$DEMO/sandbox" demo-node1 "$SANDBOX_CGROUP" "$PWD/target" \
+  >"$DEMO/sandbox.log" 2>&1 &
+PIDS+=($!)
+HOST_PID=
+for _ in $(seq 100); do
+  HOST_PID=$(cat "/proc/${PIDS[-1]}/task/${PIDS[-1]}/children" 2>/dev/null | awk '{print $1}')
+  [ -n "$HOST_PID" ] && break; sleep 0.1
+done
+[ -n "$HOST_PID" ] || { cat "$DEMO/sandbox.log"; echo "the sandbox did not start"; exit 1; }
+on_host() { nsenter -t "$HOST_PID" -m -p -u -r -w -- /bin/sh -c "$*"; }
+state=
+for _ in $(seq 300); do
+  state=$(on_host systemctl is-system-running 2>/dev/null) || true
+  case "$state" in running | degraded) break ;; esac
+  sleep 0.2
+done
+case "$state" in running | degraded) ;; *) cat "$DEMO/sandbox.log"; echo "systemd did not boot (state: ${state:-none})"; exit 1 ;; esac
+echo "systemd in the sandbox: $state (PID $HOST_PID outside, 1 inside)"
+HOST_ROOT=/proc/$HOST_PID/root
+
+say "a stand-in for calico-node.service: it reads /etc/calico/calico-node.env and writes its felix status key"
+install -m 0755 tests/sandbox/calico-standin.sh "$HOST_ROOT/usr/local/bin/calico-standin"
+cat > "$HOST_ROOT/etc/systemd/system/calico-node.service" <<UNIT
+[Unit]
+Description=stand-in for calico-node (calseg demo)
+[Service]
+EnvironmentFile=-/etc/calico/calico-node.env
+ExecStart=/usr/local/bin/calico-standin
+Restart=on-failure
+RestartSec=1
+UNIT
+on_host systemctl daemon-reload
+on_host systemctl start calico-node.service
+main_pid() { on_host systemctl show -p MainPID --value calico-node.service; }
+PID_BEFORE=$(main_pid)
+echo "calico-node.service: $(on_host systemctl is-active calico-node.service), MainPID $PID_BEFORE, no etcd identity yet"
+
+say "agent on demo-node1: enroll with a one-time token, pinned to the fleet CA"
 TOKEN=$("$BIN/calseg-server" --config "$DEMO/etc/server.toml" token create --node demo-node1 --ttl 10m 2>/dev/null)
-mkdir -p "$DEMO/host"
-cat > "$DEMO/agent.toml" <<AGENT
+mkdir -p "$HOST_ROOT/etc/calseg"
+cat > "$HOST_ROOT/etc/calseg/agent.toml" <<AGENT
 server = "https://127.0.0.1:$API_PORT"
 node = "demo-node1"
-state_dir = "$DEMO/host/var/lib/calseg/agent"
-root = "$DEMO/host"
+restart_timeout = "10s"
 AGENT
-"$BIN/calseg-agent" --config "$DEMO/agent.toml" enroll --ca-hash "$HASH" --token "$TOKEN" 2>&1 | tail -1
+on_host "$BIN/calseg-agent" enroll --ca-hash "$HASH" --token "$TOKEN" 2>&1 | tail -1
 
-say "agent: one cycle (key generated here, CSR signed, checked against etcd, installed)"
+say "agent: one cycle (key generated on the host, CSR signed, checked against etcd, installed, unit restarted over D-Bus)"
 set +e
-"$BIN/calseg-agent" --config "$DEMO/agent.toml" once 2>&1 | sed 's/^/  /'
+on_host "$BIN/calseg-agent" once 2>&1 | sed 's/^/  /'
 code=${PIPESTATUS[0]}
 set -e
 [ "$code" = 0 ] || [ "$code" = 2 ] || { echo "agent cycle failed ($code)"; exit 1; }
+PID_AFTER=$(main_pid)
+echo "calico-node.service: $(on_host systemctl is-active calico-node.service), MainPID $PID_BEFORE -> $PID_AFTER"
+[ "$PID_AFTER" != "$PID_BEFORE" ] && [ "$PID_AFTER" != 0 ] || { echo "FAILED: the agent did not restart calico-node.service"; exit 1; }
 
 say "agent: status, and a dry run that finds nothing left to do"
-"$BIN/calseg-agent" --config "$DEMO/agent.toml" status | sed 's/^/  /'
-"$BIN/calseg-agent" --config "$DEMO/agent.toml" plan 2>&1 | sed 's/^/  /'
+on_host "$BIN/calseg-agent" status | sed 's/^/  /'
+on_host "$BIN/calseg-agent" plan 2>&1 | sed 's/^/  /'
 
-say "installed files (under the throwaway root $DEMO/host)"
+say "installed files on demo-node1"
 # cert.pem, key.pem and ca.pem are links into a generation directory switched atomically;
 # -L shows the files they point at, with their owner and mode.
-find -L "$DEMO/host/etc" -type f -not -path '*/.calseg/*' -printf '%M %u:%g %p\n' | sed "s|$DEMO/host||" | sort
-echo; sed 's/^/  /' "$DEMO/host/etc/calico/calico.env"
+on_host "find -L /etc/calico -type f -not -path '*/.calseg/*' -printf '%M %u:%g %p\n'" | sort
+echo; sed 's/^/  /' "$HOST_ROOT/etc/calico/calico-node.env"
+echo; echo "certificate subject: $(openssl x509 -noout -subject -in "$HOST_ROOT/etc/calico/certs/calico-node/cert.pem")"
 
-CERTS=$DEMO/host/etc/calico/certs/calico-node
-NODE_CTL=(etcdctl --endpoints="$ETCD" --cacert="$CERTS/ca.pem" --cert="$CERTS/cert.pem" --key="$CERTS/key.pem")
-echo; echo "certificate subject: $(openssl x509 -noout -subject -in "$CERTS/cert.pem")"
+say "calico-node.service after the restart, using its new identity (its journal)"
+sleep 2
+on_host journalctl -u calico-node.service --no-pager -o cat 2>/dev/null | tail -n 4 | sed 's/^/  /' || true
+WROTE=$(ETCDCTL_API=3 "${ROOT_CTL[@]}" get --print-value-only /calico/felix/v1/host/demo-node1/status)
+echo "its key in etcd: /calico/felix/v1/host/demo-node1/status = $WROTE (written by MainPID ${WROTE#alive-} inside)"
+[ -n "$WROTE" ] || { echo "FAILED: the restarted unit wrote nothing"; exit 1; }
 
-say "access check with the installed certificate (etcd user calico-node.demo-node1)"
-if ETCDCTL_API=3 "${NODE_CTL[@]}" put /calico/felix/v1/host/demo-node1/status alive >/dev/null; then
+say "access check on demo-node1 with the installed certificate (etcd user calico-node.demo-node1)"
+CERTS=/etc/calico/certs/calico-node
+NODE_CTL="ETCDCTL_API=3 etcdctl --endpoints=$ETCD --cacert=$CERTS/ca.pem --cert=$CERTS/cert.pem --key=$CERTS/key.pem"
+if on_host "$NODE_CTL put /calico/felix/v1/host/demo-node1/status alive" >/dev/null; then
   echo "ALLOWED  put /calico/felix/v1/host/demo-node1/status   (its own key)"
 else
   echo "FAILED: the node could not write its own key"; exit 1
 fi
-if out=$(ETCDCTL_API=3 "${NODE_CTL[@]}" put /calico/felix/v1/host/demo-node2/status forged 2>&1); then
+if out=$(on_host "$NODE_CTL put /calico/felix/v1/host/demo-node2/status forged" 2>&1); then
   echo "FAILED: demo-node1 wrote demo-node2's key"; exit 1
 else
   echo "DENIED   put /calico/felix/v1/host/demo-node2/status   ($(echo "$out" | grep -o 'permission denied' | head -1))"
 fi
-if out=$(ETCDCTL_API=3 "${NODE_CTL[@]}" put /calico/resources/v3/projectcalico.org/globalnetworkpolicies/allow-all x 2>&1); then
+if out=$(on_host "$NODE_CTL put /calico/resources/v3/projectcalico.org/globalnetworkpolicies/allow-all x" 2>&1); then
   echo "FAILED: calico-node wrote a network policy"; exit 1
 else
   echo "DENIED   put .../globalnetworkpolicies/allow-all            ($(echo "$out" | grep -o 'permission denied' | head -1))"

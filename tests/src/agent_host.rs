@@ -12,20 +12,8 @@ use std::process::Output;
 /// The stand-in calico-node unit.
 pub const STANDIN_UNIT: &str = "calico-node.service";
 
-const STANDIN_SCRIPT: &str = r#"#!/bin/sh
-# Stand-in for calico-node: uses the identity calseg installed, like Calico does.
-set -u
-if [ -f /etc/calico/break-unless-serial ]; then
-  serial=$(openssl x509 -noout -serial -in "$ETCD_CERT_FILE" | cut -d= -f2 | tr 'A-F' 'a-f' | sed 's/^0*//')
-  [ "$serial" = "$(cat /etc/calico/break-unless-serial)" ] || { echo "refusing certificate $serial" >&2; exit 1; }
-fi
-while true; do
-  ETCDCTL_API=3 etcdctl --endpoints="$ETCD_ENDPOINTS" --cacert="$ETCD_CA_CERT_FILE" \
-    --cert="$ETCD_CERT_FILE" --key="$ETCD_KEY_FILE" --dial-timeout=2s \
-    put "/calico/felix/v1/host/$(hostname)/status" "alive-$$" >/dev/null || exit 1
-  sleep 1
-done
-"#;
+/// The stand-in's program, shared with scripts/demo.sh.
+const STANDIN_SCRIPT: &str = include_str!("../sandbox/calico-standin.sh");
 
 const STANDIN: &str = "[Unit]
 Description=stand-in for calico-node (calseg tests)

@@ -79,15 +79,7 @@ impl SandboxHost {
             .prefix(&crate::sweep::owned_name("sbx"))
             .tempdir()?;
         let script = dir.path().join("boot.sh");
-        std::fs::write(
-            &script,
-            boot_script(
-                dir.path(),
-                &options.hostname,
-                &cgroup_name,
-                &crate::bins::target_dir(),
-            ),
-        )?;
+        std::fs::write(&script, BOOT_SCRIPT)?;
         let mut args = vec![
             "--pid".to_owned(),
             "--fork".into(),
@@ -102,6 +94,10 @@ impl SandboxHost {
         }
         args.push("/bin/sh".into());
         args.push(script.display().to_string());
+        args.push(dir.path().display().to_string());
+        args.push(options.hostname.clone());
+        args.push(cgroup_name.clone());
+        args.push(crate::bins::target_dir().display().to_string());
         let log = dir.path().join("boot.log");
         let guarded = Guarded::spawn("sandbox", &unshare, &args, &log)?;
         let pid1 = find_child(guarded.pid(), Duration::from_secs(10)).with_context(|| {
@@ -278,47 +274,10 @@ impl Drop for SandboxHost {
     }
 }
 
-/// The boot script run as the new PID namespace's first process; see testing.md.
-fn boot_script(scratch: &Path, hostname: &str, cgroup_name: &str, target: &Path) -> String {
-    let s = scratch.join("root").display().to_string();
-    let t = target.display().to_string();
-    let roots = CGROUP_ROOTS.join(" ");
-    format!(
-        r#"set -eu
-S='{s}'
-mkdir -p "$S"
-mount -t tmpfs -o mode=0755 calseg-sandbox "$S"
-mkdir -p "$S/upper" "$S/work" "$S/merged"
-mount -t overlay overlay -o "lowerdir=/,upperdir=$S/upper,workdir=$S/work" "$S/merged"
-M="$S/merged"
-mount -t proc proc "$M/proc"
-mount --rbind /sys "$M/sys"
-mount --rbind /dev "$M/dev"
-mount -t tmpfs -o mode=0755 tmpfs "$M/run"
-mount -t tmpfs -o mode=1777 tmpfs "$M/tmp"
-# The workspace's build output (the binaries and packages under test), read-only at the same
-# path: a checkout under /tmp or /run would otherwise be hidden by the fresh tmpfs above.
-T='{t}'
-if [ -d "$T" ]; then
-  mkdir -p "$M$T"
-  mount --bind "$T" "$M$T"
-  mount -o remount,bind,ro "$M$T"
-fi
-echo '{hostname}' > "$M/etc/hostname"
-hostname '{hostname}'
-# A cgroup of its own in each hierarchy, so that systemd manages that subtree and several
-# sandboxes never share one.
-for root in {roots}; do
-  if [ -f "$root/cgroup.procs" ]; then
-    mkdir -p "$root/{cgroup_name}"
-    echo $$ > "$root/{cgroup_name}/cgroup.procs"
-  fi
-done
-export container=other
-exec chroot "$M" /lib/systemd/systemd --system --unit=basic.target
-"#
-    )
-}
+/// The boot script run as the new PID namespace's first process (shared with scripts/demo.sh);
+/// its arguments are the scratch directory, hostname, cgroup name and the directory bound
+/// read-only inside (the workspace's target directory).
+const BOOT_SCRIPT: &str = include_str!("../sandbox/boot.sh");
 
 /// Finds the first child of `parent` (unshare's forked PID 1), waiting up to `timeout`.
 fn find_child(parent: u32, timeout: Duration) -> Result<u32> {
