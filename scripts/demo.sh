@@ -80,7 +80,7 @@ ETCDCTL_API=3 "${ROOT_CTL[@]}" user grant-role root root >/dev/null
 ETCDCTL_API=3 "${ROOT_CTL[@]}" auth enable >/dev/null
 echo "auth enabled; the certificate CN is the etcd user"
 
-say "the policy: Calico 3.29's calico-node table, felix status narrowed per node"
+say "the policy: Calico 3.29, calico-node on the narrowed per-node profile"
 cat > "$DEMO/etc/policy.toml" <<POLICY
 calico_version = "3.29"
 
@@ -88,22 +88,9 @@ calico_version = "3.29"
 endpoints = ["$ETCD"]
 
 [components.calico-node]
-# Calico's published calico-node grants, without the cluster-wide felix status write:
-grants = [
-    { prefix = "/calico/ipam/v2/", access = "readwrite" },
-    { prefix = "/calico/resources/v3/projectcalico.org/felixconfigurations/", access = "readwrite" },
-    { prefix = "/calico/resources/v3/projectcalico.org/nodes/", access = "readwrite" },
-    { prefix = "/calico/resources/v3/projectcalico.org/workloadendpoints/", access = "readwrite" },
-    { prefix = "/calico/resources/v3/projectcalico.org/clusterinformations/", access = "readwrite" },
-    { prefix = "/calico/resources/v3/projectcalico.org/ippools/", access = "readwrite" },
-    { prefix = "/calico/resources/v3/projectcalico.org/tiers/", access = "readwrite" },
-    { prefix = "/calico/resources/v3/projectcalico.org/", access = "read" },
-]
-# ...and each node may write only its own felix status keys:
-node_grants = [
-    { prefix = "/calico/felix/v1/host/{node}/", access = "readwrite" },
-    { prefix = "/calico/felix/v2/no-region/host/{node}/", access = "readwrite" },
-]
+# Each node writes only its own keys (Node object, felix status, IPAM affinities); what
+# Calico's design shares (IPAM blocks and handles, its tiers) stays shared, reads stay wide.
+grants = "calico-node-per-node"
 restart = ["calico-node.service"]
 env_file = "/etc/calico/calico-node.env"
 
@@ -114,6 +101,10 @@ calicoctl_cfg = "/etc/calico/calicoctl.cfg"
 [[hosts]]
 names = ["demo-node1", "demo-node2"]
 components = ["calico-node", "calicoctl-ro"]
+
+[datastore]
+# The exact version calico-node reports: it rewrites ClusterInformation when this differs.
+calico_release = "v3.29.3"
 POLICY
 "$BIN/calseg-server" --config "$DEMO/etc/server.toml" check
 
@@ -122,6 +113,9 @@ say "calseg-server serve on https://127.0.0.1:$API_PORT"
 PIDS+=($!)
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$API_PORT") 2>/dev/null && break; sleep 0.1; done
 "$BIN/calseg-server" --config "$DEMO/etc/server.toml" plan || true
+
+say "calseg-server datastore init: Calico's cluster-wide objects, created once by calseg's root identity"
+"$BIN/calseg-server" --config "$DEMO/etc/server.toml" datastore init | sed 's/^/  /'
 
 say "a host with a real systemd: demo-node1, sandboxed (PID, mount and UTS namespaces, an overlay of /)"
 # The recipe the tests use (tests/sandbox/boot.sh): the machine's root filesystem is never
@@ -222,6 +216,11 @@ if out=$(on_host "$NODE_CTL put /calico/resources/v3/projectcalico.org/globalnet
 else
   echo "DENIED   put .../globalnetworkpolicies/allow-all            ($(echo "$out" | grep -o 'permission denied' | head -1))"
 fi
+
+say "who can touch what, from etcd's live auth state: calseg-server exposure --component calico-node"
+"$BIN/calseg-server" --config "$DEMO/etc/server.toml" exposure --component calico-node | sed 's/^/  /'
+"$BIN/calseg-server" --config "$DEMO/etc/server.toml" can-i calico-node.demo-node1 write /calico/felix/v1/host/demo-node2/status \
+  | sed 's/^/  can-i: /' || true
 
 say "audit log"
 "$BIN/calseg-server" --config "$DEMO/etc/server.toml" audit | sed 's/^/  /'

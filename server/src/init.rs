@@ -49,6 +49,9 @@ pub struct InitReport {
     pub files: Vec<PathBuf>,
 }
 
+/// The policy `init` writes when there is none: every option, commented.
+const EXAMPLE_POLICY: &str = include_str!("../policy.example.toml");
+
 /// Runs the setup at `now`.
 pub fn init(options: &InitOptions, now: OffsetDateTime) -> Result<InitReport> {
     if options.sans.is_empty() {
@@ -159,6 +162,18 @@ pub fn init(options: &InitOptions, now: OffsetDateTime) -> Result<InitReport> {
     );
     write_public_file(&config_path, config.as_bytes(), 0o640, existing)?;
     files.push(config_path.clone());
+    // A starting policy, the commented example with the narrowed per-node profiles, when there
+    // is none yet. An existing policy is the operator's: never replaced, not even with --force.
+    let policy_path = options.config_dir.join("policy.toml");
+    if !policy_path.exists() {
+        write_public_file(
+            &policy_path,
+            EXAMPLE_POLICY.as_bytes(),
+            0o644,
+            Existing::Refuse,
+        )?;
+        files.push(policy_path);
+    }
     Ok(InitReport {
         fleet_ca_hash: fleet.fingerprint_sha256(),
         config_path,
@@ -316,5 +331,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(again.contains("--force"), "{again}");
+
+        // The starting policy is the example, narrowed per node; --force never replaces it.
+        let policy_path = options.config_dir.join("policy.toml");
+        let written = std::fs::read_to_string(&policy_path).unwrap();
+        let policy = crate::policy::parse(&written, "policy.toml").unwrap();
+        assert_eq!(
+            policy.components["calico-node"].table,
+            Some(crate::policy::GrantTable::CalicoNodePerNode)
+        );
+        std::fs::write(&policy_path, "# the operator's own\n").unwrap();
+        let forced = InitOptions {
+            force: true,
+            ..options.clone()
+        };
+        init(&forced, OffsetDateTime::now_utc()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&policy_path).unwrap(),
+            "# the operator's own\n"
+        );
     }
 }

@@ -7,6 +7,9 @@
 //! # Layout
 //! - [`policy`]: the policy file → validated model: components, grants per Calico version, hosts.
 //! - [`rbac`]: the etcd RBAC reconciler: desired vs live users and roles, plan, apply.
+//! - [`access`]: the access checker: what a user may read and write, from etcd's live roles.
+//! - [`datastore`]: Calico's cluster-wide objects, created once so per-node identities need no
+//!   cluster-wide write (`datastore init`).
 //! - [`config`]: the server's own configuration file (server.toml).
 //! - [`manifest`]: a node's manifest computed from the policy.
 //! - [`reconcile`]: which nodes count, and the server's RBAC reconciler.
@@ -22,12 +25,16 @@
 //! - [`ha`]: several replicas on one etcd store: the leader election, following the store.
 //! - [`pki`]: the fleet and etcd client CAs, CSR checks and signing, key files.
 
+/// What users may do, from etcd's live auth state: can-i, access, exposure.
+pub mod access;
 /// The admin API client.
 pub mod admin_client;
 /// The command line of `calseg-server`.
 pub mod cli;
 /// server.toml.
 pub mod config;
+/// Calico's cluster-wide singletons, created once with calseg's own etcd identity.
+pub mod datastore;
 /// The bodies of the fuzz targets in `fuzz/` and of their corpus regression test.
 #[doc(hidden)]
 pub mod fuzz_targets;

@@ -1,7 +1,9 @@
 #!/bin/sh
 # Stand-in for calico-node: reads its etcd identity from the environment calseg's env file
-# sets (ETCD_ENDPOINTS, ETCD_CA_CERT_FILE, ETCD_CERT_FILE, ETCD_KEY_FILE), as Calico does, and
-# writes its node's felix status key with it every second; any etcd error ends it (exit 1).
+# sets (ETCD_ENDPOINTS, ETCD_CA_CERT_FILE, ETCD_CERT_FILE, ETCD_KEY_FILE), as Calico does.
+# With CALICO_REPLAY set (the path of the test crate's calico-replay), it becomes that replay
+# of calico-node's and Felix's etcd operations (`calico-replay run`); otherwise it writes its
+# node's felix status key with etcdctl every second. Any etcd error ends it (exit 1).
 # Used by the end-to-end tests (tests/src/agent_host.rs) and scripts/demo.sh.
 set -u
 if [ -z "${ETCD_CERT_FILE:-}" ]; then
@@ -11,6 +13,9 @@ fi
 if [ -f /etc/calico/break-unless-serial ]; then
   serial=$(openssl x509 -noout -serial -in "$ETCD_CERT_FILE" | cut -d= -f2 | tr 'A-F' 'a-f' | sed 's/^0*//')
   [ "$serial" = "$(cat /etc/calico/break-unless-serial)" ] || { echo "refusing certificate $serial" >&2; exit 1; }
+fi
+if [ -n "${CALICO_REPLAY:-}" ]; then
+  exec "$CALICO_REPLAY" run
 fi
 key="/calico/felix/v1/host/$(hostname)/status"
 echo "calico-node stand-in: etcd identity $(openssl x509 -noout -subject -in "$ETCD_CERT_FILE" 2>/dev/null); writing $key every second"

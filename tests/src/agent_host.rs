@@ -9,6 +9,9 @@ use crate::server::ServerProcess;
 use anyhow::{Result, bail};
 use std::process::Output;
 
+/// The Calico build the replay stand-in plays (see [`AgentHost::use_replay`]).
+pub const REPLAY_CALICO_RELEASE: &str = "v3.29.3";
+
 /// The stand-in calico-node unit.
 pub const STANDIN_UNIT: &str = "calico-node.service";
 
@@ -67,10 +70,12 @@ pub struct AgentWorld {
 }
 
 impl AgentWorld {
-    /// Starts etcd and the server, then boots `node`.
+    /// Starts etcd and the server, creates Calico's cluster-wide objects (`calseg-server
+    /// datastore init`), then boots `node`.
     pub async fn start(node: &str, policy: impl Fn(&str) -> String) -> Result<Self> {
         let etcd = crate::etcd::EtcdCluster::start().await?;
         let server = ServerProcess::start(&etcd, &policy(&etcd.endpoint(0)), "").await?;
+        server.cli_ok(&["datastore", "init"])?;
         let agent = AgentHost::boot(node, &server).await?;
         Ok(Self {
             etcd,
@@ -154,6 +159,25 @@ impl AgentHost {
     /// What the background agent logged so far.
     pub fn daemon_log(&self) -> String {
         std::fs::read_to_string(self.host.path("/var/log/calseg-agent.log")).unwrap_or_default()
+    }
+
+    /// Makes the stand-in unit run the Calico access replay (`calico-replay run`: calico-node's
+    /// and Felix's etcd operations, failing on any permission error) instead of its etcdctl
+    /// loop, as Calico [`REPLAY_CALICO_RELEASE`] with `NO_DEFAULT_POOLS=true` (as Calico's
+    /// bare-metal env file sample has it). The policy must give calico-node what Calico needs
+    /// (e.g. the per-node profile, with `[datastore] calico_release` set to that release and
+    /// `calseg-server datastore init` run).
+    pub async fn use_replay(&self) -> Result<()> {
+        self.host.write_file(
+            &format!("/etc/systemd/system/{STANDIN_UNIT}.d/replay.conf"),
+            &format!(
+                "[Service]\nEnvironment=CALICO_REPLAY={} CALICO_VERSION={REPLAY_CALICO_RELEASE} NO_DEFAULT_POOLS=true\n",
+                bins::path("calico-replay").display()
+            ),
+            0o644,
+        )?;
+        self.host.systemd().await?.daemon_reload().await?;
+        Ok(())
     }
 
     /// Makes systemd append a line to /var/log/standin-starts at every start of the stand-in

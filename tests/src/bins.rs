@@ -1,6 +1,6 @@
 //! The workspace's binaries, as the end-to-end tests run them: the real `calseg-server` and
-//! `calseg-agent` executables that users run, built by `cargo build --bins` (the README's test
-//! command builds them before the tests).
+//! `calseg-agent` executables that users run, and this crate's own stand-ins (`calico-replay`),
+//! built by `cargo build --bins` (the README's test command builds them before the tests).
 
 use std::path::PathBuf;
 

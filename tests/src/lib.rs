@@ -14,6 +14,8 @@
 //! - [`ports`]: free loopback ports, never handed out twice in one test process.
 //! - [`pki`]: a throwaway CA minting server and client certificates with rcgen.
 //! - [`process`]: a child process that is killed when its handle drops or its parent dies.
+//! - [`replay`]: a Calico access replay, the `calico-replay` binary's library: calico-node's and
+//!   Felix's etcd operations performed as one identity.
 //! - [`etcd`]: `EtcdCluster`, 1 or 3 real etcd members with TLS, client-cert auth and a root user.
 //! - [`server`]: `ServerProcess`, the real calseg-server initialized against a harness etcd.
 //! - [`sandbox`]: `SandboxHost`, a real systemd as PID 1 on an overlay of `/`.
@@ -41,6 +43,8 @@ pub mod ports;
 pub mod prereq;
 /// Child processes tied to the test's lifetime.
 pub mod process;
+/// Calico's etcd access, replayed.
+pub mod replay;
 /// Sandboxed hosts running a real systemd.
 pub mod sandbox;
 /// The real calseg-server.

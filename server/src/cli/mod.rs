@@ -1,7 +1,9 @@
 //! The `calseg-server` command line: argument parsing and the output people and scripts see.
 //! Commands call into the library; this module only wires flags to it and picks exit codes.
 
+mod access_cmd;
 mod admin_cmd;
+mod datastore_cmd;
 mod rbac_cmd;
 mod rollout_cmd;
 mod store_cmd;
@@ -35,6 +37,15 @@ pub enum Command {
     Plan(ReconcileArgs),
     /// Make etcd's calseg users and roles match the policy (through the server, as `plan`).
     Apply(ReconcileArgs),
+    /// Whether USER may read or write KEY (--prefix: every key under it), from etcd's live
+    /// roles. Exit status: 0 yes, 1 no (or an error, e.g. no such user).
+    CanI(access_cmd::CanIArgs),
+    /// USER's effective read and write ranges in etcd, merged across its roles, with the roles
+    /// each comes from.
+    Access(access_cmd::AccessArgs),
+    /// For each calseg identity: which other nodes' keys it can read or write, and which keys
+    /// shared by design (with the reason), from etcd's live roles.
+    Exposure(access_cmd::ExposureArgs),
     /// Run the server: the HTTPS API for agents and administrators, and the RBAC reconciler.
     Serve {
         #[arg(long, value_name = "FILE")]
@@ -51,6 +62,9 @@ pub enum Command {
     /// Rollouts of policy changes (through the running server).
     #[command(subcommand)]
     Rollout(RolloutCommand),
+    /// Calico's cluster-wide objects in etcd (directly, with calseg's own etcd identity).
+    #[command(subcommand)]
+    Datastore(datastore_cmd::DatastoreCommand),
     /// Copy the server's state between the embedded store and etcd, then compare the copy with
     /// the source record by record. Stop every server first; the target must be empty.
     MigrateStore {
@@ -241,6 +255,9 @@ pub fn main() -> ExitCode {
             Command::Check { policy } => rbac_cmd::check(cli.config.as_deref(), policy.as_deref()),
             Command::Plan(args) => rbac_cmd::plan(cli.config.as_deref(), args).await,
             Command::Apply(args) => rbac_cmd::apply(cli.config.as_deref(), args).await,
+            Command::CanI(args) => access_cmd::can_i(cli.config.as_deref(), args).await,
+            Command::Access(args) => access_cmd::access(cli.config.as_deref(), args).await,
+            Command::Exposure(args) => access_cmd::exposure(cli.config.as_deref(), args).await,
             Command::Serve { policy } => serve(cli.config.as_deref(), policy.as_deref()).await,
             Command::Init(args) => init(args),
             Command::Token(TokenCommand::Create {
@@ -311,6 +328,7 @@ pub fn main() -> ExitCode {
             Command::Rollout(RolloutCommand::Rollback) => {
                 rollout_cmd::rollout_action(cli.config.as_deref(), "rollback").await
             }
+            Command::Datastore(command) => datastore_cmd::run(cli.config.as_deref(), command).await,
             Command::MigrateStore { from, to, file } => {
                 store_cmd::migrate(cli.config.as_deref(), *from, *to, file.clone()).await
             }

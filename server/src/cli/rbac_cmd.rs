@@ -154,7 +154,7 @@ pub(super) fn policy_path(config: &ServerConfig, flag: Option<&Path>) -> PathBuf
 }
 
 /// Loads and validates the policy, printing its warnings to stderr.
-fn load_policy(path: &Path) -> Result<Policy> {
+pub(super) fn load_policy(path: &Path) -> Result<Policy> {
     let policy = policy::load(path).map_err(|errors| {
         anyhow!(
             "{errors}\nthe policy has {} error(s); nothing was changed",
@@ -167,7 +167,11 @@ fn load_policy(path: &Path) -> Result<Policy> {
     Ok(policy)
 }
 
-fn etcd_access(config: &ServerConfig, args: &ReconcileArgs, policy: &Policy) -> Result<EtcdAccess> {
+pub(super) fn etcd_access(
+    config: &ServerConfig,
+    args: &ReconcileArgs,
+    policy: &Policy,
+) -> Result<EtcdAccess> {
     let endpoints = if !args.etcd_endpoints.is_empty() {
         args.etcd_endpoints.clone()
     } else {

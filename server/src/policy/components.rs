@@ -1,6 +1,7 @@
 //! `[components.<name>]`: grants (built-in table, explicit list, extras, per-node templates),
 //! restart units, file locations, ownership and modes.
 
+use std::ops::Range;
 use std::path::PathBuf;
 
 use calseg_api::access::Access;
@@ -8,9 +9,11 @@ use toml::Spanned;
 
 use super::location::{Diagnostics, Problem};
 use super::model::{Component, KeyRange, Permission, PermissionTemplate};
+use super::profiles::builtin_profile;
 use super::raw::{RawComponent, RawGrant, RawGrants};
 use super::schema::closest;
-use super::tables::{GrantTable, builtin_grants};
+use super::shadow::{self, SharedOrigin};
+use super::tables::GrantTable;
 use super::version::CalicoVersion;
 use super::{checks, pitfalls};
 
@@ -25,33 +28,60 @@ pub(super) fn component(
         diags.problem(name.span(), problem);
     }
     let name_text = name.get_ref().clone();
-    let (mut table, mut grants) = (None, Vec::new());
+    let mut table = None;
+    // Every shared grant with the place that says it, for the shadowing check below.
+    let mut shared: Vec<SharedOrigin> = Vec::new();
+    // Node grants of a built-in profile, at the `grants =` line.
+    let mut node_sourced: Vec<(PermissionTemplate, Range<usize>)> = Vec::new();
     let grants_span = raw.grants.as_ref().map_or(name.span(), Spanned::span);
     match raw.grants.map(Spanned::into_inner) {
         None => {}
         Some(RawGrants::Table(table_name)) => match GrantTable::parse(&table_name) {
-            Some(found) => {
-                table = Some(found);
-                grants = builtin_grants(version, found);
-            }
+            Some(found) => match builtin_profile(version, found) {
+                Ok(profile) => {
+                    table = Some(found);
+                    shared.extend(profile.shared.into_iter().map(|permission| SharedOrigin {
+                        permission,
+                        span: grants_span.clone(),
+                        table: Some(found),
+                    }));
+                    node_sourced.extend(
+                        profile
+                            .per_node
+                            .into_iter()
+                            .map(|t| (t, grants_span.clone())),
+                    );
+                }
+                Err(problem) => diags.problem(grants_span.clone(), problem),
+            },
             None => diags.problem(grants_span.clone(), unknown_table(&table_name)),
         },
-        Some(RawGrants::List(list)) => {
-            grants.extend(list.iter().filter_map(|g| shared_grant(g, diags)))
-        }
+        Some(RawGrants::List(list)) => shared.extend(list.iter().filter_map(|g| {
+            shared_grant(g, diags).map(|permission| SharedOrigin {
+                permission,
+                span: g.span(),
+                table: None,
+            })
+        })),
     }
-    grants.extend(
-        raw.extra_grants
+    shared.extend(raw.extra_grants.iter().filter_map(|g| {
+        shared_grant(g, diags).map(|permission| SharedOrigin {
+            permission,
+            span: g.span(),
+            table: None,
+        })
+    }));
+    node_sourced.extend(
+        raw.node_grants
             .iter()
-            .filter_map(|g| shared_grant(g, diags)),
+            .filter_map(|g| node_grant(g, diags).map(|t| (t, g.span()))),
     );
+    shadow::refuse_shadowed(&name_text, &shared, &node_sourced, diags);
+    let mut grants: Vec<Permission> = shared.into_iter().map(|s| s.permission).collect();
     grants.sort();
     grants.dedup();
-    let mut node_grants: Vec<PermissionTemplate> = raw
-        .node_grants
-        .iter()
-        .filter_map(|g| node_grant(g, diags))
-        .collect();
+    let mut node_grants: Vec<PermissionTemplate> =
+        node_sourced.into_iter().map(|(t, _)| t).collect();
     node_grants.sort();
     node_grants.dedup();
 

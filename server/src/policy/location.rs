@@ -129,6 +129,12 @@ impl<'s> Diagnostics<'s> {
         line_col(self.source, offset).0
     }
 
+    /// `origin:line:column` of a byte offset, for messages that name a second place.
+    pub fn position(&self, offset: usize) -> String {
+        let (line, column) = line_col(self.source, offset);
+        format!("{}:{line}:{column}", self.origin)
+    }
+
     fn make(
         &self,
         severity: Severity,

@@ -15,21 +15,26 @@
 //! - `hosts`: `[[hosts]]` and the checks across rules (duplicates, user collisions).
 //! - `rollout`: `[rollout]` and per-rule `max_unavailable`: the restart budget.
 //! - `waves`: `[rollout]` canary, wave, bake and max_failures: waves with health gates.
+//! - `datastore`: `[datastore]`: the values of Calico's cluster-wide objects for
+//!   `calseg-server datastore init`.
 //! - `checks`, `duration`: checks on single values.
 //! - `version`: [`CalicoVersion`]; `tables`: Calico's built-in grant tables per release.
 //! - `model`: the validated types and their queries.
 
 mod checks;
 mod components;
+mod datastore;
 mod duration;
 mod hosts;
 mod location;
 mod model;
 mod pitfalls;
+mod profiles;
 mod raw;
 mod read;
 mod rollout;
 mod schema;
+mod shadow;
 mod tables;
 mod validate;
 mod version;
@@ -40,10 +45,15 @@ mod tests;
 
 use std::path::Path;
 
+pub use datastore::{
+    DEFAULT_AS_NUMBER, DEFAULT_BLOCK_SIZE, DEFAULT_CLUSTER_TYPE, DEFAULT_IPV4_POOL_CIDR,
+    DEFAULT_LOG_SEVERITY,
+};
 pub use location::{Diagnostic, PolicyErrors, Severity};
 pub use model::{
-    Canary, Component, EtcdSettings, HostRule, HostSelector, IdentitySettings, KeyRange,
-    Permission, PermissionTemplate, Policy, RolloutSettings, WaveSettings, prefix_end,
+    Canary, Component, DatastoreSettings, EncapMode, EtcdSettings, HostRule, HostSelector,
+    IdentitySettings, KeyRange, Permission, PermissionTemplate, Policy, RolloutSettings,
+    WaveSettings, prefix_end,
 };
 pub use rollout::{Budget, DEFAULT_LEASE_TTL, DEFAULT_MAX_UNAVAILABLE};
 pub use tables::{GrantTable, TableEra, builtin_grants};

@@ -24,9 +24,59 @@ pub struct Policy {
     pub components: BTreeMap<String, Component>,
     pub hosts: Vec<HostRule>,
     pub rollout: RolloutSettings,
+    /// `[datastore]`: the values `datastore init` gives Calico's cluster-wide objects.
+    pub datastore: DatastoreSettings,
     /// Non-fatal findings (known Calico pitfalls, http endpoints, loose prefixes) to show the
     /// operator on every check and apply.
     pub warnings: Vec<Diagnostic>,
+}
+
+/// `[datastore]`: the values `calseg-server datastore init` gives Calico's cluster-wide
+/// objects (ClusterInformation, the default FelixConfiguration, IP pool, BGPConfiguration and
+/// IPAMConfiguration), which per-node identities may not create themselves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatastoreSettings {
+    /// The exact version calico-node reports (`v3.29.3`), for ClusterInformation's
+    /// `calicoVersion`: calico-node rewrites that object whenever it differs. `None`: not
+    /// written, and calico-node will try to.
+    pub calico_release: Option<String>,
+    /// ClusterInformation's `clusterType`: comma-separated; calico-node adds any type of its
+    /// `CLUSTER_TYPE` that is missing.
+    pub cluster_type: String,
+    /// Whether to create `default-ipv4-ippool` when no IPv4 pool exists.
+    pub default_pool: bool,
+    /// The default pool's CIDR: IPv4, network address only (`192.168.0.0/16`).
+    pub ipv4_pool_cidr: String,
+    pub ipip_mode: EncapMode,
+    pub vxlan_mode: EncapMode,
+    pub nat_outgoing: bool,
+    /// IPAM block prefix length, 20..=32, never shorter than the pool's.
+    pub block_size: u8,
+    /// BGPConfiguration `default`'s `asNumber`.
+    pub as_number: u32,
+    /// BGPConfiguration `default`'s `nodeToNodeMeshEnabled`.
+    pub node_to_node_mesh: bool,
+    /// `logSeverityScreen` of FelixConfiguration and BGPConfiguration `default`.
+    pub log_severity: String,
+}
+
+/// An IP pool's `ipipMode` or `vxlanMode`, spelled as libcalico-go stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EncapMode {
+    Always,
+    CrossSubnet,
+    Never,
+}
+
+impl EncapMode {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Always => "Always",
+            Self::CrossSubnet => "CrossSubnet",
+            Self::Never => "Never",
+        }
+    }
 }
 
 /// How components reach etcd.

@@ -24,6 +24,23 @@ pub(super) struct RawIdentity {
     pub renew_after: Option<Spanned<Scalar>>,
 }
 
+/// `[datastore]`: values for `calseg-server datastore init`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDatastore {
+    pub calico_release: Option<Spanned<String>>,
+    pub cluster_type: Option<Spanned<String>>,
+    pub default_pool: Option<Spanned<bool>>,
+    pub ipv4_pool_cidr: Option<Spanned<String>>,
+    pub ipip_mode: Option<Spanned<String>>,
+    pub vxlan_mode: Option<Spanned<String>>,
+    pub nat_outgoing: Option<Spanned<bool>>,
+    pub block_size: Option<Spanned<i64>>,
+    pub as_number: Option<Spanned<i64>>,
+    pub node_to_node_mesh: Option<Spanned<bool>>,
+    pub log_severity: Option<Spanned<String>>,
+}
+
 /// `[components.<name>]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -8,7 +8,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::location::Diagnostics;
-use super::raw::{RawComponent, RawEtcd, RawHost, RawIdentity, RawRollout, Scalar};
+use super::raw::{RawComponent, RawDatastore, RawEtcd, RawHost, RawIdentity, RawRollout, Scalar};
 use super::schema::prune_unknown_keys;
 
 /// The sections of a policy file, each `None` when missing or unreadable (already reported).
@@ -25,6 +25,8 @@ pub(super) struct RawPolicy {
     pub hosts: Vec<(Range<usize>, RawHost)>,
     /// Absent `[rollout]` reads as all defaults; a broken one as `None`.
     pub rollout: Option<RawRollout>,
+    /// Absent `[datastore]` reads as all defaults; a broken one as `None`.
+    pub datastore: Option<RawDatastore>,
 }
 
 /// Reads the sections; `None` if the text is not TOML (syntax errors are reported).
@@ -46,6 +48,7 @@ pub(super) fn read(source: &str, diags: &mut Diagnostics<'_>) -> Option<RawPolic
     let mut raw = RawPolicy {
         identity: Some(RawIdentity::default()),
         rollout: Some(RawRollout::default()),
+        datastore: Some(RawDatastore::default()),
         ..RawPolicy::default()
     };
     let (mut seen_version, mut seen_etcd) = (false, false);
@@ -59,6 +62,7 @@ pub(super) fn read(source: &str, diags: &mut Diagnostics<'_>) -> Option<RawPolic
             "components" => raw.components = components(value, diags),
             "hosts" => raw.hosts = hosts(value, diags),
             "rollout" => raw.rollout = section(value, diags),
+            "datastore" => raw.datastore = section(value, diags),
             _ => {}
         }
     }

@@ -65,6 +65,22 @@ const POLICY: &[(&str, Shape)] = &[
     ("components", Shape::Map(&COMPONENT)),
     ("hosts", Shape::ArrayOf(&HOST)),
     (
+        "datastore",
+        Shape::Table(&[
+            ("calico_release", Shape::Leaf),
+            ("cluster_type", Shape::Leaf),
+            ("default_pool", Shape::Leaf),
+            ("ipv4_pool_cidr", Shape::Leaf),
+            ("ipip_mode", Shape::Leaf),
+            ("vxlan_mode", Shape::Leaf),
+            ("nat_outgoing", Shape::Leaf),
+            ("block_size", Shape::Leaf),
+            ("as_number", Shape::Leaf),
+            ("node_to_node_mesh", Shape::Leaf),
+            ("log_severity", Shape::Leaf),
+        ]),
+    ),
+    (
         "rollout",
         Shape::Table(&[
             ("max_unavailable", Shape::Leaf),

@@ -20,7 +20,8 @@ use serde::Serialize;
 use super::CalicoVersion;
 use super::model::{KeyRange, Permission};
 
-/// A built-in grant table, named in policy files as `grants = "<name>"`.
+/// A built-in grant table, named in policy files as `grants = "<name>"`: one of Calico's
+/// published tables, or a narrowed per-node profile (`*-per-node`, see `profiles`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum GrantTable {
@@ -31,10 +32,13 @@ pub enum GrantTable {
     CalicoctlReadOnly,
     CalicoctlPolicyEditor,
     CalicoctlFull,
+    CalicoNodePerNode,
+    FelixPerNode,
+    CniPluginPerNode,
 }
 
 impl GrantTable {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 10] = [
         Self::CalicoNode,
         Self::Felix,
         Self::CniPlugin,
@@ -42,7 +46,30 @@ impl GrantTable {
         Self::CalicoctlReadOnly,
         Self::CalicoctlPolicyEditor,
         Self::CalicoctlFull,
+        Self::CalicoNodePerNode,
+        Self::FelixPerNode,
+        Self::CniPluginPerNode,
     ];
+
+    /// The narrowed per-node profile of a published table, if calseg has one.
+    pub fn narrowed(self) -> Option<Self> {
+        match self {
+            Self::CalicoNode => Some(Self::CalicoNodePerNode),
+            Self::Felix => Some(Self::FelixPerNode),
+            Self::CniPlugin => Some(Self::CniPluginPerNode),
+            _ => None,
+        }
+    }
+
+    /// The published table a narrowed profile narrows; itself for a published table.
+    pub fn published(self) -> Self {
+        match self {
+            Self::CalicoNodePerNode => Self::CalicoNode,
+            Self::FelixPerNode => Self::Felix,
+            Self::CniPluginPerNode => Self::CniPlugin,
+            other => other,
+        }
+    }
 
     /// The name used in policy files.
     pub fn name(self) -> &'static str {
@@ -54,6 +81,9 @@ impl GrantTable {
             Self::CalicoctlReadOnly => "calicoctl-read-only",
             Self::CalicoctlPolicyEditor => "calicoctl-policy-editor",
             Self::CalicoctlFull => "calicoctl-full",
+            Self::CalicoNodePerNode => "calico-node-per-node",
+            Self::FelixPerNode => "felix-per-node",
+            Self::CniPluginPerNode => "cni-plugin-per-node",
         }
     }
 
@@ -93,16 +123,18 @@ impl CalicoVersion {
     }
 }
 
-/// The built-in grants of `table` for `version`: prefixes only, sorted and deduplicated.
+/// The grants of Calico's published `table` for `version`: prefixes only, sorted and
+/// deduplicated. For a narrowed profile, the published table it narrows (its own grants come
+/// from `profiles::builtin_profile`).
 pub fn builtin_grants(version: CalicoVersion, table: GrantTable) -> Vec<Permission> {
     let era = version.table_era();
     let Some(tables) = ERAS.iter().find(|tables| tables.era == era) else {
         return Vec::new();
     };
     let rows = match table {
-        GrantTable::CalicoNode => tables.node,
-        GrantTable::Felix => tables.felix,
-        GrantTable::CniPlugin => tables.cni,
+        GrantTable::CalicoNode | GrantTable::CalicoNodePerNode => tables.node,
+        GrantTable::Felix | GrantTable::FelixPerNode => tables.felix,
+        GrantTable::CniPlugin | GrantTable::CniPluginPerNode => tables.cni,
         GrantTable::KubeControllers => tables.kube_controllers,
         GrantTable::CalicoctlReadOnly => CALICOCTL_READ_ONLY,
         GrantTable::CalicoctlPolicyEditor => tables.policy_editor,

@@ -78,6 +78,24 @@ fn example_file_parses_without_warnings() {
         ro.cert_dir,
         std::path::PathBuf::from("/etc/calico/certs/calicoctl-ro")
     );
+    // The example narrows for real: calico-node and the CNI plugin write only their own
+    // node's keys, besides the rows Calico's design keeps shared.
+    for name in ["calico-node", "cni-plugin"] {
+        let component = &policy.components[name];
+        assert!(
+            !component.node_grants.is_empty(),
+            "{name} has no per-node grants"
+        );
+        for grant in component.grants.iter().filter(|g| g.access != Access::Read) {
+            assert!(
+                grant.key.starts_with("/calico/ipam/v2/assignment/")
+                    || grant.key.starts_with("/calico/ipam/v2/handle/")
+                    || grant.key.ends_with("/workloadendpoints/")
+                    || (grant.key.contains("/tiers/") && grant.range == KeyRange::Exact),
+                "{name} shares a write that is not shared by design: {grant:?}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -341,7 +359,7 @@ fn every_error_in_a_file_is_reported_in_file_order() {
 #[test]
 fn warnings_for_loose_prefixes_http_and_calico_pitfalls() {
     let src = "calico_version = \"3.29\"\n[etcd]\nendpoints = [\"http://e:2379\"]\n\
-               [components.node]\ngrants = \"calico-node\"\nnode_grants = [ { prefix = \"/calico/felix/v1/host/{node}\", access = \"readwrite\" } ]\n\
+               [components.node]\ngrants = \"calico-node\"\nnode_grants = [ { prefix = \"/calico/bgp/v1/host/{node}\", access = \"readwrite\" } ]\n\
                key_mode = \"0604\"\n[components.kc]\ngrants = \"kube-controllers\"\n[components.idle]\ngrants = \"felix\"\n\
                [[hosts]]\nname = \"n1\"\ncomponents = [\"node\", \"kc\"]\n";
     let warns = warnings(src);
@@ -485,4 +503,66 @@ fn load_reads_the_file_and_names_it() {
             .to_string()
             .contains("absent.toml: error: cannot read the policy file")
     );
+}
+
+#[test]
+fn a_node_grant_shadowed_by_a_shared_grant_is_refused_naming_both() {
+    // The issue's case: Calico's published calico-node table, plus a per-node felix grant.
+    let src = format!(
+        "{HEAD}[components.calico-node]\ngrants = \"calico-node\"\n\
+         node_grants = [ {{ prefix = \"/calico/felix/v1/host/{{node}}/\", access = \"readwrite\" }} ]\n\
+         [[hosts]]\nname = \"n1\"\ncomponents = [\"calico-node\"]\n"
+    );
+    let errs = errors(&src);
+    let error = at(&errs, "narrows nothing", 6, 17);
+    assert!(
+        error.message.contains("/calico/felix/v1/host/{node}/"),
+        "{error}"
+    );
+    assert!(error.message.contains("policy.toml:5:10"), "{error}");
+    assert!(
+        error
+            .message
+            .contains("readwrite on prefix /calico/felix/v1/"),
+        "{error}"
+    );
+    assert!(hint(&error).contains("calico-node-per-node"), "{error}");
+
+    // An explicit shared grant names its own position; read-only shared grants do not shadow
+    // a per-node write.
+    let src = format!(
+        "{HEAD}[components.c]\ngrants = [ {{ prefix = \"/calico/\", access = \"read\" }} ]\n\
+         extra_grants = [ {{ prefix = \"/calico/ipam/v2/\", access = \"readwrite\" }} ]\n\
+         node_grants = [ {{ prefix = \"/calico/felix/v1/host/{{node}}/\", access = \"readwrite\" }}, \
+         {{ prefix = \"/calico/ipam/v2/host/{{node}}/\", access = \"read\" }} ]\n\
+         [[hosts]]\nname = \"n1\"\ncomponents = [\"c\"]\n"
+    );
+    let errs = errors(&src);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    // Read on /calico/ already covers the per-node read (the first covering grant is named).
+    let error = at(&errs, "narrows nothing", 7, 85);
+    assert!(error.message.contains("policy.toml:5:12"), "{error}");
+    assert!(
+        error.message.contains("/calico/ipam/v2/host/{node}/"),
+        "{error}"
+    );
+
+    // The narrowed profile itself is never refused, and a node grant added to it is checked too.
+    let src = format!(
+        "{HEAD}[components.calico-node]\ngrants = \"calico-node-per-node\"\n\
+         [[hosts]]\nname = \"n1\"\ncomponents = [\"calico-node\"]\n"
+    );
+    let policy = parse(&src, "policy.toml").unwrap();
+    assert!(!policy.components["calico-node"].node_grants.is_empty());
+}
+
+#[test]
+fn a_narrowed_profile_for_an_unknown_calico_release_is_refused() {
+    let src = "calico_version = \"3.9\"\n[etcd]\nendpoints = [\"https://10.0.0.1:2379\"]\n\
+               [components.n]\ngrants = \"calico-node-per-node\"\n\
+               [[hosts]]\nname = \"n1\"\ncomponents = [\"n\"]\n";
+    let errs = errors(src);
+    let error = at(&errs, "per-node keys of Calico 3.19 to 3.33", 5, 10);
+    assert!(error.message.contains("calico_version 3.9"), "{error}");
+    assert!(hint(&error).contains("\"calico-node\""), "{error}");
 }

@@ -13,7 +13,7 @@ use super::model::{EtcdSettings, IdentitySettings, Policy};
 use super::raw::{RawEtcd, RawIdentity, Scalar};
 use super::read::RawPolicy;
 use super::version::CalicoVersion;
-use super::{checks, components, duration, hosts, rollout};
+use super::{checks, components, datastore, duration, hosts, rollout};
 
 /// The identity template used when `[identity] user` is absent.
 pub const DEFAULT_USER_TEMPLATE: &str = "{component}.{node}";
@@ -55,12 +55,15 @@ pub(super) fn validate(raw: RawPolicy, diags: &mut Diagnostics<'_>) -> Option<Po
     let rollout = raw
         .rollout
         .map(|rollout| rollout::rollout_settings(rollout, diags));
+    let datastore = raw
+        .datastore
+        .map(|section| datastore::datastore_settings(section, version, diags));
 
     if !diags.errors.is_empty() {
         return None;
     }
-    let (Some(calico_version), Some(etcd), Some((identity, _)), Some(rollout)) =
-        (version, etcd, identity, rollout)
+    let (Some(calico_version), Some(etcd), Some((identity, _)), Some(rollout), Some(datastore)) =
+        (version, etcd, identity, rollout, datastore)
     else {
         return None;
     };
@@ -71,6 +74,7 @@ pub(super) fn validate(raw: RawPolicy, diags: &mut Diagnostics<'_>) -> Option<Po
         components: built,
         hosts: rules,
         rollout,
+        datastore,
         warnings: Vec::new(),
     })
 }

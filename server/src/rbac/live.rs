@@ -106,7 +106,7 @@ pub async fn read_live(
 }
 
 /// Converts etcd's permission; `None` for a type calseg does not know (never seen in 3.4/3.5).
-fn to_grant(permission: &etcd_client::Permission) -> Option<EtcdGrant> {
+pub(crate) fn to_grant(permission: &etcd_client::Permission) -> Option<EtcdGrant> {
     let access = match PermissionType::try_from(permission.get_type()).ok()? {
         PermissionType::Read => Access::Read,
         PermissionType::Write => Access::Write,
@@ -120,6 +120,6 @@ fn to_grant(permission: &etcd_client::Permission) -> Option<EtcdGrant> {
 }
 
 /// True for etcd's "user/role name not found" (a concurrent delete between list and get).
-pub(super) fn is_not_found(error: &etcd_client::Error) -> bool {
+pub(crate) fn is_not_found(error: &etcd_client::Error) -> bool {
     error.to_string().contains("not found")
 }

@@ -25,6 +25,7 @@ mod state;
 pub use apply::{ApplyError, ApplyReport, apply};
 pub use connect::{EtcdAccess, connect};
 pub use live::{LiveAuth, read_live};
+pub(crate) use live::{is_not_found, to_grant};
 pub use plan::{Change, Conflict, Plan, Stage, diff};
 pub use preflight::{AuthMode, PreflightError, preflight};
 pub use retry::{is_transient, with_retry};

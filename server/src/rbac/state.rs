@@ -117,7 +117,7 @@ calico_version = "3.29"
 [etcd]
 endpoints = ["https://127.0.0.1:2379"]
 [components.calico-node]
-grants = "calico-node"
+grants = [ { prefix = "/calico/resources/v3/projectcalico.org/", access = "read" } ]
 extra_grants = [ { prefix = "/calico/resources/v3/projectcalico.org/tiers/", access = "readwrite" } ]
 node_grants = [ { prefix = "/calico/felix/v1/host/{node}/", access = "readwrite" } ]
 [components.calicoctl-ro]

@@ -10,7 +10,7 @@ endpoints = ["ENDPOINT"]
 [components.calico-node]
 grants = "calico-node"
 extra_grants = [ { prefix = "/calico/resources/v3/projectcalico.org/tiers/", access = "readwrite" } ]
-node_grants = [ { prefix = "/calico/felix/v1/host/{node}/", access = "readwrite" } ]
+node_grants = [ { prefix = "/calico/bgp/v1/host/{node}/", access = "readwrite" } ]
 [[hosts]]
 names = ["node1", "node2"]
 components = ["calico-node"]
@@ -69,8 +69,8 @@ pub(crate) const CASES: &[(&str, &str, &str, &str, &str)] = &[
     ),
     (
         "relative prefix",
-        "{ prefix = \"/calico/felix",
-        "{ prefix = \"calico/felix",
+        "{ prefix = \"/calico/bgp",
+        "{ prefix = \"calico/bgp",
         "7:28",
         "absolute",
     ),
@@ -83,10 +83,17 @@ pub(crate) const CASES: &[(&str, &str, &str, &str, &str)] = &[
     ),
     (
         "both prefix and key",
-        "{ prefix = \"/calico/felix/v1/host/{node}/\",",
-        "{ prefix = \"/calico/felix/v1/host/{node}/\", key = \"/k\",",
+        "{ prefix = \"/calico/bgp/v1/host/{node}/\",",
+        "{ prefix = \"/calico/bgp/v1/host/{node}/\", key = \"/k\",",
         "7:17",
         "both prefix and key",
+    ),
+    (
+        "node grant shadowed by the shared table",
+        "\"/calico/bgp/v1/host/{node}/\"",
+        "\"/calico/felix/v1/host/{node}/\"",
+        "7:17",
+        "narrows nothing: grants = \"calico-node\" at",
     ),
     (
         "invalid node name",

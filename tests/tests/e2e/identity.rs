@@ -14,9 +14,7 @@ fn policy(endpoint: &str) -> String {
 [etcd]
 endpoints = ["{endpoint}"]
 [components.calico-node]
-grants = "calico-node"
-extra_grants = [ {{ prefix = "/calico/resources/v3/projectcalico.org/tiers/", access = "readwrite" }} ]
-node_grants = [ {{ prefix = "/calico/felix/v2/no-region/host/{{node}}/", access = "readwrite" }} ]
+grants = "calico-node-per-node"
 restart = ["calico-node.service"]
 [components.cni-plugin]
 grants = "cni-plugin"

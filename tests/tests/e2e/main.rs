@@ -4,10 +4,12 @@
 // Test code: a failed step should panic with its message.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod access;
 mod agent;
 mod agent_failover;
 mod bad_policy;
 mod catalogue;
+mod datastore;
 mod etcd_store;
 mod faults;
 mod file_modes;
@@ -16,9 +18,11 @@ mod harness_etcd;
 mod harness_sandbox;
 mod identity;
 mod leases;
+mod least_privilege;
 mod longpoll;
 mod metrics;
 mod packages;
 mod rbac;
+mod replay;
 mod rollout;
 mod rollout_real;
