@@ -1,7 +1,7 @@
 //! `can-i`, `access` and `exposure`: what etcd users may do, from etcd's live roles. They reach
 //! etcd as `plan --direct` does (server.toml's `[etcd]`, or the flags) and change nothing.
 
-use super::ReconcileArgs;
+use super::EtcdTarget;
 use super::rbac_cmd::{etcd_access, load_policy, policy_path};
 use crate::access::{self, KeyInterval, Op};
 use crate::config::ServerConfig;
@@ -9,27 +9,14 @@ use crate::policy::Policy;
 use crate::rbac;
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 /// How to reach etcd; each flag overrides server.toml.
 #[derive(Debug, Clone, Args)]
 pub struct EtcdFlags {
-    /// The policy file (default: server.toml's `policy`, else /etc/calseg/policy.toml).
-    #[arg(long, value_name = "FILE")]
-    pub policy: Option<PathBuf>,
-    /// etcd endpoint for calseg itself (repeat for several; default: the policy's endpoints).
-    #[arg(long = "etcd-endpoint", value_name = "URL")]
-    pub etcd_endpoints: Vec<String>,
-    /// CA that signed etcd's server certificate.
-    #[arg(long, value_name = "FILE")]
-    pub etcd_ca: Option<PathBuf>,
-    /// calseg's etcd client certificate (its CN must hold etcd's root role).
-    #[arg(long, value_name = "FILE")]
-    pub etcd_cert: Option<PathBuf>,
-    /// The key of --etcd-cert.
-    #[arg(long, value_name = "FILE")]
-    pub etcd_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: EtcdTarget,
     /// Answer even though etcd's auth is disabled (then etcd allows everything to everyone).
     #[arg(long)]
     pub allow_auth_disabled: bool,
@@ -171,20 +158,8 @@ async fn open(
     flags: &EtcdFlags,
 ) -> Result<(etcd_client::Client, usize, Policy, String)> {
     let config = ServerConfig::load(config)?;
-    let policy = load_policy(&policy_path(&config, flags.policy.as_deref()))?;
-    let args = ReconcileArgs {
-        policy: flags.policy.clone(),
-        json: false,
-        etcd_endpoints: flags.etcd_endpoints.clone(),
-        etcd_ca: flags.etcd_ca.clone(),
-        etcd_cert: flags.etcd_cert.clone(),
-        etcd_key: flags.etcd_key.clone(),
-        allow_auth_disabled: flags.allow_auth_disabled,
-        adopt: false,
-        parallelism: flags.parallelism,
-        direct: true,
-    };
-    let etcd = etcd_access(&config, &args, &policy)?;
+    let policy = load_policy(&policy_path(&config, flags.target.policy.as_deref()))?;
+    let etcd = etcd_access(&config, &flags.target, &policy)?;
     let parallelism = flags
         .parallelism
         .or(config.etcd.parallelism)

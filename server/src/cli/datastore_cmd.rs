@@ -2,23 +2,23 @@
 //! ([`crate::datastore`]). It reaches etcd as `plan --direct` does: server.toml's `[etcd]`
 //! identity (calseg's own, holding the root role), or the flags.
 
-use super::ReconcileArgs;
+use super::EtcdTarget;
 use super::rbac_cmd::{etcd_access, load_policy, policy_path};
 use crate::config::ServerConfig;
 use crate::datastore::{self, SystemRandom};
 use crate::rbac;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 #[derive(Debug, Subcommand)]
 pub enum DatastoreCommand {
     /// Create the missing cluster-wide objects that per-node identities may not create.
     ///
-    /// ClusterInformation, FelixConfiguration and the default IPv4 pool (and BGPConfiguration
-    /// from Calico 3.32, IPAMConfiguration from 3.33), as calico-node would create them at
-    /// start, from the policy's [datastore] values, in one etcd transaction. Never overwrites:
+    /// ClusterInformation, FelixConfiguration, the default IPv4 pool and IPAM's settings key
+    /// /calico/ipam/v2/config (and BGPConfiguration from Calico 3.32, IPAMConfiguration from
+    /// 3.33), as calico-node would create them at start, from the policy's [datastore] values, in one etcd transaction. Never overwrites:
     /// an object that exists is left as it is, and reported when its values differ. Exit
     /// status: 0 done (also when nothing was missing), 1 error (then nothing was written).
     Init(InitArgs),
@@ -32,21 +32,8 @@ pub struct InitArgs {
     /// Print the report as JSON (its shape: `calseg_server::datastore::Report`).
     #[arg(long)]
     pub json: bool,
-    /// The policy file (default: server.toml's `policy`, else /etc/calseg/policy.toml).
-    #[arg(long, value_name = "FILE")]
-    pub policy: Option<PathBuf>,
-    /// etcd endpoint for calseg itself (repeat for several; default: the policy's endpoints).
-    #[arg(long = "etcd-endpoint", value_name = "URL")]
-    pub etcd_endpoints: Vec<String>,
-    /// CA that signed etcd's server certificate.
-    #[arg(long, value_name = "FILE")]
-    pub etcd_ca: Option<PathBuf>,
-    /// calseg's etcd client certificate (its user needs write on the objects: etcd's root).
-    #[arg(long, value_name = "FILE")]
-    pub etcd_cert: Option<PathBuf>,
-    /// The key of --etcd-cert.
-    #[arg(long, value_name = "FILE")]
-    pub etcd_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub target: EtcdTarget,
 }
 
 /// Runs a `datastore` subcommand.
@@ -58,20 +45,8 @@ pub async fn run(config: Option<&Path>, command: &DatastoreCommand) -> Result<Ex
 
 async fn init(config: Option<&Path>, args: &InitArgs) -> Result<ExitCode> {
     let config = ServerConfig::load(config)?;
-    let policy = load_policy(&policy_path(&config, args.policy.as_deref()))?;
-    let flags = ReconcileArgs {
-        policy: args.policy.clone(),
-        json: args.json,
-        etcd_endpoints: args.etcd_endpoints.clone(),
-        etcd_ca: args.etcd_ca.clone(),
-        etcd_cert: args.etcd_cert.clone(),
-        etcd_key: args.etcd_key.clone(),
-        allow_auth_disabled: false,
-        adopt: false,
-        parallelism: None,
-        direct: true,
-    };
-    let access = etcd_access(&config, &flags, &policy)?;
+    let policy = load_policy(&policy_path(&config, args.target.policy.as_deref()))?;
+    let access = etcd_access(&config, &args.target, &policy)?;
     let client = rbac::connect(&access).await?;
     let endpoints = access.endpoints.join(",");
     let mut random = SystemRandom(ring::rand::SystemRandom::new());

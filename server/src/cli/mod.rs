@@ -200,15 +200,14 @@ pub enum RolloutCommand {
     Rollback,
 }
 
-/// Flags shared by `plan` and `apply`; each overrides server.toml.
-#[derive(Debug, Clone, Args)]
-pub struct ReconcileArgs {
+/// Which policy and how calseg reaches etcd directly: the flags of every command that talks
+/// to etcd itself (`plan`, `apply`, `datastore init`, `can-i`, `access`, `exposure`); each
+/// overrides server.toml.
+#[derive(Debug, Clone, Default, Args)]
+pub struct EtcdTarget {
     /// The policy file (default: server.toml's `policy`, else /etc/calseg/policy.toml).
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
-    /// Print the plan as JSON.
-    #[arg(long)]
-    pub json: bool,
     /// etcd endpoint for calseg itself (repeat for several; default: the policy's endpoints).
     #[arg(long = "etcd-endpoint", value_name = "URL")]
     pub etcd_endpoints: Vec<String>,
@@ -221,6 +220,16 @@ pub struct ReconcileArgs {
     /// The key of --etcd-cert.
     #[arg(long, value_name = "FILE")]
     pub etcd_key: Option<PathBuf>,
+}
+
+/// Flags shared by `plan` and `apply`; each overrides server.toml.
+#[derive(Debug, Clone, Args)]
+pub struct ReconcileArgs {
+    #[command(flatten)]
+    pub target: EtcdTarget,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
     /// Proceed even though etcd's auth is disabled.
     #[arg(long)]
     pub allow_auth_disabled: bool,

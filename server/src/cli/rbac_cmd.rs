@@ -1,6 +1,6 @@
 //! `check`, `plan` and `apply`: the policy and etcd RBAC commands.
 
-use super::ReconcileArgs;
+use super::{EtcdTarget, ReconcileArgs};
 use crate::config::ServerConfig;
 use crate::policy::{self, Policy};
 use crate::rbac::{self, EtcdAccess, Plan};
@@ -32,7 +32,7 @@ pub fn check(config: Option<&Path>, policy: Option<&Path>) -> Result<ExitCode> {
 
 /// Whether to go through the running server: it knows the enrolled nodes as well.
 fn through_server(config: &ServerConfig, args: &ReconcileArgs) -> bool {
-    config.admin.server.is_some() && !args.direct && args.policy.is_none()
+    config.admin.server.is_some() && !args.direct && args.target.policy.is_none()
 }
 
 /// `plan` or `apply` through the running server's admin API.
@@ -127,9 +127,9 @@ async fn compute_plan(
     args: &ReconcileArgs,
 ) -> Result<(Plan, etcd_client::Client, usize)> {
     let config = ServerConfig::load(config)?;
-    let policy_file = policy_path(&config, args.policy.as_deref());
+    let policy_file = policy_path(&config, args.target.policy.as_deref());
     let policy = load_policy(&policy_file)?;
-    let access = etcd_access(&config, args, &policy)?;
+    let access = etcd_access(&config, &args.target, &policy)?;
     let parallelism = args
         .parallelism
         .or(config.etcd.parallelism)
@@ -169,7 +169,7 @@ pub(super) fn load_policy(path: &Path) -> Result<Policy> {
 
 pub(super) fn etcd_access(
     config: &ServerConfig,
-    args: &ReconcileArgs,
+    args: &EtcdTarget,
     policy: &Policy,
 ) -> Result<EtcdAccess> {
     let endpoints = if !args.etcd_endpoints.is_empty() {
@@ -183,7 +183,8 @@ pub(super) fn etcd_access(
     };
     let pick = |flag: &Option<PathBuf>, file: &Option<PathBuf>, name: &str, key: &str| {
         flag.clone().or_else(|| file.clone()).ok_or_else(|| {
-            anyhow!("no etcd {name} for calseg: pass --{key} or set `{key}_file` under [etcd] in server.toml",)
+            let setting = key.trim_start_matches("etcd-");
+            anyhow!("no etcd {name} for calseg: pass --{key} or set `{setting}_file` under [etcd] in server.toml")
         })
     };
     Ok(EtcdAccess {
