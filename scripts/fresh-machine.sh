@@ -81,15 +81,6 @@ clean_stale() {
   done
 }
 
-# The Debian archive this machine's apt uses (deb822 sources first, then sources.list).
-archive_uri() {
-  local uri
-  uri=$(awk '/^URIs:/ {for (i = 2; i <= NF; i++) print $i}' /etc/apt/sources.list.d/*.sources 2>/dev/null |
-    grep -v -- -security | head -n1 || true)
-  [ -n "$uri" ] || uri=$(awk '$1 == "deb" {for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) {print $i; exit}}' \
-    /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | grep -v -- -security | head -n1 || true)
-  echo "${uri:-http://deb.debian.org/debian}"
-}
 
 mkdir -p "$base"
 clean_stale
@@ -101,7 +92,7 @@ if [ ! -f "$pristine/.calseg-complete" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
   }
-  uri=$(archive_uri)
+  uri=$(bash "$here/scripts/debian-archive.sh")
   say "making a minimal Debian root ($suite, minbase) from $uri; cached as $pristine"
   rm -rf --one-file-system "$pristine.tmp"
   started=$(date +%s)

@@ -45,6 +45,10 @@ pub struct RolloutStatus {
     /// The latest rollout in waves, if the server ever ran one.
     #[serde(default)]
     pub waves: Option<WaveRollout>,
+    /// The server's latest check of etcd's releases, one line, e.g. "etcd 3.4.23 on 3/3
+    /// members: 5 known RBAC bypasses"; absent when the server does not manage etcd.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<String>,
 }
 
 /// Where a rollout in waves stands.

@@ -166,6 +166,11 @@ pub struct EtcdConfig {
     pub parallelism: Option<usize>,
     /// How often the running server re-checks etcd for drift, e.g. "60s".
     pub reconcile_interval: Option<String>,
+    /// Refuse to change etcd's RBAC (`apply`, and `serve` at start and while running) while a
+    /// member runs a release with a known RBAC bypass (`crate::etcd_release`); `plan` still
+    /// only warns. Off by default: the warning is always given.
+    #[serde(default)]
+    pub refuse_known_bypasses: bool,
 }
 
 impl EtcdConfig {
@@ -316,6 +321,16 @@ mod tests {
         let config: ServerConfig = toml::from_str("").unwrap();
         assert_eq!(config.api.max_in_flight, None);
         assert!(toml::from_str::<ServerConfig>("[api]\nmax_in_flight = -1\n").is_err());
+    }
+
+    #[test]
+    fn refuse_known_bypasses_defaults_to_off() {
+        let config: ServerConfig = toml::from_str("[etcd]\n").unwrap();
+        assert!(!config.etcd.refuse_known_bypasses);
+        let config: ServerConfig =
+            toml::from_str("[etcd]\nrefuse_known_bypasses = true\n").unwrap();
+        assert!(config.etcd.refuse_known_bypasses);
+        assert!(toml::from_str::<ServerConfig>("[etcd]\nrefuse_known_bypasses = 1\n").is_err());
     }
 
     #[test]

@@ -255,6 +255,9 @@ ca_file = {etcd_server_ca}
 {key}
 # Refuse to run when etcd's auth is off unless this is true.
 allow_auth_disabled = false
+# Every member's etcd release is checked against known RBAC bypasses at plan, apply and serve
+# (and every 10 minutes while serving); true makes apply and serve refuse such a cluster.
+refuse_known_bypasses = false
 # etcd requests in flight while reconciling, and how often to look for drift.
 parallelism = 16
 reconcile_interval = "60s"

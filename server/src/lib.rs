@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`policy`]: the policy file → validated model: components, grants per Calico version, hosts.
 //! - [`rbac`]: the etcd RBAC reconciler: desired vs live users and roles, plan, apply.
+//! - [`etcd_release`]: which etcd release each endpoint runs, against the known RBAC bypasses.
 //! - [`access`]: the access checker: what a user may read and write, from etcd's live roles.
 //! - [`datastore`]: Calico's cluster-wide objects, created once so per-node identities need no
 //!   cluster-wide write (`datastore init`).
@@ -35,6 +36,8 @@ pub mod cli;
 pub mod config;
 /// Calico's cluster-wide singletons, created once with calseg's own etcd identity.
 pub mod datastore;
+/// etcd's releases per endpoint against the published RBAC bypasses: warnings, refusal.
+pub mod etcd_release;
 /// The bodies of the fuzz targets in `fuzz/` and of their corpus regression test.
 #[doc(hidden)]
 pub mod fuzz_targets;

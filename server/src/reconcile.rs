@@ -2,11 +2,13 @@
 //! count, and a reconciler the running server drives on an interval, when poked (a node joined
 //! or left), and on an administrator's request. Applies never overlap.
 
+use crate::etcd_release::Monitor;
 use crate::policy::Policy;
 use crate::rbac::{self, ApplyReport, AuthState, Plan};
 use crate::store::{NodeRecord, NodeState};
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, Notify};
 
@@ -88,6 +90,9 @@ pub struct Reconciler {
     endpoints: String,
     parallelism: usize,
     allow_auth_disabled: bool,
+    /// etcd's releases; with `refuse_known_bypasses`, applies wait for a cluster without
+    /// known RBAC bypasses.
+    release: Arc<Monitor>,
     running: Mutex<()>,
     wake: Notify,
 }
@@ -98,12 +103,14 @@ impl Reconciler {
         endpoints: String,
         parallelism: usize,
         allow_auth_disabled: bool,
+        release: Arc<Monitor>,
     ) -> Self {
         Self {
             client,
             endpoints,
             parallelism,
             allow_auth_disabled,
+            release,
             running: Mutex::new(()),
             wake: Notify::new(),
         }
@@ -112,6 +119,11 @@ impl Reconciler {
     /// Asks the background loop to run now.
     pub fn poke(&self) {
         self.wake.notify_one();
+    }
+
+    /// etcd's releases as the latest check found them.
+    pub fn release(&self) -> &Arc<Monitor> {
+        &self.release
     }
 
     /// The plan for `policy` on `nodes`, after the pre-flight checks.
@@ -145,12 +157,14 @@ impl Reconciler {
             .await
     }
 
-    /// Plans and applies `desired`; returns what was planned and done.
+    /// Plans and applies `desired`; returns what was planned and done. Refused while
+    /// `refuse_known_bypasses` is set and a member has a known RBAC bypass.
     pub async fn apply_desired(
         &self,
         desired: &AuthState,
         adopt: bool,
     ) -> Result<(Plan, ApplyReport)> {
+        self.release.gate()?;
         let _one_at_a_time = self.running.lock().await;
         let plan = self.plan_desired(desired, adopt).await?;
         let report = rbac::apply(&self.client, &plan, self.parallelism, &|_, _| {}).await?;

@@ -6,7 +6,10 @@
 //! rollout in waves (`http::rollout_ctl`), which a controller task steps every second; a
 //! restart resumes it. With `[store] backend = "etcd"` the server is one of possibly several
 //! replicas (`crate::ha`): all serve the API, the elected leader alone reconciles and steps
-//! rollouts, and every replica follows the policy and rollout the store holds.
+//! rollouts, and every replica follows the policy and rollout the store holds. Before it
+//! touches etcd, and then periodically, it reads every endpoint's etcd release and warns about
+//! known RBAC bypasses (`crate::etcd_release`); with `[etcd] refuse_known_bypasses = true` it
+//! does not start on such a cluster, and stops changing RBAC if one turns up later.
 
 use crate::config::{ServerConfig, StoreBackend, parse_duration};
 use crate::http::{self, ApiLimits, AppState};
@@ -14,7 +17,7 @@ use crate::metrics::{self, Metrics};
 use crate::pki::{CaFiles, CaKind};
 use crate::reconcile::Reconciler;
 use crate::store::{AuditAction, AuditOutcome, EtcdStore, RedbStore, Store};
-use crate::{ha, notify, policy, rbac};
+use crate::{etcd_release, ha, notify, policy, rbac};
 use anyhow::{Context, Result, anyhow};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -119,12 +122,23 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
     };
     let reconciler = match &access {
         Some(access) => {
+            // Before anything changes etcd (the reconciler, the etcd store's role).
+            let release = Arc::new(etcd_release::Monitor::new(
+                access.clone(),
+                config.etcd.refuse_known_bypasses,
+            ));
+            let report = release.check().await;
+            etcd_release::log_at_start(&report);
+            if release.refuses() {
+                report.refuse_known_bypasses()?;
+            }
             let client = rbac::connect(access).await?;
             Some(Arc::new(Reconciler::new(
                 client,
                 access.endpoints.join(","),
                 config.etcd.parallelism.unwrap_or(rbac::DEFAULT_PARALLELISM),
                 config.etcd.allow_auth_disabled,
+                release,
             )))
         }
         None => {
@@ -180,6 +194,11 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
         Arc::new(Metrics::new()),
         limits,
     ));
+    if let Some(report) = release_of(&state).and_then(|m| m.latest()) {
+        state
+            .metrics
+            .set_etcd_release(report.member_series(), report.bypass_series());
+    }
     let election = match replicas {
         Some(setup) => {
             state.set_replicas(setup.replicas);
@@ -361,6 +380,10 @@ pub async fn run(server: Server, shutdown: impl Future<Output = ()>) -> Result<(
         server.policy_path.clone(),
     ));
     let rollouts = tokio::spawn(rollout_controller(Arc::clone(&server.state)));
+    let releases = tokio::spawn(watch_etcd_releases(
+        Arc::clone(&server.state),
+        server.listen.clone(),
+    ));
     let (stop_election, election_stopped) = tokio::sync::oneshot::channel::<()>();
     let election = server.election.map(|election| {
         tokio::spawn(election.run(async {
@@ -382,7 +405,7 @@ pub async fn run(server: Server, shutdown: impl Future<Output = ()>) -> Result<(
         }
     });
     notify::ready();
-    notify::status(&format!("serving on {}", server.listen));
+    notify::status(&status_text(&server.state, &server.listen));
     let served = http::serve(
         listener,
         server.tls,
@@ -402,6 +425,7 @@ pub async fn run(server: Server, shutdown: impl Future<Output = ()>) -> Result<(
     reconcile.abort();
     reload.abort();
     rollouts.abort();
+    releases.abort();
     watchdog.abort();
     if let Some(task) = metrics_listener {
         task.abort();
@@ -409,11 +433,43 @@ pub async fn run(server: Server, shutdown: impl Future<Output = ()>) -> Result<(
     served
 }
 
+/// The release check of the etcd this server manages, when it manages one.
+fn release_of(state: &AppState) -> Option<&Arc<etcd_release::Monitor>> {
+    state.reconciler.as_deref().map(Reconciler::release)
+}
+
+/// `systemctl status`'s line: where the server listens and, when it manages etcd, the
+/// latest release check ("etcd 3.4.23 on 3/3 members: 5 known RBAC bypasses").
+fn status_text(state: &AppState, listen: &str) -> String {
+    match release_of(state).and_then(|m| m.latest()) {
+        Some(report) => format!("serving on {listen}; {}", report.status_line()),
+        None => format!("serving on {listen}"),
+    }
+}
+
+/// Re-checks etcd's releases (see [`etcd_release::Monitor::run`]), refreshing the metrics and
+/// the status line after each check.
+async fn watch_etcd_releases(state: Arc<AppState>, listen: String) {
+    let Some(monitor) = release_of(&state).cloned() else {
+        return;
+    };
+    monitor
+        .run(|report| {
+            state
+                .metrics
+                .set_etcd_release(report.member_series(), report.bypass_series());
+            notify::status(&status_text(&state, &listen));
+        })
+        .await;
+}
+
 /// Reconciles etcd RBAC on an interval and whenever the set of nodes changes.
 async fn reconcile_loop(state: Arc<AppState>, interval: Duration) {
     let Some(reconciler) = state.reconciler.clone() else {
         return;
     };
+    // etcd answering again after a failed pass is a reconnect: its members may have changed.
+    let mut failing = false;
     loop {
         if !state.leads() {
             // Another replica leads and reconciles; taking the lead pokes this loop.
@@ -437,8 +493,14 @@ async fn reconcile_loop(state: Arc<AppState>, interval: Duration) {
                     report.applied,
                     OffsetDateTime::now_utc(),
                 );
+                if std::mem::replace(&mut failing, false) {
+                    reconciler.release().poke();
+                }
             }
-            Err(_) => state.metrics.reconcile_failed(),
+            Err(_) => {
+                failing = true;
+                state.metrics.reconcile_failed();
+            }
         }
         match outcome {
             Ok((_, report)) if report.applied > 0 => {

@@ -4,6 +4,8 @@
 # With CALICO_REPLAY set (the path of the test crate's calico-replay), it becomes that replay
 # of calico-node's and Felix's etcd operations (`calico-replay run`); otherwise it writes its
 # node's felix status key with etcdctl every second. Any etcd error ends it (exit 1).
+# The tests' hosts have /usr/local/bin/etcdctl, a wrapper running the harness's etcdctl
+# (CALSEG_ETCD_BIN_DIR, see tests/src/agent_host.rs), ahead of /usr/bin on systemd's PATH.
 # Used by the end-to-end tests (tests/src/agent_host.rs) and scripts/demo.sh.
 set -u
 if [ -z "${ETCD_CERT_FILE:-}" ]; then

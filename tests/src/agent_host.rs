@@ -18,6 +18,12 @@ pub const STANDIN_UNIT: &str = "calico-node.service";
 /// The stand-in's program, shared with scripts/demo.sh.
 const STANDIN_SCRIPT: &str = include_str!("../sandbox/calico-standin.sh");
 
+/// The `etcdctl` inside hosts with the stand-in: a wrapper that runs the harness's etcdctl
+/// ([`crate::prereq::etcd_tool`], so `CALSEG_ETCD_BIN_DIR` holds inside too). It comes before
+/// /usr/bin on systemd's PATH, so the stand-in's plain `etcdctl` is this one; tests that run
+/// etcdctl in a host call it by this path.
+pub const SANDBOX_ETCDCTL: &str = "/usr/local/bin/etcdctl";
+
 const STANDIN: &str = "[Unit]
 Description=stand-in for calico-node (calseg tests)
 [Service]
@@ -55,8 +61,29 @@ components = ["calico-node"]
     )
 }
 
-/// Installs the stand-in calico-node unit and its script in `host` (the unit is not started).
+/// Installs the stand-in calico-node unit, its script and [`SANDBOX_ETCDCTL`] in `host` (the
+/// unit is not started).
 pub async fn install_standin(host: &SandboxHost) -> Result<()> {
+    let etcdctl = crate::prereq::etcd_tool("etcdctl");
+    let etcdctl = std::fs::canonicalize(&etcdctl).unwrap_or(etcdctl);
+    // The host sees the machine's files through an overlay of /, but a fresh /tmp and /run.
+    if !host.path(&etcdctl.display().to_string()).is_file() {
+        bail!(
+            "{} is not visible inside sandboxed hosts (their /tmp and /run are their own): put \
+             the directory {} names elsewhere, e.g. under the workspace's target/ as \
+             scripts/etcd35.sh does",
+            etcdctl.display(),
+            crate::prereq::ETCD_BIN_DIR_ENV
+        );
+    }
+    host.write_file(
+        SANDBOX_ETCDCTL,
+        &format!(
+            "#!/bin/sh\n# The test harness's etcdctl (calseg-tests, agent_host.rs).\nexec {} \"$@\"\n",
+            etcdctl.display()
+        ),
+        0o755,
+    )?;
     host.write_file("/usr/local/bin/calico-standin", STANDIN_SCRIPT, 0o755)?;
     host.install_unit(STANDIN_UNIT, STANDIN).await
 }

@@ -1,11 +1,13 @@
-//! `EtcdCluster`: 1 or 3 real etcd members (Debian's etcd 3.4 from PATH) on free loopback ports,
-//! with a throwaway test CA, server certificates, `--client-cert-auth`, a `root` user whose
-//! certificate CN is `root`, and auth enabled. Members can be stopped and started again; every
-//! process and directory goes away when the cluster is dropped.
+//! `EtcdCluster`: 1 or 3 real etcd members on free loopback ports, with a throwaway test CA,
+//! server certificates, `--client-cert-auth`, a `root` user whose certificate CN is `root`, and
+//! auth enabled. The etcd binary is Debian's etcd 3.4 from PATH, or the one in the directory
+//! `CALSEG_ETCD_BIN_DIR` names (`scripts/etcd35.sh` prints one holding etcd 3.5; see
+//! [`crate::prereq::etcd_tool`]). Members can be stopped and started again; every process and
+//! directory goes away when the cluster is dropped.
 
 use crate::pki::{KeyedCert, TestCa, TlsFiles};
 use crate::ports::free_port;
-use crate::prereq::require_command;
+use crate::prereq::etcd_tool;
 use crate::process::Guarded;
 use anyhow::{Context, Result, bail};
 use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions, UserAddOptions};
@@ -15,6 +17,8 @@ use tempfile::TempDir;
 
 /// How long a member may take to answer after it was started.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// The client CRL's name in the cluster's TLS directory.
+const CRL_FILE: &str = "client-crl.pem";
 
 /// What to start.
 #[derive(Clone, Debug, Default)]
@@ -29,6 +33,10 @@ pub struct EtcdOptions {
     /// More local addresses every member serves clients on (same port as on 127.0.0.1), e.g.
     /// the test's end of a `NetNs` veth link, so processes in that namespace reach etcd.
     pub extra_listen_ips: Vec<String>,
+    /// Start every member with `--client-crl-file` naming [`EtcdCluster::client_crl_file`]: a
+    /// CRL signed by the test CA, empty at first, that [`EtcdCluster::write_client_crl`]
+    /// rewrites. Without it etcd checks no revocation at all.
+    pub client_crl: bool,
 }
 
 struct Member {
@@ -44,6 +52,7 @@ pub struct EtcdCluster {
     // Field order matters for Drop: members (processes) die before the directory goes.
     members: Vec<Member>,
     extra_listen_ips: Vec<String>,
+    client_crl: bool,
     etcd: PathBuf,
     ca: TestCa,
     root: KeyedCert,
@@ -64,7 +73,7 @@ impl EtcdCluster {
 
     /// Starts a cluster as `options` says, creates `root` and enables auth.
     pub async fn start_with(options: EtcdOptions) -> Result<Self> {
-        let etcd = require_command("etcd", "etcd-server");
+        let etcd = etcd_tool("etcd");
         if options.members != 1 && options.members != 3 {
             bail!(
                 "EtcdCluster supports 1 or 3 members, not {}",
@@ -87,6 +96,8 @@ impl EtcdCluster {
         std::fs::write(&server_files.ca, trusted)?;
         let root = ca.issue_client("root")?;
         let root_files = root.write_files(&dir.path().join("tls"), "root", &ca.cert_pem)?;
+        // Written whether etcd is told about it or not: a test shows what a CRL changes.
+        std::fs::write(dir.path().join("tls").join(CRL_FILE), ca.crl(&[])?)?;
 
         let mut members = Vec::new();
         for index in 0..options.members {
@@ -106,6 +117,7 @@ impl EtcdCluster {
         let mut cluster = Self {
             members,
             extra_listen_ips: options.extra_listen_ips.clone(),
+            client_crl: options.client_crl,
             etcd,
             ca,
             root,
@@ -137,7 +149,7 @@ impl EtcdCluster {
             .join(",");
         let peer_url = format!("http://127.0.0.1:{}", member.peer_port);
         let path = |name: &str| tls.join(name).display().to_string();
-        let args = vec![
+        let mut args = vec![
             format!("--name={}", member.name),
             format!("--data-dir={}", member.data_dir.display()),
             format!("--listen-client-urls={listen_urls}"),
@@ -154,6 +166,9 @@ impl EtcdCluster {
             "--log-level=warn".into(),
             "--logger=zap".into(),
         ];
+        if self.client_crl {
+            args.push(format!("--client-crl-file={}", path(CRL_FILE)));
+        }
         let log = self.dir.path().join(format!("{}.log", member.name));
         let process = Guarded::spawn(&format!("etcd {}", member.name), &self.etcd, &args, &log)?;
         self.members[index].process = Some(process);
@@ -339,6 +354,24 @@ impl EtcdCluster {
             out.push_str(&format!("role {role}: {}\n", perms.join(" ")));
         }
         Ok(out)
+    }
+
+    /// The CRL file (PEM) [`EtcdOptions::client_crl`] hands etcd; written also without it.
+    pub fn client_crl_file(&self) -> PathBuf {
+        self.dir.path().join("tls").join(CRL_FILE)
+    }
+
+    /// Rewrites [`client_crl_file`](Self::client_crl_file) to list `revoked` (certificates of
+    /// the test CA) and nothing else.
+    pub fn write_client_crl(&self, revoked: &[&KeyedCert]) -> Result<()> {
+        std::fs::write(self.client_crl_file(), self.ca.crl(revoked)?)?;
+        Ok(())
+    }
+
+    /// The version a running member reports (Maintenance Status), e.g. `3.5.16`.
+    pub async fn server_version(&self) -> Result<String> {
+        let mut client = self.root_client().await?;
+        Ok(client.status().await?.version().to_owned())
     }
 
     /// The process id of member `index`, when it runs.

@@ -10,7 +10,8 @@
 //! - [`api_client`]: a minimal client of the server's API, for the server's own tests.
 //! - [`bench`]: the benchmark measurements the bench targets and the report share.
 //! - [`bins`]: paths of the real `calseg-server` and `calseg-agent` executables.
-//! - [`prereq`]: checks for root and for the Debian packages the tests need, failing loudly.
+//! - [`prereq`]: checks for root and for the Debian packages the tests need, failing loudly;
+//!   which etcd and etcdctl the tests run (`CALSEG_ETCD_BIN_DIR`, default: PATH).
 //! - [`ports`]: free loopback ports, never handed out twice in one test process.
 //! - [`pki`]: a throwaway CA minting server and client certificates with rcgen.
 //! - [`process`]: a child process that is killed when its handle drops or its parent dies.

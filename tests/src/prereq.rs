@@ -3,6 +3,11 @@
 
 use std::path::PathBuf;
 
+/// The environment variable naming the directory of the `etcd` and `etcdctl` binaries every
+/// test runs (e.g. the etcd 3.5 that `scripts/etcd35.sh` unpacks and prints). Unset: Debian's
+/// `etcd-server` and `etcd-client` packages, found on PATH.
+pub const ETCD_BIN_DIR_ENV: &str = "CALSEG_ETCD_BIN_DIR";
+
 const HOW: &str = "run the README's test command (`./scripts/test.sh`), which installs it";
 
 /// Finds `command` on PATH, or panics naming the Debian package that provides it.
@@ -18,6 +23,32 @@ pub fn require_command(command: &str, debian_package: &str) -> PathBuf {
             "prerequisite missing: `{command}` is not on PATH. Install it with \
              `apt-get install -y {debian_package}`, or {HOW}."
         ),
+    }
+}
+
+/// The `etcd` or `etcdctl` binary the tests run: from [`ETCD_BIN_DIR_ENV`]'s directory when it
+/// is set, else from PATH. Panics, saying what to install or run, when it is missing.
+pub fn etcd_tool(command: &str) -> PathBuf {
+    let package = if command == "etcd" {
+        "etcd-server"
+    } else {
+        "etcd-client"
+    };
+    match std::env::var_os(ETCD_BIN_DIR_ENV).filter(|dir| !dir.is_empty()) {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            let path = dir.join(command);
+            if !path.is_file() {
+                panic!(
+                    "prerequisite missing: {ETCD_BIN_DIR_ENV}={} has no `{command}`. Point it at \
+                     a directory holding etcd and etcdctl (`scripts/etcd35.sh` fetches etcd 3.5 \
+                     and prints one), or unset it to use Debian's `{package}` from PATH.",
+                    dir.display()
+                );
+            }
+            path
+        }
+        None => require_command(command, package),
     }
 }
 

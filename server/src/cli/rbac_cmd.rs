@@ -2,6 +2,7 @@
 
 use super::{EtcdTarget, ReconcileArgs};
 use crate::config::ServerConfig;
+use crate::etcd_release;
 use crate::policy::{self, Policy};
 use crate::rbac::{self, EtcdAccess, Plan};
 use anyhow::{Context, Result, anyhow};
@@ -45,6 +46,10 @@ async fn via_server(config: &ServerConfig, args: &ReconcileArgs, apply: bool) ->
     };
     let path = format!("{path}?adopt={}", args.adopt);
     let answer: serde_json::Value = client.post(&path, &serde_json::json!({})).await?;
+    // The server's latest check of etcd's releases.
+    for line in answer["etcd_warnings"].as_array().into_iter().flatten() {
+        eprintln!("{}", line.as_str().unwrap_or_default());
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
@@ -66,7 +71,7 @@ pub async fn plan(config: Option<&Path>, args: &ReconcileArgs) -> Result<ExitCod
     if through_server(&loaded, args) {
         return via_server(&loaded, args, false).await;
     }
-    let (plan, _, _) = compute_plan(config, args).await?;
+    let (plan, _, _) = compute_plan(config, args, false).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
     } else {
@@ -85,7 +90,7 @@ pub async fn apply(config: Option<&Path>, args: &ReconcileArgs) -> Result<ExitCo
     if through_server(&loaded, args) {
         return via_server(&loaded, args, true).await;
     }
-    let (plan, client, parallelism) = compute_plan(config, args).await?;
+    let (plan, client, parallelism) = compute_plan(config, args, true).await?;
     if plan.is_empty() && plan.conflicts.is_empty() {
         println!("No changes: etcd's users and roles match the policy.");
         return Ok(ExitCode::SUCCESS);
@@ -121,15 +126,25 @@ pub async fn apply(config: Option<&Path>, args: &ReconcileArgs) -> Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-/// Loads config and policy, connects, runs the pre-flight checks, reads etcd and diffs.
+/// Loads config and policy, checks etcd's releases (warnings; for `apply` with
+/// `refuse_known_bypasses`, a refusal before anything is read or changed), connects, runs the
+/// pre-flight checks, reads etcd and diffs.
 async fn compute_plan(
     config: Option<&Path>,
     args: &ReconcileArgs,
+    apply: bool,
 ) -> Result<(Plan, etcd_client::Client, usize)> {
     let config = ServerConfig::load(config)?;
     let policy_file = policy_path(&config, args.target.policy.as_deref());
     let policy = load_policy(&policy_file)?;
     let access = etcd_access(&config, &args.target, &policy)?;
+    let release = etcd_release::check(&access).await;
+    for line in etcd_release::cli_lines(&release) {
+        eprintln!("{line}");
+    }
+    if apply && config.etcd.refuse_known_bypasses {
+        release.refuse_known_bypasses()?;
+    }
     let parallelism = args
         .parallelism
         .or(config.etcd.parallelism)

@@ -35,6 +35,9 @@ fn print_status(status: &RolloutStatus, json: bool) -> Result<()> {
         "approved nodes: {}  converged: {}  pending: {}  failed: {}  without components: {}",
         status.approved, status.converged, status.pending, status.failed, status.unassigned
     );
+    if let Some(etcd) = &status.etcd {
+        println!("{etcd}");
+    }
     if !status.failed_nodes.is_empty() {
         println!("failed: {}", status.failed_nodes.join(" "));
     }

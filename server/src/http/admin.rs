@@ -192,17 +192,14 @@ pub async fn rbac_plan(
     let plan = reconciler
         .plan_desired(&state.desired_rbac(&enrolled), query.adopt)
         .await
-        .map_err(|e| {
-            ApiFailure::new(
-                axum::http::StatusCode::BAD_GATEWAY,
-                "etcd",
-                &format!("{e:#}"),
-            )
-        })?;
+        .map_err(etcd_failure)?;
     let empty = plan.is_empty() && plan.conflicts.is_empty();
-    Ok(Json(
-        json!({ "plan": plan, "text": plan.render_text(), "empty": empty }),
-    ))
+    Ok(Json(json!({
+        "plan": plan,
+        "text": plan.render_text(),
+        "empty": empty,
+        "etcd_warnings": etcd_warnings(reconciler),
+    })))
 }
 
 /// POST: apply the RBAC plan now.
@@ -216,13 +213,7 @@ pub async fn rbac_apply(
     let (plan, report) = reconciler
         .apply_desired(&state.desired_rbac(&enrolled), query.adopt)
         .await
-        .map_err(|e| {
-            ApiFailure::new(
-                axum::http::StatusCode::BAD_GATEWAY,
-                "etcd",
-                &format!("{e:#}"),
-            )
-        })?;
+        .map_err(etcd_failure)?;
     state.metrics.changes_applied(report.applied);
     if report.applied > 0 {
         let by = admin.actor();
@@ -236,9 +227,38 @@ pub async fn rbac_apply(
             )
             .await;
     }
-    Ok(Json(
-        json!({ "applied": report.applied, "plan": plan, "text": plan.render_text() }),
-    ))
+    Ok(Json(json!({
+        "applied": report.applied,
+        "plan": plan,
+        "text": plan.render_text(),
+        "etcd_warnings": etcd_warnings(reconciler),
+    })))
+}
+
+/// A plan or apply that failed on etcd's side: 409 when `refuse_known_bypasses` refused it,
+/// 502 otherwise.
+fn etcd_failure(error: anyhow::Error) -> ApiFailure {
+    if let Some(refused) = error.downcast_ref::<crate::etcd_release::KnownBypasses>() {
+        return ApiFailure::new(
+            axum::http::StatusCode::CONFLICT,
+            "etcd_known_bypasses",
+            &refused.to_string(),
+        );
+    }
+    ApiFailure::new(
+        axum::http::StatusCode::BAD_GATEWAY,
+        "etcd",
+        &format!("{error:#}"),
+    )
+}
+
+/// The latest etcd release check's warnings, as `plan` and `apply` print them.
+fn etcd_warnings(reconciler: &crate::reconcile::Reconciler) -> Vec<String> {
+    reconciler
+        .release()
+        .latest()
+        .map(|report| crate::etcd_release::cli_lines(&report))
+        .unwrap_or_default()
 }
 
 fn reconciler(state: &AppState) -> Result<&crate::reconcile::Reconciler, ApiFailure> {

@@ -209,7 +209,13 @@ pub async fn get(
     State(state): State<Arc<AppState>>,
     _: AdminCaller,
 ) -> Result<Json<RolloutStatus>, ApiFailure> {
-    Ok(Json(current_status(&state).await?))
+    let mut status = current_status(&state).await?;
+    status.etcd = state
+        .reconciler
+        .as_ref()
+        .and_then(|r| r.release().latest())
+        .map(|report| report.status_line());
+    Ok(Json(status))
 }
 
 #[cfg(test)]

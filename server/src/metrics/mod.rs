@@ -10,7 +10,9 @@
 //! # Layout
 //! - `text`: the exposition format, counter and histogram vectors.
 //! - `listener`: the `/metrics` listener and the request-latency middleware of the API.
+//! - `etcd`: the etcd release gauges (each endpoint's release, its known RBAC bypasses).
 
+mod etcd;
 mod listener;
 mod text;
 
@@ -56,6 +58,8 @@ pub struct Metrics {
     leases_held: AtomicI64,
     /// 1 while this replica leads, 0 while it follows; negative for a server that is alone.
     leader: AtomicI64,
+    /// etcd's releases and their known RBAC bypasses, from the latest release check.
+    etcd_release: etcd::EtcdReleaseGauges,
 }
 
 impl Default for Metrics {
@@ -76,6 +80,7 @@ impl Metrics {
             reconcile_last_success: AtomicI64::new(0),
             leases_held: AtomicI64::new(-1),
             leader: AtomicI64::new(-1),
+            etcd_release: etcd::EtcdReleaseGauges::default(),
         }
     }
 
@@ -137,6 +142,17 @@ impl Metrics {
     /// report it).
     pub fn set_leader(&self, leads: bool) {
         self.leader.store(i64::from(leads), Ordering::Relaxed);
+    }
+
+    /// Sets `calseg_etcd_member_info` ((endpoint, version) of each endpoint that answered) and
+    /// `calseg_etcd_known_rbac_bypass` ((endpoint, advisory) per known bypass), replacing the
+    /// series of the previous check; the families appear from the first call on.
+    pub fn set_etcd_release(
+        &self,
+        members: Vec<(String, String)>,
+        bypasses: Vec<(String, String)>,
+    ) {
+        self.etcd_release.set(members, bypasses);
     }
 
     /// The scrape answer: every metric, with gauges computed from `nodes` at `now`.
@@ -205,6 +221,7 @@ impl Metrics {
             );
             out.sample("calseg_leader", &[], leader as f64);
         }
+        self.etcd_release.render(&mut out);
         out.finish()
     }
 

@@ -262,6 +262,57 @@ fn leases_held_appears_once_set() {
 }
 
 #[test]
+fn etcd_release_gauges_appear_after_the_first_check_and_are_replaced_by_the_next() {
+    let metrics = Metrics::new();
+    assert!(!metrics.render(&[], at(0)).contains("calseg_etcd_"));
+    let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+    metrics.set_etcd_release(
+        vec![
+            pair("https://a:2379", "3.4.23"),
+            pair("https://b:2379", "unknown"),
+        ],
+        vec![
+            pair("https://a:2379", "GHSA-xg4h-6gfc-h4m8"),
+            pair("https://b:2379", "GHSA-xg4h-6gfc-h4m8"),
+        ],
+    );
+    let samples = parse(&metrics.render(&[], at(0)));
+    let info = |endpoint: &str, version: &str| {
+        value(
+            &samples,
+            "calseg_etcd_member_info",
+            &[("endpoint", endpoint), ("version", version)],
+        )
+    };
+    assert_eq!(info("https://a:2379", "3.4.23"), Some(1.0));
+    assert_eq!(info("https://b:2379", "unknown"), Some(1.0));
+    assert_eq!(
+        value(
+            &samples,
+            "calseg_etcd_known_rbac_bypass",
+            &[
+                ("endpoint", "https://a:2379"),
+                ("advisory", "GHSA-xg4h-6gfc-h4m8")
+            ],
+        ),
+        Some(1.0)
+    );
+    // An upgrade: the old series go.
+    metrics.set_etcd_release(vec![pair("https://a:2379", "3.5.33")], Vec::new());
+    let text = metrics.render(&[], at(0));
+    let samples = parse(&text);
+    assert!(
+        !text.contains("3.4.23") && !text.contains("GHSA-"),
+        "{text}"
+    );
+    assert!(
+        samples
+            .iter()
+            .any(|(n, l, _)| n == "calseg_etcd_member_info" && l["version"] == "3.5.33")
+    );
+}
+
+#[test]
 #[should_panic(expected = "no TYPE")]
 fn the_checker_refuses_a_sample_without_its_family() {
     parse("# HELP a x\n# TYPE a gauge\na 1\nb 2\n");
@@ -289,6 +340,7 @@ fn rollout_progress_renders_as_well_formed_families() {
             created_at: 0,
             waves: Vec::new(),
         }),
+        etcd: None,
     };
     let samples = parse(&Metrics::render_rollout(&status));
     let value = |name: &str, label: &str| {

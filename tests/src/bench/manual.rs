@@ -52,7 +52,7 @@ impl<'a> Manual<'a> {
     fn etcdctl(&mut self, args: &[&str]) -> Result<()> {
         let files = self.etcd.root_files();
         let started = Instant::now();
-        let output = Command::new("etcdctl")
+        let output = Command::new(crate::prereq::etcd_tool("etcdctl"))
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", self.etcd.endpoint(0)))
             .arg(format!("--cacert={}", files.ca.display()))

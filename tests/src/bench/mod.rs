@@ -66,7 +66,14 @@ impl Machine {
             .find_map(|l| l.strip_prefix("model name"))
             .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_owned())
             .unwrap_or_else(|| "unknown".into());
-        let etcd_version = std::process::Command::new("etcd")
+        // The etcd the harness runs (see `prereq::etcd_tool`), without failing when it is missing.
+        let etcd = std::env::var_os(crate::prereq::ETCD_BIN_DIR_ENV)
+            .filter(|dir| !dir.is_empty())
+            .map_or_else(
+                || "etcd".into(),
+                |dir| std::path::PathBuf::from(dir).join("etcd"),
+            );
+        let etcd_version = std::process::Command::new(etcd)
             .arg("--version")
             .output()
             .ok()

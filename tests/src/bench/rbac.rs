@@ -264,7 +264,7 @@ fn sample(etcd: &EtcdCluster, k: usize, tag: &str, shared: bool) -> Result<Durat
 
 /// Runs every size: calseg, then the manual procedure (full or sampled).
 pub async fn run(sizes: &Sizes) -> Result<RbacResult> {
-    crate::prereq::require_command("etcdctl", "etcd-client");
+    crate::prereq::etcd_tool("etcdctl");
     crate::prereq::require_command("cfssl", "golang-cfssl");
     let mut result = RbacResult {
         calseg: Vec::new(),

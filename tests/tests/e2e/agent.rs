@@ -3,7 +3,9 @@
 //! access replay (calico-node's and Felix's etcd operations) on the narrowed per-node profile,
 //! so every restart also proves that the installed identity is enough for Calico.
 
-use calseg_tests::agent_host::{AgentHost, AgentWorld, REPLAY_CALICO_RELEASE, STANDIN_UNIT};
+use calseg_tests::agent_host::{
+    AgentHost, AgentWorld, REPLAY_CALICO_RELEASE, SANDBOX_ETCDCTL, STANDIN_UNIT,
+};
 use calseg_tests::etcd::EtcdCluster;
 use calseg_tests::server::ServerProcess;
 use std::time::Duration;
@@ -143,11 +145,11 @@ async fn identities_install_units_restart_once_and_the_new_identity_works() {
         "the stand-in never wrote its status with the installed identity"
     );
     // ...and the installed identity is denied another node's keys.
-    let denied = host.exec(
-        "ETCDCTL_API=3 etcdctl --endpoints=$(grep ETCD_ENDPOINTS /etc/calico/calico-node.env | cut -d= -f2 | tr -d '\"') \
+    let denied = host.exec(&format!(
+        "ETCDCTL_API=3 {SANDBOX_ETCDCTL} --endpoints=$(grep ETCD_ENDPOINTS /etc/calico/calico-node.env | cut -d= -f2 | tr -d '\"') \
          --cacert=/etc/calico/certs/calico-node/ca.pem --cert=/etc/calico/certs/calico-node/cert.pem \
          --key=/etc/calico/certs/calico-node/key.pem put /calico/felix/v1/host/other/status forged",
-    ).expect("etcdctl");
+    )).expect("etcdctl");
     assert!(!denied.status.success());
     assert!(
         String::from_utf8_lossy(&denied.stderr).contains("permission denied"),

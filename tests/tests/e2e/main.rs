@@ -10,6 +10,8 @@ mod agent_failover;
 mod bad_policy;
 mod catalogue;
 mod datastore;
+mod etcd_limits;
+mod etcd_release;
 mod etcd_store;
 mod faults;
 mod file_modes;
