@@ -118,6 +118,7 @@ pub async fn pass(
         state,
         now,
         stop,
+        limits: settings.limits.clone(),
     };
     let mut ports = Ports {
         manifest: client.clone(),

@@ -7,6 +7,8 @@
 //! # Layout
 //! - [`cli`]: the command line (`enroll`, `run`, `once`, `status`, `plan`) and its exit codes.
 //! - [`config`]: `/etc/calseg/agent.toml`, raw TOML to validated settings with file:line errors.
+//! - [`limits`]: agent.toml's local limits (paths, units, modes, CA bundle) that no manifest
+//!   can widen, checked on the whole manifest before a pass touches anything.
 //! - [`keys`]: key generation and CSRs (keys never leave the host), certificate facts, CA pins.
 //! - [`client`]: the HTTPS client to the server: pinned CA, mutual TLS, errors, backoff.
 //! - [`enroll`]: enrollment by token or approval, pinned by CA hash; fleet certificate renewal.
@@ -43,6 +45,8 @@ pub mod fuzz_targets;
 pub mod install;
 /// Keys, CSRs and certificate facts.
 pub mod keys;
+/// The local limits on what a manifest may make the agent do.
+pub mod limits;
 /// The dry run.
 pub mod plan;
 /// Rendering of Calico config files that point at an identity's etcd certificates.

@@ -22,7 +22,8 @@ pub struct IdentityReport {
     pub serial: Option<String>,
     /// RFC 3339 expiry of the installed certificate.
     pub not_after: Option<String>,
-    /// `installed`, `unchanged`, `verify_failed`, `rolled_back`, `error`.
+    /// `installed`, `unchanged`, `verify_failed`, `rolled_back`, `lease_denied`, `error`, or
+    /// `refused` (the manifest is outside the agent's local limits; nothing was touched).
     pub status: String,
 }
 

@@ -19,6 +19,8 @@
 //!   Felix's etcd operations performed as one identity.
 //! - [`etcd`]: `EtcdCluster`, 1 or 3 real etcd members with TLS, client-cert auth and a root user.
 //! - [`server`]: `ServerProcess`, the real calseg-server initialized against a harness etcd.
+//! - [`rogue_server`]: `RogueServer`, a compromised server holding the real server's TLS key
+//!   that serves a hand-built manifest and keeps the agent's reports.
 //! - [`sandbox`]: `SandboxHost`, a real systemd as PID 1 on an overlay of `/`.
 //! - [`netns`]: `NetNs`, a bare network namespace with a veth link the test can take down.
 //! - `veth`: the veth pairs of sandboxes and `NetNs`.
@@ -46,6 +48,8 @@ pub mod prereq;
 pub mod process;
 /// Calico's etcd access, replayed.
 pub mod replay;
+/// A compromised calseg-server serving hand-built manifests.
+pub mod rogue_server;
 /// Sandboxed hosts running a real systemd.
 pub mod sandbox;
 /// The real calseg-server.

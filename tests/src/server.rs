@@ -232,6 +232,26 @@ impl ServerProcess {
         self.spawn().await
     }
 
+    /// Waits until etcd's RBAC matches the server's policy (`plan` through the server exits 0,
+    /// "no changes"): the reconciler applies a new policy moments after a start or reload, and
+    /// an identity signed before that fails its etcd check.
+    pub async fn wait_rbac_applied(&self) -> Result<()> {
+        let mut last = String::new();
+        for _ in 0..100 {
+            let output = self.cli(&["plan"])?;
+            if output.status.code() == Some(0) {
+                return Ok(());
+            }
+            last = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("etcd's RBAC did not converge to the policy within 10 s; last plan:\n{last}")
+    }
+
     /// Sends SIGHUP: the server reloads its policy file ([`policy_path`](Self::policy_path)).
     pub fn reload(&self) -> Result<()> {
         let process = self

@@ -252,6 +252,14 @@ async fn plan_cmd(
     let installer = crate::cycle::real::FsInstaller {
         root: crate::install::Root::new(&settings.root),
     };
+    let violations = settings.limits.check_manifest(&installer.root, &manifest);
+    if !violations.is_empty() {
+        for v in &violations {
+            eprintln!("{v}");
+        }
+        eprintln!("nothing of this manifest would be installed or restarted");
+        return Ok(EXIT_FAILED);
+    }
     let installed = state.installed()?;
     let plan = plan::plan(
         &manifest,

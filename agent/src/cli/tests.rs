@@ -1,5 +1,5 @@
 use super::*;
-use crate::testutil::{TestResult, identity, manifest};
+use crate::testutil::{TestCa, TestResult, identity, manifest};
 
 /// A config under a temp dir (root and state inside it) and a manifest file.
 fn setup() -> Result<(tempfile::TempDir, PathBuf, PathBuf), Box<dyn std::error::Error>> {
@@ -13,7 +13,8 @@ fn setup() -> Result<(tempfile::TempDir, PathBuf, PathBuf), Box<dyn std::error::
         tmp.path().join("state").display()
     );
     std::fs::write(&config, text)?;
-    let m = manifest(vec![identity("calico-node", &["calico-node.service"])]);
+    let mut m = manifest(vec![identity("calico-node", &["calico-node.service"])]);
+    m.etcd.ca_bundle_pem = TestCa::new("etcd CA")?.cert_pem;
     let manifest_path = tmp.path().join("manifest.json");
     std::fs::write(&manifest_path, serde_json::to_string(&m)?)?;
     Ok((tmp, config, manifest_path))
@@ -44,6 +45,20 @@ async fn plan_from_a_manifest_file_reports_changes_and_touches_nothing() -> Test
         "plan wrote nothing"
     );
     assert!(!tmp.path().join("state").exists(), "plan kept no state");
+    Ok(())
+}
+
+#[tokio::test]
+async fn plan_of_a_manifest_outside_the_limits_fails_and_touches_nothing() -> TestResult {
+    let (tmp, config, manifest_path) = setup()?;
+    let mut m: calseg_api::manifest::Manifest =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path)?)?;
+    m.identities[0].restart.push("reboot.target".into());
+    std::fs::write(&manifest_path, serde_json::to_string(&m)?)?;
+    let (config, manifest) = (config.to_string_lossy(), manifest_path.to_string_lossy());
+    let args = ["--config", &config, "plan", "--manifest", &manifest];
+    assert_eq!(execute(cli(&args)?).await?, EXIT_FAILED);
+    assert_eq!(std::fs::read_dir(tmp.path().join("root"))?.count(), 0);
     Ok(())
 }
 

@@ -10,6 +10,7 @@ pub use duration::{format_duration, parse_duration};
 pub use servers::check_servers;
 
 use crate::keys::KeyAlgorithm;
+use crate::limits::{self, Limits};
 use serde::Deserialize;
 use std::fmt;
 use std::ops::Range;
@@ -38,6 +39,8 @@ pub struct RawConfig {
     key_algorithm: Option<Spanned<String>>,
     systemd_bus: Option<Spanned<String>>,
     long_poll: Option<Spanned<bool>>,
+    allowed_paths: Option<Spanned<Vec<Spanned<String>>>>,
+    allowed_units: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// What the agent runs with.
@@ -68,6 +71,9 @@ pub struct Settings {
     /// Between passes, wait on the server for a new manifest (long-poll) so a change arrives
     /// within seconds instead of at the next interval.
     pub long_poll: bool,
+    /// What no manifest can widen: the directories written under (`allowed_paths`) and the
+    /// units restarted (`allowed_units`).
+    pub limits: Limits,
 }
 
 /// A configuration error, with where it is.
@@ -195,6 +201,7 @@ impl Settings {
                 at.error(Some(alg.span()), "key_algorithm", why)
             })?,
         };
+        let limits = limits_from_raw(at, raw.allowed_paths, raw.allowed_units)?;
         Ok(Self {
             servers,
             node,
@@ -207,8 +214,38 @@ impl Settings {
             key_algorithm,
             systemd_bus: raw.systemd_bus.map(Spanned::into_inner),
             long_poll: raw.long_poll.is_none_or(Spanned::into_inner),
+            limits,
         })
     }
+}
+
+/// `allowed_paths` (absolute directories, normalized, never `/`) and `allowed_units` (unit
+/// globs ending in `.service`); defaults for what is not set.
+fn limits_from_raw(
+    at: &Locator<'_>,
+    paths: Option<Spanned<Vec<Spanned<String>>>>,
+    units: Option<Spanned<Vec<Spanned<String>>>>,
+) -> Result<Limits, ConfigError> {
+    let mut out = Limits::default();
+    if let Some(paths) = paths {
+        out.allowed_paths = Vec::new();
+        for path in paths.into_inner() {
+            let normal = limits::normalize(path.get_ref()).map_err(|why| {
+                let why = format!("`{}`: {why}", path.get_ref());
+                at.error(Some(path.span()), "allowed_paths", why)
+            })?;
+            out.allowed_paths.push(normal);
+        }
+    }
+    if let Some(units) = units {
+        out.allowed_units = Vec::new();
+        for unit in units.into_inner() {
+            limits::check_unit_pattern(unit.get_ref())
+                .map_err(|why| at.error(Some(unit.span()), "allowed_units", why))?;
+            out.allowed_units.push(unit.into_inner());
+        }
+    }
+    Ok(out)
 }
 
 /// Checks a server URL: `https://host[:port]`, nothing after the authority but `/`.

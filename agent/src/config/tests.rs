@@ -192,3 +192,39 @@ fn an_empty_list_and_duplicates_are_refused() {
         "the default port is the same server"
     );
 }
+
+#[test]
+fn limits_default_to_calico_dirs_and_units_and_are_checked_with_their_position()
+-> Result<(), ConfigError> {
+    let defaults = parse("")?.limits;
+    assert_eq!(
+        defaults.allowed_paths,
+        [
+            PathBuf::from("/etc/calico"),
+            PathBuf::from("/etc/cni/net.d")
+        ]
+    );
+    assert_eq!(defaults.allowed_units, ["calico-*.service"]);
+    let set = parse("allowed_paths = [\"/srv//calico/\"]\nallowed_units = [\"felix.service\"]\n")?;
+    assert_eq!(set.limits.allowed_paths, [PathBuf::from("/srv/calico")]);
+    assert_eq!(set.limits.allowed_units, ["felix.service"]);
+    for (text, field, column) in [
+        (
+            "allowed_paths = [\"/etc/calico\", \"/etc/../root\"]",
+            "allowed_paths",
+            33,
+        ),
+        ("allowed_paths = [\"etc/calico\"]", "allowed_paths", 18),
+        ("allowed_paths = [\"/\"]", "allowed_paths", 18),
+        ("allowed_units = [\"reboot.target\"]", "allowed_units", 18),
+        ("allowed_units = [\"*\"]", "allowed_units", 18),
+    ] {
+        let err = parse(text).err();
+        assert_eq!(
+            err.as_ref().map(|e| (e.line, e.column, e.field.as_str())),
+            Some((1, column, field)),
+            "{text}: {err:?}"
+        );
+    }
+    Ok(())
+}

@@ -7,6 +7,10 @@
 //! pass with fakes. [`Phase`] walks the pass through its steps with checked transitions, so
 //! the daemon knows whether an install is under way when asked to stop.
 //!
+//! The whole manifest is checked against agent.toml's [`Limits`] as soon as it is known, before
+//! any managed file is read, any CSR made, anything installed or restarted; one violation
+//! refuses the pass, and the report names it.
+//!
 //! Nothing is installed before every new certificate of the pass has been verified against
 //! etcd, and a stop request seen before installing ends the pass without touching a file.
 //! Units restart only under a restart lease from the server (the fleet's restart budget); when
@@ -25,6 +29,7 @@ pub use phase::{Phase, PhaseError};
 use crate::client::{ClientError, ManifestFetch};
 use crate::install::{FileSpec, InstallError, InstallReceipt, Root};
 use crate::keys::{KeyAlgorithm, PrivateKeyPem};
+use crate::limits::Limits;
 use crate::state::{Outcome, StateDir};
 use crate::systemd::{SystemdError, UnitStatus};
 use calseg_api::certificates::{SignRequest, SignResponse};
@@ -151,6 +156,8 @@ pub struct CycleContext {
     pub now: OffsetDateTime,
     /// Set by the daemon on SIGTERM/SIGINT; checked before installing.
     pub stop: Arc<AtomicBool>,
+    /// agent.toml's limits; a manifest outside them is refused before anything is touched.
+    pub limits: Limits,
 }
 
 /// How a pass ended.

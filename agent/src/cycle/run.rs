@@ -10,9 +10,10 @@ use super::{
 use crate::client::ManifestFetch;
 use crate::decide::{Action, decide};
 use crate::keys;
+use crate::limits::Violation;
 use crate::state::{CycleRecord, InstalledIdentity, Journal, Outcome};
 use calseg_api::manifest::Manifest;
-use calseg_api::report::UnitReport;
+use calseg_api::report::{IdentityReport, Report, UnitReport};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use time::format_description::well_known::Rfc3339;
@@ -67,6 +68,13 @@ where
         let step = |phase: &mut Phase, to| phase.advance(to).map_err(|e| e.to_string());
         if let Err(e) = step(&mut phase, Phase::Pulled) {
             return failed(Outcome::Failed, e);
+        }
+
+        // Limits: the whole manifest, before any managed file is read or anything is made.
+        let violations = ctx.limits.check_manifest(ports.installer.root(), &manifest);
+        if !violations.is_empty() {
+            let _ = phase.advance(Phase::Done);
+            return refused(&manifest, &installed, &violations, &mut ports.reporter).await;
         }
 
         // Decide.
@@ -205,6 +213,50 @@ where
             errors: all_errors,
             retry_after: None,
         }
+    }
+}
+
+/// Ends a pass whose manifest is outside agent.toml's limits: nothing was touched; the report
+/// keeps every identity as installed before, with status `refused`, and names each violation.
+async fn refused<P: Reporter>(
+    manifest: &Manifest,
+    installed: &BTreeMap<String, InstalledIdentity>,
+    violations: &[Violation],
+    reporter: &mut P,
+) -> CycleResult {
+    for v in violations {
+        tracing::error!(field = %v.field, value = %v.value, reason = %v.reason, "manifest refused by agent.toml limits");
+    }
+    let identities = manifest
+        .identities
+        .iter()
+        .map(|id| {
+            let record = installed.get(&id.component);
+            IdentityReport {
+                component: id.component.clone(),
+                serial: record.map(|r| r.serial.clone()),
+                not_after: record.and_then(|r| r.not_after.format(&Rfc3339).ok()),
+                status: status::REFUSED.to_owned(),
+            }
+        })
+        .collect();
+    let mut errors: Vec<String> = violations.iter().map(ToString::to_string).collect();
+    errors.push("nothing of this manifest was installed or restarted".into());
+    let report = Report {
+        revision: manifest.revision.clone(),
+        identities,
+        units: Vec::new(),
+        errors: errors.clone(),
+    };
+    if let Err(e) = reporter.report(&report).await {
+        tracing::warn!(error = %e, "report not delivered; it is kept in last-cycle.json");
+        errors.push(format!("report not delivered: {e}"));
+    }
+    CycleResult {
+        outcome: Outcome::Refused,
+        report: Some(report),
+        errors,
+        retry_after: None,
     }
 }
 

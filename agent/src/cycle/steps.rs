@@ -28,6 +28,8 @@ pub(crate) mod status {
     /// The server granted no restart lease in time; the new files were rolled back.
     pub const LEASE_DENIED: &str = "lease_denied";
     pub const ERROR: &str = "error";
+    /// The manifest is outside agent.toml's limits; nothing of the pass was touched.
+    pub const REFUSED: &str = "refused";
 }
 
 /// One identity's progress through a pass.

@@ -49,6 +49,8 @@ pub enum Outcome {
     Unreachable,
     /// Stopped by a signal before installing anything.
     Interrupted,
+    /// The manifest is outside agent.toml's limits: nothing was installed or restarted.
+    Refused,
 }
 
 impl Outcome {
@@ -57,7 +59,7 @@ impl Outcome {
         match self {
             Self::Unchanged => 0,
             Self::Changed => 2,
-            Self::Failed | Self::Unreachable | Self::Interrupted => 1,
+            Self::Failed | Self::Unreachable | Self::Interrupted | Self::Refused => 1,
         }
     }
 
@@ -68,6 +70,7 @@ impl Outcome {
             Self::Failed => "failed",
             Self::Unreachable => "unreachable",
             Self::Interrupted => "interrupted",
+            Self::Refused => "refused",
         }
     }
 }

@@ -102,6 +102,70 @@ pub(super) fn absolute_path(key: &str, path: &str) -> Result<PathBuf, Problem> {
     ))
 }
 
+/// Where no agent may ever write, whatever its `allowed_paths`: a policy naming them is an
+/// attack or a mistake, refused here before any agent sees it.
+const FORBIDDEN_NODE_DIRS: &[&str] = &[
+    "/proc",
+    "/sys",
+    "/dev",
+    "/boot",
+    "/root",
+    "/etc/systemd",
+    "/etc/ssh",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib64",
+];
+
+/// The agent's default `allowed_paths`; a path elsewhere is warned about.
+pub(super) const AGENT_DEFAULT_DIRS: &[&str] = &["/etc/calico", "/etc/cni/net.d"];
+
+/// A file or directory the agent manages on a node ([`absolute_path`], and never under
+/// [`FORBIDDEN_NODE_DIRS`] after lexical normalization).
+pub(super) fn node_path(key: &str, path: &str) -> Result<PathBuf, Problem> {
+    let path = absolute_path(key, path)?;
+    let normal: PathBuf = path.components().collect();
+    if let Some(dir) = FORBIDDEN_NODE_DIRS.iter().find(|d| normal.starts_with(d)) {
+        return Err(Problem::new(
+            format!(
+                "{key} {:?} is under {dir}, where calseg-agent never writes",
+                path.display()
+            ),
+            "Calico's files go under /etc/calico or /etc/cni/net.d (the agent's default allowed_paths)",
+        ));
+    }
+    Ok(path)
+}
+
+/// Whether a managed path is under the agent's default `allowed_paths`.
+pub(super) fn under_agent_defaults(path: &std::path::Path) -> bool {
+    let normal: PathBuf = path.components().collect();
+    AGENT_DEFAULT_DIRS
+        .iter()
+        .any(|d| normal.starts_with(d) && normal != std::path::Path::new(d))
+}
+
+/// A unit a component restarts: a [`unit_name`] of a `.service` that is not calseg's own (the
+/// agent refuses anything else whatever its `allowed_units`).
+pub(super) fn restart_unit(unit: &str) -> Result<(), Problem> {
+    unit_name(unit)?;
+    if !unit.ends_with(".service") {
+        return Err(Problem::new(
+            format!("restart {unit:?} is not a .service unit"),
+            "calseg-agent restarts only services, never a target, socket or timer; name the Calico service, e.g. \"calico-node.service\"",
+        ));
+    }
+    if unit.starts_with("calseg-") {
+        return Err(Problem::new(
+            format!("restart {unit:?} is one of calseg's own units"),
+            "calseg-agent never restarts calseg-agent.service or calseg-server.service; remove it",
+        ));
+    }
+    Ok(())
+}
+
 /// A user or group name for file ownership.
 pub(super) fn account_name(key: &str, name: &str) -> Result<(), Problem> {
     if !name.is_empty() && !name.contains(|c: char| c.is_whitespace() || c == ':' || c == '/') {
@@ -136,6 +200,12 @@ pub(super) fn file_mode(key: &str, value: &Scalar) -> Result<u32, Problem> {
         return Err(Problem::new(
             format!("{key} {text:?} has bits beyond 0o777"),
             "only permission bits are allowed (no setuid, setgid or sticky), e.g. \"0640\"",
+        ));
+    }
+    if mode & 0o002 != 0 {
+        return Err(Problem::new(
+            format!("{key} {text:?} is world-writable"),
+            "calseg-agent never installs world-writable files; drop the \"other\" write bit, e.g. \"0644\"",
         ));
     }
     Ok(mode)

@@ -86,17 +86,26 @@ pub(super) fn component(
     node_grants.dedup();
 
     for unit in &raw.restart {
-        if let Err(problem) = checks::unit_name(unit.get_ref()) {
+        if let Err(problem) = checks::restart_unit(unit.get_ref()) {
             diags.problem(unit.span(), problem);
         }
     }
-    let mut path = |key: &str, value: Option<Spanned<String>>| {
-        value.and_then(|v| {
-            checks::absolute_path(key, v.get_ref())
-                .map_err(|p| diags.problem(v.span(), p))
-                .ok()
-        })
-    };
+    let mut path =
+        |key: &str, value: Option<Spanned<String>>| {
+            value.and_then(|v| {
+                let path = checks::node_path(key, v.get_ref())
+                    .map_err(|p| diags.problem(v.span(), p))
+                    .ok()?;
+                if !checks::under_agent_defaults(&path) {
+                    diags.warn(
+                    v.span(),
+                    format!("{key} {:?} is outside /etc/calico and /etc/cni/net.d", path.display()),
+                    "agents refuse it unless their agent.toml allowed_paths names its directory",
+                );
+                }
+                Some(path)
+            })
+        };
     let env_file = path("env_file", raw.env_file);
     let cni_conflist = path("cni_conflist", raw.cni_conflist);
     let calicoctl_cfg = path("calicoctl_cfg", raw.calicoctl_cfg);

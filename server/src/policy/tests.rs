@@ -566,3 +566,73 @@ fn a_narrowed_profile_for_an_unknown_calico_release_is_refused() {
     assert!(error.message.contains("calico_version 3.9"), "{error}");
     assert!(hint(&error).contains("\"calico-node\""), "{error}");
 }
+
+/// Issue 17, finding 2: what no agent could ever allow is refused on the server too.
+#[test]
+fn paths_units_and_modes_no_agent_allows_are_refused() {
+    let src = format!(
+        "{HEAD}[components.a]\n\
+         restart = [\"sshd.service\", \"reboot.target\", \"calseg-agent.service\", \"calico-node.service\"]\n\
+         cert_dir = \"/root/.ssh\"\nenv_file = \"/etc/systemd/system/x.service\"\n\
+         cni_conflist = \"/etc//ssh/sshd_config\"\ncalicoctl_cfg = \"/proc/self/mem\"\n\
+         key_mode = \"0602\"\n[components.b]\nrestart = [\"poweroff.target\", \"calseg-server.service\"]\n\
+         cert_mode = \"0777\"\n"
+    );
+    let errs = errors(&src);
+    assert!(
+        hint(&at(
+            &errs,
+            "restart \"reboot.target\" is not a .service unit",
+            5,
+            28
+        ))
+        .contains("never a target")
+    );
+    at(
+        &errs,
+        "restart \"calseg-agent.service\" is one of calseg's own units",
+        5,
+        45,
+    );
+    at(&errs, "cert_dir \"/root/.ssh\" is under /root,", 6, 12);
+    at(&errs, "is under /etc/systemd,", 7, 12);
+    at(&errs, "is under /etc/ssh,", 8, 16);
+    at(&errs, "is under /proc,", 9, 17);
+    assert!(hint(&at(&errs, "key_mode \"0602\" is world-writable", 10, 12)).contains("\"0644\""));
+    at(
+        &errs,
+        "restart \"poweroff.target\" is not a .service unit",
+        12,
+        12,
+    );
+    at(
+        &errs,
+        "restart \"calseg-server.service\" is one of calseg's own units",
+        12,
+        31,
+    );
+    at(&errs, "cert_mode \"0777\" is world-writable", 13, 13);
+    assert!(
+        !errs.iter().any(|d| d.message.contains("sshd.service")),
+        "a service is the agent's call"
+    );
+}
+
+#[test]
+fn paths_outside_the_agent_defaults_are_warned_about() {
+    let src = format!(
+        "{HEAD}[components.node]\ngrants = \"calico-node\"\ncert_dir = \"/srv/calico/certs\"\n\
+         env_file = \"/etc/calico/calico.env\"\ncni_conflist = \"/etc/cni/net.d/10-calico.conflist\"\n\
+         [[hosts]]\nname = \"n1\"\ncomponents = [\"node\"]\n"
+    );
+    let warns = warnings(&src);
+    assert!(
+        hint(&at(
+            &warns,
+            "is outside /etc/calico and /etc/cni/net.d",
+            6,
+            12
+        ))
+        .contains("allowed_paths")
+    );
+}

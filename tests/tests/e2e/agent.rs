@@ -87,6 +87,10 @@ impl Setup {
     async fn change_policy(&mut self, text: &str) {
         std::fs::write(self.server.policy_path(), text).expect("write policy");
         self.server.restart().await.expect("restart server");
+        self.server
+            .wait_rbac_applied()
+            .await
+            .expect("the new policy's RBAC");
     }
 
     /// The value the stand-in wrote for this node, read as root.

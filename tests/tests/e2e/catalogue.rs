@@ -245,11 +245,11 @@ pub fn table() -> Vec<Row> {
             "agent.toml:2:10: server: `http://127.0.0.1:1` must start with https://"),
         // Manifests (what a compromised or buggy server could send): the agent refuses them.
         row("manifest: env_file climbing out of the root", Manifest, Input::Manifest("\"/etc/calico/calico.env\"", "\"/etc/calico/../../etc/shadow\""),
-            "/etc/calico/../../etc/shadow: target paths must be absolute and must not contain `..`"),
+            "refused by agent.toml limits: identities[calico-node].render.env_file = \"/etc/calico/../../etc/shadow\": contains a `..` component"),
         row("manifest: key path climbing out", Manifest, Input::Manifest("\"/etc/calico/certs/calico-node/key.pem\"", "\"/etc/calico/certs/../../../root/.ssh/id_ed25519\""),
-            "must not contain `..`"),
+            "identities[calico-node].files.key = \"/etc/calico/certs/../../../root/.ssh/id_ed25519\": contains a `..` component"),
         row("manifest: relative CA path", Manifest, Input::Manifest("\"ca\":\"/etc/calico/certs/calico-node/ca.pem\"", "\"ca\":\"etc/calico/certs/calico-node/ca.pem\""),
-            "etc/calico/certs/calico-node/ca.pem: target paths must be absolute and must not contain `..`"),
+            "identities[calico-node].files.ca = \"etc/calico/certs/calico-node/ca.pem\": not an absolute path"),
         row("manifest: wrong JSON type", Manifest, Input::Manifest("\"key_mode\":384", "\"key_mode\":\"0600\""),
             "is not a manifest"),
         // CSRs, for a component identity of cat-a (etcd user calico-node.cat-a).

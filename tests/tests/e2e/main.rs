@@ -18,6 +18,7 @@ mod file_modes;
 mod ha;
 mod harness_etcd;
 mod harness_sandbox;
+mod hostile_manifest;
 mod identity;
 mod leases;
 mod least_privilege;

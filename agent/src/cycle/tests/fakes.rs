@@ -232,21 +232,31 @@ pub(super) struct Host {
     pub(super) events: Events,
 }
 
+/// The default limits, plus the `felix.service` the tests restart.
+pub(super) fn test_limits() -> crate::limits::Limits {
+    let mut limits = crate::limits::Limits::default();
+    limits.allowed_units.push("felix.service".into());
+    limits
+}
+
 impl Host {
     pub(super) fn new(
-        manifest: Manifest,
+        mut manifest: Manifest,
         units: &[&str],
     ) -> Result<Self, Box<dyn std::error::Error>> {
         let tmp = tempfile::tempdir()?;
         std::fs::create_dir(tmp.path().join("root"))?;
         let events = Events::default();
+        let ca = TestCa::new("etcd client CA")?;
+        // The limits accept only a real PEM bundle.
+        manifest.etcd.ca_bundle_pem = ca.cert_pem.clone();
         let ports = Ports {
             manifest: FakeSource {
                 manifest,
                 unreachable: false,
             },
             signer: FakeSigner {
-                ca: TestCa::new("etcd client CA")?,
+                ca,
                 now: T0,
                 calls: 0,
             },
@@ -288,6 +298,7 @@ impl Host {
             state: self.state(),
             now,
             stop: Arc::new(AtomicBool::new(false)),
+            limits: test_limits(),
         };
         self.ports.run_cycle(&ctx).await
     }

@@ -5,7 +5,7 @@ mod fakes;
 mod leases;
 
 use super::*;
-use crate::testutil::{TestResult, identity, manifest};
+use crate::testutil::{TestCa, TestResult, identity, manifest};
 use fakes::{Host, T0, captured_logs};
 
 #[tokio::test]
@@ -274,6 +274,7 @@ async fn stop_before_install_changes_nothing() -> TestResult {
         state: host.state(),
         now: T0,
         stop: Arc::new(AtomicBool::new(true)),
+        limits: fakes::test_limits(),
     };
     let result = host.ports.run_cycle(&ctx).await;
     assert_eq!(result.outcome, Outcome::Interrupted);
@@ -321,5 +322,58 @@ async fn the_private_key_never_appears_in_logs_reports_or_state() -> TestResult 
             assert!(!text.contains(line), "key material leaked");
         }
     }
+    Ok(())
+}
+
+/// Issue 17, finding 2: one value outside agent.toml's limits refuses the whole pass, even
+/// when the other identities of the manifest are fine and were installed before.
+#[tokio::test]
+async fn a_manifest_outside_the_limits_is_refused_whole_and_reported() -> TestResult {
+    let good = identity("calico-node", &["calico-node.service"]);
+    let mut host = Host::new(manifest(vec![good.clone()]), &["calico-node.service"])?;
+    let first = host.cycle(T0).await;
+    assert_eq!(first.outcome, Outcome::Changed, "{:?}", first.errors);
+    let cert_before = host.file("/etc/calico/certs/calico-node/cert.pem");
+    let (signed, restarted) = (host.ports.signer.calls, host.ports.restarter.restarts.len());
+
+    // A new CA (every identity would be reissued), plus a hostile second identity.
+    let mut hostile = identity("evil", &["sshd.service"]);
+    hostile.files.key_mode = 0o4777;
+    let m = &mut host.ports.manifest.manifest;
+    m.revision = "rev2".into();
+    m.etcd.ca_bundle_pem = TestCa::new("new etcd CA")?.cert_pem;
+    m.identities.push(hostile);
+
+    let result = host.cycle(T0 + time::Duration::hours(1)).await;
+    assert_eq!(result.outcome, Outcome::Refused, "{:?}", result.errors);
+    assert_eq!(result.outcome.exit_code(), 1);
+    assert_eq!(host.ports.signer.calls, signed, "nothing signed");
+    assert_eq!(
+        host.ports.restarter.restarts.len(),
+        restarted,
+        "nothing restarted"
+    );
+    assert_eq!(
+        host.file("/etc/calico/certs/calico-node/cert.pem"),
+        cert_before
+    );
+    assert_eq!(host.file("/etc/calico/certs/evil/key.pem"), None);
+    let report = host.ports.reporter.reports.last().cloned();
+    let report = report.ok_or("no report")?;
+    assert_eq!(report.revision, "rev2");
+    assert_eq!(host.statuses(), ["refused", "refused"]);
+    let errors = report.errors.join("\n");
+    assert!(
+        errors.contains("identities[evil].files.key_mode = \"0o4777\""),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("identities[evil].restart = \"sshd.service\""),
+        "{errors}"
+    );
+    assert_eq!(
+        host.state().last_cycle()?.map(|c| c.outcome),
+        Some(Outcome::Refused)
+    );
     Ok(())
 }
