@@ -65,13 +65,9 @@ components = ["calico-node"]
     }
 }
 
+/// Exit status, stdout and stderr, for assertion messages.
 fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+    calseg_tests::agent_host::describe(output)
 }
 
 /// Creates `role` with `permissions` and gives it to `user` (created when missing).

@@ -67,13 +67,9 @@ fn init(config: &Path, args: &[&str]) -> Output {
         .expect("run calseg-server")
 }
 
+/// Exit status, stdout and stderr, for assertion messages.
 fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+    calseg_tests::agent_host::describe(output)
 }
 
 fn json_of(output: &Output) -> Value {

@@ -83,13 +83,9 @@ impl Setup {
     }
 }
 
+/// Exit status, stdout and stderr, for assertion messages.
 fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+    calseg_tests::agent_host::describe(output)
 }
 
 async fn can_put(etcd: &EtcdCluster, cn: &str, key: &str) -> Result<(), String> {
