@@ -38,7 +38,6 @@ if [ "${1:-}" = --inside ]; then
   mkdir -p "$root/root/.rustup"
   mount --bind "$rustup_home" "$root/root/.rustup"
   mount -o remount,bind,ro "$root/root/.rustup"
-  mkdir -p "$root/etc/ssl/host-trust"
   [ -n "${trust_bundle:-}" ] && mount --bind -o ro "$trust_bundle" "$root/etc/ssl/host-trust/ca-certificates.crt"
   # shellcheck disable=SC2086 # $trust_env is a list of NAME=VALUE words without spaces
   exec chroot "$root" /usr/bin/env -i \
@@ -143,8 +142,9 @@ done
 trust_env=
 if [ -n "$trust_bundle" ]; then
   inside_bundle=/etc/ssl/host-trust/ca-certificates.crt
-  touch "$run/etc/ssl/host-trust/ca-certificates.crt" 2>/dev/null ||
-    { mkdir -p "$run/etc/ssl/host-trust"; touch "$run/etc/ssl/host-trust/ca-certificates.crt"; }
+  # The mount point of the bundle, bound read-only inside.
+  mkdir -p "$run/etc/ssl/host-trust"
+  touch "$run/etc/ssl/host-trust/ca-certificates.crt"
   trust_env="SSL_CERT_FILE=$inside_bundle CARGO_HTTP_CAINFO=$inside_bundle"
   while IFS='=' read -r name value; do
     case "$name" in SSL_CERT_FILE | CARGO_HTTP_CAINFO) continue ;; esac

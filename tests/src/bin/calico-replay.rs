@@ -74,23 +74,6 @@ fn parse(args: &[String]) -> Result<Option<(Mode, bool)>, String> {
     Ok(Some((mode.unwrap_or(Mode::Run), trace)))
 }
 
-async fn terminated() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        // Without signal handlers, the default actions still stop the process.
-        _ => std::future::pending().await,
-    }
-}
-
 async fn replay(settings: Settings, mode: Mode, trace: bool) -> ExitCode {
     let mut replayed = match replay::run_sequence(&settings, |line| println!("{line}")).await {
         Ok(replayed) => replayed,
@@ -129,7 +112,7 @@ async fn replay(settings: Settings, mode: Mode, trace: bool) -> ExitCode {
         settings.node,
         replay::REFRESH_EVERY
     );
-    match replay::keep_reporting(&mut replayed, terminated(), |line| {
+    match replay::keep_reporting(&mut replayed, calseg_agent::daemon::signals(), |line| {
         eprintln!("calico-replay: {line}")
     })
     .await

@@ -25,11 +25,17 @@ components = ["calico-node"]
     )
 }
 
-/// The release the harness etcd reports, read from etcd itself.
-async fn reported_version(etcd: &EtcdCluster) -> String {
-    let mut client = etcd.root_client().await.expect("root client");
-    let status = client.status().await.expect("maintenance status");
-    status.version().to_owned()
+/// A fresh harness etcd, the release it reports (read from etcd itself) and the advisories
+/// that release must be named with; fails unless it has some (these tests need one).
+async fn affected_etcd() -> (EtcdCluster, String, Vec<String>) {
+    let etcd = EtcdCluster::start().await.expect("etcd");
+    let version = etcd.server_version().await.expect("etcd status");
+    let expected = expected_advisories(&version);
+    assert!(
+        !expected.is_empty(),
+        "this test needs an etcd release with known RBAC bypasses; the harness etcd reports {version}"
+    );
+    (etcd, version, expected)
 }
 
 /// The advisories `version` must be named with. For the releases Debian ships the list is
@@ -82,14 +88,8 @@ fn stderr(output: &std::process::Output) -> String {
 
 #[tokio::test]
 async fn plan_log_metrics_and_status_name_the_known_bypasses_of_the_release_etcd_reports() {
-    let etcd = EtcdCluster::start().await.expect("etcd");
+    let (etcd, version, expected) = affected_etcd().await;
     let endpoint = etcd.endpoint(0);
-    let version = reported_version(&etcd).await;
-    let expected = expected_advisories(&version);
-    assert!(
-        !expected.is_empty(),
-        "this test needs an etcd release with known RBAC bypasses; the harness etcd reports {version}"
-    );
     let server = ServerProcess::start(&etcd, &policy(&endpoint, &["node1"]), "")
         .await
         .expect("server");
@@ -174,14 +174,8 @@ async fn plan_log_metrics_and_status_name_the_known_bypasses_of_the_release_etcd
 
 #[tokio::test]
 async fn refuse_known_bypasses_makes_apply_and_serve_refuse_and_leaves_etcd_unchanged() {
-    let etcd = EtcdCluster::start().await.expect("etcd");
+    let (etcd, version, expected) = affected_etcd().await;
     let endpoint = etcd.endpoint(0);
-    let version = reported_version(&etcd).await;
-    let expected = expected_advisories(&version);
-    assert!(
-        !expected.is_empty(),
-        "this test needs an etcd release with known RBAC bypasses; the harness etcd reports {version}"
-    );
     let mut server = ServerProcess::start(&etcd, &policy(&endpoint, &["node1"]), "")
         .await
         .expect("server");
@@ -251,7 +245,7 @@ async fn refuse_known_bypasses_makes_apply_and_serve_refuse_and_leaves_etcd_unch
 async fn an_endpoint_that_does_not_answer_is_named_and_nothing_fails() {
     let etcd = EtcdCluster::start().await.expect("etcd");
     let live = etcd.endpoint(0);
-    let version = reported_version(&etcd).await;
+    let version = etcd.server_version().await.expect("etcd status");
     // Nothing listens here (the port was free a moment ago and is handed to no one else).
     let silent = format!("https://127.0.0.1:{}", free_port().expect("port"));
     let mut server = ServerProcess::start(&etcd, &policy(&live, &["node1"]), "")
