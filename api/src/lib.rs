@@ -1,6 +1,7 @@
 //! calseg-api: the wire contract between `calseg-server` and `calseg-agent`.
 //!
-//! Plain serde types and nothing else: no I/O, no TLS, no clocks. Both sides depend on this
+//! Plain serde types, and the one rule for showing the other side's text to a person: no I/O,
+//! no TLS, no clocks. Both sides depend on this
 //! crate so that a change to the contract is a change to one place, checked by the compiler.
 //! Every body is JSON; every path is versioned under `/v1`.
 //!
@@ -15,6 +16,7 @@
 //! - [`report`]: what the agent installed and the state of its units.
 //! - [`rollout`]: policy revisions and how far the fleet has converged to the current one.
 //! - [`error`]: the error body every failed call returns.
+//! - [`text`]: how text from the other side is escaped before a terminal shows it.
 
 /// Access words shared by policy, plan output and manifests.
 pub mod access;
@@ -36,3 +38,5 @@ pub mod paths;
 pub mod report;
 /// Policy revisions and convergence.
 pub mod rollout;
+/// Escaping of the other side's text for terminals.
+pub mod text;

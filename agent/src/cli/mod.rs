@@ -11,6 +11,7 @@ use crate::enroll::{self, EnrollOptions, EnrollOutcome, Token};
 use crate::plan;
 use crate::state::StateDir;
 use anyhow::{Context, Result, bail};
+use calseg_api::text::printable_lines;
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -127,7 +128,9 @@ pub fn main() -> ExitCode {
     match runtime.block_on(execute(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // The message may carry the server's text: no terminal control gets through.
+            let message = format!("{e:#}");
+            eprintln!("error: {}", printable_lines(&message));
             ExitCode::from(EXIT_FAILED)
         }
     }
@@ -170,7 +173,7 @@ pub async fn execute(cli: Cli) -> Result<u8> {
                 println!("{}", serde_json::to_string_pretty(&result.report)?);
             }
             for error in &result.errors {
-                eprintln!("error: {error}");
+                eprintln!("error: {}", printable_lines(&error.to_string()));
             }
             eprintln!("cycle {}", result.outcome.as_str());
             Ok(result.outcome.exit_code())
@@ -255,7 +258,7 @@ async fn plan_cmd(
     let violations = settings.limits.check_manifest(&installer.root, &manifest);
     if !violations.is_empty() {
         for v in &violations {
-            eprintln!("{v}");
+            eprintln!("{}", printable_lines(&v.to_string()));
         }
         eprintln!("nothing of this manifest would be installed or restarted");
         return Ok(EXIT_FAILED);
@@ -270,7 +273,7 @@ async fn plan_cmd(
     if json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
     } else {
-        print!("{}", plan::to_text(&plan));
+        print!("{}", printable_lines(&plan::to_text(&plan)));
     }
     Ok(if !plan.errors.is_empty() {
         EXIT_FAILED

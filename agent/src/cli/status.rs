@@ -177,7 +177,8 @@ pub fn show(settings: &Settings, state: &StateDir, json: bool) -> Result<u8> {
     if json {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        print!("{}", to_text(&v));
+        // Component names, users and units come from the server's manifest.
+        print!("{}", calseg_api::text::printable_lines(&to_text(&v)));
     }
     let healthy = v.enrolled
         && v.last_cycle

@@ -6,6 +6,7 @@ use crate::config::{ServerConfig, parse_duration};
 use anyhow::Result;
 use calseg_api::admin::{TokenCreate, TokenCreated};
 use calseg_api::paths;
+use calseg_api::text::printable;
 use serde_json::Value;
 use std::path::Path;
 use std::process::ExitCode;
@@ -55,8 +56,8 @@ pub async fn token_list(config: Option<&Path>, json: bool) -> Result<ExitCode> {
     for token in tokens {
         println!(
             "{:<10} {:<32} {:<20} {}",
-            token["id"].as_str().unwrap_or("?"),
-            token["scope"].to_string(),
+            printable(token["id"].as_str().unwrap_or("?")),
+            printable(&token["scope"].to_string()),
             unix_to_rfc3339(&token["expires_at"]),
             token["uses"].as_array().map_or(0, Vec::len)
         );
@@ -150,8 +151,8 @@ pub async fn nodes_list(
         let drift = [strings("errors"), strings("unconverged")].concat();
         println!(
             "{:<24} {:<9} {:<21} {:<13} {:<21} {:<24} {:<16} {}",
-            node["name"].as_str().unwrap_or("?"),
-            node["state"].as_str().unwrap_or("?"),
+            printable(node["name"].as_str().unwrap_or("?")),
+            printable(node["state"].as_str().unwrap_or("?")),
             if node["last_seen"].is_null() {
                 "never".to_owned()
             } else {
@@ -159,20 +160,20 @@ pub async fn nodes_list(
             },
             inv["revision"]
                 .as_str()
-                .map_or("-".to_owned(), |r| r.chars().take(12).collect()),
+                .map_or("-".to_owned(), |r| printable(r).chars().take(12).collect()),
             certificates
                 .first()
                 .map_or("-".to_owned(), |c| unix_to_rfc3339(&c["not_after"])),
             if components.is_empty() {
                 "-".to_owned()
             } else {
-                components.join(",")
+                printable(&components.join(",")).into_owned()
             },
-            units,
+            printable(&units),
             if drift.is_empty() {
                 "-".to_owned()
             } else {
-                drift.join("; ")
+                printable(&drift.join("; ")).into_owned()
             }
         );
     }
@@ -187,7 +188,11 @@ pub async fn nodes_action(config: Option<&Path>, action: &str, node: &str) -> Re
             &serde_json::json!({}),
         )
         .await?;
-    println!("node {node}: {}", record["state"].as_str().unwrap_or("?"));
+    println!(
+        "node {}: {}",
+        printable(node),
+        printable(record["state"].as_str().unwrap_or("?"))
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -213,11 +218,11 @@ pub async fn audit(
             "{:>6} {} {:<24} {:<12} {:<40} {:<7} {}",
             entry["seq"],
             unix_to_rfc3339(&entry["at"]),
-            entry["actor"].as_str().unwrap_or("?"),
-            entry["action"].as_str().unwrap_or("?"),
-            entry["subject"].as_str().unwrap_or("?"),
-            entry["outcome"].as_str().unwrap_or("?"),
-            entry["detail"].as_str().unwrap_or("")
+            printable(entry["actor"].as_str().unwrap_or("?")),
+            printable(entry["action"].as_str().unwrap_or("?")),
+            printable(entry["subject"].as_str().unwrap_or("?")),
+            printable(entry["outcome"].as_str().unwrap_or("?")),
+            printable(entry["detail"].as_str().unwrap_or(""))
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -232,5 +237,5 @@ pub(super) fn unix_to_rfc3339(value: &Value) -> String {
             t.format(&time::format_description::well_known::Rfc3339)
                 .ok()
         })
-        .unwrap_or_else(|| value.to_string())
+        .unwrap_or_else(|| printable(&value.to_string()).into_owned())
 }

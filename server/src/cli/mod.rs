@@ -349,7 +349,9 @@ pub fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // The message may carry a node's or etcd's text: no terminal control gets through.
+            let message = format!("{error:#}");
+            eprintln!("error: {}", calseg_api::text::printable_lines(&message));
             ExitCode::FAILURE
         }
     }

@@ -5,6 +5,7 @@ use super::admin_cmd::{client, unix_to_rfc3339};
 use anyhow::{Result, bail};
 use calseg_api::paths;
 use calseg_api::rollout::{RolloutState, RolloutStatus};
+use calseg_api::text::printable;
 use serde_json::Value;
 use std::path::Path;
 use std::process::ExitCode;
@@ -36,13 +37,13 @@ fn print_status(status: &RolloutStatus, json: bool) -> Result<()> {
         status.approved, status.converged, status.pending, status.failed, status.unassigned
     );
     if let Some(etcd) = &status.etcd {
-        println!("{etcd}");
+        println!("{}", printable(etcd));
     }
     if !status.failed_nodes.is_empty() {
-        println!("failed: {}", status.failed_nodes.join(" "));
+        println!("failed: {}", printable(&status.failed_nodes.join(" ")));
     }
     if !status.pending_nodes.is_empty() {
-        println!("pending: {}", status.pending_nodes.join(" "));
+        println!("pending: {}", printable(&status.pending_nodes.join(" ")));
     }
     if let Some(waves) = &status.waves {
         println!(
@@ -67,7 +68,10 @@ fn print_status(status: &RolloutStatus, json: bool) -> Result<()> {
                 wave.failed
             );
             if !wave.failed_nodes.is_empty() {
-                println!("            failed: {}", wave.failed_nodes.join(" "));
+                println!(
+                    "            failed: {}",
+                    printable(&wave.failed_nodes.join(" "))
+                );
             }
         }
     }

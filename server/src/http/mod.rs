@@ -14,6 +14,7 @@
 //! - `rollout`: convergence of the approved nodes to the current policy, and wave status.
 //! - [`rollout_ctl`]: starts, resumes and steps rollouts in waves; the operator's actions.
 //! - `long_poll`: parking manifest requests until the node's manifest changes.
+//! - `vouch`: a report's certificate dates replaced by the ones this server issued.
 //! - `limit`: load shedding, at most `[api] max_in_flight` requests worked on at once.
 
 mod admin;
@@ -29,6 +30,7 @@ mod rollout;
 pub mod rollout_ctl;
 mod state;
 pub mod tls;
+mod vouch;
 
 pub use caller::{ADMIN_PREFIX, Caller};
 pub use errors::ApiFailure;

@@ -228,6 +228,10 @@ pub async fn report(
     Json(report): Json<Report>,
 ) -> Result<StatusCode, ApiFailure> {
     authorize(&state, &caller).await?;
+    // Dates an operator sees are the ones this server issued, not the ones the node claims.
+    let name = caller.name.clone();
+    let issued = state.store(move |s| s.issued_for_node(&name)).await?;
+    let report = super::vouch::vouch(report, &caller.name, &issued);
     let value = serde_json::to_value(&report)
         .map_err(|_| ApiFailure::bad_request("bad_report", "report is not JSON"))?;
     let name = caller.name.clone();

@@ -29,3 +29,4 @@ mod rbac;
 mod replay;
 mod rollout;
 mod rollout_real;
+mod terminal_injection;

@@ -17,6 +17,8 @@ fn policy(endpoint: &str) -> String {
         r#"calico_version = "3.29"
 [etcd]
 endpoints = ["{endpoint}"]
+[identity]
+lifetime = "5d"
 [components.calico-node]
 grants = "calico-node"
 restart = ["calico-node.service"]
@@ -35,12 +37,13 @@ fn sample(scrape: &str, series: &str) -> Option<f64> {
     })
 }
 
-fn report(not_after: OffsetDateTime, unit_state: &str, errors: &[&str]) -> Report {
+/// A report of an installed calico-node certificate `serial`, with the expiry the node claims.
+fn report(serial: &str, not_after: OffsetDateTime, unit_state: &str, errors: &[&str]) -> Report {
     Report {
         revision: "r1".into(),
         identities: vec![IdentityReport {
             component: "calico-node".into(),
-            serial: Some("0a".into()),
+            serial: Some(serial.into()),
             not_after: Some(not_after.format(&Rfc3339).expect("format")),
             status: "installed".into(),
         }],
@@ -90,6 +93,7 @@ async fn metrics_count_issuance_denials_and_latency_and_the_inventory_filters_no
         .await
         .expect("sign");
     assert_eq!(signed.status, StatusCode::OK, "{signed:?}");
+    let node1_serial = signed.body["serial"].as_str().expect("serial").to_owned();
     let (refused, _) = node1
         .sign("calico-node", "calico-node.node2")
         .await
@@ -163,16 +167,23 @@ async fn metrics_count_issuance_denials_and_latency_and_the_inventory_filters_no
         "node names must not be labels: {scrape}"
     );
 
-    // Reports: node1 healthy with a month left, node2 with a failed unit and two days left.
+    // Reports: node1 healthy with its real certificate (5 days, though it claims a month);
+    // node2 with a failed unit and a serial the server never issued (claiming two days left).
     let node2 = enrolled(&server, "node2").await;
     let now = OffsetDateTime::now_utc();
     let posted = node1
-        .report(&report(now + time::Duration::days(30), "active", &[]))
+        .report(&report(
+            &node1_serial,
+            now + time::Duration::days(30),
+            "active",
+            &[],
+        ))
         .await
         .expect("report");
     assert_eq!(posted.status, StatusCode::NO_CONTENT, "{posted:?}");
     let posted = node2
         .report(&report(
+            "0a",
             now + time::Duration::days(2),
             "failed",
             &["restart failed"],
@@ -183,11 +194,10 @@ async fn metrics_count_issuance_denials_and_latency_and_the_inventory_filters_no
 
     assert_eq!(listed(&server, &[]), ["node1", "node2"]);
     assert_eq!(listed(&server, &["--failed"]), ["node2"]);
-    assert_eq!(listed(&server, &["--expiring-within", "7d"]), ["node2"]);
-    assert_eq!(
-        listed(&server, &["--expiring-within", "60d"]),
-        ["node1", "node2"]
-    );
+    // Expiry is the issued one: node1's 5 days, and nothing for node2's unknown serial.
+    assert_eq!(listed(&server, &["--expiring-within", "7d"]), ["node1"]);
+    assert!(listed(&server, &["--expiring-within", "4d"]).is_empty());
+    assert_eq!(listed(&server, &["--expiring-within", "60d"]), ["node1"]);
     assert!(listed(&server, &["--not-seen-since", "1h"]).is_empty());
     let table = server
         .cli_ok(&["nodes", "list", "--failed"])
@@ -196,6 +206,7 @@ async fn metrics_count_issuance_denials_and_latency_and_the_inventory_filters_no
         table.contains("node2")
             && table.contains("failed: calico-node.service (failed)")
             && table.contains("restart failed")
+            && table.contains("serial 0a) is not one this server issued")
             && !table.contains("node1"),
         "{table}"
     );
@@ -224,7 +235,12 @@ async fn metrics_count_issuance_denials_and_latency_and_the_inventory_filters_no
         ["node1", "node2"]
     );
     node1
-        .report(&report(now + time::Duration::days(30), "active", &[]))
+        .report(&report(
+            &node1_serial,
+            now + time::Duration::days(30),
+            "active",
+            &[],
+        ))
         .await
         .expect("report");
     assert_eq!(listed(&server, &["--not-seen-since", "2s"]), ["node2"]);
