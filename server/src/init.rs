@@ -4,7 +4,7 @@
 //! created with mode 0600 and nothing existing is overwritten unless forced.
 
 use crate::pki::{
-    CaFiles, CaKind, CertificateAuthority, CsrRules, Existing, KeyAlgorithm, new_csr,
+    CaFiles, CaKind, CertificateAuthority, CsrRules, Existing, KeyAlgorithm, admin, new_csr,
     write_public_file, write_secret_file,
 };
 use anyhow::{Context, Result, bail};
@@ -14,7 +14,6 @@ use time::OffsetDateTime;
 
 const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
 const SERVER_CERT_LIFETIME: Duration = Duration::from_secs(2 * 365 * 86_400);
-const ADMIN_CERT_LIFETIME: Duration = Duration::from_secs(365 * 86_400);
 
 /// What to set up.
 #[derive(Debug, Clone)]
@@ -107,21 +106,13 @@ pub fn init(options: &InitOptions, now: OffsetDateTime) -> Result<InitReport> {
 
     let admin_dir = options.config_dir.join("admin");
     create_private_dir(&admin_dir)?;
-    let admin_cn = format!("{}{}", crate::http::ADMIN_PREFIX, options.admin_name);
-    let admin_key = new_csr(&admin_cn, KeyAlgorithm::EcdsaP256)?;
-    let admin_cert = fleet.sign_agent_csr(
-        &admin_key.csr_pem,
-        &CsrRules::default(),
-        &admin_cn,
-        ADMIN_CERT_LIFETIME,
-        now,
-    )?;
+    let admin = admin::issue(&fleet, &options.admin_name, admin::DEFAULT_LIFETIME, now)?;
     let (admin_cert_path, admin_key_path) =
         (admin_dir.join("admin.pem"), admin_dir.join("admin-key.pem"));
-    write_secret_file(&admin_key_path, admin_key.key_pem.as_bytes(), existing)?;
+    write_secret_file(&admin_key_path, admin.key_pem.as_bytes(), existing)?;
     write_public_file(
         &admin_cert_path,
-        admin_cert.cert_pem.as_bytes(),
+        admin.cert.cert_pem.as_bytes(),
         0o644,
         existing,
     )?;

@@ -2,6 +2,7 @@
 //! Commands call into the library; this module only wires flags to it and picks exit codes.
 
 mod access_cmd;
+mod admin_cert_cmd;
 mod admin_cmd;
 mod datastore_cmd;
 mod rbac_cmd;
@@ -76,6 +77,9 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         file: Option<PathBuf>,
     },
+    /// Administrator certificates (on the server host, with the fleet CA key).
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// The audit log (through the running server).
     Audit {
         /// Show entries after this sequence number.
@@ -171,6 +175,23 @@ pub enum NodesCommand {
     Deny { node: String },
     /// Revoke an enrolled node: every call refused at once, its etcd users removed.
     Revoke { node: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Issue a short-lived administrator certificate (CN admin:NAME). Without --out it
+    /// replaces the one server.toml's [admin] names (renewal). The server accepts at most
+    /// 31 days.
+    Issue {
+        #[arg(long, default_value = "root", value_name = "NAME")]
+        name: String,
+        #[arg(long, default_value = "7d", value_name = "DURATION")]
+        lifetime: String,
+        /// Write admin.pem and admin-key.pem into this directory (created 0700; existing files
+        /// are not replaced).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -341,6 +362,11 @@ pub fn main() -> ExitCode {
             Command::MigrateStore { from, to, file } => {
                 store_cmd::migrate(cli.config.as_deref(), *from, *to, file.clone()).await
             }
+            Command::Admin(AdminCommand::Issue {
+                name,
+                lifetime,
+                out,
+            }) => admin_cert_cmd::issue(cli.config.as_deref(), name, lifetime, out.as_deref()),
             Command::Audit { since, limit, json } => {
                 admin_cmd::audit(cli.config.as_deref(), *since, *limit, *json).await
             }

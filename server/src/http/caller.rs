@@ -7,15 +7,22 @@ use axum::http::request::Parts;
 
 use super::errors::ApiFailure;
 
-/// The CN prefix of administrator certificates.
-pub const ADMIN_PREFIX: &str = "admin:";
+pub use crate::pki::admin::ADMIN_PREFIX;
 
 /// The verified peer of one connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     Anonymous,
-    Node { name: String, serial: String },
-    Admin { name: String, serial: String },
+    Node {
+        name: String,
+        serial: String,
+    },
+    Admin {
+        name: String,
+        serial: String,
+        /// Why this administrator certificate may not act (too long-lived), if it may not.
+        refused: Option<String>,
+    },
 }
 
 impl Caller {
@@ -43,6 +50,10 @@ impl Caller {
             Some(name) => Self::Admin {
                 name: name.to_owned(),
                 serial,
+                refused: crate::pki::admin::refusal(
+                    cert.validity().not_before.timestamp(),
+                    cert.validity().not_after.timestamp(),
+                ),
             },
             None if !cn.is_empty() => Self::Node { name: cn, serial },
             None => Self::Anonymous,
@@ -96,6 +107,17 @@ impl<S: Send + Sync> FromRequestParts<S> for AdminCaller {
     type Rejection = ApiFailure;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         match caller_of(parts) {
+            Caller::Admin {
+                name,
+                serial,
+                refused: Some(why),
+            } => {
+                tracing::warn!(admin = %name, %serial, "administrator certificate refused: {why}");
+                Err(ApiFailure::forbidden(
+                    "admin_certificate_too_long_lived",
+                    &why,
+                ))
+            }
             Caller::Admin { name, .. } => Ok(Self { name }),
             Caller::Node { name, .. } => Err(ApiFailure::forbidden(
                 "not_admin",

@@ -7,6 +7,7 @@
 //! [`CertificateAuthority`] knows its [`CaKind`] and refuses to sign for the other one.
 //!
 //! # Layout
+//! - [`admin`]: administrator certificates (`admin:NAME`), short-lived, and the lifetime rule.
 //! - `authority`: [`CertificateAuthority`] and [`CaKind`]; generating a CA; fingerprint.
 //! - `import`: [`CertificateAuthority::from_pem`], with the checks for an operator's CA.
 //! - [`csr`]: intake checks on a CSR ([`CsrRules`]) and [`new_csr`] to make one.
@@ -16,6 +17,7 @@
 //! - `errors`: [`PkiError`] and [`CsrError`], each with a stable `kind()`.
 //! - `pem`: reading and writing PEM blocks.
 
+pub mod admin;
 mod authority;
 pub mod csr;
 mod errors;

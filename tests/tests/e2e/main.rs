@@ -5,6 +5,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod access;
+mod admin_certs;
 mod agent;
 mod agent_failover;
 mod bad_policy;
