@@ -41,6 +41,8 @@ pub struct RawConfig {
     long_poll: Option<Spanned<bool>>,
     allowed_paths: Option<Spanned<Vec<Spanned<String>>>>,
     allowed_units: Option<Spanned<Vec<Spanned<String>>>>,
+    allowed_owners: Option<Spanned<Vec<Spanned<String>>>>,
+    allowed_groups: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// What the agent runs with.
@@ -71,8 +73,9 @@ pub struct Settings {
     /// Between passes, wait on the server for a new manifest (long-poll) so a change arrives
     /// within seconds instead of at the next interval.
     pub long_poll: bool,
-    /// What no manifest can widen: the directories written under (`allowed_paths`) and the
-    /// units restarted (`allowed_units`).
+    /// What no manifest can widen: the directories written under (`allowed_paths`), the
+    /// units restarted (`allowed_units`), the accounts files are given to (`allowed_owners`,
+    /// `allowed_groups`).
     pub limits: Limits,
 }
 
@@ -201,7 +204,13 @@ impl Settings {
                 at.error(Some(alg.span()), "key_algorithm", why)
             })?,
         };
-        let limits = limits_from_raw(at, raw.allowed_paths, raw.allowed_units)?;
+        let mut limits = limits_from_raw(at, raw.allowed_paths, raw.allowed_units)?;
+        if let Some(owners) = raw.allowed_owners {
+            limits.allowed_owners = account_patterns(at, owners, "allowed_owners")?;
+        }
+        if let Some(groups) = raw.allowed_groups {
+            limits.allowed_groups = account_patterns(at, groups, "allowed_groups")?;
+        }
         Ok(Self {
             servers,
             node,
@@ -246,6 +255,23 @@ fn limits_from_raw(
         }
     }
     Ok(out)
+}
+
+/// `allowed_owners` or `allowed_groups` (`key`): account name globs.
+fn account_patterns(
+    at: &Locator<'_>,
+    patterns: Spanned<Vec<Spanned<String>>>,
+    key: &str,
+) -> Result<Vec<String>, ConfigError> {
+    patterns
+        .into_inner()
+        .into_iter()
+        .map(|pattern| {
+            limits::check_account_pattern(pattern.get_ref())
+                .map_err(|why| at.error(Some(pattern.span()), key, why))?;
+            Ok(pattern.into_inner())
+        })
+        .collect()
 }
 
 /// Checks a server URL: `https://host[:port]`, nothing after the authority but `/`.

@@ -331,6 +331,10 @@ async fn pull<M: ManifestSource>(
         );
         return Err(failed(Outcome::Failed, why));
     }
+    // Cached before the limits are checked, on purpose: a refused manifest's revision is the
+    // ETag the long-poll waits on, so the agent refuses it once per interval rather than in a
+    // loop, and wakes as soon as the server has another. Nothing is installed from the cache
+    // without the same check.
     if let Err(e) = ctx.state.save_manifest(&manifest) {
         tracing::warn!(error = %e, "cannot cache the manifest");
     }

@@ -4,21 +4,27 @@
 //! managed file, signs, installs or restarts), the whole manifest is checked here: every path
 //! it names is strictly under one of `allowed_paths` (lexically, and on disk under the `root`
 //! prefix, where no symbolic link leads out of the allowed tree), every unit it restarts is a
-//! `.service` matching `allowed_units` and is not calseg's own, no mode has a
+//! `.service` matching `allowed_units` and is not calseg's own, every file's owner and group
+//! match `allowed_owners` and `allowed_groups`, no mode has a
 //! setuid/setgid/sticky or world-writable bit, and the CA bundle is PEM `CERTIFICATE` blocks
 //! and nothing else. One violation refuses the whole pass: nothing of it is installed or
 //! restarted, and the report names each refused field and value. A compromised server can at
 //! worst change Calico identities, never take the host.
 //!
 //! # Layout
+//! - [`accounts`]: the owners and groups managed files may be given to.
 //! - [`paths`]: lexical normalization and the on-disk walk under the root prefix.
 //! - [`units`]: unit names and the glob match of `allowed_units`.
 //! - [`pem`]: the strict CA bundle parser.
 
+mod accounts;
 mod paths;
 mod pem;
 mod units;
 
+pub use accounts::{
+    DEFAULT_ALLOWED_GROUPS, DEFAULT_ALLOWED_OWNERS, check_account, check_account_pattern,
+};
 pub use paths::{check_on_disk, normalize};
 pub use pem::check_ca_bundle;
 pub use units::{check_unit, check_unit_pattern, glob_match};
@@ -43,16 +49,19 @@ pub struct Limits {
     pub allowed_paths: Vec<PathBuf>,
     /// Globs (`*`, `?`) on the full unit name; only `.service` units, never calseg's own.
     pub allowed_units: Vec<String>,
+    /// Globs on the user name managed files may be owned by.
+    pub allowed_owners: Vec<String>,
+    /// Globs on the group name managed files may belong to.
+    pub allowed_groups: Vec<String>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             allowed_paths: DEFAULT_ALLOWED_PATHS.iter().map(PathBuf::from).collect(),
-            allowed_units: DEFAULT_ALLOWED_UNITS
-                .iter()
-                .map(|u| (*u).to_owned())
-                .collect(),
+            allowed_units: owned(DEFAULT_ALLOWED_UNITS),
+            allowed_owners: owned(DEFAULT_ALLOWED_OWNERS),
+            allowed_groups: owned(DEFAULT_ALLOWED_GROUPS),
         }
     }
 }
@@ -149,6 +158,16 @@ impl Limits {
                     refuse(at(field), path.clone(), self.check_path(root, path));
                 }
             }
+            refuse(
+                at("files.owner"),
+                files.owner.clone(),
+                check_account(&self.allowed_owners, "allowed_owners", &files.owner),
+            );
+            refuse(
+                at("files.group"),
+                files.group.clone(),
+                check_account(&self.allowed_groups, "allowed_groups", &files.group),
+            );
             for (field, mode) in [
                 ("files.key_mode", files.key_mode),
                 ("files.cert_mode", files.cert_mode),
@@ -161,6 +180,10 @@ impl Limits {
         }
         out
     }
+}
+
+fn owned(list: &[&str]) -> Vec<String> {
+    list.iter().map(|item| (*item).to_owned()).collect()
 }
 
 /// A bounded, printable excerpt of a long value for a report.

@@ -198,6 +198,7 @@ fn the_whole_manifest_is_checked_and_each_violation_names_field_and_value() -> T
 
     let mut bad = identity("calico-node", &["sshd.service", "calico-node.service"]);
     bad.files.key_mode = 0o4777;
+    bad.files.group = "users".into();
     bad.render.env_file = Some("/etc/systemd/system/x.service".into());
     m.identities.push(bad);
     m.etcd.ca_bundle_pem = format!("ssh-rsa AAAA\n{}", m.etcd.ca_bundle_pem);
@@ -206,10 +207,11 @@ fn the_whole_manifest_is_checked_and_each_violation_names_field_and_value() -> T
         .iter()
         .map(ToString::to_string)
         .collect();
-    assert_eq!(found.len(), 4, "{found:#?}");
+    assert_eq!(found.len(), 5, "{found:#?}");
     let expect = [
         "etcd.ca_bundle_pem = \"ssh-rsa AAAA",
         "identities[calico-node].render.env_file = \"/etc/systemd/system/x.service\"",
+        "identities[calico-node].files.group = \"users\"",
         "identities[calico-node].files.key_mode = \"0o4777\"",
         "identities[calico-node].restart = \"sshd.service\"",
     ];

@@ -239,6 +239,24 @@ pub async fn report(
     state
         .store(move |s| s.record_report(&name, value, now))
         .await?;
+    // A manifest outside the node's own agent.toml limits: the policy (or whoever serves the
+    // node) asked for something the host does not allow. The operator must see that.
+    if report.identities.iter().any(|i| i.status == "refused") {
+        tracing::warn!(node = %caller.name, revision = %report.revision, "the node refused its manifest: it is outside the node's agent.toml limits");
+        state
+            .audit(
+                &caller.name,
+                AuditAction::Report,
+                &caller.name,
+                AuditOutcome::Denied,
+                format!(
+                    "manifest {} refused by the node's agent.toml limits: {}",
+                    report.revision,
+                    report.errors.join("; ")
+                ),
+            )
+            .await;
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -79,7 +79,7 @@ async fn a_compromised_server_cannot_take_the_host() {
         .expect("an authorized_keys to protect");
 
     type Attack = (&'static str, &'static str, fn(&mut Manifest));
-    let attacks: [Attack; 10] = [
+    let attacks: [Attack; 11] = [
         (
             "authorized_keys text before the CA's PEM block",
             "etcd.ca_bundle_pem",
@@ -124,6 +124,15 @@ async fn a_compromised_server_cannot_take_the_host() {
             "identities[calico-node].files.key_mode = \"0o4777\"",
             |m| {
                 node_identity(m).files.key_mode = 0o4777;
+            },
+        ),
+        (
+            "key readable by group users",
+            "identities[calico-node].files.group = \"users\"",
+            |m| {
+                let files = &mut node_identity(m).files;
+                files.group = "users".into();
+                files.key_mode = 0o640;
             },
         ),
         (
@@ -229,5 +238,49 @@ async fn a_compromised_server_cannot_take_the_host() {
     assert_ne!(
         unit.main_pid, unit_before.main_pid,
         "calico-node restarted:\n{out}"
+    );
+}
+
+/// The honest server with a hostile (or careless) policy: calico-node's key handed to the
+/// group `users` with mode 0640, which the server's `check` cannot know the hosts forbid. The
+/// real agent refuses the whole pass and the real server records the refusal in its audit log.
+#[tokio::test]
+async fn a_manifest_outside_the_agent_s_limits_is_refused_and_audited_by_the_server() {
+    const NODE: &str = "hostile2";
+    let world = AgentWorld::start(NODE, |endpoint| {
+        standin_policy(endpoint, &format!("names = [\"{NODE}\"]")).replace(
+            "restart = [\"calico-node.service\"]",
+            "restart = [\"calico-node.service\"]\ngroup = \"users\"\nkey_mode = \"0640\"",
+        )
+    })
+    .await
+    .expect("etcd, server and sandbox");
+    let agent = &world.agent;
+    agent.enroll(&world.server).expect("enroll");
+    let before = snapshot(&world);
+    let (code, out) = agent.once().expect("once");
+    assert_eq!(code, 1, "refused with exit 1:\n{out}");
+    assert!(
+        out.contains("identities[calico-node].files.group = \"users\"")
+            && out.contains("does not match allowed_groups"),
+        "the agent names the field and the limit:\n{out}"
+    );
+    assert!(
+        !agent.host.path("/etc/calico/certs/calico-node").exists(),
+        "nothing of the pass was installed"
+    );
+    assert_eq!(snapshot(&world), before, "the host's files are unchanged");
+    let audit = world.server.cli_ok(&["audit"]).expect("audit");
+    assert!(
+        audit.contains(NODE) && audit.contains("refused by the node's agent.toml limits"),
+        "the server audits the refusal:\n{audit}"
+    );
+    let listed = world
+        .server
+        .cli_ok(&["nodes", "list", "--json"])
+        .expect("nodes list");
+    assert!(
+        listed.contains("calico-node: refused"),
+        "the inventory shows the refusal as drift:\n{listed}"
     );
 }
