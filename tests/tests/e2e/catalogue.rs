@@ -243,6 +243,8 @@ pub fn table() -> Vec<Row> {
             "agent.toml:1:8: node: `../cat-a` is not a node name"),
         row("agent.toml: plain-HTTP server", AgentToml, Input::AgentToml("node = \"cat-a\"", "node = \"cat-a\"\nserver = \"http://127.0.0.1:1\""),
             "agent.toml:2:10: server: `http://127.0.0.1:1` must start with https://"),
+        row("agent.toml: allowed_groups pattern with a slash", AgentToml, Input::AgentToml("node = \"cat-a\"", "node = \"cat-a\"\nallowed_groups = [\"calico/x\"]"),
+            "agent.toml:2:19: allowed_groups: `calico/x` is not an account pattern"),
         // Manifests (what a compromised or buggy server could send): the agent refuses them.
         row("manifest: env_file climbing out of the root", Manifest, Input::Manifest("\"/etc/calico/calico.env\"", "\"/etc/calico/../../etc/shadow\""),
             "refused by agent.toml limits: identities[calico-node].render.env_file = \"/etc/calico/../../etc/shadow\": contains a `..` component"),
@@ -250,6 +252,8 @@ pub fn table() -> Vec<Row> {
             "identities[calico-node].files.key = \"/etc/calico/certs/../../../root/.ssh/id_ed25519\": contains a `..` component"),
         row("manifest: relative CA path", Manifest, Input::Manifest("\"ca\":\"/etc/calico/certs/calico-node/ca.pem\"", "\"ca\":\"etc/calico/certs/calico-node/ca.pem\""),
             "identities[calico-node].files.ca = \"etc/calico/certs/calico-node/ca.pem\": not an absolute path"),
+        row("manifest: key given to the group users", Manifest, Input::Manifest("\"group\":\"root\"", "\"group\":\"users\""),
+            "refused by agent.toml limits: identities[calico-node].files.group = \"users\": does not match allowed_groups [root, calico*]"),
         row("manifest: wrong JSON type", Manifest, Input::Manifest("\"key_mode\":384", "\"key_mode\":\"0600\""),
             "is not a manifest"),
         // CSRs, for a component identity of cat-a (etcd user calico-node.cat-a).
