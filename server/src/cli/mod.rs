@@ -5,6 +5,7 @@ mod access_cmd;
 mod admin_cmd;
 mod datastore_cmd;
 mod rbac_cmd;
+mod revoke_cmd;
 mod rollout_cmd;
 mod store_cmd;
 
@@ -169,8 +170,14 @@ pub enum NodesCommand {
     Approve { node: String },
     /// Deny a pending node.
     Deny { node: String },
-    /// Revoke an enrolled node: every call refused at once, its etcd users removed.
-    Revoke { node: String },
+    /// Revoke an enrolled node: every call refused at once, its etcd users removed. Says
+    /// "revoked" only once they are gone; otherwise names those still there, and exits 1.
+    Revoke {
+        node: String,
+        /// How long to wait for the node's etcd users to be deleted (at most 25s).
+        #[arg(long, value_name = "DURATION", default_value = "20s")]
+        wait: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -311,8 +318,8 @@ pub fn main() -> ExitCode {
             Command::Nodes(NodesCommand::Deny { node }) => {
                 admin_cmd::nodes_action(cli.config.as_deref(), "deny", node).await
             }
-            Command::Nodes(NodesCommand::Revoke { node }) => {
-                admin_cmd::nodes_action(cli.config.as_deref(), "revoke", node).await
+            Command::Nodes(NodesCommand::Revoke { node, wait }) => {
+                revoke_cmd::nodes_revoke(cli.config.as_deref(), node, wait).await
             }
             Command::Rollout(RolloutCommand::Status { json }) => {
                 rollout_cmd::rollout_status(cli.config.as_deref(), *json).await

@@ -21,6 +21,15 @@ pub fn check(config: Option<&Path>, policy: Option<&Path>) -> Result<ExitCode> {
     let config = ServerConfig::load(config)?;
     let path = policy_path(&config, policy);
     let policy = load_policy(&path)?;
+    // calseg's own etcd user, when server.toml names its certificate (a public file).
+    if let Some(cert) = &config.etcd.cert_file {
+        match crate::ha::access::etcd_user_of(cert) {
+            Ok(user) => refuse_reserved(&policy, &path, &user)?,
+            Err(error) => eprintln!(
+                "note: calseg's own etcd user is not checked against the template: {error:#}"
+            ),
+        }
+    }
     println!(
         "{}: valid: {} components, {} named nodes, Calico {} tables",
         path.display(),
@@ -138,6 +147,8 @@ async fn compute_plan(
     let policy_file = policy_path(&config, args.target.policy.as_deref());
     let policy = load_policy(&policy_file)?;
     let access = etcd_access(&config, &args.target, &policy)?;
+    let own_user = crate::ha::access::etcd_user_of(&access.cert_file)?;
+    refuse_reserved(&policy, &policy_file, &own_user)?;
     let release = etcd_release::check(&access).await;
     for line in etcd_release::cli_lines(&release) {
         eprintln!("{line}");
@@ -158,7 +169,7 @@ async fn compute_plan(
     let live = rbac::read_live(&client, parallelism)
         .await
         .with_context(|| format!("read etcd's users and roles at {endpoints}"))?;
-    let desired = rbac::desired_state(&policy, &policy.nodes());
+    let desired = rbac::desired_state(&policy, &rbac::first_generation(policy.nodes()));
     Ok((rbac::diff(&desired, &live, args.adopt), client, parallelism))
 }
 
@@ -180,6 +191,18 @@ pub(super) fn load_policy(path: &Path) -> Result<Policy> {
         eprintln!("{warning}");
     }
     Ok(policy)
+}
+
+/// Refuses a policy whose template can render calseg's own etcd user `own_user`.
+fn refuse_reserved(policy: &Policy, path: &Path, own_user: &str) -> Result<()> {
+    policy
+        .check_reserved_users(&[own_user.to_owned()])
+        .map_err(|e| {
+            anyhow!(
+                "{}: {e}\nthe policy has errors; nothing was changed",
+                path.display()
+            )
+        })
 }
 
 pub(super) fn etcd_access(
