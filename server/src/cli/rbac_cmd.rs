@@ -169,8 +169,23 @@ async fn compute_plan(
     let live = rbac::read_live(&client, parallelism)
         .await
         .with_context(|| format!("read etcd's users and roles at {endpoints}"))?;
-    let desired = rbac::desired_state(&policy, &rbac::first_generation(policy.nodes()));
+    let desired = rbac::desired_state(&policy, &live_generations(&policy, &live));
     Ok((rbac::diff(&desired, &live, args.adopt), client, parallelism))
+}
+
+/// The policy's named nodes, each at the newest enrollment generation of its users calseg owns
+/// in etcd: without the server's store, that is what says a node came back after a revocation
+/// (so a direct apply never recreates a user of an older generation).
+fn live_generations(policy: &Policy, live: &rbac::LiveAuth) -> rbac::NodeGenerations {
+    let mut nodes = rbac::first_generation(policy.nodes());
+    for user in live.owned.users.keys() {
+        if let Some(owner) = policy.owner_of(user)
+            && let Some(generation) = nodes.get_mut(&owner.node)
+        {
+            *generation = (*generation).max(owner.generation);
+        }
+    }
+    nodes
 }
 
 pub(super) fn policy_path(config: &ServerConfig, flag: Option<&Path>) -> PathBuf {

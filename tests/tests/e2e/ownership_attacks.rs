@@ -197,7 +197,7 @@ async fn a_foreign_user_is_never_signed_and_blocks_nothing_else_and_revoke_tells
     // The attack: a worker-* token enrolls worker-legacy.
     let token = server
         .cli_ok(&[
-            "token", "create", "--match", "worker-*", "--uses", "2", "--ttl", "1h",
+            "token", "create", "--match", "worker-*", "--uses", "1", "--ttl", "1h",
         ])
         .expect("token")
         .trim()
@@ -227,6 +227,12 @@ async fn a_foreign_user_is_never_signed_and_blocks_nothing_else_and_revoke_tells
         ["root"],
         "the foreign user was touched"
     );
+
+    // The refusal did not use the one-use token up.
+    let mut worker6 =
+        TestNode::new("worker-6", &server.url(), &server.fleet_ca_pem()).expect("node");
+    let answer = worker6.enroll(Some(&token)).await.expect("enroll");
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
 
     // The conflict is reported, and holds back only its own user.
     let plan = server.cli(&["plan"]).expect("plan");
