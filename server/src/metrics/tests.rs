@@ -255,6 +255,25 @@ fn histogram_buckets_are_cumulative_and_end_at_the_count() {
 }
 
 #[test]
+fn conflicts_and_pending_revocations_are_gauges_that_start_at_zero() {
+    let metrics = Metrics::new();
+    let samples = parse(&metrics.render(&[], at(0)));
+    assert_eq!(value(&samples, "calseg_rbac_conflicts", &[]), Some(0.0));
+    assert_eq!(
+        value(&samples, "calseg_revocations_pending", &[]),
+        Some(0.0)
+    );
+    metrics.set_rbac_conflicts(1);
+    metrics.set_revocations_pending(2);
+    let samples = parse(&metrics.render(&[], at(0)));
+    assert_eq!(value(&samples, "calseg_rbac_conflicts", &[]), Some(1.0));
+    assert_eq!(
+        value(&samples, "calseg_revocations_pending", &[]),
+        Some(2.0)
+    );
+}
+
+#[test]
 fn leases_held_appears_once_set() {
     let metrics = Metrics::new();
     metrics.set_leases_held(3);
