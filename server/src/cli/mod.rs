@@ -37,6 +37,9 @@ pub enum Command {
     /// knows the nodes that enrolled by glob); directly to etcd with --policy or --direct.
     Plan(ReconcileArgs),
     /// Make etcd's calseg users and roles match the policy (through the server, as `plan`).
+    /// A user the policy names that calseg does not own is a conflict: left alone (and never
+    /// signed for) while everything else is applied. Exit status: 0 done, 2 done but conflicts
+    /// left alone, 1 error.
     Apply(ReconcileArgs),
     /// Whether USER may read or write KEY (--prefix: every key under it), from etcd's live
     /// roles. Exit status: 0 yes, 1 no (or an error, e.g. no such user).

@@ -67,11 +67,26 @@ async fn via_server(config: &ServerConfig, args: &ReconcileArgs, apply: bool) ->
             println!("Applied {} changes.", answer["applied"]);
         }
     }
-    Ok(if apply || answer["empty"].as_bool() == Some(true) {
+    let conflicts = answer["plan"]["conflicts"].as_array().map_or(0, Vec::len);
+    Ok(if apply {
+        applied_exit(conflicts)
+    } else if answer["empty"].as_bool() == Some(true) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_CHANGES)
     })
+}
+
+/// `apply`'s exit status: 0, or 2 (with a line on stderr) when conflicts were left alone.
+fn applied_exit(conflicts: usize) -> ExitCode {
+    if conflicts == 0 {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!(
+        "{conflicts} conflict(s) left alone (the lines marked !): each holds back only its own \
+         user, everything else was applied; calseg signs no certificate for those users"
+    );
+    ExitCode::from(EXIT_CHANGES)
 }
 
 /// `plan`: print the diff; exit 0 when there is none, 2 when there are changes or conflicts.
@@ -132,7 +147,7 @@ pub async fn apply(config: Option<&Path>, args: &ReconcileArgs) -> Result<ExitCo
             started.elapsed().as_secs_f64()
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(applied_exit(report.conflicts))
 }
 
 /// Loads config and policy, checks etcd's releases (warnings; for `apply` with

@@ -82,7 +82,7 @@ async fn still_present(
             }];
         }
     };
-    let policies = policies(state, node);
+    let policies = policies(state);
     let mut pending = Vec::new();
     for user in names {
         if !issued.contains(&user) && !belongs(&policies, &user, node) {
@@ -105,15 +105,13 @@ async fn still_present(
     pending
 }
 
-/// The policies a node's users may have been made under: the one in force, and during a
-/// rollout in waves the previous one.
-fn policies(state: &AppState, node: &str) -> Vec<std::sync::Arc<Policy>> {
+/// The policies users may have been made under: the one in force, and during a rollout in
+/// waves the previous one.
+fn policies(state: &AppState) -> Vec<std::sync::Arc<Policy>> {
     let mut policies = vec![state.policy()];
     if let Some(active) = state.rollout() {
         policies.push(active.from);
     }
-    let (for_node, _) = state.policy_for(node);
-    policies.push(for_node);
     policies
 }
 
@@ -135,7 +133,7 @@ pub async fn count_pending(state: &AppState, records: &[NodeRecord]) -> Option<u
     if revoked.is_empty() {
         return Some(0);
     }
-    let policies = policies(state, "");
+    let policies = policies(state);
     let mut nodes = BTreeSet::new();
     for user in &names {
         for policy in &policies {

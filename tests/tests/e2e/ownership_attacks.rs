@@ -242,6 +242,13 @@ async fn a_foreign_user_is_never_signed_and_blocks_nothing_else_and_revoke_tells
             .contains("user calico-node.worker-legacy exists in etcd but calseg did not create it"),
         "{plan_text}"
     );
+    let applied = server.cli(&["apply"]).expect("apply");
+    let applied_text = describe(&applied);
+    assert_eq!(applied.status.code(), Some(2), "{applied_text}");
+    assert!(
+        applied_text.contains("1 conflict(s) left alone"),
+        "{applied_text}"
+    );
     let (_n5, id5) = enrolled_identity(&server, "worker-5", "calico-node.worker-5").await;
     works_soon(&etcd, &id5, "worker-5").await;
     let scrape = server.scrape().await.expect("scrape");
