@@ -1,8 +1,8 @@
 //! `nodes revoke` tells the truth: after the node is marked revoked, the answer waits (bounded)
 //! until none of its etcd users exists any more, and otherwise names the users still there and
 //! why. A node's users are the users its issued certificates name, and every user the policy
-//! template reads as that node's (any generation). The same count feeds
-//! `calseg_revocations_pending`.
+//! template reads as that node's (any generation). `calseg_revocations_pending` counts the
+//! revoked nodes that still have a user the template reads as theirs.
 
 use super::state::AppState;
 use crate::policy::Policy;
@@ -53,7 +53,7 @@ pub(super) async fn wait_until_gone(
         if pending.is_empty() || Instant::now() >= deadline {
             return pending;
         }
-        state.poke_reconciler();
+        // The revocation poked the reconciler; a pass under way is followed by another.
         tokio::time::sleep(POLL).await;
     }
 }
@@ -124,7 +124,6 @@ fn belongs(policies: &[std::sync::Arc<Policy>], user: &str, node: &str) -> bool 
 /// How many revoked nodes still have an etcd user: `calseg_revocations_pending`.
 pub async fn count_pending(state: &AppState, records: &[NodeRecord]) -> Option<usize> {
     let reconciler = state.reconciler.as_ref()?;
-    let names = reconciler.user_names().await.ok()?;
     let revoked: BTreeSet<&str> = records
         .iter()
         .filter(|r| r.state == NodeState::Revoked)
@@ -133,6 +132,7 @@ pub async fn count_pending(state: &AppState, records: &[NodeRecord]) -> Option<u
     if revoked.is_empty() {
         return Some(0);
     }
+    let names = reconciler.user_names().await.ok()?;
     let policies = policies(state);
     let mut nodes = BTreeSet::new();
     for user in &names {
