@@ -28,7 +28,7 @@ pub fn policy(data: &[u8]) {
     match crate::policy::parse(text, "fuzz.toml") {
         Ok(policy) => {
             for node in ["node1", "worker-1", "a"] {
-                let _ = crate::manifest::manifest_for(&policy, node, "");
+                let _ = crate::manifest::manifest_for(&policy, node, 0, "");
             }
             for warning in &policy.warnings {
                 let _ = warning.to_string();

@@ -6,15 +6,21 @@ use crate::policy::{Component, KeyRange, Policy};
 use calseg_api::access::Access;
 use calseg_api::manifest::{EtcdTarget, Identity, IdentityFiles, Manifest, Render};
 
-/// The manifest of `node`, or `None` when the policy gives it no component.
-pub fn manifest_for(policy: &Policy, node: &str, etcd_ca_bundle_pem: &str) -> Option<Manifest> {
+/// The manifest of `node` in its enrollment `generation` (which names its etcd users), or `None`
+/// when the policy gives it no component.
+pub fn manifest_for(
+    policy: &Policy,
+    node: &str,
+    generation: u32,
+    etcd_ca_bundle_pem: &str,
+) -> Option<Manifest> {
     let components = policy.components_for(node);
     if components.is_empty() {
         return None;
     }
     let identities = components
         .iter()
-        .map(|component| identity(policy, component, node))
+        .map(|component| identity(policy, component, node, generation))
         .collect();
     let mut manifest = Manifest {
         node: node.to_owned(),
@@ -33,22 +39,28 @@ pub fn manifest_for(policy: &Policy, node: &str, etcd_ca_bundle_pem: &str) -> Op
     Some(manifest)
 }
 
-/// Whether `node` may hold the identity `component` (and which etcd user it is).
-pub fn etcd_user_for(policy: &Policy, node: &str, component: &str) -> Option<String> {
+/// Whether `node` may hold the identity `component` (and which etcd user it is in the node's
+/// enrollment `generation`).
+pub fn etcd_user_for(
+    policy: &Policy,
+    node: &str,
+    generation: u32,
+    component: &str,
+) -> Option<String> {
     policy
         .components_for(node)
         .iter()
         .any(|c| c.name == component)
-        .then(|| policy.etcd_user(component, node))
+        .then(|| policy.etcd_user(component, node, generation))
 }
 
-fn identity(policy: &Policy, component: &Component, node: &str) -> Identity {
+fn identity(policy: &Policy, component: &Component, node: &str, generation: u32) -> Identity {
     let dir = component.cert_dir.display().to_string();
     let file = |name: &str| component.cert_dir.join(name).display().to_string();
     let path = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
     Identity {
         component: component.name.clone(),
-        etcd_user: policy.etcd_user(&component.name, node),
+        etcd_user: policy.etcd_user(&component.name, node, generation),
         files: IdentityFiles {
             dir,
             ca: file("ca.pem"),
@@ -122,7 +134,7 @@ components = ["cni-plugin"]
     #[test]
     fn a_node_gets_only_its_own_identities_and_the_revision_tracks_content() {
         let policy = crate::policy::parse(POLICY, "p.toml").unwrap();
-        let manifest = manifest_for(&policy, "node1", "CA").unwrap();
+        let manifest = manifest_for(&policy, "node1", 0, "CA").unwrap();
         let users: Vec<&str> = manifest
             .identities
             .iter()
@@ -138,21 +150,25 @@ components = ["cni-plugin"]
         );
         assert!(!node.probe_key.is_empty());
 
-        let worker = manifest_for(&policy, "worker-3", "CA").unwrap();
+        let worker = manifest_for(&policy, "worker-3", 0, "CA").unwrap();
         assert_eq!(worker.identities.len(), 1);
-        assert!(manifest_for(&policy, "stranger", "CA").is_none());
+        assert!(manifest_for(&policy, "stranger", 0, "CA").is_none());
 
         assert_eq!(
-            manifest_for(&policy, "node1", "CA").unwrap().revision,
+            manifest_for(&policy, "node1", 0, "CA").unwrap().revision,
             manifest.revision
         );
         assert_ne!(
-            manifest_for(&policy, "node1", "CA2").unwrap().revision,
+            manifest_for(&policy, "node1", 0, "CA2").unwrap().revision,
             manifest.revision
         );
-        assert_eq!(etcd_user_for(&policy, "worker-3", "calico-node"), None);
+        // Back after a revocation: new user names, so a new revision and new certificates.
+        let again = manifest_for(&policy, "node1", 1, "CA").unwrap();
+        assert_eq!(again.identities[0].etcd_user, "calico-node.node1~g1");
+        assert_ne!(again.revision, manifest.revision);
+        assert_eq!(etcd_user_for(&policy, "worker-3", 0, "calico-node"), None);
         assert_eq!(
-            etcd_user_for(&policy, "worker-3", "cni-plugin").as_deref(),
+            etcd_user_for(&policy, "worker-3", 0, "cni-plugin").as_deref(),
             Some("cni-plugin.worker-3")
         );
     }

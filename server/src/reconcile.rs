@@ -4,7 +4,7 @@
 
 use crate::etcd_release::Monitor;
 use crate::policy::Policy;
-use crate::rbac::{self, ApplyReport, AuthState, Plan};
+use crate::rbac::{self, ApplyReport, AuthState, NodeGenerations, Plan};
 use crate::store::{NodeRecord, NodeState};
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
@@ -12,19 +12,24 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, Notify};
 
-/// The nodes whose identities must exist in etcd: the policy's named nodes and the approved
-/// enrolled nodes the policy gives a component, less nodes an operator denied or revoked.
-pub fn desired_nodes(policy: &Policy, enrolled: &[NodeRecord]) -> BTreeSet<String> {
-    let mut nodes = policy.nodes();
+/// The nodes whose identities must exist in etcd, with their enrollment generation: the
+/// policy's named nodes and the approved enrolled nodes the policy gives a component, less nodes
+/// an operator denied or revoked.
+pub fn desired_nodes(policy: &Policy, enrolled: &[NodeRecord]) -> NodeGenerations {
+    let mut nodes = rbac::first_generation(policy.nodes());
     for record in enrolled {
         match record.state {
             NodeState::Approved if !policy.components_for(&record.name).is_empty() => {
-                nodes.insert(record.name.clone());
+                nodes.insert(record.name.clone(), record.generation);
             }
             NodeState::Denied | NodeState::Revoked => {
                 nodes.remove(&record.name);
             }
-            _ => {}
+            _ => {
+                if let Some(generation) = nodes.get_mut(&record.name) {
+                    *generation = record.generation;
+                }
+            }
         }
     }
     nodes
@@ -49,13 +54,13 @@ pub fn desired_rbac(
     let Some((from, serves_new)) = rollout else {
         return rbac::desired_state(policy, &desired_nodes(policy, enrolled));
     };
-    let to_nodes: BTreeSet<String> = desired_nodes(policy, enrolled)
+    let to_nodes: NodeGenerations = desired_nodes(policy, enrolled)
         .into_iter()
-        .filter(|n| serves_new(n))
+        .filter(|(n, _)| serves_new(n))
         .collect();
-    let from_nodes: BTreeSet<String> = desired_nodes(from, enrolled)
+    let from_nodes: NodeGenerations = desired_nodes(from, enrolled)
         .into_iter()
-        .filter(|n| !serves_new(n))
+        .filter(|(n, _)| !serves_new(n))
         .collect();
     let mut state = rbac::desired_state(policy, &to_nodes);
     let old = rbac::desired_state(from, &from_nodes);
@@ -130,7 +135,7 @@ impl Reconciler {
     pub async fn plan(
         &self,
         policy: &Policy,
-        nodes: &BTreeSet<String>,
+        nodes: &NodeGenerations,
         adopt: bool,
     ) -> Result<Plan> {
         self.plan_desired(&rbac::desired_state(policy, nodes), adopt)
@@ -150,7 +155,7 @@ impl Reconciler {
     pub async fn apply(
         &self,
         policy: &Policy,
-        nodes: &BTreeSet<String>,
+        nodes: &NodeGenerations,
         adopt: bool,
     ) -> Result<(Plan, ApplyReport)> {
         self.apply_desired(&rbac::desired_state(policy, nodes), adopt)
@@ -169,6 +174,32 @@ impl Reconciler {
         let plan = self.plan_desired(desired, adopt).await?;
         let report = rbac::apply(&self.client, &plan, self.parallelism, &|_, _| {}).await?;
         Ok((plan, report))
+    }
+
+    /// The roles of the etcd user `user`, or `None` when etcd has no such user.
+    pub async fn user_roles(&self, user: &str) -> Result<Option<BTreeSet<String>>> {
+        let fetched = rbac::with_retry(|| {
+            let mut client = self.client.clone();
+            async move { client.user_get(user).await }
+        })
+        .await;
+        match fetched {
+            Ok(response) => Ok(Some(response.roles().iter().cloned().collect())),
+            Err(error) if rbac::is_not_found(&error) => Ok(None),
+            Err(error) => Err(error)
+                .with_context(|| format!("read the etcd user {user} at {}", self.endpoints)),
+        }
+    }
+
+    /// Every etcd user's name.
+    pub async fn user_names(&self) -> Result<Vec<String>> {
+        let listed = rbac::with_retry(|| {
+            let mut client = self.client.clone();
+            async move { client.user_list().await }
+        })
+        .await
+        .with_context(|| format!("list etcd's users at {}", self.endpoints))?;
+        Ok(listed.users().to_vec())
     }
 
     /// Waits for the interval to pass or a poke, whichever comes first.

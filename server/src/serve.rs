@@ -93,6 +93,21 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
     }
     let state_dir = config.state_dir();
     let access = config.etcd.access(|| Ok(policy.etcd.endpoints.clone()))?;
+    // calseg's own etcd user: never rendered by the policy, never signed for.
+    let own_user = match &access {
+        Some(access) => Some(ha::access::etcd_user_of(&access.cert_file)?),
+        None => None,
+    };
+    if let Some(user) = &own_user {
+        policy
+            .check_reserved_users(std::slice::from_ref(user))
+            .map_err(|e| {
+                anyhow!(
+                    "{}: {e}\nthe policy has errors; the server does not start",
+                    policy_path.display()
+                )
+            })?;
+    }
     let ca_dir = config.ca_dir();
     let fleet_ca = CaFiles::new(&ca_dir, "fleet").load(CaKind::Fleet, now)?;
     let etcd_ca = CaFiles::new(&ca_dir, "etcd-client").load(CaKind::EtcdClient, now)?;
@@ -194,6 +209,7 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
         Arc::new(Metrics::new()),
         limits,
     ));
+    state.set_own_etcd_user(own_user.as_deref());
     if let Some(report) = release_of(&state).and_then(|m| m.latest()) {
         state
             .metrics
@@ -476,16 +492,20 @@ async fn reconcile_loop(state: Arc<AppState>, interval: Duration) {
             reconciler.wait(interval).await;
             continue;
         }
-        let outcome = async {
-            let enrolled = state
-                .store(|s| s.nodes())
-                .await
-                .map_err(|e| anyhow!(e.message))?;
-            reconciler
-                .apply_desired(&state.desired_rbac(&enrolled), false)
-                .await
+        let enrolled = state.store(|s| s.nodes()).await;
+        let outcome = match &enrolled {
+            Ok(enrolled) => {
+                reconciler
+                    .apply_desired(&state.desired_rbac(enrolled), false)
+                    .await
+            }
+            Err(error) => Err(anyhow!(error.message.clone())),
+        };
+        if let Ok(enrolled) = &enrolled
+            && let Some(pending) = http::revocation::count_pending(&state, enrolled).await
+        {
+            state.metrics.set_revocations_pending(pending);
         }
-        .await;
         match &outcome {
             Ok((plan, report)) => {
                 state.metrics.reconciled(
@@ -493,6 +513,12 @@ async fn reconcile_loop(state: Arc<AppState>, interval: Duration) {
                     report.applied,
                     OffsetDateTime::now_utc(),
                 );
+                state.metrics.set_rbac_conflicts(plan.conflicts.len());
+                for conflict in &plan.conflicts {
+                    tracing::warn!(
+                        "etcd RBAC conflict, left alone (the rest is reconciled): {conflict}"
+                    );
+                }
                 if std::mem::replace(&mut failing, false) {
                     reconciler.release().poke();
                 }
@@ -531,6 +557,11 @@ async fn reload_on_sighup(state: Arc<AppState>, path: PathBuf) {
     while hangup.recv().await.is_some() {
         match load_policy(&path) {
             Ok((policy, hash, text)) => {
+                // Nor render a user calseg does not own (as at start).
+                if let Err(error) = policy.check_reserved_users(&state.reserved().names()) {
+                    tracing::error!("policy reload refused, keeping the old one: {error}");
+                    continue;
+                }
                 // With the state in etcd, a policy may not grant the state's prefix (as at start).
                 if let Some(replicas) = state.replicas()
                     && let Err(error) =

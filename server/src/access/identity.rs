@@ -1,49 +1,14 @@
 //! Which component and node an etcd user stands for: the user name matched against the
 //! policy's user template (`{component}.{node}` by default) for each of its components.
 
-use crate::policy::{Policy, check_node_name};
+use crate::policy::Policy;
 
-/// The component and node a user name was made for.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Owner {
-    pub component: String,
-    pub node: String,
-}
+pub use crate::policy::Owner;
 
-/// Matches `user` against `policy`'s template for each component. When several components
-/// match (only possible with templates like `{component}-{node}`), the longest component name
-/// wins, so `calico-node-w1` is calico-node on `w1`, not `calico` on `node-w1`.
+/// Matches `user` against `policy`'s template for each component: [`Policy::owner_of`], the
+/// inverse of the one function that renders user names.
 pub fn owner_of(policy: &Policy, user: &str) -> Option<Owner> {
-    let template = &policy.identity.user_template;
-    let mut found: Vec<Owner> = policy
-        .components
-        .keys()
-        .filter_map(|component| {
-            let node = node_in(&template.replace("{component}", component), user)?;
-            Some(Owner {
-                component: component.clone(),
-                node,
-            })
-        })
-        .collect();
-    found.sort_by_key(|o| (std::cmp::Reverse(o.component.len()), o.component.clone()));
-    found.into_iter().next()
-}
-
-/// The node name `N` for which `template` (with `{node}` placeholders only) spells `user`, if
-/// it is a valid node name.
-fn node_in(template: &str, user: &str) -> Option<String> {
-    let parts: Vec<&str> = template.split("{node}").collect();
-    let holes = parts.len().checked_sub(1).filter(|&n| n > 0)?;
-    let fixed: usize = parts.iter().map(|p| p.len()).sum();
-    let spare = user.len().checked_sub(fixed)?;
-    if spare == 0 || spare % holes != 0 {
-        return None;
-    }
-    let start = parts.first()?.len();
-    let node = user.get(start..start + spare / holes)?;
-    (template.replace("{node}", node) == user && check_node_name(node).is_ok())
-        .then(|| node.to_owned())
+    policy.owner_of(user)
 }
 
 #[cfg(test)]
@@ -76,6 +41,7 @@ components = ["calico-node"]
         Some(Owner {
             component: component.into(),
             node: node.into(),
+            generation: 0,
         })
     }
 
@@ -104,5 +70,7 @@ components = ["calico-node"]
         let p = policy(Some("id:{node}:{component}:{node}"));
         assert_eq!(owner_of(&p, "id:w1:calico:w1"), owner("calico", "w1"));
         assert_eq!(owner_of(&p, "id:w1:calico:w2"), None);
+        let re_enrolled = owner_of(&p, "id:w1:calico:w1~g3").map(|o| o.generation);
+        assert_eq!(re_enrolled, Some(3));
     }
 }

@@ -6,6 +6,7 @@ mod admin_cert_cmd;
 mod admin_cmd;
 mod datastore_cmd;
 mod rbac_cmd;
+mod revoke_cmd;
 mod rollout_cmd;
 mod store_cmd;
 
@@ -37,6 +38,9 @@ pub enum Command {
     /// knows the nodes that enrolled by glob); directly to etcd with --policy or --direct.
     Plan(ReconcileArgs),
     /// Make etcd's calseg users and roles match the policy (through the server, as `plan`).
+    /// A user the policy names that calseg does not own is a conflict: left alone (and never
+    /// signed for) while everything else is applied. Exit status: 0 done, 2 done but conflicts
+    /// left alone, 1 error.
     Apply(ReconcileArgs),
     /// Whether USER may read or write KEY (--prefix: every key under it), from etcd's live
     /// roles. Exit status: 0 yes, 1 no (or an error, e.g. no such user).
@@ -173,8 +177,14 @@ pub enum NodesCommand {
     Approve { node: String },
     /// Deny a pending node.
     Deny { node: String },
-    /// Revoke an enrolled node: every call refused at once, its etcd users removed.
-    Revoke { node: String },
+    /// Revoke an enrolled node: every call refused at once, its etcd users removed. Says
+    /// "revoked" only once they are gone; otherwise names those still there, and exits 1.
+    Revoke {
+        node: String,
+        /// How long to wait for the node's etcd users to be deleted (at most 25s).
+        #[arg(long, value_name = "DURATION", default_value = "20s")]
+        wait: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -332,8 +342,8 @@ pub fn main() -> ExitCode {
             Command::Nodes(NodesCommand::Deny { node }) => {
                 admin_cmd::nodes_action(cli.config.as_deref(), "deny", node).await
             }
-            Command::Nodes(NodesCommand::Revoke { node }) => {
-                admin_cmd::nodes_action(cli.config.as_deref(), "revoke", node).await
+            Command::Nodes(NodesCommand::Revoke { node, wait }) => {
+                revoke_cmd::nodes_revoke(cli.config.as_deref(), node, wait).await
             }
             Command::Rollout(RolloutCommand::Status { json }) => {
                 rollout_cmd::rollout_status(cli.config.as_deref(), *json).await

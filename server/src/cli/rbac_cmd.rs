@@ -21,6 +21,15 @@ pub fn check(config: Option<&Path>, policy: Option<&Path>) -> Result<ExitCode> {
     let config = ServerConfig::load(config)?;
     let path = policy_path(&config, policy);
     let policy = load_policy(&path)?;
+    // calseg's own etcd user, when server.toml names its certificate (a public file).
+    if let Some(cert) = &config.etcd.cert_file {
+        match crate::ha::access::etcd_user_of(cert) {
+            Ok(user) => refuse_reserved(&policy, &path, &user)?,
+            Err(error) => eprintln!(
+                "note: calseg's own etcd user is not checked against the template: {error:#}"
+            ),
+        }
+    }
     println!(
         "{}: valid: {} components, {} named nodes, Calico {} tables",
         path.display(),
@@ -58,11 +67,26 @@ async fn via_server(config: &ServerConfig, args: &ReconcileArgs, apply: bool) ->
             println!("Applied {} changes.", answer["applied"]);
         }
     }
-    Ok(if apply || answer["empty"].as_bool() == Some(true) {
+    let conflicts = answer["plan"]["conflicts"].as_array().map_or(0, Vec::len);
+    Ok(if apply {
+        applied_exit(conflicts)
+    } else if answer["empty"].as_bool() == Some(true) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_CHANGES)
     })
+}
+
+/// `apply`'s exit status: 0, or 2 (with a line on stderr) when conflicts were left alone.
+fn applied_exit(conflicts: usize) -> ExitCode {
+    if conflicts == 0 {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!(
+        "{conflicts} conflict(s) left alone (the lines marked !): each holds back only its own \
+         user, everything else was applied; calseg signs no certificate for those users"
+    );
+    ExitCode::from(EXIT_CHANGES)
 }
 
 /// `plan`: print the diff; exit 0 when there is none, 2 when there are changes or conflicts.
@@ -123,7 +147,7 @@ pub async fn apply(config: Option<&Path>, args: &ReconcileArgs) -> Result<ExitCo
             started.elapsed().as_secs_f64()
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(applied_exit(report.conflicts))
 }
 
 /// Loads config and policy, checks etcd's releases (warnings; for `apply` with
@@ -138,6 +162,8 @@ async fn compute_plan(
     let policy_file = policy_path(&config, args.target.policy.as_deref());
     let policy = load_policy(&policy_file)?;
     let access = etcd_access(&config, &args.target, &policy)?;
+    let own_user = crate::ha::access::etcd_user_of(&access.cert_file)?;
+    refuse_reserved(&policy, &policy_file, &own_user)?;
     let release = etcd_release::check(&access).await;
     for line in etcd_release::cli_lines(&release) {
         eprintln!("{line}");
@@ -158,8 +184,23 @@ async fn compute_plan(
     let live = rbac::read_live(&client, parallelism)
         .await
         .with_context(|| format!("read etcd's users and roles at {endpoints}"))?;
-    let desired = rbac::desired_state(&policy, &policy.nodes());
+    let desired = rbac::desired_state(&policy, &live_generations(&policy, &live));
     Ok((rbac::diff(&desired, &live, args.adopt), client, parallelism))
+}
+
+/// The policy's named nodes, each at the newest enrollment generation of its users calseg owns
+/// in etcd: without the server's store, that is what says a node came back after a revocation
+/// (so a direct apply never recreates a user of an older generation).
+fn live_generations(policy: &Policy, live: &rbac::LiveAuth) -> rbac::NodeGenerations {
+    let mut nodes = rbac::first_generation(policy.nodes());
+    for user in live.owned.users.keys() {
+        if let Some(owner) = policy.owner_of(user)
+            && let Some(generation) = nodes.get_mut(&owner.node)
+        {
+            *generation = (*generation).max(owner.generation);
+        }
+    }
+    nodes
 }
 
 pub(super) fn policy_path(config: &ServerConfig, flag: Option<&Path>) -> PathBuf {
@@ -180,6 +221,18 @@ pub(super) fn load_policy(path: &Path) -> Result<Policy> {
         eprintln!("{warning}");
     }
     Ok(policy)
+}
+
+/// Refuses a policy whose template can render calseg's own etcd user `own_user`.
+fn refuse_reserved(policy: &Policy, path: &Path, own_user: &str) -> Result<()> {
+    policy
+        .check_reserved_users(&[own_user.to_owned()])
+        .map_err(|e| {
+            anyhow!(
+                "{}: {e}\nthe policy has errors; nothing was changed",
+                path.display()
+            )
+        })
 }
 
 pub(super) fn etcd_access(

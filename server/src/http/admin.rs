@@ -38,11 +38,20 @@ pub async fn nodes(
     to_json(&rows)
 }
 
-/// POST approve | deny | revoke for one node.
+/// The query of a node action: how long `revoke` waits for the node's etcd users to go.
+#[derive(Deserialize, Default)]
+pub struct NodeActionQuery {
+    wait_secs: Option<u64>,
+}
+
+/// POST approve | deny | revoke for one node. `revoke` answers once the node's etcd users are
+/// gone, or after `wait_secs` (default 20, at most 25) with `etcd_users_pending` naming those
+/// still there and why.
 pub async fn node_action(
     State(state): State<Arc<AppState>>,
     admin: AdminCaller,
     Path((node, action)): Path<(String, String)>,
+    Query(query): Query<NodeActionQuery>,
 ) -> Result<Json<Value>, ApiFailure> {
     let (target, audit_action) = match action.as_str() {
         "approve" => (NodeState::Approved, AuditAction::Approve),
@@ -71,7 +80,17 @@ pub async fn node_action(
         )
         .await;
     state.poke_reconciler();
-    to_json(&record)
+    let mut answer = to_json(&record)?;
+    if target == NodeState::Revoked {
+        let wait = query.wait_secs.map_or(
+            super::revocation::DEFAULT_WAIT,
+            std::time::Duration::from_secs,
+        );
+        let pending = super::revocation::wait_until_gone(&state, &node, wait).await;
+        answer.0["etcd_users_pending"] = serde_json::to_value(&pending)
+            .map_err(|e| ApiFailure::internal(&format!("encode: {e}")))?;
+    }
+    Ok(answer)
 }
 
 /// POST a new enrollment token; the response carries the secret, the only time it is shown.

@@ -31,6 +31,11 @@ pub async fn enroll(
     let node = request.node.clone();
     crate::policy::check_node_name(&node)
         .map_err(|message| ApiFailure::bad_request("invalid_node_name", &message))?;
+    // No fleet certificate for a node whose etcd users calseg does not own (nor a used token).
+    if let Err(failure) = super::ownership::ensure_node_owned(&state, &node).await {
+        deny(&state, &node, &failure).await;
+        return Err(failure);
+    }
     let now = OffsetDateTime::now_utc();
     // Check and sign the CSR first: a bad CSR must not consume a token.
     let issued = match state.fleet_ca.sign_agent_csr(

@@ -9,6 +9,8 @@
 //! - `enroll`: enrollment and the fleet CA for pinning.
 //! - `node_routes`: manifest, certificates, report, fleet renewal.
 //! - `admin`: nodes, tokens, audit, RBAC plan/apply.
+//! - `ownership`: the signing guard: no certificate for an etcd user calseg does not own.
+//! - [`revocation`]: `nodes revoke` waits until the node's etcd users are gone.
 //! - `leases`: restart leases, the fleet's restart budget.
 //! - [`inventory`]: per-node summaries of the last report and the `nodes list` filters.
 //! - `rollout`: convergence of the approved nodes to the current policy, and wave status.
@@ -26,6 +28,8 @@ mod leases;
 mod limit;
 mod long_poll;
 mod node_routes;
+mod ownership;
+pub mod revocation;
 mod rollout;
 pub mod rollout_ctl;
 mod state;

@@ -6,10 +6,11 @@ use super::caller::NodeCaller;
 use super::errors::ApiFailure;
 use super::limit::InFlight;
 use super::long_poll::{Woken, jittered_retry_after, wait_for_change};
+use super::ownership::ensure_owned;
 use super::state::AppState;
 use crate::manifest::{etcd_user_for, manifest_for};
 use crate::metrics::IssuedKind;
-use crate::store::{AuditAction, AuditOutcome, IssuedRecord, NewAuditEntry, NodeState};
+use crate::store::{AuditAction, AuditOutcome, IssuedRecord, NewAuditEntry, NodeRecord, NodeState};
 use axum::Json;
 use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -26,8 +27,11 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 /// Refuses nodes that are not approved, and fleet certificates other than the current one;
-/// refusals are counted.
-pub(super) async fn authorize(state: &AppState, caller: &NodeCaller) -> Result<(), ApiFailure> {
+/// refusals are counted. Returns the node's record.
+pub(super) async fn authorize(
+    state: &AppState,
+    caller: &NodeCaller,
+) -> Result<NodeRecord, ApiFailure> {
     check_caller(state, caller).await.inspect_err(|failure| {
         if failure.status.is_client_error() {
             state.metrics.denied(&failure.kind);
@@ -35,7 +39,7 @@ pub(super) async fn authorize(state: &AppState, caller: &NodeCaller) -> Result<(
     })
 }
 
-async fn check_caller(state: &AppState, caller: &NodeCaller) -> Result<(), ApiFailure> {
+async fn check_caller(state: &AppState, caller: &NodeCaller) -> Result<NodeRecord, ApiFailure> {
     let name = caller.name.clone();
     // Every node call passes here: read the node inline when the store allows it.
     let record = state.store_read(move |s| s.node(&name)).await?;
@@ -64,7 +68,7 @@ async fn check_caller(state: &AppState, caller: &NodeCaller) -> Result<(), ApiFa
             ),
         ));
     }
-    Ok(())
+    Ok(record)
 }
 
 /// The query of `GET /v1/manifest`.
@@ -74,11 +78,11 @@ pub struct ManifestQuery {
     pub wait: Option<u64>,
 }
 
-/// The manifest the policy for `node` gives it (during a rollout in waves, the one its wave
-/// says), stamped with the policy revision.
-fn current_manifest(state: &AppState, node: &str) -> Option<Manifest> {
+/// The manifest the policy for `node` in enrollment `generation` gives it (during a rollout in
+/// waves, the one its wave says), stamped with the policy revision.
+fn current_manifest(state: &AppState, node: &str, generation: u32) -> Option<Manifest> {
     let (policy, revision) = state.policy_for(node);
-    let mut manifest = manifest_for(&policy, node, &state.etcd_ca_bundle_pem)?;
+    let mut manifest = manifest_for(&policy, node, generation, &state.etcd_ca_bundle_pem)?;
     manifest.policy_revision = revision;
     Some(manifest)
 }
@@ -112,11 +116,11 @@ pub async fn manifest(
     Extension(in_flight): Extension<InFlight>,
     headers: HeaderMap,
 ) -> Result<Response, ApiFailure> {
-    authorize(&state, &caller).await?;
+    let generation = authorize(&state, &caller).await?.generation;
     // Subscribe before computing: a reload from here on wakes the wait below.
     let epochs = state.watch_policy();
     let node = caller.name.as_str();
-    let manifest = current_manifest(&state, node).ok_or_else(|| no_identities(node))?;
+    let manifest = current_manifest(&state, node, generation).ok_or_else(|| no_identities(node))?;
     let (etag, etag_value) = etag_of(&manifest)?;
     let unchanged = headers
         .get(header::IF_NONE_MATCH)
@@ -145,7 +149,7 @@ pub async fn manifest(
     let woken = wait_for_change(
         epochs,
         deadline,
-        || current_manifest(&state, node),
+        || current_manifest(&state, node, generation),
         |m| m.revision == revision,
     )
     .await;
@@ -162,10 +166,10 @@ pub async fn certificates(
     caller: NodeCaller,
     Json(request): Json<SignRequest>,
 ) -> Result<Json<SignResponse>, ApiFailure> {
-    authorize(&state, &caller).await?;
+    let generation = authorize(&state, &caller).await?.generation;
     let node = caller.name.as_str();
     let (policy, _) = state.policy_for(node);
-    let Some(etcd_user) = etcd_user_for(&policy, node, &request.component) else {
+    let Some(etcd_user) = etcd_user_for(&policy, node, generation, &request.component) else {
         let failure = ApiFailure::forbidden(
             "identity_not_assigned",
             &format!(
@@ -176,6 +180,11 @@ pub async fn certificates(
         deny(&state, node, &request.component, &failure).await;
         return Err(failure);
     };
+    // Never a certificate for a user calseg does not own, whatever the policy renders.
+    if let Err(failure) = ensure_owned(&state, &etcd_user).await {
+        deny(&state, node, &etcd_user, &failure).await;
+        return Err(failure);
+    }
     let now = OffsetDateTime::now_utc();
     let issued = match state.etcd_ca.sign_client_csr(
         &request.csr_pem,

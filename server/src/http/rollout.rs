@@ -62,8 +62,13 @@ pub fn annotate(
 ) {
     for row in rows {
         let policy = policy_for(&row.record.name);
-        let current =
-            manifest_for(&policy, &row.record.name, etcd_ca_bundle_pem).map(|m| m.revision);
+        let current = manifest_for(
+            &policy,
+            &row.record.name,
+            row.record.generation,
+            etcd_ca_bundle_pem,
+        )
+        .map(|m| m.revision);
         row.convergence = convergence(&row.record, &row.inventory, current.as_deref());
         row.current_revision = current;
     }
@@ -91,8 +96,13 @@ fn status_per_node<'p>(
         ..RolloutStatus::default()
     };
     for record in records {
-        let current = manifest_for(policy_for(&record.name), &record.name, etcd_ca_bundle_pem)
-            .map(|m| m.revision);
+        let current = manifest_for(
+            policy_for(&record.name),
+            &record.name,
+            record.generation,
+            etcd_ca_bundle_pem,
+        )
+        .map(|m| m.revision);
         let Some(standing) = convergence(record, &Summary::of(record), current.as_deref()) else {
             continue;
         };
@@ -138,7 +148,8 @@ pub fn waves(
             };
             for node in nodes {
                 let health = by_name.get(node.as_str()).map_or(Health::Healthy, |r| {
-                    let target = manifest_for(to, node, etcd_ca_bundle_pem).map(|m| m.revision);
+                    let target = manifest_for(to, node, r.generation, etcd_ca_bundle_pem)
+                        .map(|m| m.revision);
                     node_health(r, target.as_deref())
                 });
                 match health {
@@ -250,13 +261,14 @@ components = ["calico-node"]
                 json!({"revision": revision, "identities": [], "units": [], "errors": errors})
             }),
             pending_csr: None,
+            generation: 0,
         }
     }
 
     #[test]
     fn nodes_are_counted_by_their_last_report_against_the_current_revision() {
         let policy = crate::policy::parse(POLICY, "policy.toml").unwrap();
-        let current = manifest_for(&policy, "w-1", "CA").unwrap().revision;
+        let current = manifest_for(&policy, "w-1", 0, "CA").unwrap().revision;
         let records = [
             node("w-1", NodeState::Approved, Some((&current, &[]))),
             node("w-2", NodeState::Approved, Some(("old", &[]))),

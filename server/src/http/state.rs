@@ -116,6 +116,8 @@ pub struct AppState {
     pub rollout_lock: tokio::sync::Mutex<()>,
     /// Set when the store is etcd and several replicas may serve: leadership and signals.
     replicas: std::sync::OnceLock<Arc<crate::ha::Replicas>>,
+    /// etcd users calseg never signs for (root, calseg's own); set once, at start.
+    reserved: std::sync::OnceLock<crate::rbac::Reserved>,
 }
 
 impl AppState {
@@ -152,7 +154,21 @@ impl AppState {
             metrics,
             rollout_lock: tokio::sync::Mutex::new(()),
             replicas: std::sync::OnceLock::new(),
+            reserved: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Sets calseg's own etcd user, which it never signs for; once, at start.
+    pub fn set_own_etcd_user(&self, user: Option<&str>) {
+        let _ = self.reserved.set(crate::rbac::Reserved::new(user));
+    }
+
+    /// The etcd users calseg never signs for.
+    pub fn reserved(&self) -> crate::rbac::Reserved {
+        self.reserved
+            .get()
+            .cloned()
+            .unwrap_or_else(|| crate::rbac::Reserved::new(None))
     }
 
     /// Makes this server one replica of several (etcd store); set once, at start.

@@ -53,6 +53,10 @@ pub struct Metrics {
     reconcile_errors: AtomicU64,
     /// Unix seconds of the last successful reconcile; 0 before the first.
     reconcile_last_success: AtomicI64,
+    /// Conflicts (users calseg does not own) the last reconcile left alone.
+    rbac_conflicts: AtomicU64,
+    /// Revoked nodes with an etcd user still present, as of the last reconcile.
+    revocations_pending: AtomicU64,
     /// Restart leases held; negative until [`Metrics::set_leases_held`] is first called, and
     /// the series is left out until then (no leases yet is not "zero leases").
     leases_held: AtomicI64,
@@ -78,6 +82,8 @@ impl Metrics {
             rbac_applied: AtomicU64::new(0),
             reconcile_errors: AtomicU64::new(0),
             reconcile_last_success: AtomicI64::new(0),
+            rbac_conflicts: AtomicU64::new(0),
+            revocations_pending: AtomicU64::new(0),
             leases_held: AtomicI64::new(-1),
             leader: AtomicI64::new(-1),
             etcd_release: etcd::EtcdReleaseGauges::default(),
@@ -123,6 +129,16 @@ impl Metrics {
     pub fn changes_applied(&self, applied: usize) {
         self.rbac_applied
             .fetch_add(applied as u64, Ordering::Relaxed);
+    }
+
+    /// The last reconcile's conflicts (each holds back its own user only).
+    pub fn set_rbac_conflicts(&self, n: usize) {
+        self.rbac_conflicts.store(n as u64, Ordering::Relaxed);
+    }
+
+    /// Revoked nodes whose etcd users still exist.
+    pub fn set_revocations_pending(&self, n: usize) {
+        self.revocations_pending.store(n as u64, Ordering::Relaxed);
     }
 
     /// A reconcile pass failed.
@@ -311,6 +327,19 @@ impl Metrics {
                 "gauge",
                 "Unix time of the last successful reconcile; 0 before the first.",
                 self.reconcile_last_success.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "calseg_rbac_conflicts",
+                "gauge",
+                "etcd users the policy names that calseg does not own, left alone (and never \
+                 signed for) by the last reconcile.",
+                self.rbac_conflicts.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "calseg_revocations_pending",
+                "gauge",
+                "Revoked nodes that still have an etcd user, as of the last reconcile.",
+                self.revocations_pending.load(Ordering::Relaxed) as f64,
             ),
         ];
         for (name, kind, help, value) in scalars {

@@ -18,6 +18,7 @@ fn node(name: &str, state: NodeState, report: Option<serde_json::Value>) -> Node
         last_seen: Some(at(0)),
         last_report: report,
         pending_csr: None,
+        generation: 0,
     }
 }
 
@@ -250,6 +251,25 @@ fn histogram_buckets_are_cumulative_and_end_at_the_count() {
             &errors
         ),
         Some(1.0)
+    );
+}
+
+#[test]
+fn conflicts_and_pending_revocations_are_gauges_that_start_at_zero() {
+    let metrics = Metrics::new();
+    let samples = parse(&metrics.render(&[], at(0)));
+    assert_eq!(value(&samples, "calseg_rbac_conflicts", &[]), Some(0.0));
+    assert_eq!(
+        value(&samples, "calseg_revocations_pending", &[]),
+        Some(0.0)
+    );
+    metrics.set_rbac_conflicts(1);
+    metrics.set_revocations_pending(2);
+    let samples = parse(&metrics.render(&[], at(0)));
+    assert_eq!(value(&samples, "calseg_rbac_conflicts", &[]), Some(1.0));
+    assert_eq!(
+        value(&samples, "calseg_revocations_pending", &[]),
+        Some(2.0)
     );
 }
 

@@ -7,7 +7,8 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::location::Diagnostics;
-use super::model::{HostRule, HostSelector, expand_user};
+use super::model::{HostRule, HostSelector};
+use super::names::{RESERVED_USERS, owner_in, render, reserved_message};
 use super::raw::RawHost;
 use super::schema::closest;
 use super::{checks, rollout};
@@ -60,7 +61,7 @@ pub(super) fn host_rules(
     }
     duplicate_assignments(&mentions, diags);
     if let Some((template, user_span)) = user {
-        user_collisions(template, user_span, &rules, &mentions, diags);
+        user_collisions(template, user_span, declared, &mentions, diags);
     }
     for (name, span) in declared {
         if !used.contains(name) {
@@ -210,29 +211,31 @@ fn duplicate_assignments(mentions: &[Mention], diags: &mut Diagnostics<'_>) {
     }
 }
 
-/// Every (component, node) pair must get its own etcd user, and none may be `root`.
+/// Every (component, node) pair must get its own etcd user, none may be `root`, and no node
+/// name at all may make the template render a reserved user (a glob rule admits any name).
 fn user_collisions(
     template: &str,
     span: Range<usize>,
-    rules: &[HostRule],
+    declared: &BTreeMap<String, Range<usize>>,
     mentions: &[Mention],
     diags: &mut Diagnostics<'_>,
 ) {
     let template_hint = "use an identity user template that keeps component and node apart, e.g. \"{component}.{node}\"";
-    if !template.contains("{component}")
-        && let Some(rule) = rules.iter().find(|rule| rule.components.len() > 1)
-    {
-        diags.error(
-            span,
-            format!("identity user {template:?} has no {{component}}, but a host rule gives nodes {} components that would share one etcd user", rule.components.len()),
-            template_hint,
-        );
+    for reserved in RESERVED_USERS {
+        if let Some(owner) = owner_in(template, declared.keys().map(String::as_str), reserved) {
+            diags.error(
+                span.clone(),
+                reserved_message(template, reserved, &owner),
+                "calseg never signs a certificate for a user it does not own: etcd gives root every \
+                 right, and a node may enroll under any name a glob or token admits",
+            );
+        }
     }
     let mut users: BTreeMap<String, (String, String)> = BTreeMap::new();
     for mention in mentions {
         let node = mention.node.get_ref();
         for component in &mention.components {
-            let user = expand_user(template, component, node);
+            let user = render(template, component, node, 0);
             if user == "root" {
                 diags.error(
                     mention.node.span(),

@@ -20,6 +20,8 @@
 //! - `checks`, `duration`: checks on single values.
 //! - `version`: [`CalicoVersion`]; `tables`: Calico's built-in grant tables per release.
 //! - `model`: the validated types and their queries.
+//! - `names`: etcd user names: the template rendered, its inverse, enrollment generations and
+//!   reserved names.
 
 mod checks;
 mod components;
@@ -28,6 +30,7 @@ mod duration;
 mod hosts;
 mod location;
 mod model;
+mod names;
 mod pitfalls;
 mod profiles;
 mod raw;
@@ -55,6 +58,7 @@ pub use model::{
     IdentitySettings, KeyRange, Permission, PermissionTemplate, Policy, RolloutSettings,
     WaveSettings, prefix_end,
 };
+pub use names::{GENERATION_SEPARATOR, Owner, RESERVED_USERS};
 pub use rollout::{Budget, DEFAULT_LEASE_TTL, DEFAULT_MAX_UNAVAILABLE};
 pub use tables::{GrantTable, TableEra, builtin_grants};
 pub use validate::{DEFAULT_LIFETIME, DEFAULT_RENEW_AFTER, DEFAULT_USER_TEMPLATE};

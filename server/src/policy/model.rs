@@ -92,7 +92,8 @@ pub struct EtcdSettings {
 /// How component identities are named and how long their certificates live.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IdentitySettings {
-    /// etcd user name (= certificate CN) with `{component}` and `{node}`; always has `{node}`.
+    /// etcd user name (= certificate CN) with `{component}` and `{node}` (both always there, no
+    /// `~`, and rendering no reserved user): see `names`.
     pub user_template: String,
     pub lifetime: Duration,
     /// Fraction of the lifetime after which an agent renews, in (0, 1).
@@ -288,11 +289,6 @@ impl Policy {
         })
     }
 
-    /// The etcd user (= certificate CN) of `component` on `node`.
-    pub fn etcd_user(&self, component: &str, node: &str) -> String {
-        expand_user(&self.identity.user_template, component, node)
-    }
-
     /// The role holding a component's shared grants.
     pub fn shared_role(component: &str) -> String {
         format!("calseg.{component}")
@@ -302,12 +298,6 @@ impl Policy {
     pub fn node_role(component: &str, node: &str) -> String {
         format!("calseg.{component}.{node}")
     }
-}
-
-pub(super) fn expand_user(template: &str, component: &str, node: &str) -> String {
-    template
-        .replace("{component}", component)
-        .replace("{node}", node)
 }
 
 #[cfg(test)]

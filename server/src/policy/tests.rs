@@ -342,6 +342,47 @@ fn etcd_users_must_not_collide_or_be_root() {
     assert!(hint(&at(&errs, "has no {component}", 5, 8)).contains("{component}.{node}"));
 }
 
+/// Issue 17 finding 3: a template a node name can make `root` (or another reserved name) is
+/// refused, whatever nodes the rules name, and so is the generation separator.
+#[test]
+fn templates_that_can_render_reserved_users_are_refused_with_the_rule() {
+    let glob = |user: &str, component: &str| {
+        format!(
+            "{HEAD}[identity]\nuser = \"{user}\"\n[components.{component}]\n\
+             [[hosts]]\nmatch = \"*\"\ncomponents = [\"{component}\"]\n"
+        )
+    };
+    let errs = errors(&glob("{node}", "calico-node"));
+    let d = at(&errs, "has no {component}", 5, 8);
+    assert!(
+        hint(&d).contains("must contain {component} and {node}"),
+        "{d}"
+    );
+    at(&errs, "renders the reserved etcd user \"root\"", 5, 8);
+    // Component and node glued together spell root: ro + ot.
+    let errs = errors(&glob("{component}{node}", "ro"));
+    let d = at(
+        &errs,
+        "renders the reserved etcd user \"root\" (component ro, node ot)",
+        5,
+        8,
+    );
+    assert!(d.message.contains("no user calseg does not own"), "{d}");
+    let errs = errors(&glob("{component}~{node}", "calico-node"));
+    assert!(hint(&at(&errs, "contains '~'", 5, 8)).contains("generation"));
+    parse(&glob("{component}.{node}", "calico-node"), "policy.toml").unwrap();
+
+    // calseg's own etcd user is reserved too once the server knows it.
+    let policy = parse(&glob("{component}-{node}", "calseg"), "policy.toml").unwrap();
+    let refused = policy.check_reserved_users(&["calseg-server".into()]);
+    assert!(
+        refused
+            .unwrap_err()
+            .contains("(component calseg, node server)")
+    );
+    assert!(policy.check_reserved_users(&["root".into()]).is_ok());
+}
+
 #[test]
 fn every_error_in_a_file_is_reported_in_file_order() {
     let src = "calico_version = \"2.6\"\n[etcd]\nendpoints = [\"ftp://e\"]\n[identity]\nlifetime = \"1s\"\n\
@@ -460,7 +501,10 @@ fn queries_over_host_rules_and_identities() {
         policy.nodes().into_iter().collect::<Vec<_>>(),
         ["admin", "worker-1"]
     );
-    assert_eq!(policy.etcd_user("node", "worker-1"), "calico-node@worker-1");
+    assert_eq!(
+        policy.etcd_user("node", "worker-1", 0),
+        "calico-node@worker-1"
+    );
     assert_eq!(policy.identity.renew_after, 0.75);
     assert_eq!(
         policy.identity.lifetime,
@@ -475,7 +519,7 @@ fn defaults_apply_when_sections_are_absent() {
     );
     let policy = parse(&src, "policy.toml").unwrap();
     assert_eq!(policy.identity.user_template, DEFAULT_USER_TEMPLATE);
-    assert_eq!(policy.etcd_user("c", "n1"), "c.n1");
+    assert_eq!(policy.etcd_user("c", "n1", 0), "c.n1");
     assert_eq!(policy.identity.renew_after, DEFAULT_RENEW_AFTER);
     let c = &policy.components["c"];
     assert_eq!(

@@ -10,6 +10,7 @@ use toml::Spanned;
 
 use super::location::Diagnostics;
 use super::model::{EtcdSettings, IdentitySettings, Policy};
+use super::names::GENERATION_SEPARATOR;
 use super::raw::{RawEtcd, RawIdentity, Scalar};
 use super::read::RawPolicy;
 use super::version::CalicoVersion;
@@ -155,7 +156,29 @@ fn identity_settings(
                     format!("identity user {template:?} has no {{node}}: every node would share one etcd user"),
                     format!("include {{node}}, e.g. user = \"{DEFAULT_USER_TEMPLATE}\""),
                 ),
+                Ok(vars) if !vars.iter().any(|v| v == "component") => diags.error(
+                    span.clone(),
+                    format!(
+                        "identity user {template:?} has no {{component}}: a node's components would \
+                         share one etcd user, and a node name alone can name any etcd user (root, \
+                         calseg's own, one that existed before calseg)"
+                    ),
+                    format!(
+                        "an identity template must contain {{component}} and {{node}}, e.g. user = \"{DEFAULT_USER_TEMPLATE}\""
+                    ),
+                ),
                 Ok(_) => {}
+            }
+            if template.contains(GENERATION_SEPARATOR) {
+                diags.error(
+                    span.clone(),
+                    format!("identity user {template:?} contains {GENERATION_SEPARATOR:?}"),
+                    format!(
+                        "{GENERATION_SEPARATOR:?} is reserved: it separates a user name from its node's enrollment \
+                         generation (calico-node.node2~g1 after node2 was revoked and came back); \
+                         use '.', '-', '@' or ':'"
+                    ),
+                );
             }
             (template, span)
         }

@@ -1,23 +1,26 @@
 //! Carries out a plan: stage after stage, the changes of one stage in parallel (bounded),
 //! each retried on transient errors. Every change is idempotent: an apply cut off halfway is
 //! finished by the next one, which plans again from what etcd then holds.
+//!
+//! A conflict (a user the policy names that calseg does not own) holds back only that user: the
+//! plan has no change for it, and everything else is applied. Changes that take access away
+//! (revocations, user and role deletions) all run even when one of them fails; only the stages
+//! that give access stop at the first failure.
 
-use super::plan::{Change, Conflict, Plan, Stage};
+use super::plan::{Change, Plan, Stage};
 use super::retry::with_retry;
 use super::state::EtcdGrant;
 use calseg_api::access::Access;
 use etcd_client::{
     Client, Permission, PermissionType, RoleRevokePermissionOptions, UserAddOptions,
 };
-use futures::{StreamExt, TryStreamExt, stream};
+use futures::{StreamExt, stream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use thiserror::Error;
 
 /// Why an apply stopped.
 #[derive(Debug, Error)]
 pub enum ApplyError {
-    #[error("the plan has {} conflict(s); nothing was changed:\n{}", .0.len(), render(.0))]
-    Conflicts(Vec<Conflict>),
     #[error(
         "etcd refused `{change}` after {applied} change(s) were applied: {source}. Run apply again to finish; calseg revokes before it grants, so nothing holds more than the policy allows"
     )]
@@ -29,19 +32,13 @@ pub enum ApplyError {
     },
 }
 
-fn render(conflicts: &[Conflict]) -> String {
-    conflicts
-        .iter()
-        .map(|c| format!("  ! {c}"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// What an apply did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyReport {
     /// Changes carried out.
     pub applied: usize,
+    /// Conflicts left as they are (each holds back its own user only): see [`Plan::conflicts`].
+    pub conflicts: usize,
 }
 
 /// Applies `plan` to etcd. `progress(done, total)` is called after each change.
@@ -51,38 +48,69 @@ pub async fn apply(
     parallelism: usize,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<ApplyReport, ApplyError> {
-    if !plan.conflicts.is_empty() {
-        return Err(ApplyError::Conflicts(plan.conflicts.clone()));
-    }
     let total = plan.changes.len();
     let done = AtomicUsize::new(0);
+    let mut first_error: Option<ApplyError> = None;
     let mut start = 0;
     while start < total {
         let stage: Stage = plan.changes[start].stage();
+        if first_error.is_some() && !takes_away(stage) {
+            break;
+        }
         let end = plan.changes[start..]
             .iter()
             .position(|c| c.stage() != stage)
             .map_or(total, |offset| start + offset);
-        stream::iter(&plan.changes[start..end])
-            .map(Ok)
-            .try_for_each_concurrent(parallelism.max(1), |change| {
-                let done = &done;
-                async move {
-                    run(client, change)
-                        .await
-                        .map_err(|source| ApplyError::Change {
-                            change: change.to_string(),
-                            applied: done.load(Ordering::SeqCst),
-                            source,
-                        })?;
-                    progress(done.fetch_add(1, Ordering::SeqCst) + 1, total);
-                    Ok(())
-                }
-            })
-            .await?;
+        let mut runs = Vec::with_capacity(end - start);
+        for change in &plan.changes[start..end] {
+            runs.push(run_counted(client, change, &done, total, progress));
+        }
+        let errors: Vec<ApplyError> = stream::iter(runs)
+            .buffer_unordered(parallelism.max(1))
+            .filter_map(std::future::ready)
+            .collect()
+            .await;
+        if first_error.is_none() {
+            first_error = errors.into_iter().next();
+        }
         start = end;
     }
-    Ok(ApplyReport { applied: total })
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(ApplyReport {
+            applied: total,
+            conflicts: plan.conflicts.len(),
+        }),
+    }
+}
+
+/// Runs one change and counts it; the error, if it failed.
+async fn run_counted(
+    client: &Client,
+    change: &Change,
+    done: &AtomicUsize,
+    total: usize,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Option<ApplyError> {
+    match run(client, change).await {
+        Ok(()) => {
+            progress(done.fetch_add(1, Ordering::SeqCst) + 1, total);
+            None
+        }
+        Err(source) => Some(ApplyError::Change {
+            change: change.to_string(),
+            applied: done.load(Ordering::SeqCst),
+            source,
+        }),
+    }
+}
+
+/// Stages that only take access away: they run to the end even after a failure.
+fn takes_away(stage: Stage) -> bool {
+    matches!(
+        stage,
+        Stage::Revoke | Stage::DeleteUsers | Stage::DeleteRoles
+    )
 }
 
 /// Carries out one change; an error that means "already done" counts as success.

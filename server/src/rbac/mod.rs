@@ -10,6 +10,7 @@
 //! - `live`: reads the live state from etcd, with bounded parallelism.
 //! - `plan`: the diff between desired and live, as ordered [`Change`]s, shown for people or JSON.
 //! - `apply`: carries out a plan stage by stage, in parallel within a stage, idempotently.
+//! - `ownership`: which users calseg may sign for: never reserved ones or ones it does not own.
 //! - `preflight`: refuses to work on an etcd with auth disabled or without root credentials.
 //! - `connect`: an etcd client from the server's TLS files.
 //! - `retry`: retries with backoff for the transient errors an etcd under load returns.
@@ -17,6 +18,7 @@
 mod apply;
 mod connect;
 mod live;
+mod ownership;
 mod plan;
 mod preflight;
 mod retry;
@@ -26,10 +28,11 @@ pub use apply::{ApplyError, ApplyReport, apply};
 pub use connect::{EtcdAccess, connect};
 pub use live::{LiveAuth, read_live};
 pub(crate) use live::{is_not_found, to_grant};
+pub use ownership::{NotOwned, Reserved, judge};
 pub use plan::{Change, Conflict, Plan, Stage, diff};
 pub use preflight::{AuthMode, PreflightError, preflight};
 pub use retry::{is_transient, with_retry};
-pub use state::{AuthState, EtcdGrant, desired_state};
+pub use state::{AuthState, EtcdGrant, NodeGenerations, desired_state, first_generation};
 
 /// Prefix of every role calseg creates: `calseg.{component}` and `calseg.{component}.{node}`.
 pub const OWNED_ROLE_PREFIX: &str = "calseg.";

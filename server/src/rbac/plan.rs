@@ -116,7 +116,8 @@ impl fmt::Display for Change {
     }
 }
 
-/// Something the plan will not do without the operator's say-so.
+/// Something the plan will not do without the operator's say-so. A conflict holds back only
+/// its own user: the rest of the plan is applied.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Conflict {
@@ -132,8 +133,10 @@ impl fmt::Display for Conflict {
         match self {
             Self::ForeignUser { user, roles } => write!(
                 f,
-                "user {user} exists in etcd but calseg did not create it (roles: {}); delete it \
-                 with etcdctl, or pass --adopt to let calseg manage it (its other roles stay)",
+                "user {user} exists in etcd but calseg did not create it (roles: {}): calseg \
+                 leaves it alone and signs no certificate for it (everything else is reconciled); \
+                 delete it with etcdctl if it is stale, or pass --adopt to let calseg manage it \
+                 (its other roles are then revoked)",
                 roles.iter().cloned().collect::<Vec<_>>().join(", ")
             ),
         }
@@ -199,7 +202,8 @@ impl Plan {
 }
 
 /// The changes from `live` to `desired`. With `adopt`, users the policy names that exist but
-/// are not calseg's are taken over (given the marker role) instead of reported as conflicts.
+/// are not calseg's are taken over (given the marker role) instead of reported as conflicts;
+/// such users without any role are taken over always.
 pub fn diff(desired: &AuthState, live: &LiveAuth, adopt: bool) -> Plan {
     let mut plan = Plan::default();
     let current = &live.owned;
@@ -232,7 +236,9 @@ pub fn diff(desired: &AuthState, live: &LiveAuth, adopt: bool) -> Plan {
                 plan.changes.push(Change::CreateUser { user: user.clone() });
                 diff_bindings(user, &BTreeSet::new(), wanted, &mut plan.changes);
             }
-            Some(their_roles) if adopt => {
+            // No role at all: it holds nothing, so taking it gives no one anything (and it is
+            // what an apply cut off between creating a user and binding its roles leaves).
+            Some(their_roles) if adopt || their_roles.is_empty() => {
                 // Keep the roles someone else gave it; add ours and the marker.
                 let missing: BTreeSet<String> = wanted.difference(their_roles).cloned().collect();
                 for role in missing {
@@ -489,6 +495,13 @@ mod tests {
         let plan = diff(&desired, &live, false);
         assert!(plan.changes.is_empty());
         assert_eq!(plan.conflicts.len(), 1);
+        let mut roleless = live.clone();
+        roleless
+            .foreign_users
+            .insert("c.n1".into(), BTreeSet::new());
+        let taken = diff(&desired, &roleless, false);
+        assert!(taken.conflicts.is_empty());
+        assert_eq!(taken.changes.len(), 1, "{:?}", taken.changes);
         let adopted = diff(&desired, &live, true);
         assert!(adopted.conflicts.is_empty());
         assert_eq!(

@@ -74,13 +74,23 @@ pub struct AuthState {
     pub users: BTreeMap<String, BTreeSet<String>>,
 }
 
+/// Nodes with their enrollment generation (0 for a node never revoked or not enrolled).
+pub type NodeGenerations = BTreeMap<String, u32>;
+
+/// Every node at generation 0: the policy's named nodes when no store is at hand.
+pub fn first_generation(nodes: BTreeSet<String>) -> NodeGenerations {
+    nodes.into_iter().map(|node| (node, 0)).collect()
+}
+
 /// What etcd must hold for `policy` on `nodes`: for each node and each of its components a user
-/// `{component}.{node}` (per the template) holding the marker role, the component's shared role
-/// (when it grants anything) and its per-node role (when it has per-node grants).
-pub fn desired_state(policy: &Policy, nodes: &BTreeSet<String>) -> AuthState {
+/// [`Policy::etcd_user`] (the template, and the node's generation when above 0) holding the
+/// marker role, the component's shared role (when it grants anything) and its per-node role
+/// (when it has per-node grants; its name has no generation, so it stays across
+/// re-enrollments).
+pub fn desired_state(policy: &Policy, nodes: &NodeGenerations) -> AuthState {
     let mut state = AuthState::default();
     state.roles.insert(MARKER_ROLE.to_owned(), BTreeSet::new());
-    for node in nodes {
+    for (node, &generation) in nodes {
         for component in policy.components_for(node) {
             let mut roles = BTreeSet::from([MARKER_ROLE.to_owned()]);
             if !component.grants.is_empty() {
@@ -102,7 +112,7 @@ pub fn desired_state(policy: &Policy, nodes: &BTreeSet<String>) -> AuthState {
             }
             state
                 .users
-                .insert(policy.etcd_user(&component.name, node), roles);
+                .insert(policy.etcd_user(&component.name, node, generation), roles);
         }
     }
     state
@@ -133,7 +143,8 @@ components = ["calicoctl-ro"]
     #[test]
     fn each_node_component_pair_gets_a_user_with_marker_shared_and_node_roles() {
         let policy = crate::policy::parse(POLICY, "policy.toml").unwrap();
-        let state = desired_state(&policy, &policy.nodes());
+        let mut nodes = first_generation(policy.nodes());
+        let state = desired_state(&policy, &nodes);
         assert_eq!(
             state.users.keys().collect::<Vec<_>>(),
             [
@@ -162,5 +173,15 @@ components = ["calicoctl-ro"]
                 .all(|g| g.access == Access::Read)
         );
         assert!(state.roles[MARKER_ROLE].is_empty());
+
+        // node2 came back after a revocation: a new user name, the same per-node role.
+        nodes.insert("node2".into(), 1);
+        let again = desired_state(&policy, &nodes);
+        assert!(!again.users.contains_key("calico-node.node2"));
+        assert_eq!(
+            again.users["calico-node.node2~g1"],
+            state.users["calico-node.node2"]
+        );
+        assert_eq!(again.roles, state.roles);
     }
 }

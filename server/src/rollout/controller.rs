@@ -307,6 +307,7 @@ mod tests {
             last_seen: None,
             last_report: None,
             pending_csr: None,
+            generation: 0,
         };
         assert_eq!(node_health(&node, Some("r2")), Health::Pending);
         assert_eq!(node_health(&node, None), Health::Healthy);

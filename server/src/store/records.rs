@@ -76,6 +76,11 @@ pub struct NodeRecord {
     /// denied or revoked.
     #[serde(default)]
     pub pending_csr: Option<String>,
+    /// Enrollment generation: 0 at first, one more at each revocation. Part of the node's etcd
+    /// user names once above 0 (`calico-node.node2~g1`), so a certificate issued before a
+    /// revocation names a user that never exists again (`policy::names`).
+    #[serde(default)]
+    pub generation: u32,
 }
 
 /// One certificate the server signed. Serials are unique across the whole store.

@@ -37,6 +37,7 @@ fn fresh(node: &str, state: NodeState, by: &str, now: OffsetDateTime) -> NodeRec
         last_seen: Some(now),
         last_report: None,
         pending_csr: None,
+        generation: 0,
     }
 }
 
@@ -97,7 +98,12 @@ pub(crate) fn set_state(
     match (from, to) {
         _ if from == to => return Ok(rec),
         (Pending | Denied, Approved) => rec.approved_by = Some(by.to_owned()),
-        (Pending, Denied) | (Approved, Revoked) => rec.pending_csr = None,
+        (Pending, Denied) => rec.pending_csr = None,
+        (Approved, Revoked) => {
+            rec.pending_csr = None;
+            // Its etcd users get new names if it ever comes back: old certificates stay dead.
+            rec.generation = rec.generation.saturating_add(1);
+        }
         (Revoked, _) => {
             return refuse(
                 "revocation is final; re-enroll it with a token for this node: \

@@ -168,7 +168,7 @@ async fn manifest_phases(
         tokio::task::spawn_blocking(|| ()).await?;
         blocking_hop += started.elapsed();
         let started = Instant::now();
-        let manifest = calseg_server::manifest::manifest_for(&policy, "bench-node", etcd_ca_pem)
+        let manifest = calseg_server::manifest::manifest_for(&policy, "bench-node", 0, etcd_ca_pem)
             .context("the policy gives the node a manifest")?;
         serde_json::to_vec(&manifest)?;
         compute += started.elapsed();

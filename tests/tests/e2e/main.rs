@@ -25,6 +25,7 @@ mod leases;
 mod least_privilege;
 mod longpoll;
 mod metrics;
+mod ownership_attacks;
 mod packages;
 mod rbac;
 mod replay;

@@ -51,6 +51,7 @@ pub const CHECKS: &[(&str, Check)] = named![
     tokens::delete_token_makes_it_unknown,
     nodes::approval_flow_pending_approve_fleet_cert,
     nodes::checked_transitions,
+    nodes::a_revocation_starts_a_new_enrollment_generation,
     nodes::reports_and_last_seen,
     nodes::serials_are_unique_and_indexed_by_node,
     nodes::a_certificate_and_its_audit_entry_are_recorded_together_or_not_at_all,

@@ -116,6 +116,36 @@ pub fn checked_transitions(store: &dyn Store) {
     );
 }
 
+/// Issue 17 finding 6: each revocation makes the next enrollment a new generation (which names
+/// new etcd users); re-enrolling, repeating a revocation or approving keep it.
+pub fn a_revocation_starts_a_new_enrollment_generation(store: &dyn Store) {
+    use NodeState::*;
+    let enroll = |store: &dyn Store| {
+        store
+            .redeem_token(&node_token(store, "g").token, "g", t0())
+            .unwrap()
+            .node
+    };
+    assert_eq!(enroll(store).generation, 0);
+    let revoke = || {
+        store
+            .set_node_state("g", Revoked, "admin:ops", t0())
+            .unwrap()
+    };
+    assert_eq!(revoke().generation, 1);
+    assert_eq!(revoke().generation, 1, "revoking again is a no-op");
+    assert_eq!(store.node("g").unwrap().unwrap().generation, 1);
+    let back = enroll(store);
+    assert_eq!((back.state, back.generation), (Approved, 1));
+    assert_eq!(
+        enroll(store).generation,
+        1,
+        "a re-enrollment is no revocation"
+    );
+    assert_eq!(revoke().generation, 2);
+    assert_eq!(enroll(store).generation, 2);
+}
+
 pub fn reports_and_last_seen(store: &dyn Store) {
     assert_eq!(
         store.touch("ghost", t0()).unwrap_err().kind(),

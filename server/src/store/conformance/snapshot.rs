@@ -179,6 +179,7 @@ fn small_snapshot() -> StoreSnapshot {
         last_seen: None,
         last_report: None,
         pending_csr: None,
+        generation: 0,
     });
     let audit = (1..=3)
         .map(|seq| AuditEntry {

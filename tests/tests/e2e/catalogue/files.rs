@@ -267,7 +267,7 @@ impl AgentFiles {
         let policy =
             calseg_server::policy::parse(manifest_policy(), "policy.toml").expect("policy");
         let ca = calseg_tests::pki::TestCa::new("etcd ca").expect("ca");
-        let manifest = calseg_server::manifest::manifest_for(&policy, "cat-a", &ca.cert_pem)
+        let manifest = calseg_server::manifest::manifest_for(&policy, "cat-a", 0, &ca.cert_pem)
             .expect("manifest");
         Self {
             dir,

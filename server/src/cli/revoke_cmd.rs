@@ -1,0 +1,51 @@
+//! `nodes revoke NAME`: says "revoked" only once the node's etcd users are gone; otherwise
+//! names each user still there and why, and exits 1.
+
+use super::admin_cmd::client;
+use crate::config::parse_duration;
+use anyhow::Result;
+use calseg_api::paths;
+use serde_json::Value;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// `nodes revoke NAME [--wait DURATION]`.
+pub async fn nodes_revoke(config: Option<&Path>, node: &str, wait: &str) -> Result<ExitCode> {
+    let wait = parse_duration("--wait", wait)?;
+    let answer: Value = client(config)?
+        .post(
+            &format!(
+                "{}/{node}/revoke?wait_secs={}",
+                paths::ADMIN_NODES,
+                wait.as_secs()
+            ),
+            &serde_json::json!({}),
+        )
+        .await?;
+    let pending = answer["etcd_users_pending"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if pending.is_empty() {
+        println!("node {node}: revoked (its etcd users are gone)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "node {node}: marked revoked (the server refuses it), but {} etcd user(s) of it still \
+         exist after {}s, so certificates for them still work in etcd:",
+        pending.len(),
+        wait.as_secs()
+    );
+    for user in &pending {
+        eprintln!(
+            "  {}: {}",
+            user["user"].as_str().unwrap_or("?"),
+            user["reason"].as_str().unwrap_or("?")
+        );
+    }
+    eprintln!(
+        "run `calseg-server nodes revoke {node}` again to check; the metric \
+         calseg_revocations_pending counts such nodes"
+    );
+    Ok(ExitCode::FAILURE)
+}
