@@ -3,6 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The longest node name: a node's name is the Common Name of its fleet certificate, and
+/// RFC 5280 bounds a Common Name at 64 characters (ub-common-name).
+pub const MAX_NODE_NAME_LEN: usize = 64;
+
 /// Sent by an agent that has no fleet certificate yet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrollRequest {

@@ -38,14 +38,20 @@ pub async fn nodes(
     to_json(&rows)
 }
 
-/// POST approve | deny | revoke for one node.
+/// POST approve | deny | revoke for one node. Approve needs the waiting key's fingerprint in
+/// the body (`super::pending::approve`).
 pub async fn node_action(
     State(state): State<Arc<AppState>>,
     admin: AdminCaller,
     Path((node, action)): Path<(String, String)>,
+    body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiFailure> {
     let (target, audit_action) = match action.as_str() {
-        "approve" => (NodeState::Approved, AuditAction::Approve),
+        "approve" => {
+            let record = super::pending::approve(&state, &admin, &node, &body).await?;
+            state.poke_reconciler();
+            return to_json(&record);
+        }
         "deny" => (NodeState::Denied, AuditAction::Deny),
         "revoke" => (NodeState::Revoked, AuditAction::Revoke),
         other => {
@@ -82,6 +88,7 @@ pub async fn create_token(
 ) -> Result<Json<TokenCreated>, ApiFailure> {
     let scope = match (&request.node, &request.glob) {
         (Some(node), None) => {
+            // Also the name's length: a node's name is its fleet certificate's Common Name.
             crate::policy::check_node_name(node)
                 .map_err(|m| ApiFailure::bad_request("invalid_node_name", &m))?;
             TokenScope::Node(node.clone())

@@ -195,6 +195,7 @@ mod tests {
             last_seen: last_seen.map(at),
             last_report: report,
             pending_csr: None,
+            pending_key: None,
         }
     }
 

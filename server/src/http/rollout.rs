@@ -250,6 +250,7 @@ components = ["calico-node"]
                 json!({"revision": revision, "identities": [], "units": [], "errors": errors})
             }),
             pending_csr: None,
+            pending_key: None,
         }
     }
 

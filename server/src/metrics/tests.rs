@@ -18,6 +18,7 @@ fn node(name: &str, state: NodeState, report: Option<serde_json::Value>) -> Node
         last_seen: Some(at(0)),
         last_report: report,
         pending_csr: None,
+        pending_key: None,
     }
 }
 

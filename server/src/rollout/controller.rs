@@ -307,6 +307,7 @@ mod tests {
             last_seen: None,
             last_report: None,
             pending_csr: None,
+            pending_key: None,
         };
         assert_eq!(node_health(&node, Some("r2")), Health::Pending);
         assert_eq!(node_health(&node, None), Health::Healthy);
