@@ -28,7 +28,8 @@ pub enum EnrollResponse {
         cert_pem: String,
         fleet_ca_pem: String,
     },
-    /// Waiting for `calseg-server nodes approve <node>`; ask again later with the same key.
+    /// Waiting for `calseg-server nodes approve <node> --fingerprint <its key's>`; ask again later
+    /// with the same key (another key for the same name is refused while this one waits).
     Pending { retry_after_secs: u64 },
 }
 

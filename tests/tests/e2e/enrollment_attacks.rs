@@ -340,7 +340,7 @@ async fn a_burst_of_unauthenticated_enrollments_is_rate_limited_capped_and_expir
     assert!(
         scrape
             .lines()
-            .any(|l| l.contains("enroll_rate_limited") && l.ends_with(" 30")),
+            .any(|l| l == "calseg_requests_denied_total{kind=\"enroll_rate_limited\"} 30"),
         "{scrape}"
     );
     let size_after = std::fs::metadata(&store).expect("store").len();
