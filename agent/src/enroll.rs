@@ -4,7 +4,10 @@
 //! fetched over an unverified connection, its DER hashed and compared with `--ca-hash`, and
 //! from then on the server is verified against that CA alone. The fleet key is made here
 //! (P-256, CN = node); while an operator has not approved the node, it waits in
-//! `fleet-pending.key` (0600) and the same CSR is sent again.
+//! `fleet-pending.key` (0600) and the same CSR is sent again. Meanwhile the agent prints the
+//! key's fingerprint ([`calseg_api::fingerprint`]) at the first "pending" and then every
+//! [`FINGERPRINT_EVERY`]: the operator approves exactly that key (`calseg-server nodes approve
+//! NODE --fingerprint ...`), so whoever else asks for the same name gets nothing.
 //!
 //! With several servers (replicas of one service), each call goes to the one that answered
 //! last and fails over to the next as every other call does ([`crate::client::servers`]); the
@@ -56,8 +59,14 @@ pub enum EnrollOutcome {
         not_after: OffsetDateTime,
     },
     /// Still waiting for `calseg-server nodes approve`; run `enroll` again to keep waiting.
-    Pending,
+    Pending {
+        /// Of the key waiting (`sha256:<hex>`): what the operator must approve.
+        fingerprint: String,
+    },
 }
+
+/// How often a waiting agent prints its key's fingerprint again.
+pub const FINGERPRINT_EVERY: Duration = Duration::from_secs(300);
 
 /// Why enrollment or renewal failed.
 #[derive(Debug, thiserror::Error)]
@@ -134,8 +143,10 @@ pub async fn enroll(
         token: opts.token.as_ref().map(|t| t.0.clone()),
         csr_pem: key.csr_pem.clone(),
     };
+    let fingerprint = calseg_api::fingerprint::of_public_key(&key.public_key_der);
     let deadline = opts.wait.map(|wait| tokio::time::Instant::now() + wait);
     let mut attempt = 0;
+    let mut fingerprint_shown: Option<tokio::time::Instant> = None;
     loop {
         let delay = match client.enroll(&request).await {
             Ok(EnrollResponse::Enrolled {
@@ -156,7 +167,18 @@ pub async fn enroll(
                 return Ok(EnrollOutcome::Enrolled { not_after });
             }
             Ok(EnrollResponse::Pending { retry_after_secs }) => {
-                tracing::info!(node = %opts.node, "enrollment pending approval (calseg-server nodes approve {})", opts.node);
+                let now = tokio::time::Instant::now();
+                if fingerprint_shown.is_none_or(|at| now.duration_since(at) >= FINGERPRINT_EVERY) {
+                    fingerprint_shown = Some(now);
+                    tracing::warn!(
+                        node = %opts.node,
+                        key_fingerprint = %fingerprint,
+                        "enrollment pending approval; on the server, check that `calseg-server nodes show {node}` shows this key, then run: calseg-server nodes approve {node} --fingerprint {fingerprint}",
+                        node = opts.node,
+                    );
+                } else {
+                    tracing::debug!(node = %opts.node, key_fingerprint = %fingerprint, "still pending approval");
+                }
                 attempt = 0;
                 Duration::from_secs(retry_after_secs.clamp(1, 300))
             }
@@ -172,12 +194,15 @@ pub async fn enroll(
             }
             Err(e) => return Err(e.into()),
         };
+        let pending = || EnrollOutcome::Pending {
+            fingerprint: fingerprint.clone(),
+        };
         let Some(deadline) = deadline else {
-            return Ok(EnrollOutcome::Pending);
+            return Ok(pending());
         };
         let now = tokio::time::Instant::now();
         if now >= deadline {
-            return Ok(EnrollOutcome::Pending);
+            return Ok(pending());
         }
         tokio::time::sleep(delay.min(deadline - now)).await;
     }

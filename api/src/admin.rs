@@ -22,3 +22,14 @@ pub struct TokenCreated {
     /// RFC 3339.
     pub expires_at: String,
 }
+
+/// The body of `POST /v1/admin/nodes/<node>/<action>` (may be empty for deny and revoke).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeAction {
+    /// For approve: the fingerprint (`sha256:<hex>`) of the one key that may enroll, as the
+    /// node's agent printed it. Required: approving a name alone would let whoever asked
+    /// first (or last) with that name in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+}

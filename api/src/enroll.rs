@@ -3,6 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The longest node name: a node's name is the Common Name of its fleet certificate, and
+/// RFC 5280 bounds a Common Name at 64 characters (ub-common-name).
+pub const MAX_NODE_NAME_LEN: usize = 64;
+
 /// Sent by an agent that has no fleet certificate yet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrollRequest {
@@ -24,7 +28,8 @@ pub enum EnrollResponse {
         cert_pem: String,
         fleet_ca_pem: String,
     },
-    /// Waiting for `calseg-server nodes approve <node>`; ask again later with the same key.
+    /// Waiting for `calseg-server nodes approve <node> --fingerprint <its key's>`; ask again later
+    /// with the same key (another key for the same name is refused while this one waits).
     Pending { retry_after_secs: u64 },
 }
 

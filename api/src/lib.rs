@@ -1,7 +1,8 @@
 //! calseg-api: the wire contract between `calseg-server` and `calseg-agent`.
 //!
-//! Plain serde types, and the one rule for showing the other side's text to a person: no I/O,
-//! no TLS, no clocks. Both sides depend on this
+//! Plain serde types, the few pure functions both sides must compute alike (a key's
+//! fingerprint), and the one rule for showing the other side's text to a person: no I/O, no TLS,
+//! no clocks. Both sides depend on this
 //! crate so that a change to the contract is a change to one place, checked by the compiler.
 //! Every body is JSON; every path is versioned under `/v1`.
 //!
@@ -10,6 +11,7 @@
 //! - [`admin`]: admin API bodies (tokens).
 //! - [`paths`]: the HTTP paths and headers of the API.
 //! - [`enroll`]: enrollment of a node (token or approval) and its fleet certificate.
+//! - [`fingerprint`]: the `sha256:<hex>` fingerprint of a key, shown by agent and server alike.
 //! - [`manifest`]: what a node must have: identities, files, renders, units, revision.
 //! - [`certificates`]: CSR signing for one identity.
 //! - [`lease`]: restart leases, the fleet's restart budget.
@@ -28,6 +30,8 @@ pub mod certificates;
 pub mod enroll;
 /// The error body.
 pub mod error;
+/// Key fingerprints.
+pub mod fingerprint;
 /// Restart leases.
 pub mod lease;
 /// A node's manifest.

@@ -127,6 +127,17 @@ pub struct ApiConfig {
     /// Manifest long-polls parked at once (each holds a socket and a task); more get an
     /// immediate 304 with `Retry-After`. Default 20000.
     pub max_long_polls: Option<usize>,
+    /// Nodes waiting for approval at most (asked without a token); one more new name gets 503
+    /// `too_many_pending`. Default 100.
+    pub max_pending: Option<u64>,
+    /// A pending request not approved this long after it was first seen is dropped and
+    /// audited, e.g. "24h" (the default).
+    pub pending_ttl: Option<String>,
+    /// `/v1/enroll` requests one source address (an IPv6 /64) may make at once; more get 429
+    /// `enroll_rate_limited` with `Retry-After`. Default 20.
+    pub enroll_burst: Option<u64>,
+    /// How many more it may make per minute after the burst. Default 60.
+    pub enroll_per_minute: Option<u64>,
 }
 
 /// Where the two CAs live.

@@ -233,6 +233,13 @@ auto_approve = []
 # Manifest long-polls (agents waiting for a change) parked at once; beyond it they get an
 # immediate 304 with Retry-After.
 # max_long_polls = 20000
+# Nodes waiting for `calseg-server nodes approve NODE --fingerprint sha256:...` at most (one
+# more new name: 503), how long a request waits before it is dropped, and /v1/enroll requests
+# per client address at once and per minute after that (beyond: 429 with Retry-After).
+# max_pending = 100
+# pending_ttl = "24h"
+# enroll_burst = 20
+# enroll_per_minute = 60
 
 [ca]
 # dir = "{state}/ca"   # fleet.pem, fleet-key.pem, etcd-client.pem, etcd-client-key.pem

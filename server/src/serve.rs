@@ -194,6 +194,7 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
             .api
             .max_long_polls
             .unwrap_or(http::ApiLimits::default().max_long_polls),
+        enrollment: http::EnrollmentLimits::from_config(&config.api)?,
     };
     // Last, once every other value is checked: a refused configuration leaves no store behind.
     let (store, replicas) = open_store(config, access.as_ref(), &policy).await?;
@@ -396,6 +397,7 @@ pub async fn run(server: Server, shutdown: impl Future<Output = ()>) -> Result<(
         server.policy_path.clone(),
     ));
     let rollouts = tokio::spawn(rollout_controller(Arc::clone(&server.state)));
+    let expire_pending = tokio::spawn(http::expire_pending(Arc::clone(&server.state)));
     let releases = tokio::spawn(watch_etcd_releases(
         Arc::clone(&server.state),
         server.listen.clone(),
@@ -441,6 +443,7 @@ pub async fn run(server: Server, shutdown: impl Future<Output = ()>) -> Result<(
     reconcile.abort();
     reload.abort();
     rollouts.abort();
+    expire_pending.abort();
     releases.abort();
     watchdog.abort();
     if let Some(task) = metrics_listener {

@@ -23,6 +23,16 @@ pub fn key_and_csr(common_name: &str) -> Result<(String, String)> {
 
 /// An HTTPS client that trusts only `ca_pem` and presents `identity` (cert PEM, key PEM).
 pub fn https_client(ca_pem: &str, identity: Option<(&str, &str)>) -> Result<reqwest::Client> {
+    https_client_from(ca_pem, identity, None)
+}
+
+/// Like [`https_client`], its connections from the source address `local` (e.g. 127.0.0.2,
+/// another "host" on loopback).
+pub fn https_client_from(
+    ca_pem: &str,
+    identity: Option<(&str, &str)>,
+    local: Option<std::net::IpAddr>,
+) -> Result<reqwest::Client> {
     let mut roots = rustls::RootCertStore::empty();
     for der in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(der.map_err(|e| anyhow!("{e:?}"))?)?;
@@ -45,6 +55,7 @@ pub fn https_client(ca_pem: &str, identity: Option<(&str, &str)>) -> Result<reqw
     };
     Ok(reqwest::Client::builder()
         .use_preconfigured_tls(tls)
+        .local_address(local)
         .timeout(Duration::from_secs(30))
         .build()?)
 }

@@ -114,7 +114,8 @@ impl ServerProcess {
 
     /// Writes the policy and server.toml of an initialized `dir` (see [`init_dir`]): serving on
     /// `host:port`, a metrics port of its own, a 2 s reconcile interval, `api_extra` in place of
-    /// `auto_approve = []`, then `edit` applied to the text.
+    /// `auto_approve = []` (without `enroll_burst` in it, no effective enrollment rate limit),
+    /// then `edit` applied to the text.
     fn configure(
         dir: TempDir,
         policy: &str,
@@ -128,6 +129,19 @@ impl ServerProcess {
             .trim()
             .to_owned();
         let config = dir.path().join("etc/server.toml");
+        // Simulated fleets enroll hundreds of nodes from one loopback address: lift the
+        // per-source enrollment rate limit unless the test sets it.
+        let api_extra = if api_extra.contains("enroll_burst") {
+            api_extra.to_owned()
+        } else {
+            let keep = if api_extra.is_empty() {
+                "auto_approve = []"
+            } else {
+                api_extra
+            };
+            format!("{keep}\nenroll_burst = 1000000\nenroll_per_minute = 1000000")
+        };
+        let api_extra = api_extra.as_str();
         let text = std::fs::read_to_string(&config)?
             .replace(
                 "reconcile_interval = \"60s\"",

@@ -219,10 +219,12 @@ async fn enroll_cmd(settings: &Settings, state: &StateDir, args: EnrollArgs) -> 
             );
             Ok(EXIT_OK)
         }
-        EnrollOutcome::Pending => {
+        EnrollOutcome::Pending { fingerprint } => {
             eprintln!(
-                "enrollment of {} is pending approval: run `calseg-server nodes approve {}`, then `calseg-agent enroll` again",
-                opts.node, opts.node
+                "enrollment of {node} is pending approval of key {fingerprint}: on the server, check \
+                 that `calseg-server nodes show {node}` shows this key, run `calseg-server nodes \
+                 approve {node} --fingerprint {fingerprint}`, then `calseg-agent enroll` again",
+                node = opts.node
             );
             Ok(EXIT_PENDING)
         }

@@ -233,10 +233,11 @@ async fn pending_keeps_the_key_and_resends_the_same_csr() -> TestResult {
     let pin = keys::ca_sha256_pin(&fleet.ca.cert_pem)?;
     let tmp = tempfile::tempdir()?;
     let state = StateDir::new(tmp.path());
-    assert_eq!(
-        enroll(&state, &options(&fleet, pin.clone(), None), false).await?,
-        EnrollOutcome::Pending
-    );
+    let EnrollOutcome::Pending { fingerprint } =
+        enroll(&state, &options(&fleet, pin.clone(), None), false).await?
+    else {
+        panic!("not pending");
+    };
     let mode = std::fs::metadata(state.path(StateDir::PENDING_KEY))?
         .permissions()
         .mode()
@@ -248,12 +249,27 @@ async fn pending_keeps_the_key_and_resends_the_same_csr() -> TestResult {
         false,
     )
     .await?;
-    assert_eq!(waited, EnrollOutcome::Pending);
+    assert_eq!(
+        waited,
+        EnrollOutcome::Pending {
+            fingerprint: fingerprint.clone()
+        }
+    );
     let csrs = fleet.csrs.lock().map(|c| c.clone()).unwrap_or_default();
     assert!(csrs.len() >= 2, "{}", csrs.len());
     assert!(
         csrs.iter().all(|c| *c == csrs[0]),
         "the same CSR every time"
+    );
+    // The fingerprint is SHA-256 over the CSR's SubjectPublicKeyInfo, as the server computes it.
+    let (_, pem) = x509_parser::pem::parse_x509_pem(csrs[0].as_bytes())?;
+    let (_, csr) = <x509_parser::certification_request::X509CertificationRequest as
+        x509_parser::prelude::FromDer<_>>::from_der(&pem.contents)?;
+    let spki = csr.certification_request_info.subject_pki.raw;
+    assert_eq!(fingerprint, calseg_api::fingerprint::of_public_key(spki));
+    assert!(
+        fingerprint.starts_with("sha256:") && fingerprint.len() == 71,
+        "{fingerprint}"
     );
     Ok(())
 }

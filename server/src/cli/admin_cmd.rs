@@ -122,6 +122,7 @@ pub async fn nodes_list(
         println!("{}", serde_json::to_string_pretty(&nodes)?);
         return Ok(ExitCode::SUCCESS);
     }
+    let pending = nodes.clone();
     println!(
         "{:<24} {:<9} {:<21} {:<13} {:<21} {:<24} {:<16} DRIFT",
         "NODE", "STATE", "LAST SEEN", "REVISION", "EXPIRES", "COMPONENTS", "UNITS"
@@ -177,10 +178,11 @@ pub async fn nodes_list(
             }
         );
     }
+    super::pending_cmd::print_pending(&pending);
     Ok(ExitCode::SUCCESS)
 }
 
-/// `nodes approve|deny|revoke NAME`.
+/// `nodes deny|revoke NAME` (approve: `pending_cmd`).
 pub async fn nodes_action(config: Option<&Path>, action: &str, node: &str) -> Result<ExitCode> {
     let record: Value = client(config)?
         .post(

@@ -5,6 +5,7 @@ mod access_cmd;
 mod admin_cert_cmd;
 mod admin_cmd;
 mod datastore_cmd;
+mod pending_cmd;
 mod rbac_cmd;
 mod revoke_cmd;
 mod rollout_cmd;
@@ -173,10 +174,28 @@ pub enum NodesCommand {
         #[arg(long, value_name = "DURATION")]
         not_seen_since: Option<String>,
     },
-    /// Approve a pending (or denied) node.
-    Approve { node: String },
+    /// One node: state, first and last seen, and, while it waits for approval, its key's
+    /// fingerprint and the address it asked from.
+    Show {
+        node: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a pending (or denied) node: exactly the key with this fingerprint gets a fleet
+    /// certificate. Compare it with the fingerprint the node's agent printed while it waits
+    /// (`nodes show NODE` shows the key waiting); without --fingerprint, or with another one,
+    /// nothing is approved and the error names the key waiting.
+    Approve {
+        node: String,
+        /// `sha256:<64 hex>`: SHA-256 of the key's SubjectPublicKeyInfo, as the agent prints it.
+        #[arg(long, value_name = "sha256:HEX")]
+        fingerprint: Option<String>,
+    },
     /// Deny a pending node.
     Deny { node: String },
+    /// Delete a pending or denied node (it holds no certificate), e.g. a request nobody will
+    /// approve; its name may ask again. Enrolled nodes are revoked instead (`nodes revoke`).
+    Delete { node: String },
     /// Revoke an enrolled node: every call refused at once, its etcd users removed. Says
     /// "revoked" only once they are gone; otherwise names those still there, and exits 1.
     Revoke {
@@ -336,8 +355,14 @@ pub fn main() -> ExitCode {
                 };
                 admin_cmd::nodes_list(cli.config.as_deref(), &filter, *json).await
             }
-            Command::Nodes(NodesCommand::Approve { node }) => {
-                admin_cmd::nodes_action(cli.config.as_deref(), "approve", node).await
+            Command::Nodes(NodesCommand::Show { node, json }) => {
+                pending_cmd::nodes_show(cli.config.as_deref(), node, *json).await
+            }
+            Command::Nodes(NodesCommand::Approve { node, fingerprint }) => {
+                pending_cmd::nodes_approve(cli.config.as_deref(), node, fingerprint.clone()).await
+            }
+            Command::Nodes(NodesCommand::Delete { node }) => {
+                pending_cmd::nodes_delete(cli.config.as_deref(), node).await
             }
             Command::Nodes(NodesCommand::Deny { node }) => {
                 admin_cmd::nodes_action(cli.config.as_deref(), "deny", node).await

@@ -5,6 +5,7 @@ use super::admin_cmd::client;
 use crate::config::parse_duration;
 use anyhow::Result;
 use calseg_api::paths;
+use calseg_api::text::printable;
 use serde_json::Value;
 use std::path::Path;
 use std::process::ExitCode;
@@ -39,8 +40,8 @@ pub async fn nodes_revoke(config: Option<&Path>, node: &str, wait: &str) -> Resu
     for user in &pending {
         eprintln!(
             "  {}: {}",
-            user["user"].as_str().unwrap_or("?"),
-            user["reason"].as_str().unwrap_or("?")
+            printable(user["user"].as_str().unwrap_or("?")),
+            printable(user["reason"].as_str().unwrap_or("?"))
         );
     }
     eprintln!(

@@ -44,7 +44,8 @@ pub struct NodeActionQuery {
     wait_secs: Option<u64>,
 }
 
-/// POST approve | deny | revoke for one node. `revoke` answers once the node's etcd users are
+/// POST approve | deny | revoke for one node. Approve needs the waiting key's fingerprint in
+/// the body (`super::pending::approve`). `revoke` answers once the node's etcd users are
 /// gone, or after `wait_secs` (default 20, at most 25) with `etcd_users_pending` naming those
 /// still there and why.
 pub async fn node_action(
@@ -52,9 +53,14 @@ pub async fn node_action(
     admin: AdminCaller,
     Path((node, action)): Path<(String, String)>,
     Query(query): Query<NodeActionQuery>,
+    body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiFailure> {
     let (target, audit_action) = match action.as_str() {
-        "approve" => (NodeState::Approved, AuditAction::Approve),
+        "approve" => {
+            let record = super::pending::approve(&state, &admin, &node, &body).await?;
+            state.poke_reconciler();
+            return to_json(&record);
+        }
         "deny" => (NodeState::Denied, AuditAction::Deny),
         "revoke" => (NodeState::Revoked, AuditAction::Revoke),
         other => {
@@ -101,6 +107,7 @@ pub async fn create_token(
 ) -> Result<Json<TokenCreated>, ApiFailure> {
     let scope = match (&request.node, &request.glob) {
         (Some(node), None) => {
+            // Also the name's length: a node's name is its fleet certificate's Common Name.
             crate::policy::check_node_name(node)
                 .map_err(|m| ApiFailure::bad_request("invalid_node_name", &m))?;
             TokenScope::Node(node.clone())

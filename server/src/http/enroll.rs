@@ -1,15 +1,18 @@
 //! Enrollment and the fleet CA: a node proves itself with a token, an operator's approval or an
 //! auto-approve glob, and receives a fleet certificate signed from its own CSR.
 
+use super::Peer;
 use super::errors::ApiFailure;
+use super::pending::store_op;
 use super::state::AppState;
 use crate::metrics::IssuedKind;
-use crate::store::{AuditAction, AuditOutcome, NodeState};
-use axum::Json;
+use crate::store::{AuditAction, AuditOutcome, NodeState, PendingAsk, PendingKey};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use calseg_api::enroll::{EnrollRequest, EnrollResponse, FleetCa};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use time::OffsetDateTime;
 
@@ -23,17 +26,38 @@ pub async fn fleet_ca(State(state): State<Arc<AppState>>) -> Json<FleetCa> {
     })
 }
 
-/// POST an enrollment.
+/// POST an enrollment. Rate limited per source address first (`enroll_limit`).
 pub async fn enroll(
     State(state): State<Arc<AppState>>,
+    peer: Option<Extension<Peer>>,
     Json(request): Json<EnrollRequest>,
 ) -> Result<Response, ApiFailure> {
+    // Without a connection (tests driving the router directly): one shared bucket.
+    let source = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.0.0.ip());
+    if let Err(wait) = state
+        .enroll_limiter
+        .check(source, std::time::Instant::now())
+    {
+        // Counted, not audited: a flood must not flood the audit log.
+        let mut failure = ApiFailure::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "enroll_rate_limited",
+            &format!(
+                "too many enrollment requests from {source} ([api] enroll_burst, \
+                 enroll_per_minute); retry in {}s",
+                wait.as_secs()
+            ),
+        );
+        failure.retry_after = Some(wait);
+        state.metrics.denied(&failure.kind);
+        return Err(failure);
+    }
     let node = request.node.clone();
     crate::policy::check_node_name(&node)
         .map_err(|message| ApiFailure::bad_request("invalid_node_name", &message))?;
     // No fleet certificate for a node whose etcd users calseg does not own (nor a used token).
     if let Err(failure) = super::ownership::ensure_node_owned(&state, &node).await {
-        deny(&state, &node, &failure).await;
+        deny(&state, &node, &failure, source).await;
         return Err(failure);
     }
     let now = OffsetDateTime::now_utc();
@@ -48,7 +72,7 @@ pub async fn enroll(
         Ok(issued) => issued,
         Err(error) => {
             let failure = ApiFailure::from(error);
-            deny(&state, &node, &failure).await;
+            deny(&state, &node, &failure, source).await;
             return Err(failure);
         }
     };
@@ -61,30 +85,21 @@ pub async fn enroll(
             {
                 Ok(used) => format!("token:{}", used.token_id),
                 Err(failure) => {
-                    deny(&state, &node, &failure).await;
+                    deny(&state, &node, &failure, source).await;
                     return Err(failure);
                 }
             }
         }
-        None => match approve_without_token(&state, &node, &request.csr_pem, now).await {
+        None => match approve_without_token(&state, &node, &request.csr_pem, source, now).await {
             Ok(Some(by)) => by,
             Ok(None) => {
-                state
-                    .audit(
-                        &node,
-                        AuditAction::Enroll,
-                        &node,
-                        AuditOutcome::Ok,
-                        "pending approval".into(),
-                    )
-                    .await;
                 let body = EnrollResponse::Pending {
                     retry_after_secs: PENDING_RETRY_SECS,
                 };
                 return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
             }
             Err(failure) => {
-                deny(&state, &node, &failure).await;
+                deny(&state, &node, &failure, source).await;
                 return Err(failure);
             }
         },
@@ -113,20 +128,23 @@ pub async fn enroll(
 }
 
 /// Without a token: `Some(approver)` when the node may have its certificate now, `None` when it
-/// must wait for an operator.
+/// must wait for an operator. A new pending request is audited with its key and source; a
+/// request with another key than the pending one is refused (409) and audited by the caller.
 async fn approve_without_token(
     state: &AppState,
     node: &str,
     csr_pem: &str,
+    source: IpAddr,
     now: OffsetDateTime,
 ) -> Result<Option<String>, ApiFailure> {
+    let fingerprint = crate::pki::csr_key_fingerprint(csr_pem, &state.csr_rules, node)?;
     let name = node.to_owned();
     let existing = state.store(move |s| s.node(&name)).await?;
     if let Some(record) = &existing
         && record.state == NodeState::Approved
     {
-        // Approved by an operator while pending: only the CSR it approved gets a certificate.
-        if record.pending_csr.as_deref() == Some(csr_pem) {
+        // Approved by an operator while pending: only the key it approved gets a certificate.
+        if record.pending_key.as_ref().map(|k| &k.fingerprint) == Some(&fingerprint) {
             return Ok(Some(
                 record.approved_by.clone().unwrap_or_else(|| "admin".into()),
             ));
@@ -139,10 +157,28 @@ async fn approve_without_token(
             ),
         ));
     }
-    let (name, csr) = (node.to_owned(), csr_pem.to_owned());
-    state
-        .store(move |s| s.upsert_pending_node(&name, &csr, now))
-        .await?;
+    let ask = PendingAsk {
+        csr_pem: csr_pem.to_owned(),
+        key: PendingKey {
+            fingerprint: fingerprint.clone(),
+            source: source.to_string(),
+        },
+        max_pending: state.enrollment.max_pending,
+    };
+    let name = node.to_owned();
+    store_op(state, move |s| s.upsert_pending_node(&name, &ask, now)).await?;
+    if existing.is_none() {
+        tracing::info!(%node, key = %fingerprint, %source, "enrollment pending approval");
+        state
+            .audit(
+                node,
+                AuditAction::Enroll,
+                node,
+                AuditOutcome::Ok,
+                format!("pending approval: key {fingerprint} from {source}"),
+            )
+            .await;
+    }
     let Some(glob) = state.auto_approve.iter().find(|g| g.matches(node)) else {
         return Ok(None);
     };
@@ -154,7 +190,7 @@ async fn approve_without_token(
     Ok(Some(by))
 }
 
-async fn deny(state: &AppState, node: &str, failure: &ApiFailure) {
+async fn deny(state: &AppState, node: &str, failure: &ApiFailure, source: IpAddr) {
     if failure.status.is_client_error() {
         state.metrics.denied(&failure.kind);
     }
@@ -164,7 +200,7 @@ async fn deny(state: &AppState, node: &str, failure: &ApiFailure) {
             AuditAction::Enroll,
             node,
             AuditOutcome::Denied,
-            format!("{}: {}", failure.kind, failure.message),
+            format!("{}: {} (from {source})", failure.kind, failure.message),
         )
         .await;
 }

@@ -196,6 +196,7 @@ mod tests {
             last_report: report,
             pending_csr: None,
             generation: 0,
+            pending_key: None,
         }
     }
 

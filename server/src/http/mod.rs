@@ -7,6 +7,8 @@
 //! - `errors`: [`ApiFailure`], the one mapping of errors to status codes and bodies.
 //! - `state`: [`AppState`], what handlers share.
 //! - `enroll`: enrollment and the fleet CA for pinning.
+//! - `enroll_limit`: per-source rate limiting of `/v1/enroll`.
+//! - `pending`: pending enrollments: their limits and expiry, `nodes show|approve|delete`.
 //! - `node_routes`: manifest, certificates, report, fleet renewal.
 //! - `admin`: nodes, tokens, audit, RBAC plan/apply.
 //! - `ownership`: the signing guard: no certificate for an etcd user calseg does not own.
@@ -22,6 +24,7 @@
 mod admin;
 mod caller;
 mod enroll;
+mod enroll_limit;
 mod errors;
 pub mod inventory;
 mod leases;
@@ -29,6 +32,7 @@ mod limit;
 mod long_poll;
 mod node_routes;
 mod ownership;
+mod pending;
 pub mod revocation;
 mod rollout;
 pub mod rollout_ctl;
@@ -37,7 +41,9 @@ pub mod tls;
 mod vouch;
 
 pub use caller::{ADMIN_PREFIX, Caller};
+pub use enroll_limit::EnrollmentLimits;
 pub use errors::ApiFailure;
+pub use pending::expire_loop as expire_pending;
 pub use rollout::{current_status as rollout_status, status_of_nodes as rollout_status_of_nodes};
 pub use state::{ActiveRollout, ApiLimits, AppState};
 
@@ -61,6 +67,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const LONG_POLL_TIMEOUT: Duration = Duration::from_secs(paths::MAX_LONG_POLL_SECS + 10);
 /// How long in-flight connections may finish after shutdown began.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The client's address (the TCP peer), in every request's extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
 
 /// Every route of the API.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -86,6 +96,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(&paths::lease_renew("{id}"), post(leases::renew))
         .route(paths::ADMIN_LEASES, get(leases::list))
         .route(paths::ADMIN_NODES, get(admin::nodes))
+        .route(
+            &format!("{}/{{node}}", paths::ADMIN_NODES),
+            get(pending::show).delete(pending::delete),
+        )
         .route(
             &format!("{}/{{node}}/{{action}}", paths::ADMIN_NODES),
             post(admin::node_action),
@@ -155,7 +169,7 @@ pub async fn serve(
         let router = router.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            if let Err(error) = connection(tcp, acceptor, router, watcher).await {
+            if let Err(error) = connection(tcp, peer, acceptor, router, watcher).await {
                 tracing::debug!(%peer, "connection ended: {error:#}");
             }
         });
@@ -169,6 +183,7 @@ pub async fn serve(
 
 async fn connection(
     mut tcp: TcpStream,
+    peer: std::net::SocketAddr,
     acceptor: tokio_rustls::TlsAcceptor,
     router: Router,
     watcher: hyper_util::server::graceful::Watcher,
@@ -197,6 +212,7 @@ async fn connection(
     let service = router.map_request(move |request: hyper::Request<hyper::body::Incoming>| {
         let mut request = request.map(axum::body::Body::new);
         request.extensions_mut().insert(caller.clone());
+        request.extensions_mut().insert(Peer(peer));
         request
     });
     let service = hyper_util::service::TowerToHyperService::new(service);

@@ -262,6 +262,7 @@ components = ["calico-node"]
             }),
             pending_csr: None,
             generation: 0,
+            pending_key: None,
         }
     }
 

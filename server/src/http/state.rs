@@ -28,6 +28,8 @@ pub struct ApiLimits {
     pub max_in_flight: usize,
     /// Manifest long-polls parked at once; more get an immediate 304 with `Retry-After`.
     pub max_long_polls: usize,
+    /// Enrolling without a token: pending cap and TTL, per-source rate.
+    pub enrollment: super::enroll_limit::EnrollmentLimits,
 }
 
 impl Default for ApiLimits {
@@ -35,6 +37,7 @@ impl Default for ApiLimits {
         Self {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             max_long_polls: DEFAULT_MAX_LONG_POLLS,
+            enrollment: super::enroll_limit::EnrollmentLimits::default(),
         }
     }
 }
@@ -108,6 +111,10 @@ pub struct AppState {
     pub fleet_lifetime: Duration,
     /// Node-name globs that are approved without a token or an operator.
     pub auto_approve: Vec<glob::Pattern>,
+    /// Limits on enrolling without a token.
+    pub enrollment: super::enroll_limit::EnrollmentLimits,
+    /// Per-source buckets of `/v1/enroll` requests.
+    pub enroll_limiter: super::enroll_limit::EnrollRateLimiter,
     /// Keeps etcd's users and roles in step with the nodes; `None` when etcd is not configured.
     pub reconciler: Option<Arc<Reconciler>>,
     /// Counters and histograms the handlers, the middleware and the reconcile loop feed.
@@ -150,6 +157,11 @@ impl AppState {
             csr_rules: CsrRules::default(),
             fleet_lifetime,
             auto_approve,
+            enrollment: limits.enrollment,
+            enroll_limiter: super::enroll_limit::EnrollRateLimiter::new(
+                limits.enrollment.enroll_burst,
+                limits.enrollment.enroll_per_minute,
+            ),
             reconciler,
             metrics,
             rollout_lock: tokio::sync::Mutex::new(()),

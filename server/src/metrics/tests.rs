@@ -19,6 +19,7 @@ fn node(name: &str, state: NodeState, report: Option<serde_json::Value>) -> Node
         last_report: report,
         pending_csr: None,
         generation: 0,
+        pending_key: None,
     }
 }
 

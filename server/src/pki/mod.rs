@@ -36,3 +36,15 @@ pub use errors::{CsrError, PkiError};
 pub use files::{CaFiles, Existing, write_public_file, write_secret_file};
 pub use sign::{IssuedCert, KeyedCert};
 pub use verify::{ClientIdentity, VerifyError, verify_client_chain};
+
+/// The fingerprint (`sha256:<hex>` of its SubjectPublicKeyInfo, [`calseg_api::fingerprint`])
+/// of the key in `csr_pem`, after the same intake checks signing runs: what `nodes approve
+/// --fingerprint` must name, and what the agent prints.
+pub fn csr_key_fingerprint(
+    csr_pem: &str,
+    rules: &CsrRules,
+    subject_cn: &str,
+) -> Result<String, CsrError> {
+    let checked = csr::check(csr_pem, rules, subject_cn)?;
+    Ok(calseg_api::fingerprint::of_public_key(&checked.spki_der))
+}

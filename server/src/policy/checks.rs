@@ -5,13 +5,29 @@ use std::path::PathBuf;
 
 use super::location::Problem;
 use super::raw::Scalar;
+use calseg_api::enroll::MAX_NODE_NAME_LEN;
 
-/// Node names are lowercase RFC 1123 subdomains, like Kubernetes and Calico node names.
+/// Node names are lowercase RFC 1123 subdomains, like Kubernetes and Calico node names, of at
+/// most [`MAX_NODE_NAME_LEN`] characters: a node's name is the Common Name of its fleet
+/// certificate (RFC 1123 would allow 253, a certificate does not).
 pub(super) fn node_name(name: &str) -> Result<(), Problem> {
     let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
     let bytes = name.as_bytes();
+    if bytes.len() > MAX_NODE_NAME_LEN {
+        return Err(Problem::new(
+            format!(
+                "invalid node name {:?}...: it is {} characters long, the limit is {MAX_NODE_NAME_LEN}",
+                name.chars().take(16).collect::<String>(),
+                bytes.len()
+            ),
+            format!(
+                "a node's name is the Common Name of its fleet certificate, which X.509 limits to \
+                 {MAX_NODE_NAME_LEN} characters; use a shorter name (Calico's node name can be set \
+                 with NODENAME)"
+            ),
+        ));
+    }
     let ok = !bytes.is_empty()
-        && bytes.len() <= 253
         && bytes.first().is_some_and(|&b| alnum(b))
         && bytes.last().is_some_and(|&b| alnum(b))
         && bytes.iter().all(|&b| alnum(b) || b == b'-' || b == b'.');
@@ -20,8 +36,11 @@ pub(super) fn node_name(name: &str) -> Result<(), Problem> {
     }
     Err(Problem::new(
         format!("invalid node name {name:?}"),
-        "node names are lowercase RFC 1123 subdomains: a-z, 0-9, '-' and '.', starting and ending \
-         with a letter or digit, at most 253 characters (use the name Calico knows the node by)",
+        format!(
+            "node names are lowercase RFC 1123 subdomains: a-z, 0-9, '-' and '.', starting and \
+             ending with a letter or digit, at most {MAX_NODE_NAME_LEN} characters (use the name \
+             Calico knows the node by)"
+        ),
     ))
 }
 
@@ -288,6 +307,22 @@ fn braced(names: &[&str]) -> String {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn node_names_fit_a_certificate_common_name() {
+        assert!(node_name(&"a".repeat(MAX_NODE_NAME_LEN)).is_ok());
+        for len in [MAX_NODE_NAME_LEN + 1, 253, 300] {
+            let problem = node_name(&"a".repeat(len)).unwrap_err();
+            assert!(
+                problem
+                    .message
+                    .contains(&format!("{len} characters long, the limit is 64")),
+                "{}",
+                problem.message
+            );
+            assert!(problem.hint.contains("Common Name"), "{}", problem.hint);
+        }
+    }
 
     #[test]
     fn node_names_follow_rfc_1123() {

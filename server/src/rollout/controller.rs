@@ -308,6 +308,7 @@ mod tests {
             last_report: None,
             pending_csr: None,
             generation: 0,
+            pending_key: None,
         };
         assert_eq!(node_health(&node, Some("r2")), Health::Pending);
         assert_eq!(node_health(&node, None), Health::Healthy);

@@ -81,6 +81,49 @@ pub enum StoreError {
         state: NodeState,
         hint: &'static str,
     },
+    /// A pending node was asked for by another key: a request never replaces the pending one.
+    #[error(
+        "node {node:?} already has a pending enrollment request for another key ({pending}); \
+         this request's key {offered} was refused. A request never replaces a pending one: if \
+         this is the real node (its agent prints its key's fingerprint), delete the other \
+         request with `calseg-server nodes delete {node}` and let the agent ask again"
+    )]
+    PendingKeyMismatch {
+        node: String,
+        pending: String,
+        offered: String,
+    },
+    /// `[api] max_pending` pending requests are waiting already.
+    #[error(
+        "{max} enrollment requests are already waiting for approval ([api] max_pending); \
+         approve, deny or delete some (`calseg-server nodes list`), or enroll with a token"
+    )]
+    TooManyPending { max: usize },
+    /// Approval names a key that is not the one waiting (or none is waiting).
+    #[error(
+        "node {node:?} ({state}): {}",
+        match pending {
+            Some(pending) => format!(
+                "the key waiting for approval is {pending}, not {given:?}; check the \
+                 fingerprint the agent on {node} printed, then `calseg-server nodes approve \
+                 {node} --fingerprint {pending}`"
+            ),
+            None => "no key is waiting for approval; the node's agent must ask to enroll first \
+                     (`calseg-agent enroll` without a token)".to_owned(),
+        }
+    )]
+    FingerprintMismatch {
+        node: String,
+        state: NodeState,
+        given: String,
+        pending: Option<String>,
+    },
+    /// Only nodes that hold no certificate (pending, denied) are deleted.
+    #[error(
+        "node {node:?} is {state}: only pending or denied nodes are deleted; to take an \
+         enrolled node's identities away use `calseg-server nodes revoke {node}`"
+    )]
+    NotDeletable { node: String, state: NodeState },
     /// A state change that the node state machine does not allow.
     #[error("node {node:?} cannot go from {from} to {to}: {hint}")]
     InvalidTransition {
@@ -226,6 +269,10 @@ impl StoreError {
             Self::UnknownNode { .. } => "unknown_node",
             Self::NodeRefused { .. } => "node_refused",
             Self::InvalidTransition { .. } => "invalid_transition",
+            Self::PendingKeyMismatch { .. } => "pending_key_mismatch",
+            Self::TooManyPending { .. } => "too_many_pending",
+            Self::FingerprintMismatch { .. } => "fingerprint_mismatch",
+            Self::NotDeletable { .. } => "node_not_deletable",
             Self::DuplicateSerial { .. } => "duplicate_serial",
             Self::InvalidSerial { .. } => "invalid_serial",
             Self::AlreadyOpen { .. } => "already_open",

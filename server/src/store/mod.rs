@@ -70,7 +70,7 @@ pub use etcd_store::EtcdStore;
 pub use leases::{GroupBudget, LeaseBudget, LeaseRecord};
 pub use records::{
     AuditAction, AuditEntry, AuditOutcome, FleetCert, IssuedRecord, NewAuditEntry, NodeRecord,
-    NodeState, RolloutRecord,
+    NodeState, PendingAsk, PendingKey, RolloutRecord,
 };
 pub use redb_store::RedbStore;
 pub use snapshot::{PolicyText, SNAPSHOT_FORMAT, SnapshotToken, StoreSnapshot};
@@ -112,14 +112,38 @@ pub trait Store: Send + Sync {
     fn delete_token(&self, id: &str) -> Result<bool, StoreError>;
 
     /// The approval flow: a node asks to enroll with a CSR and no token. Creates it as Pending
-    /// or replaces a pending node's CSR; refuses (`NodeRefused`) a node that is approved, denied
-    /// or revoked.
+    /// (`TooManyPending` when `ask.max_pending` nodes are pending already), or, for the same
+    /// key, updates `last_seen`. Refuses another key for a pending node
+    /// (`PendingKeyMismatch`: the pending request is never replaced) and (`NodeRefused`) a
+    /// node that is approved, denied or revoked. A refusal changes nothing.
     fn upsert_pending_node(
         &self,
         node: &str,
-        csr_pem: &str,
+        ask: &PendingAsk,
         now: OffsetDateTime,
     ) -> Result<NodeRecord, StoreError>;
+
+    /// An admin approves a pending (or denied) node for the one key whose fingerprint is
+    /// `fingerprint`; `FingerprintMismatch` (nothing changed) when that is not the key waiting.
+    fn approve_key(
+        &self,
+        node: &str,
+        fingerprint: &str,
+        by: &str,
+        now: OffsetDateTime,
+    ) -> Result<NodeRecord, StoreError>;
+
+    /// Deletes a pending or denied node (it holds no certificate); returns what it was.
+    /// `NotDeletable` for any other state, `UnknownNode` when there is none.
+    fn delete_node(&self, node: &str) -> Result<NodeRecord, StoreError>;
+
+    /// Deletes the pending nodes first seen (`enrolled_at`) at or before `now - ttl`; returns
+    /// them. Called periodically; each dropped one is audited by the caller.
+    fn expire_pending(
+        &self,
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> Result<Vec<NodeRecord>, StoreError>;
 
     /// Approves, denies or revokes a node along the checked transitions of the state machine
     /// (module `transitions`): Pending -> Approved | Denied, Denied -> Approved,

@@ -81,6 +81,32 @@ pub struct NodeRecord {
     /// revocation names a user that never exists again (`policy::names`).
     #[serde(default)]
     pub generation: u32,
+    /// The one key that asked to enroll without a token, and from where. Set by the first
+    /// request; another key asking for the same name is refused, never swapped in. Kept while
+    /// denied and approved, dropped once a fleet certificate is recorded. First and last seen
+    /// are `enrolled_at` and `last_seen`.
+    #[serde(default)]
+    pub pending_key: Option<PendingKey>,
+}
+
+/// The key of a pending enrollment request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingKey {
+    /// `sha256:<hex>` of the CSR's SubjectPublicKeyInfo ([`calseg_api::fingerprint`]).
+    pub fingerprint: String,
+    /// The address the request that set this key came from.
+    pub source: String,
+}
+
+/// A request to enroll without a token, as the store records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingAsk {
+    pub csr_pem: String,
+    /// Of the CSR's key, computed by the caller from the checked CSR.
+    pub key: PendingKey,
+    /// Pending nodes the store holds at most (`[api] max_pending`); a new one beyond is
+    /// refused with [`StoreError::TooManyPending`].
+    pub max_pending: usize,
 }
 
 /// One certificate the server signed. Serials are unique across the whole store.
@@ -114,6 +140,8 @@ pub enum AuditAction {
     RbacApply,
     TokenCreate,
     TokenDelete,
+    /// A pending or denied node was deleted (by an admin, or expired unapproved).
+    NodeDelete,
     /// A rollout in waves started, opened a wave, paused, finished, or an operator acted on it.
     Rollout,
     #[serde(other)]
@@ -286,6 +314,7 @@ pub(in crate::store) fn with_fleet_cert(
     }
     r.fleet_cert = Some(FleetCert { serial, not_after });
     r.pending_csr = None;
+    r.pending_key = None;
     r.last_seen = Some(now);
     Ok(r)
 }

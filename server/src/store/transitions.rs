@@ -18,11 +18,14 @@
 //!   holder take over a name the server already knows (approved, denied or revoked).
 //! - Nothing goes back to Pending, and a known node never asks again: an unauthenticated request
 //!   must not knock an enrolled node out of Approved.
+//! - A pending request binds one key: another key asking for the same name is refused, never
+//!   swapped in, and approval names the key by its fingerprint (`approve_key`).
+//! - Only nodes that hold no certificate (pending, denied) are deleted; deletion forgets them.
 
 use time::OffsetDateTime;
 
 use super::StoreError;
-use super::records::{NodeRecord, NodeState};
+use super::records::{NodeRecord, NodeState, PendingAsk};
 use super::tokens::TokenScope;
 
 fn fresh(node: &str, state: NodeState, by: &str, now: OffsetDateTime) -> NodeRecord {
@@ -38,20 +41,51 @@ fn fresh(node: &str, state: NodeState, by: &str, now: OffsetDateTime) -> NodeRec
         last_report: None,
         pending_csr: None,
         generation: 0,
+        pending_key: None,
     }
 }
 
-/// A request to enroll without a token: creates the node as Pending, or replaces the CSR of a
-/// node that is already pending (the agent restarted with a new key).
+/// A request to enroll without a token: creates the node as Pending (`pending_count` is how
+/// many are pending already, asked only then), or records another contact of the key already
+/// pending. Another key is refused: the pending request is never replaced.
 pub(crate) fn ask(
     existing: Option<NodeRecord>,
     node: &str,
-    csr_pem: &str,
+    ask: &PendingAsk,
+    pending_count: impl FnOnce() -> Result<usize, StoreError>,
     now: OffsetDateTime,
 ) -> Result<NodeRecord, StoreError> {
     let mut rec = match existing {
-        None => fresh(node, NodeState::Pending, node, now),
-        Some(rec) if rec.state == NodeState::Pending => rec,
+        None => {
+            if pending_count()? >= ask.max_pending {
+                return Err(StoreError::TooManyPending {
+                    max: ask.max_pending,
+                });
+            }
+            let mut rec = fresh(node, NodeState::Pending, node, now);
+            rec.pending_csr = Some(ask.csr_pem.clone());
+            rec.pending_key = Some(ask.key.clone());
+            rec
+        }
+        Some(rec) if rec.state == NodeState::Pending => {
+            let same = match &rec.pending_key {
+                Some(key) => key.fingerprint == ask.key.fingerprint,
+                // Recorded before keys were: the agent sends its saved CSR again, byte for byte.
+                None => rec.pending_csr.as_deref() == Some(ask.csr_pem.as_str()),
+            };
+            if !same {
+                return Err(StoreError::PendingKeyMismatch {
+                    node: rec.name,
+                    pending: rec
+                        .pending_key
+                        .map_or_else(|| "unknown".to_owned(), |k| k.fingerprint),
+                    offered: ask.key.fingerprint.clone(),
+                });
+            }
+            let mut rec = rec;
+            rec.pending_key.get_or_insert_with(|| ask.key.clone());
+            rec
+        }
         Some(rec) => {
             let hint = match rec.state {
                 NodeState::Denied => {
@@ -72,9 +106,44 @@ pub(crate) fn ask(
             });
         }
     };
-    rec.pending_csr = Some(csr_pem.to_owned());
-    rec.last_seen = Some(now);
+    rec.last_seen = rec.last_seen.max(Some(now));
     Ok(rec)
+}
+
+/// An admin approves the key waiting for `rec` (pending or denied), named by its fingerprint.
+/// Approving the same key again is a no-op until its fleet certificate is recorded.
+pub(crate) fn approve_key(
+    rec: NodeRecord,
+    fingerprint: &str,
+    by: &str,
+    now: OffsetDateTime,
+) -> Result<NodeRecord, StoreError> {
+    let waiting = rec.pending_key.as_ref().map(|k| k.fingerprint.clone());
+    if waiting.as_deref() != Some(fingerprint) || rec.state == NodeState::Revoked {
+        return Err(StoreError::FingerprintMismatch {
+            node: rec.name,
+            state: rec.state,
+            given: fingerprint.to_owned(),
+            pending: waiting,
+        });
+    }
+    set_state(rec, NodeState::Approved, by, now)
+}
+
+/// Checks `rec` may be deleted: it holds no certificate (pending or denied).
+pub(crate) fn deletable(rec: &NodeRecord) -> Result<(), StoreError> {
+    match rec.state {
+        NodeState::Pending | NodeState::Denied => Ok(()),
+        state => Err(StoreError::NotDeletable {
+            node: rec.name.clone(),
+            state,
+        }),
+    }
+}
+
+/// Whether `rec` is a pending request first seen `ttl` or longer before `now`.
+pub(crate) fn pending_expired(rec: &NodeRecord, now: OffsetDateTime, ttl: time::Duration) -> bool {
+    rec.state == NodeState::Pending && rec.enrolled_at + ttl <= now
 }
 
 /// An admin (or an auto-approval rule) changes a node's state. Returns the record as it is now.
@@ -103,6 +172,7 @@ pub(crate) fn set_state(
             rec.pending_csr = None;
             // Its etcd users get new names if it ever comes back: old certificates stay dead.
             rec.generation = rec.generation.saturating_add(1);
+            rec.pending_key = None;
         }
         (Revoked, _) => {
             return refuse(
@@ -153,6 +223,7 @@ pub(crate) fn enroll_by_token(
     rec.state_changed_at = now;
     rec.state_changed_by = by;
     rec.pending_csr = None;
+    rec.pending_key = None;
     rec.last_seen = Some(now);
     Ok((rec, previous))
 }

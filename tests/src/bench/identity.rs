@@ -106,7 +106,11 @@ fn phases(dir: &std::path::Path, csrs: &[String], samples: usize) -> Result<Sign
     let rules = CsrRules::default();
     // The issued record belongs to a known node, as on the server.
     let first = csrs.first().context("no CSRs to sign")?;
-    store.upsert_pending_node("bench-node", first, now())?;
+    store.upsert_pending_node(
+        "bench-node",
+        &calseg_server::store::conformance::ask(first, "sha256:bench"),
+        now(),
+    )?;
     let (mut sign, mut commit) = (Duration::ZERO, Duration::ZERO);
     let samples = samples.min(csrs.len());
     for csr in &csrs[..samples] {
@@ -154,7 +158,11 @@ async fn manifest_phases(
     let now = time::OffsetDateTime::now_utc;
     let store = RedbStore::open(&dir.join("bench-manifest.redb"))?;
     let (_, csr) = key_and_csr("bench-node")?;
-    store.upsert_pending_node("bench-node", &csr, now())?;
+    store.upsert_pending_node(
+        "bench-node",
+        &calseg_server::store::conformance::ask(&csr, "sha256:bench"),
+        now(),
+    )?;
     store.set_node_state("bench-node", NodeState::Approved, "bench", now())?;
     let policy = calseg_server::policy::parse(policy_text, "bench policy")
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -334,6 +334,16 @@ pub fn table() -> Vec<Row> {
             "403 admin_not_node: an administrator certificate cannot act as a node"),
         row("API: encoded .. in an admin path", Api, raw("/v1/admin/nodes/..%2Fcat-a/approve", Who::Admin, Some("")),
             "404 unknown_node:"),
+        // Issue 17: approval binds a key, enrolled nodes are revoked rather than deleted, and a
+        // name must fit a certificate's Common Name.
+        row("API: approve without the key's fingerprint", Api, raw("/v1/admin/nodes/cat-a/approve", Who::Admin, Some("")),
+            "400 fingerprint_required: approving cat-a needs --fingerprint"),
+        row("API: approve with a malformed fingerprint", Api, raw("/v1/admin/nodes/cat-a/approve", Who::Admin, Some("{\"fingerprint\":\"sha256:12\"}")),
+            "400 invalid_fingerprint: \"sha256:12\" is not a key fingerprint"),
+        row("API: delete an enrolled node", Api, Input::Raw { method: "DELETE", path: "/v1/admin/nodes/cat-a", who: Who::Admin, content_type: None, body: Some("") },
+            "409 node_not_deletable: node \"cat-a\" is approved…`calseg-server nodes revoke cat-a`"),
+        row("API: token for a node name of 65 characters", Api, raw("/v1/admin/tokens", Who::Admin, Some(concat!("{\"node\":\"", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "\",\"ttl_secs\":60}"))),
+            "400 invalid_node_name: invalid node name \"aaaaaaaaaaaaaaaa\"...: it is 65 characters long, the limit is 64"),
         row("API: unknown node action", Api, raw("/v1/admin/nodes/cat-a/promote", Who::Admin, Some("")),
             "404 unknown_action: unknown node action \"promote\": use approve, deny or revoke"),
         // Node names at enrollment.
@@ -341,6 +351,7 @@ pub fn table() -> Vec<Row> {
         row("node name ..", NodeName, enroll(Name::Is(".."), Csr::Good, Token::None), "400 invalid_node_name: invalid node name \"..\""),
         row("node name with NUL", NodeName, enroll(Name::Is("cat-\u{0}a"), Csr::Good, Token::None), "400 invalid_node_name: invalid node name \"cat-\\0a\""),
         row("node name in unicode", NodeName, enroll(Name::Is("kät-ä"), Csr::Good, Token::None), "400 invalid_node_name: invalid node name \"kät-ä\""),
+        row("node name of 65 characters", NodeName, enroll(Name::Repeat('a', 65), Csr::Good, Token::None), "400 invalid_node_name: invalid node name \"aaaaaaaaaaaaaaaa\"...: it is 65 characters long, the limit is 64"),
         row("node name of 300 characters", NodeName, enroll(Name::Repeat('a', 300), Csr::Good, Token::None), "400 invalid_node_name: invalid node name \"aaaa"),
         row("node name posing as admin", NodeName, enroll(Name::Is("admin:root"), Csr::Good, Token::None), "400 invalid_node_name: invalid node name \"admin:root\""),
         row("empty node name", NodeName, enroll(Name::Is(""), Csr::Good, Token::None), "400 invalid_node_name: invalid node name \"\""),

@@ -115,8 +115,14 @@ async fn enrollment_without_token_waits_for_approval_and_only_the_approved_key_g
         "{listed}"
     );
 
+    let fingerprint = calseg_server::pki::csr_key_fingerprint(
+        &node.csr_pem,
+        &calseg_server::pki::CsrRules::default(),
+        "node2",
+    )
+    .expect("fingerprint");
     s.server
-        .cli_ok(&["nodes", "approve", "node2"])
+        .cli_ok(&["nodes", "approve", "node2", "--fingerprint", &fingerprint])
         .expect("approve");
     // Someone else claiming node2 with another key after approval is refused.
     let mut impostor = s.node("node2");

@@ -11,6 +11,7 @@ mod agent_failover;
 mod bad_policy;
 mod catalogue;
 mod datastore;
+mod enrollment_attacks;
 mod etcd_limits;
 mod etcd_release;
 mod etcd_store;

@@ -25,7 +25,20 @@ pub use snapshot::{copy, export_then_import_gives_an_equal_store, populate};
 
 use time::{Duration, OffsetDateTime};
 
-use super::{NewToken, Store, TokenScope};
+use super::{NewToken, PendingAsk, PendingKey, Store, TokenScope};
+
+/// A request to enroll without a token, with `csr` standing for the CSR and `fp` for its key's
+/// fingerprint, from 192.0.2.1, with a cap of 100 pending nodes.
+pub fn ask(csr: &str, fp: &str) -> PendingAsk {
+    PendingAsk {
+        csr_pem: csr.to_owned(),
+        key: PendingKey {
+            fingerprint: fp.to_owned(),
+            source: "192.0.2.1".to_owned(),
+        },
+        max_pending: 100,
+    }
+}
 
 /// A check on one new, empty store.
 pub type Check = fn(&dyn Store);
@@ -55,6 +68,9 @@ pub const CHECKS: &[(&str, Check)] = named![
     nodes::reports_and_last_seen,
     nodes::serials_are_unique_and_indexed_by_node,
     nodes::a_certificate_and_its_audit_entry_are_recorded_together_or_not_at_all,
+    nodes::a_pending_request_binds_one_key_and_another_key_is_refused,
+    nodes::approval_names_the_key_by_its_fingerprint,
+    nodes::pending_nodes_are_capped_deleted_and_expire,
     leases::the_budget_refuses_one_more_and_a_retry_gets_the_same_lease,
     leases::an_expired_lease_does_not_count_and_cannot_be_renewed,
     leases::only_the_holder_may_release_or_renew,
@@ -74,6 +90,7 @@ pub const RACES: &[(&str, Race)] = named![
     races::concurrent_audit_appends_get_dense_unique_numbers,
     races::a_burst_of_acquisitions_grants_exactly_the_budget,
     races::concurrent_acquisitions_never_exceed_the_budget,
+    races::concurrent_new_pending_requests_never_exceed_the_cap,
 ];
 
 /// Runs `each` for every check and fails at the end, naming every check that failed (their

@@ -2,7 +2,7 @@
 
 use time::Duration;
 
-use super::{node_token, t0};
+use super::{ask, node_token, t0};
 use crate::store::{AuditAction, IssuedRecord, NodeState, Store, StoreError};
 
 pub(super) fn cert(serial: &str, node: &str, component: &str) -> IssuedRecord {
@@ -19,32 +19,35 @@ pub(super) fn cert(serial: &str, node: &str, component: &str) -> IssuedRecord {
 
 pub fn approval_flow_pending_approve_fleet_cert(store: &dyn Store) {
     let rec = store
-        .upsert_pending_node("worker-1", "CSR-1", t0())
+        .upsert_pending_node("worker-1", &ask("CSR-1", "sha256:k1"), t0())
         .unwrap();
     assert_eq!(
         (rec.state, rec.pending_csr.as_deref()),
         (NodeState::Pending, Some("CSR-1"))
     );
-    // The agent restarted with a new key: the CSR is replaced.
+    // The agent asks again with the same key: first seen stays, last seen moves.
     let later = t0() + Duration::minutes(1);
     let rec = store
-        .upsert_pending_node("worker-1", "CSR-2", later)
+        .upsert_pending_node("worker-1", &ask("CSR-1", "sha256:k1"), later)
         .unwrap();
     assert_eq!(
-        (rec.pending_csr.as_deref(), rec.enrolled_at),
-        (Some("CSR-2"), t0())
+        (rec.pending_csr.as_deref(), rec.enrolled_at, rec.last_seen),
+        (Some("CSR-1"), t0(), Some(later))
     );
     let err = store
         .record_fleet_cert("worker-1", "0a", later, later)
         .unwrap_err();
     assert_eq!(err.kind(), "node_refused");
     let rec = store
-        .set_node_state("worker-1", NodeState::Approved, "admin:ops", later)
+        .approve_key("worker-1", "sha256:k1", "admin:ops", later)
         .unwrap();
     assert_eq!(rec.approved_by.as_deref(), Some("admin:ops"));
     assert_eq!(
-        rec.pending_csr.as_deref(),
-        Some("CSR-2"),
+        (
+            rec.pending_csr.as_deref(),
+            rec.pending_key.as_ref().map(|k| k.fingerprint.as_str())
+        ),
+        (Some("CSR-1"), Some("sha256:k1")),
         "kept until the fleet cert is signed"
     );
     store
@@ -52,13 +55,15 @@ pub fn approval_flow_pending_approve_fleet_cert(store: &dyn Store) {
         .unwrap();
     let rec = store.node("worker-1").unwrap().unwrap();
     assert_eq!(rec.fleet_cert.unwrap().serial, "0a");
-    assert_eq!(rec.pending_csr, None);
+    assert_eq!((rec.pending_csr, rec.pending_key), (None, None));
 }
 
 pub fn checked_transitions(store: &dyn Store) {
     use NodeState::*;
     let set = |node, to| store.set_node_state(node, to, "admin:ops", t0());
-    store.upsert_pending_node("p", "CSR", t0()).unwrap();
+    store
+        .upsert_pending_node("p", &ask("CSR", "sha256:p"), t0())
+        .unwrap();
     assert_eq!(set("p", Revoked).unwrap_err().kind(), "invalid_transition");
     assert_eq!(
         set("p", Pending).unwrap().state,
@@ -67,7 +72,9 @@ pub fn checked_transitions(store: &dyn Store) {
     );
     assert_eq!(set("p", Denied).unwrap().pending_csr, None);
     assert_eq!(set("p", Revoked).unwrap_err().kind(), "invalid_transition");
-    let refused = store.upsert_pending_node("p", "CSR", t0()).unwrap_err();
+    let refused = store
+        .upsert_pending_node("p", &ask("CSR", "sha256:p"), t0())
+        .unwrap_err();
     assert!(
         matches!(refused, StoreError::NodeRefused { state: Denied, .. }),
         "{refused}"
@@ -78,7 +85,9 @@ pub fn checked_transitions(store: &dyn Store) {
         "an admin may overrule a denial"
     );
     assert_eq!(set("p", Denied).unwrap_err().kind(), "invalid_transition");
-    let refused = store.upsert_pending_node("p", "CSR", t0()).unwrap_err();
+    let refused = store
+        .upsert_pending_node("p", &ask("CSR", "sha256:p"), t0())
+        .unwrap_err();
     assert!(
         matches!(
             refused,
@@ -100,7 +109,7 @@ pub fn checked_transitions(store: &dyn Store) {
     }
     assert_eq!(
         store
-            .upsert_pending_node("p", "CSR", t0())
+            .upsert_pending_node("p", &ask("CSR", "sha256:p"), t0())
             .unwrap_err()
             .kind(),
         "node_refused"
@@ -247,4 +256,159 @@ pub fn a_certificate_and_its_audit_entry_are_recorded_together_or_not_at_all(sto
     let issued = store.issued_for_node("n").unwrap();
     assert_eq!(issued.len(), 1);
     assert_eq!(issued[0].component, "calico-node");
+}
+
+pub fn a_pending_request_binds_one_key_and_another_key_is_refused(store: &dyn Store) {
+    store
+        .upsert_pending_node("pend-1", &ask("CSR-agent", "sha256:agent"), t0())
+        .unwrap();
+    let before = store.node("pend-1").unwrap();
+    // Issue 17, finding 1: another key for the same name never replaces the pending one.
+    let later = t0() + Duration::minutes(1);
+    let refused = store
+        .upsert_pending_node("pend-1", &ask("CSR-attacker", "sha256:attacker"), later)
+        .unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::PendingKeyMismatch { pending, offered, .. }
+            if pending == "sha256:agent" && offered == "sha256:attacker"),
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("nodes delete pend-1"),
+        "{refused}"
+    );
+    assert_eq!(store.node("pend-1").unwrap(), before, "nothing changed");
+    // Not even once the agent's key is approved.
+    store
+        .approve_key("pend-1", "sha256:agent", "admin:ops", later)
+        .unwrap();
+    let refused = store
+        .upsert_pending_node("pend-1", &ask("CSR-attacker", "sha256:attacker"), later)
+        .unwrap_err();
+    assert_eq!(refused.kind(), "node_refused");
+    let rec = store.node("pend-1").unwrap().unwrap();
+    assert_eq!(
+        rec.pending_key.map(|k| (k.fingerprint, k.source)),
+        Some(("sha256:agent".to_owned(), "192.0.2.1".to_owned()))
+    );
+}
+
+pub fn approval_names_the_key_by_its_fingerprint(store: &dyn Store) {
+    store
+        .upsert_pending_node("p", &ask("CSR", "sha256:good"), t0())
+        .unwrap();
+    let before = store.node("p").unwrap();
+    let wrong = store
+        .approve_key("p", "sha256:bad", "admin:ops", t0())
+        .unwrap_err();
+    assert!(
+        matches!(&wrong, StoreError::FingerprintMismatch { pending: Some(p), .. } if p == "sha256:good"),
+        "{wrong}"
+    );
+    assert!(
+        wrong.to_string().contains("--fingerprint sha256:good"),
+        "{wrong}"
+    );
+    assert_eq!(store.node("p").unwrap(), before, "nothing changed");
+    assert_eq!(
+        store
+            .approve_key("nobody", "sha256:good", "admin:ops", t0())
+            .unwrap_err()
+            .kind(),
+        "unknown_node"
+    );
+    // A denied node keeps the key it asked with: an admin may still approve exactly that key.
+    store
+        .set_node_state("p", NodeState::Denied, "admin:ops", t0())
+        .unwrap();
+    let rec = store
+        .approve_key("p", "sha256:good", "admin:ops", t0())
+        .unwrap();
+    assert_eq!(rec.state, NodeState::Approved);
+    assert_eq!(
+        store
+            .approve_key("p", "sha256:good", "admin:ops", t0())
+            .unwrap()
+            .state,
+        NodeState::Approved,
+        "approving again is a no-op"
+    );
+    // An enrolled node (token) has no key waiting.
+    store
+        .redeem_token(&node_token(store, "t").token, "t", t0())
+        .unwrap();
+    let err = store
+        .approve_key("t", "sha256:good", "admin:ops", t0())
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::FingerprintMismatch { pending: None, .. }),
+        "{err}"
+    );
+}
+
+pub fn pending_nodes_are_capped_deleted_and_expire(store: &dyn Store) {
+    let capped = |csr: &str| crate::store::PendingAsk {
+        max_pending: 3,
+        ..ask(csr, &format!("sha256:{csr}"))
+    };
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        let at = t0() + Duration::minutes(i64::try_from(i).unwrap());
+        store.upsert_pending_node(name, &capped(name), at).unwrap();
+    }
+    let full = store
+        .upsert_pending_node("d", &capped("d"), t0())
+        .unwrap_err();
+    assert!(
+        matches!(full, StoreError::TooManyPending { max: 3 }),
+        "{full}"
+    );
+    assert!(store.node("d").unwrap().is_none(), "nothing created");
+    // A known pending node asking again is not a new one.
+    store.upsert_pending_node("a", &capped("a"), t0()).unwrap();
+    // Approving one frees its place.
+    store
+        .approve_key("a", "sha256:a", "admin:ops", t0())
+        .unwrap();
+    store.upsert_pending_node("d", &capped("d"), t0()).unwrap();
+    // Deleting: pending and denied only; an enrolled node points to revoke.
+    let err = store.delete_node("a").unwrap_err();
+    assert_eq!(err.kind(), "node_not_deletable");
+    assert!(err.to_string().contains("nodes revoke a"), "{err}");
+    assert_eq!(
+        store.delete_node("ghost").unwrap_err().kind(),
+        "unknown_node"
+    );
+    assert_eq!(store.delete_node("d").unwrap().name, "d");
+    assert!(store.node("d").unwrap().is_none());
+    store.upsert_pending_node("e", &capped("e"), t0()).unwrap();
+    // The deleted name may ask again, with any key.
+    assert_eq!(
+        store
+            .upsert_pending_node("d", &capped("d"), t0())
+            .unwrap_err()
+            .kind(),
+        "too_many_pending"
+    );
+    // Expiry: b was first seen at t0+1m, c at t0+2m, e at t0; a ttl of 90s at t0+2m30s
+    // drops e and b, keeps c and the approved a.
+    let now = t0() + Duration::seconds(150);
+    let mut dropped: Vec<String> = store
+        .expire_pending(now, Duration::seconds(90))
+        .unwrap()
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    dropped.sort();
+    assert_eq!(dropped, ["b", "e"]);
+    let names: Vec<String> = store.nodes().unwrap().into_iter().map(|r| r.name).collect();
+    assert_eq!(names, ["a", "c"]);
+    assert!(
+        store
+            .expire_pending(now, Duration::seconds(90))
+            .unwrap()
+            .is_empty()
+    );
+    // Their places are free again.
+    store.upsert_pending_node("d", &capped("d"), now).unwrap();
+    store.upsert_pending_node("f", &capped("f"), now).unwrap();
 }

@@ -149,3 +149,22 @@ pub fn concurrent_acquisitions_never_exceed_the_budget(replicas: &[&dyn Store]) 
     assert!(grants.load(Ordering::SeqCst) >= 3, "the budget was used");
     assert!(replicas[0].live_leases(t0()).unwrap().is_empty());
 }
+
+/// 20 new names ask at once against a cap of 5 (issue 17, finding 8): exactly 5 are recorded
+/// as pending, the others are refused with `TooManyPending`.
+pub fn concurrent_new_pending_requests_never_exceed_the_cap(replicas: &[&dyn Store]) {
+    let results = race(replicas, 20, |store, i| {
+        let ask = crate::store::PendingAsk {
+            max_pending: 5,
+            ..super::ask("CSR", &format!("sha256:{i}"))
+        };
+        store.upsert_pending_node(&format!("flood-{i}"), &ask, t0())
+    });
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 5);
+    for e in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(e.kind(), "too_many_pending", "{e}");
+    }
+    for store in replicas {
+        assert_eq!(store.nodes().unwrap().len(), 5);
+    }
+}

@@ -21,8 +21,20 @@ pub fn populate(store: &dyn Store) -> NewToken {
     store.redeem_token(&tok.token, "w-1", t0()).unwrap();
     store.redeem_token(&tok.token, "w-2", t0()).unwrap();
     node_token(store, "spare");
-    store.upsert_pending_node("p-1", "CSR-1", t0()).unwrap();
-    store.upsert_pending_node("d-1", "CSR-2", t0()).unwrap();
+    store
+        .upsert_pending_node(
+            "p-1",
+            &crate::store::conformance::ask("CSR-1", "sha256:p-1"),
+            t0(),
+        )
+        .unwrap();
+    store
+        .upsert_pending_node(
+            "d-1",
+            &crate::store::conformance::ask("CSR-2", "sha256:d-1"),
+            t0(),
+        )
+        .unwrap();
     store
         .set_node_state("d-1", NodeState::Denied, "admin:ops", t0())
         .unwrap();
@@ -180,6 +192,7 @@ fn small_snapshot() -> StoreSnapshot {
         last_report: None,
         pending_csr: None,
         generation: 0,
+        pending_key: None,
     });
     let audit = (1..=3)
         .map(|seq| AuditEntry {

@@ -95,7 +95,13 @@ pub fn match_token_cannot_take_over_a_known_node(store: &dyn Store) {
         "{err}"
     );
     // A pending node is not yet anyone's: the match token may approve it.
-    store.upsert_pending_node("worker-2", "CSR", t0()).unwrap();
+    store
+        .upsert_pending_node(
+            "worker-2",
+            &crate::store::conformance::ask("CSR", "sha256:worker-2"),
+            t0(),
+        )
+        .unwrap();
     let used = store.redeem_token(&tok.token, "worker-2", t0()).unwrap();
     assert_eq!(used.previous_state, Some(NodeState::Pending));
     assert_eq!(used.node.pending_csr, None);

@@ -31,8 +31,9 @@ pub(super) fn record_audited(
 
 /// Stores a certificate of a known node under a serial not stored before.
 fn put_new(store: &EtcdStore, tx: &mut Tx<'_>, cert: &IssuedRecord) -> Result<(), StoreError> {
-    // Nodes are never deleted, so the node's existence needs no compare (and reports that
-    // change its record do not make this transaction conflict).
+    // Only pending or denied nodes are ever deleted, and those hold no certificate, so the
+    // node's existence needs no compare (and reports that change its record do not make this
+    // transaction conflict).
     if !tx.exists_unguarded(&store.keys.node(&cert.node))? {
         return Err(StoreError::UnknownNode {
             node: cert.node.clone(),

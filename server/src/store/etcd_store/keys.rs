@@ -43,6 +43,21 @@ impl Keys {
         format!("{}{}", self.nodes(), escape(name))
     }
 
+    /// The index of pending nodes: what `[api] max_pending` counts and expiry scans.
+    pub fn pending(&self) -> String {
+        format!("{}pending/", self.prefix)
+    }
+
+    pub fn pending_entry(&self, name: &str) -> String {
+        format!("{}{}", self.pending(), escape(name))
+    }
+
+    /// The guard every new pending node compares and bumps, so that replicas counting the
+    /// `pending/` range at once cannot both add the last one below the cap.
+    pub fn pending_gen(&self) -> String {
+        format!("{}pending_gen", self.prefix)
+    }
+
     pub fn issued(&self) -> String {
         format!("{}issued/", self.prefix)
     }

@@ -13,6 +13,8 @@
 //! |---------------------------------------|-------|
 //! | `tokens/<id>`                         | token record (with the hash, never the secret) |
 //! | `nodes/<name>`                        | [`NodeRecord`](crate::store::NodeRecord) |
+//! | `pending/<name>`                      | the name and first contact of each pending node (an index) |
+//! | `pending_gen`                         | guard of the `pending/` range, bumped by every new pending node |
 //! | `issued/<serial>`                     | [`IssuedRecord`](crate::store::IssuedRecord) |
 //! | `issued_by_node/<name>/<serial>`      | the same record again: `issued_for_node` is one range read |
 //! | `audit/<seq>`                         | [`AuditEntry`](crate::store::AuditEntry) |
@@ -58,8 +60,8 @@ use super::codec::decode;
 use super::records::whole_seconds;
 use super::{
     AuditEntry, IssuedRecord, LeaseBudget, LeaseRecord, NewAuditEntry, NewToken, NodeRecord,
-    NodeState, PolicyRevision, RolloutRecord, Store, StoreError, StoreSnapshot, TokenInfo,
-    TokenScope, TokenUse,
+    NodeState, PendingAsk, PolicyRevision, RolloutRecord, Store, StoreError, StoreSnapshot,
+    TokenInfo, TokenScope, TokenUse,
 };
 use crate::rbac::EtcdAccess;
 use keys::Keys;
@@ -162,10 +164,32 @@ impl Store for EtcdStore {
     fn upsert_pending_node(
         &self,
         node: &str,
-        csr_pem: &str,
+        ask: &PendingAsk,
         now: OffsetDateTime,
     ) -> Result<NodeRecord, StoreError> {
-        nodes::upsert_pending(self, node, csr_pem, whole_seconds(now))
+        nodes::upsert_pending(self, node, ask, whole_seconds(now))
+    }
+
+    fn approve_key(
+        &self,
+        node: &str,
+        fingerprint: &str,
+        by: &str,
+        now: OffsetDateTime,
+    ) -> Result<NodeRecord, StoreError> {
+        nodes::approve_key(self, node, fingerprint, by, whole_seconds(now))
+    }
+
+    fn delete_node(&self, node: &str) -> Result<NodeRecord, StoreError> {
+        nodes::delete(self, node)
+    }
+
+    fn expire_pending(
+        &self,
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> Result<Vec<NodeRecord>, StoreError> {
+        nodes::expire_pending(self, whole_seconds(now), ttl)
     }
 
     fn set_node_state(

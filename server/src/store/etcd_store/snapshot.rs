@@ -31,7 +31,12 @@ pub(super) fn export(store: &EtcdStore) -> Result<StoreSnapshot, StoreError> {
         ..StoreSnapshot::default()
     };
     // Derived keys: counters, guards and the per-node copies of certificates.
-    let derived = [keys.audit_seq(), keys.leases_gen(), keys.policy_head()];
+    let derived = [
+        keys.audit_seq(),
+        keys.leases_gen(),
+        keys.policy_head(),
+        keys.pending_gen(),
+    ];
     let by_node = format!("{}issued_by_node/", keys.prefix());
     for kv in store.etcd.scan("exporting the store", keys.prefix())? {
         let key = String::from_utf8_lossy(kv.key()).into_owned();
@@ -58,7 +63,10 @@ pub(super) fn export(store: &EtcdStore) -> Result<StoreSnapshot, StoreError> {
         } else if key == keys.import_marker() {
             let store = keys.prefix().to_owned();
             return Err(StoreError::ImportIncomplete { store, marker: key });
-        } else if !derived.contains(&key) && !key.starts_with(&by_node) {
+        } else if !derived.contains(&key)
+            && !key.starts_with(&by_node)
+            && !key.starts_with(&keys.pending())
+        {
             return Err(StoreError::InvalidSnapshot {
                 reason: format!(
                     "etcd key {key:?} is not one this calseg-server knows; export with the \
@@ -80,6 +88,10 @@ fn records(store: &EtcdStore, s: &StoreSnapshot) -> Result<Vec<(String, Vec<u8>)
     }
     for n in &s.nodes {
         add(&mut out, "nodes", keys.node(&n.name), n)?;
+        if n.state == crate::store::NodeState::Pending {
+            let entry = super::nodes::PendingEntry::of(n);
+            add(&mut out, "pending", keys.pending_entry(&n.name), &entry)?;
+        }
     }
     for c in &s.issued {
         add(&mut out, "issued", keys.cert(&c.serial), c)?;

@@ -54,8 +54,9 @@ impl<'a> Tx<'a> {
             .transpose()
     }
 
-    /// Whether `key` exists, without comparing it at commit: only for keys that, once written,
-    /// are never deleted (nodes), so that a refusal on absence is the only decision it feeds.
+    /// Whether `key` exists, without comparing it at commit: only for keys that, once they
+    /// matter, are never deleted (nodes that may hold certificates: only pending and denied
+    /// ones are deleted), so that a refusal on absence is the only decision it feeds.
     pub fn exists_unguarded(&mut self, key: &str) -> Result<bool, StoreError> {
         Ok(self.store.etcd.get("checking a key", key)?.is_some())
     }

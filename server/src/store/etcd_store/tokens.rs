@@ -68,6 +68,7 @@ pub(super) fn redeem(
         record.uses.push(node.to_owned());
         tx.put("tokens", &token_key, &record)?;
         tx.put("nodes", &node_key, &node_record)?;
+        super::nodes::sync_index(store, tx, node, previous_state, Some(&node_record))?;
         Ok(TokenUse {
             token_id: id.to_owned(),
             node: node_record,

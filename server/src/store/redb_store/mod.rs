@@ -32,8 +32,8 @@ use time::{Duration, OffsetDateTime};
 use super::records::whole_seconds;
 use super::{
     AuditEntry, IssuedRecord, LeaseBudget, LeaseRecord, NewAuditEntry, NewToken, NodeRecord,
-    NodeState, PolicyRevision, RolloutRecord, Store, StoreError, StoreSnapshot, TokenInfo,
-    TokenScope, TokenUse,
+    NodeState, PendingAsk, PolicyRevision, RolloutRecord, Store, StoreError, StoreSnapshot,
+    TokenInfo, TokenScope, TokenUse,
 };
 
 /// The embedded, crash-safe, single-file [`Store`].
@@ -154,10 +154,32 @@ impl Store for RedbStore {
     fn upsert_pending_node(
         &self,
         node: &str,
-        csr_pem: &str,
+        ask: &PendingAsk,
         now: OffsetDateTime,
     ) -> Result<NodeRecord, StoreError> {
-        nodes::upsert_pending(self, node, csr_pem, whole_seconds(now))
+        nodes::upsert_pending(self, node, ask, whole_seconds(now))
+    }
+
+    fn approve_key(
+        &self,
+        node: &str,
+        fingerprint: &str,
+        by: &str,
+        now: OffsetDateTime,
+    ) -> Result<NodeRecord, StoreError> {
+        nodes::approve_key(self, node, fingerprint, by, whole_seconds(now))
+    }
+
+    fn delete_node(&self, node: &str) -> Result<NodeRecord, StoreError> {
+        nodes::delete(self, node)
+    }
+
+    fn expire_pending(
+        &self,
+        now: OffsetDateTime,
+        ttl: Duration,
+    ) -> Result<Vec<NodeRecord>, StoreError> {
+        nodes::expire_pending(self, whole_seconds(now), ttl)
     }
 
     fn set_node_state(

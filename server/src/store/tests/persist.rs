@@ -15,7 +15,13 @@ fn everything_survives_close_and_reopen() {
         let tok = match_token(&store, "w-*", 3);
         let spare = node_token(&store, "other");
         store.redeem_token(&tok.token, "w-1", t0()).unwrap();
-        store.upsert_pending_node("w-2", "CSR", t0()).unwrap();
+        store
+            .upsert_pending_node(
+                "w-2",
+                &crate::store::conformance::ask("CSR", "sha256:w-2"),
+                t0(),
+            )
+            .unwrap();
         store
             .set_node_state("w-2", NodeState::Denied, "admin:ops", t0())
             .unwrap();

@@ -204,6 +204,7 @@ impl World {
                 let url = format!("{base}{path}");
                 let mut request = match method {
                     "GET" => client.get(url),
+                    "DELETE" => client.delete(url),
                     _ => client.post(url),
                 };
                 if let Some(content_type) = content_type {

@@ -202,7 +202,12 @@ fn init_server(dir: &Path) -> PathBuf {
             "reconcile_interval = \"60s\"",
             "reconcile_interval = \"2s\"",
         )
-        .replace("auto_approve = []", "auto_approve = [\"cat-*\"]")
+        // Rows enroll many times from one address: no enrollment rate limit here (the limit
+        // has its own test, enrollment_attacks.rs).
+        .replace(
+            "auto_approve = []",
+            "auto_approve = [\"cat-*\"]\nenroll_burst = 1000000\nenroll_per_minute = 1000000",
+        )
         .replace("127.0.0.1:9464", &format!("127.0.0.1:{metrics}"));
     std::fs::write(&config, text).expect("write server.toml");
     std::fs::write(root.join("etc/policy.toml"), manifest_policy()).expect("policy");

@@ -1,0 +1,253 @@
+//! Pending enrollments (a node that asked without a token): the limits on them, their expiry,
+//! and the admin actions that need a look at them: `nodes show`, `nodes approve --fingerprint`
+//! (approval binds the one key whose fingerprint the operator compared with the agent's
+//! output) and `nodes delete`. Their limits: [`super::enroll_limit::EnrollmentLimits`].
+
+use super::caller::AdminCaller;
+use super::errors::ApiFailure;
+use super::inventory::{self, NodeFilter};
+use super::state::AppState;
+use crate::store::{AuditAction, AuditOutcome, NodeRecord, StoreError};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use calseg_api::admin::NodeAction;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// Drops pending requests older than `pending_ttl`, auditing each, every quarter of the TTL
+/// (at least every second, at most every minute). Runs on every replica: each drop is one
+/// store transaction, so two replicas never drop (or audit) the same request twice.
+pub async fn expire_loop(state: Arc<AppState>) {
+    let ttl = state.enrollment.pending_ttl;
+    let every = (ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let Ok(store_ttl) = time::Duration::try_from(ttl) else {
+        return;
+    };
+    loop {
+        tokio::time::sleep(every).await;
+        let now = OffsetDateTime::now_utc();
+        match state.store(move |s| s.expire_pending(now, store_ttl)).await {
+            Ok(dropped) => {
+                for record in dropped {
+                    let key = fingerprint_of(&record);
+                    tracing::info!(node = %record.name, %key, "pending enrollment expired");
+                    let detail = format!(
+                        "pending enrollment (key {key}) expired: not approved within {} \
+                         ([api] pending_ttl)",
+                        humantime(ttl)
+                    );
+                    state
+                        .audit(
+                            "system",
+                            AuditAction::NodeDelete,
+                            &record.name,
+                            AuditOutcome::Ok,
+                            detail,
+                        )
+                        .await;
+                }
+            }
+            Err(error) => {
+                tracing::warn!(kind = %error.kind, "expiring pending enrollments failed: {}", error.message)
+            }
+        }
+    }
+}
+
+fn humantime(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+fn fingerprint_of(record: &NodeRecord) -> String {
+    record
+        .pending_key
+        .as_ref()
+        .map_or_else(|| "unknown".to_owned(), |k| k.fingerprint.clone())
+}
+
+/// The status of a refusal about pending nodes (the rest as [`ApiFailure::from`] maps it).
+pub fn failure(error: StoreError) -> ApiFailure {
+    let status = match &error {
+        StoreError::PendingKeyMismatch { .. }
+        | StoreError::FingerprintMismatch { .. }
+        | StoreError::NotDeletable { .. } => StatusCode::CONFLICT,
+        StoreError::TooManyPending { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        _ => return ApiFailure::from(error),
+    };
+    let mut failure = ApiFailure::new(status, error.kind(), &error.to_string());
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        failure.retry_after = Some(Duration::from_secs(60));
+    }
+    failure
+}
+
+/// Runs a store operation on the blocking pool, its refusals mapped by [`failure`].
+pub async fn store_op<T, F>(state: &AppState, operation: F) -> Result<T, ApiFailure>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn crate::store::Store) -> Result<T, StoreError> + Send + 'static,
+{
+    let store = Arc::clone(&state.store);
+    tokio::task::spawn_blocking(move || operation(store.as_ref()))
+        .await?
+        .map_err(failure)
+}
+
+/// GET one node as `nodes list` shows it (with its pending key, if any).
+pub async fn show(
+    State(state): State<Arc<AppState>>,
+    _: AdminCaller,
+    Path(node): Path<String>,
+) -> Result<Json<Value>, ApiFailure> {
+    let name = node.clone();
+    let record = state
+        .store(move |s| s.node(&name))
+        .await?
+        .ok_or_else(|| ApiFailure::from(StoreError::UnknownNode { node }))?;
+    let mut rows = inventory::select(
+        vec![record],
+        &NodeFilter::default(),
+        OffsetDateTime::now_utc(),
+    );
+    super::rollout::annotate(
+        &mut rows,
+        &|node| state.policy_for(node).0,
+        &state.etcd_ca_bundle_pem,
+    );
+    let row = rows
+        .pop()
+        .ok_or_else(|| ApiFailure::internal("the node vanished"))?;
+    serde_json::to_value(row)
+        .map(Json)
+        .map_err(|e| ApiFailure::internal(&format!("encode: {e}")))
+}
+
+/// POST approve: only with the fingerprint of the key that is waiting. A missing or wrong
+/// fingerprint is refused (and audited), naming the key that waits.
+pub async fn approve(
+    state: &AppState,
+    admin: &AdminCaller,
+    node: &str,
+    body: &[u8],
+) -> Result<NodeRecord, ApiFailure> {
+    let by = admin.actor();
+    let refused = |failure: ApiFailure| async {
+        state
+            .audit(
+                &by,
+                AuditAction::Approve,
+                node,
+                AuditOutcome::Denied,
+                format!("{}: {}", failure.kind, failure.message),
+            )
+            .await;
+        failure
+    };
+    let action: NodeAction = if body.iter().all(u8::is_ascii_whitespace) {
+        NodeAction::default()
+    } else {
+        serde_json::from_slice(body).map_err(|e| {
+            ApiFailure::bad_request(
+                "invalid_body",
+                &format!("the approve body is not {{\"fingerprint\": \"sha256:...\"}}: {e}"),
+            )
+        })?
+    };
+    let fingerprint = match action
+        .fingerprint
+        .as_deref()
+        .map(calseg_api::fingerprint::parse)
+    {
+        Some(Ok(fingerprint)) => fingerprint,
+        Some(Err(bad)) => {
+            return Err(refused(ApiFailure::bad_request(
+                "invalid_fingerprint",
+                &bad.to_string(),
+            ))
+            .await);
+        }
+        None => {
+            let name = node.to_owned();
+            let record = state.store(move |s| s.node(&name)).await?.ok_or_else(|| {
+                ApiFailure::from(StoreError::UnknownNode {
+                    node: node.to_owned(),
+                })
+            })?;
+            let waiting = match &record.pending_key {
+                Some(key) => format!(
+                    "the key waiting is {} (asked from {}); check it against the fingerprint the \
+                     agent on {node} printed, then run `calseg-server nodes approve {node} \
+                     --fingerprint {}`",
+                    key.fingerprint, key.source, key.fingerprint
+                ),
+                None => format!("no key is waiting for approval (it is {})", record.state),
+            };
+            let message = format!(
+                "approving {node} needs --fingerprint: approval lets in exactly one key; {waiting}"
+            );
+            return Err(refused(ApiFailure::bad_request("fingerprint_required", &message)).await);
+        }
+    };
+    let (name, who, now) = (node.to_owned(), by.clone(), OffsetDateTime::now_utc());
+    let approved = store_op(state, move |s| {
+        s.approve_key(&name, &fingerprint, &who, now)
+    })
+    .await;
+    match approved {
+        Ok(record) => {
+            let key = fingerprint_of(&record);
+            state
+                .audit(
+                    &by,
+                    AuditAction::Approve,
+                    node,
+                    AuditOutcome::Ok,
+                    format!("approve by {by}: key {key}"),
+                )
+                .await;
+            Ok(record)
+        }
+        Err(failure) => Err(refused(failure).await),
+    }
+}
+
+/// DELETE a pending or denied node; enrolled ones are refused with a pointer to `revoke`.
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    admin: AdminCaller,
+    Path(node): Path<String>,
+) -> Result<Json<Value>, ApiFailure> {
+    let name = node.clone();
+    let by = admin.actor();
+    match store_op(&state, move |s| s.delete_node(&name)).await {
+        Ok(record) => {
+            let detail = format!(
+                "{} node deleted by {by} (key {})",
+                record.state,
+                fingerprint_of(&record)
+            );
+            state
+                .audit(
+                    &by,
+                    AuditAction::NodeDelete,
+                    &node,
+                    AuditOutcome::Ok,
+                    detail,
+                )
+                .await;
+            Ok(Json(
+                serde_json::json!({ "deleted": node, "state": record.state }),
+            ))
+        }
+        Err(failure) => Err(failure),
+    }
+}
