@@ -14,6 +14,8 @@
 //! - `rollout`: convergence of the approved nodes to the current policy, and wave status.
 //! - [`rollout_ctl`]: starts, resumes and steps rollouts in waves; the operator's actions.
 //! - `long_poll`: parking manifest requests until the node's manifest changes.
+//! - `rejections`: axum's and tower-http's plain-text refusals (400, 413, 415, 422, …) as JSON
+//!   `ApiError`s.
 //! - `limit`: load shedding, at most `[api] max_in_flight` requests worked on at once.
 
 mod admin;
@@ -25,6 +27,7 @@ mod leases;
 mod limit;
 mod long_poll;
 mod node_routes;
+mod rejections;
 mod rollout;
 pub mod rollout_ctl;
 mod state;
@@ -108,6 +111,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             REQUEST_TIMEOUT,
         ))
         .merge(long_polled)
+        // Outside the body limit and the timeouts, so their plain-text refusals are rewritten too.
+        .layer(axum::middleware::from_fn(rejections::as_api_errors))
         // Refuses (429) rather than queues beyond `[api] max_in_flight`; inside the metrics
         // layer so refusals are counted.
         .layer(axum::middleware::from_fn_with_state(

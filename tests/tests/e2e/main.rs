@@ -7,6 +7,7 @@
 mod access;
 mod agent;
 mod agent_failover;
+mod api_errors;
 mod bad_policy;
 mod catalogue;
 mod datastore;
