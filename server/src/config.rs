@@ -127,6 +127,16 @@ pub struct ApiConfig {
     /// Manifest long-polls parked at once (each holds a socket and a task); more get an
     /// immediate 304 with `Retry-After`. Default 20000.
     pub max_long_polls: Option<usize>,
+    /// Connections open at once (each holds a file descriptor); at the cap the oldest
+    /// connection without a client certificate is closed to make room, or the new one is.
+    /// Default 24576, lowered to fit the open-file limit (`crate::http::connections`).
+    pub max_connections: Option<usize>,
+    /// From accept to the end of the TLS handshake, e.g. "10s" (the default).
+    pub handshake_timeout: Option<String>,
+    /// To send a request's headers, and (HTTP/1.1) to start the next request, e.g. "10s".
+    pub header_read_timeout: Option<String>,
+    /// With no request in flight, e.g. "60s"; a parked long-poll is a request in flight.
+    pub idle_timeout: Option<String>,
 }
 
 /// Where the two CAs live.

@@ -228,6 +228,12 @@ pub fn table() -> Vec<Row> {
             "[api] auto_approve: bad glob \"cat-[\""),
         row("server.toml: zero max_in_flight", ServerToml, Input::ServerToml("[api]\n", "[api]\nmax_in_flight = 0\n"),
             "max_in_flight"),
+        row("server.toml: zero max_connections", ServerToml, Input::ServerToml("[api]\n", "[api]\nmax_connections = 0\n"),
+            "[api] max_connections = 0: the server would refuse every connection; give at least 1"),
+        row("server.toml: zero handshake_timeout", ServerToml, Input::ServerToml("[api]\n", "[api]\nhandshake_timeout = \"0s\"\n"),
+            "[api] handshake_timeout = \"0s\": give a positive duration, e.g. \"10s\""),
+        row("server.toml: idle_timeout without a unit", ServerToml, Input::ServerToml("[api]\n", "[api]\nidle_timeout = \"60\"\n"),
+            "[api] idle_timeout = \"60\": the unit must be s, m, h or d"),
         // agent.toml.
         row("agent.toml: unknown key", AgentToml, Input::AgentToml("interval = \"5m\"", "intervall = \"5m\""),
             "agent.toml:4:1: unknown field `intervall`, expected one of"),

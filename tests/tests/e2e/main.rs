@@ -10,6 +10,7 @@ mod agent_failover;
 mod api_errors;
 mod bad_policy;
 mod catalogue;
+mod connection_limits;
 mod datastore;
 mod etcd_limits;
 mod etcd_release;
