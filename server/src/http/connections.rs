@@ -338,6 +338,32 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_packaged_example_shows_the_defaults_and_parses_uncommented() {
+        let packaged = include_str!("../../../packaging/server/server.toml");
+        let keys = [
+            "max_connections",
+            "handshake_timeout",
+            "header_read_timeout",
+            "idle_timeout",
+        ];
+        let api: String = packaged
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| keys.iter().any(|k| l.starts_with(&format!("{k} = "))))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(api.lines().count(), keys.len(), "{api}");
+        let config: crate::config::ServerConfig = toml::from_str(&format!("[api]\n{api}")).unwrap();
+        let shown = ConnectionSettings::from_config(&config.api, Some(65_536))
+            .unwrap()
+            .0;
+        let default = ConnectionSettings::from_config(&ApiConfig::default(), Some(65_536))
+            .unwrap()
+            .0;
+        assert_eq!(shown, default);
+    }
+
     #[tokio::test]
     async fn at_the_cap_the_oldest_anonymous_connection_makes_room_or_the_new_one_is_refused() {
         let (admission, metrics) = admission(2);
