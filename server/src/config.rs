@@ -138,6 +138,16 @@ pub struct ApiConfig {
     pub enroll_burst: Option<u64>,
     /// How many more it may make per minute after the burst. Default 60.
     pub enroll_per_minute: Option<u64>,
+    /// Connections open at once (each holds a file descriptor); at the cap the oldest
+    /// connection without a client certificate is closed to make room, or the new one is.
+    /// Default 24576, lowered to fit the open-file limit (`crate::http::connections`).
+    pub max_connections: Option<usize>,
+    /// From accept to the end of the TLS handshake, e.g. "10s" (the default).
+    pub handshake_timeout: Option<String>,
+    /// To send a request's headers, and (HTTP/1.1) to start the next request, e.g. "10s".
+    pub header_read_timeout: Option<String>,
+    /// With no request in flight, e.g. "60s"; a parked long-poll is a request in flight.
+    pub idle_timeout: Option<String>,
 }
 
 /// Where the two CAs live.

@@ -240,6 +240,19 @@ auto_approve = []
 # pending_ttl = "24h"
 # enroll_burst = 20
 # enroll_per_minute = 60
+# Connections open at once (each holds a file descriptor). At the cap, the oldest connection
+# without a client certificate (still in its TLS handshake, or anonymous) older than 1 s is
+# closed to make room, or else the new one is closed at once; agents and administrators are
+# never closed to make room. Default 24576, lowered to fit the open-file limit (LimitNOFILE= in
+# calseg-server.service) minus an eighth of it (at least 128) for the store, etcd and logs.
+# max_connections = 24576
+# From accept to the end of the TLS handshake; slower connections are closed.
+# handshake_timeout = "10s"
+# To send a request's headers (HTTP/1.1 also counts the wait for the next request).
+# header_read_timeout = "10s"
+# A connection with no request in flight this long is closed; a parked manifest long-poll is a
+# request in flight, so it is never cut.
+# idle_timeout = "60s"
 
 [ca]
 # dir = "{state}/ca"   # fleet.pem, fleet-key.pem, etcd-client.pem, etcd-client-key.pem

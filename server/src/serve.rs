@@ -41,6 +41,8 @@ pub struct Server {
     pub metrics_listen: Option<String>,
     /// The leader election, when this server is one of several replicas (etcd store).
     pub election: Option<ha::Election>,
+    /// The API's connection cap and timeouts.
+    pub connections: http::ConnectionSettings,
 }
 
 fn read(path: &Path, what: &str) -> Result<String> {
@@ -196,6 +198,11 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
             .unwrap_or(http::ApiLimits::default().max_long_polls),
         enrollment: http::EnrollmentLimits::from_config(&config.api)?,
     };
+    let open_files = http::connections::open_file_limit();
+    let (connections, too_many) = http::ConnectionSettings::from_config(&config.api, open_files)?;
+    if let Some(warning) = too_many {
+        tracing::warn!("{warning}");
+    }
     // Last, once every other value is checked: a refused configuration leaves no store behind.
     let (store, replicas) = open_store(config, access.as_ref(), &policy).await?;
     let state = Arc::new(AppState::new(
@@ -236,6 +243,7 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
         policy_path: policy_path.to_path_buf(),
         metrics_listen: config.metrics.address(),
         election,
+        connections,
     })
 }
 
@@ -372,7 +380,18 @@ pub async fn run(server: Server, shutdown: impl Future<Output = ()>) -> Result<(
     let listener = tokio::net::TcpListener::bind(&server.listen)
         .await
         .with_context(|| format!("listen on {}", server.listen))?;
-    tracing::info!(listen = %server.listen, "calseg-server API listening");
+    let limits = server.connections;
+    tracing::info!(
+        listen = %server.listen,
+        max_connections = limits.max_connections,
+        open_files = http::connections::open_file_limit().unwrap_or_default(),
+        "calseg-server API listening: at most {} connections ([api] max_connections); TLS \
+         handshake within {:?}, request headers within {:?}, idle connections closed after {:?}",
+        limits.max_connections,
+        limits.handshake_timeout,
+        limits.header_read_timeout,
+        limits.idle_timeout
+    );
     let metrics_listener = match &server.metrics_listen {
         Some(address) => {
             let listener = tokio::net::TcpListener::bind(address)
@@ -424,10 +443,12 @@ pub async fn run(server: Server, shutdown: impl Future<Output = ()>) -> Result<(
     });
     notify::ready();
     notify::status(&status_text(&server.state, &server.listen));
-    let served = http::serve(
+    let served = http::serve_with(
         listener,
         server.tls,
         http::router(Arc::clone(&server.state)),
+        server.connections,
+        Arc::clone(&server.state.metrics),
         shutdown,
     )
     .await;

@@ -21,6 +21,8 @@ pub struct ServerProcess {
     host: String,
     /// `ip netns exec NAME`, for a replica in a network namespace of its own.
     netns_exec: Vec<String>,
+    /// A command that runs the server, e.g. `prlimit --nofile=256:256 --`.
+    wrapper: Vec<String>,
     port: u16,
     metrics_port: u16,
     fleet_ca_hash: String,
@@ -35,6 +37,22 @@ impl ServerProcess {
         let port = free_port()?;
         let dir = init_dir(etcd, &[], port)?;
         let mut server = Self::configure(dir, policy, api_extra, "127.0.0.1", port, |text| text)?;
+        server.spawn().await?;
+        Ok(server)
+    }
+
+    /// Like [`start`](Self::start), with the server run by `wrapper` (a program and its
+    /// arguments, e.g. `["prlimit", "--nofile=256:256", "--"]` to lower its open-file limit).
+    pub async fn start_wrapped(
+        etcd: &EtcdCluster,
+        policy: &str,
+        api_extra: &str,
+        wrapper: &[&str],
+    ) -> Result<Self> {
+        let port = free_port()?;
+        let dir = init_dir(etcd, &[], port)?;
+        let mut server = Self::configure(dir, policy, api_extra, "127.0.0.1", port, |text| text)?;
+        server.wrapper = wrapper.iter().map(|s| (*s).to_owned()).collect();
         server.spawn().await?;
         Ok(server)
     }
@@ -169,6 +187,7 @@ impl ServerProcess {
             process: None,
             host: host.to_owned(),
             netns_exec: Vec::new(),
+            wrapper: Vec::new(),
             port,
             metrics_port,
             fleet_ca_hash,
@@ -183,14 +202,21 @@ impl ServerProcess {
             "serve".into(),
         ];
         let log = self.log_path();
-        self.process = Some(if self.netns_exec.is_empty() {
-            Guarded::spawn("calseg-server", &bins::path("calseg-server"), &args, &log)?
-        } else {
-            let mut line = self.netns_exec.clone();
-            line.push(bins::path("calseg-server").display().to_string());
-            line.extend(args);
-            Guarded::spawn("calseg-server", Path::new("ip"), &line, &log)?
-        });
+        self.process = Some(
+            if let Some((program, before)) = self.wrapper.split_first() {
+                let mut line = before.to_vec();
+                line.push(bins::path("calseg-server").display().to_string());
+                line.extend(args);
+                Guarded::spawn("calseg-server", Path::new(program), &line, &log)?
+            } else if self.netns_exec.is_empty() {
+                Guarded::spawn("calseg-server", &bins::path("calseg-server"), &args, &log)?
+            } else {
+                let mut line = self.netns_exec.clone();
+                line.push(bins::path("calseg-server").display().to_string());
+                line.extend(args);
+                Guarded::spawn("calseg-server", Path::new("ip"), &line, &log)?
+            },
+        );
         self.wait_ready().await
     }
 

@@ -12,6 +12,8 @@ use tokio::time::Instant;
 
 /// Wait when the server is unreachable or sends no `Retry-After`.
 const DEFAULT_RETRY: Duration = Duration::from_secs(5);
+/// Far enough in the future to never come during one pass.
+const NEVER: Duration = Duration::from_secs(365 * 86_400);
 /// How often a wait checks for a stop request.
 const STOP_POLL: Duration = Duration::from_millis(100);
 
@@ -83,7 +85,9 @@ async fn sleep_unless_stopped(ctx: &CycleContext, wait: Duration) -> bool {
 }
 
 /// Runs `work`, renewing `held` whenever its renewal point passes before `work` is done. A
-/// failed renewal is logged; the work goes on (a unit is not stopped half-way).
+/// failed renewal is logged; the work goes on (a unit is not stopped half-way). A renewal the
+/// server refuses for good (e.g. 409 `lease_life_exceeded`, the lease reached its longest
+/// life) is not tried again: the lease ends by itself.
 pub(super) async fn renewing<L: RestartLeases, F: Future>(
     leases: &mut L,
     held: &mut Held,
@@ -96,6 +100,10 @@ pub(super) async fn renewing<L: RestartLeases, F: Future>(
             () = tokio::time::sleep_until(held.renew_at) => {
                 match leases.renew(&held.id).await {
                     Ok(grant) => *held = Held::new(grant),
+                    Err(e) if !e.is_transient() => {
+                        tracing::warn!(lease = %held.id, error = %e, "restart lease not renewed; it is not asked again and ends by itself while the units settle");
+                        held.renew_at = Instant::now() + NEVER;
+                    }
                     Err(e) => {
                         tracing::warn!(lease = %held.id, error = %e, "restart lease renewal failed");
                         // Try again later rather than in a tight loop.
@@ -114,5 +122,75 @@ pub(super) async fn release<L: RestartLeases>(leases: &mut L, held: Held) {
         Err(e) => {
             tracing::warn!(lease = %held.id, error = %e, "restart lease not released; it expires by itself")
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::client::ClientError;
+
+    /// Renewals answer `status` (200: a new grant of 1 s); counts them.
+    struct Renewals {
+        status: u16,
+        asked: u32,
+    }
+
+    impl RestartLeases for Renewals {
+        async fn acquire(&mut self, _: &LeaseRequest) -> Result<LeaseGrant, ClientError> {
+            unreachable!("not asked in these tests")
+        }
+        async fn renew(&mut self, lease_id: &str) -> Result<LeaseGrant, ClientError> {
+            self.asked += 1;
+            match self.status {
+                200 => Ok(grant(lease_id)),
+                status => Err(ClientError::Api {
+                    url: "https://server/v1/restart-lease".into(),
+                    status,
+                    kind: "lease_life_exceeded".into(),
+                    message: "refused".into(),
+                    retry_after: None,
+                }),
+            }
+        }
+        async fn release(&mut self, _: &str) -> Result<(), ClientError> {
+            Ok(())
+        }
+    }
+
+    fn grant(id: &str) -> LeaseGrant {
+        LeaseGrant {
+            lease_id: id.into(),
+            expires_at: String::new(),
+            ttl_secs: 1,
+        }
+    }
+
+    async fn renewals_while_units_settle_for_20s(status: u16) -> u32 {
+        let mut leases = Renewals { status, asked: 0 };
+        let mut held = Held::new(grant("l"));
+        renewing(
+            &mut leases,
+            &mut held,
+            tokio::time::sleep(Duration::from_secs(20)),
+        )
+        .await;
+        leases.asked
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_refused_for_good_is_not_asked_again_but_a_transient_failure_is() {
+        // Issue 17: the server refuses renewals past max_lease_life (409) for good.
+        assert_eq!(renewals_while_units_settle_for_20s(409).await, 1);
+        assert_eq!(
+            renewals_while_units_settle_for_20s(503).await,
+            4,
+            "retried every 5 s"
+        );
+        assert!(
+            renewals_while_units_settle_for_20s(200).await >= 30,
+            "renewed every half second"
+        );
     }
 }

@@ -92,6 +92,7 @@ impl From<StoreError> for ApiFailure {
             | "node_refused" => StatusCode::FORBIDDEN,
             "unknown_node" | "unknown_lease" => StatusCode::NOT_FOUND,
             "lease_not_held" => StatusCode::FORBIDDEN,
+            "lease_life_exceeded" => StatusCode::CONFLICT,
             "restart_budget_full" => StatusCode::TOO_MANY_REQUESTS,
             "invalid_transition" | "duplicate_serial" | "store_not_empty" => StatusCode::CONFLICT,
             // etcd out of reach or too busy from this replica: another replica may do better,

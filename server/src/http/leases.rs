@@ -2,17 +2,19 @@
 //! units; the store grants it only while the live leases stay within the policy's
 //! `max_unavailable` (fleet-wide and in the node's host group), so a rollout never restarts
 //! more of the fleet at once than the operator allowed. Leases expire after `lease_ttl`, so a
-//! dead agent's slot comes back by itself.
+//! dead agent's slot comes back by itself, and are never renewed past `max_lease_life` from
+//! their grant, so a live one cannot hold its slot for good either.
 //!
 //! Grants and refusals are logged at debug level only: a busy rollout refuses many requests,
-//! and they are not security events worth an audit entry each.
+//! and they are not security events worth an audit entry each. A renewal refused at the life
+//! cap is: it is logged as a warning, audited and counted (`lease_life_exceeded`).
 
 use super::caller::{AdminCaller, NodeCaller};
 use super::errors::ApiFailure;
 use super::node_routes::{authorize, rfc3339};
 use super::state::AppState;
 use crate::policy::Policy;
-use crate::store::{GroupBudget, LeaseBudget, LeaseRecord, NodeState};
+use crate::store::{AuditAction, AuditOutcome, GroupBudget, LeaseBudget, LeaseRecord, NodeState};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -84,6 +86,10 @@ fn ttl_of(policy: &Policy) -> time::Duration {
     time::Duration::try_from(policy.rollout.lease_ttl).unwrap_or(time::Duration::minutes(2))
 }
 
+fn max_life_of(policy: &Policy) -> time::Duration {
+    time::Duration::try_from(policy.rollout.max_lease_life).unwrap_or(time::Duration::minutes(20))
+}
+
 /// POST a lease request: 200 with the lease, or 429 with `Retry-After`.
 pub async fn acquire(
     State(state): State<Arc<AppState>>,
@@ -143,20 +149,42 @@ pub async fn release(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// POST to extend a live lease by the policy's `lease_ttl` from now.
+/// POST to extend a live lease by the policy's `lease_ttl` from now, up to `max_lease_life`
+/// from its grant; 409 `lease_life_exceeded` (audited) once it ends at that cap.
 pub async fn renew(
     State(state): State<Arc<AppState>>,
     caller: NodeCaller,
     Path(id): Path<String>,
 ) -> Result<Json<LeaseGrant>, ApiFailure> {
     authorize(&state, &caller).await?;
-    let ttl = ttl_of(&state.policy());
-    let node = caller.name.clone();
+    let policy = state.policy();
+    let (ttl, max_life) = (ttl_of(&policy), max_life_of(&policy));
+    let (node, lease_id) = (caller.name.clone(), id.clone());
     let now = OffsetDateTime::now_utc();
-    let lease = state
-        .store(move |s| s.renew_lease(&id, &node, now, ttl))
-        .await?;
-    Ok(Json(grant(&lease, now)))
+    let renewed = state
+        .store(move |s| s.renew_lease(&lease_id, &node, now, ttl, max_life))
+        .await;
+    match renewed {
+        Ok(lease) => Ok(Json(grant(&lease, now))),
+        Err(failure) if failure.kind == "lease_life_exceeded" => {
+            tracing::warn!(node = %caller.name, lease = %id, "restart lease not renewed: {}", failure.message);
+            state.metrics.denied(&failure.kind);
+            state
+                .audit(
+                    &caller.name,
+                    AuditAction::Lease,
+                    &id,
+                    AuditOutcome::Denied,
+                    format!(
+                        "lease_life_exceeded: renewal past max_lease_life ({}s) refused",
+                        max_life.whole_seconds()
+                    ),
+                )
+                .await;
+            Err(failure)
+        }
+        Err(failure) => Err(failure),
+    }
 }
 
 /// GET the live leases (admin).

@@ -3,6 +3,8 @@
 //!
 //! # Layout
 //! - `tls`: the rustls server configuration.
+//! - `listener`: the accept loop and each connection's TLS, HTTP and timeouts.
+//! - [`connections`]: the cap on open connections, and which one goes when it is reached.
 //! - `caller`: who is calling ([`Caller`]), and extractors that require a node or an admin.
 //! - `errors`: [`ApiFailure`], the one mapping of errors to status codes and bodies.
 //! - `state`: [`AppState`], what handlers share.
@@ -19,20 +21,25 @@
 //! - [`rollout_ctl`]: starts, resumes and steps rollouts in waves; the operator's actions.
 //! - `long_poll`: parking manifest requests until the node's manifest changes.
 //! - `vouch`: a report's certificate dates replaced by the ones this server issued.
+//! - `rejections`: axum's and tower-http's plain-text refusals (400, 413, 415, 422, …) as JSON
+//!   `ApiError`s.
 //! - `limit`: load shedding, at most `[api] max_in_flight` requests worked on at once.
 
 mod admin;
 mod caller;
+pub mod connections;
 mod enroll;
 mod enroll_limit;
 mod errors;
 pub mod inventory;
 mod leases;
 mod limit;
+mod listener;
 mod long_poll;
 mod node_routes;
 mod ownership;
 mod pending;
+mod rejections;
 pub mod revocation;
 mod rollout;
 pub mod rollout_ctl;
@@ -41,32 +48,24 @@ pub mod tls;
 mod vouch;
 
 pub use caller::{ADMIN_PREFIX, Caller};
+pub use connections::ConnectionSettings;
 pub use enroll_limit::EnrollmentLimits;
 pub use errors::ApiFailure;
+pub use listener::{serve, serve_with};
 pub use pending::expire_loop as expire_pending;
 pub use rollout::{current_status as rollout_status, status_of_nodes as rollout_status_of_nodes};
 pub use state::{ActiveRollout, ApiLimits, AppState};
 
-use anyhow::Result;
 use axum::Router;
 use axum::routing::{delete, get, post};
 use calseg_api::paths;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
-use tower::ServiceExt;
 
-/// How long a client may take to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a manifest request may take: the longest long-poll and then some to answer.
 const LONG_POLL_TIMEOUT: Duration = Duration::from_secs(paths::MAX_LONG_POLL_SECS + 10);
-/// How long in-flight connections may finish after shutdown began.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The client's address (the TCP peer), in every request's extensions.
 #[derive(Debug, Clone, Copy)]
@@ -128,6 +127,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             REQUEST_TIMEOUT,
         ))
         .merge(long_polled)
+        // Outside the body limit and the timeouts, so their plain-text refusals are rewritten too.
+        .layer(axum::middleware::from_fn(rejections::as_api_errors))
         // Refuses (429) rather than queues beyond `[api] max_in_flight`; inside the metrics
         // layer so refusals are counted.
         .layer(axum::middleware::from_fn_with_state(
@@ -141,86 +142,4 @@ pub fn router(state: Arc<AppState>) -> Router {
             crate::metrics::track_requests,
         ))
         .with_state(state)
-}
-
-/// Serves `router` over TLS on `listener` until `shutdown` resolves, then drains.
-pub async fn serve(
-    listener: TcpListener,
-    tls: Arc<rustls::ServerConfig>,
-    router: Router,
-    shutdown: impl Future<Output = ()>,
-) -> Result<()> {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let acceptor = acceptor.clone();
-        let router = router.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            if let Err(error) = connection(tcp, peer, acceptor, router, watcher).await {
-                tracing::debug!(%peer, "connection ended: {error:#}");
-            }
-        });
-    }
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("connections still open after the drain deadline"),
-    }
-    Ok(())
-}
-
-async fn connection(
-    mut tcp: TcpStream,
-    peer: std::net::SocketAddr,
-    acceptor: tokio_rustls::TlsAcceptor,
-    router: Router,
-    watcher: hyper_util::server::graceful::Watcher,
-) -> Result<()> {
-    // A TLS connection starts with a handshake record (0x16); anything else is plain HTTP or
-    // noise: say how to reach us and close.
-    let mut first = [0u8; 1];
-    if tcp.peek(&mut first).await? == 1 && first[0] != 0x16 {
-        let body = "this is calseg-server's HTTPS API: use https://\n";
-        let reply = format!(
-            "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        );
-        tcp.write_all(reply.as_bytes()).await?;
-        tcp.shutdown().await?;
-        return Ok(());
-    }
-    let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await??;
-    let leaf = tls
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|chain| chain.first())
-        .map(|cert| cert.as_ref().to_vec());
-    let caller = Caller::from_certificate(leaf.as_deref());
-    let service = router.map_request(move |request: hyper::Request<hyper::body::Incoming>| {
-        let mut request = request.map(axum::body::Body::new);
-        request.extensions_mut().insert(caller.clone());
-        request.extensions_mut().insert(Peer(peer));
-        request
-    });
-    let service = hyper_util::service::TowerToHyperService::new(service);
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-    watcher
-        .watch(conn.into_owned())
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(())
 }

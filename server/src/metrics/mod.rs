@@ -10,11 +10,15 @@
 //! # Layout
 //! - `text`: the exposition format, counter and histogram vectors.
 //! - `listener`: the `/metrics` listener and the request-latency middleware of the API.
+//! - `connections`: the API's connections: open, refused at the cap, closed and why.
 //! - `etcd`: the etcd release gauges (each endpoint's release, its known RBAC bypasses).
 
+mod connections;
 mod etcd;
 mod listener;
 mod text;
+
+pub use connections::{Closed, ConnectionMetrics};
 
 pub use listener::{serve, track_requests};
 pub use text::CONTENT_TYPE;
@@ -64,6 +68,8 @@ pub struct Metrics {
     leader: AtomicI64,
     /// etcd's releases and their known RBAC bypasses, from the latest release check.
     etcd_release: etcd::EtcdReleaseGauges,
+    /// The API listener's connections (`crate::http::listener` feeds them).
+    pub connections: ConnectionMetrics,
 }
 
 impl Default for Metrics {
@@ -87,6 +93,7 @@ impl Metrics {
             leases_held: AtomicI64::new(-1),
             leader: AtomicI64::new(-1),
             etcd_release: etcd::EtcdReleaseGauges::default(),
+            connections: ConnectionMetrics::default(),
         }
     }
 
@@ -238,6 +245,7 @@ impl Metrics {
             out.sample("calseg_leader", &[], leader as f64);
         }
         self.etcd_release.render(&mut out);
+        self.connections.render(&mut out);
         out.finish()
     }
 

@@ -1,5 +1,6 @@
 //! CSR intake: the checks a certificate signing request passes before anything is signed
-//! (size, exactly one PEM block, DER, key type, self-signature, Common Name), and [`new_csr`],
+//! (size, exactly one PEM block, DER, key type, signature algorithm, self-signature, Common
+//! Name), and [`new_csr`],
 //! which makes a key and a CSR the way an agent does.
 //!
 //! Only the CSR's public key and Common Name are used. Everything else it asks for (other
@@ -95,7 +96,12 @@ pub(crate) fn check(
     };
     let info = &csr.certification_request_info;
     key_algorithm(&info.subject_pki, &rules.allowed_keys)?;
-    csr.verify_signature().map_err(|_| CsrError::BadSignature)?;
+    signature_algorithm(&csr)?;
+    csr.verify_signature().map_err(|e| match e {
+        // A key and hash pair the checks above let through but the verifier does not know.
+        x509_parser::error::X509Error::SignatureUnsupportedAlgorithm => unsupported_signature(&csr),
+        _ => CsrError::BadSignature,
+    })?;
     check_common_name(&csr, subject_cn)?;
     Ok(CheckedCsr {
         spki_der: info.subject_pki.raw.to_vec(),
@@ -141,6 +147,59 @@ fn key_algorithm(
                 .collect::<Vec<_>>()
                 .join(" or "),
         }),
+    }
+}
+
+/// Signature algorithms a CSR may be signed with: ECDSA with SHA-256 or SHA-384 (what agents
+/// make), and Ed25519 (for the keys [`KeyAlgorithm::Ed25519`] allows).
+const SIGNATURE_ALGORITHMS: [(&str, &str); 3] = [
+    ("1.2.840.10045.4.3.2", "ecdsa-with-SHA256"),
+    ("1.2.840.10045.4.3.3", "ecdsa-with-SHA384"),
+    ("1.3.101.112", "Ed25519"),
+];
+
+/// Names of signature algorithms a refused CSR may carry, to name them in the error.
+const OTHER_SIGNATURE_ALGORITHMS: [(&str, &str); 8] = [
+    ("1.2.840.10045.4.1", "ecdsa-with-SHA1"),
+    ("1.2.840.10045.4.3.1", "ecdsa-with-SHA224"),
+    ("1.2.840.10045.4.3.4", "ecdsa-with-SHA512"),
+    ("1.2.840.113549.1.1.5", "sha1WithRSAEncryption"),
+    ("1.2.840.113549.1.1.10", "RSASSA-PSS"),
+    ("1.2.840.113549.1.1.11", "sha256WithRSAEncryption"),
+    ("1.2.840.113549.1.1.12", "sha384WithRSAEncryption"),
+    ("1.2.840.113549.1.1.13", "sha512WithRSAEncryption"),
+];
+
+/// The CSR must be signed with one of [`SIGNATURE_ALGORITHMS`]. Checked before the signature,
+/// so a CSR signed with, say, ecdsa-with-SHA512 is refused for what it is, not reported as
+/// altered.
+fn signature_algorithm(csr: &X509CertificationRequest<'_>) -> Result<(), CsrError> {
+    let oid = csr.signature_algorithm.algorithm.to_id_string();
+    if SIGNATURE_ALGORITHMS.iter().any(|(known, _)| *known == oid) {
+        Ok(())
+    } else {
+        Err(unsupported_signature(csr))
+    }
+}
+
+/// [`CsrError::UnsupportedSignature`] for `csr`'s signature algorithm.
+fn unsupported_signature(csr: &X509CertificationRequest<'_>) -> CsrError {
+    let oid = csr.signature_algorithm.algorithm.to_id_string();
+    let found = SIGNATURE_ALGORITHMS
+        .iter()
+        .chain(&OTHER_SIGNATURE_ALGORITHMS)
+        .find(|(known, _)| *known == oid)
+        .map_or_else(
+            || format!("OID {oid}"),
+            |(_, name)| format!("{name} ({oid})"),
+        );
+    CsrError::UnsupportedSignature {
+        found,
+        supported: SIGNATURE_ALGORITHMS
+            .iter()
+            .map(|(_, name)| *name)
+            .collect::<Vec<_>>()
+            .join(", "),
     }
 }
 

@@ -105,6 +105,11 @@ pub enum CsrError {
          another key; make the CSR again with the key it names"
     )]
     BadSignature,
+    #[error(
+        "the CSR is signed with {found}, which calseg does not verify: sign it with one of \
+         {supported} (e.g. `openssl req -sha256`)"
+    )]
+    UnsupportedSignature { found: String, supported: String },
     #[error("the CSR's key is {found}, which is not allowed: make a new key of type {allowed}")]
     KeyTypeNotAllowed { found: String, allowed: String },
     #[error(
@@ -141,6 +146,7 @@ impl CsrError {
             Self::Malformed(_) => "malformed",
             Self::Multiple { .. } => "multiple",
             Self::BadSignature => "bad_signature",
+            Self::UnsupportedSignature { .. } => "unsupported_signature_algorithm",
             Self::KeyTypeNotAllowed { .. } => "key_type_not_allowed",
             Self::WrongCommonName { .. } => "wrong_common_name",
             Self::MissingCommonName { .. } => "missing_common_name",

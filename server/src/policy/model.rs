@@ -107,6 +107,9 @@ pub struct RolloutSettings {
     pub max_unavailable: Budget,
     /// How long a lease lives unless renewed, so a dead agent's slot comes back.
     pub lease_ttl: Duration,
+    /// The longest a lease may live from its grant, renewals included, so no node holds a slot
+    /// of the budget for good.
+    pub max_lease_life: Duration,
     /// Waves and health gates for the next policy change; `None`: every node at once.
     pub waves: Option<WaveSettings>,
 }

@@ -90,6 +90,7 @@ pub(super) struct RawHost {
 pub(super) struct RawRollout {
     pub max_unavailable: Option<Spanned<Scalar>>,
     pub lease_ttl: Option<Spanned<String>>,
+    pub max_lease_life: Option<Spanned<String>>,
     /// The first wave: a count of nodes or a list of node names.
     pub canary: Option<Spanned<RawCanary>>,
     /// The size of each later wave: a count or a percentage.

@@ -16,6 +16,10 @@ use super::raw::{RawRollout, Scalar};
 pub const DEFAULT_MAX_UNAVAILABLE: Budget = Budget::Percent(10);
 /// Lease lifetime when `[rollout] lease_ttl` is absent.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(120);
+/// `[rollout] max_lease_life` when absent: this many lease lifetimes.
+pub const DEFAULT_LEASE_LIVES: u32 = 10;
+/// The longest `max_lease_life`: a restart that takes longer than a day is not settling.
+const MAX_LEASE_LIFE: Duration = Duration::from_secs(86_400);
 /// Shorter leases would need renewing faster than an agent's calls reliably go through.
 const MIN_LEASE_TTL: Duration = Duration::from_secs(1);
 /// Longer leases would keep a dead agent's slot for too long.
@@ -112,6 +116,29 @@ pub(super) fn lease_ttl(text: &str) -> Result<Duration, Problem> {
     Ok(ttl)
 }
 
+/// Parses `max_lease_life`: a whole number and one unit of s, m or h, from `ttl` to 24h.
+pub(super) fn max_lease_life(text: &str, ttl: Duration) -> Result<Duration, Problem> {
+    let hint = "write a whole number and a unit s, m or h, at least lease_ttl and at most 24h, \
+                e.g. max_lease_life = \"20m\"; a lease is never renewed past it";
+    let life = super::duration::with_unit("max_lease_life", text, false, hint)?;
+    if life < ttl || life > MAX_LEASE_LIFE {
+        return Err(Problem::new(
+            format!(
+                "max_lease_life {text:?} is outside lease_ttl ({}s) to 24h",
+                ttl.as_secs()
+            ),
+            hint,
+        ));
+    }
+    Ok(life)
+}
+
+/// The default `max_lease_life` for leases of `ttl`: [`DEFAULT_LEASE_LIVES`] of them (at most
+/// ten hours, as `lease_ttl` is at most one).
+pub fn default_max_lease_life(ttl: Duration) -> Duration {
+    (ttl * DEFAULT_LEASE_LIVES).min(MAX_LEASE_LIFE)
+}
+
 /// Validates `[rollout]` (all defaults when absent).
 pub(super) fn rollout_settings(raw: RawRollout, diags: &mut Diagnostics<'_>) -> RolloutSettings {
     let waves = super::waves::wave_settings(&raw, diags);
@@ -127,9 +154,16 @@ pub(super) fn rollout_settings(raw: RawRollout, diags: &mut Diagnostics<'_>) -> 
             .unwrap_or(DEFAULT_LEASE_TTL),
         None => DEFAULT_LEASE_TTL,
     };
+    let max_lease_life = match raw.max_lease_life {
+        Some(text) => max_lease_life(text.get_ref(), lease_ttl)
+            .map_err(|problem| diags.problem(text.span(), problem))
+            .unwrap_or(default_max_lease_life(lease_ttl)),
+        None => default_max_lease_life(lease_ttl),
+    };
     RolloutSettings {
         max_unavailable,
         lease_ttl,
+        max_lease_life,
         waves,
     }
 }
@@ -188,6 +222,36 @@ mod tests {
         ] {
             assert!(lease_ttl(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_lease_s_life_is_capped_between_its_ttl_and_a_day_and_defaults_to_ten_ttls() {
+        let ttl = Duration::from_secs(120);
+        assert_eq!(max_lease_life("20m", ttl), Ok(Duration::from_secs(1200)));
+        assert_eq!(max_lease_life("120s", ttl), Ok(ttl));
+        assert_eq!(max_lease_life("24h", ttl), Ok(MAX_LEASE_LIFE));
+        for bad in ["119s", "25h", "0s", "20", "1d"] {
+            assert!(max_lease_life(bad, ttl).is_err(), "{bad}");
+        }
+        assert!(
+            max_lease_life("1m", ttl)
+                .unwrap_err()
+                .message
+                .contains("outside lease_ttl (120s) to 24h")
+        );
+        assert_eq!(default_max_lease_life(ttl), Duration::from_secs(1200));
+        assert_eq!(
+            default_max_lease_life(Duration::from_secs(3600)),
+            Duration::from_secs(36_000)
+        );
+        let policy = crate::policy::parse(
+            &format!("{HEAD}[rollout]\nlease_ttl = \"2s\"\nmax_lease_life = \"6s\"\n"),
+            "policy.toml",
+        )
+        .unwrap();
+        assert_eq!(policy.rollout.max_lease_life, Duration::from_secs(6));
+        let policy = crate::policy::parse(HEAD, "policy.toml").unwrap();
+        assert_eq!(policy.rollout.max_lease_life, Duration::from_secs(1200));
     }
 
     const HEAD: &str = "calico_version = \"3.29\"\n[etcd]\nendpoints = [\"https://10.0.0.1:2379\"]\n\
@@ -252,6 +316,7 @@ mod tests {
                     "# [rollout]",
                     "# max_unavailable",
                     "# lease_ttl",
+                    "# max_lease_life",
                     "# canary",
                     "# wave",
                     "# bake",
@@ -268,6 +333,7 @@ mod tests {
         assert!(policy.warnings.is_empty(), "{:?}", policy.warnings);
         assert_eq!(policy.rollout.max_unavailable, Budget::Percent(10));
         assert_eq!(policy.rollout.lease_ttl, Duration::from_secs(120));
+        assert_eq!(policy.rollout.max_lease_life, Duration::from_secs(1200));
         let waves = policy.rollout.waves.as_ref().unwrap();
         assert_eq!(waves.canary, Some(crate::policy::Canary::Count(1)));
         assert_eq!(waves.wave, Some(Budget::Percent(10)));

@@ -85,6 +85,7 @@ const POLICY: &[(&str, Shape)] = &[
         Shape::Table(&[
             ("max_unavailable", Shape::Leaf),
             ("lease_ttl", Shape::Leaf),
+            ("max_lease_life", Shape::Leaf),
             ("canary", Shape::Leaf),
             ("wave", Shape::Leaf),
             ("bake", Shape::Leaf),

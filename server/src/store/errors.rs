@@ -185,6 +185,18 @@ pub enum StoreError {
     /// No live lease with this id: never granted, released, or expired.
     #[error("no live restart lease {id}: it was released or expired; ask for a new lease")]
     UnknownLease { id: String },
+    /// The lease has lived its longest: it ends at its cap and is not renewed.
+    #[error(
+        "restart lease {id} of node {node:?} may live at most {max_life_secs}s from its grant \
+         ([rollout] max_lease_life) and ends at unix time {ends_at}: it is not renewed again; \
+         finish the restart and release it, so other nodes get their turn"
+    )]
+    LeaseLifeExceeded {
+        id: String,
+        node: String,
+        max_life_secs: u64,
+        ends_at: i64,
+    },
     /// The lease belongs to another node.
     #[error("restart lease {id} is not held by node {node:?}; only its holder may change it")]
     LeaseNotHeld { id: String, node: String },
@@ -283,6 +295,7 @@ impl StoreError {
             Self::BudgetFull { .. } => "restart_budget_full",
             Self::UnknownLease { .. } => "unknown_lease",
             Self::LeaseNotHeld { .. } => "lease_not_held",
+            Self::LeaseLifeExceeded { .. } => "lease_life_exceeded",
             Self::Random => "random",
             Self::Backend(_) => "backend",
             Self::Unavailable { .. } => "store_unavailable",

@@ -143,6 +143,28 @@ pub(in crate::store) fn expiry(
     })
 }
 
+/// When `lease`, renewed at `now`, ends: `now + ttl`, but never later than `max_life` after its
+/// grant. `LeaseLifeExceeded` once it already ends at that cap: no renewal can extend it, so a
+/// node cannot hold a slot of the budget for good by renewing.
+pub(in crate::store) fn renewed_expiry(
+    lease: &LeaseRecord,
+    now: OffsetDateTime,
+    ttl: Duration,
+    max_life: Duration,
+) -> Result<OffsetDateTime, StoreError> {
+    let wanted = expiry(now, ttl)?;
+    let cap = expiry(lease.granted_at, max_life)?;
+    if lease.expires_at >= cap {
+        return Err(StoreError::LeaseLifeExceeded {
+            id: lease.id.clone(),
+            node: lease.node.clone(),
+            max_life_secs: max_life.whole_seconds().unsigned_abs(),
+            ends_at: lease.expires_at.unix_timestamp(),
+        });
+    }
+    Ok(wanted.min(cap))
+}
+
 /// `lease` (stored under `id`) if `node` holds it: `UnknownLease` if there is none,
 /// `LeaseNotHeld` if another node does.
 pub(in crate::store) fn holder_checked(
@@ -175,6 +197,41 @@ mod tests {
             granted_at: now,
             expires_at: now + time::Duration::seconds(expires_in),
         }
+    }
+
+    #[test]
+    fn renewals_never_take_a_lease_past_its_longest_life() {
+        // Issue 17: a lease renewed forever held the budget for good.
+        let granted = OffsetDateTime::from_unix_timestamp(1_000).unwrap();
+        let (ttl, max_life) = (Duration::seconds(120), Duration::seconds(300));
+        let mut held = lease("a", None, 120);
+        let at = |s: i64| granted + Duration::seconds(s);
+        // Well inside the cap: now + ttl.
+        held.expires_at = renewed_expiry(&held, at(60), ttl, max_life).unwrap();
+        assert_eq!(held.expires_at, at(180));
+        // Near the cap: cut to granted + max_life, not refused yet.
+        held.expires_at = renewed_expiry(&held, at(200), ttl, max_life).unwrap();
+        assert_eq!(held.expires_at, at(300));
+        // At the cap: refused, however early or late the renewal comes.
+        for when in [201, 290, 299] {
+            match renewed_expiry(&held, at(when), ttl, max_life).unwrap_err() {
+                StoreError::LeaseLifeExceeded {
+                    id,
+                    node,
+                    max_life_secs,
+                    ends_at,
+                } => {
+                    assert_eq!((id.as_str(), node.as_str()), ("a", "a"));
+                    assert_eq!((max_life_secs, ends_at), (300, 1_300));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        // A cap lowered below the lease's life so far (a policy reload) refuses at once.
+        let young = lease("b", None, 120);
+        let error = renewed_expiry(&young, at(10), ttl, Duration::seconds(60)).unwrap_err();
+        assert_eq!(error.kind(), "lease_life_exceeded");
+        assert!(error.to_string().contains("max_lease_life"), "{error}");
     }
 
     #[test]

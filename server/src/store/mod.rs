@@ -232,14 +232,17 @@ pub trait Store: Send + Sync {
     /// simply deleted.
     fn release_lease(&self, id: &str, node: &str, now: OffsetDateTime) -> Result<(), StoreError>;
 
-    /// Extends a live lease of `node` to `now + ttl`. `UnknownLease` if it is gone or expired
-    /// (ask for a new one: its slot may have been granted), `LeaseNotHeld` for another node's.
+    /// Extends a live lease of `node` to `now + ttl`, but never past `max_life` from its grant.
+    /// `UnknownLease` if it is gone or expired (ask for a new one: its slot may have been
+    /// granted), `LeaseNotHeld` for another node's, `LeaseLifeExceeded` once it already ends at
+    /// its cap (it is left to end then).
     fn renew_lease(
         &self,
         id: &str,
         node: &str,
         now: OffsetDateTime,
         ttl: Duration,
+        max_life: Duration,
     ) -> Result<LeaseRecord, StoreError>;
 
     /// The leases live at `now`, by id.

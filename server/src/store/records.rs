@@ -144,6 +144,8 @@ pub enum AuditAction {
     NodeDelete,
     /// A rollout in waves started, opened a wave, paused, finished, or an operator acted on it.
     Rollout,
+    /// A restart lease was refused renewal past its longest life (`[rollout] max_lease_life`).
+    Lease,
     #[serde(other)]
     Other,
 }

@@ -47,6 +47,8 @@ pub enum Csr {
     Rsa(u32),
     /// ECDSA P-521 (made with openssl).
     P521,
+    /// P-256 key, signed with ECDSA over this openssl digest, e.g. "sha512".
+    Digest(&'static str),
     /// A 20 KiB PEM: over the 16 KiB CSR limit, under the 64 KiB body limit.
     Oversized,
     /// Two CSRs in one text.
@@ -230,6 +232,12 @@ pub fn table() -> Vec<Row> {
             "[api] auto_approve: bad glob \"cat-[\""),
         row("server.toml: zero max_in_flight", ServerToml, Input::ServerToml("[api]\n", "[api]\nmax_in_flight = 0\n"),
             "max_in_flight"),
+        row("server.toml: zero max_connections", ServerToml, Input::ServerToml("[api]\n", "[api]\nmax_connections = 0\n"),
+            "[api] max_connections = 0: the server would refuse every connection; give at least 1"),
+        row("server.toml: zero handshake_timeout", ServerToml, Input::ServerToml("[api]\n", "[api]\nhandshake_timeout = \"0s\"\n"),
+            "[api] handshake_timeout = \"0s\": give a positive duration, e.g. \"10s\""),
+        row("server.toml: idle_timeout without a unit", ServerToml, Input::ServerToml("[api]\n", "[api]\nidle_timeout = \"60\"\n"),
+            "[api] idle_timeout = \"60\": the unit must be s, m, h or d"),
         // agent.toml.
         row("agent.toml: unknown key", AgentToml, Input::AgentToml("interval = \"5m\"", "intervall = \"5m\""),
             "agent.toml:4:1: unknown field `intervall`, expected one of"),
@@ -279,6 +287,11 @@ pub fn table() -> Vec<Row> {
         row("CSR: RSA 2048 key", Csrs, sign(Csr::Rsa(2048)), "400 key_type_not_allowed: the CSR's key is RSA 2048-bit"),
         row("CSR: RSA 1024 key", Csrs, sign(Csr::Rsa(1024)), "400 key_type_not_allowed: the CSR's key is RSA 1024-bit"),
         row("CSR: P-521 key", Csrs, sign(Csr::P521), "400 key_type_not_allowed: the CSR's key is ECDSA P-521"),
+        // Issue 17: these were reported as "altered after signing".
+        row("CSR: ECDSA with SHA-1", Csrs, sign(Csr::Digest("sha1")),
+            "400 unsupported_signature_algorithm: the CSR is signed with ecdsa-with-SHA1 (1.2.840.10045.4.1), which calseg does not verify: sign it with one of ecdsa-with-SHA256, ecdsa-with-SHA384, Ed25519"),
+        row("CSR: ECDSA with SHA-512", Csrs, sign(Csr::Digest("sha512")),
+            "400 unsupported_signature_algorithm: the CSR is signed with ecdsa-with-SHA512 (1.2.840.10045.4.3.4)"),
         row("CSR: oversized", Csrs, sign(Csr::Oversized),
             "413 too_large: the CSR is 20480 bytes, more than the 16384 allowed"),
         row("CSR: two PEM blocks", Csrs, sign(Csr::TwoBlocks),
@@ -307,15 +320,15 @@ pub fn table() -> Vec<Row> {
             "403 already_enrolled: node cat-b is already enrolled; to enroll it again create a token for it"),
         // API requests.
         // The server answers 413 at once and closes: the client may still be writing the body.
-        row("API: oversized body", Api, raw("/v1/enroll", Who::Anonymous, None), "413 ‖connection: …Broken pipe"),
+        row("API: oversized body", Api, raw("/v1/enroll", Who::Anonymous, None), "413 body_too_large: the request body is larger than the 65536 bytes the API accepts‖connection: …Broken pipe"),
         row("API: truncated JSON", Api, raw("/v1/enroll", Who::Anonymous, Some("{\"node\":\"cat-z\",\"csr_pem\":\"")),
-            "400 Failed to parse the request body as JSON: csr_pem: EOF while parsing a string at line 1 column 27"),
+            "400 malformed_request: the request could not be read (Failed to parse the request body as JSON: csr_pem: EOF while parsing a string at line 1 column 27): send a well-formed JSON body"),
         row("API: wrong JSON types", Api, raw("/v1/enroll", Who::Anonymous, Some("{\"node\":5,\"csr_pem\":[]}")),
-            "422 Failed to deserialize the JSON body into the target type: node: invalid type: integer `5`, expected a string"),
+            "422 invalid_request_body: the JSON body does not have the fields and types this route takes (Failed to deserialize the JSON body into the target type: node: invalid type: integer `5`, expected a string"),
         row("API: JSON array instead of object", Api, raw("/v1/report", Who::NodeA, Some("[1,2,3]")),
-            "422 Failed to deserialize the JSON body into the target type"),
+            "422 invalid_request_body: the JSON body does not have the fields and types this route takes (Failed to deserialize the JSON body into the target type"),
         row("API: no content type", Api, Input::Raw { method: "POST", path: "/v1/enroll", who: Who::Anonymous, content_type: None, body: Some("{}") },
-            "415 Expected request with `Content-Type: application/json`"),
+            "415 unsupported_content_type: the request body must be JSON, sent with `Content-Type: application/json` (Expected request with `Content-Type: application/json`)"),
         row("API: token create with a huge TTL", Api, raw("/v1/admin/tokens", Who::Admin, Some("{\"node\":\"tok-huge\",\"ttl_secs\":18446744073709551615}")),
             "400 invalid_ttl:"),
         row("API: token create with node and glob", Api, raw("/v1/admin/tokens", Who::Admin, Some("{\"node\":\"tok-a\",\"glob\":\"*\",\"ttl_secs\":60}")),

@@ -311,3 +311,108 @@ async fn a_dead_holder_s_lease_expires_and_frees_the_budget() {
         .expect("renew");
     assert_eq!(renewed.status(), StatusCode::OK);
 }
+
+/// Issue 17: a restart lease could be renewed forever, so one node held the budget. Now a
+/// renewal past `max_lease_life` from the grant is refused (409 `lease_life_exceeded`,
+/// audited, counted) and the slot goes to another node once the capped lease ends.
+#[tokio::test]
+async fn a_lease_is_not_renewed_past_its_longest_life_and_the_budget_frees_for_another_node() {
+    let etcd = EtcdCluster::start().await.expect("etcd");
+    let policy = policy(&etcd.endpoint(0))
+        .replace(
+            &format!("max_unavailable = {BUDGET}"),
+            "max_unavailable = 1",
+        )
+        .replace(
+            "lease_ttl = \"2s\"\n",
+            "lease_ttl = \"2s\"\nmax_lease_life = \"5s\"\n",
+        );
+    let server = ServerProcess::start(&etcd, &policy, "auto_approve = [\"sim-*\"]")
+        .await
+        .expect("server");
+    let names = ["sim-hog".to_owned(), "sim-next".to_owned()];
+    let nodes = enroll_auto(&server.url(), &server.fleet_ca_pem(), &names)
+        .await
+        .expect("enroll");
+    let (hog, next) = (&nodes[0], &nodes[1]);
+    let (hog_client, next_client) = (
+        hog.client().expect("client"),
+        next.client().expect("client"),
+    );
+    let Asked::Granted(lease) = ask(hog, &hog_client).await else {
+        panic!("the first lease was refused with the budget free");
+    };
+    let granted = Instant::now();
+    let renew = || {
+        calseg_tests::api_client::call(hog_client.post(format!(
+            "{}{}",
+            server.url(),
+            paths::lease_renew(&lease.lease_id)
+        )))
+    };
+    // The hog renews twice a second, as an agent that never finishes would; the other node
+    // asks in between and is refused while the hog's lease lives.
+    let refused = loop {
+        assert!(
+            granted.elapsed() < Duration::from_secs(10),
+            "renewals were never refused: the lease would live forever"
+        );
+        let answer = renew().await.expect("renew");
+        match answer.status {
+            StatusCode::OK => {}
+            StatusCode::CONFLICT => break answer,
+            other => panic!("renewal answered {other}: {answer:?}"),
+        }
+        assert!(
+            matches!(ask(next, &next_client).await, Asked::Refused { .. }),
+            "another node got a lease while the budget of 1 was held"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let lived = granted.elapsed();
+    assert_eq!(refused.kind(), "lease_life_exceeded", "{refused:?}");
+    let message = refused.body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("at most 5s") && message.contains("max_lease_life"),
+        "{message}"
+    );
+    assert!(
+        lived >= Duration::from_secs(2),
+        "refused after only {lived:?}"
+    );
+    // Refused again: the cap is for good, not one refusal.
+    assert_eq!(renew().await.expect("renew").status, StatusCode::CONFLICT);
+    // The capped lease ends by itself (the hog does not release it) and the other node's
+    // turn comes: within the 5 s cap from the grant, plus a second of whole-second rounding.
+    let turn = loop {
+        match ask(next, &next_client).await {
+            Asked::Granted(grant) => break grant,
+            Asked::Refused { .. } => {
+                assert!(
+                    granted.elapsed() < Duration::from_secs(8),
+                    "the capped lease still held the budget {:?} after its grant",
+                    granted.elapsed()
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    assert_ne!(turn.lease_id, lease.lease_id);
+    let live = live_leases(&server).await;
+    assert_eq!(live.len(), 1, "{live:?}");
+    assert_eq!(live[0].node, "sim-next");
+    let audit = server.cli_ok(&["audit"]).expect("audit");
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("sim-hog") && l.contains("lease_life_exceeded")),
+        "the refused renewal is not audited:\n{audit}"
+    );
+    let scraped = server.scrape().await.expect("scrape");
+    assert!(
+        scraped
+            .lines()
+            .any(|l| l.starts_with("calseg_requests_denied_total{kind=\"lease_life_exceeded\"}")),
+        "the refusal is not counted:\n{scraped}"
+    );
+}

@@ -157,3 +157,70 @@ fn untrusted_common_names_are_truncated_in_errors() {
         other => panic!("{other:?}"),
     }
 }
+
+/// `csr_der` re-encoded with its signature algorithm replaced by the OID whose content bytes
+/// are `oid` (the signature itself is left as it was).
+fn with_signature_algorithm(csr_der: &[u8], oid: &[u8]) -> Vec<u8> {
+    /// The header length and the whole length of the TLV at the start of `der`.
+    fn tlv_len(der: &[u8]) -> (usize, usize) {
+        match der[1] {
+            n if n < 0x80 => (2, 2 + usize::from(n)),
+            0x81 => (3, 3 + usize::from(der[2])),
+            0x82 => (4, 4 + usize::from(u16::from_be_bytes([der[2], der[3]]))),
+            other => panic!("length form {other:#x}"),
+        }
+    }
+    #[allow(clippy::cast_possible_truncation)]
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        match content.len() {
+            n if n < 0x80 => out.push(n as u8),
+            n if n < 0x100 => out.extend([0x81, n as u8]),
+            n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+        }
+        out.extend_from_slice(content);
+        out
+    }
+    let body = &csr_der[tlv_len(csr_der).0..];
+    let tbs = &body[..tlv_len(body).1];
+    let rest = &body[tbs.len()..];
+    let signature = &rest[tlv_len(rest).1..];
+    let mut content = tbs.to_vec();
+    content.extend(tlv(0x30, &tlv(0x06, oid)));
+    content.extend_from_slice(signature);
+    tlv(0x30, &content)
+}
+
+#[test]
+fn ecdsa_sha1_and_sha512_csrs_are_refused_for_their_algorithm_not_as_altered() {
+    // Issue 17: these were reported as "altered after signing".
+    let good = der(&csr(CN, KeyAlgorithm::EcdsaP256));
+    let ecdsa_sha256 = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02];
+    // Re-encoding with the algorithm it already has changes nothing: the helper is faithful.
+    let same = with_signature_algorithm(&good, &ecdsa_sha256);
+    assert_eq!(same, good);
+    sign(&to_pem("CERTIFICATE REQUEST", &same), &CsrRules::default()).unwrap();
+    for (oid, name) in [
+        (
+            &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x01][..],
+            "ecdsa-with-SHA1 (1.2.840.10045.4.1)",
+        ),
+        (
+            &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04][..],
+            "ecdsa-with-SHA512 (1.2.840.10045.4.3.4)",
+        ),
+        (&[0x2b, 0x06, 0x01, 0x04, 0x01][..], "OID 1.3.6.1.4.1"),
+    ] {
+        let pem = to_pem("CERTIFICATE REQUEST", &with_signature_algorithm(&good, oid));
+        let err = refused(&pem);
+        assert_eq!(err.kind(), "unsupported_signature_algorithm", "{err}");
+        assert!(err.is_client_error());
+        let text = err.to_string();
+        assert!(text.contains(name), "{text}");
+        assert!(
+            text.contains("ecdsa-with-SHA256, ecdsa-with-SHA384, Ed25519"),
+            "{text}"
+        );
+        assert!(!text.contains("altered"), "{text}");
+    }
+}

@@ -17,6 +17,8 @@ pub(super) fn units() -> Vec<String> {
 }
 
 pub(super) const TTL: Duration = Duration::seconds(120);
+/// The longest a lease may live in these tests: ten TTLs, the policy's default.
+pub(super) const LIFE: Duration = Duration::seconds(1200);
 
 pub fn the_budget_refuses_one_more_and_a_retry_gets_the_same_lease(store: &dyn Store) {
     let a = store
@@ -80,7 +82,7 @@ pub fn an_expired_lease_does_not_count_and_cannot_be_renewed(store: &dyn Store) 
         .unwrap();
     assert_eq!(b.node, "b");
     assert!(matches!(
-        store.renew_lease(&dead.id, "dead", after, TTL),
+        store.renew_lease(&dead.id, "dead", after, TTL, LIFE),
         Err(StoreError::UnknownLease { .. })
     ));
 }
@@ -94,11 +96,11 @@ pub fn only_the_holder_may_release_or_renew(store: &dyn Store) {
         Err(StoreError::LeaseNotHeld { .. })
     ));
     assert!(matches!(
-        store.renew_lease(&a.id, "b", t0(), TTL),
+        store.renew_lease(&a.id, "b", t0(), TTL, LIFE),
         Err(StoreError::LeaseNotHeld { .. })
     ));
     let later = t0() + Duration::seconds(100);
-    let renewed = store.renew_lease(&a.id, "a", later, TTL).unwrap();
+    let renewed = store.renew_lease(&a.id, "a", later, TTL, LIFE).unwrap();
     assert_eq!(renewed.expires_at, later + TTL);
     assert_eq!(
         store
@@ -142,4 +144,46 @@ pub fn a_host_group_has_its_own_limit_inside_the_fleet_budget(store: &dyn Store)
         }
         other => panic!("{other:?}"),
     }
+}
+
+pub fn a_lease_is_never_renewed_past_its_longest_life(store: &dyn Store) {
+    let life = Duration::seconds(300);
+    let at = |s: i64| t0() + Duration::seconds(s);
+    let a = store
+        .acquire_lease("a", &units(), t0(), TTL, &fleet(1))
+        .unwrap();
+    let renewed = store.renew_lease(&a.id, "a", at(100), TTL, life).unwrap();
+    assert_eq!(renewed.expires_at, at(220));
+    let capped = store.renew_lease(&a.id, "a", at(200), TTL, life).unwrap();
+    assert_eq!(
+        capped.expires_at,
+        at(300),
+        "cut to the grant + max_lease_life"
+    );
+    match store.renew_lease(&a.id, "a", at(250), TTL, life) {
+        Err(StoreError::LeaseLifeExceeded {
+            max_life_secs,
+            ends_at,
+            ..
+        }) => assert_eq!((max_life_secs, ends_at), (300, at(300).unix_timestamp())),
+        other => panic!("{other:?}"),
+    }
+    // The refusal changed nothing: the lease still ends at its cap, and holds the budget
+    // until then.
+    let live = store.live_leases(at(299)).unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].expires_at, at(300));
+    assert!(matches!(
+        store.acquire_lease("b", &units(), at(299), TTL, &fleet(1)),
+        Err(StoreError::BudgetFull { .. })
+    ));
+    // Then it ends by itself and another node gets the slot.
+    let b = store
+        .acquire_lease("b", &units(), at(300), TTL, &fleet(1))
+        .unwrap();
+    assert_eq!(b.node, "b");
+    assert!(matches!(
+        store.renew_lease(&a.id, "a", at(300), TTL, life),
+        Err(StoreError::UnknownLease { .. })
+    ));
 }

@@ -75,6 +75,7 @@ pub const CHECKS: &[(&str, Check)] = named![
     leases::an_expired_lease_does_not_count_and_cannot_be_renewed,
     leases::only_the_holder_may_release_or_renew,
     leases::a_host_group_has_its_own_limit_inside_the_fleet_budget,
+    leases::a_lease_is_never_renewed_past_its_longest_life,
     records::audit_is_append_only_ordered_and_paged,
     records::the_same_hash_keeps_its_number_and_a_new_one_gets_the_next,
     records::policy_texts_and_the_rollout_are_kept_and_replaced,

@@ -7,7 +7,7 @@ use time::{Duration, OffsetDateTime};
 use super::EtcdStore;
 use super::stm::{Tx, atomically};
 use crate::store::leases::{check_budget, new_lease};
-use crate::store::leases::{expiry as lease_expiry, holder_checked};
+use crate::store::leases::{expiry as lease_expiry, holder_checked, renewed_expiry};
 use crate::store::{LeaseBudget, LeaseRecord, StoreError};
 
 const TABLE: &str = "leases";
@@ -112,15 +112,16 @@ pub(super) fn renew(
     node: &str,
     now: OffsetDateTime,
     ttl: Duration,
+    max_life: Duration,
 ) -> Result<LeaseRecord, StoreError> {
-    let expires_at = lease_expiry(now, ttl)?;
+    lease_expiry(now, ttl)?;
     atomically(store, "renewing a restart lease", |tx| {
         let generation = tx.get("leases_gen", &store.keys.leases_gen())?.unwrap_or(0);
         let mut lease = held(store, tx, id, node)?;
         if !lease.is_live(now) {
             return Err(StoreError::UnknownLease { id: id.to_owned() });
         }
-        lease.expires_at = expires_at;
+        lease.expires_at = renewed_expiry(&lease, now, ttl, max_life)?;
         tx.put(TABLE, &store.keys.lease(id), &lease)?;
         bump(store, tx, generation)?;
         Ok(lease)

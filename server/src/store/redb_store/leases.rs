@@ -7,7 +7,7 @@ use time::{Duration, OffsetDateTime};
 use super::RedbStore;
 use super::tables::{self, LEASES};
 use crate::store::leases::{check_budget, new_lease};
-use crate::store::leases::{expiry, holder_checked};
+use crate::store::leases::{expiry, holder_checked, renewed_expiry};
 use crate::store::{LeaseBudget, LeaseRecord, StoreError};
 
 const TABLE: &str = "leases";
@@ -91,8 +91,9 @@ pub(super) fn renew(
     node: &str,
     now: OffsetDateTime,
     ttl: Duration,
+    max_life: Duration,
 ) -> Result<LeaseRecord, StoreError> {
-    let expires_at = expiry(now, ttl)?;
+    expiry(now, ttl)?;
     store.write(|tx| {
         let mut table = tx.open_table(LEASES)?;
         let mut lease = held(&table, id, node)?;
@@ -100,7 +101,7 @@ pub(super) fn renew(
             table.remove(id)?;
             return Err(StoreError::UnknownLease { id: id.to_owned() });
         }
-        lease.expires_at = expires_at;
+        lease.expires_at = renewed_expiry(&lease, now, ttl, max_life)?;
         tables::put(&mut table, TABLE, id, &lease)?;
         Ok(lease)
     })

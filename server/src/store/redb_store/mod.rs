@@ -274,8 +274,9 @@ impl Store for RedbStore {
         node: &str,
         now: OffsetDateTime,
         ttl: Duration,
+        max_life: Duration,
     ) -> Result<LeaseRecord, StoreError> {
-        leases::renew(self, id, node, whole_seconds(now), ttl)
+        leases::renew(self, id, node, whole_seconds(now), ttl, max_life)
     }
 
     fn live_leases(&self, now: OffsetDateTime) -> Result<Vec<LeaseRecord>, StoreError> {

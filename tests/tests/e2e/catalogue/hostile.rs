@@ -1,5 +1,6 @@
 //! Hostile CSRs and client certificates for the catalogue, made at test time: rcgen for what
-//! ring can make, openssl for RSA and P-521 keys (ring makes neither).
+//! ring can make, openssl for RSA and P-521 keys and ECDSA signatures over SHA-1 or SHA-512
+//! (ring makes none of them).
 
 use super::Csr;
 use calseg_tests::api_client::key_and_csr;
@@ -33,6 +34,11 @@ pub fn csr_text(csr: Csr, cn: &str) -> String {
         }
         Csr::Rsa(bits) => openssl_csr(&format!("rsa:{bits}"), &[], cn),
         Csr::P521 => openssl_csr("ec", &["-pkeyopt", "ec_paramgen_curve:P-521"], cn),
+        Csr::Digest(digest) => openssl_csr(
+            "ec",
+            &["-pkeyopt", "ec_paramgen_curve:P-256", &format!("-{digest}")],
+            cn,
+        ),
         Csr::Oversized => {
             let mut text = String::from("-----BEGIN CERTIFICATE REQUEST-----\n");
             let footer = "-----END CERTIFICATE REQUEST-----\n";
