@@ -40,9 +40,52 @@ pub(super) async fn ensure_node_owned(state: &AppState, node: &str) -> Result<()
         .map_or(0, |record| record.generation);
     let (policy, _) = state.policy_for(node);
     for component in policy.components_for(node) {
-        ensure_owned(state, &policy.etcd_user(&component.name, node, generation)).await?;
+        let user = policy.etcd_user(&component.name, node, generation);
+        fits_common_name(&component.name, node, &user)?;
+        ensure_owned(state, &user).await?;
     }
     Ok(())
+}
+
+/// A certificate's Common Name (RFC 5280's ub-common-name) holds at most this many characters.
+const MAX_COMMON_NAME: usize = 64;
+
+/// Refuses a node whose etcd user for `component` could never be a certificate's Common Name,
+/// at enrollment rather than as a failed signing later.
+fn fits_common_name(component: &str, node: &str, user: &str) -> Result<(), ApiFailure> {
+    let length = user.chars().count();
+    if length <= MAX_COMMON_NAME {
+        return Ok(());
+    }
+    Err(ApiFailure::bad_request(
+        "etcd_user_too_long",
+        &format!(
+            "node {node}'s etcd user for {component} would be {user:?}, {length} characters; \
+             a certificate's Common Name holds at most {MAX_COMMON_NAME}: use a shorter node \
+             name or a shorter [identity] user template"
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_longer_than_a_common_name_are_refused_at_enrollment() {
+        let node = "n".repeat(52);
+        let user = format!("calico-node.{node}");
+        assert_eq!(user.len(), 64);
+        assert!(fits_common_name("calico-node", &node, &user).is_ok());
+        let long = format!("{user}~g1");
+        let failure = fits_common_name("calico-node", &node, &long).unwrap_err();
+        assert_eq!(failure.kind, "etcd_user_too_long");
+        assert!(
+            failure.message.contains("67 characters"),
+            "{}",
+            failure.message
+        );
+    }
 }
 
 fn refused(error: NotOwned) -> ApiFailure {

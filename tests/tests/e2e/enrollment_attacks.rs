@@ -417,7 +417,8 @@ async fn a_burst_of_unauthenticated_enrollments_is_rate_limited_capped_and_expir
 
 /// Finding 9: a node name longer than a certificate's Common Name allows (64 characters) is
 /// refused when the token is made, with the limit in the message, and nothing is created;
-/// enrolling under such a name is a 400, not a 500. 64 characters work.
+/// enrolling under such a name is a 400, not a 500. A name whose etcd users would not fit a
+/// Common Name is refused when it enrolls.
 #[tokio::test]
 async fn node_names_longer_than_a_common_name_are_refused_at_token_creation() {
     let (_etcd, server) = start("").await;
@@ -444,7 +445,23 @@ async fn node_names_longer_than_a_common_name_are_refused_at_token_creation() {
     );
     assert!(nodes(&server).is_empty(), "nothing created");
 
+    // 64 characters fit a fleet certificate, but not this node's etcd user (the template adds
+    // "calico-node."): refused when it enrolls, naming the user and the limit, token kept.
     let name = "n".repeat(64);
+    let token = server.token_for(&name, "10m").expect("token");
+    let mut node = TestNode::new(&name, &server.url(), &server.fleet_ca_pem()).unwrap();
+    let answer = node.enroll(Some(&token)).await.expect("enroll");
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{answer:?}");
+    assert_eq!(answer.kind(), "etcd_user_too_long", "{answer:?}");
+    assert!(
+        answer.body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("76 characters") && m.contains("at most 64")),
+        "{answer:?}"
+    );
+    assert!(nodes(&server).is_empty(), "nothing created");
+    // The longest name whose etcd user fits enrolls.
+    let name = "n".repeat(64 - "calico-node.".len());
     let token = server.token_for(&name, "10m").expect("token");
     let mut node = TestNode::new(&name, &server.url(), &server.fleet_ca_pem()).unwrap();
     let answer = node.enroll(Some(&token)).await.expect("enroll");

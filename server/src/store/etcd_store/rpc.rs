@@ -13,9 +13,13 @@ use tokio::runtime::Runtime;
 use crate::rbac::is_transient;
 use crate::store::StoreError;
 
-/// Attempts per request, the first included, when etcd fails transiently.
-const ATTEMPTS: u32 = 6;
+/// Attempts per request, the first included, when etcd fails transiently: about 6.5 s in all,
+/// long enough for the client to stop picking a member that went down (the first tries after
+/// it stops can all land on it, under load).
+const ATTEMPTS: u32 = 10;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// Keys per page of a range read: small enough to stay far below gRPC message limits even
 /// with large node reports.
 const PAGE: i64 = 100;
@@ -88,7 +92,7 @@ impl Etcd {
                     Ok(out) => return Ok(out),
                     Err(e) if tries < ATTEMPTS && is_transient(&e) => {
                         tokio::time::sleep(backoff + super::stm::jitter(backoff)).await;
-                        backoff *= 2;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
                         tries += 1;
                     }
                     Err(e) => return Err(self.failure(what, e.to_string(), is_transient(&e))),
