@@ -67,6 +67,10 @@ fn fits_common_name(component: &str, node: &str, user: &str) -> Result<(), ApiFa
     ))
 }
 
+fn refused(error: NotOwned) -> ApiFailure {
+    ApiFailure::forbidden(NOT_OWNED, &error.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,8 +90,4 @@ mod tests {
             failure.message
         );
     }
-}
-
-fn refused(error: NotOwned) -> ApiFailure {
-    ApiFailure::forbidden(NOT_OWNED, &error.to_string())
 }
