@@ -335,9 +335,18 @@ pub struct ReconcileArgs {
     pub direct: bool,
 }
 
+/// Exit status of a usage error (sysexits EX_USAGE): clap's own 2 would read as "changes".
+pub const EXIT_USAGE: u8 = 64;
+
 /// Parses the command line, runs the command, and returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(parse_error_exit(&error));
+        }
+    };
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -456,6 +465,12 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The exit status for a command line clap refused: [`EXIT_USAGE`], or 0 for `--help` and
+/// `--version` (which clap reports as errors printed on stdout).
+fn parse_error_exit(error: &clap::Error) -> u8 {
+    if error.use_stderr() { EXIT_USAGE } else { 0 }
 }
 
 /// `serve`: runs until SIGTERM or SIGINT.

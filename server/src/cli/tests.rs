@@ -39,6 +39,28 @@ fn token_create_accepts_node_alone_and_match_with_uses() {
     );
 }
 
+/// Issue 18, point 2: a usage error exits 64, apart from `plan`'s 2 ("changes"); help is 0.
+#[test]
+fn issue_18_usage_errors_exit_64_not_2() {
+    for args in [
+        &["plan", "--bogus"][..],
+        &["token", "create", "--node", "x", "--uses", "5"],
+        &["no-such-command"],
+        &[],
+    ] {
+        let Err(error) = parse(args) else {
+            panic!("{args:?} parsed");
+        };
+        assert_eq!(parse_error_exit(&error), EXIT_USAGE, "{args:?}");
+    }
+    for args in [&["--help"][..], &["plan", "--help"], &["--version"]] {
+        let Err(error) = parse(args) else {
+            panic!("{args:?} parsed");
+        };
+        assert_eq!(parse_error_exit(&error), 0, "{args:?}");
+    }
+}
+
 /// Issue 18, point 8: every argument of every subcommand has help text.
 #[test]
 fn issue_18_every_argument_has_help_text() {
