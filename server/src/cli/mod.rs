@@ -19,7 +19,12 @@ use std::process::ExitCode;
 
 /// calseg's control plane: segmentation policy, etcd RBAC and component certificates.
 #[derive(Debug, Parser)]
-#[command(name = "calseg-server", version, about)]
+#[command(
+    name = "calseg-server",
+    version,
+    about,
+    after_help = "Exit status: 0 ok / no changes, 1 failed (can-i: denied), 2 changes (plan; apply: conflicts left alone; rollout watch: stopped), 64 usage error. See calseg-server(1)."
+)]
 pub struct Cli {
     /// Server configuration file.
     #[arg(long, global = true, value_name = "FILE", env = "CALSEG_SERVER_CONFIG")]
