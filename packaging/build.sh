@@ -73,7 +73,7 @@ mkdir -p "$stage/release"
 for bin in calseg-server calseg-agent; do
   strip --strip-all -o "$stage/release/$bin" "$target/$profile_dir/$bin"
 done
-"$target/$profile_dir/calseg-docs" "$stage/release/docs"
+"$target/$profile_dir/calseg-docs" --out "$stage/release/docs"
 gzip -9n "$stage/release/docs/man/"*.1
 
 # Versions: Cargo's unless --version; Debian revision 1 / rpm release 1.

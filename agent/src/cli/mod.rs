@@ -59,6 +59,7 @@ pub enum Command {
     },
     /// Show identities, expiries, units, the last cycle and its errors (no network).
     Status {
+        /// Print the status as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -66,6 +67,7 @@ pub enum Command {
     /// Fetches the manifest but never signs, installs or restarts. Exit 0 = nothing would
     /// change, 2 = something would, 1 = errors.
     Plan {
+        /// Print the plan as JSON.
         #[arg(long)]
         json: bool,
         /// Plan this manifest (JSON) instead of fetching one: opens no socket.
@@ -286,5 +288,7 @@ async fn plan_cmd(
     })
 }
 
+#[cfg(test)]
+mod help_tests;
 #[cfg(test)]
 mod tests;

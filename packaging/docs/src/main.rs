@@ -1,19 +1,37 @@
-//! `calseg-docs DIR`: writes the man pages and shell completions of `calseg-server` and
+//! `calseg-docs --out DIR`: writes the man pages and shell completions of `calseg-server` and
 //! `calseg-agent` into DIR, generated from their clap command lines, so the packaged docs never
 //! drift from the binaries. `packaging/build.sh` runs it before building the packages.
 //!
 //! # Layout
-//! - `DIR/man/`: `calseg-server.1`, `calseg-server-<subcommand>.1`, ... (clap_mangen, roff).
-//! - `DIR/completions/{bash,zsh,fish}/`: one completion script per binary (clap_complete).
+//! - [`man`]: man pages, clap_mangen's sections plus EXIT STATUS, FILES, EXAMPLES, SEE ALSO.
+//! - [`pages`]: those extra sections' text for each binary.
+//!
+//! Output: `DIR/man/calseg-server.1`, `calseg-server-<subcommand>.1`, ... (roff) and
+//! `DIR/completions/{bash,zsh,fish}/`, one completion script per binary (clap_complete).
 
-use anyhow::{Context, Result, bail};
-use clap::{Command, CommandFactory};
+mod man;
+mod pages;
+
+use anyhow::{Context, Result};
+use clap::{Command, CommandFactory, Parser};
 use clap_complete::Shell;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// Writes calseg's man pages and shell completions, generated from the command lines.
+#[derive(Debug, Parser)]
+#[command(name = "calseg-docs", version, about)]
+struct Args {
+    /// Directory to write into (created if missing): DIR/man/*.1 and
+    /// DIR/completions/{bash,zsh,fish}/.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
 fn main() -> ExitCode {
-    match run() {
+    // --help and --version print and exit 0; anything else unknown is a usage error (2).
+    let args = Args::parse();
+    match run(&args.out) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("calseg-docs: {error:#}");
@@ -22,32 +40,34 @@ fn main() -> ExitCode {
     }
 }
 
-fn run() -> Result<()> {
-    let mut args = std::env::args_os().skip(1);
-    let (Some(out), None) = (args.next(), args.next()) else {
-        bail!("usage: calseg-docs OUT_DIR (writes OUT_DIR/man and OUT_DIR/completions)");
-    };
-    let out = PathBuf::from(out);
-    for command in commands() {
-        write_docs(command, &out)?;
+fn run(out: &Path) -> Result<()> {
+    for (command, extra) in commands() {
+        write_docs(command, &extra, out)?;
     }
     Ok(())
 }
 
-/// The documented command lines, named as their binaries are installed.
-fn commands() -> [Command; 2] {
+/// The documented command lines, named as their binaries are installed, with their pages'
+/// extra sections.
+fn commands() -> [(Command, man::Extra); 2] {
     [
-        calseg_server::cli::Cli::command().name("calseg-server"),
-        calseg_agent::cli::Cli::command().name("calseg-agent"),
+        (
+            calseg_server::cli::Cli::command().name("calseg-server"),
+            pages::SERVER,
+        ),
+        (
+            calseg_agent::cli::Cli::command().name("calseg-agent"),
+            pages::AGENT,
+        ),
     ]
 }
 
 /// Man pages (one per command and subcommand) and completions for one binary.
-fn write_docs(mut command: Command, out: &Path) -> Result<()> {
+fn write_docs(mut command: Command, extra: &man::Extra, out: &Path) -> Result<()> {
     let name = command.get_name().to_owned();
     let man = out.join("man");
     create_dir(&man)?;
-    clap_mangen::generate_to(command.clone(), &man)
+    man::write_pages(command.clone(), extra, &man)
         .with_context(|| format!("write the man pages of {name} into {}", man.display()))?;
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
         let dir = out.join("completions").join(shell.to_string());
@@ -63,31 +83,4 @@ fn create_dir(dir: &Path) -> Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn writes_man_pages_for_subcommands_and_three_completions_per_binary() {
-        let dir = tempfile_dir();
-        for command in commands() {
-            write_docs(command, &dir).unwrap();
-        }
-        for name in ["calseg-server", "calseg-agent"] {
-            assert!(dir.join(format!("man/{name}.1")).is_file(), "{name}.1");
-            assert!(dir.join(format!("completions/bash/{name}.bash")).is_file());
-            assert!(dir.join(format!("completions/zsh/_{name}")).is_file());
-            assert!(dir.join(format!("completions/fish/{name}.fish")).is_file());
-        }
-        assert!(dir.join("man/calseg-server-init.1").is_file());
-        assert!(dir.join("man/calseg-agent-enroll.1").is_file());
-        let page = std::fs::read_to_string(dir.join("man/calseg-server-init.1")).unwrap();
-        assert!(page.contains("\\-\\-san"), "init's page documents --san");
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    fn tempfile_dir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("calseg-docs-test-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
-    }
-}
+mod tests;

@@ -38,8 +38,10 @@ pub enum OpArg {
 pub struct CanIArgs {
     /// The etcd user (= certificate Common Name).
     pub user: String,
+    /// The access asked about.
     #[arg(value_enum)]
     pub access: OpArg,
+    /// The etcd key, e.g. /calico/resources/v3/projectcalico.org/nodes/worker-1.
     pub key: String,
     /// Ask about every key under KEY, [KEY, prefix_end(KEY)), as a list, watch or delete of
     /// the prefix needs.

@@ -10,6 +10,8 @@ mod rbac_cmd;
 mod revoke_cmd;
 mod rollout_cmd;
 mod store_cmd;
+#[cfg(test)]
+mod tests;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -17,7 +19,12 @@ use std::process::ExitCode;
 
 /// calseg's control plane: segmentation policy, etcd RBAC and component certificates.
 #[derive(Debug, Parser)]
-#[command(name = "calseg-server", version, about)]
+#[command(
+    name = "calseg-server",
+    version,
+    about,
+    after_help = "Exit status: 0 ok / no changes, 1 failed (can-i: denied), 2 changes (plan; apply: conflicts left alone; rollout watch: stopped), 64 usage error. See calseg-server(1)."
+)]
 pub struct Cli {
     /// Server configuration file.
     #[arg(long, global = true, value_name = "FILE", env = "CALSEG_SERVER_CONFIG")]
@@ -30,6 +37,7 @@ pub struct Cli {
 pub enum Command {
     /// Validate the policy file; touches nothing and opens no sockets.
     Check {
+        /// The policy file (default: server.toml's `policy`, else /etc/calseg/policy.toml).
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
     },
@@ -54,6 +62,7 @@ pub enum Command {
     Exposure(access_cmd::ExposureArgs),
     /// Run the server: the HTTPS API for agents and administrators, and the RBAC reconciler.
     Serve {
+        /// The policy file (default: server.toml's `policy`, else /etc/calseg/policy.toml).
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
     },
@@ -74,8 +83,10 @@ pub enum Command {
     /// Copy the server's state between the embedded store and etcd, then compare the copy with
     /// the source record by record. Stop every server first; the target must be empty.
     MigrateStore {
+        /// The store to copy from.
         #[arg(long, value_enum)]
         from: store_cmd::StoreKind,
+        /// The store to copy into (must be empty).
         #[arg(long, value_enum)]
         to: store_cmd::StoreKind,
         /// The embedded store file (default: state.redb in server.toml's state_dir).
@@ -90,8 +101,10 @@ pub enum Command {
         /// Show entries after this sequence number.
         #[arg(long, default_value_t = 0)]
         since: u64,
-        #[arg(long, default_value_t = 1000)]
+        /// Show at most this many entries (the server caps it at 10000).
+        #[arg(long, default_value_t = 1000, value_name = "N")]
         limit: usize,
+        /// Print the entries as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -108,6 +121,7 @@ pub struct InitArgs {
     /// DNS name or IP address agents use to reach the server (repeat for several).
     #[arg(long = "san", value_name = "NAME", required = true)]
     pub sans: Vec<String>,
+    /// Address and port the server listens on for agents and administrators.
     #[arg(long, default_value = "0.0.0.0:8443", value_name = "ADDR")]
     pub listen: String,
     /// Import this etcd client CA certificate instead of generating one (with --etcd-ca-key).
@@ -137,24 +151,40 @@ pub struct InitArgs {
 pub enum TokenCommand {
     /// Create a token: for one node (--node) or for N nodes matching a glob (--match, --uses).
     Create {
-        #[arg(long, conflicts_with = "glob", required_unless_present = "glob")]
+        /// The one node this token enrolls (its name, as in the node's agent.toml).
+        #[arg(
+            long,
+            value_name = "NODE",
+            conflicts_with = "glob",
+            required_unless_present = "glob"
+        )]
         node: Option<String>,
+        /// Enroll nodes whose names match this glob, e.g. 'worker-*' (quote it for the shell).
         #[arg(long = "match", value_name = "GLOB")]
         glob: Option<String>,
-        #[arg(long, requires = "glob")]
+        /// How many nodes a --match token enrolls (default 1); not with --node.
+        // `requires` alone does not bite: clap drops a requirement whose target (--match)
+        // conflicts with an argument present (--node), so the conflict is stated as well.
+        #[arg(long, value_name = "N", requires = "glob", conflicts_with = "node")]
         uses: Option<u32>,
-        #[arg(long, default_value = "1h")]
+        /// How long the token stays valid: a whole number and s, m, h or d, e.g. 30m.
+        #[arg(long, default_value = "1h", value_name = "DURATION")]
         ttl: String,
+        /// Print the token (with its secret) as JSON.
         #[arg(long)]
         json: bool,
     },
     /// List tokens (never their secrets).
     List {
+        /// Print the tokens as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Delete a token by id.
-    Delete { id: String },
+    /// Delete a token by id. Exit status 1 when there is no such token.
+    Delete {
+        /// The token's id (the part before the dot; `token list` shows it).
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -162,6 +192,7 @@ pub enum NodesCommand {
     /// The node inventory: state, last seen, revision, certificate expiry, unit health, drift.
     /// Filters combine: a node is listed when it passes every one given.
     List {
+        /// Print the inventory as JSON.
         #[arg(long)]
         json: bool,
         /// Only nodes with an installed certificate expiring within this time, e.g. 7d.
@@ -177,7 +208,9 @@ pub enum NodesCommand {
     /// One node: state, first and last seen, and, while it waits for approval, its key's
     /// fingerprint and the address it asked from.
     Show {
+        /// The node's name.
         node: String,
+        /// Print the node as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -186,19 +219,27 @@ pub enum NodesCommand {
     /// (`nodes show NODE` shows the key waiting); without --fingerprint, or with another one,
     /// nothing is approved and the error names the key waiting.
     Approve {
+        /// The pending or denied node's name.
         node: String,
         /// `sha256:<64 hex>`: SHA-256 of the key's SubjectPublicKeyInfo, as the agent prints it.
         #[arg(long, value_name = "sha256:HEX")]
         fingerprint: Option<String>,
     },
     /// Deny a pending node.
-    Deny { node: String },
+    Deny {
+        /// The pending node's name.
+        node: String,
+    },
     /// Delete a pending or denied node (it holds no certificate), e.g. a request nobody will
     /// approve; its name may ask again. Enrolled nodes are revoked instead (`nodes revoke`).
-    Delete { node: String },
+    Delete {
+        /// The pending or denied node's name.
+        node: String,
+    },
     /// Revoke an enrolled node: every call refused at once, its etcd users removed. Says
     /// "revoked" only once they are gone; otherwise names those still there, and exits 1.
     Revoke {
+        /// The enrolled node's name.
         node: String,
         /// How long to wait for the node's etcd users to be deleted (at most 25s).
         #[arg(long, value_name = "DURATION", default_value = "20s")]
@@ -212,8 +253,10 @@ pub enum AdminCommand {
     /// replaces the one server.toml's [admin] names (renewal). The server accepts at most
     /// 31 days.
     Issue {
+        /// Name in the certificate (CN admin:NAME), as the audit log records it.
         #[arg(long, default_value = "root", value_name = "NAME")]
         name: String,
+        /// How long the certificate is valid: a whole number and s, m, h or d (at most 31d).
         #[arg(long, default_value = "7d", value_name = "DURATION")]
         lifetime: String,
         /// Write admin.pem and admin-key.pem into this directory (created 0700; existing files
@@ -228,6 +271,7 @@ pub enum RolloutCommand {
     /// The current policy revision and how many approved nodes report its manifest (converged),
     /// an older one or none yet (pending), or errors (failed).
     Status {
+        /// Print the status as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -237,6 +281,7 @@ pub enum RolloutCommand {
         /// Give up after this long (e.g. 30s, 10m).
         #[arg(long, default_value = "1h")]
         timeout: String,
+        /// Print each status as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -295,9 +340,18 @@ pub struct ReconcileArgs {
     pub direct: bool,
 }
 
+/// Exit status of a usage error (sysexits EX_USAGE): clap's own 2 would read as "changes".
+pub const EXIT_USAGE: u8 = 64;
+
 /// Parses the command line, runs the command, and returns the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return ExitCode::from(parse_error_exit(&error));
+        }
+    };
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -416,6 +470,12 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The exit status for a command line clap refused: [`EXIT_USAGE`], or 0 for `--help` and
+/// `--version` (which clap reports as errors printed on stdout).
+fn parse_error_exit(error: &clap::Error) -> u8 {
+    if error.use_stderr() { EXIT_USAGE } else { 0 }
 }
 
 /// `serve`: runs until SIGTERM or SIGINT.

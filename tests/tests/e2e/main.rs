@@ -11,6 +11,7 @@ mod agent_failover;
 mod api_errors;
 mod bad_policy;
 mod catalogue;
+mod cli_usage;
 mod connection_limits;
 mod datastore;
 mod enrollment_attacks;

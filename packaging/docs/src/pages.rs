@@ -1,0 +1,181 @@
+//! What each binary's man page says beyond its command line: exit statuses (as the code
+//! returns them), the files it reads and writes, examples, related pages.
+
+use crate::man::Extra;
+use calseg_agent::cli::{EXIT_CHANGED, EXIT_FAILED, EXIT_OK, EXIT_PENDING, EXIT_USAGE};
+
+/// calseg-server(1).
+pub const SERVER: Extra = Extra {
+    exit_status: &[
+        (
+            0,
+            "Success. plan: etcd already matches the policy. apply: everything applied. \
+             can-i: allowed. rollout watch: the rollout is done (or there is none).",
+        ),
+        (
+            1,
+            "Failure, with the reason on standard error (including a server or etcd that \
+             cannot be reached). can-i: denied. nodes revoke: the node is marked revoked but \
+             some of its etcd users still exist (they are named). token delete: no such \
+             token. rollout watch: --timeout passed.",
+        ),
+        (
+            2,
+            "plan: there are changes (or conflicts) to apply. apply: applied, but users the \
+             policy names that calseg does not own were left alone (conflicts). rollout \
+             watch: the rollout is paused, aborted or rolled back.",
+        ),
+        (
+            calseg_server::cli::EXIT_USAGE,
+            "Usage error: unknown or conflicting flags or arguments (sysexits EX_USAGE). \
+             --help and --version exit 0.",
+        ),
+    ],
+    files: &[
+        (
+            "/etc/calseg/server.toml",
+            "The server's configuration (--config, or CALSEG_SERVER_CONFIG); written by init.",
+        ),
+        (
+            "/etc/calseg/policy.toml",
+            "The segmentation policy: components, grants, nodes (server.toml's policy, or \
+             --policy).",
+        ),
+        (
+            "/etc/calseg/admin/admin.pem, admin-key.pem",
+            "The administrator certificate and key the commands that go through the running \
+             server present (server.toml's [admin]); written by init and admin issue.",
+        ),
+        (
+            "/etc/calseg/etcd/calseg.pem, calseg-key.pem",
+            "calseg's own etcd client certificate and key (init --etcd-user; server.toml's \
+             [etcd]).",
+        ),
+        (
+            "/var/lib/calseg/state.redb",
+            "The embedded store: nodes, tokens, issued certificates, audit log, rollouts.",
+        ),
+        (
+            "/var/lib/calseg/ca/",
+            "The fleet CA and the etcd client CA: fleet.pem, fleet-key.pem, etcd-client.pem, \
+             etcd-client-key.pem.",
+        ),
+        (
+            "/var/lib/calseg/tls/server.pem, server-key.pem",
+            "The API's TLS certificate and key.",
+        ),
+    ],
+    examples: &[
+        (
+            "First-time setup; prints the fleet CA hash agents pin:",
+            "calseg-server init --san calseg.example.com --etcd-user root",
+        ),
+        (
+            "Validate the policy, then show the etcd RBAC changes it needs (exit 2 when there \
+             are some):",
+            "calseg-server check && calseg-server plan",
+        ),
+        (
+            "A token for one node, and one for up to 500 nodes matching a glob:",
+            "calseg-server token create --node worker-17 --ttl 1h",
+        ),
+        (
+            "",
+            "calseg-server token create --match 'worker-*' --uses 500",
+        ),
+        (
+            "Approve a node that enrolled without a token, by the key fingerprint its agent \
+             printed:",
+            "calseg-server nodes approve worker-18 --fingerprint sha256:HEX",
+        ),
+        (
+            "Whether a node's identity may write another node's keys:",
+            "calseg-server can-i calico-node.worker-17 write /calico/felix/v1/host/worker-18/x",
+        ),
+        (
+            "Follow a rollout in waves; exit 0 when done, 2 when it stops:",
+            "calseg-server rollout watch --timeout 30m",
+        ),
+    ],
+    see_also: &[
+        "calseg-agent(1)",
+        "etcdctl(1)",
+        "systemctl(1)",
+        "journalctl(1)",
+    ],
+};
+
+/// calseg-agent(1).
+pub const AGENT: Extra = Extra {
+    exit_status: &[
+        (
+            EXIT_OK,
+            "Success. once: nothing to do. plan: nothing would change. status: enrolled and \
+             the last cycle succeeded.",
+        ),
+        (
+            EXIT_FAILED,
+            "Failure, with the reason on standard error. once: the cycle failed, was refused \
+             or could not reach a server. plan: errors, or a manifest outside the agent's \
+             limits. status: not enrolled, or the last cycle did not succeed.",
+        ),
+        (
+            EXIT_CHANGED,
+            "once: files changed (and units restarted) and everything converged. plan: \
+             something would change.",
+        ),
+        (
+            EXIT_PENDING,
+            "enroll: still waiting for an administrator to approve this node (--no-wait, or \
+             --wait ran out).",
+        ),
+        (
+            EXIT_USAGE,
+            "Usage error: unknown or conflicting flags or arguments (sysexits EX_USAGE). \
+             --help and --version exit 0.",
+        ),
+    ],
+    files: &[
+        (
+            "/etc/calseg/agent.toml",
+            "The agent's configuration (--config): node name, servers, state_dir, and the \
+             paths, units and owners it may touch.",
+        ),
+        (
+            "/var/lib/calseg/agent/",
+            "The state directory (state_dir, mode 0700): fleet.key, fleet.pem and \
+             fleet-ca.pem (the node's fleet credentials), server.url, manifest.json, \
+             installed.json, journal.json, last-cycle.json.",
+        ),
+        (
+            "/etc/calico/certs/COMPONENT/",
+            "Each identity's cert.pem, key.pem and ca.pem (the policy may name other paths), \
+             links into generations under .calseg/.",
+        ),
+        (
+            "/etc/calico/, /etc/cni/net.d/",
+            "Where the agent may write by default: Calico's environment files, calicoctl.cfg, \
+             the CNI configuration.",
+        ),
+    ],
+    examples: &[
+        (
+            "Enroll with a token, pinning the server by its fleet CA hash:",
+            "calseg-agent enroll --server https://calseg.example.com:8443 --ca-hash \
+             sha256:HEX --token-file /root/calseg.token",
+        ),
+        (
+            "Show what the next cycle would change, without changing it:",
+            "calseg-agent plan",
+        ),
+        (
+            "Run one cycle now; exit 2 when it changed something:",
+            "calseg-agent once",
+        ),
+        (
+            "Identities, expiries, units and the last cycle, for a script:",
+            "calseg-agent status --json",
+        ),
+    ],
+    see_also: &["calseg-server(1)", "systemctl(1)", "journalctl(1)"],
+};
