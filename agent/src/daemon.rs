@@ -3,19 +3,21 @@
 //! the next pass comes sooner, with exponential backoff and jitter (and never before a
 //! `Retry-After`). With `long_poll` (the default), `run` spends the time between passes in
 //! long-polls of the manifest ([`long_poll`]), so a new revision starts a pass within seconds;
-//! `once` never long-polls. A stop request (SIGTERM/SIGINT, or the `shutdown` future in tests) ends a
+//! `once` never long-polls. A revoked node stops asking: one pass per [`revoked::RECHECK`], or
+//! at once after a new enrollment ([`revoked`]). A stop request (SIGTERM/SIGINT, or the `shutdown` future in tests) ends a
 //! wait at once; a pass under way stops before installing, or, once it has installed, finishes
 //! its restarts (or rollback) first.
 
 pub mod long_poll;
 mod notify;
+pub mod revoked;
 
 use crate::client::{self, ApiClient, backoff};
 use crate::config::Settings;
 use crate::cycle::real::{EtcdVerifier, FsInstaller};
 use crate::cycle::{CycleContext, CycleResult, Ports, RestartFailure, Restarter};
 use crate::decide::jitter_fraction;
-use crate::enroll::renew_fleet_if_due;
+use crate::enroll::{EnrollError, renew_fleet_if_due};
 use crate::install::Root;
 use crate::state::{Outcome, StateDir};
 use crate::systemd::{Systemd, SystemdError, UnitStatus};
@@ -106,6 +108,10 @@ pub async fn pass(
     match renew_fleet_if_due(&state, &client, &settings.node, now).await {
         Ok(Some(_)) => client = server_client(settings, &state)?,
         Ok(None) => {}
+        // The pass below gets the same answer and records the revocation.
+        Err(EnrollError::Client(e)) if e.is_revoked() => {
+            tracing::debug!(error = %e, "fleet certificate not renewed: this node is revoked")
+        }
         Err(e) => {
             tracing::warn!(error = %e, "fleet certificate renewal failed; will retry next cycle")
         }
@@ -147,6 +153,9 @@ pub fn next_delay(settings: &Settings, result: Option<&CycleResult>, failures: u
             backoff::random_unit(),
             r.retry_after,
         ),
+        Some(r) if r.outcome == Outcome::Revoked => {
+            settings.interval.max(revoked::RECHECK) + node_jitter
+        }
         _ => settings.interval + node_jitter,
     }
 }
@@ -196,8 +205,13 @@ pub async fn run(
         let delay = next_delay(&settings, result.as_ref(), failures.max(1));
         tracing::debug!(?delay, "next cycle");
         let watch = long_poll_target(&settings, result.as_ref());
+        let is_revoked = result
+            .as_ref()
+            .is_some_and(|r| r.outcome == Outcome::Revoked);
+        let state = StateDir::new(&settings.state_dir);
         tokio::select! {
-            () = wait_between_passes(delay, watch) => {}
+            () = wait_between_passes(delay, watch), if !is_revoked => {}
+            () = revoked::wait(&state, tokio::time::Instant::now() + delay, revoked::LOOK_EVERY), if is_revoked => {}
             () = wake.notified() => {}
         }
         if stop.load(Ordering::SeqCst) {
@@ -209,12 +223,13 @@ pub async fn run(
 }
 
 /// The client and ETag to long-poll with after `result`, when long-polling applies: enabled,
-/// the pass reached the server, and a manifest is cached.
+/// the pass reached the server (and was not refused as revoked), and a manifest is cached.
 fn long_poll_target(
     settings: &Settings,
     result: Option<&CycleResult>,
 ) -> Option<(ApiClient, String)> {
-    let reached = result.is_some_and(|r| r.outcome != Outcome::Unreachable);
+    let reached =
+        result.is_some_and(|r| !matches!(r.outcome, Outcome::Unreachable | Outcome::Revoked));
     if !settings.long_poll || !reached {
         return None;
     }
@@ -231,8 +246,14 @@ async fn wait_between_passes(delay: Duration, watch: Option<(ApiClient, String)>
     };
     let until = tokio::time::Instant::now() + delay;
     let parked = long_poll::park(&mut client, &etag, until, long_poll::Schedule::DEFAULT).await;
-    if parked == long_poll::Parked::Changed {
-        tracing::info!("the server has a new manifest for this node; starting a pass");
+    match parked {
+        long_poll::Parked::Changed => {
+            tracing::info!("the server has a new manifest for this node; starting a pass")
+        }
+        long_poll::Parked::Revoked => {
+            tracing::debug!("the server refused the long-poll as revoked; starting a pass")
+        }
+        long_poll::Parked::Deadline => {}
     }
 }
 

@@ -164,6 +164,8 @@ pub async fn enroll(
                 state.save_current_server(servers.current())?;
                 state.remove(StateDir::PENDING_KEY)?;
                 state.remove(StateDir::PENDING_CSR)?;
+                // A new enrollment (a revoked node coming back with a new token) is served again.
+                state.clear_revoked()?;
                 return Ok(EnrollOutcome::Enrolled { not_after });
             }
             Ok(EnrollResponse::Pending { retry_after_secs }) => {

@@ -1,7 +1,8 @@
 //! The command line: `enroll`, `run`, `once`, `status`, `plan`.
 //!
 //! Exit status: 0 success (for `once`: converged, nothing to do), 2 `once` changed something
-//! and converged, 1 failure, 3 `enroll` still pending approval, 64 bad usage.
+//! and converged, 1 failure, 3 `enroll` still pending approval, 64 bad usage, 77 (`once`,
+//! `status`) the server revoked this node.
 
 mod status;
 
@@ -29,13 +30,16 @@ pub const EXIT_CHANGED: u8 = 2;
 pub const EXIT_PENDING: u8 = 3;
 /// Bad arguments (sysexits EX_USAGE; clap's own 2 would read as "changed").
 pub const EXIT_USAGE: u8 = 64;
+/// `once`, `status`: an operator revoked this node; re-enroll with a new token (sysexits
+/// EX_NOPERM: not "failed", not "unreachable", and retrying will not help).
+pub const EXIT_REVOKED: u8 = 77;
 
 /// calseg's node agent: installs this host's Calico etcd identities and restarts Calico units.
 #[derive(Debug, Parser)]
 #[command(
     version,
     about,
-    after_help = "Exit status: 0 ok / nothing to do, 1 failed, 2 changed and converged (once), 3 enrollment pending, 64 usage error."
+    after_help = "Exit status: 0 ok / nothing to do, 1 failed, 2 changed and converged (once), 3 enrollment pending, 64 usage error, 77 this node was revoked (once, status: re-enroll with a new token, `enroll --force --token ...`)."
 )]
 pub struct Cli {
     /// Configuration file.
@@ -51,7 +55,8 @@ pub enum Command {
     Enroll(EnrollArgs),
     /// Run as a daemon: a cycle at start, then every interval (plus jitter).
     Run,
-    /// Run one cycle. Exit 0 = nothing to do, 2 = changed and converged, 1 = failed.
+    /// Run one cycle. Exit 0 = nothing to do, 2 = changed and converged, 1 = failed,
+    /// 77 = this node was revoked.
     Once {
         /// Print the cycle's report as JSON on stdout.
         #[arg(long)]

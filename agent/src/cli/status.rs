@@ -1,12 +1,12 @@
 //! `calseg-agent status`: what the state directory and the installed files say, without
 //! calling the server or systemd.
 
-use super::{EXIT_FAILED, EXIT_OK};
+use super::{EXIT_FAILED, EXIT_OK, EXIT_REVOKED};
 use crate::config::Settings;
 use crate::decide::{renew_at, renewal_jitter};
 use crate::enroll::fleet_renew_at;
 use crate::keys;
-use crate::state::{Outcome, StateDir};
+use crate::state::{Outcome, REVOKED_WHAT_TO_DO, StateDir};
 use anyhow::Result;
 use calseg_api::report::UnitReport;
 use serde::Serialize;
@@ -24,12 +24,24 @@ pub struct StatusView {
     pub servers: Vec<String>,
     pub enrolled: bool,
     pub enrollment_pending: bool,
+    /// Set while the server says an operator revoked this node.
+    pub revoked: Option<RevokedView>,
     pub fleet_not_after: Option<String>,
     pub fleet_renew_at: Option<String>,
     pub manifest_revision: Option<String>,
     pub identities: Vec<IdentityView>,
     pub units: Vec<UnitReport>,
     pub last_cycle: Option<LastCycle>,
+}
+
+/// The server refused this node as revoked: since when, what it said, what to do.
+#[derive(Debug, Serialize)]
+pub struct RevokedView {
+    /// When the agent learned it (RFC 3339).
+    pub learned_at: String,
+    pub server: String,
+    pub message: String,
+    pub what_to_do: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -92,6 +104,12 @@ pub fn view(settings: &Settings, state: &StateDir) -> Result<StatusView> {
         servers,
         enrolled: fleet.is_some(),
         enrollment_pending: state.read(StateDir::PENDING_KEY)?.is_some(),
+        revoked: state.revoked()?.map(|r| RevokedView {
+            learned_at: rfc3339(r.learned_at),
+            server: r.server,
+            message: r.message,
+            what_to_do: REVOKED_WHAT_TO_DO.replace("NODE", &settings.node),
+        }),
         fleet_not_after: fleet_info.as_ref().map(|i| rfc3339(i.not_after)),
         fleet_renew_at: fleet
             .as_ref()
@@ -128,6 +146,13 @@ pub fn to_text(v: &StatusView) -> String {
         (false, false) => "no (run `calseg-agent enroll`)".into(),
     };
     let _ = writeln!(out, "enrolled:    {enrolled}");
+    if let Some(r) = &v.revoked {
+        let _ = writeln!(
+            out,
+            "revoked:     yes, since {} ({} said so); {}",
+            r.learned_at, r.server, r.what_to_do
+        );
+    }
     let _ = writeln!(out, "manifest:    {}", or_dash(&v.manifest_revision));
     match &v.last_cycle {
         Some(c) => {
@@ -171,7 +196,8 @@ pub fn to_text(v: &StatusView) -> String {
     out
 }
 
-/// `calseg-agent status [--json]`: exit 1 when the last cycle failed or the host is not enrolled.
+/// `calseg-agent status [--json]`: exit 77 when the node is revoked, 1 when the last cycle
+/// failed or the host is not enrolled.
 pub fn show(settings: &Settings, state: &StateDir, json: bool) -> Result<u8> {
     let v = view(settings, state)?;
     if json {
@@ -184,5 +210,11 @@ pub fn show(settings: &Settings, state: &StateDir, json: bool) -> Result<u8> {
         && v.last_cycle
             .as_ref()
             .is_none_or(|c| matches!(c.outcome, Outcome::Unchanged | Outcome::Changed));
-    Ok(if healthy { EXIT_OK } else { EXIT_FAILED })
+    Ok(if v.revoked.is_some() {
+        EXIT_REVOKED
+    } else if healthy {
+        EXIT_OK
+    } else {
+        EXIT_FAILED
+    })
 }

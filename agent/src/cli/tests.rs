@@ -208,3 +208,49 @@ fn status_shows_the_server_in_use_and_the_list() -> TestResult {
     );
     Ok(())
 }
+
+/// Issue 18, point 4: a revoked node says `revoked` (lowercase), since when, and what to do,
+/// in text and JSON, and `status` exits 77, not 1.
+#[tokio::test]
+async fn status_of_a_revoked_node_says_revoked_since_when_and_what_to_do() -> TestResult {
+    let (tmp, config, _) = setup()?;
+    let settings = load_settings(&config)?;
+    let state = StateDir::new(tmp.path().join("state"));
+    let learned_at = time::OffsetDateTime::from_unix_timestamp(1_796_623_200)?;
+    state.save_revoked(&crate::state::RevokedRecord {
+        learned_at,
+        server: "https://a:1/v1/manifest".into(),
+        message: "node n1 was revoked by an operator".into(),
+    })?;
+    state.save_last_cycle(&crate::state::CycleRecord {
+        started_at: learned_at,
+        finished_at: learned_at,
+        outcome: crate::state::Outcome::Revoked,
+        report: None,
+        errors: vec!["revoked: 403 node_revoked".into()],
+    })?;
+    let v = status::view(&settings, &state)?;
+    let text = status::to_text(&v);
+    assert!(
+        text.contains("revoked:     yes, since 2026-12-07T06:00:00Z")
+            && text.contains("calseg-agent enroll --force --token")
+            && text.contains("token create --node n1")
+            && text.contains("last cycle:  revoked at"),
+        "{text}"
+    );
+    assert!(!text.contains("Revoked"), "Debug casing: {text}");
+    let json = serde_json::to_value(&v)?;
+    assert_eq!(json["revoked"]["learned_at"], "2026-12-07T06:00:00Z");
+    assert_eq!(json["last_cycle"]["outcome"], "revoked");
+    let what = json["revoked"]["what_to_do"].as_str().unwrap_or_default();
+    assert!(what.contains("enroll --force --token"), "{json}");
+    let config = config.to_string_lossy().into_owned();
+    let code = execute(cli(&["--config", &config, "status", "--json"])?).await?;
+    assert_eq!(code, EXIT_REVOKED);
+    assert_ne!(EXIT_REVOKED, EXIT_FAILED);
+
+    state.clear_revoked()?;
+    let v = status::view(&settings, &state)?;
+    assert!(v.revoked.is_none() && !status::to_text(&v).contains("revoked:     yes"));
+    Ok(())
+}

@@ -59,6 +59,13 @@ impl ClientError {
         }
     }
 
+    /// The server refused this node because an operator revoked it (403
+    /// [`calseg_api::error::NODE_REVOKED`]): its etcd identities are gone and asking again
+    /// will not help; only a new enrollment does. Neither transient nor an ordinary failure.
+    pub fn is_revoked(&self) -> bool {
+        matches!(self, Self::Api { status: 403, kind, .. } if kind == calseg_api::error::NODE_REVOKED)
+    }
+
     /// Worth retrying later without changing anything: unreachable, 429 or 5xx.
     pub fn is_transient(&self) -> bool {
         match self {
@@ -326,6 +333,9 @@ impl ApiClient {
             .map(drop)
     }
 }
+
+#[cfg(test)]
+mod tests;
 
 /// An error and its sources on one line (reqwest hides the useful part in the chain).
 pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {

@@ -21,6 +21,7 @@ mod phase;
 pub mod real;
 mod report;
 mod restart;
+mod revoked;
 mod run;
 pub(crate) mod steps;
 

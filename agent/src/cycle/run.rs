@@ -59,7 +59,9 @@ where
         let manifest = match pull(ctx, &mut ports.manifest).await {
             Ok(manifest) => manifest,
             Err(mut result) => {
-                warn_expiries(&installed, ctx.now);
+                if result.outcome == Outcome::Unreachable {
+                    warn_expiries(&installed, ctx.now);
+                }
                 let _ = phase.advance(Phase::Done);
                 result.report = None;
                 return result;
@@ -294,6 +296,9 @@ async fn pull<M: ManifestSource>(
     let cached = ctx.state.manifest().ok().flatten();
     let etag = cached.as_ref().map(|m| m.revision.clone());
     let unreachable = |e: crate::client::ClientError| {
+        if e.is_revoked() {
+            return super::revoked::revoked(ctx, &e);
+        }
         let outcome = if e.is_transient() {
             Outcome::Unreachable
         } else {
@@ -309,6 +314,7 @@ async fn pull<M: ManifestSource>(
         }
     };
     let fetched = source.fetch(etag.as_deref()).await.map_err(unreachable)?;
+    super::revoked::served(ctx);
     let manifest = match (fetched, cached) {
         (ManifestFetch::Fresh { manifest, .. }, _) => manifest,
         (ManifestFetch::NotModified, Some(cached)) => return Ok(cached),
@@ -341,7 +347,8 @@ async fn pull<M: ManifestSource>(
     Ok(manifest)
 }
 
-/// Warns, per installed certificate, how long the host can go on without the server.
+/// Warns, per installed certificate, how long the host can go on without the server (only
+/// when the server cannot be reached: a refusal is not an outage).
 pub(crate) fn warn_expiries(
     installed: &BTreeMap<String, InstalledIdentity>,
     now: time::OffsetDateTime,

@@ -52,6 +52,9 @@ pub enum Parked {
     Changed,
     /// The routine deadline came.
     Deadline,
+    /// The server says this node was revoked: run a pass now, which records it (and the
+    /// daemon then stops asking).
+    Revoked,
 }
 
 /// Long-polls with `etag` until the manifest changes or `until`.
@@ -80,6 +83,7 @@ pub async fn park<W: ManifestWatch>(
                 tracing::debug!(?retry_after, "the server did not hold the long-poll");
                 retry_after
             }
+            Err(e) if e.is_revoked() => return Parked::Revoked,
             Err(e) if e.is_transient() => {
                 tracing::debug!(error = %e, "long-poll failed; backing off");
                 e.retry_after()
@@ -220,6 +224,24 @@ mod tests {
             started.elapsed()
         );
         assert_eq!(fake.asked.len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_revocation_ends_the_wait_at_once() {
+        let mut fake = Fake::default();
+        let revoked = ClientError::Api {
+            url: "u".into(),
+            status: 403,
+            kind: calseg_api::error::NODE_REVOKED.into(),
+            message: String::new(),
+            retry_after: None,
+        };
+        fake.script.push_back((Some(Duration::ZERO), Err(revoked)));
+        let started = Instant::now();
+        let parked = park(&mut fake, "rev-1", started + MS(200), schedule()).await;
+        assert_eq!(parked, Parked::Revoked);
+        assert!(started.elapsed() < MS(20));
+        assert_eq!(fake.asked.len(), 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -9,13 +9,16 @@
 //! installed.json       what each identity has installed: user, files, endpoints, CA hash, serial
 //! journal.json         receipts of an install not yet confirmed (rolled back after a crash)
 //! last-cycle.json      the last cycle's outcome, report and errors, for `status`
+//! revoked.json         present while the server says this node is revoked (removed by enroll)
 //! ```
 //!
 //! Every file is replaced atomically (temp file created with its final mode, fsync, rename).
 
 mod records;
 
-pub use records::{CycleRecord, InstalledIdentity, Journal, Outcome};
+pub use records::{
+    CycleRecord, InstalledIdentity, Journal, Outcome, REVOKED_WHAT_TO_DO, RevokedRecord,
+};
 
 use crate::keys::PrivateKeyPem;
 use calseg_api::manifest::Manifest;
@@ -67,6 +70,7 @@ impl StateDir {
     pub const INSTALLED: &'static str = "installed.json";
     pub const JOURNAL: &'static str = "journal.json";
     pub const LAST_CYCLE: &'static str = "last-cycle.json";
+    pub const REVOKED: &'static str = "revoked.json";
 
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self { dir: dir.into() }
@@ -255,6 +259,19 @@ impl StateDir {
 
     pub fn save_last_cycle(&self, record: &CycleRecord) -> Result<(), StateError> {
         self.write_json(Self::LAST_CYCLE, record)
+    }
+
+    /// Whether (and since when) the server says this node is revoked.
+    pub fn revoked(&self) -> Result<Option<RevokedRecord>, StateError> {
+        self.read_json(Self::REVOKED)
+    }
+
+    pub fn save_revoked(&self, record: &RevokedRecord) -> Result<(), StateError> {
+        self.write_json(Self::REVOKED, record)
+    }
+
+    pub fn clear_revoked(&self) -> Result<(), StateError> {
+        self.remove(Self::REVOKED)
     }
 }
 

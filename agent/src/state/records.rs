@@ -51,6 +51,8 @@ pub enum Outcome {
     Interrupted,
     /// The manifest is outside agent.toml's limits: nothing was installed or restarted.
     Refused,
+    /// An operator revoked this node: the server refuses it and its etcd identities are gone.
+    Revoked,
 }
 
 impl Outcome {
@@ -60,6 +62,7 @@ impl Outcome {
             Self::Unchanged => 0,
             Self::Changed => 2,
             Self::Failed | Self::Unreachable | Self::Interrupted | Self::Refused => 1,
+            Self::Revoked => crate::cli::EXIT_REVOKED,
         }
     }
 
@@ -71,6 +74,7 @@ impl Outcome {
             Self::Unreachable => "unreachable",
             Self::Interrupted => "interrupted",
             Self::Refused => "refused",
+            Self::Revoked => "revoked",
         }
     }
 }
@@ -87,4 +91,23 @@ pub struct CycleRecord {
     pub report: Option<Report>,
     /// Errors of the cycle, including those that kept it from producing a report.
     pub errors: Vec<String>,
+}
+
+/// What the agent needs to do when the server revoked this node (`revoked.json`).
+pub const REVOKED_WHAT_TO_DO: &str = "this node's etcd identities are gone; re-enroll it with a \
+     new node token: on the server `calseg-server token create --node NODE`, here \
+     `calseg-agent enroll --force --token ...`";
+
+/// The server said this node was revoked (403 `node_revoked`). Kept until a new enrollment
+/// (or an answer that is not a refusal) removes it, so the agent logs the revocation once, the
+/// daemon stops asking, and `status` says so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedRecord {
+    /// When the agent first learned it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub learned_at: OffsetDateTime,
+    /// The server that said so.
+    pub server: String,
+    /// The server's message.
+    pub message: String,
 }

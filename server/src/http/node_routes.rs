@@ -26,7 +26,8 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// Refuses nodes that are not approved, and fleet certificates other than the current one;
+/// Refuses nodes that are not approved (a revoked one with its own kind,
+/// [`calseg_api::error::NODE_REVOKED`]), and fleet certificates other than the current one;
 /// refusals are counted. Returns the node's record.
 pub(super) async fn authorize(
     state: &AppState,
@@ -49,11 +50,22 @@ async fn check_caller(state: &AppState, caller: &NodeCaller) -> Result<NodeRecor
             &format!("node {} is not enrolled", caller.name),
         ));
     };
+    if record.state == NodeState::Revoked {
+        return Err(ApiFailure::forbidden(
+            calseg_api::error::NODE_REVOKED,
+            &format!(
+                "node {} was revoked by an operator: its etcd identities are gone; to bring it \
+                 back, re-enroll it with a new node token (`calseg-server token create --node {}`, \
+                 then on the node `calseg-agent enroll --force --token ...`)",
+                caller.name, caller.name
+            ),
+        ));
+    }
     if record.state != NodeState::Approved {
         return Err(ApiFailure::forbidden(
             "node_not_approved",
             &format!(
-                "node {} is {:?}: the server refuses it; an operator decides (`calseg-server nodes list`)",
+                "node {} is {}: the server refuses it; an operator decides (`calseg-server nodes list`)",
                 caller.name, record.state
             ),
         ));

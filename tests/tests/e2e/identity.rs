@@ -444,7 +444,7 @@ async fn a_revoked_node_is_refused_at_once_and_loses_its_etcd_users() {
         .expect("revoke");
     let manifest = node1.manifest(None).await.expect("manifest");
     assert_eq!(manifest.status, StatusCode::FORBIDDEN, "{manifest:?}");
-    assert_eq!(manifest.kind(), "node_not_approved");
+    assert_eq!(manifest.kind(), "node_revoked");
     let (again, _) = node1
         .sign("calico-node", "calico-node.node1")
         .await

@@ -8,6 +8,7 @@ mod access;
 mod admin_certs;
 mod agent;
 mod agent_failover;
+mod agent_revoked;
 mod api_errors;
 mod bad_policy;
 mod catalogue;

@@ -18,6 +18,8 @@ pub(super) const T0: OffsetDateTime = datetime!(2025-03-01 12:00 UTC);
 pub(super) struct FakeSource {
     pub(super) manifest: Manifest,
     pub(super) unreachable: bool,
+    /// Answer 403 `node_revoked`, as the server does once an operator revoked the node.
+    pub(super) revoked: bool,
 }
 
 impl ManifestSource for FakeSource {
@@ -26,6 +28,15 @@ impl ManifestSource for FakeSource {
             return Err(ClientError::Unreachable {
                 url: "https://server".into(),
                 message: "connection refused".into(),
+            });
+        }
+        if self.revoked {
+            return Err(ClientError::Api {
+                url: "https://server/v1/manifest".into(),
+                status: 403,
+                kind: calseg_api::error::NODE_REVOKED.into(),
+                message: "node n1 was revoked by an operator".into(),
+                retry_after: None,
             });
         }
         if etag == Some(self.manifest.revision.as_str()) {
@@ -254,6 +265,7 @@ impl Host {
             manifest: FakeSource {
                 manifest,
                 unreachable: false,
+                revoked: false,
             },
             signer: FakeSigner {
                 ca,

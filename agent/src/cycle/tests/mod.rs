@@ -3,6 +3,7 @@
 
 mod fakes;
 mod leases;
+mod revoked;
 
 use super::*;
 use crate::testutil::{TestCa, TestResult, identity, manifest};

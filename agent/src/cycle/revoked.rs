@@ -1,0 +1,54 @@
+//! A revoked node: the server answered 403 `node_revoked`. The fact is kept in the state
+//! directory (`revoked.json`) so it is logged once, at error level with what to do, not on
+//! every pass, and `status` shows it; a new enrollment removes it. The installed certificates
+//! are not "still working": the node's etcd users were deleted with the revocation.
+
+use super::{CycleContext, CycleResult};
+use crate::client::ClientError;
+use crate::state::{Outcome, REVOKED_WHAT_TO_DO, RevokedRecord};
+
+/// The pass's result for a revocation the server just reported, recording it (and logging it)
+/// the first time only.
+pub(super) fn revoked(ctx: &CycleContext, error: &ClientError) -> CycleResult {
+    let (server, message) = match error {
+        ClientError::Api { url, message, .. } => (url.clone(), message.clone()),
+        other => (String::new(), other.to_string()),
+    };
+    let known = ctx.state.revoked().ok().flatten();
+    let what = REVOKED_WHAT_TO_DO.replace("NODE", &ctx.node);
+    if known.is_none() {
+        tracing::error!(
+            node = %ctx.node,
+            %server,
+            "the server says this node was revoked; {what}"
+        );
+        let record = RevokedRecord {
+            // RFC 3339 to the second in `status`.
+            learned_at: ctx.now.replace_nanosecond(0).unwrap_or(ctx.now),
+            server,
+            message,
+        };
+        if let Err(e) = ctx.state.save_revoked(&record) {
+            tracing::warn!(error = %e, "cannot record the revocation");
+        }
+    } else {
+        tracing::debug!(node = %ctx.node, "still revoked");
+    }
+    CycleResult {
+        outcome: Outcome::Revoked,
+        report: None,
+        errors: vec![format!("revoked: {error}")],
+        retry_after: None,
+    }
+}
+
+/// Forgets a recorded revocation once the server serves this node again (after a new
+/// enrollment, which also removes it).
+pub(super) fn served(ctx: &CycleContext) {
+    if matches!(ctx.state.revoked(), Ok(Some(_))) {
+        tracing::info!(node = %ctx.node, "the server serves this node again; it is no longer revoked");
+        if let Err(e) = ctx.state.clear_revoked() {
+            tracing::warn!(error = %e, "cannot clear the recorded revocation");
+        }
+    }
+}
