@@ -2,7 +2,9 @@
 //! returns them), the files it reads and writes, examples, related pages.
 
 use crate::man::Extra;
-use calseg_agent::cli::{EXIT_CHANGED, EXIT_FAILED, EXIT_OK, EXIT_PENDING, EXIT_USAGE};
+use calseg_agent::cli::{
+    EXIT_CHANGED, EXIT_FAILED, EXIT_OK, EXIT_PENDING, EXIT_REVOKED, EXIT_USAGE,
+};
 
 /// calseg-server(1).
 pub const SERVER: Extra = Extra {
@@ -133,6 +135,12 @@ pub const AGENT: Extra = Extra {
             EXIT_USAGE,
             "Usage error: unknown or conflicting flags or arguments (sysexits EX_USAGE). \
              --help and --version exit 0.",
+        ),
+        (
+            EXIT_REVOKED,
+            "once, status: an administrator revoked this node; its etcd identities are gone. \
+             Re-enroll with a new token for it (`calseg-agent enroll --force --token ...`) \
+             (sysexits EX_NOPERM).",
         ),
     ],
     files: &[
