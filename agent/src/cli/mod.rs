@@ -1,8 +1,8 @@
 //! The command line: `enroll`, `run`, `once`, `status`, `plan`.
 //!
 //! Exit status: 0 success (for `once`: converged, nothing to do), 2 `once` changed something
-//! and converged, 1 failure, 3 `enroll` still pending approval, 64 bad usage, 77 (`once`,
-//! `status`) the server revoked this node.
+//! and converged, 1 failure, 3 `enroll` still pending approval, 64 bad usage, 69 (`once`) no
+//! server reachable, 77 (`once`, `status`) the server revoked this node.
 
 mod status;
 
@@ -30,6 +30,9 @@ pub const EXIT_CHANGED: u8 = 2;
 pub const EXIT_PENDING: u8 = 3;
 /// Bad arguments (sysexits EX_USAGE; clap's own 2 would read as "changed").
 pub const EXIT_USAGE: u8 = 64;
+/// `once`: no server could be reached; nothing was changed and the installed identities keep
+/// working until they expire (sysexits EX_UNAVAILABLE: retrying later may help, unlike 1).
+pub const EXIT_UNREACHABLE: u8 = 69;
 /// `once`, `status`: an operator revoked this node; re-enroll with a new token (sysexits
 /// EX_NOPERM: not "failed", not "unreachable", and retrying will not help).
 pub const EXIT_REVOKED: u8 = 77;
@@ -39,7 +42,7 @@ pub const EXIT_REVOKED: u8 = 77;
 #[command(
     version,
     about,
-    after_help = "Exit status: 0 ok / nothing to do, 1 failed, 2 changed and converged (once), 3 enrollment pending, 64 usage error, 77 this node was revoked (once, status: re-enroll with a new token, `enroll --force --token ...`)."
+    after_help = "Exit status: 0 ok / nothing to do, 1 failed, 2 changed and converged (once), 3 enrollment pending, 64 usage error, 69 no server reachable (once: nothing changed, try again later), 77 this node was revoked (once, status: re-enroll with a new token, `enroll --force --token ...`)."
 )]
 pub struct Cli {
     /// Configuration file.
@@ -56,7 +59,7 @@ pub enum Command {
     /// Run as a daemon: a cycle at start, then every interval (plus jitter).
     Run,
     /// Run one cycle. Exit 0 = nothing to do, 2 = changed and converged, 1 = failed,
-    /// 77 = this node was revoked.
+    /// 69 = no server reachable (nothing changed), 77 = this node was revoked.
     Once {
         /// Print the cycle's report as JSON on stdout.
         #[arg(long)]

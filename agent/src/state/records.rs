@@ -61,7 +61,8 @@ impl Outcome {
         match self {
             Self::Unchanged => 0,
             Self::Changed => 2,
-            Self::Failed | Self::Unreachable | Self::Interrupted | Self::Refused => 1,
+            Self::Failed | Self::Interrupted | Self::Refused => crate::cli::EXIT_FAILED,
+            Self::Unreachable => crate::cli::EXIT_UNREACHABLE,
             Self::Revoked => crate::cli::EXIT_REVOKED,
         }
     }

@@ -3,7 +3,7 @@
 
 use crate::man::Extra;
 use calseg_agent::cli::{
-    EXIT_CHANGED, EXIT_FAILED, EXIT_OK, EXIT_PENDING, EXIT_REVOKED, EXIT_USAGE,
+    EXIT_CHANGED, EXIT_FAILED, EXIT_OK, EXIT_PENDING, EXIT_REVOKED, EXIT_UNREACHABLE, EXIT_USAGE,
 };
 
 /// calseg-server(1).
@@ -117,8 +117,8 @@ pub const AGENT: Extra = Extra {
         ),
         (
             EXIT_FAILED,
-            "Failure, with the reason on standard error. once: the cycle failed, was refused \
-             or could not reach a server. plan: errors, or a manifest outside the agent's \
+            "Failure, with the reason on standard error. once: the cycle failed or its \
+             manifest was refused. plan: errors, or a manifest outside the agent's \
              limits. status: not enrolled, or the last cycle did not succeed.",
         ),
         (
@@ -135,6 +135,12 @@ pub const AGENT: Extra = Extra {
             EXIT_USAGE,
             "Usage error: unknown or conflicting flags or arguments (sysexits EX_USAGE). \
              --help and --version exit 0.",
+        ),
+        (
+            EXIT_UNREACHABLE,
+            "once: no server could be reached; nothing was changed and the installed \
+             identities keep working until they expire (sysexits EX_UNAVAILABLE: try again \
+             later).",
         ),
         (
             EXIT_REVOKED,

@@ -80,7 +80,7 @@ fn issue_18_pages_have_exit_status_files_examples_and_see_also() -> Result<()> {
         ),
         (
             "calseg-agent.1",
-            &[0, 1, 2, 3, 64, 77],
+            &[0, 1, 2, 3, 64, 69, 77],
             "/etc/calseg/agent.toml",
         ),
     ] {

@@ -374,7 +374,8 @@ async fn the_host_keeps_working_while_the_server_is_down_and_converges_when_it_r
     let pid = s.unit().await.main_pid;
     s.server.stop();
     let (code, out) = s.agent.once().expect("once");
-    assert_eq!(code, 1, "{out}");
+    // Unreachable (69), not failed (1): nothing was touched and a later try may work.
+    assert_eq!(code, 69, "{out}");
     assert!(
         out.to_lowercase().contains("expire"),
         "no warning with the time left:\n{out}"

@@ -256,6 +256,8 @@ async fn unreachable_server_keeps_everything() -> TestResult {
     host.ports.manifest.unreachable = true;
     let result = host.cycle(T0 + time::Duration::days(25)).await;
     assert_eq!(result.outcome, Outcome::Unreachable);
+    // Issue 18, point 2: apart from a failed install (1), retrying later may help.
+    assert_eq!(result.outcome.exit_code(), crate::cli::EXIT_UNREACHABLE);
     assert_eq!(host.ports.signer.calls, 1);
     assert_eq!(
         host.state().last_cycle()?.map(|c| c.outcome),
