@@ -216,8 +216,8 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
         reconciler,
         Arc::new(Metrics::new()),
         limits,
+        own_user.as_deref(),
     ));
-    state.set_own_etcd_user(own_user.as_deref());
     if let Some(report) = release_of(&state).and_then(|m| m.latest()) {
         state
             .metrics

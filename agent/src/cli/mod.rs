@@ -297,6 +297,4 @@ async fn plan_cmd(
 }
 
 #[cfg(test)]
-mod help_tests;
-#[cfg(test)]
 mod tests;

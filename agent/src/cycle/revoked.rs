@@ -7,6 +7,9 @@ use super::{CycleContext, CycleResult};
 use crate::client::ClientError;
 use crate::state::{Outcome, REVOKED_WHAT_TO_DO, RevokedRecord};
 
+/// The most of the server's message a revocation record keeps.
+const MAX_MESSAGE_CHARS: usize = 300;
+
 /// The pass's result for a revocation the server just reported, recording it (and logging it)
 /// the first time only.
 pub(super) fn revoked(ctx: &CycleContext, error: &ClientError) -> CycleResult {
@@ -14,6 +17,8 @@ pub(super) fn revoked(ctx: &CycleContext, error: &ClientError) -> CycleResult {
         ClientError::Api { url, message, .. } => (url.clone(), message.clone()),
         other => (String::new(), other.to_string()),
     };
+    // The server's words go into revoked.json and `status`: a bounded excerpt, not a page.
+    let message: String = message.chars().take(MAX_MESSAGE_CHARS).collect();
     let known = ctx.state.revoked().ok().flatten();
     let what = REVOKED_WHAT_TO_DO.replace("NODE", &ctx.node);
     if known.is_none() {

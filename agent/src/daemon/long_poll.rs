@@ -209,10 +209,11 @@ mod tests {
             .push_back((Some(Duration::ZERO), Err(overloaded)));
         fake.script.push_back((Some(MS(5)), Ok(LongPoll::Changed)));
         let started = Instant::now();
+        // Room after the jittered backoff (at most backoff::BASE) for the second long-poll.
         let parked = park(
             &mut fake,
             "rev-1",
-            started + Duration::from_secs(3),
+            started + 2 * crate::client::backoff::BASE,
             schedule(),
         )
         .await;

@@ -58,7 +58,16 @@ pub async fn enroll(
     // No fleet certificate for a node whose etcd users calseg does not own (nor a used token).
     if let Err(failure) = super::ownership::ensure_node_owned(&state, &node).await {
         deny(&state, &node, &failure, source).await;
-        return Err(failure);
+        // The caller is anonymous: which etcd users exist, and their roles, are for the audit
+        // log, not for whoever can reach this route.
+        let mut answer = failure;
+        if answer.kind == super::ownership::NOT_OWNED {
+            answer.message = format!(
+                "node {node} cannot enroll: calseg does not own one of the etcd users the \
+                 policy gives it; an administrator finds which, and why, in the audit log"
+            );
+        }
+        return Err(answer);
     }
     let now = OffsetDateTime::now_utc();
     // Check and sign the CSR first: a bad CSR must not consume a token.

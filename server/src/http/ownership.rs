@@ -27,7 +27,7 @@ pub(super) async fn ensure_owned(state: &AppState, user: &str) -> Result<(), Api
         })?,
         None => None,
     };
-    rbac::judge(user, &reserved, roles.as_ref()).map_err(refused)
+    rbac::judge(user, reserved, roles.as_ref()).map_err(refused)
 }
 
 /// Refuses the enrollment of `node` when any etcd user the policy gives it (in its enrollment

@@ -18,8 +18,8 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 /// Drops pending requests older than `pending_ttl`, auditing each, every quarter of the TTL
-/// (at least every second, at most every minute). Runs on every replica: each drop is one
-/// store transaction, so two replicas never drop (or audit) the same request twice.
+/// (at least every second, at most every minute). Only the leading replica scans (each drop
+/// is one store transaction, so a change of leader never drops or audits a request twice).
 pub async fn expire_loop(state: Arc<AppState>) {
     let ttl = state.enrollment.pending_ttl;
     let every = (ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
@@ -28,6 +28,9 @@ pub async fn expire_loop(state: Arc<AppState>) {
     };
     loop {
         tokio::time::sleep(every).await;
+        if !state.leads() {
+            continue;
+        }
         let now = OffsetDateTime::now_utc();
         match state.store(move |s| s.expire_pending(now, store_ttl)).await {
             Ok(dropped) => {

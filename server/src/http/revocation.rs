@@ -17,7 +17,10 @@ use tokio::time::Instant;
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(20);
 /// At most this long, whatever the request asks (admin requests time out at 30 s).
 pub const MAX_WAIT: Duration = Duration::from_secs(25);
+/// The first wait between two looks at etcd's users; it doubles up to [`MAX_POLL`], so a
+/// long wait lists the users a few dozen times, not a hundred.
 const POLL: Duration = Duration::from_millis(200);
+const MAX_POLL: Duration = Duration::from_secs(1);
 
 /// An etcd user of a revoked node that still exists, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -48,13 +51,15 @@ pub(super) async fn wait_until_gone(
             }];
         }
     };
+    let mut poll = POLL;
     loop {
         let pending = still_present(state, node, &issued).await;
         if pending.is_empty() || Instant::now() >= deadline {
             return pending;
         }
         // The revocation poked the reconciler; a pass under way is followed by another.
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(poll).await;
+        poll = (poll * 2).min(MAX_POLL);
     }
 }
 

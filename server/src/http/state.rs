@@ -123,8 +123,8 @@ pub struct AppState {
     pub rollout_lock: tokio::sync::Mutex<()>,
     /// Set when the store is etcd and several replicas may serve: leadership and signals.
     replicas: std::sync::OnceLock<Arc<crate::ha::Replicas>>,
-    /// etcd users calseg never signs for (root, calseg's own); set once, at start.
-    reserved: std::sync::OnceLock<crate::rbac::Reserved>,
+    /// etcd users calseg never signs for: root, and calseg's own.
+    reserved: crate::rbac::Reserved,
 }
 
 impl AppState {
@@ -140,6 +140,7 @@ impl AppState {
         reconciler: Option<Arc<Reconciler>>,
         metrics: Arc<Metrics>,
         limits: ApiLimits,
+        own_etcd_user: Option<&str>,
     ) -> Self {
         Self {
             store,
@@ -166,21 +167,13 @@ impl AppState {
             metrics,
             rollout_lock: tokio::sync::Mutex::new(()),
             replicas: std::sync::OnceLock::new(),
-            reserved: std::sync::OnceLock::new(),
+            reserved: crate::rbac::Reserved::new(own_etcd_user),
         }
     }
 
-    /// Sets calseg's own etcd user, which it never signs for; once, at start.
-    pub fn set_own_etcd_user(&self, user: Option<&str>) {
-        let _ = self.reserved.set(crate::rbac::Reserved::new(user));
-    }
-
-    /// The etcd users calseg never signs for.
-    pub fn reserved(&self) -> crate::rbac::Reserved {
-        self.reserved
-            .get()
-            .cloned()
-            .unwrap_or_else(|| crate::rbac::Reserved::new(None))
+    /// The etcd users calseg never signs for: `root`, and its own etcd user.
+    pub fn reserved(&self) -> &crate::rbac::Reserved {
+        &self.reserved
     }
 
     /// Makes this server one replica of several (etcd store); set once, at start.

@@ -20,6 +20,8 @@ pub(super) struct FakeSource {
     pub(super) unreachable: bool,
     /// Answer 403 `node_revoked`, as the server does once an operator revoked the node.
     pub(super) revoked: bool,
+    /// The message of that answer.
+    pub(super) revoked_message: String,
 }
 
 impl ManifestSource for FakeSource {
@@ -35,7 +37,7 @@ impl ManifestSource for FakeSource {
                 url: "https://server/v1/manifest".into(),
                 status: 403,
                 kind: calseg_api::error::NODE_REVOKED.into(),
-                message: "node n1 was revoked by an operator".into(),
+                message: self.revoked_message.clone(),
                 retry_after: None,
             });
         }
@@ -266,6 +268,7 @@ impl Host {
                 manifest,
                 unreachable: false,
                 revoked: false,
+                revoked_message: "node n1 was revoked by an operator".into(),
             },
             signer: FakeSigner {
                 ca,

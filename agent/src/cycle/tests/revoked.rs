@@ -94,3 +94,20 @@ async fn an_unreachable_server_still_warns_how_long_certificates_last() -> TestR
     assert_eq!(host.state().revoked()?, None);
     Ok(())
 }
+
+/// A server's revocation message is kept as a bounded excerpt: a hostile server cannot fill
+/// revoked.json (and `status`) with a page of text.
+#[tokio::test]
+async fn a_revocation_message_is_kept_as_a_bounded_excerpt() -> TestResult {
+    let mut host = Host::new(
+        manifest(vec![identity("calico-node", &["calico-node.service"])]),
+        &["calico-node.service"],
+    )?;
+    host.ports.manifest.revoked = true;
+    host.ports.manifest.revoked_message = format!("revoked {}", "x".repeat(100_000));
+    assert_eq!(host.cycle(T0).await.outcome, Outcome::Revoked);
+    let record = host.state().revoked()?.ok_or("no revoked.json")?;
+    assert_eq!(record.message.chars().count(), 300);
+    assert!(record.message.starts_with("revoked xxx"));
+    Ok(())
+}
