@@ -74,7 +74,7 @@ for bin in calseg-server calseg-agent; do
   strip --strip-all -o "$stage/release/$bin" "$target/$profile_dir/$bin"
 done
 "$target/$profile_dir/calseg-docs" --out "$stage/release/docs"
-gzip -9n "$stage/release/docs/man/"*.1
+gzip -9n "$stage/release/docs/man/"*.1 "$stage/release/docs/man/"*.5
 
 # Versions: Cargo's unless --version; Debian revision 1 / rpm release 1.
 deb_version=()

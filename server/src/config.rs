@@ -1,7 +1,7 @@
 //! `/etc/calseg/server.toml`: where the server finds its policy, state and etcd credentials.
 //! Command-line flags override single values; missing values get a clear error naming the key.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -237,34 +237,14 @@ impl ServerConfig {
             .unwrap_or_else(|| self.state_dir().join("ca"))
     }
 
-    /// Reads `path`; a missing file at the default location is an empty configuration.
+    /// Reads `path` and its drop-in directory `path.d/` ([`crate::config_files`]); a missing
+    /// file at the default location is an empty configuration (its drop-ins still apply).
     pub fn load(path: Option<&Path>) -> Result<Self> {
         let (path, explicit) = match path {
             Some(path) => (path.to_path_buf(), true),
             None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
         };
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound && !explicit => {
-                return Ok(Self::default());
-            }
-            Err(error) => {
-                return Err(error).with_context(|| format!("read {}", path.display()));
-            }
-        };
-        match toml::from_str(&text) {
-            Ok(config) => Ok(config),
-            Err(error) => {
-                let place = error
-                    .span()
-                    .map(|span| {
-                        let (line, column) = line_column(&text, span.start);
-                        format!(":{line}:{column}")
-                    })
-                    .unwrap_or_default();
-                bail!("{}{place}: {}", path.display(), error.message())
-            }
-        }
+        Ok(crate::config_files::load_merged(&path, explicit)?.unwrap_or_default())
     }
 }
 
@@ -289,17 +269,6 @@ pub fn parse_duration(key: &str, text: &str) -> Result<std::time::Duration> {
         .checked_mul(unit_secs)
         .ok_or_else(|| anyhow::anyhow!("{key} = {text:?}: too long"))?;
     Ok(std::time::Duration::from_secs(seconds))
-}
-
-/// 1-based line and column of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before
-        .rfind('\n')
-        .map_or(before.len(), |nl| before.len() - nl - 1)
-        + 1;
-    (line, column)
 }
 
 #[cfg(test)]

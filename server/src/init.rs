@@ -1,11 +1,21 @@
 //! `calseg-server init`: first-time setup. Creates the fleet CA and the etcd client CA (or
 //! imports the operator's etcd CA), the server's TLS certificate, an administrator certificate,
-//! optionally calseg's own etcd client certificate, and a commented server.toml. Keys are
+//! optionally calseg's own etcd client certificate, and the settings that name them. Keys are
 //! created with mode 0600 and nothing existing is overwritten unless forced.
+//!
+//! On a packaged install it needs no chown and rewrites no conffile:
+//! - server.toml already exists (the package's commented example, or the operator's own), so
+//!   the generated settings go to the drop-in `server.toml.d/50-init.toml` instead
+//!   ([`crate::config_files`]); only a server.toml that `init` itself wrote is replaced (with
+//!   `--force`).
+//! - Run as root with a state directory that belongs to another user (the package makes
+//!   `/var/lib/calseg` calseg:calseg), the server's files are created for that user: the CAs
+//!   and TLS files owned by it, the etcd client key and the settings group-readable by its
+//!   group, each from the moment it is created.
 
 use crate::pki::{
-    CaFiles, CaKind, CertificateAuthority, CsrRules, Existing, KeyAlgorithm, admin, new_csr,
-    write_public_file, write_secret_file,
+    CaFiles, CaKind, CertificateAuthority, CsrRules, Existing, FileOwner, KeyAlgorithm, admin,
+    new_csr, write_file_as, write_public_file, write_secret_file,
 };
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -46,7 +56,14 @@ pub struct InitReport {
     pub fleet_ca_hash: String,
     pub config_path: PathBuf,
     pub files: Vec<PathBuf>,
+    /// The user the server's files were created for, when not the caller.
+    pub service_account: Option<FileOwner>,
 }
+
+/// The first line of a server.toml that `init` wrote (and may replace with `--force`).
+const INIT_HEADER: &str = "# calseg-server configuration, written by `calseg-server init`.";
+/// The drop-in `init` writes beside a server.toml it did not write.
+pub const INIT_DROP_IN: &str = "50-init.toml";
 
 /// The policy `init` writes when there is none: every option, commented.
 const EXAMPLE_POLICY: &str = include_str!("../policy.example.toml");
@@ -61,23 +78,30 @@ pub fn init(options: &InitOptions, now: OffsetDateTime) -> Result<InitReport> {
     } else {
         Existing::Refuse
     };
-    let config_path = options.config_dir.join("server.toml");
+    let target = config_target(&options.config_dir)?;
+    let config_path = target.path().to_path_buf();
     if config_path.exists() && !options.force {
         bail!(
             "{} exists; pass --force to replace it and the keys it names",
             config_path.display()
         );
     }
+    let service = service_account(&options.state_dir);
+    // What the server reads but root keeps: its settings and its etcd key, group-readable.
+    let server_group = service.map(|s| FileOwner { uid: 0, gid: s.gid });
+    let secret_mode = if service.is_some() { 0o640 } else { 0o600 };
     let ca_dir = options.state_dir.join("ca");
     let tls_dir = options.state_dir.join("tls");
-    for dir in [&options.config_dir, &options.state_dir, &ca_dir, &tls_dir] {
-        create_private_dir(dir)?;
+    create_dir_as(&options.config_dir, None)?;
+    create_dir_as(&options.state_dir, None)?;
+    for dir in [&ca_dir, &tls_dir] {
+        create_dir_as(dir, service)?;
     }
     let mut files = Vec::new();
 
     let fleet = CertificateAuthority::generate(CaKind::Fleet, "calseg fleet CA", CA_LIFETIME, now)?;
     let fleet_files = CaFiles::new(&ca_dir, "fleet");
-    fleet_files.save(&fleet, existing)?;
+    fleet_files.save_as(&fleet, service, existing)?;
     files.extend([fleet_files.cert.clone(), fleet_files.key.clone()]);
 
     let etcd_ca = match &options.etcd_ca {
@@ -95,17 +119,29 @@ pub fn init(options: &InitOptions, now: OffsetDateTime) -> Result<InitReport> {
         )?,
     };
     let etcd_files = CaFiles::new(&ca_dir, "etcd-client");
-    etcd_files.save(&etcd_ca, existing)?;
+    etcd_files.save_as(&etcd_ca, service, existing)?;
     files.extend([etcd_files.cert.clone(), etcd_files.key.clone()]);
 
     let server = fleet.issue_server(&options.sans, SERVER_CERT_LIFETIME, now)?;
     let (server_cert, server_key) = (tls_dir.join("server.pem"), tls_dir.join("server-key.pem"));
-    write_secret_file(&server_key, server.key_pem.as_bytes(), existing)?;
-    write_public_file(&server_cert, server.cert_pem.as_bytes(), 0o644, existing)?;
+    write_file_as(
+        &server_key,
+        server.key_pem.as_bytes(),
+        0o600,
+        service,
+        existing,
+    )?;
+    write_file_as(
+        &server_cert,
+        server.cert_pem.as_bytes(),
+        0o644,
+        service,
+        existing,
+    )?;
     files.extend([server_cert.clone(), server_key.clone()]);
 
     let admin_dir = options.config_dir.join("admin");
-    create_private_dir(&admin_dir)?;
+    create_dir_as(&admin_dir, None)?;
     let admin = admin::issue(&fleet, &options.admin_name, admin::DEFAULT_LIFETIME, now)?;
     let (admin_cert_path, admin_key_path) =
         (admin_dir.join("admin.pem"), admin_dir.join("admin-key.pem"));
@@ -125,7 +161,7 @@ pub fn init(options: &InitOptions, now: OffsetDateTime) -> Result<InitReport> {
     let etcd_identity = match &options.etcd_user {
         Some(user) => {
             let dir = options.config_dir.join("etcd");
-            create_private_dir(&dir)?;
+            create_dir_as(&dir, server_group)?;
             let key = new_csr(user, KeyAlgorithm::EcdsaP256)?;
             let cert = etcd_ca.sign_client_csr(
                 &key.csr_pem,
@@ -135,23 +171,40 @@ pub fn init(options: &InitOptions, now: OffsetDateTime) -> Result<InitReport> {
                 now,
             )?;
             let (cert_path, key_path) = (dir.join("calseg.pem"), dir.join("calseg-key.pem"));
-            write_secret_file(&key_path, key.key_pem.as_bytes(), existing)?;
-            write_public_file(&cert_path, cert.cert_pem.as_bytes(), 0o644, existing)?;
+            let key_pem = key.key_pem.as_bytes();
+            write_file_as(&key_path, key_pem, secret_mode, server_group, existing)?;
+            let cert_pem = cert.cert_pem.as_bytes();
+            write_file_as(&cert_path, cert_pem, 0o644, server_group, existing)?;
             files.extend([cert_path.clone(), key_path.clone()]);
             Some((cert_path, key_path))
         }
         None => None,
     };
 
-    let config = server_toml(
-        options,
-        &admin_cert_path,
-        &admin_key_path,
-        &fleet_files.cert,
-        &etcd_server_ca,
-        etcd_identity.as_ref(),
-    );
-    write_public_file(&config_path, config.as_bytes(), 0o640, existing)?;
+    let paths = SettingsPaths {
+        admin_cert: &admin_cert_path,
+        admin_key: &admin_key_path,
+        fleet_ca: &fleet_files.cert,
+        etcd_server_ca: &etcd_server_ca,
+        etcd_identity: etcd_identity.as_ref(),
+    };
+    let config = match &target {
+        ConfigTarget::Main(_) => server_toml(options, &paths),
+        ConfigTarget::DropIn(_) => {
+            create_dir_as(
+                &crate::config_files::drop_in_dir(&options.config_dir.join("server.toml")),
+                server_group,
+            )?;
+            drop_in_toml(options, &paths)
+        }
+    };
+    write_file_as(
+        &config_path,
+        config.as_bytes(),
+        0o640,
+        server_group,
+        existing,
+    )?;
     files.push(config_path.clone());
     // A starting policy, the commented example with the narrowed per-node profiles, when there
     // is none yet. An existing policy is the operator's: never replaced, not even with --force.
@@ -169,46 +222,152 @@ pub fn init(options: &InitOptions, now: OffsetDateTime) -> Result<InitReport> {
         fleet_ca_hash: fleet.fingerprint_sha256(),
         config_path,
         files,
+        service_account: service,
     })
 }
 
-fn create_private_dir(dir: &Path) -> Result<()> {
+/// Where the generated settings go.
+enum ConfigTarget {
+    /// server.toml itself: there is none yet, or `init` wrote it.
+    Main(PathBuf),
+    /// `server.toml.d/50-init.toml`: server.toml is the package's or the operator's.
+    DropIn(PathBuf),
+}
+
+impl ConfigTarget {
+    fn path(&self) -> &Path {
+        match self {
+            Self::Main(path) | Self::DropIn(path) => path,
+        }
+    }
+}
+
+fn config_target(config_dir: &Path) -> Result<ConfigTarget> {
+    let main = config_dir.join("server.toml");
+    match std::fs::read_to_string(&main) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(ConfigTarget::Main(main)),
+        Err(error) => Err(error).with_context(|| format!("read {}", main.display())),
+        Ok(text) if text.starts_with(INIT_HEADER) => Ok(ConfigTarget::Main(main)),
+        Ok(_) => Ok(ConfigTarget::DropIn(
+            crate::config_files::drop_in_dir(&main).join(INIT_DROP_IN),
+        )),
+    }
+}
+
+/// The account the server runs as, when init runs as root and the state directory exists
+/// and belongs to another user (the package's `calseg`).
+fn service_account(state_dir: &Path) -> Option<FileOwner> {
+    use std::os::unix::fs::MetadataExt;
+    if !nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    let meta = std::fs::metadata(state_dir).ok()?;
+    (meta.uid() != 0).then(|| FileOwner {
+        uid: meta.uid(),
+        gid: meta.gid(),
+    })
+}
+
+/// Creates `dir` (0750) when missing, owned by `owner` when given. An existing directory is
+/// left as it is: the package, or the operator, chose its owner.
+fn create_dir_as(dir: &Path, owner: Option<FileOwner>) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o750)
         .create(dir)
-        .with_context(|| format!("create {}", dir.display()))
+        .with_context(|| format!("create {}", dir.display()))?;
+    if let Some(owner) = owner {
+        std::os::unix::fs::chown(dir, Some(owner.uid), Some(owner.gid))
+            .with_context(|| format!("chown {}", dir.display()))?;
+    }
+    Ok(())
 }
 
-fn server_toml(
-    options: &InitOptions,
-    admin_cert: &Path,
-    admin_key: &Path,
-    fleet_ca: &Path,
-    etcd_server_ca: &Path,
-    etcd_identity: Option<&(PathBuf, PathBuf)>,
-) -> String {
-    let q = |p: &Path| format!("{:?}", p.display().to_string());
-    let endpoints = if options.etcd_endpoints.is_empty() {
-        "# endpoints = [\"https://10.0.0.11:2379\"]   # default: the policy's [etcd] endpoints"
-            .to_owned()
-    } else {
-        format!("endpoints = {:?}", options.etcd_endpoints)
-    };
-    let (cert, key) = match etcd_identity {
-        Some((c, k)) => (format!("cert_file = {}", q(c)), format!("key_file = {}", q(k))),
-        None => (
-            "# cert_file = \"/etc/calseg/etcd/calseg.pem\"   # CN = an etcd user holding the root role".to_owned(),
-            "# key_file = \"/etc/calseg/etcd/calseg-key.pem\"".to_owned(),
-        ),
-    };
+/// The files the generated settings name.
+struct SettingsPaths<'a> {
+    admin_cert: &'a Path,
+    admin_key: &'a Path,
+    fleet_ca: &'a Path,
+    etcd_server_ca: &'a Path,
+    etcd_identity: Option<&'a (PathBuf, PathBuf)>,
+}
+
+/// A path as a TOML string.
+fn quoted(path: &Path) -> String {
+    format!("{:?}", path.display().to_string())
+}
+
+/// The drop-in beside a server.toml init did not write: only what init made or was told, so
+/// every other setting stays the operator's (in server.toml or a later drop-in).
+fn drop_in_toml(options: &InitOptions, paths: &SettingsPaths) -> String {
+    let q = quoted;
+    let mut etcd = format!("ca_file = {}\n", q(paths.etcd_server_ca));
+    if !options.etcd_endpoints.is_empty() {
+        etcd.push_str(&format!("endpoints = {:?}\n", options.etcd_endpoints));
+    }
+    if let Some((cert, key)) = paths.etcd_identity {
+        etcd.push_str(&format!("cert_file = {}\nkey_file = {}\n", q(cert), q(key)));
+    }
+    format!(
+        r#"# Written by `calseg-server init`: the files it created and the addresses it was given.
+# Settings here override /etc/calseg/server.toml (the package's file, left untouched); put
+# your own in server.toml or in a later drop-in such as 90-site.toml. `init --force`
+# rewrites this file.
+
+policy = {policy}
+state_dir = {state_dir}
+
+[api]
+listen = {listen:?}
+
+[etcd]
+{etcd}
+[admin]
+server = {admin_server:?}
+cert_file = {admin_cert}
+key_file = {admin_key}
+ca_file = {fleet_ca}
+"#,
+        policy = q(&options.config_dir.join("policy.toml")),
+        state_dir = q(&options.state_dir),
+        listen = options.listen,
+        admin_server = admin_server(options),
+        admin_cert = q(paths.admin_cert),
+        admin_key = q(paths.admin_key),
+        fleet_ca = q(paths.fleet_ca),
+    )
+}
+
+/// The URL the admin commands use: the first SAN and the listening port.
+fn admin_server(options: &InitOptions) -> String {
     let host = options
         .sans
         .first()
         .map(String::as_str)
         .unwrap_or("127.0.0.1");
     let port = options.listen.rsplit(':').next().unwrap_or("8443");
+    format!("https://{host}:{port}")
+}
+
+fn server_toml(options: &InitOptions, paths: &SettingsPaths) -> String {
+    let q = quoted;
+    let endpoints = if options.etcd_endpoints.is_empty() {
+        "# endpoints = [\"https://10.0.0.11:2379\"]   # default: the policy's [etcd] endpoints"
+            .to_owned()
+    } else {
+        format!("endpoints = {:?}", options.etcd_endpoints)
+    };
+    let (cert, key) = match paths.etcd_identity {
+        Some((c, k)) => (format!("cert_file = {}", q(c)), format!("key_file = {}", q(k))),
+        None => (
+            "# cert_file = \"/etc/calseg/etcd/calseg.pem\"   # CN = an etcd user holding the root role".to_owned(),
+            "# key_file = \"/etc/calseg/etcd/calseg-key.pem\"".to_owned(),
+        ),
+    };
     format!(
         r#"# calseg-server configuration, written by `calseg-server init`.
 # Every option is shown; commented lines show defaults or examples.
@@ -290,7 +449,7 @@ listen = "127.0.0.1:9464"
 
 [admin]
 # Used by the admin commands (token, nodes, audit, plan/apply through the server).
-server = "https://{host}:{port}"
+server = {admin_server:?}
 cert_file = {admin_cert}
 key_file = {admin_key}
 ca_file = {fleet_ca}
@@ -299,10 +458,11 @@ ca_file = {fleet_ca}
         state_dir = q(&options.state_dir),
         listen = options.listen,
         state = options.state_dir.display(),
-        etcd_server_ca = q(etcd_server_ca),
-        admin_cert = q(admin_cert),
-        admin_key = q(admin_key),
-        fleet_ca = q(fleet_ca),
+        etcd_server_ca = q(paths.etcd_server_ca),
+        admin_server = admin_server(options),
+        admin_cert = q(paths.admin_cert),
+        admin_key = q(paths.admin_key),
+        fleet_ca = q(paths.fleet_ca),
     )
 }
 
@@ -364,5 +524,106 @@ mod tests {
             std::fs::read_to_string(&policy_path).unwrap(),
             "# the operator's own\n"
         );
+    }
+
+    fn options(dir: &Path) -> InitOptions {
+        InitOptions {
+            config_dir: dir.join("etc"),
+            state_dir: dir.join("var"),
+            sans: vec!["127.0.0.1".into()],
+            listen: "127.0.0.1:8443".into(),
+            etcd_ca: None,
+            etcd_endpoints: vec!["https://127.0.0.1:2379".into()],
+            etcd_server_ca: None,
+            etcd_user: Some("root".into()),
+            admin_name: "ops".into(),
+            force: false,
+        }
+    }
+
+    #[test]
+    fn beside_a_server_toml_it_did_not_write_init_writes_a_drop_in_and_leaves_it_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = options(dir.path());
+        std::fs::create_dir_all(&options.config_dir).unwrap();
+        let main = options.config_dir.join("server.toml");
+        let packaged = "# the package's example\n[api]\n# listen = \"0.0.0.0:8443\"\n[metrics]\nlisten = \"\"\n";
+        std::fs::write(&main, packaged).unwrap();
+
+        let report = init(&options, OffsetDateTime::now_utc()).unwrap();
+        let drop_in = options.config_dir.join("server.toml.d").join(INIT_DROP_IN);
+        assert_eq!(report.config_path, drop_in);
+        assert_eq!(std::fs::read_to_string(&main).unwrap(), packaged);
+        // Read together: init's settings, and the operator's own from server.toml.
+        let config = crate::config::ServerConfig::load(Some(&main)).unwrap();
+        assert_eq!(
+            config.admin.server.as_deref(),
+            Some("https://127.0.0.1:8443")
+        );
+        assert_eq!(config.api.listen.as_deref(), Some("127.0.0.1:8443"));
+        assert!(config.etcd.cert_file.is_some());
+        assert_eq!(
+            config.metrics.address(),
+            None,
+            "server.toml's own setting is kept"
+        );
+
+        let again = init(&options, OffsetDateTime::now_utc())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            again.contains("50-init.toml exists") && again.contains("--force"),
+            "{again}"
+        );
+        let forced = InitOptions {
+            force: true,
+            ..options.clone()
+        };
+        init(&forced, OffsetDateTime::now_utc()).unwrap();
+        assert_eq!(std::fs::read_to_string(&main).unwrap(), packaged);
+    }
+
+    #[test]
+    fn run_by_root_for_a_state_directory_of_another_user_the_files_are_that_users_from_creation() {
+        use std::os::unix::fs::MetadataExt;
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test creates files for another user: run it as root"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let options = options(dir.path());
+        std::fs::create_dir_all(&options.state_dir).unwrap();
+        let (uid, gid) = (4242, 4343);
+        std::os::unix::fs::chown(&options.state_dir, Some(uid), Some(gid)).unwrap();
+        std::fs::create_dir_all(&options.config_dir).unwrap();
+        std::fs::write(options.config_dir.join("server.toml"), "# packaged\n").unwrap();
+
+        let report = init(&options, OffsetDateTime::now_utc()).unwrap();
+        assert_eq!(report.service_account, Some(FileOwner { uid, gid }));
+        let owner = |path: &Path| {
+            let meta = std::fs::metadata(path).unwrap();
+            (meta.uid(), meta.gid(), meta.mode() & 0o777)
+        };
+        let state = &options.state_dir;
+        for (path, mode) in [
+            (state.join("ca"), 0o750),
+            (state.join("ca/fleet-key.pem"), 0o600),
+            (state.join("ca/etcd-client-key.pem"), 0o600),
+            (state.join("tls/server-key.pem"), 0o600),
+            (state.join("tls/server.pem"), 0o644),
+        ] {
+            assert_eq!(owner(&path), (uid, gid, mode), "{}", path.display());
+        }
+        let etc = &options.config_dir;
+        for (path, mode) in [
+            (etc.join("etcd"), 0o750),
+            (etc.join("etcd/calseg-key.pem"), 0o640),
+            (etc.join("server.toml.d"), 0o750),
+            (etc.join("server.toml.d").join(INIT_DROP_IN), 0o640),
+        ] {
+            assert_eq!(owner(&path), (0, gid, mode), "{}", path.display());
+        }
+        // The administrator's key stays root's alone.
+        assert_eq!(owner(&etc.join("admin/admin-key.pem")), (0, 0, 0o600));
     }
 }

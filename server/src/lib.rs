@@ -34,6 +34,8 @@ pub mod admin_client;
 pub mod cli;
 /// server.toml.
 pub mod config;
+/// server.toml's drop-in directory, merged over it.
+pub mod config_files;
 /// Calico's cluster-wide singletons, created once with calseg's own etcd identity.
 pub mod datastore;
 /// etcd's releases per endpoint against the published RBAC bypasses: warnings, refusal.

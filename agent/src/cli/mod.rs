@@ -46,7 +46,13 @@ pub const EXIT_REVOKED: u8 = 77;
 )]
 pub struct Cli {
     /// Configuration file.
-    #[arg(long, global = true, value_name = "PATH", default_value = config::DEFAULT_PATH)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        default_value = config::DEFAULT_PATH,
+        env = "CALSEG_AGENT_CONFIG"
+    )]
     pub config: PathBuf,
     #[command(subcommand)]
     pub command: Command,

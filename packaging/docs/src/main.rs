@@ -5,10 +5,14 @@
 //! # Layout
 //! - [`man`]: man pages, clap_mangen's sections plus EXIT STATUS, FILES, EXAMPLES, SEE ALSO.
 //! - [`pages`]: those extra sections' text for each binary.
+//! - [`config_pages`]: section-5 pages of server.toml, policy.toml and agent.toml, read from
+//!   the commented examples the packages install.
 //!
-//! Output: `DIR/man/calseg-server.1`, `calseg-server-<subcommand>.1`, ... (roff) and
+//! Output: `DIR/man/calseg-server.1`, `calseg-server-<subcommand>.1`, ..., `server.toml.5`,
+//! `policy.toml.5`, `agent.toml.5` (roff) and
 //! `DIR/completions/{bash,zsh,fish}/`, one completion script per binary (clap_complete).
 
+mod config_pages;
 mod man;
 mod pages;
 
@@ -22,7 +26,7 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "calseg-docs", version, about)]
 struct Args {
-    /// Directory to write into (created if missing): DIR/man/*.1 and
+    /// Directory to write into (created if missing): DIR/man/*.1, DIR/man/*.5 and
     /// DIR/completions/{bash,zsh,fish}/.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -44,7 +48,9 @@ fn run(out: &Path) -> Result<()> {
     for (command, extra) in commands() {
         write_docs(command, &extra, out)?;
     }
-    Ok(())
+    let man = out.join("man");
+    config_pages::write_pages(&man)
+        .with_context(|| format!("write the configuration pages into {}", man.display()))
 }
 
 /// The documented command lines, named as their binaries are installed, with their pages'

@@ -112,7 +112,7 @@ fn sections(extra: &Extra) -> Roff {
 }
 
 /// SEE ALSO: `name(section)` pages, the names in bold.
-fn see_also(roff: &mut Roff, pages: &[&str]) {
+pub fn see_also(roff: &mut Roff, pages: &[&str]) {
     if pages.is_empty() {
         return;
     }

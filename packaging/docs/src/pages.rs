@@ -36,7 +36,17 @@ pub const SERVER: Extra = Extra {
     files: &[
         (
             "/etc/calseg/server.toml",
-            "The server's configuration (--config, or CALSEG_SERVER_CONFIG); written by init.",
+            "The server's configuration (--config, or CALSEG_SERVER_CONFIG); see server.toml(5). \
+             init writes it when there is none, and otherwise leaves it as it is.",
+        ),
+        (
+            "/etc/calseg/server.toml.d/*.toml",
+            "Read after server.toml, in name order, each overriding the keys it sets. init \
+             writes 50-init.toml here beside a server.toml it did not write (the package's).",
+        ),
+        (
+            "/etc/default/calseg-server",
+            "The unit's environment: RUST_LOG, CALSEG_SERVER_CONFIG, CALSEG_SERVER_OPTS.",
         ),
         (
             "/etc/calseg/policy.toml",
@@ -100,6 +110,8 @@ pub const SERVER: Extra = Extra {
         ),
     ],
     see_also: &[
+        "server.toml(5)",
+        "policy.toml(5)",
         "calseg-agent(1)",
         "etcdctl(1)",
         "systemctl(1)",
@@ -152,8 +164,12 @@ pub const AGENT: Extra = Extra {
     files: &[
         (
             "/etc/calseg/agent.toml",
-            "The agent's configuration (--config): node name, servers, state_dir, and the \
-             paths, units and owners it may touch.",
+            "The agent's configuration (--config, or CALSEG_AGENT_CONFIG): node name, servers, \
+             state_dir, and the paths, units and owners it may touch; see agent.toml(5).",
+        ),
+        (
+            "/etc/default/calseg-agent",
+            "The unit's environment: RUST_LOG, CALSEG_AGENT_CONFIG, CALSEG_AGENT_OPTS.",
         ),
         (
             "/var/lib/calseg/agent/",
@@ -191,5 +207,10 @@ pub const AGENT: Extra = Extra {
             "calseg-agent status --json",
         ),
     ],
-    see_also: &["calseg-server(1)", "systemctl(1)", "journalctl(1)"],
+    see_also: &[
+        "agent.toml(5)",
+        "calseg-server(1)",
+        "systemctl(1)",
+        "journalctl(1)",
+    ],
 };

@@ -142,7 +142,8 @@ pub struct InitArgs {
     /// Name in the administrator certificate (CN admin:NAME).
     #[arg(long, default_value = "root", value_name = "NAME")]
     pub admin_name: String,
-    /// Replace existing keys and configuration.
+    /// Replace existing keys and the settings init wrote before (server.toml.d/50-init.toml, or
+    /// a server.toml init wrote). A server.toml init did not write is never replaced.
     #[arg(long)]
     pub force: bool,
 }
@@ -524,6 +525,19 @@ fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
     let report = crate::init::init(&options, time::OffsetDateTime::now_utc())?;
     for file in &report.files {
         eprintln!("wrote {}", file.display());
+    }
+    if report.config_path.ends_with(crate::init::INIT_DROP_IN) {
+        eprintln!(
+            "settings: {} (server.toml itself is left as it is; both are read)",
+            report.config_path.display()
+        );
+    }
+    if let Some(owner) = report.service_account {
+        eprintln!(
+            "the server's files belong to uid {} (the owner of {}); no chown is needed",
+            owner.uid,
+            args.state_dir.display()
+        );
     }
     eprintln!(
         "next: write the policy ({}), make etcd trust {}/ca/etcd-client.pem, then `calseg-server serve`",

@@ -5,6 +5,8 @@
 //! mode (`create_new`, never a chmod afterwards), synced, then moved into place and the
 //! directory synced: readers see the old file or the whole new one, and a secret is never
 //! readable by others, not even for a moment. The process umask can only narrow the mode.
+//! A file written for another user (`init` run by root for the packaged server's `calseg`
+//! user) is given its owner before a byte is written into it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -26,9 +28,27 @@ pub enum Existing {
     Replace,
 }
 
+/// The user and group a written file belongs to, when not the writing process's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileOwner {
+    pub uid: u32,
+    pub gid: u32,
+}
+
 /// Writes a secret (a private key) with mode 0600.
 pub fn write_secret_file(path: &Path, bytes: &[u8], existing: Existing) -> Result<(), PkiError> {
-    write_atomic(path, bytes, 0o600, existing)
+    write_atomic(path, bytes, 0o600, None, existing)
+}
+
+/// Writes a file with `mode`, owned by `owner` (when given) from its creation.
+pub fn write_file_as(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    owner: Option<FileOwner>,
+    existing: Existing,
+) -> Result<(), PkiError> {
+    write_atomic(path, bytes, mode, owner, existing)
 }
 
 /// Writes a public file (a certificate) with `mode`, usually 0o644.
@@ -38,7 +58,7 @@ pub fn write_public_file(
     mode: u32,
     existing: Existing,
 ) -> Result<(), PkiError> {
-    write_atomic(path, bytes, mode, existing)
+    write_atomic(path, bytes, mode, None, existing)
 }
 
 /// `PkiError::Io` for operation `op` on `path`.
@@ -50,7 +70,13 @@ fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> PkiError {
     }
 }
 
-fn write_atomic(path: &Path, bytes: &[u8], mode: u32, existing: Existing) -> Result<(), PkiError> {
+fn write_atomic(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    owner: Option<FileOwner>,
+    existing: Existing,
+) -> Result<(), PkiError> {
     let name = path.file_name().ok_or_else(|| {
         PkiError::InvalidRequest(format!("{} does not name a file", path.display()))
     })?;
@@ -75,6 +101,10 @@ fn write_atomic(path: &Path, bytes: &[u8], mode: u32, existing: Existing) -> Res
             .mode(mode)
             .open(&tmp)
             .map_err(io_err("create", &tmp))?;
+        if let Some(owner) = owner {
+            std::os::unix::fs::fchown(&file, Some(owner.uid), Some(owner.gid))
+                .map_err(io_err("chown", &tmp))?;
+        }
         file.write_all(bytes).map_err(io_err("write", &tmp))?;
         file.sync_all().map_err(io_err("sync", &tmp))?;
         drop(file);
@@ -126,6 +156,16 @@ impl CaFiles {
     /// Writes the key, then the certificate. With [`Existing::Refuse`] nothing is written if
     /// either file exists: an existing CA key is never lost without `--force`.
     pub fn save(&self, ca: &CertificateAuthority, existing: Existing) -> Result<(), PkiError> {
+        self.save_as(ca, None, existing)
+    }
+
+    /// [`Self::save`], both files owned by `owner` from their creation.
+    pub fn save_as(
+        &self,
+        ca: &CertificateAuthority,
+        owner: Option<FileOwner>,
+        existing: Existing,
+    ) -> Result<(), PkiError> {
         if existing == Existing::Refuse {
             for path in [&self.key, &self.cert] {
                 if path.symlink_metadata().is_ok() {
@@ -133,8 +173,8 @@ impl CaFiles {
                 }
             }
         }
-        write_secret_file(&self.key, ca.key_pem().as_bytes(), existing)?;
-        write_public_file(&self.cert, ca.cert_pem().as_bytes(), 0o644, existing)
+        write_file_as(&self.key, ca.key_pem().as_bytes(), 0o600, owner, existing)?;
+        write_file_as(&self.cert, ca.cert_pem().as_bytes(), 0o644, owner, existing)
     }
 
     /// Reads both files and imports them with [`CertificateAuthority::from_pem`].

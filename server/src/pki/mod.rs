@@ -33,7 +33,9 @@ mod tests;
 pub use authority::{CA_ORGANIZATION, CaKind, CertificateAuthority};
 pub use csr::{CsrRules, KeyAlgorithm, KeyAndCsr, new_csr};
 pub use errors::{CsrError, PkiError};
-pub use files::{CaFiles, Existing, write_public_file, write_secret_file};
+pub use files::{
+    CaFiles, Existing, FileOwner, write_file_as, write_public_file, write_secret_file,
+};
 pub use sign::{IssuedCert, KeyedCert};
 pub use verify::{ClientIdentity, VerifyError, verify_client_chain};
 

@@ -162,6 +162,9 @@ fn rpm_packages_declare_files_config_scriptlets_and_dependencies() {
             "/usr/lib/tmpfiles.d/calseg-server.conf",
             "/usr/share/man/man1/calseg-server.1.gz",
             "/usr/share/man/man1/calseg-server-init.1.gz",
+            "/usr/share/man/man5/server.toml.5.gz",
+            "/usr/share/man/man5/policy.toml.5.gz",
+            "/etc/default/calseg-server",
             "/usr/share/bash-completion/completions/calseg-server",
             "/usr/share/zsh/site-functions/_calseg-server",
             "/usr/share/fish/vendor_completions.d/calseg-server.fish",
@@ -170,13 +173,17 @@ fn rpm_packages_declare_files_config_scriptlets_and_dependencies() {
     );
     assert_eq!(
         rpm_query(&server, &["--configfiles"]).trim(),
-        "/etc/calseg/policy.toml\n/etc/calseg/server.toml"
+        "/etc/calseg/policy.toml\n/etc/calseg/server.toml\n/etc/default/calseg-server"
     );
     // %config(noreplace): flags c (config) and n (noreplace).
     let flags = rpm_query(&server, &["--qf", "[%{FILEFLAGS:fflags} %{FILENAMES}\n]"]);
     assert_lines(
         &flags,
-        &["cn /etc/calseg/server.toml", "cn /etc/calseg/policy.toml"],
+        &[
+            "cn /etc/calseg/server.toml",
+            "cn /etc/calseg/policy.toml",
+            "cn /etc/default/calseg-server",
+        ],
         "config flags",
     );
     let scripts = rpm_query(&server, &["--scripts"]);
@@ -208,12 +215,14 @@ fn rpm_packages_declare_files_config_scriptlets_and_dependencies() {
         "/etc/calseg/agent.toml",
         "/usr/lib/systemd/system/calseg-agent.service",
         "/usr/share/man/man1/calseg-agent.1.gz",
+        "/usr/share/man/man5/agent.toml.5.gz",
+        "/etc/default/calseg-agent",
     ] {
         assert!(files.contains(needle), "agent rpm lacks {needle}:\n{files}");
     }
     assert_eq!(
         rpm_query(&agent, &["--configfiles"]).trim(),
-        "/etc/calseg/agent.toml"
+        "/etc/calseg/agent.toml\n/etc/default/calseg-agent"
     );
     let scripts = rpm_query(&agent, &["--scripts"]);
     assert!(
@@ -261,18 +270,55 @@ fn exists(host: &SandboxHost, inside: &str) -> bool {
         .success()
 }
 
-/// First-time setup as the README says: init (replacing the packaged example server.toml),
-/// then hand the server's files to the calseg user.
+/// First-time setup as the README says, with nothing else: `init` as root, no `--force`, no
+/// chown. The packaged server.toml (a conffile) stays as shipped; init's settings go to the
+/// drop-in, and the server's files are the calseg user's from their creation.
 fn init_server(host: &SandboxHost, port: u16, extra: &str) {
     host.exec_ok(&format!(
-        "calseg-server init --force --san 127.0.0.1 --listen 127.0.0.1:{port} {extra} >/dev/null"
+        "calseg-server init --san 127.0.0.1 --listen 127.0.0.1:{port} {extra} >/dev/null"
     ))
     .expect("calseg-server init");
-    host.exec_ok(
-        "chown -R calseg:calseg /var/lib/calseg && chgrp calseg /etc/calseg/server.toml && \
-         if [ -d /etc/calseg/etcd ]; then chown -R calseg:calseg /etc/calseg/etcd; fi",
-    )
-    .expect("give the server its files");
+    let verify = host
+        .exec("dpkg --verify calseg-server 2>&1")
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap();
+    assert!(
+        !verify.contains("/etc/calseg/server.toml"),
+        "init changed the conffile: {verify}"
+    );
+    let owners = host
+        .exec_ok(
+            "stat -c '%n %U:%G %a' /etc/calseg/server.toml.d/50-init.toml \
+             /var/lib/calseg/ca/fleet-key.pem /var/lib/calseg/tls/server-key.pem",
+        )
+        .unwrap();
+    assert_eq!(
+        owners,
+        "/etc/calseg/server.toml.d/50-init.toml root:calseg 640\n\
+         /var/lib/calseg/ca/fleet-key.pem calseg:calseg 600\n\
+         /var/lib/calseg/tls/server-key.pem calseg:calseg 600\n"
+    );
+}
+
+/// Before first-time setup, a start of `unit` is skipped by its ConditionPathExists=: it stays
+/// inactive, not failed, and is not restarted.
+async fn assert_start_waits_quietly(host: &SandboxHost, unit: &str) {
+    host.exec_ok(&format!("systemctl start {unit}"))
+        .unwrap_or_else(|error| panic!("systemctl start {unit}: {error:#}"));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let shown = host
+        .exec_ok(&format!(
+            "systemctl show -p ActiveState -p Result -p ConditionResult -p NRestarts {unit}"
+        ))
+        .unwrap();
+    for wanted in [
+        "ActiveState=inactive",
+        "Result=success",
+        "ConditionResult=no",
+        "NRestarts=0",
+    ] {
+        assert!(shown.contains(wanted), "{unit} before setup: {shown}");
+    }
 }
 
 async fn start_server(host: &SandboxHost) -> calseg_agent::systemd::UnitStatus {
@@ -341,6 +387,21 @@ async fn server_deb_starts_ready_with_etcd_unreachable_then_remove_keeps_state_a
     let score = exposure(&host, SERVER_UNIT);
     eprintln!("systemd-analyze security {SERVER_UNIT}: {score}");
     assert!(score <= 2.0, "{SERVER_UNIT} exposure {score} > 2.0");
+
+    // Before `init`, a start is skipped quietly (no crash loop).
+    assert_start_waits_quietly(&host, SERVER_UNIT).await;
+    // The environment file the unit reads, and the configuration pages.
+    for file in [
+        "/etc/default/calseg-server",
+        "/usr/share/man/man5/server.toml.5.gz",
+        "/usr/share/man/man5/policy.toml.5.gz",
+    ] {
+        assert!(exists(&host, file), "{file} not installed");
+    }
+    assert!(
+        conffiles.contains("/etc/default/calseg-server"),
+        "{conffiles}"
+    );
 
     // Configured against an etcd nobody listens on, with the packaged example policy (whose
     // endpoints do not exist either): the server must still start and report ready.
@@ -460,7 +521,15 @@ async fn server_deb_upgrade_keeps_edited_conffiles_and_state_and_restarts_the_se
             .contains("edited by the operator"),
         "the edited policy.toml was replaced"
     );
-    assert!(!exists(&host, "/etc/calseg/policy.toml.dpkg-dist"));
+    for left in ["policy.toml", "server.toml"] {
+        for suffix in ["dpkg-dist", "dpkg-new", "dpkg-old"] {
+            let path = format!("/etc/calseg/{left}.{suffix}");
+            assert!(
+                !exists(&host, &path),
+                "{path}: the upgrade asked about a conffile"
+            );
+        }
+    }
     let after = host
         .systemd()
         .await
@@ -509,9 +578,20 @@ async fn agent_deb_installs_a_valid_enabled_unit_and_purge_removes_only_its_stat
         host.exec_ok("systemctl is-enabled calseg-agent").unwrap(),
         "enabled\n"
     );
-    // Enabled, but not started before `calseg-agent enroll`.
+    // Enabled, but not started before `calseg-agent enroll`; a start waits quietly.
     let status = host.unit_status(AGENT_UNIT).await.unwrap();
     assert_eq!(status.active_state, "inactive");
+    assert_start_waits_quietly(&host, AGENT_UNIT).await;
+    for file in [
+        "/etc/default/calseg-agent",
+        "/usr/share/man/man5/agent.toml.5.gz",
+    ] {
+        assert!(exists(&host, file), "{file} not installed");
+    }
+    assert!(
+        conffiles.contains("/etc/default/calseg-agent"),
+        "{conffiles}"
+    );
 
     host.exec_ok("mkdir -m 0700 /var/lib/calseg/agent && touch /var/lib/calseg/agent/fleet-key.pem /etc/calico/keep")
         .unwrap();
