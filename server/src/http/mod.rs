@@ -31,6 +31,7 @@ pub mod connections;
 mod enroll;
 mod enroll_limit;
 mod errors;
+mod fleet_plan;
 pub mod inventory;
 mod leases;
 mod limit;
@@ -112,7 +113,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             delete(admin::delete_token),
         )
         .route(paths::ADMIN_AUDIT, get(admin::audit))
-        .route(paths::ADMIN_PLAN, post(admin::rbac_plan))
+        .route(paths::ADMIN_PLAN, post(fleet_plan::plan))
         .route(paths::ADMIN_APPLY, post(admin::rbac_apply))
         .route(paths::ADMIN_ROLLOUT, get(rollout::get))
         .route(
