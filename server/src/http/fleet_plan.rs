@@ -32,11 +32,12 @@ pub async fn plan(
     Query(query): Query<PlanQuery>,
     Json(request): Json<PlanRequest>,
 ) -> Result<Json<FleetPlan>, ApiFailure> {
-    let reconciler = reconciler(&state)?;
+    // A bad candidate is refused before anything else is asked.
     let candidate = request
         .candidate
         .map(|c| load_candidate(&state, c))
         .transpose()?;
+    let reconciler = reconciler(&state)?;
     let enrolled = state.store(|s| s.nodes()).await?;
     let desired = match &candidate {
         // Once in force on every node (after any rollout in waves).
