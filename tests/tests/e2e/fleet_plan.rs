@@ -275,4 +275,27 @@ async fn plan_policy_through_the_server_shows_rbac_with_glob_nodes_and_each_node
     let log = server.log();
     assert!(!log.contains("fleet-plan-marker"), "{log}");
     assert!(!log.contains("calico/ipam"), "{log}");
+
+    // The plan told the truth: once the edit is reloaded (a rollout in waves, node-a the
+    // canary), node-a is served the planned revision and holds its new grants, worker-1 is
+    // served what it had, and only worker-1's new grant waits, for its wave (the canary's
+    // health never comes: these nodes do not report).
+    let predicted = a.revision_planned.clone().expect("planned revision");
+    std::fs::copy(&edited, server.policy_path()).expect("copy");
+    server.reload().expect("SIGHUP");
+    let waiting = "Plan: 1 permissions to grant.\n  + role calseg.calico-node.worker-1: grant \
+                   readwrite prefix /calico/ipam/v2/host/worker-1/\nSummary: 1 etcd RBAC \
+                   change(s); 0 of 2 enrolled node(s) change";
+    let mut last = String::new();
+    for _ in 0..100 {
+        let again = server.cli(&["plan", "--policy", &edited]).expect("plan");
+        last = describe(&again);
+        if again.status.code() == Some(2) && last.contains(waiting) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(last.contains(waiting), "never got there:\n{last}");
+    assert_eq!(served(&node_a).await, predicted);
+    assert_eq!(served(&worker).await, served_before.1);
 }
