@@ -1,4 +1,5 @@
-//! The admin API (administrator certificates only): nodes, tokens, audit log, RBAC plan/apply.
+//! The admin API (administrator certificates only): nodes, tokens, audit log, RBAC apply (the
+//! plan is `fleet_plan`).
 
 use super::caller::AdminCaller;
 use super::errors::ApiFailure;

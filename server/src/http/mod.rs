@@ -12,7 +12,8 @@
 //! - `enroll_limit`: per-source rate limiting of `/v1/enroll`.
 //! - `pending`: pending enrollments: their limits and expiry, `nodes show|approve|delete`.
 //! - `node_routes`: manifest, certificates, report, fleet renewal.
-//! - `admin`: nodes, tokens, audit, RBAC plan/apply.
+//! - `admin`: nodes, tokens, audit, RBAC apply.
+//! - `fleet_plan`: the fleet plan of the policy in force or of a candidate policy (`plan`).
 //! - `ownership`: the signing guard: no certificate for an etcd user calseg does not own.
 //! - [`revocation`]: `nodes revoke` waits until the node's etcd users are gone.
 //! - `leases`: restart leases, the fleet's restart budget.
