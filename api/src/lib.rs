@@ -16,6 +16,7 @@
 //! - [`certificates`]: CSR signing for one identity.
 //! - [`lease`]: restart leases, the fleet's restart budget.
 //! - [`report`]: what the agent installed and the state of its units.
+//! - [`plan`]: the fleet plan: what a policy would change in etcd and on each node.
 //! - [`rollout`]: policy revisions and how far the fleet has converged to the current one.
 //! - [`error`]: the error body every failed call returns.
 //! - [`text`]: how text from the other side is escaped before a terminal shows it.
@@ -38,6 +39,8 @@ pub mod lease;
 pub mod manifest;
 /// HTTP paths and headers.
 pub mod paths;
+/// The fleet plan.
+pub mod plan;
 /// The agent's report.
 pub mod report;
 /// Policy revisions and convergence.

@@ -13,6 +13,7 @@
 //!   cluster-wide write (`datastore init`).
 //! - [`config`]: the server's own configuration file (server.toml).
 //! - [`manifest`]: a node's manifest computed from the policy.
+//! - [`fleet_plan`]: what a policy would change in etcd and on each node (`plan`).
 //! - [`reconcile`]: which nodes count, and the server's RBAC reconciler.
 //! - [`rollout`]: rollouts in waves with health gates: wave assignment and the state machine.
 //! - [`http`]: the HTTPS API (enrollment, manifests, signing, reports, admin).
@@ -40,6 +41,8 @@ pub mod config_files;
 pub mod datastore;
 /// etcd's releases per endpoint against the published RBAC bypasses: warnings, refusal.
 pub mod etcd_release;
+/// The fleet plan: RBAC diff, per-node files, units and waves.
+pub mod fleet_plan;
 /// The bodies of the fuzz targets in `fuzz/` and of their corpus regression test.
 #[doc(hidden)]
 pub mod fuzz_targets;

@@ -11,7 +11,8 @@ pub const SERVER: Extra = Extra {
     exit_status: &[
         (
             0,
-            "Success. plan: etcd already matches the policy. apply: everything applied. \
+            "Success. plan: nothing would change (etcd already matches the policy, and no \
+             node's manifest changes). apply: everything applied. \
              can-i: allowed. rollout watch: the rollout is done (or there is none).",
         ),
         (
@@ -23,7 +24,8 @@ pub const SERVER: Extra = Extra {
         ),
         (
             2,
-            "plan: there are changes (or conflicts) to apply. apply: applied, but users the \
+            "plan: something would change: etcd RBAC changes or conflicts, or a node's files \
+             or units. apply: applied, but users the \
              policy names that calseg does not own were left alone (conflicts). rollout \
              watch: the rollout is paused, aborted or rolled back.",
         ),
@@ -86,6 +88,12 @@ pub const SERVER: Extra = Extra {
             "Validate the policy, then show the etcd RBAC changes it needs (exit 2 when there \
              are some):",
             "calseg-server check && calseg-server plan",
+        ),
+        (
+            "Before a reload: what an edited policy would change, through the running server \
+             (the RBAC diff with every enrolled node, then each node's files, units to restart \
+             and rollout wave; the server does not adopt it; --json for the same as JSON):",
+            "calseg-server plan --policy /etc/calseg/policy.toml.new",
         ),
         (
             "A token for one node, and one for up to 500 nodes matching a glob:",

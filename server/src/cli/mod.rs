@@ -6,6 +6,7 @@ mod admin_cert_cmd;
 mod admin_cmd;
 mod datastore_cmd;
 mod pending_cmd;
+mod plan_cmd;
 mod rbac_cmd;
 mod revoke_cmd;
 mod rollout_cmd;
@@ -41,12 +42,17 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
     },
-    /// Show the etcd RBAC changes the policy needs. Exit status: 0 no changes, 2 changes, 1 error.
+    /// Show what the policy (or the candidate --policy FILE) would change: the etcd RBAC diff,
+    /// then each node's files, units to restart and rollout wave. Exit status: 0 no changes,
+    /// 2 changes, 1 error, 64 usage.
     ///
-    /// Goes through the running server when server.toml has an [admin] section (the server also
-    /// knows the nodes that enrolled by glob); directly to etcd with --policy or --direct.
-    Plan(ReconcileArgs),
-    /// Make etcd's calseg users and roles match the policy (through the server, as `plan`).
+    /// Goes through the running server when server.toml has an [admin] section (the server knows
+    /// the enrolled nodes, also those that enrolled by glob, and what each is served; it plans a
+    /// candidate without adopting it); straight to etcd with --direct (the RBAC diff only, for the
+    /// nodes the policy names).
+    Plan(plan_cmd::PlanArgs),
+    /// Make etcd's calseg users and roles match the policy (through the running server when
+    /// server.toml has an [admin] section; straight to etcd with --policy or --direct).
     /// A user the policy names that calseg does not own is a conflict: left alone (and never
     /// signed for) while everything else is applied. Exit status: 0 done, 2 done but conflicts
     /// left alone, 1 error.
@@ -367,7 +373,7 @@ pub fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match &cli.command {
             Command::Check { policy } => rbac_cmd::check(cli.config.as_deref(), policy.as_deref()),
-            Command::Plan(args) => rbac_cmd::plan(cli.config.as_deref(), args).await,
+            Command::Plan(args) => plan_cmd::plan(cli.config.as_deref(), args).await,
             Command::Apply(args) => rbac_cmd::apply(cli.config.as_deref(), args).await,
             Command::CanI(args) => access_cmd::can_i(cli.config.as_deref(), args).await,
             Command::Access(args) => access_cmd::access(cli.config.as_deref(), args).await,

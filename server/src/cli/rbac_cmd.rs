@@ -1,4 +1,5 @@
-//! `check`, `plan` and `apply`: the policy and etcd RBAC commands.
+//! `check` and `apply`, and the direct RBAC diff `plan --direct` shares: the policy and etcd
+//! RBAC commands. `plan` itself is in `plan_cmd`.
 
 use super::{EtcdTarget, ReconcileArgs};
 use crate::config::ServerConfig;
@@ -40,20 +41,15 @@ pub fn check(config: Option<&Path>, policy: Option<&Path>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Whether to go through the running server: it knows the enrolled nodes as well.
+/// Whether `apply` goes through the running server: it knows the enrolled nodes as well.
 fn through_server(config: &ServerConfig, args: &ReconcileArgs) -> bool {
     config.admin.server.is_some() && !args.direct && args.target.policy.is_none()
 }
 
-/// `plan` or `apply` through the running server's admin API.
-async fn via_server(config: &ServerConfig, args: &ReconcileArgs, apply: bool) -> Result<ExitCode> {
+/// `apply` through the running server's admin API.
+async fn via_server(config: &ServerConfig, args: &ReconcileArgs) -> Result<ExitCode> {
     let client = crate::admin_client::AdminClient::from_config(config)?;
-    let path = if apply {
-        calseg_api::paths::ADMIN_APPLY
-    } else {
-        calseg_api::paths::ADMIN_PLAN
-    };
-    let path = format!("{path}?adopt={}", args.adopt);
+    let path = format!("{}?adopt={}", calseg_api::paths::ADMIN_APPLY, args.adopt);
     let answer: serde_json::Value = client.post(&path, &serde_json::json!({})).await?;
     // The server's latest check of etcd's releases.
     for line in answer["etcd_warnings"].as_array().into_iter().flatten() {
@@ -63,18 +59,10 @@ async fn via_server(config: &ServerConfig, args: &ReconcileArgs, apply: bool) ->
         println!("{}", serde_json::to_string_pretty(&answer)?);
     } else {
         print!("{}", answer["text"].as_str().unwrap_or_default());
-        if apply {
-            println!("Applied {} changes.", answer["applied"]);
-        }
+        println!("Applied {} changes.", answer["applied"]);
     }
     let conflicts = answer["plan"]["conflicts"].as_array().map_or(0, Vec::len);
-    Ok(if apply {
-        applied_exit(conflicts)
-    } else if answer["empty"].as_bool() == Some(true) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_CHANGES)
-    })
+    Ok(applied_exit(conflicts))
 }
 
 /// `apply`'s exit status: 0, or 2 (with a line on stderr) when conflicts were left alone.
@@ -89,30 +77,11 @@ fn applied_exit(conflicts: usize) -> ExitCode {
     ExitCode::from(EXIT_CHANGES)
 }
 
-/// `plan`: print the diff; exit 0 when there is none, 2 when there are changes or conflicts.
-pub async fn plan(config: Option<&Path>, args: &ReconcileArgs) -> Result<ExitCode> {
-    let loaded = ServerConfig::load(config)?;
-    if through_server(&loaded, args) {
-        return via_server(&loaded, args, false).await;
-    }
-    let (plan, _, _) = compute_plan(config, args, false).await?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&plan)?);
-    } else {
-        print!("{}", plan.render_text());
-    }
-    Ok(if plan.is_empty() && plan.conflicts.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_CHANGES)
-    })
-}
-
 /// `apply`: make etcd match the policy and say what was done.
 pub async fn apply(config: Option<&Path>, args: &ReconcileArgs) -> Result<ExitCode> {
     let loaded = ServerConfig::load(config)?;
     if through_server(&loaded, args) {
-        return via_server(&loaded, args, true).await;
+        return via_server(&loaded, args).await;
     }
     let (plan, client, parallelism) = compute_plan(config, args, true).await?;
     if plan.is_empty() && plan.conflicts.is_empty() {
@@ -153,7 +122,7 @@ pub async fn apply(config: Option<&Path>, args: &ReconcileArgs) -> Result<ExitCo
 /// Loads config and policy, checks etcd's releases (warnings; for `apply` with
 /// `refuse_known_bypasses`, a refusal before anything is read or changed), connects, runs the
 /// pre-flight checks, reads etcd and diffs.
-async fn compute_plan(
+pub(super) async fn compute_plan(
     config: Option<&Path>,
     args: &ReconcileArgs,
     apply: bool,

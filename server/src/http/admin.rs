@@ -1,4 +1,5 @@
-//! The admin API (administrator certificates only): nodes, tokens, audit log, RBAC plan/apply.
+//! The admin API (administrator certificates only): nodes, tokens, audit log, RBAC apply (the
+//! plan is `fleet_plan`).
 
 use super::caller::AdminCaller;
 use super::errors::ApiFailure;
@@ -207,27 +208,6 @@ pub struct RbacQuery {
     adopt: bool,
 }
 
-/// POST: the RBAC plan for the policy and the enrolled nodes.
-pub async fn rbac_plan(
-    State(state): State<Arc<AppState>>,
-    _: AdminCaller,
-    Query(query): Query<RbacQuery>,
-) -> Result<Json<Value>, ApiFailure> {
-    let reconciler = reconciler(&state)?;
-    let enrolled = state.store(|s| s.nodes()).await?;
-    let plan = reconciler
-        .plan_desired(&state.desired_rbac(&enrolled), query.adopt)
-        .await
-        .map_err(etcd_failure)?;
-    let empty = plan.is_empty() && plan.conflicts.is_empty();
-    Ok(Json(json!({
-        "plan": plan,
-        "text": plan.render_text(),
-        "empty": empty,
-        "etcd_warnings": etcd_warnings(reconciler),
-    })))
-}
-
 /// POST: apply the RBAC plan now.
 pub async fn rbac_apply(
     State(state): State<Arc<AppState>>,
@@ -263,7 +243,7 @@ pub async fn rbac_apply(
 
 /// A plan or apply that failed on etcd's side: 409 when `refuse_known_bypasses` refused it,
 /// 502 otherwise.
-fn etcd_failure(error: anyhow::Error) -> ApiFailure {
+pub(super) fn etcd_failure(error: anyhow::Error) -> ApiFailure {
     if let Some(refused) = error.downcast_ref::<crate::etcd_release::KnownBypasses>() {
         return ApiFailure::new(
             axum::http::StatusCode::CONFLICT,
@@ -279,7 +259,7 @@ fn etcd_failure(error: anyhow::Error) -> ApiFailure {
 }
 
 /// The latest etcd release check's warnings, as `plan` and `apply` print them.
-fn etcd_warnings(reconciler: &crate::reconcile::Reconciler) -> Vec<String> {
+pub(super) fn etcd_warnings(reconciler: &crate::reconcile::Reconciler) -> Vec<String> {
     reconciler
         .release()
         .latest()
@@ -287,7 +267,7 @@ fn etcd_warnings(reconciler: &crate::reconcile::Reconciler) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn reconciler(state: &AppState) -> Result<&crate::reconcile::Reconciler, ApiFailure> {
+pub(super) fn reconciler(state: &AppState) -> Result<&crate::reconcile::Reconciler, ApiFailure> {
     state.reconciler.as_deref().ok_or_else(|| {
         ApiFailure::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,

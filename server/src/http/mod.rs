@@ -12,7 +12,8 @@
 //! - `enroll_limit`: per-source rate limiting of `/v1/enroll`.
 //! - `pending`: pending enrollments: their limits and expiry, `nodes show|approve|delete`.
 //! - `node_routes`: manifest, certificates, report, fleet renewal.
-//! - `admin`: nodes, tokens, audit, RBAC plan/apply.
+//! - `admin`: nodes, tokens, audit, RBAC apply.
+//! - `fleet_plan`: the fleet plan of the policy in force or of a candidate policy (`plan`).
 //! - `ownership`: the signing guard: no certificate for an etcd user calseg does not own.
 //! - [`revocation`]: `nodes revoke` waits until the node's etcd users are gone.
 //! - `leases`: restart leases, the fleet's restart budget.
@@ -31,6 +32,7 @@ pub mod connections;
 mod enroll;
 mod enroll_limit;
 mod errors;
+mod fleet_plan;
 pub mod inventory;
 mod leases;
 mod limit;
@@ -112,7 +114,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             delete(admin::delete_token),
         )
         .route(paths::ADMIN_AUDIT, get(admin::audit))
-        .route(paths::ADMIN_PLAN, post(admin::rbac_plan))
+        .route(paths::ADMIN_PLAN, post(fleet_plan::plan))
         .route(paths::ADMIN_APPLY, post(admin::rbac_apply))
         .route(paths::ADMIN_ROLLOUT, get(rollout::get))
         .route(

@@ -359,6 +359,14 @@ pub fn table() -> Vec<Row> {
             "400 invalid_node_name: invalid node name \"aaaaaaaaaaaaaaaa\"...: it is 65 characters long, the limit is 64"),
         row("API: unknown node action", Api, raw("/v1/admin/nodes/cat-a/promote", Who::Admin, Some("")),
             "404 unknown_action: unknown node action \"promote\": use approve, deny or revoke"),
+        // Issue 18, point 1: a candidate policy for the fleet plan.
+        row("API: plan a candidate policy with errors", Api, raw("/v1/admin/rbac/plan", Who::Admin, Some("{\"candidate\":{\"name\":\"cand.toml\",\"text\":\"calico_version = \\\"3.29\\\"\\nbogus = 1\\n\"}}")),
+            "400 invalid_policy: cand.toml:1:1: error: missing required section [etcd]…cand.toml:2:1: error: unknown key `bogus` in the top level…the candidate policy was refused; nothing was changed"),
+        row("API: plan request with an unknown field", Api, raw("/v1/admin/rbac/plan", Who::Admin, Some("{\"policy\":\"/etc/calseg/policy.toml\"}")),
+            "422 invalid_request_body: the JSON body does not have the fields and types this route takes (Failed to deserialize the JSON body into the target type: policy: unknown field `policy`, expected `candidate`"),
+        row("API: plan a candidate over 64 KiB", Api, raw("/v1/admin/rbac/plan", Who::Admin, None), "413 body_too_large: the request body is larger than the 65536 bytes the API accepts‖connection: …Broken pipe"),
+        row("API: a node certificate plans a candidate", Api, raw("/v1/admin/rbac/plan", Who::NodeA, Some("{\"candidate\":{\"name\":\"cand.toml\",\"text\":\"\"}}")),
+            "403 not_admin: node cat-a's certificate may not use the admin API"),
         // Node names at enrollment.
         row("node name with /", NodeName, enroll(Name::Is("cat/a"), Csr::Good, Token::None), "400 invalid_node_name: invalid node name \"cat/a\""),
         row("node name ..", NodeName, enroll(Name::Is(".."), Csr::Good, Token::None), "400 invalid_node_name: invalid node name \"..\""),

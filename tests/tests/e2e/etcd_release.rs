@@ -192,8 +192,11 @@ async fn refuse_known_bypasses_makes_apply_and_serve_refuse_and_leaves_etcd_unch
     let wider = wider.display().to_string();
 
     let before = etcd.auth_snapshot().await.expect("auth snapshot");
-    // `plan` still only warns, and shows there is something to apply.
-    let planned = server.cli(&["plan", "--policy", &wider]).expect("plan");
+    // `plan` (straight to etcd: the server is stopped) still only warns, and shows there is
+    // something to apply.
+    let planned = server
+        .cli(&["plan", "--direct", "--policy", &wider])
+        .expect("plan");
     assert_eq!(planned.status.code(), Some(2), "{}", stderr(&planned));
     assert!(
         String::from_utf8_lossy(&planned.stdout).contains("calico-node.node2"),

@@ -21,6 +21,7 @@ mod etcd_release;
 mod etcd_store;
 mod faults;
 mod file_modes;
+mod fleet_plan;
 mod ha;
 mod harness_etcd;
 mod harness_sandbox;

@@ -280,7 +280,7 @@ async fn hand_made_drift_shows_in_plan_and_apply_repairs_it() {
     let plan = setup.server("plan", &policy, &["--json"]);
     assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
     let json: serde_json::Value = serde_json::from_slice(&plan.stdout).expect("plan JSON");
-    let ops: Vec<String> = json["changes"]
+    let ops: Vec<String> = json["rbac"]["changes"]
         .as_array()
         .expect("changes")
         .iter()
@@ -399,7 +399,7 @@ async fn an_apply_cut_off_by_etcd_dying_is_finished_by_the_next_without_over_gra
     let plan = setup.server("plan", &policy, &["--json"]);
     assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
     let json: serde_json::Value = serde_json::from_slice(&plan.stdout).expect("JSON");
-    for change in json["changes"].as_array().expect("changes") {
+    for change in json["rbac"]["changes"].as_array().expect("changes") {
         let op = change["op"].as_str().unwrap_or_default();
         assert!(
             [
