@@ -30,6 +30,7 @@ mod leases;
 mod least_privilege;
 mod longpoll;
 mod metrics;
+mod metrics_exposition;
 mod ownership_attacks;
 mod packages;
 mod rbac;
