@@ -9,6 +9,7 @@ mod admin_certs;
 mod agent;
 mod agent_failover;
 mod agent_revoked;
+mod agent_textfile;
 mod api_errors;
 mod bad_policy;
 mod catalogue;
