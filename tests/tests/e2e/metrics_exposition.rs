@@ -190,3 +190,46 @@ async fn a_refused_reload_shows_in_the_reload_gauges_and_a_good_one_clears_it() 
         );
     }
 }
+
+/// The value of `calseg_etcd_up` for `endpoint` once it equals `want`, polling up to 40 s.
+async fn wait_etcd_up(server: &ServerProcess, endpoint: &str, want: f64) -> String {
+    let series = format!("calseg_etcd_up{{endpoint=\"{endpoint}\"}}");
+    let mut scrape = String::new();
+    for _ in 0..200 {
+        scrape = server.scrape().await.expect("scrape");
+        if sample(&scrape, &series) == Some(want) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    scrape
+}
+
+#[tokio::test]
+async fn etcd_up_follows_an_etcd_outage_within_seconds_not_at_the_next_release_check() {
+    let mut etcd = EtcdCluster::start().await.expect("etcd");
+    let server = ServerProcess::start(&etcd, &policy(&etcd.endpoint(0)), "")
+        .await
+        .expect("server");
+    let endpoint = etcd.endpoint(0);
+    let series = format!("calseg_etcd_up{{endpoint=\"{endpoint}\"}}");
+    let scrape = wait_etcd_up(&server, &endpoint, 1.0).await;
+    assert_eq!(sample(&scrape, &series), Some(1.0), "{scrape}");
+    // The release check is due again in 10 minutes; a failing reconcile asks at once.
+    etcd.stop_member(0);
+    let scrape = wait_etcd_up(&server, &endpoint, 0.0).await;
+    assert_eq!(
+        sample(&scrape, &series),
+        Some(0.0),
+        "{scrape}\n{}",
+        server.log()
+    );
+    etcd.start_member(0).await.expect("restart etcd");
+    let scrape = wait_etcd_up(&server, &endpoint, 1.0).await;
+    assert_eq!(
+        sample(&scrape, &series),
+        Some(1.0),
+        "{scrape}\n{}",
+        server.log()
+    );
+}
