@@ -318,3 +318,54 @@ fn process_metrics_read_proc() {
     assert!(value(&samples, "process_max_fds", &[]).unwrap() >= 3.0);
     assert!(value(&samples, "process_cpu_seconds_total", &[]).is_some());
 }
+
+/// What to install for the OpenMetrics check.
+const PYTHON_PARSER: &str = "Debian's python3-prometheus-client (apt-get install \
+    --no-install-recommends python3-prometheus-client), or run scripts/prereqs.sh";
+
+/// Parses `text` with the Prometheus Python client's OpenMetrics parser (strict: EOF, names,
+/// types, escapes); panics with its error, or with what to install.
+fn openmetrics_parse(text: &str) {
+    let script = "import sys\n\
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families as p\n\
+        print(len(list(p(sys.stdin.read()))))\n";
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("python3 is needed ({e}): install {PYTHON_PARSER}"));
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(text.as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("No module named 'prometheus_client'"),
+        "the OpenMetrics parser is missing: install {PYTHON_PARSER}"
+    );
+    assert!(out.status.success(), "not OpenMetrics: {stderr}\n{text}");
+}
+
+#[test]
+fn the_openmetrics_scrape_passes_the_strict_openmetrics_parser() {
+    let metrics = everything();
+    let nodes = [node(
+        "a",
+        NodeState::Approved,
+        Some(report_expiring("1970-01-12T13:46:40Z")),
+    )];
+    let expiries = expiries();
+    let scrape = Scrape {
+        expiries: &expiries,
+        ..Scrape::of(&nodes, at(1_000_000))
+    };
+    openmetrics_parse(&metrics.render(&scrape, Format::OpenMetrics));
+}
+
+#[test]
+#[should_panic(expected = "not OpenMetrics")]
+fn the_openmetrics_check_refuses_text_without_eof() {
+    openmetrics_parse("# TYPE a gauge\na 1\n");
+}

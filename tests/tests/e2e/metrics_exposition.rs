@@ -1,11 +1,11 @@
 //! Issue 18 point 6 end to end: the real server's scrape passes `promtool check metrics`, shows
 //! each live identity's certificate expiry (the certificate's own notAfter; gone on revoke),
 //! build info, process metrics, etcd reachability and the reload result, answers OpenMetrics
-//! when asked, and keeps long-poll waits out of the request-latency histogram.
+//! (that the strict OpenMetrics parser accepts) when asked, and keeps long-poll waits out of the request-latency histogram.
 
 use crate::metrics::{enrolled, policy, sample};
 use calseg_tests::etcd::EtcdCluster;
-use calseg_tests::promtool::check_metrics;
+use calseg_tests::promtool::{check_metrics, check_openmetrics};
 use calseg_tests::server::ServerProcess;
 use reqwest::StatusCode;
 use std::time::Duration;
@@ -97,6 +97,7 @@ async fn the_scrape_passes_promtool_with_identity_expiries_build_process_and_etc
         "{content_type}"
     );
     assert!(open_metrics.ends_with("\n# EOF\n"), "{open_metrics}");
+    check_openmetrics(&open_metrics).unwrap_or_else(|e| panic!("{e:#}\n{open_metrics}"));
     assert!(
         open_metrics.contains("# TYPE calseg_certificates_issued counter\n"),
         "{open_metrics}"
