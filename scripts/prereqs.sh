@@ -49,6 +49,11 @@ needs=(
   "man man-db"
   # Fault-injection tests: an agent clock running behind (tests/tests/e2e/faults.rs).
   "faketime faketime"
+  # The metrics tests check the server's scrape and the agent's textfile with
+  # `promtool check metrics` (server/src/metrics, tests/tests/e2e/metrics_exposition.rs).
+  "promtool prometheus"
+  # ... and the OpenMetrics answer with the Prometheus Python client's strict parser.
+  "/usr/lib/python3/dist-packages/prometheus_client/openmetrics/parser.py python3-prometheus-client"
   # The agent tests and the demo inspect certificates and keys with openssl.
   "openssl openssl"
   # The benchmark's manual baseline makes certificates as Calico's docs do (scripts/bench.sh).

@@ -140,6 +140,11 @@ pub async fn pass(
     std::mem::swap(&mut ports.restarter, restarter);
     let result = ports.run_cycle(&ctx).await;
     std::mem::swap(&mut ports.restarter, restarter);
+    if let Some(dir) = &settings.textfile_dir
+        && let Err(error) = crate::textfile::write(dir, &ctx.state)
+    {
+        tracing::warn!(%error, "cannot write the node_exporter textfile {}", crate::textfile::FILE_NAME);
+    }
     Ok(result)
 }
 

@@ -23,6 +23,7 @@
 //! - [`render`]: Calico's env file, calicoctl.cfg and the CNI conflist's etcd fields, as pure
 //!   functions of the current text and the identity's files.
 //! - [`systemd`]: the systemd manager over D-Bus: unit state, restart, wait until active.
+//! - [`textfile`]: the node_exporter textfile `calseg.prom` written after each cycle.
 
 /// The command line.
 pub mod cli;
@@ -55,6 +56,8 @@ pub mod render;
 pub mod state;
 /// The systemd manager over its D-Bus API.
 pub mod systemd;
+/// The node_exporter textfile.
+pub mod textfile;
 
 #[cfg(test)]
 mod testutil;

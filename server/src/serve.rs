@@ -219,9 +219,7 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
         own_user.as_deref(),
     ));
     if let Some(report) = release_of(&state).and_then(|m| m.latest()) {
-        state
-            .metrics
-            .set_etcd_release(report.member_series(), report.bypass_series());
+        state.metrics.set_etcd_release(&report);
     }
     let election = match replicas {
         Some(setup) => {
@@ -495,9 +493,7 @@ async fn watch_etcd_releases(state: Arc<AppState>, listen: String) {
     };
     monitor
         .run(|report| {
-            state
-                .metrics
-                .set_etcd_release(report.member_series(), report.bypass_series());
+            state.metrics.set_etcd_release(report);
             notify::status(&status_text(&state, &listen));
         })
         .await;
@@ -548,7 +544,10 @@ async fn reconcile_loop(state: Arc<AppState>, interval: Duration) {
                 }
             }
             Err(_) => {
-                failing = true;
+                // Failing from now on: re-check etcd at once, so calseg_etcd_up shows it.
+                if !std::mem::replace(&mut failing, true) {
+                    reconciler.release().poke();
+                }
                 state.metrics.reconcile_failed();
             }
         }
@@ -584,6 +583,7 @@ async fn reload_on_sighup(state: Arc<AppState>, path: PathBuf) {
                 // Nor render a user calseg does not own (as at start).
                 if let Err(error) = policy.check_reserved_users(&state.reserved().names()) {
                     tracing::error!("policy reload refused, keeping the old one: {error}");
+                    state.metrics.record_reload(false);
                     continue;
                 }
                 // With the state in etcd, a policy may not grant the state's prefix (as at start).
@@ -592,14 +592,19 @@ async fn reload_on_sighup(state: Arc<AppState>, path: PathBuf) {
                         ha::access::check_policy_stays_out(&policy, &replicas.prefix)
                 {
                     tracing::error!("policy reload refused, keeping the old one: {error:#}");
+                    state.metrics.record_reload(false);
                     continue;
                 }
                 let revision = record_policy(&state, hash, text).await;
                 tracing::info!(policy = %path.display(), ?revision, "policy reloaded");
                 put_in_force(&state, Arc::new(policy), revision).await;
                 state.poke_reconciler();
+                state.metrics.record_reload(true);
             }
-            Err(errors) => tracing::error!("policy reload refused, keeping the old one:\n{errors}"),
+            Err(errors) => {
+                tracing::error!("policy reload refused, keeping the old one:\n{errors}");
+                state.metrics.record_reload(false);
+            }
         }
     }
 }

@@ -12,6 +12,8 @@
 //! - [`bins`]: paths of the real `calseg-server` and `calseg-agent` executables.
 //! - [`prereq`]: checks for root and for the Debian packages the tests need, failing loudly;
 //!   which etcd and etcdctl the tests run (`CALSEG_ETCD_BIN_DIR`, default: PATH).
+//! - [`promtool`]: `promtool check metrics` on a scrape or a textfile; the strict OpenMetrics
+//!   parser on an OpenMetrics scrape.
 //! - [`ports`]: free loopback ports, never handed out twice in one test process.
 //! - [`pki`]: a throwaway CA minting server and client certificates with rcgen.
 //! - [`process`]: a child process that is killed when its handle drops or its parent dies.
@@ -46,6 +48,8 @@ pub mod ports;
 pub mod prereq;
 /// Child processes tied to the test's lifetime.
 pub mod process;
+/// promtool's check of metrics.
+pub mod promtool;
 /// Calico's etcd access, replayed.
 pub mod replay;
 /// A compromised calseg-server serving hand-built manifests.

@@ -328,27 +328,49 @@ impl ServerProcess {
         format!("http://{}:{}/metrics", self.host, self.metrics_port)
     }
 
-    /// One scrape of the metrics endpoint: its body, failing unless the answer is 200.
+    /// One scrape of the metrics endpoint: its body, failing unless the answer is 200 in the
+    /// text format 0.0.4 (what a scraper that does not ask for OpenMetrics gets).
     pub async fn scrape(&self) -> Result<String> {
+        let (content_type, body) = self.scrape_accepting(None).await?;
+        if !content_type.contains("version=0.0.4") {
+            bail!("scrape of {} answered {content_type}", self.metrics_url());
+        }
+        Ok(body)
+    }
+
+    /// One scrape with `Accept: accept` (none when `None`): its Content-Type and body, failing
+    /// unless the answer is 200.
+    pub async fn scrape_accepting(&self, accept: Option<&str>) -> Result<(String, String)> {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut tcp = tokio::net::TcpStream::connect((self.host.as_str(), self.metrics_port))
             .await
             .with_context(|| format!("connect to {}", self.metrics_url()))?;
-        tcp.write_all(b"GET /metrics HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
-            .await?;
+        let accept = accept.map_or(String::new(), |a| format!("accept: {a}\r\n"));
+        let request = format!(
+            "GET /metrics HTTP/1.1\r\nhost: 127.0.0.1\r\n{accept}connection: close\r\n\r\n"
+        );
+        tcp.write_all(request.as_bytes()).await?;
         let mut answer = Vec::new();
         tcp.read_to_end(&mut answer).await?;
         let answer = String::from_utf8(answer).context("the scrape is not UTF-8")?;
         let (head, body) = answer
             .split_once("\r\n\r\n")
             .context("no end of headers in the scrape answer")?;
-        if !head.starts_with("HTTP/1.1 200") || !head.contains("version=0.0.4") {
+        let content_type = head
+            .lines()
+            .find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-type")
+                    .then(|| value.trim().to_owned())
+            })
+            .unwrap_or_default();
+        if !head.starts_with("HTTP/1.1 200") {
             bail!(
                 "scrape of {} answered:\n{head}\n\n{body}",
                 self.metrics_url()
             );
         }
-        Ok(body.to_owned())
+        Ok((content_type, body.to_owned()))
     }
 
     /// `sha256:…` of the fleet CA, as printed by init.

@@ -43,6 +43,14 @@ pub struct RawConfig {
     allowed_units: Option<Spanned<Vec<Spanned<String>>>>,
     allowed_owners: Option<Spanned<Vec<Spanned<String>>>>,
     allowed_groups: Option<Spanned<Vec<Spanned<String>>>>,
+    metrics: Option<RawMetrics>,
+}
+
+/// `[metrics]`: the node_exporter textfile.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    textfile_dir: Option<Spanned<String>>,
 }
 
 /// What the agent runs with.
@@ -77,6 +85,9 @@ pub struct Settings {
     /// units restarted (`allowed_units`), the accounts files are given to (`allowed_owners`,
     /// `allowed_groups`).
     pub limits: Limits,
+    /// `[metrics] textfile_dir`: where the agent writes `calseg.prom` for node_exporter's
+    /// textfile collector after each cycle; `None` (unset) writes none.
+    pub textfile_dir: Option<PathBuf>,
 }
 
 /// A configuration error, with where it is.
@@ -211,6 +222,10 @@ impl Settings {
         if let Some(groups) = raw.allowed_groups {
             limits.allowed_groups = account_patterns(at, groups, "allowed_groups")?;
         }
+        let textfile_dir = match raw.metrics.and_then(|m| m.textfile_dir) {
+            Some(dir) => Some(path(Some(dir), "metrics.textfile_dir", "")?),
+            None => None,
+        };
         Ok(Self {
             servers,
             node,
@@ -224,6 +239,7 @@ impl Settings {
             systemd_bus: raw.systemd_bus.map(Spanned::into_inner),
             long_poll: raw.long_poll.is_none_or(Spanned::into_inner),
             limits,
+            textfile_dir,
         })
     }
 }

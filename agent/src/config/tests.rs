@@ -47,6 +47,7 @@ fn shipped_example_parses_and_uncommented_it_still_does() -> Result<(), ConfigEr
         .lines()
         .map(|l| match l.strip_prefix("# ") {
             Some(rest) if rest.split_once(" = ").is_some() => rest,
+            Some(rest) if rest.starts_with('[') && rest.ends_with(']') => rest,
             _ => l,
         })
         .collect::<Vec<_>>()
@@ -60,6 +61,10 @@ fn shipped_example_parses_and_uncommented_it_still_does() -> Result<(), ConfigEr
         ]
     );
     assert_eq!(settings.node, "worker-17");
+    assert_eq!(
+        settings.textfile_dir.as_deref(),
+        Some(Path::new("/var/lib/prometheus/node-exporter"))
+    );
     Ok(())
 }
 
@@ -227,4 +232,34 @@ fn limits_default_to_calico_dirs_and_units_and_are_checked_with_their_position()
         );
     }
     Ok(())
+}
+
+/// Issue 18 point 6: `[metrics] textfile_dir`, off when unset; unknown keys in the table are
+/// refused with their position, like everywhere else.
+#[test]
+fn metrics_textfile_dir_is_an_absolute_path_and_off_when_unset() {
+    let base = "node = \"n1\"\n";
+    assert_eq!(parse(base).map(|s| s.textfile_dir), Ok(None));
+    let set = parse(&format!(
+        "{base}[metrics]\ntextfile_dir = \"/var/lib/prometheus/node-exporter\"\n"
+    ));
+    assert_eq!(
+        set.map(|s| s.textfile_dir),
+        Ok(Some(PathBuf::from("/var/lib/prometheus/node-exporter")))
+    );
+    let relative = parse(&format!("{base}[metrics]\ntextfile_dir = \"prom\"\n"))
+        .expect_err("relative")
+        .to_string();
+    assert!(
+        relative.starts_with("/etc/calseg/agent.toml:3:16: metrics.textfile_dir: `prom` must be"),
+        "{relative}"
+    );
+    let unknown = parse(&format!("{base}[metrics]\ntextfile = \"/x\"\n"))
+        .expect_err("unknown")
+        .to_string();
+    assert!(
+        unknown.starts_with("/etc/calseg/agent.toml:3:1")
+            && unknown.contains("unknown field `textfile`"),
+        "{unknown}"
+    );
 }

@@ -93,39 +93,13 @@ impl StateDir {
     }
 
     fn io(&self, path: &Path, op: &'static str, source: io::Error) -> StateError {
-        StateError::Io {
-            path: path.to_path_buf(),
-            op,
-            source,
-        }
+        io_error(path, op, source)
     }
 
     /// Replaces `name` atomically with `bytes`, the new file created with `mode`.
     pub fn write(&self, name: &str, bytes: &[u8], mode: u32) -> Result<(), StateError> {
         self.ensure()?;
-        let path = self.path(name);
-        let tmp = self.path(&format!(".{name}.tmp"));
-        match std::fs::remove_file(&tmp) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                return Err(self.io(&tmp, "remove", e));
-            }
-            _ => {}
-        }
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&tmp)
-            .map_err(|e| self.io(&tmp, "create", e))?;
-        file.write_all(bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| self.io(&tmp, "write", e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| self.io(&path, "rename", e))?;
-        if let Ok(dir) = std::fs::File::open(&self.dir) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
+        write_atomic(&self.dir, name, bytes, mode)
     }
 
     /// Reads `name`, `None` if it does not exist.
@@ -273,6 +247,45 @@ impl StateDir {
     pub fn clear_revoked(&self) -> Result<(), StateError> {
         self.remove(Self::REVOKED)
     }
+}
+
+fn io_error(path: &Path, op: &'static str, source: io::Error) -> StateError {
+    StateError::Io {
+        path: path.to_path_buf(),
+        op,
+        source,
+    }
+}
+
+/// Replaces `dir/name` atomically with `bytes`: a temp file `.name.tmp` created with `mode`
+/// (set exactly, whatever the umask), written, fsynced, renamed over `name`; then `dir` is
+/// fsynced. `dir` must exist.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> Result<(), StateError> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            return Err(io_error(&tmp, "remove", e));
+        }
+        _ => {}
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(&tmp)
+        .map_err(|e| io_error(&tmp, "create", e))?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
+        .and_then(|()| file.write_all(bytes))
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io_error(&tmp, "write", e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| io_error(&path, "rename", e))?;
+    if let Ok(dir) = std::fs::File::open(dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(())
 }
 
 #[cfg(test)]

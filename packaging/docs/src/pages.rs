@@ -116,6 +116,11 @@ pub const SERVER: Extra = Extra {
             "Follow a rollout in waves; exit 0 when done, 2 when it stops:",
             "calseg-server rollout watch --timeout 30m",
         ),
+        (
+            "The Prometheus metrics ([metrics] listen), linted; each identity's certificate \
+             expiry is calseg_certificate_expiration_timestamp_seconds{node,component}:",
+            "curl -s http://127.0.0.1:9464/metrics | promtool check metrics",
+        ),
     ],
     see_also: &[
         "server.toml(5)",
@@ -194,6 +199,12 @@ pub const AGENT: Extra = Extra {
             "/etc/calico/, /etc/cni/net.d/",
             "Where the agent may write by default: Calico's environment files, calicoctl.cfg, \
              the CNI configuration.",
+        ),
+        (
+            "TEXTFILE_DIR/calseg.prom",
+            "With [metrics] textfile_dir in agent.toml: the node_exporter textfile written \
+             after each cycle (mode 0644): each certificate's expiry, the last cycle's time and \
+             outcome, whether the node is revoked.",
         ),
     ],
     examples: &[

@@ -161,6 +161,14 @@ impl ReleaseReport {
         )
     }
 
+    /// `(endpoint, answered)` of every member: `calseg_etcd_up`.
+    pub fn up_series(&self) -> Vec<(String, bool)> {
+        self.members
+            .iter()
+            .map(|m| (m.endpoint.clone(), matches!(m.answer, Answer::Version(_))))
+            .collect()
+    }
+
     /// `(endpoint, version)` of each member that answered: `calseg_etcd_member_info`.
     pub fn member_series(&self) -> Vec<(String, String)> {
         self.members

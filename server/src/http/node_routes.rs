@@ -9,7 +9,7 @@ use super::long_poll::{Woken, jittered_retry_after, wait_for_change};
 use super::ownership::ensure_owned;
 use super::state::AppState;
 use crate::manifest::{etcd_user_for, manifest_for};
-use crate::metrics::IssuedKind;
+use crate::metrics::{IssuedKind, LongPollWait};
 use crate::store::{AuditAction, AuditOutcome, IssuedRecord, NewAuditEntry, NodeRecord, NodeState};
 use axum::Json;
 use axum::extract::{Extension, Query, State};
@@ -158,6 +158,7 @@ pub async fn manifest(
     in_flight.release();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     let revision = manifest.revision;
+    let parked = std::time::Instant::now();
     let woken = wait_for_change(
         epochs,
         deadline,
@@ -165,11 +166,16 @@ pub async fn manifest(
         |m| m.revision == revision,
     )
     .await;
-    match woken {
-        Woken::Deadline => Ok(not_modified.into_response()),
-        Woken::Changed(Some(manifest)) => fresh(&manifest),
-        Woken::Changed(None) => Err(no_identities(node)),
-    }
+    let mut response = match woken {
+        Woken::Deadline => not_modified.into_response(),
+        Woken::Changed(Some(manifest)) => fresh(&manifest).unwrap_or_else(|f| f.into_response()),
+        Woken::Changed(None) => no_identities(node).into_response(),
+    };
+    // The park is not latency: the metrics count it apart.
+    response
+        .extensions_mut()
+        .insert(LongPollWait(parked.elapsed()));
+    Ok(response)
 }
 
 /// POST a CSR for one of the node's identities.

@@ -1,20 +1,26 @@
 //! The plain-HTTP `/metrics` listener, and the middleware that times every API request.
 
-use super::{CONTENT_TYPE, Metrics};
+use super::expiry::live_identities;
+use super::{Format, Metrics, Scrape};
 use crate::http::AppState;
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 /// Label of requests that matched no route (their paths are not labels: unbounded).
 const UNMATCHED: &str = "unmatched";
+
+/// A response extension: the handler parked this long (a long-poll) before answering. The
+/// latency histogram leaves the park out; the long-poll counters take it.
+#[derive(Debug, Clone, Copy)]
+pub struct LongPollWait(pub Duration);
 
 /// Serves `GET /metrics` on `listener` until the task is dropped. No TLS and no client
 /// certificate: bind it to loopback or a monitoring network (`[metrics] listen`).
@@ -27,21 +33,33 @@ pub async fn serve(listener: tokio::net::TcpListener, state: Arc<AppState>) -> R
         .context("the metrics listener stopped")
 }
 
-async fn scrape(State(state): State<Arc<AppState>>) -> Response {
+async fn scrape(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let now = OffsetDateTime::now_utc();
     // Restart leases live in the store; count the live ones at scrape time, like the nodes.
     if let Ok(leases) = state.store(move |s| s.live_leases(now)).await {
         state.metrics.set_leases_held(leases.len() as u64);
     }
-    match state.store(|s| s.nodes()).await {
-        Ok(nodes) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], {
-            let mut text = state.metrics.render(&nodes, now);
-            if let Ok(rollout) = crate::http::rollout_status_of_nodes(&state, &nodes).await {
-                text.push_str(&crate::metrics::Metrics::render_rollout(&rollout));
-            }
-            text
+    let read = state
+        .store(|s| {
+            let nodes = s.nodes()?;
+            let expiries = live_identities(&nodes, |n| s.issued_for_node(n))?;
+            Ok((nodes, expiries))
         })
-            .into_response(),
+        .await;
+    match read {
+        Ok((nodes, expiries)) => {
+            let rollout = crate::http::rollout_status_of_nodes(&state, &nodes)
+                .await
+                .ok();
+            let scrape = Scrape {
+                expiries: &expiries,
+                rollout: rollout.as_ref(),
+                ..Scrape::of(&nodes, now)
+            };
+            let text = state.metrics.render(&scrape, format);
+            ([(header::CONTENT_TYPE, format.content_type())], text).into_response()
+        }
         Err(failure) => (
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("the store could not be read: {}\n", failure.message),
@@ -51,7 +69,8 @@ async fn scrape(State(state): State<Arc<AppState>>) -> Response {
 }
 
 /// Axum middleware (`from_fn_with_state`) recording each API request's latency under its route
-/// template, e.g. `/v1/admin/nodes/{node}/{action}`.
+/// template, e.g. `/v1/admin/nodes/{node}/{action}`. A long-poll's park (its [`LongPollWait`])
+/// is not latency: it is taken out and counted apart.
 pub async fn track_requests(
     State(metrics): State<Arc<Metrics>>,
     request: Request,
@@ -64,10 +83,12 @@ pub async fn track_requests(
         .to_owned();
     let started = Instant::now();
     let response = next.run(request).await;
-    metrics.request(
-        &route,
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
+    let status = response.status().as_u16();
+    let mut elapsed = started.elapsed();
+    if let Some(LongPollWait(waited)) = response.extensions().get::<LongPollWait>().copied() {
+        metrics.long_poll(&route, status, waited);
+        elapsed = elapsed.saturating_sub(waited);
+    }
+    metrics.request(&route, status, elapsed.as_secs_f64());
     response
 }

@@ -1,39 +1,49 @@
 //! calseg-server's Prometheus metrics: counters bumped where things happen (issuance, denials,
-//! requests, reconciles), gauges read from the store at scrape time (nodes by state, installed
-//! certificates expiring soon), written in the text exposition format on a plain-HTTP listener
-//! of their own (`[metrics] listen` in server.toml), so Prometheus scrapes without a client
-//! certificate while the API stays mTLS-only.
+//! requests, reconciles, reloads), gauges read from the store at scrape time (nodes by state,
+//! each live identity's certificate expiry, rollout progress) and from `/proc` (process
+//! metrics), served on a plain-HTTP listener of their own (`[metrics] listen` in server.toml),
+//! so Prometheus scrapes without a client certificate while the API stays mTLS-only.
 //!
-//! Hand-written rather than a client crate: a dozen series of two kinds, and the format is a
-//! page of text; `text` is the whole of it.
+//! The metric types and the OpenMetrics encoding are `prometheus-client`'s; calseg adds the
+//! text format 0.0.4 for scrapers that do not ask for OpenMetrics (`exposition`).
 //!
 //! # Layout
-//! - `text`: the exposition format, counter and histogram vectors.
+//! - `exposition`: the two text formats, label values and label sets.
+//! - `scrape`: the scrape-time registry: every family, with the gauges computed per scrape.
+//! - `expiry`: the certificate of each live identity, whose expiry is exposed.
+//! - `process`: `process_*` metrics read from `/proc/self`.
 //! - `listener`: the `/metrics` listener and the request-latency middleware of the API.
 //! - `connections`: the API's connections: open, refused at the cap, closed and why.
-//! - `etcd`: the etcd release gauges (each endpoint's release, its known RBAC bypasses).
+//! - `etcd`: the etcd gauges (each endpoint's reachability, release, known RBAC bypasses).
 
 mod connections;
 mod etcd;
+mod expiry;
+mod exposition;
 mod listener;
-mod text;
+mod process;
+mod scrape;
 
 pub use connections::{Closed, ConnectionMetrics};
+pub use expiry::live_identities;
+pub use exposition::{Format, OPENMETRICS, TEXT, text_of};
+pub use listener::{LongPollWait, serve, track_requests};
+pub use scrape::Scrape;
 
-pub use listener::{serve, track_requests};
-pub use text::CONTENT_TYPE;
-
-use crate::http::inventory::Summary;
-use crate::store::{NodeRecord, NodeState};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use text::{CounterVec, Exposition, HistogramVec};
+use exposition::{Labels, labels};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 use time::OffsetDateTime;
 
 /// The default `[metrics] listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
 
 /// Request-latency bucket bounds in seconds (Prometheus' defaults; the API times out at 30 s).
-const LATENCY_BOUNDS: &[f64] = &[
+const LATENCY_BOUNDS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
@@ -47,27 +57,44 @@ pub enum IssuedKind {
     Fleet,
 }
 
-/// Every metric of the server; shared through [`crate::http::AppState`].
+type Requests = Family<Labels<2>, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BOUNDS)
+}
+
+/// Every metric of the server; shared through [`crate::http::AppState`]. The handles are
+/// `prometheus-client`'s (shared by clone), registered anew at each scrape (`scrape`).
 pub struct Metrics {
-    issued: CounterVec<1>,
-    denied: CounterVec<1>,
-    requests: HistogramVec<2>,
-    rbac_drift: AtomicU64,
-    rbac_applied: AtomicU64,
-    reconcile_errors: AtomicU64,
+    issued: Family<Labels<1>, Counter>,
+    denied: Family<Labels<1>, Counter>,
+    /// Latency of API requests; a long-poll's park is left out (see [`LongPollWait`]).
+    requests: Requests,
+    /// Long-polls that parked, by route and status class, and the seconds they waited.
+    long_polls: Family<Labels<2>, Counter>,
+    long_poll_wait: Family<Labels<1>, Counter<f64, AtomicU64>>,
+    rbac_drift: Gauge,
+    rbac_applied: Counter,
+    reconcile_errors: Counter,
     /// Unix seconds of the last successful reconcile; 0 before the first.
-    reconcile_last_success: AtomicI64,
+    reconcile_last_success: Gauge,
     /// Conflicts (users calseg does not own) the last reconcile left alone.
-    rbac_conflicts: AtomicU64,
+    rbac_conflicts: Gauge,
     /// Revoked nodes with an etcd user still present, as of the last reconcile.
-    revocations_pending: AtomicU64,
-    /// Restart leases held; negative until [`Metrics::set_leases_held`] is first called, and
-    /// the series is left out until then (no leases yet is not "zero leases").
-    leases_held: AtomicI64,
-    /// 1 while this replica leads, 0 while it follows; negative for a server that is alone.
-    leader: AtomicI64,
-    /// etcd's releases and their known RBAC bypasses, from the latest release check.
-    etcd_release: etcd::EtcdReleaseGauges,
+    revocations_pending: Gauge,
+    /// Restart leases held; the series is left out until first set (no leases yet is not
+    /// "zero leases").
+    leases_held: Gauge,
+    leases_set: AtomicBool,
+    /// 1 while this replica leads, 0 while it follows; left out for a server that is alone.
+    leader: Gauge,
+    leader_set: AtomicBool,
+    /// 1 when the last policy load (the start, then each reload) put the file in force.
+    reload_ok: Gauge,
+    /// Unix seconds of that load.
+    reload_at: Gauge,
+    /// etcd's reachability, releases and known RBAC bypasses, from the latest release check.
+    etcd: etcd::EtcdGauges,
     /// The API listener's connections (`crate::http::listener` feeds them).
     pub connections: ConnectionMetrics,
 }
@@ -79,283 +106,145 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// The metrics of a server that has just loaded its policy (a successful load, now).
     pub fn new() -> Self {
-        Self {
-            issued: CounterVec::new(["kind"]),
-            denied: CounterVec::new(["kind"]),
-            requests: HistogramVec::new(["route", "status"], LATENCY_BOUNDS),
-            rbac_drift: AtomicU64::new(0),
-            rbac_applied: AtomicU64::new(0),
-            reconcile_errors: AtomicU64::new(0),
-            reconcile_last_success: AtomicI64::new(0),
-            rbac_conflicts: AtomicU64::new(0),
-            revocations_pending: AtomicU64::new(0),
-            leases_held: AtomicI64::new(-1),
-            leader: AtomicI64::new(-1),
-            etcd_release: etcd::EtcdReleaseGauges::default(),
+        let metrics = Self {
+            issued: Family::default(),
+            denied: Family::default(),
+            requests: Family::new_with_constructor(latency_histogram),
+            long_polls: Family::default(),
+            long_poll_wait: Family::default(),
+            rbac_drift: Gauge::default(),
+            rbac_applied: Counter::default(),
+            reconcile_errors: Counter::default(),
+            reconcile_last_success: Gauge::default(),
+            rbac_conflicts: Gauge::default(),
+            revocations_pending: Gauge::default(),
+            leases_held: Gauge::default(),
+            leases_set: AtomicBool::new(false),
+            leader: Gauge::default(),
+            leader_set: AtomicBool::new(false),
+            reload_ok: Gauge::default(),
+            reload_at: Gauge::default(),
+            etcd: etcd::EtcdGauges::default(),
             connections: ConnectionMetrics::default(),
-        }
+        };
+        metrics.record_reload(true);
+        metrics
     }
 
     /// A certificate was signed.
     pub fn issued(&self, kind: IssuedKind) {
-        self.issued.inc([match kind {
+        let kind = match kind {
             IssuedKind::Component => "component",
             IssuedKind::Fleet => "fleet",
-        }]);
+        };
+        self.issued.get_or_create(&labels(["kind"], [kind])).inc();
     }
 
     /// A caller was refused; `kind` is the stable `ApiFailure` kind.
     pub fn denied(&self, kind: &str) {
-        self.denied.inc([kind]);
+        self.denied.get_or_create(&labels(["kind"], [kind])).inc();
     }
 
     /// How many refusals of `kind` so far.
     pub fn denials(&self, kind: &str) -> u64 {
-        self.denied.get([kind])
+        self.denied
+            .get(&labels(["kind"], [kind]))
+            .map_or(0, |c| c.get())
     }
 
     /// One API request: its route template (never the raw path), status and latency.
     pub fn request(&self, route: &str, status: u16, seconds: f64) {
-        let class = match status {
-            100..=599 => format!("{}xx", status / 100),
-            _ => "other".to_owned(),
-        };
-        self.requests.observe([route, &class], seconds);
+        self.requests
+            .get_or_create(&labels(["route", "status"], [route, &class(status)]))
+            .observe(seconds);
+    }
+
+    /// One long-poll that parked for `waited`: counted apart, its wait kept out of the latency.
+    pub fn long_poll(&self, route: &str, status: u16, waited: Duration) {
+        self.long_polls
+            .get_or_create(&labels(["route", "status"], [route, &class(status)]))
+            .inc();
+        self.long_poll_wait
+            .get_or_create(&labels(["route"], [route]))
+            .inc_by(waited.as_secs_f64());
     }
 
     /// A reconcile pass succeeded: `found` changes planned, `applied` made.
     pub fn reconciled(&self, found: usize, applied: usize, at: OffsetDateTime) {
-        self.rbac_drift.store(found as u64, Ordering::Relaxed);
+        self.rbac_drift.set(gauge(found));
         self.changes_applied(applied);
-        self.reconcile_last_success
-            .store(at.unix_timestamp(), Ordering::Relaxed);
+        self.reconcile_last_success.set(at.unix_timestamp());
     }
 
     /// RBAC changes made outside the reconcile loop (an administrator's apply).
     pub fn changes_applied(&self, applied: usize) {
-        self.rbac_applied
-            .fetch_add(applied as u64, Ordering::Relaxed);
+        self.rbac_applied.inc_by(applied as u64);
     }
 
     /// The last reconcile's conflicts (each holds back its own user only).
     pub fn set_rbac_conflicts(&self, n: usize) {
-        self.rbac_conflicts.store(n as u64, Ordering::Relaxed);
+        self.rbac_conflicts.set(gauge(n));
     }
 
     /// Revoked nodes whose etcd users still exist.
     pub fn set_revocations_pending(&self, n: usize) {
-        self.revocations_pending.store(n as u64, Ordering::Relaxed);
+        self.revocations_pending.set(gauge(n));
     }
 
     /// A reconcile pass failed.
     pub fn reconcile_failed(&self) {
-        self.reconcile_errors.fetch_add(1, Ordering::Relaxed);
+        self.reconcile_errors.inc();
     }
 
-    /// Sets `calseg_leases_held`, the restart leases held now. For the restart-lease code: call
-    /// it whenever the number of live leases changes (or on each grant, release and expiry
-    /// sweep); the gauge appears in scrapes from the first call on.
+    /// Sets `calseg_leases_held`, the restart leases held now; the gauge appears in scrapes
+    /// from the first call on.
     pub fn set_leases_held(&self, n: u64) {
-        self.leases_held
-            .store(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
+        self.leases_held.set(i64::try_from(n).unwrap_or(i64::MAX));
+        self.leases_set.store(true, Ordering::Relaxed);
     }
 
     /// Sets `calseg_leader`: whether this replica leads (only servers on a shared etcd store
     /// report it).
     pub fn set_leader(&self, leads: bool) {
-        self.leader.store(i64::from(leads), Ordering::Relaxed);
+        self.leader.set(i64::from(leads));
+        self.leader_set.store(true, Ordering::Relaxed);
     }
 
-    /// Sets `calseg_etcd_member_info` ((endpoint, version) of each endpoint that answered) and
+    /// A policy reload (SIGHUP) put the new policy in force (`ok`) or was refused, now.
+    pub fn record_reload(&self, ok: bool) {
+        self.reload_ok.set(i64::from(ok));
+        self.reload_at
+            .set(OffsetDateTime::now_utc().unix_timestamp());
+    }
+
+    /// Sets the etcd gauges from a release check: `calseg_etcd_up` per endpoint,
+    /// `calseg_etcd_member_info` ((endpoint, version) of each endpoint that answered) and
     /// `calseg_etcd_known_rbac_bypass` ((endpoint, advisory) per known bypass), replacing the
     /// series of the previous check; the families appear from the first call on.
-    pub fn set_etcd_release(
-        &self,
-        members: Vec<(String, String)>,
-        bypasses: Vec<(String, String)>,
-    ) {
-        self.etcd_release.set(members, bypasses);
+    pub fn set_etcd_release(&self, report: &crate::etcd_release::ReleaseReport) {
+        self.etcd.set(
+            report.up_series(),
+            report.member_series(),
+            report.bypass_series(),
+        );
     }
+}
 
-    /// The scrape answer: every metric, with gauges computed from `nodes` at `now`.
-    pub fn render(&self, nodes: &[NodeRecord], now: OffsetDateTime) -> String {
-        let mut out = Exposition::default();
-        out.family("calseg_nodes", "gauge", "Nodes the server knows, by state.");
-        for state in [
-            NodeState::Pending,
-            NodeState::Approved,
-            NodeState::Denied,
-            NodeState::Revoked,
-        ] {
-            let count = nodes.iter().filter(|n| n.state == state).count();
-            out.sample(
-                "calseg_nodes",
-                &[("state", &state.to_string())],
-                count as f64,
-            );
-        }
-        out.family(
-            "calseg_certificates_expiring",
-            "gauge",
-            "Installed identities of approved nodes (from their agents' last reports) whose \
-             certificate expires within the horizon, or has expired.",
-        );
-        let summaries: Vec<Summary> = nodes
-            .iter()
-            .filter(|n| n.state == NodeState::Approved)
-            .map(Summary::of)
-            .collect();
-        for (label, secs) in EXPIRY_HORIZONS {
-            let count: usize = summaries.iter().map(|s| s.expiring_within(secs, now)).sum();
-            out.sample(
-                "calseg_certificates_expiring",
-                &[("within", label)],
-                count as f64,
-            );
-        }
-        out.counters(
-            "calseg_certificates_issued_total",
-            "Certificates signed, by kind (component identity or fleet).",
-            &self.issued,
-        );
-        out.counters(
-            "calseg_requests_denied_total",
-            "API calls refused, by the error kind returned.",
-            &self.denied,
-        );
-        out.histograms(
-            "calseg_http_request_duration_seconds",
-            "API request latency, by route template and status class.",
-            &self.requests,
-        );
-        self.render_reconcile(&mut out);
-        let leases = self.leases_held.load(Ordering::Relaxed);
-        if leases >= 0 {
-            out.family("calseg_leases_held", "gauge", "Restart leases held now.");
-            out.sample("calseg_leases_held", &[], leases as f64);
-        }
-        let leader = self.leader.load(Ordering::Relaxed);
-        if leader >= 0 {
-            out.family(
-                "calseg_leader",
-                "gauge",
-                "1 while this replica leads (runs the reconciler and the rollout controller).",
-            );
-            out.sample("calseg_leader", &[], leader as f64);
-        }
-        self.etcd_release.render(&mut out);
-        self.connections.render(&mut out);
-        out.finish()
+/// `2xx`, `3xx`… of a status code.
+fn class(status: u16) -> String {
+    match status {
+        100..=599 => format!("{}xx", status / 100),
+        _ => "other".to_owned(),
     }
+}
 
-    /// Rollout progress, appended to the scrape: the policy revision in force, approved nodes
-    /// by convergence, and, for the latest rollout in waves, its state and waves opened/total.
-    pub fn render_rollout(status: &calseg_api::rollout::RolloutStatus) -> String {
-        let mut out = Exposition::default();
-        out.family(
-            "calseg_policy_revision",
-            "gauge",
-            "The policy revision in force (numbered by the server).",
-        );
-        out.sample(
-            "calseg_policy_revision",
-            &[],
-            status.policy_revision.unwrap_or(0) as f64,
-        );
-        out.family(
-            "calseg_rollout_nodes",
-            "gauge",
-            "Approved nodes by convergence to the manifest the policy in force gives them.",
-        );
-        for (label, count) in [
-            ("converged", status.converged),
-            ("pending", status.pending),
-            ("failed", status.failed),
-            ("unassigned", status.unassigned),
-        ] {
-            out.sample(
-                "calseg_rollout_nodes",
-                &[("convergence", label)],
-                count as f64,
-            );
-        }
-        if let Some(waves) = &status.waves {
-            out.family(
-                "calseg_rollout_waves",
-                "gauge",
-                "Waves of the latest rollout: opened so far and in all.",
-            );
-            out.sample(
-                "calseg_rollout_waves",
-                &[("kind", "opened")],
-                waves.opened_waves as f64,
-            );
-            out.sample(
-                "calseg_rollout_waves",
-                &[("kind", "total")],
-                waves.total_waves as f64,
-            );
-            out.family(
-                "calseg_rollout_state",
-                "gauge",
-                "1 for the state the latest rollout is in.",
-            );
-            out.sample(
-                "calseg_rollout_state",
-                &[("state", &waves.state.to_string())],
-                1.0,
-            );
-        }
-        out.finish()
-    }
-
-    fn render_reconcile(&self, out: &mut Exposition) {
-        let scalars = [
-            (
-                "calseg_rbac_drift_changes",
-                "gauge",
-                "etcd RBAC changes the last reconcile found, before applying them.",
-                self.rbac_drift.load(Ordering::Relaxed) as f64,
-            ),
-            (
-                "calseg_rbac_changes_applied_total",
-                "counter",
-                "etcd RBAC changes applied (reconcile loop and administrators).",
-                self.rbac_applied.load(Ordering::Relaxed) as f64,
-            ),
-            (
-                "calseg_reconcile_errors_total",
-                "counter",
-                "Reconcile passes that failed.",
-                self.reconcile_errors.load(Ordering::Relaxed) as f64,
-            ),
-            (
-                "calseg_reconcile_last_success_timestamp_seconds",
-                "gauge",
-                "Unix time of the last successful reconcile; 0 before the first.",
-                self.reconcile_last_success.load(Ordering::Relaxed) as f64,
-            ),
-            (
-                "calseg_rbac_conflicts",
-                "gauge",
-                "etcd users the policy names that calseg does not own, left alone (and never \
-                 signed for) by the last reconcile.",
-                self.rbac_conflicts.load(Ordering::Relaxed) as f64,
-            ),
-            (
-                "calseg_revocations_pending",
-                "gauge",
-                "Revoked nodes that still have an etcd user, as of the last reconcile.",
-                self.revocations_pending.load(Ordering::Relaxed) as f64,
-            ),
-        ];
-        for (name, kind, help, value) in scalars {
-            out.family(name, kind, help);
-            out.sample(name, &[], value);
-        }
-    }
+fn gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_exposition;

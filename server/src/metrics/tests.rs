@@ -1,12 +1,13 @@
 use super::*;
-use crate::store::NodeRecord;
+use crate::etcd_release::{Answer, EtcdVersion, ReleaseReport, Reported};
+use crate::store::{NodeRecord, NodeState};
 use std::collections::{BTreeMap, BTreeSet};
 
-fn at(unix: i64) -> OffsetDateTime {
+pub(super) fn at(unix: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(unix).unwrap()
 }
 
-fn node(name: &str, state: NodeState, report: Option<serde_json::Value>) -> NodeRecord {
+pub(super) fn node(name: &str, state: NodeState, report: Option<serde_json::Value>) -> NodeRecord {
     NodeRecord {
         name: name.into(),
         state,
@@ -23,7 +24,7 @@ fn node(name: &str, state: NodeState, report: Option<serde_json::Value>) -> Node
     }
 }
 
-fn report_expiring(not_after: &str) -> serde_json::Value {
+pub(super) fn report_expiring(not_after: &str) -> serde_json::Value {
     serde_json::json!({
         "revision": "r1",
         "identities": [{"component": "calico-node", "serial": "ab", "not_after": not_after, "status": "installed"}],
@@ -32,11 +33,11 @@ fn report_expiring(not_after: &str) -> serde_json::Value {
 }
 
 /// One parsed sample: metric name, labels, value.
-type Sample = (String, BTreeMap<String, String>, f64);
+pub(super) type Sample = (String, BTreeMap<String, String>, f64);
 
 /// Parses an exposition strictly: every line a comment of HELP/TYPE or a well-formed sample
 /// whose family was declared (HELP and TYPE) before it. Panics on the first bad line.
-fn parse(text: &str) -> Vec<Sample> {
+pub(super) fn parse(text: &str) -> Vec<Sample> {
     let (mut helped, mut typed) = (BTreeSet::new(), BTreeMap::new());
     let mut samples = Vec::new();
     let name_ok = |n: &str| {
@@ -119,7 +120,16 @@ fn parse_labels(text: &str, line: &str) -> BTreeMap<String, String> {
     labels
 }
 
-fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+/// The text-format scrape of `nodes` at `now`, without process metrics.
+pub(super) fn render(metrics: &Metrics, nodes: &[NodeRecord], now: OffsetDateTime) -> String {
+    let scrape = Scrape {
+        process: false,
+        ..Scrape::of(nodes, now)
+    };
+    metrics.render(&scrape, Format::Text)
+}
+
+pub(super) fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let want: BTreeMap<String, String> = labels
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -163,7 +173,7 @@ fn the_exposition_parses_back_with_help_and_type_for_every_family() {
             Some(report_expiring("1970-01-12T13:46:40Z")),
         ),
     ];
-    let samples = parse(&metrics.render(&nodes, now));
+    let samples = parse(&render(&metrics, &nodes, now));
 
     assert_eq!(
         value(&samples, "calseg_nodes", &[("state", "approved")]),
@@ -224,7 +234,7 @@ fn histogram_buckets_are_cumulative_and_end_at_the_count() {
         metrics.request("/v1/manifest", 200, seconds);
     }
     metrics.request("/v1/manifest", 500, 0.001);
-    let samples = parse(&metrics.render(&[], at(0)));
+    let samples = parse(&render(&metrics, &[], at(0)));
     let ok = [("route", "/v1/manifest"), ("status", "2xx")];
     let bucket = |le| {
         let mut labels = ok.to_vec();
@@ -238,7 +248,7 @@ fn histogram_buckets_are_cumulative_and_end_at_the_count() {
     assert_eq!(bucket("0.005"), Some(1.0));
     assert_eq!(bucket("0.01"), Some(2.0));
     assert_eq!(bucket("0.5"), Some(3.0));
-    assert_eq!(bucket("10"), Some(3.0));
+    assert_eq!(bucket("10.0"), Some(3.0));
     assert_eq!(bucket("+Inf"), Some(4.0));
     let count = value(&samples, "calseg_http_request_duration_seconds_count", &ok);
     assert_eq!(count, Some(4.0));
@@ -258,7 +268,7 @@ fn histogram_buckets_are_cumulative_and_end_at_the_count() {
 #[test]
 fn conflicts_and_pending_revocations_are_gauges_that_start_at_zero() {
     let metrics = Metrics::new();
-    let samples = parse(&metrics.render(&[], at(0)));
+    let samples = parse(&render(&metrics, &[], at(0)));
     assert_eq!(value(&samples, "calseg_rbac_conflicts", &[]), Some(0.0));
     assert_eq!(
         value(&samples, "calseg_revocations_pending", &[]),
@@ -266,7 +276,7 @@ fn conflicts_and_pending_revocations_are_gauges_that_start_at_zero() {
     );
     metrics.set_rbac_conflicts(1);
     metrics.set_revocations_pending(2);
-    let samples = parse(&metrics.render(&[], at(0)));
+    let samples = parse(&render(&metrics, &[], at(0)));
     assert_eq!(value(&samples, "calseg_rbac_conflicts", &[]), Some(1.0));
     assert_eq!(
         value(&samples, "calseg_revocations_pending", &[]),
@@ -278,26 +288,38 @@ fn conflicts_and_pending_revocations_are_gauges_that_start_at_zero() {
 fn leases_held_appears_once_set() {
     let metrics = Metrics::new();
     metrics.set_leases_held(3);
-    let samples = parse(&metrics.render(&[], at(0)));
+    let samples = parse(&render(&metrics, &[], at(0)));
     assert_eq!(value(&samples, "calseg_leases_held", &[]), Some(3.0));
 }
 
+fn release(answers: &[(&str, Option<&str>)]) -> ReleaseReport {
+    ReleaseReport::from_answers(
+        answers
+            .iter()
+            .map(|(endpoint, version)| {
+                let answer = match version {
+                    Some(v) => Answer::Version(
+                        EtcdVersion::parse(v)
+                            .map_or_else(|| Reported::Unknown((*v).to_owned()), Reported::Parsed),
+                    ),
+                    None => Answer::NoAnswer("connection refused".into()),
+                };
+                ((*endpoint).to_owned(), answer)
+            })
+            .collect(),
+    )
+}
+
 #[test]
-fn etcd_release_gauges_appear_after_the_first_check_and_are_replaced_by_the_next() {
+fn etcd_gauges_appear_after_the_first_check_and_are_replaced_by_the_next() {
     let metrics = Metrics::new();
-    assert!(!metrics.render(&[], at(0)).contains("calseg_etcd_"));
-    let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
-    metrics.set_etcd_release(
-        vec![
-            pair("https://a:2379", "3.4.23"),
-            pair("https://b:2379", "unknown"),
-        ],
-        vec![
-            pair("https://a:2379", "GHSA-xg4h-6gfc-h4m8"),
-            pair("https://b:2379", "GHSA-xg4h-6gfc-h4m8"),
-        ],
-    );
-    let samples = parse(&metrics.render(&[], at(0)));
+    assert!(!render(&metrics, &[], at(0)).contains("calseg_etcd_"));
+    metrics.set_etcd_release(&release(&[
+        ("https://a:2379", Some("3.4.23")),
+        ("https://b:2379", Some("banana")),
+        ("https://c:2379", None),
+    ]));
+    let samples = parse(&render(&metrics, &[], at(0)));
     let info = |endpoint: &str, version: &str| {
         value(
             &samples,
@@ -307,23 +329,24 @@ fn etcd_release_gauges_appear_after_the_first_check_and_are_replaced_by_the_next
     };
     assert_eq!(info("https://a:2379", "3.4.23"), Some(1.0));
     assert_eq!(info("https://b:2379", "unknown"), Some(1.0));
-    assert_eq!(
-        value(
-            &samples,
-            "calseg_etcd_known_rbac_bypass",
-            &[
-                ("endpoint", "https://a:2379"),
-                ("advisory", "GHSA-xg4h-6gfc-h4m8")
-            ],
-        ),
-        Some(1.0)
+    let up = |endpoint| value(&samples, "calseg_etcd_up", &[("endpoint", endpoint)]);
+    assert_eq!(up("https://a:2379"), Some(1.0));
+    assert_eq!(up("https://b:2379"), Some(1.0));
+    assert_eq!(up("https://c:2379"), Some(0.0), "did not answer");
+    assert!(
+        samples
+            .iter()
+            .any(|(n, l, _)| n == "calseg_etcd_known_rbac_bypass"
+                && l["endpoint"] == "https://a:2379"
+                && l["advisory"].starts_with("GHSA-")),
+        "{samples:?}"
     );
     // An upgrade: the old series go.
-    metrics.set_etcd_release(vec![pair("https://a:2379", "3.5.33")], Vec::new());
-    let text = metrics.render(&[], at(0));
+    metrics.set_etcd_release(&release(&[("https://a:2379", Some("3.5.33"))]));
+    let text = render(&metrics, &[], at(0));
     let samples = parse(&text);
     assert!(
-        !text.contains("3.4.23") && !text.contains("GHSA-"),
+        !text.contains("3.4.23") && !text.contains("GHSA-") && !text.contains("https://c"),
         "{text}"
     );
     assert!(
@@ -363,7 +386,12 @@ fn rollout_progress_renders_as_well_formed_families() {
         }),
         etcd: None,
     };
-    let samples = parse(&Metrics::render_rollout(&status));
+    let scrape = Scrape {
+        rollout: Some(&status),
+        process: false,
+        ..Scrape::of(&[], at(0))
+    };
+    let samples = parse(&metrics_text(&scrape));
     let value = |name: &str, label: &str| {
         samples
             .iter()
@@ -374,4 +402,8 @@ fn rollout_progress_renders_as_well_formed_families() {
     assert_eq!(value("calseg_rollout_waves", "opened"), Some(2.0));
     assert_eq!(value("calseg_rollout_waves", "total"), Some(5.0));
     assert_eq!(value("calseg_rollout_state", "paused"), Some(1.0));
+}
+
+fn metrics_text(scrape: &Scrape) -> String {
+    Metrics::new().render(scrape, Format::Text)
 }

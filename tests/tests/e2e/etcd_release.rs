@@ -301,11 +301,16 @@ async fn an_endpoint_that_does_not_answer_is_named_and_nothing_fails() {
     let info = format!("calseg_etcd_member_info{{endpoint=\"{live}\",version=\"{version}\"}} 1");
     assert!(scrape.lines().any(|l| l == info), "{info}:\n{scrape}");
     assert!(
-        !scrape
-            .lines()
-            .any(|l| l.starts_with("calseg_etcd_") && l.contains(&silent)),
+        !scrape.lines().any(|l| l.starts_with("calseg_etcd_")
+            && l.contains(&silent)
+            && !l.starts_with("calseg_etcd_up{")),
         "{scrape}"
     );
+    // Reachability (issue 18 point 6): the silent endpoint is down, the live one up.
+    for (endpoint, up) in [(&live, 1), (&silent, 0)] {
+        let line = format!("calseg_etcd_up{{endpoint=\"{endpoint}\"}} {up}");
+        assert!(scrape.lines().any(|l| l == line), "{line}:\n{scrape}");
+    }
     let status = server.rollout_status().expect("rollout status");
     let line = status.etcd.expect("an etcd status line");
     assert!(
