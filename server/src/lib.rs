@@ -16,7 +16,9 @@
 //! - [`reconcile`]: which nodes count, and the server's RBAC reconciler.
 //! - [`rollout`]: rollouts in waves with health gates: wave assignment and the state machine.
 //! - [`http`]: the HTTPS API (enrollment, manifests, signing, reports, admin).
-//! - [`serve`]: the running server (API, reconciler, policy reload); [`notify`]: sd_notify.
+//! - [`serve`]: the running server (API, reconciler, policy reload); sd_notify and logging
+//!   come from `calseg_service`.
+//! - [`reload`]: the result of each policy reload, for `systemctl reload` and metrics.
 //! - [`metrics`]: Prometheus metrics and their plain-HTTP `/metrics` listener.
 //! - [`init`]: first-time setup: CAs, TLS and admin certificates, server.toml.
 //! - [`admin_client`]: the admin commands' HTTPS client.
@@ -51,8 +53,6 @@ pub mod init;
 pub mod manifest;
 /// Prometheus metrics: counters, latency histograms, store gauges, the `/metrics` listener.
 pub mod metrics;
-/// systemd notifications.
-pub mod notify;
 /// The two CAs, CSR intake checks, signing, chain verification and key files.
 pub mod pki;
 /// The segmentation policy: TOML → validated model, with Calico's grant tables per version.
@@ -61,6 +61,8 @@ pub mod policy;
 pub mod rbac;
 /// RBAC reconciliation in the running server.
 pub mod reconcile;
+/// The result of policy reloads: `systemctl reload`'s answer and metrics' source.
+pub mod reload;
 /// Rollouts in waves with health gates.
 pub mod rollout;
 /// The running server.

@@ -120,14 +120,22 @@ pub async fn acquire(
         .await;
     match result {
         Ok(lease) => {
-            tracing::debug!(node = %caller.name, lease = %lease.id, revision = %request.revision, units = ?request.units, "restart lease granted");
+            tracing::debug!(node = %caller.name, lease = %lease.id, revision = %request.revision, units = %request.units.join(","), "restart lease granted");
             Ok(Json(grant(&lease, now)))
         }
         Err(mut failure) => {
             if let Some(hint) = failure.retry_after {
                 failure.retry_after = Some(retry_after(hint, random_unit()));
             }
-            tracing::debug!(node = %caller.name, kind = %failure.kind, ?budget, "restart lease refused: {}", failure.message);
+            tracing::debug!(
+                node = %caller.name,
+                kind = %failure.kind,
+                fleet_limit = budget.fleet_limit,
+                group = budget.group.as_ref().map_or("", |g| g.group.as_str()),
+                group_limit = budget.group.as_ref().map_or(0, |g| g.limit),
+                "restart lease refused: {}",
+                failure.message
+            );
             Err(failure)
         }
     }
