@@ -58,11 +58,10 @@ fn load_policy(path: &Path) -> Result<(policy::Policy, String, String), policy::
         // Unreadable: `load` says why, in the policy's own error format.
         return policy::load(path).map(|p| (p, String::new(), String::new()));
     };
-    let hash = ring::digest::digest(&ring::digest::SHA256, source.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        source.as_bytes(),
+    ));
     let policy = policy::parse(&source, &path.display().to_string())?;
     Ok((policy, hash, source))
 }
