@@ -14,6 +14,7 @@
 //! - [`config`]: the server's own configuration file (server.toml).
 //! - [`manifest`]: a node's manifest computed from the policy.
 //! - [`reconcile`]: which nodes count, and the server's RBAC reconciler.
+//! - [`jitter`]: random spread for retries and `Retry-After` (fastrand, not the CSPRNG).
 //! - [`rollout`]: rollouts in waves with health gates: wave assignment and the state machine.
 //! - [`http`]: the HTTPS API (enrollment, manifests, signing, reports, admin).
 //! - [`serve`]: the running server (API, reconciler, policy reload); sd_notify and logging
@@ -49,6 +50,8 @@ pub mod ha;
 pub mod http;
 /// First-time setup.
 pub mod init;
+/// Random spread for retries.
+pub mod jitter;
 /// A node's manifest from the policy.
 pub mod manifest;
 /// Prometheus metrics: counters, latency histograms, store gauges, the `/metrics` listener.
