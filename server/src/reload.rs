@@ -169,10 +169,10 @@ pub async fn request(
         waited: timeout,
     };
     let mut seen = read_status(&path);
-    while seen
-        .as_ref()
-        .is_some_and(|s| s.outcome == Outcome::Reloading)
-    {
+    // A "reloading" left by an earlier process (it stopped mid-reload) is not waited for.
+    let under_way =
+        |s: &ReloadStatus| s.outcome == Outcome::Reloading && i64::from(s.pid) == i64::from(pid);
+    while seen.as_ref().is_some_and(under_way) {
         if tokio::time::Instant::now() >= deadline {
             return Err(timed_out());
         }
@@ -234,6 +234,20 @@ mod tests {
         let last = restarted.last().unwrap();
         assert!(last.ok());
         assert_eq!(last.revision, Some(7));
+    }
+
+    #[tokio::test]
+    async fn a_reload_left_unfinished_by_an_earlier_process_is_not_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let tracker = ReloadTracker::default();
+        tracker.persist_in(dir.path());
+        // This process "stopped" mid-reload; the server asked is another one (no such PID):
+        // the request goes straight to signalling it.
+        tracker.begin(OffsetDateTime::UNIX_EPOCH);
+        let error = request(0x3fff_ffff, dir.path(), Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, RequestError::Signal { .. }), "{error}");
     }
 
     #[tokio::test]
