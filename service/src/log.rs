@@ -33,6 +33,22 @@ pub fn init() {
     };
 }
 
+/// The final `error: ...` of a command that failed; `printable` is the message as the caller
+/// escapes it for a terminal. To the journal (a command systemd runs, such as `ExecReload=`):
+/// one line at priority err, line breaks escaped too. Otherwise as it is, over its lines.
+pub fn error_line(printable: &str) -> String {
+    if stderr_is_journal() {
+        journal_error_line(printable)
+    } else {
+        format!("error: {printable}")
+    }
+}
+
+/// `<3>error: message`, on one line.
+pub fn journal_error_line(message: &str) -> String {
+    format!("<{}>error: {}", priority(&Level::ERROR), escape(message))
+}
+
 /// Whether stderr is connected to the journal: `$JOURNAL_STREAM` is `DEVICE:INODE` of
 /// stderr. A child that inherited the variable but not the stream (stderr redirected) is not.
 pub fn stderr_is_journal() -> bool {

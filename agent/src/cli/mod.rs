@@ -140,7 +140,8 @@ pub fn main() -> ExitCode {
         Err(e) => {
             // The message may carry the server's text: no terminal control gets through.
             let message = format!("{e:#}");
-            eprintln!("error: {}", printable_lines(&message));
+            let printable = printable_lines(&message);
+            eprintln!("{}", calseg_service::log::error_line(&printable));
             ExitCode::from(EXIT_FAILED)
         }
     }

@@ -474,7 +474,8 @@ pub fn main() -> ExitCode {
         Err(error) => {
             // The message may carry a node's or etcd's text: no terminal control gets through.
             let message = format!("{error:#}");
-            eprintln!("error: {}", calseg_api::text::printable_lines(&message));
+            let printable = calseg_api::text::printable_lines(&message);
+            eprintln!("{}", calseg_service::log::error_line(&printable));
             ExitCode::FAILURE
         }
     }

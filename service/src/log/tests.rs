@@ -80,6 +80,14 @@ fn field_values_with_spaces_quotes_or_line_breaks_stay_in_their_field() {
 }
 
 #[test]
+fn a_failed_command_s_error_is_one_line_at_priority_err_in_the_journal() {
+    assert_eq!(
+        journal_error_line("the policy was refused:\npolicy.toml:3: bad"),
+        "<3>error: the policy was refused:\\npolicy.toml:3: bad"
+    );
+}
+
+#[test]
 fn control_characters_are_escaped() {
     assert_eq!(escape("a\tb\u{1b}[31mc\r"), "a\\tb\\u{1b}[31mc\\r");
 }

@@ -120,11 +120,16 @@ async fn issue_18_a_refused_policy_fails_systemctl_reload_and_the_old_policy_sta
         "systemctl reload succeeded with a policy the server refuses:\n{}",
         journal(&host, "")
     );
-    // `calseg-server reload` says so (its stderr is in the unit's journal), with the reason.
-    let said = journal_line_with(&host, "", &["the policy was refused"]).await;
-    let reason = journal_line_with(&host, "", &["unknown key `bogus_key`"]).await;
+    // `calseg-server reload` says so (its stderr is in the unit's journal), with the reason,
+    // in one entry at priority err.
+    let said = journal_line_with(
+        &host,
+        "err",
+        &["error: the policy was refused", "unknown key `bogus_key`"],
+    )
+    .await;
     assert!(
-        said.is_some() && reason.is_some(),
+        said.is_some(),
         "the reload's refusal and reason are not in the unit's journal:\n{}",
         journal(&host, "")
     );
