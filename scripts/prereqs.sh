@@ -43,9 +43,7 @@ needs=(
   "setpriv util-linux"
   "nsenter util-linux"
   "ip iproute2"
-  # calseg-server.service reloads with /bin/kill (the package depends on procps for it), and
   # `systemd-analyze verify` looks up the units' Documentation= man pages with man.
-  "/bin/kill procps"
   "man man-db"
   # Fault-injection tests: an agent clock running behind (tests/tests/e2e/faults.rs).
   "faketime faketime"

@@ -9,7 +9,6 @@
 //! its restarts (or rollback) first.
 
 pub mod long_poll;
-mod notify;
 pub mod revoked;
 
 use crate::client::{self, ApiClient, backoff};
@@ -22,6 +21,7 @@ use crate::install::Root;
 use crate::state::{Outcome, StateDir};
 use crate::systemd::{Systemd, SystemdError, UnitStatus};
 use anyhow::{Context, Result, bail};
+use calseg_service::notify;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -181,7 +181,7 @@ pub async fn run(
             wake.notify_one();
         });
     }
-    notify::send("READY=1\nSTATUS=first cycle");
+    notify::ready_with_status("first cycle");
     let mut restarter = LazySystemd::new(settings.systemd_bus.clone());
     let mut failures = 0u32;
     loop {
@@ -202,13 +202,13 @@ pub async fn run(
                 tracing::warn!("{error}");
             }
             tracing::info!(outcome = r.outcome.as_str(), "cycle finished");
-            notify::send(&format!("STATUS=last cycle: {}", r.outcome.as_str()));
+            notify::status(&format!("last cycle: {}", r.outcome.as_str()));
         }
         if stop.load(Ordering::SeqCst) {
             break;
         }
         let delay = next_delay(&settings, result.as_ref(), failures.max(1));
-        tracing::debug!(?delay, "next cycle");
+        tracing::debug!(delay_ms = delay.as_millis() as u64, "next cycle");
         let watch = long_poll_target(&settings, result.as_ref());
         let is_revoked = result
             .as_ref()
@@ -223,7 +223,7 @@ pub async fn run(
             break;
         }
     }
-    notify::send("STOPPING=1");
+    notify::stopping();
     Ok(())
 }
 

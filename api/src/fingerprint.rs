@@ -13,16 +13,8 @@ pub const PREFIX: &str = "sha256:";
 /// The fingerprint of the key whose SubjectPublicKeyInfo DER is `spki_der`.
 pub fn of_public_key(spki_der: &[u8]) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, spki_der);
-    let mut out = String::with_capacity(PREFIX.len() + 64);
-    out.push_str(PREFIX);
-    for byte in digest.as_ref() {
-        out.push(char::from(HEX[usize::from(byte >> 4)]));
-        out.push(char::from(HEX[usize::from(byte & 0xf)]));
-    }
-    out
+    format!("{PREFIX}{}", hex::encode(digest))
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// A fingerprint as an operator typed it is not `sha256:` and 64 hex digits.
 #[derive(Debug, Clone, PartialEq, Eq)]

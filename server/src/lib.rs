@@ -15,9 +15,12 @@
 //! - [`manifest`]: a node's manifest computed from the policy.
 //! - [`fleet_plan`]: what a policy would change in etcd and on each node (`plan`).
 //! - [`reconcile`]: which nodes count, and the server's RBAC reconciler.
+//! - [`jitter`]: random spread for retries and `Retry-After` (fastrand, not the CSPRNG).
 //! - [`rollout`]: rollouts in waves with health gates: wave assignment and the state machine.
 //! - [`http`]: the HTTPS API (enrollment, manifests, signing, reports, admin).
-//! - [`serve`]: the running server (API, reconciler, policy reload); [`notify`]: sd_notify.
+//! - [`serve`]: the running server (API, reconciler, policy reload); sd_notify and logging
+//!   come from `calseg_service`.
+//! - [`reload`]: the result of each policy reload, for `systemctl reload` and metrics.
 //! - [`metrics`]: Prometheus metrics and their plain-HTTP `/metrics` listener.
 //! - [`init`]: first-time setup: CAs, TLS and admin certificates, server.toml.
 //! - [`admin_client`]: the admin commands' HTTPS client.
@@ -52,12 +55,12 @@ pub mod ha;
 pub mod http;
 /// First-time setup.
 pub mod init;
+/// Random spread for retries.
+pub mod jitter;
 /// A node's manifest from the policy.
 pub mod manifest;
 /// Prometheus metrics: counters, latency histograms, store gauges, the `/metrics` listener.
 pub mod metrics;
-/// systemd notifications.
-pub mod notify;
 /// The two CAs, CSR intake checks, signing, chain verification and key files.
 pub mod pki;
 /// The segmentation policy: TOML → validated model, with Calico's grant tables per version.
@@ -66,6 +69,8 @@ pub mod policy;
 pub mod rbac;
 /// RBAC reconciliation in the running server.
 pub mod reconcile;
+/// The result of policy reloads: `systemctl reload`'s answer and metrics' source.
+pub mod reload;
 /// Rollouts in waves with health gates.
 pub mod rollout;
 /// The running server.

@@ -101,10 +101,7 @@ fn probe_key(component: &Component, node: &str) -> String {
 fn revision_of(manifest: &Manifest) -> String {
     let json = serde_json::to_vec(manifest).unwrap_or_default();
     let digest = ring::digest::digest(&ring::digest::SHA256, &json);
-    digest.as_ref()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(&digest.as_ref()[..16])
 }
 
 #[cfg(test)]

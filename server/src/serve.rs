@@ -1,6 +1,7 @@
 //! `calseg-server serve`: opens the store and the CAs, loads the policy, starts the RBAC
 //! reconciler and the HTTPS API, and runs until told to stop. SIGHUP reloads the policy (a
-//! policy with errors is refused and the old one stays). Every distinct policy the server runs
+//! policy with errors is refused and the old one stays), announced to systemd with
+//! `RELOADING=1` and `READY=1`, its result recorded for `calseg-server reload` (`crate::reload`). Every distinct policy the server runs
 //! gets a revision number in the store (at start and after each successful reload), and its text
 //! is kept there. When the new policy sets `[rollout] canary` or `wave`, a reload starts a
 //! rollout in waves (`http::rollout_ctl`), which a controller task steps every second; a
@@ -17,8 +18,9 @@ use crate::metrics::{self, Metrics};
 use crate::pki::{CaFiles, CaKind};
 use crate::reconcile::Reconciler;
 use crate::store::{AuditAction, AuditOutcome, EtcdStore, RedbStore, Store};
-use crate::{etcd_release, ha, notify, policy, rbac};
+use crate::{etcd_release, ha, policy, rbac};
 use anyhow::{Context, Result, anyhow};
+use calseg_service::notify;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -56,11 +58,10 @@ fn load_policy(path: &Path) -> Result<(policy::Policy, String, String), policy::
         // Unreadable: `load` says why, in the policy's own error format.
         return policy::load(path).map(|p| (p, String::new(), String::new()));
     };
-    let hash = ring::digest::digest(&ring::digest::SHA256, source.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hash = hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        source.as_bytes(),
+    ));
     let policy = policy::parse(&source, &path.display().to_string())?;
     Ok((policy, hash, source))
 }
@@ -221,6 +222,7 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
     if let Some(report) = release_of(&state).and_then(|m| m.latest()) {
         state.metrics.set_etcd_release(&report);
     }
+    state.reload.persist_in(&state_dir);
     let election = match replicas {
         Some(setup) => {
             state.set_replicas(setup.replicas);
@@ -412,6 +414,7 @@ pub async fn run(server: Server, shutdown: impl Future<Output = ()>) -> Result<(
     let reload = tokio::spawn(reload_on_sighup(
         Arc::clone(&server.state),
         server.policy_path.clone(),
+        server.listen.clone(),
     ));
     let rollouts = tokio::spawn(rollout_controller(Arc::clone(&server.state)));
     let expire_pending = tokio::spawn(http::expire_pending(Arc::clone(&server.state)));
@@ -431,6 +434,8 @@ pub async fn run(server: Server, shutdown: impl Future<Output = ()>) -> Result<(
             Arc::clone(replicas),
         ))
     });
+    notify::ready_with_status(&status_text(&server.state, &server.listen));
+    // Watchdog pings only after READY=1: before it, systemd's start timeout is the guard.
     let watchdog = tokio::spawn(async {
         if let Some(every) = notify::watchdog_interval() {
             loop {
@@ -439,8 +444,6 @@ pub async fn run(server: Server, shutdown: impl Future<Output = ()>) -> Result<(
             }
         }
     });
-    notify::ready();
-    notify::status(&status_text(&server.state, &server.listen));
     let served = http::serve_with(
         listener,
         server.tls,
@@ -479,10 +482,21 @@ fn release_of(state: &AppState) -> Option<&Arc<etcd_release::Monitor>> {
 /// `systemctl status`'s line: where the server listens and, when it manages etcd, the
 /// latest release check ("etcd 3.4.23 on 3/3 members: 5 known RBAC bypasses").
 fn status_text(state: &AppState, listen: &str) -> String {
-    match release_of(state).and_then(|m| m.latest()) {
+    let mut text = match release_of(state).and_then(|m| m.latest()) {
         Some(report) => format!("serving on {listen}; {}", report.status_line()),
         None => format!("serving on {listen}"),
+    };
+    if let Some(reload) = state.reload.last()
+        && reload.outcome == crate::reload::Outcome::Refused
+    {
+        let reason = reload.error.as_deref().unwrap_or_default();
+        let first = reason.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+        text.push_str(&format!(
+            "; last policy reload refused, old policy kept: {}",
+            first.trim()
+        ));
     }
+    text
 }
 
 /// Re-checks etcd's releases (see [`etcd_release::Monitor::run`]), refreshing the metrics and
@@ -571,42 +585,57 @@ async fn reconcile_loop(state: Arc<AppState>, interval: Duration) {
     }
 }
 
-/// Reloads the policy on SIGHUP; keeps the old one when the new one has errors.
-async fn reload_on_sighup(state: Arc<AppState>, path: PathBuf) {
+/// Reloads the policy on SIGHUP; keeps the old one when the new one has errors. Each reload
+/// is announced to systemd (`RELOADING=1` with `MONOTONIC_USEC=`, then `READY=1`) and its
+/// result recorded ([`crate::reload`]) for `calseg-server reload` and metrics.
+async fn reload_on_sighup(state: Arc<AppState>, path: PathBuf, listen: String) {
     let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
     else {
         return;
     };
     while hangup.recv().await.is_some() {
-        match load_policy(&path) {
-            Ok((policy, hash, text)) => {
-                // Nor render a user calseg does not own (as at start).
-                if let Err(error) = policy.check_reserved_users(&state.reserved().names()) {
-                    tracing::error!("policy reload refused, keeping the old one: {error}");
-                    state.metrics.record_reload(false);
-                    continue;
-                }
-                // With the state in etcd, a policy may not grant the state's prefix (as at start).
-                if let Some(replicas) = state.replicas()
-                    && let Err(error) =
-                        ha::access::check_policy_stays_out(&policy, &replicas.prefix)
-                {
-                    tracing::error!("policy reload refused, keeping the old one: {error:#}");
-                    state.metrics.record_reload(false);
-                    continue;
-                }
-                let revision = record_policy(&state, hash, text).await;
-                tracing::info!(policy = %path.display(), ?revision, "policy reloaded");
-                put_in_force(&state, Arc::new(policy), revision).await;
-                state.poke_reconciler();
-                state.metrics.record_reload(true);
-            }
-            Err(errors) => {
-                tracing::error!("policy reload refused, keeping the old one:\n{errors}");
-                state.metrics.record_reload(false);
-            }
+        notify::reloading();
+        let generation = state.reload.begin(OffsetDateTime::now_utc());
+        let result = reload_policy(&state, &path).await;
+        notify::ready();
+        if let Err(error) = &result {
+            tracing::error!(
+                policy = %path.display(),
+                generation,
+                "policy reload refused, keeping the old one: {error}"
+            );
         }
+        state.metrics.record_reload(result.is_ok());
+        state
+            .reload
+            .finish(generation, result, OffsetDateTime::now_utc());
+        notify::status(&status_text(&state, &listen));
     }
+}
+
+/// Loads, checks and puts in force the policy in `path`: the revision now in force, or why the
+/// policy was refused.
+async fn reload_policy(state: &AppState, path: &Path) -> Result<Option<u64>, String> {
+    let (policy, hash, text) = load_policy(path).map_err(|errors| errors.to_string())?;
+    // Nor render a user calseg does not own (as at start).
+    policy
+        .check_reserved_users(&state.reserved().names())
+        .map_err(|error| error.to_string())?;
+    // With the state in etcd, a policy may not grant the state's prefix (as at start).
+    if let Some(replicas) = state.replicas() {
+        ha::access::check_policy_stays_out(&policy, &replicas.prefix)
+            .map_err(|error| format!("{error:#}"))?;
+    }
+    let revision = record_policy(state, hash, text).await;
+    match revision {
+        Some(revision) => {
+            tracing::info!(policy = %path.display(), revision, "policy reloaded");
+        }
+        None => tracing::info!(policy = %path.display(), "policy reloaded (no revision recorded)"),
+    }
+    put_in_force(state, Arc::new(policy), revision).await;
+    state.poke_reconciler();
+    Ok(revision)
 }
 
 /// Puts a reloaded policy in force: unchanged (same revision) keeps any rollout going; a new

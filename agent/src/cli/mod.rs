@@ -14,7 +14,6 @@ use crate::state::StateDir;
 use anyhow::{Context, Result, bail};
 use calseg_api::text::printable_lines;
 use clap::{Parser, Subcommand};
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -130,7 +129,8 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
         }
     };
-    init_logging();
+    calseg_service::pipe::exit_quietly_on_closed_stdout();
+    calseg_service::log::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -146,21 +146,11 @@ pub fn main() -> ExitCode {
         Err(e) => {
             // The message may carry the server's text: no terminal control gets through.
             let message = format!("{e:#}");
-            eprintln!("error: {}", printable_lines(&message));
+            let printable = printable_lines(&message);
+            eprintln!("{}", calseg_service::log::error_line(&printable));
             ExitCode::from(EXIT_FAILED)
         }
     }
-}
-
-/// tracing to stderr; plain text (no colour) when stderr is not a terminal (journald).
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
 }
 
 /// The settings: the config file, or the defaults when the default file does not exist.

@@ -18,14 +18,9 @@ pub fn delay(attempt: u32, cap: Duration, random: f64, retry_after: Option<Durat
         .min(cap)
 }
 
-/// A random number in `[0, 1)` from the system CSPRNG (0.5 if it fails).
+/// A random number in `[0, 1)` (fastrand: jitter is not security).
 pub fn random_unit() -> f64 {
-    use ring::rand::SecureRandom;
-    let mut bytes = [0u8; 4];
-    match ring::rand::SystemRandom::new().fill(&mut bytes) {
-        Ok(()) => f64::from(u32::from_be_bytes(bytes)) / (f64::from(u32::MAX) + 1.0),
-        Err(_) => 0.5,
-    }
+    fastrand::f64()
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ pub(super) async fn acquire<L: RestartLeases>(
     loop {
         let error = match leases.acquire(&request).await {
             Ok(grant) => {
-                tracing::info!(lease = %grant.lease_id, ?units, "restart lease granted");
+                tracing::info!(lease = %grant.lease_id, units = %units.join(","), "restart lease granted");
                 return Ok(Held::new(grant));
             }
             Err(e) if e.is_transient() => e,
@@ -65,7 +65,11 @@ pub(super) async fn acquire<L: RestartLeases>(
             ));
         }
         let wait = error.retry_after().unwrap_or(DEFAULT_RETRY).min(left);
-        tracing::info!(?wait, kind = error.kind(), "waiting for a restart lease");
+        tracing::info!(
+            wait_ms = wait.as_millis() as u64,
+            kind = error.kind(),
+            "waiting for a restart lease"
+        );
         if !sleep_unless_stopped(ctx, wait).await {
             return Err("stop requested while waiting for a restart lease".into());
         }

@@ -36,7 +36,11 @@ pub(super) async fn restart_units<I: Installer, R: Restarter, L: RestartLeases>(
     let mut held = match lease::acquire(ctx, leases, &affected, revision).await {
         Ok(held) => held,
         Err(why) => {
-            tracing::warn!(%why, "no restart lease; rolling back the identities behind {affected:?}");
+            tracing::warn!(
+                %why,
+                "no restart lease; rolling back the identities behind {}",
+                affected.join(", ")
+            );
             for w in work
                 .iter_mut()
                 .filter(|w| w.changed() && !w.identity.restart.is_empty())

@@ -80,7 +80,13 @@ pub async fn park<W: ManifestWatch>(
                 continue;
             }
             Ok(LongPoll::NotModified { retry_after }) => {
-                tracing::debug!(?retry_after, "the server did not hold the long-poll");
+                match retry_after {
+                    Some(after) => tracing::debug!(
+                        retry_after_secs = after.as_secs(),
+                        "the server did not hold the long-poll"
+                    ),
+                    None => tracing::debug!("the server did not hold the long-poll"),
+                }
                 retry_after
             }
             Err(e) if e.is_revoked() => return Parked::Revoked,

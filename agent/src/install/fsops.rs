@@ -154,15 +154,7 @@ pub(crate) fn replace_symlink(target: &Path, link: &Path, tmp: &Path) -> Result<
 
 /// Lower-case hex SHA-256 of `bytes`, as shown in plans and logs instead of contents.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    digest
-        .as_ref()
-        .iter()
-        .fold(String::with_capacity(64), |mut out, byte| {
-            let _ = write!(out, "{byte:02x}");
-            out
-        })
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
 }
 
 #[cfg(test)]

@@ -55,7 +55,7 @@ pub fn cert_info(pem: &str) -> Result<CertInfo, CertError> {
         .unwrap_or("")
         .to_owned();
     Ok(CertInfo {
-        serial: trimmed.iter().map(|b| format!("{b:02x}")).collect(),
+        serial: hex::encode(trimmed),
         not_before: cert.validity().not_before.to_datetime(),
         not_after: cert.validity().not_after.to_datetime(),
         common_name,

@@ -20,7 +20,8 @@ pub const SERVER: Extra = Extra {
             "Failure, with the reason on standard error (including a server or etcd that \
              cannot be reached). can-i: denied. nodes revoke: the node is marked revoked but \
              some of its etcd users still exist (they are named). token delete: no such \
-             token. rollout watch: --timeout passed.",
+             token. rollout watch: --timeout passed. reload: the server refused the policy \
+             (it keeps the old one; the reason follows) or did not answer within --timeout.",
         ),
         (
             2,
@@ -33,6 +34,11 @@ pub const SERVER: Extra = Extra {
             calseg_server::cli::EXIT_USAGE,
             "Usage error: unknown or conflicting flags or arguments (sysexits EX_USAGE). \
              --help and --version exit 0.",
+        ),
+        (
+            141,
+            "Standard output was closed by its reader (e.g. `| head -1`): the command stopped \
+             quietly, as a tool killed by SIGPIPE.",
         ),
     ],
     files: &[
@@ -78,6 +84,11 @@ pub const SERVER: Extra = Extra {
             "/var/lib/calseg/tls/server.pem, server-key.pem",
             "The API's TLS certificate and key.",
         ),
+        (
+            "/var/lib/calseg/reload-status.json",
+            "The latest policy reload: its generation, outcome (reloading, ok, refused), time, \
+             reason and revision; what reload waits for.",
+        ),
     ],
     examples: &[
         (
@@ -111,6 +122,11 @@ pub const SERVER: Extra = Extra {
         (
             "Whether a node's identity may write another node's keys:",
             "calseg-server can-i calico-node.worker-17 write /calico/felix/v1/host/worker-18/x",
+        ),
+        (
+            "Reload the policy (systemd runs calseg-server reload --pid $MAINPID); fails, \
+             keeping the old policy, when the new one has errors:",
+            "systemctl reload calseg-server",
         ),
         (
             "Follow a rollout in waves; exit 0 when done, 2 when it stops:",
@@ -172,6 +188,11 @@ pub const AGENT: Extra = Extra {
             "once, status: an administrator revoked this node; its etcd identities are gone. \
              Re-enroll with a new token for it (`calseg-agent enroll --force --token ...`) \
              (sysexits EX_NOPERM).",
+        ),
+        (
+            141,
+            "Standard output was closed by its reader (e.g. `| head -1`): the command stopped \
+             quietly, as a tool killed by SIGPIPE.",
         ),
     ],
     files: &[

@@ -8,6 +8,7 @@ mod datastore_cmd;
 mod pending_cmd;
 mod plan_cmd;
 mod rbac_cmd;
+mod reload_cmd;
 mod revoke_cmd;
 mod rollout_cmd;
 mod store_cmd;
@@ -72,6 +73,11 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
     },
+    /// Ask the running server to reload its policy (SIGHUP) and wait for the result. Exit
+    /// status: 0 the new policy is in force, 1 the server refused it (it keeps the old one,
+    /// and this prints why) or did not answer. calseg-server.service's ExecReload= runs it, so
+    /// `systemctl reload calseg-server` fails on a refused policy.
+    Reload(reload_cmd::ReloadArgs),
     /// First-time setup: CAs, TLS and admin certificates, server.toml.
     Init(InitArgs),
     /// Enrollment tokens (through the running server).
@@ -359,7 +365,8 @@ pub fn main() -> ExitCode {
             return ExitCode::from(parse_error_exit(&error));
         }
     };
-    init_logging();
+    calseg_service::pipe::exit_quietly_on_closed_stdout();
+    calseg_service::log::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -379,6 +386,7 @@ pub fn main() -> ExitCode {
             Command::Access(args) => access_cmd::access(cli.config.as_deref(), args).await,
             Command::Exposure(args) => access_cmd::exposure(cli.config.as_deref(), args).await,
             Command::Serve { policy } => serve(cli.config.as_deref(), policy.as_deref()).await,
+            Command::Reload(args) => reload_cmd::reload(cli.config.as_deref(), args).await,
             Command::Init(args) => init(args),
             Command::Token(TokenCommand::Create {
                 node,
@@ -473,7 +481,8 @@ pub fn main() -> ExitCode {
         Err(error) => {
             // The message may carry a node's or etcd's text: no terminal control gets through.
             let message = format!("{error:#}");
-            eprintln!("error: {}", calseg_api::text::printable_lines(&message));
+            let printable = calseg_api::text::printable_lines(&message);
+            eprintln!("{}", calseg_service::log::error_line(&printable));
             ExitCode::FAILURE
         }
     }
@@ -557,17 +566,4 @@ fn init(args: &InitArgs) -> anyhow::Result<ExitCode> {
     );
     println!("{}", report.fleet_ca_hash);
     Ok(ExitCode::SUCCESS)
-}
-
-/// Logs to stderr: plain text without colour when not on a terminal (journald), `RUST_LOG`
-/// filters, info by default.
-fn init_logging() {
-    use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
 }

@@ -122,7 +122,7 @@ pub fn desired(
     random: &mut dyn RandomSource,
 ) -> Result<Vec<Object>, RandomFailed> {
     let stamp = timestamp(now);
-    let guid = hex(&v4_bytes(random.bytes16().ok_or(RandomFailed)?));
+    let guid = hex::encode(v4_bytes(random.bytes16().ok_or(RandomFailed)?));
     let mut meta = |name: &'static str| -> Result<Metadata, RandomFailed> {
         Ok(Metadata {
             name,
@@ -225,7 +225,7 @@ fn v4_bytes(mut bytes: [u8; 16]) -> [u8; 16] {
 
 /// A v4 UUID in its text form, as `metadata.uid`.
 fn uuid_v4(bytes: [u8; 16]) -> String {
-    let h = hex(&v4_bytes(bytes));
+    let h = hex::encode(v4_bytes(bytes));
     format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],
@@ -234,8 +234,4 @@ fn uuid_v4(bytes: [u8; 16]) -> String {
         &h[16..20],
         &h[20..32]
     )
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

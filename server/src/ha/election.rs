@@ -158,8 +158,13 @@ impl Election {
                 Ok(Ok(Some(answer))) if answer.ttl() > 0 => renewed = Instant::now(),
                 Ok(Ok(Some(_))) => anyhow::bail!("etcd says the leader lease expired"),
                 failed => {
+                    let why = match failed {
+                        Err(_) => format!("no answer within {beat:?}"),
+                        Ok(Err(error)) => error.to_string(),
+                        Ok(Ok(_)) => "the keep-alive stream ended".to_owned(),
+                    };
                     tracing::warn!(
-                        "renewing the leader lease failed ({failed:?}); reopening the keep-alive stream"
+                        "renewing the leader lease failed ({why}); reopening the keep-alive stream"
                     );
                     // The stream may have gone to a member that stopped: open a new one.
                     if let Ok(Ok(stream)) = tokio::time::timeout(beat, open_stream()).await {

@@ -34,11 +34,7 @@ impl Caller {
         let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
             return Self::Anonymous;
         };
-        let serial = cert
-            .raw_serial()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>();
+        let serial = hex::encode(cert.raw_serial());
         let cn = cert
             .subject()
             .iter_common_name()

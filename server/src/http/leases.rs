@@ -19,7 +19,6 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use calseg_api::lease::{LeaseGrant, LeaseInfo, LeaseRequest};
-use ring::rand::SecureRandom;
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -60,15 +59,6 @@ pub fn retry_after(hint: Duration, unit: f64) -> Duration {
     )]
     let extra = (unit.clamp(0.0, 1.0) * spread as f64).round() as u64;
     Duration::from_secs(base + extra)
-}
-
-/// A uniform draw in [0, 1) from the system RNG; 0.5 if it fails (jitter is not security).
-fn random_unit() -> f64 {
-    let mut bytes = [0u8; 2];
-    match ring::rand::SystemRandom::new().fill(&mut bytes) {
-        Ok(()) => f64::from(u16::from_le_bytes(bytes)) / 65_536.0,
-        Err(_) => 0.5,
-    }
 }
 
 fn grant(lease: &LeaseRecord, now: OffsetDateTime) -> LeaseGrant {
@@ -120,14 +110,22 @@ pub async fn acquire(
         .await;
     match result {
         Ok(lease) => {
-            tracing::debug!(node = %caller.name, lease = %lease.id, revision = %request.revision, units = ?request.units, "restart lease granted");
+            tracing::debug!(node = %caller.name, lease = %lease.id, revision = %request.revision, units = %request.units.join(","), "restart lease granted");
             Ok(Json(grant(&lease, now)))
         }
         Err(mut failure) => {
             if let Some(hint) = failure.retry_after {
-                failure.retry_after = Some(retry_after(hint, random_unit()));
+                failure.retry_after = Some(retry_after(hint, crate::jitter::unit()));
             }
-            tracing::debug!(node = %caller.name, kind = %failure.kind, ?budget, "restart lease refused: {}", failure.message);
+            tracing::debug!(
+                node = %caller.name,
+                kind = %failure.kind,
+                fleet_limit = budget.fleet_limit,
+                group = budget.group.as_ref().map_or("", |g| g.group.as_str()),
+                group_limit = budget.group.as_ref().map_or(0, |g| g.limit),
+                "restart lease refused: {}",
+                failure.message
+            );
             Err(failure)
         }
     }

@@ -47,13 +47,7 @@ pub async fn wait_for_change<T>(
 
 /// A `Retry-After` of 1 to 5 seconds, random, so refused callers do not come back in step.
 pub fn jittered_retry_after() -> Duration {
-    use ring::rand::SecureRandom;
-    let mut byte = [0u8; 1];
-    let spread = match ring::rand::SystemRandom::new().fill(&mut byte) {
-        Ok(()) => u64::from(byte[0] % 5),
-        Err(_) => 2,
-    };
-    Duration::from_secs(1 + spread)
+    crate::jitter::retry_after_secs()
 }
 
 #[cfg(test)]

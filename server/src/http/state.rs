@@ -125,6 +125,8 @@ pub struct AppState {
     replicas: std::sync::OnceLock<Arc<crate::ha::Replicas>>,
     /// etcd users calseg never signs for: root, and calseg's own.
     reserved: crate::rbac::Reserved,
+    /// The latest policy reload and its result (`systemctl reload`, metrics).
+    pub reload: crate::reload::ReloadTracker,
 }
 
 impl AppState {
@@ -168,6 +170,7 @@ impl AppState {
             rollout_lock: tokio::sync::Mutex::new(()),
             replicas: std::sync::OnceLock::new(),
             reserved: crate::rbac::Reserved::new(own_etcd_user),
+            reload: crate::reload::ReloadTracker::default(),
         }
     }
 

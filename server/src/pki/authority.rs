@@ -136,7 +136,7 @@ impl CertificateAuthority {
     /// -outform der | sha256sum` gives the same digits.
     pub fn fingerprint_sha256(&self) -> String {
         let digest = ring::digest::digest(&ring::digest::SHA256, &self.cert_der);
-        format!("sha256:{}", hex(digest.as_ref()))
+        format!("sha256:{}", hex::encode(digest))
     }
 
     /// End of the CA's validity; no certificate it issues outlives it.
@@ -189,11 +189,6 @@ pub(crate) fn random_serial() -> Result<SerialNumber, PkiError> {
         .map_err(|_| PkiError::generate("a serial number", "the system CSPRNG failed"))?;
     bytes[0] = (bytes[0] & 0x7f) | 0x40;
     Ok(SerialNumber::from_slice(&bytes))
-}
-
-/// Lowercase hex, no separators.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The DER certificate `der` as PEM.

@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use ring::rand::{SecureRandom, SystemRandom};
 use time::OffsetDateTime;
 
-use super::authority::hex;
 use super::{CaKind, CertificateAuthority, PkiError};
 
 /// What to do when the target file exists already.
@@ -93,7 +92,11 @@ fn write_atomic(
     SystemRandom::new()
         .fill(&mut suffix)
         .map_err(|_| PkiError::generate("a temporary file name", "the system CSPRNG failed"))?;
-    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), hex(&suffix)));
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        hex::encode(suffix)
+    ));
     let written = (|| {
         let mut file = OpenOptions::new()
             .write(true)

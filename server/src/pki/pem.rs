@@ -1,5 +1,5 @@
 //! PEM in and out: reading every block of a PEM text (so callers can insist on exactly one), and
-//! encoding DER as PEM with 64-column lines (RFC 7468).
+//! encoding DER as PEM with 64-column lines and LF line ends (RFC 7468, by the `pem` crate).
 
 use x509_parser::pem::Pem;
 
@@ -48,28 +48,8 @@ pub(crate) fn single(text: &str, labels: &[&str], what: &str) -> Result<Block, S
 
 /// `der` as a PEM block labelled `label`, ending in a newline.
 pub(crate) fn encode(label: &str, der: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut b64 = Vec::with_capacity(der.len().div_ceil(3) * 4);
-    for chunk in der.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, byte)| n | u32::from(*byte) << (16 - 8 * i));
-        for i in 0..4 {
-            b64.push(if i <= chunk.len() {
-                ALPHABET[(n >> (18 - 6 * i) & 0x3f) as usize]
-            } else {
-                b'='
-            });
-        }
-    }
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for line in b64.chunks(64) {
-        out.extend(line.iter().map(|&c| char::from(c)));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
+    let config = ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF);
+    ::pem::encode_config(&::pem::Pem::new(label, der), config)
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use rcgen::{
 };
 use time::OffsetDateTime;
 
-use super::authority::{hex, random_serial, validity};
+use super::authority::{random_serial, validity};
 use super::csr::{self, CsrRules};
 use super::{CaKind, CertificateAuthority, CsrError, PkiError};
 
@@ -131,7 +131,7 @@ impl CertificateAuthority {
             .map_err(|e| CsrError::Internal(format!("the CSR's public key: {e}")))?;
         let mut params = leaf_params(subject_cn, not_before, not_after);
         let serial = random_serial().map_err(|e| CsrError::Internal(e.to_string()))?;
-        let serial_hex = hex(&serial.to_bytes());
+        let serial_hex = hex::encode(serial.to_bytes());
         params.serial_number = Some(serial);
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         let cert = params
@@ -173,7 +173,7 @@ impl CertificateAuthority {
             .subject_alt_names;
         let mut params = leaf_params("calseg-server", not_before, not_after);
         let serial = random_serial()?;
-        let serial_hex = hex(&serial.to_bytes());
+        let serial_hex = hex::encode(serial.to_bytes());
         params.serial_number = Some(serial);
         params.subject_alt_names = sans;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];

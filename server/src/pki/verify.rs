@@ -7,7 +7,6 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 
 use super::CertificateAuthority;
-use super::authority::hex;
 use super::import::validity_of;
 
 /// Who a verified client certificate names.
@@ -96,7 +95,7 @@ pub fn verify_client_chain(
     let common_name = name.as_str().map_err(|_| VerifyError::NoCommonName)?;
     Ok(ClientIdentity {
         common_name: common_name.to_owned(),
-        serial_hex: hex(cert.raw_serial()),
+        serial_hex: hex::encode(cert.raw_serial()),
         not_after,
     })
 }

@@ -52,18 +52,9 @@ where
     }
 }
 
-/// Up to half of `base`, varying between calls so that parallel retries spread out.
+/// Up to half of `base`, so that parallel retries spread out.
 fn jitter(base: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let half = base.as_nanos() as u64 / 2;
-    Duration::from_nanos(if half == 0 {
-        0
-    } else {
-        u64::from(nanos) % half
-    })
+    crate::jitter::up_to(base / 2)
 }
 
 #[cfg(test)]

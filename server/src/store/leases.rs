@@ -113,7 +113,7 @@ pub(crate) fn new_lease(
     let id = loop {
         let mut bytes = [0u8; 16];
         rng.fill(&mut bytes).map_err(|_| StoreError::Random)?;
-        let id = super::tokens::hex(&bytes);
+        let id = hex::encode(bytes);
         if !taken(&id)? {
             break id;
         }

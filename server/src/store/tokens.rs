@@ -189,8 +189,8 @@ pub(crate) fn generate(rng: &SystemRandom) -> Result<(String, String), StoreErro
     let mut secret = [0u8; SECRET_BYTES];
     rng.fill(&mut id).map_err(|_| StoreError::Random)?;
     rng.fill(&mut secret).map_err(|_| StoreError::Random)?;
-    let id = hex(&id);
-    let token = format!("{id}.{}", hex(&secret));
+    let id = hex::encode(id);
+    let token = format!("{id}.{}", hex::encode(secret));
     Ok((id, token))
 }
 
@@ -211,23 +211,13 @@ pub(crate) fn parse_id(token: &str) -> Result<&str, StoreError> {
 
 /// Hex SHA-256 of the whole token string.
 pub(crate) fn hash(token: &str) -> String {
-    hex(digest(&SHA256, token.as_bytes()).as_ref())
+    hex::encode(digest(&SHA256, token.as_bytes()))
 }
 
 /// Compares in time independent of where the hashes differ.
 fn hash_matches(stored_hex: &str, token: &str) -> bool {
-    let (a, b) = (stored_hex.as_bytes(), hash(token).into_bytes());
-    a.len() == b.len() && a.iter().zip(&b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    s
+    use subtle::ConstantTimeEq;
+    stored_hex.as_bytes().ct_eq(hash(token).as_bytes()).into()
 }
 
 /// Checks a new token's scope and lifetime; returns when it expires.

@@ -31,7 +31,7 @@ fn random_hex(len: usize) -> String {
             *byte = (seed >> ((i % 16) * 8)) as u8;
         }
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 /// A random UUID in its usual text form, as `metadata.uid`.

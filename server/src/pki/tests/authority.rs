@@ -49,7 +49,7 @@ fn fingerprint_is_sha256_over_the_whole_der() {
     assert_eq!(hex.len(), 64);
     assert!(hex.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')));
     let digest = ring::digest::digest(&ring::digest::SHA256, ca.cert_der());
-    let expected: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let expected = hex::encode(digest);
     assert_eq!(hex, expected);
 }
 

@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use etcd_client::{Compare, CompareOp, Txn, TxnOp};
-use ring::rand::{SecureRandom, SystemRandom};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -159,8 +158,5 @@ fn is_infrastructure(error: &StoreError) -> bool {
 
 /// A random pause of up to `base`, so that replicas that collided spread out.
 pub(super) fn jitter(base: Duration) -> Duration {
-    let mut bytes = [0u8; 4];
-    let _ = SystemRandom::new().fill(&mut bytes);
-    let max = u64::try_from(base.as_micros()).unwrap_or(u64::MAX).max(1);
-    Duration::from_micros(u64::from(u32::from_le_bytes(bytes)) % max)
+    crate::jitter::up_to(base)
 }
