@@ -18,6 +18,7 @@
 //! - [`report`]: what the agent installed and the state of its units.
 //! - [`rollout`]: policy revisions and how far the fleet has converged to the current one.
 //! - [`error`]: the error body every failed call returns.
+//! - [`exit`]: the exit-status table both binaries share.
 //! - [`text`]: how text from the other side is escaped before a terminal shows it.
 
 /// Access words shared by policy, plan output and manifests.
@@ -30,6 +31,8 @@ pub mod certificates;
 pub mod enroll;
 /// The error body.
 pub mod error;
+/// Exit statuses of both binaries.
+pub mod exit;
 /// Key fingerprints.
 pub mod fingerprint;
 /// Restart leases.

@@ -23,7 +23,7 @@ use std::process::ExitCode;
     name = "calseg-server",
     version,
     about,
-    after_help = "Exit status: 0 ok / no changes, 1 failed (can-i: denied), 2 changes (plan; apply: conflicts left alone; rollout watch: stopped), 64 usage error. See calseg-server(1)."
+    after_help = "Exit status (one table with calseg-agent): 0 ok / no changes, 1 failed (can-i: denied; rollout status/watch: rolled back), 2 needs attention (plan: changes; apply: conflicts left alone; rollout status/watch: paused or aborted), 64 usage error, 69 the running server cannot be reached. See calseg-server(1)."
 )]
 pub struct Cli {
     /// Server configuration file.
@@ -269,14 +269,15 @@ pub enum AdminCommand {
 #[derive(Debug, Subcommand)]
 pub enum RolloutCommand {
     /// The current policy revision and how many approved nodes report its manifest (converged),
-    /// an older one or none yet (pending), or errors (failed).
+    /// an older one or none yet (pending), or errors (failed). Exit status: 0 no rollout in
+    /// waves, running or done; 2 paused or aborted (an operator must act); 1 rolled back.
     Status {
         /// Print the status as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Print the status every second until the rollout in waves is done (exit 0), paused,
-    /// aborted or rolled back (exit 2), or --timeout passes (exit 1).
+    /// Print the status every second until the rollout in waves is done (exit 0), paused or
+    /// aborted (exit 2), rolled back (exit 1), or --timeout passes (exit 1).
     Watch {
         /// Give up after this long (e.g. 30s, 10m).
         #[arg(long, default_value = "1h")]
@@ -341,7 +342,7 @@ pub struct ReconcileArgs {
 }
 
 /// Exit status of a usage error (sysexits EX_USAGE): clap's own 2 would read as "changes".
-pub const EXIT_USAGE: u8 = 64;
+pub const EXIT_USAGE: u8 = calseg_api::exit::USAGE;
 
 /// Parses the command line, runs the command, and returns the process exit code.
 pub fn main() -> ExitCode {
@@ -467,8 +468,21 @@ pub fn main() -> ExitCode {
             // The message may carry a node's or etcd's text: no terminal control gets through.
             let message = format!("{error:#}");
             eprintln!("error: {}", calseg_api::text::printable_lines(&message));
-            ExitCode::FAILURE
+            ExitCode::from(error_exit(&error))
         }
+    }
+}
+
+/// The exit status of a command that failed with `error`: 69 when the running server could
+/// not be reached at all (nothing was done; retrying may help), else 1.
+pub fn error_exit(error: &anyhow::Error) -> u8 {
+    let unreachable = error
+        .chain()
+        .any(|e| e.is::<crate::admin_client::ServerUnreachable>());
+    if unreachable {
+        calseg_api::exit::UNREACHABLE
+    } else {
+        calseg_api::exit::FAILED
     }
 }
 

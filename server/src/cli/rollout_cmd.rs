@@ -19,7 +19,21 @@ pub async fn rollout_status(config: Option<&Path>, json: bool) -> Result<ExitCod
     } else {
         print_status(&status, false)?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitCode::from(state_exit(
+        status.waves.as_ref().map(|w| w.state),
+    )))
+}
+
+/// The exit status for a rollout in `state` (the shared table, calseg_api::exit): 0 none,
+/// running or done; 2 paused or aborted (an operator must resume, roll back or abort); 1 rolled
+/// back (the new policy did not land).
+pub fn state_exit(state: Option<RolloutState>) -> u8 {
+    use calseg_api::exit;
+    match state {
+        None | Some(RolloutState::Running | RolloutState::Done) => exit::OK,
+        Some(RolloutState::Paused | RolloutState::Aborted) => exit::ATTENTION,
+        Some(RolloutState::RolledBack) => exit::FAILED,
+    }
 }
 
 /// The status for people, or as one line of JSON.
@@ -87,7 +101,7 @@ fn print_status(status: &RolloutStatus, json: bool) -> Result<()> {
 }
 
 /// `rollout watch`: the status every second until the rollout stops changing on its own (done,
-/// paused, aborted, rolled back); exit 0 when done, 2 otherwise, 1 on error or timeout.
+/// paused, aborted, rolled back); exits as [`state_exit`] says, 1 on error or timeout.
 pub async fn rollout_watch(
     config: Option<&Path>,
     timeout: Duration,
@@ -98,16 +112,14 @@ pub async fn rollout_watch(
     loop {
         let status: RolloutStatus = client.get(paths::ADMIN_ROLLOUT).await?;
         print_status(&status, json)?;
-        match status.waves.as_ref().map(|w| w.state) {
+        let state = status.waves.as_ref().map(|w| w.state);
+        match state {
             None => {
                 println!("no rollout in waves");
                 return Ok(ExitCode::SUCCESS);
             }
-            Some(RolloutState::Done) => return Ok(ExitCode::SUCCESS),
-            Some(RolloutState::Paused | RolloutState::Aborted | RolloutState::RolledBack) => {
-                return Ok(ExitCode::from(2));
-            }
             Some(RolloutState::Running) => {}
+            Some(_) => return Ok(ExitCode::from(state_exit(state))),
         }
         if tokio::time::Instant::now() >= deadline {
             bail!(

@@ -19,6 +19,7 @@ mod enrollment_attacks;
 mod etcd_limits;
 mod etcd_release;
 mod etcd_store;
+mod exit_codes;
 mod faults;
 mod file_modes;
 mod ha;

@@ -1,0 +1,123 @@
+//! Issue 18, point 2: the exit-status table both binaries share (calseg_api::exit), with the
+//! real binaries. `calseg-agent status` on a real enrolled host exits 2 once a certificate is
+//! inside its renewal window and 1 once one has expired (the clock moved with faketime); the
+//! server's commands that go through a stopped server exit 69, not 1. (`rollout status` and
+//! `watch` while paused and after a rollback: rollout.rs.)
+
+use calseg_tests::agent_host::{AgentWorld, describe, standin_policy};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+const NODE: &str = "exit-codes";
+
+fn at(json: &serde_json::Value) -> OffsetDateTime {
+    OffsetDateTime::parse(json.as_str().expect("an RFC 3339 string"), &Rfc3339).expect("RFC 3339")
+}
+
+#[tokio::test]
+async fn issue_18_agent_status_exits_2_when_renewal_is_due_and_1_when_expired() {
+    calseg_tests::prereq::require_command("faketime", "faketime");
+    let mut world = AgentWorld::start(NODE, |endpoint| {
+        standin_policy(endpoint, &format!("names = [\"{NODE}\"]"))
+    })
+    .await
+    .expect("etcd, server and sandbox");
+    let agent = &world.agent;
+    agent.enroll(&world.server).expect("enroll");
+    let (code, out) = agent.once().expect("once");
+    assert_eq!(code, 2, "{out}");
+    let out = agent.agent("status --json").expect("status");
+    assert_eq!(out.status.code(), Some(0), "fresh: {}", describe(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let identities = json["identities"].as_array().expect("identities").clone();
+    assert!(!identities.is_empty(), "{json}");
+    assert!(identities.iter().all(|i| i["expiry"] == "ok"), "{json}");
+    assert_eq!(json["fleet_expiry"], "ok", "{json}");
+    let first_renewal = identities
+        .iter()
+        .map(|i| at(&i["renew_at"]))
+        .chain([at(&json["fleet_renew_at"])])
+        .min()
+        .expect("a renewal point");
+    let first_end = identities
+        .iter()
+        .map(|i| at(&i["not_after"]))
+        .min()
+        .expect("an end");
+    let last_end = identities
+        .iter()
+        .map(|i| at(&i["not_after"]))
+        .chain([at(&json["fleet_not_after"])])
+        .max()
+        .expect("an end");
+    assert!(
+        first_renewal + time::Duration::minutes(2) < first_end,
+        "{json}"
+    );
+
+    // The host's clock as faketime moves it; the agent runs without the server (status
+    // opens no socket), so the server is stopped to show it.
+    world.server.stop();
+    let now = OffsetDateTime::now_utc();
+    let status_in = |ahead: time::Duration| {
+        agent
+            .host
+            .exec(&format!(
+                "faketime -f +{}s {} status",
+                ahead.whole_seconds(),
+                calseg_tests::bins::path("calseg-agent").display()
+            ))
+            .expect("status under faketime")
+    };
+    let due = status_in(first_renewal - now + time::Duration::minutes(1));
+    let text = describe(&due);
+    assert_eq!(
+        due.status.code(),
+        Some(2),
+        "inside the renewal window: {text}"
+    );
+    assert!(text.contains("renewal due"), "{text}");
+    let expired = status_in(last_end - now + time::Duration::minutes(1));
+    let text = describe(&expired);
+    assert_eq!(expired.status.code(), Some(1), "expired: {text}");
+    assert!(text.contains("EXPIRED"), "{text}");
+    // And the real clock: still healthy.
+    let out = agent.agent("status").expect("status");
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+}
+
+#[tokio::test]
+async fn issue_18_server_commands_exit_69_when_the_server_is_down() {
+    let etcd = calseg_tests::etcd::EtcdCluster::start()
+        .await
+        .expect("etcd");
+    let mut server = calseg_tests::server::ServerProcess::start(
+        &etcd,
+        &standin_policy(&etcd.endpoint(0), &format!("names = [\"{NODE}\"]")),
+        "",
+    )
+    .await
+    .expect("server");
+    let up = server.cli(&["nodes", "list"]).expect("nodes list");
+    assert_eq!(up.status.code(), Some(0), "{}", describe(&up));
+    server.stop();
+    for args in [
+        &["nodes", "list"][..],
+        &["rollout", "status"],
+        &["token", "list"],
+        &["audit"],
+    ] {
+        let out = server.cli(args).expect("run");
+        let text = describe(&out);
+        assert_eq!(out.status.code(), Some(69), "{args:?}: {text}");
+        assert!(
+            text.contains("cannot reach the calseg server"),
+            "{args:?}: {text}"
+        );
+    }
+    // A failure that is not about reaching the server stays 1.
+    let out = server
+        .cli(&["token", "create", "--node", "x", "--ttl", "soon"])
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+}
