@@ -17,6 +17,7 @@
 //! - [`lease`]: restart leases, the fleet's restart budget.
 //! - [`report`]: what the agent installed and the state of its units.
 //! - [`rollout`]: policy revisions and how far the fleet has converged to the current one.
+//! - [`duration`]: the one duration grammar of every flag and configuration key.
 //! - [`error`]: the error body every failed call returns.
 //! - [`exit`]: the exit-status table both binaries share.
 //! - [`text`]: how text from the other side is escaped before a terminal shows it.
@@ -27,6 +28,8 @@ pub mod access;
 pub mod admin;
 /// Signing one identity's CSR.
 pub mod certificates;
+/// The duration grammar.
+pub mod duration;
 /// Enrollment.
 pub mod enroll;
 /// The error body.

@@ -167,7 +167,7 @@ pub enum TokenCommand {
         // conflicts with an argument present (--node), so the conflict is stated as well.
         #[arg(long, value_name = "N", requires = "glob", conflicts_with = "node")]
         uses: Option<u32>,
-        /// How long the token stays valid: a whole number and s, m, h or d, e.g. 30m.
+        /// How long the token stays valid, e.g. 30m, 1h30m, 2d.
         #[arg(long, default_value = "1h", value_name = "DURATION")]
         ttl: String,
         /// Print the token (with its secret) as JSON.
@@ -256,7 +256,7 @@ pub enum AdminCommand {
         /// Name in the certificate (CN admin:NAME), as the audit log records it.
         #[arg(long, default_value = "root", value_name = "NAME")]
         name: String,
-        /// How long the certificate is valid: a whole number and s, m, h or d (at most 31d).
+        /// How long the certificate is valid, e.g. 8h, 7d, 1d12h (at most 31d).
         #[arg(long, default_value = "7d", value_name = "DURATION")]
         lifetime: String,
         /// Write admin.pem and admin-key.pem into this directory (created 0700; existing files

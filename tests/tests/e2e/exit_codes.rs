@@ -121,3 +121,47 @@ async fn issue_18_server_commands_exit_69_when_the_server_is_down() {
         .expect("run");
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
 }
+
+/// Issue 18, point 7: one duration grammar. `--ttl 1h30m` (refused before, accepted in
+/// agent.toml) makes a token valid for 90 minutes; a month (`5M`, not minutes) is refused
+/// naming the flag and the value, and no token is made.
+#[tokio::test]
+async fn issue_18_ttl_takes_1h30m_and_refuses_months_naming_the_flag() {
+    let etcd = calseg_tests::etcd::EtcdCluster::start()
+        .await
+        .expect("etcd");
+    let server = calseg_tests::server::ServerProcess::start(
+        &etcd,
+        &standin_policy(&etcd.endpoint(0), &format!("names = [\"{NODE}\"]")),
+        "",
+    )
+    .await
+    .expect("server");
+    let before = OffsetDateTime::now_utc();
+    let out = server
+        .cli(&[
+            "token", "create", "--node", NODE, "--ttl", "1h30m", "--json",
+        ])
+        .expect("token create");
+    assert_eq!(out.status.code(), Some(0), "{}", describe(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let lives = at(&json["expires_at"]) - before;
+    assert!(
+        (time::Duration::minutes(89)..=time::Duration::minutes(91)).contains(&lives),
+        "{json}"
+    );
+    let listed = server.cli_ok(&["token", "list", "--json"]).expect("list");
+    let out = server
+        .cli(&["token", "create", "--node", NODE, "--ttl", "5M"])
+        .expect("token create");
+    let text = describe(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("--ttl = \"5M\" uses `M`: months and years have no fixed length"),
+        "{text}"
+    );
+    assert_eq!(
+        server.cli_ok(&["token", "list", "--json"]).expect("list"),
+        listed
+    );
+}
