@@ -20,6 +20,7 @@
 //! - [`duration`]: the one duration grammar of every flag and configuration key.
 //! - [`error`]: the error body every failed call returns.
 //! - [`exit`]: the exit-status table both binaries share.
+//! - [`when`]: how a point in time is shown: RFC 3339 in UTC, to the second.
 //! - [`text`]: how text from the other side is escaped before a terminal shows it.
 
 /// Access words shared by policy, plan output and manifests.
@@ -50,3 +51,5 @@ pub mod report;
 pub mod rollout;
 /// Escaping of the other side's text for terminals.
 pub mod text;
+/// How times are shown.
+pub mod when;

@@ -231,8 +231,9 @@ async fn enroll_cmd(settings: &Settings, state: &StateDir, args: EnrollArgs) -> 
     match enroll::enroll(state, &opts, args.force).await? {
         EnrollOutcome::Enrolled { not_after } => {
             eprintln!(
-                "enrolled as {}; fleet certificate valid until {not_after}",
-                opts.node
+                "enrolled as {}; fleet certificate valid until {}",
+                opts.node,
+                calseg_api::when::rfc3339(&not_after)
             );
             Ok(EXIT_OK)
         }

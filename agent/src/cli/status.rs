@@ -12,7 +12,6 @@ use calseg_api::report::UnitReport;
 use serde::Serialize;
 use std::fmt::Write as _;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 /// The status as shown (`--json` prints this).
 #[derive(Debug, Serialize)]
@@ -101,7 +100,7 @@ impl Expiry {
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
+    calseg_api::when::rfc3339(&t)
 }
 
 /// Builds the view from the state directory, against the clock.

@@ -355,7 +355,7 @@ pub(crate) fn warn_expiries(
 ) {
     for record in installed.values() {
         let left = record.not_after - now;
-        let expires = record.not_after.format(&Rfc3339).unwrap_or_default();
+        let expires = calseg_api::when::rfc3339(&record.not_after);
         tracing::warn!(component = %record.component, %expires, hours_left = left.whole_hours(), "server unreachable; certificate keeps working until it expires");
     }
 }

@@ -57,12 +57,31 @@ pub async fn token_list(config: Option<&Path>, json: bool) -> Result<ExitCode> {
         println!(
             "{:<10} {:<32} {:<20} {}",
             printable(token["id"].as_str().unwrap_or("?")),
-            printable(&token["scope"].to_string()),
+            printable(&scope_text(&token["scope"])),
             unix_to_rfc3339(&token["expires_at"]),
-            token["uses"].as_array().map_or(0, Vec::len)
+            uses_text(&token)
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A token's scope for people: `node NAME` or `match GLOB` (the JSON keeps the store's shape,
+/// `{"node": NAME}` or `{"match": {"glob", "uses_max"}}`).
+pub(super) fn scope_text(scope: &Value) -> String {
+    if let Some(node) = scope["node"].as_str() {
+        format!("node {node}")
+    } else if let Some(glob) = scope["match"]["glob"].as_str() {
+        format!("match {glob}")
+    } else {
+        scope.to_string()
+    }
+}
+
+/// How many of a token's uses are spent: `USED/MAX`.
+pub(super) fn uses_text(token: &Value) -> String {
+    let used = token["uses"].as_array().map_or(0, Vec::len);
+    let max = token["scope"]["match"]["uses_max"].as_u64().unwrap_or(1);
+    format!("{used}/{max}")
 }
 
 /// `token delete ID`.
@@ -234,10 +253,6 @@ pub async fn audit(
 pub(super) fn unix_to_rfc3339(value: &Value) -> String {
     value
         .as_i64()
-        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .and_then(calseg_api::when::unix)
         .unwrap_or_else(|| printable(&value.to_string()).into_owned())
 }

@@ -115,3 +115,14 @@ async fn issue_18_unreachable_server_exits_69() {
         calseg_api::exit::FAILED
     );
 }
+
+/// Issue 18, point 7: `token list` shows the scope in words, not the JSON it is stored as.
+#[test]
+fn issue_18_token_scope_is_words_not_json() {
+    let node = serde_json::json!({"scope": {"node": "worker-1"}, "uses": []});
+    let glob = serde_json::json!({"scope": {"match": {"glob": "worker-*", "uses_max": 5}}, "uses": ["a", "b"]});
+    assert_eq!(admin_cmd::scope_text(&node["scope"]), "node worker-1");
+    assert_eq!(admin_cmd::uses_text(&node), "0/1");
+    assert_eq!(admin_cmd::scope_text(&glob["scope"]), "match worker-*");
+    assert_eq!(admin_cmd::uses_text(&glob), "2/5");
+}

@@ -29,8 +29,8 @@ pub enum StoreError {
     BadSecret { id: String },
     /// The token's lifetime is over.
     #[error(
-        "enrollment token {id} expired at {expired_at}; create a new one with \
-         `calseg-server token create`"
+        "enrollment token {id} expired at {}; create a new one with \
+         `calseg-server token create`", calseg_api::when::rfc3339(.expired_at)
     )]
     Expired {
         id: String,

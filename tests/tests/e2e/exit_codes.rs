@@ -151,6 +151,19 @@ async fn issue_18_ttl_takes_1h30m_and_refuses_months_naming_the_flag() {
         "{json}"
     );
     let listed = server.cli_ok(&["token", "list", "--json"]).expect("list");
+    // Issue 18, point 7: the table shows the scope in words and times to the second.
+    let table = server.cli_ok(&["token", "list"]).expect("list");
+    let expires = calseg_api::when::rfc3339(&at(&json["expires_at"]));
+    assert!(
+        table.contains(&format!("node {NODE}"))
+            && table.contains(&expires)
+            && table.contains("0/1"),
+        "{table}"
+    );
+    assert!(
+        !table.contains('{') && !table.contains("\"node\""),
+        "{table}"
+    );
     let out = server
         .cli(&["token", "create", "--node", NODE, "--ttl", "5M"])
         .expect("token create");
