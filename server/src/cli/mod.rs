@@ -5,6 +5,7 @@ mod access_cmd;
 mod admin_cert_cmd;
 mod admin_cmd;
 mod datastore_cmd;
+mod output;
 mod pending_cmd;
 mod rbac_cmd;
 mod revoke_cmd;
@@ -104,9 +105,8 @@ pub enum Command {
         /// Show at most this many entries (the server caps it at 10000).
         #[arg(long, default_value_t = 1000, value_name = "N")]
         limit: usize,
-        /// Print the entries as JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: output::OutputArgs,
     },
 }
 
@@ -176,9 +176,8 @@ pub enum TokenCommand {
     },
     /// List tokens (never their secrets).
     List {
-        /// Print the tokens as JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: output::OutputArgs,
     },
     /// Delete a token by id. Exit status 1 when there is no such token.
     Delete {
@@ -192,9 +191,8 @@ pub enum NodesCommand {
     /// The node inventory: state, last seen, revision, certificate expiry, unit health, drift.
     /// Filters combine: a node is listed when it passes every one given.
     List {
-        /// Print the inventory as JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: output::OutputArgs,
         /// Only nodes with an installed certificate expiring within this time, e.g. 7d.
         #[arg(long, value_name = "DURATION")]
         expiring_within: Option<String>,
@@ -210,9 +208,8 @@ pub enum NodesCommand {
     Show {
         /// The node's name.
         node: String,
-        /// Print the node as JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: output::OutputArgs,
     },
     /// Approve a pending (or denied) node: exactly the key with this fingerprint gets a fleet
     /// certificate. Compare it with the fingerprint the node's agent printed while it waits
@@ -272,9 +269,8 @@ pub enum RolloutCommand {
     /// an older one or none yet (pending), or errors (failed). Exit status: 0 no rollout in
     /// waves, running or done; 2 paused or aborted (an operator must act); 1 rolled back.
     Status {
-        /// Print the status as JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: output::OutputArgs,
     },
     /// Print the status every second until the rollout in waves is done (exit 0), paused or
     /// aborted (exit 2), rolled back (exit 1), or --timeout passes (exit 1).
@@ -391,14 +387,14 @@ pub fn main() -> ExitCode {
                 )
                 .await
             }
-            Command::Token(TokenCommand::List { json }) => {
-                admin_cmd::token_list(cli.config.as_deref(), *json).await
+            Command::Token(TokenCommand::List { out }) => {
+                admin_cmd::token_list(cli.config.as_deref(), out.format()).await
             }
             Command::Token(TokenCommand::Delete { id }) => {
                 admin_cmd::token_delete(cli.config.as_deref(), id).await
             }
             Command::Nodes(NodesCommand::List {
-                json,
+                out,
                 expiring_within,
                 failed,
                 not_seen_since,
@@ -408,10 +404,10 @@ pub fn main() -> ExitCode {
                     failed: *failed,
                     not_seen_since: not_seen_since.clone(),
                 };
-                admin_cmd::nodes_list(cli.config.as_deref(), &filter, *json).await
+                admin_cmd::nodes_list(cli.config.as_deref(), &filter, out.format()).await
             }
-            Command::Nodes(NodesCommand::Show { node, json }) => {
-                pending_cmd::nodes_show(cli.config.as_deref(), node, *json).await
+            Command::Nodes(NodesCommand::Show { node, out }) => {
+                pending_cmd::nodes_show(cli.config.as_deref(), node, out.format()).await
             }
             Command::Nodes(NodesCommand::Approve { node, fingerprint }) => {
                 pending_cmd::nodes_approve(cli.config.as_deref(), node, fingerprint.clone()).await
@@ -425,8 +421,8 @@ pub fn main() -> ExitCode {
             Command::Nodes(NodesCommand::Revoke { node, wait }) => {
                 revoke_cmd::nodes_revoke(cli.config.as_deref(), node, wait).await
             }
-            Command::Rollout(RolloutCommand::Status { json }) => {
-                rollout_cmd::rollout_status(cli.config.as_deref(), *json).await
+            Command::Rollout(RolloutCommand::Status { out }) => {
+                rollout_cmd::rollout_status(cli.config.as_deref(), out.format()).await
             }
             Command::Rollout(RolloutCommand::Watch { timeout, json }) => {
                 match crate::config::parse_duration("--timeout", timeout) {
@@ -457,8 +453,8 @@ pub fn main() -> ExitCode {
                 lifetime,
                 out,
             }) => admin_cert_cmd::issue(cli.config.as_deref(), name, lifetime, out.as_deref()),
-            Command::Audit { since, limit, json } => {
-                admin_cmd::audit(cli.config.as_deref(), *since, *limit, *json).await
+            Command::Audit { since, limit, out } => {
+                admin_cmd::audit(cli.config.as_deref(), *since, *limit, out.format()).await
             }
         }
     });

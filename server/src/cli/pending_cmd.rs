@@ -2,7 +2,8 @@
 //! `nodes list` prints after its table: what an operator needs to approve exactly the key the
 //! node's agent printed, and to clear requests nobody will approve.
 
-use super::admin_cmd::{client, unix_to_rfc3339};
+use super::admin_cmd::{client, seen, unix_to_rfc3339};
+use super::output::{Format, table};
 use anyhow::Result;
 use calseg_api::admin::NodeAction;
 use calseg_api::paths;
@@ -25,37 +26,34 @@ pub(super) fn print_pending(nodes: &[Value]) {
         "PENDING: approve only a key whose fingerprint the node's agent printed \
          (`calseg-server nodes approve NODE --fingerprint sha256:...`)"
     );
-    println!(
-        "{:<24} {:<71} {:<40} {:<21} LAST SEEN",
-        "NODE", "KEY FINGERPRINT", "FROM", "FIRST SEEN"
+    let rows = pending
+        .iter()
+        .map(|node| {
+            let key = &node["pending_key"];
+            vec![
+                printable(node["name"].as_str().unwrap_or("?")).into_owned(),
+                printable(key["fingerprint"].as_str().unwrap_or("unknown")).into_owned(),
+                printable(key["source"].as_str().unwrap_or("unknown")).into_owned(),
+                unix_to_rfc3339(&node["enrolled_at"]),
+                seen(&node["last_seen"]),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &["NODE", "KEY FINGERPRINT", "FROM", "FIRST SEEN", "LAST SEEN"],
+            rows
+        )
     );
-    for node in pending {
-        let key = &node["pending_key"];
-        println!(
-            "{:<24} {:<71} {:<40} {:<21} {}",
-            printable(node["name"].as_str().unwrap_or("?")),
-            printable(key["fingerprint"].as_str().unwrap_or("unknown")),
-            printable(key["source"].as_str().unwrap_or("unknown")),
-            unix_to_rfc3339(&node["enrolled_at"]),
-            seen(&node["last_seen"]),
-        );
-    }
-}
-
-fn seen(value: &Value) -> String {
-    if value.is_null() {
-        "never".to_owned()
-    } else {
-        unix_to_rfc3339(value)
-    }
 }
 
 /// `nodes show NODE`.
-pub async fn nodes_show(config: Option<&Path>, node: &str, json: bool) -> Result<ExitCode> {
+pub async fn nodes_show(config: Option<&Path>, node: &str, format: Format) -> Result<ExitCode> {
     let record: Value = client(config)?
         .get(&format!("{}/{node}", paths::ADMIN_NODES))
         .await?;
-    if json {
+    if format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&record)?);
         return Ok(ExitCode::SUCCESS);
     }

@@ -2,6 +2,7 @@
 //! revisions), watch, and the operator's pause, resume, abort and rollback.
 
 use super::admin_cmd::{client, unix_to_rfc3339};
+use super::output::Format;
 use anyhow::{Result, bail};
 use calseg_api::paths;
 use calseg_api::rollout::{RolloutState, RolloutStatus};
@@ -12,9 +13,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 /// `rollout status`.
-pub async fn rollout_status(config: Option<&Path>, json: bool) -> Result<ExitCode> {
+pub async fn rollout_status(config: Option<&Path>, format: Format) -> Result<ExitCode> {
     let status: RolloutStatus = client(config)?.get(paths::ADMIN_ROLLOUT).await?;
-    if json {
+    if format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
         print_status(&status, false)?;

@@ -122,7 +122,7 @@ async fn issue_18_server_commands_exit_69_when_the_server_is_down() {
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
 }
 
-/// Issue 18, point 7: one duration grammar. `--ttl 1h30m` (refused before, accepted in
+/// Issue 18, point 7: one duration grammar, and `-o json|wide`. `--ttl 1h30m` (refused before, accepted in
 /// agent.toml) makes a token valid for 90 minutes; a month (`5M`, not minutes) is refused
 /// naming the flag and the value, and no token is made.
 #[tokio::test]
@@ -164,6 +164,24 @@ async fn issue_18_ttl_takes_1h30m_and_refuses_months_naming_the_flag() {
         !table.contains('{') && !table.contains("\"node\""),
         "{table}"
     );
+    // `-o json` is `--json`; `-o wide` adds columns; both at once is a usage error.
+    assert_eq!(
+        server
+            .cli_ok(&["token", "list", "-o", "json"])
+            .expect("list"),
+        listed
+    );
+    let wide = server
+        .cli_ok(&["token", "list", "-o", "wide"])
+        .expect("list");
+    assert!(
+        wide.contains("CREATED BY") && wide.contains("admin:"),
+        "{wide}"
+    );
+    let both = server
+        .cli(&["token", "list", "--json", "-o", "wide"])
+        .expect("run");
+    assert_eq!(both.status.code(), Some(64), "{}", describe(&both));
     let out = server
         .cli(&["token", "create", "--node", NODE, "--ttl", "5M"])
         .expect("token create");
