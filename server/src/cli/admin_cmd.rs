@@ -261,53 +261,6 @@ pub async fn nodes_action(config: Option<&Path>, action: &str, node: &str) -> Re
     Ok(ExitCode::SUCCESS)
 }
 
-/// `audit`.
-pub async fn audit(
-    config: Option<&Path>,
-    since: u64,
-    limit: usize,
-    format: Format,
-) -> Result<ExitCode> {
-    let entries: Vec<Value> = client(config)?
-        .get(&format!(
-            "{}?since={since}&limit={limit}",
-            paths::ADMIN_AUDIT
-        ))
-        .await?;
-    if format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&entries)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    print!("{}", audit_table(&entries));
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Audit entries as a table (every column, in text and wide alike).
-pub(super) fn audit_table(entries: &[Value]) -> String {
-    let rows = entries
-        .iter()
-        .map(|entry| {
-            let text = |key: &str| printable(entry[key].as_str().unwrap_or("?")).into_owned();
-            let detail = printable(entry["detail"].as_str().unwrap_or("")).into_owned();
-            vec![
-                entry["seq"].to_string(),
-                unix_to_rfc3339(&entry["at"]),
-                text("actor"),
-                text("action"),
-                text("subject"),
-                text("outcome"),
-                detail,
-            ]
-        })
-        .collect();
-    table(
-        &[
-            "SEQ", "AT", "ACTOR", "ACTION", "SUBJECT", "OUTCOME", "DETAIL",
-        ],
-        rows,
-    )
-}
-
 /// Unix seconds (as the store keeps them) shown as RFC 3339 UTC.
 pub(super) fn unix_to_rfc3339(value: &Value) -> String {
     value

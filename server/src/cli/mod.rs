@@ -4,6 +4,7 @@
 mod access_cmd;
 mod admin_cert_cmd;
 mod admin_cmd;
+mod audit_cmd;
 mod datastore_cmd;
 mod output;
 mod pending_cmd;
@@ -97,11 +98,19 @@ pub enum Command {
     /// Administrator certificates (on the server host, with the fleet CA key).
     #[command(subcommand)]
     Admin(AdminCommand),
-    /// The audit log (through the running server).
+    /// The audit log (through the running server), oldest first.
     Audit {
-        /// Show entries after this sequence number.
-        #[arg(long, default_value_t = 0)]
-        since: u64,
+        /// Show entries from this time on: a duration ago (1h, 30m, 2d) or an RFC 3339 time
+        /// (2027-03-03T14:00:00Z).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Show entries after this sequence number (the SEQ column).
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        after_seq: u64,
+        /// Keep printing new entries as they come (every 2s) until Ctrl-C; with -o json, one
+        /// JSON object a line.
+        #[arg(long, short = 'f')]
+        follow: bool,
         /// Show at most this many entries (the server caps it at 10000).
         #[arg(long, default_value_t = 1000, value_name = "N")]
         limit: usize,
@@ -453,8 +462,30 @@ pub fn main() -> ExitCode {
                 lifetime,
                 out,
             }) => admin_cert_cmd::issue(cli.config.as_deref(), name, lifetime, out.as_deref()),
-            Command::Audit { since, limit, out } => {
-                admin_cmd::audit(cli.config.as_deref(), *since, *limit, out.format()).await
+            Command::Audit {
+                since,
+                after_seq,
+                follow,
+                limit,
+                out,
+            } => {
+                let since = since
+                    .as_deref()
+                    .map(|s| audit_cmd::parse_since(s, time::OffsetDateTime::now_utc()))
+                    .transpose();
+                match since {
+                    Ok(since) => {
+                        let args = audit_cmd::AuditArgs {
+                            since,
+                            after_seq: *after_seq,
+                            limit: *limit,
+                            follow: *follow,
+                            format: out.format(),
+                        };
+                        audit_cmd::audit(cli.config.as_deref(), &args).await
+                    }
+                    Err(error) => Err(error),
+                }
             }
         }
     });

@@ -10,6 +10,7 @@ mod agent;
 mod agent_failover;
 mod agent_revoked;
 mod api_errors;
+mod audit_cli;
 mod bad_policy;
 mod catalogue;
 mod cli_usage;
