@@ -212,8 +212,10 @@ pub enum NodesCommand {
         #[arg(long, value_name = "DURATION")]
         not_seen_since: Option<String>,
     },
-    /// One node: state, first and last seen, and, while it waits for approval, its key's
-    /// fingerprint and the address it asked from.
+    /// One node: state, first and last seen; while it waits for approval, its key's
+    /// fingerprint and the address it asked from; once enrolled, its fleet certificate, the
+    /// identities issued to it (component, etcd user, serial, notBefore, notAfter), its last
+    /// report (revision, errors, units) and the last 10 audit entries about it.
     Show {
         /// The node's name.
         node: String,

@@ -55,6 +55,53 @@ async fn issue_18_agent_status_exits_2_when_renewal_is_due_and_1_when_expired() 
         "{json}"
     );
 
+    // Issue 18, point 7: `nodes show` on the enrolled node: its identities (serials and
+    // expiries as the agent has them, RFC 3339), its last report's units, its audit tail.
+    let show = world
+        .server
+        .cli_ok(&["nodes", "show", NODE])
+        .expect("nodes show");
+    for identity in &identities {
+        let serial = identity["serial"].as_str().expect("serial");
+        let not_after = identity["not_after"].as_str().expect("not_after");
+        let line = show
+            .lines()
+            .find(|l| l.contains(serial))
+            .unwrap_or_else(|| panic!("serial {serial} not in:\n{show}"));
+        assert!(
+            line.contains(not_after) && line.contains(identity["etcd_user"].as_str().unwrap()),
+            "{line}"
+        );
+    }
+    let units = json["units"].as_array().expect("units");
+    assert!(!units.is_empty(), "{json}");
+    for unit in units {
+        assert!(show.contains(unit["unit"].as_str().unwrap()), "{show}");
+    }
+    assert!(
+        show.contains("identities:")
+            && show.contains("last report: revision")
+            && show.contains("audit (last 10"),
+        "{show}"
+    );
+    assert!(
+        show.lines()
+            .any(|l| l.contains("issue") && l.contains(" ok")),
+        "{show}"
+    );
+    let shown: serde_json::Value = serde_json::from_str(
+        &world
+            .server
+            .cli_ok(&["nodes", "show", NODE, "-o", "json"])
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        shown["identities"].as_array().map(Vec::len),
+        Some(identities.len()),
+        "{shown}"
+    );
+
     // The host's clock as faketime moves it; the agent runs without the server (status
     // opens no socket), so the server is stopped to show it.
     world.server.stop();
