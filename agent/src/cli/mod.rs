@@ -1,4 +1,4 @@
-//! The command line: `enroll`, `run`, `once`, `status`, `plan`.
+//! The command line: `enroll`, `run`, `once`, `renew`, `status`, `plan`.
 //!
 //! Exit status (the table both binaries share, calseg_api::exit): 0 success (for `once`:
 //! converged, nothing to do), 2 needs attention (`once` changed something and converged,
@@ -66,6 +66,17 @@ pub enum Command {
     /// Run one cycle. Exit 0 = nothing to do, 2 = changed and converged, 1 = failed,
     /// 69 = no server reachable (nothing changed), 77 = this node was revoked.
     Once {
+        /// Print the cycle's report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Renew this node's certificates now, due or not: a new key and CSR per identity, signed,
+    /// verified, installed and its units restarted, as a scheduled renewal. Exit as `once`:
+    /// 2 = renewed and converged, 1 = failed, 69 = no server reachable, 77 = revoked.
+    Renew {
+        /// Renew only this component's identity (default: every identity of this node).
+        #[arg(long, value_name = "COMPONENT")]
+        component: Option<String>,
         /// Print the cycle's report as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -182,22 +193,30 @@ pub async fn execute(cli: Cli) -> Result<u8> {
             daemon::run(settings, daemon::signals()).await?;
             Ok(EXIT_OK)
         }
-        Command::Once { json } => {
-            let stop = Arc::new(AtomicBool::new(false));
-            let mut restarter = LazySystemd::new(settings.systemd_bus.clone());
-            let result = daemon::pass(&settings, &mut restarter, stop).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&result.report)?);
-            }
-            for error in &result.errors {
-                eprintln!("error: {}", printable_lines(&error.to_string()));
-            }
-            eprintln!("cycle {}", result.outcome.as_str());
-            Ok(result.outcome.exit_code())
+        Command::Once { json } => one_pass(&settings, crate::decide::Renew::AsDue, json).await,
+        Command::Renew { component, json } => {
+            let renew =
+                component.map_or(crate::decide::Renew::All, crate::decide::Renew::Component);
+            one_pass(&settings, renew, json).await
         }
         Command::Status { json } => status::show(&settings, &state, json),
         Command::Plan { json, manifest } => plan_cmd(&settings, &state, json, manifest).await,
     }
+}
+
+/// `once` and `renew`: one pass; the exit status says how it ended.
+async fn one_pass(settings: &Settings, renew: crate::decide::Renew, json: bool) -> Result<u8> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut restarter = LazySystemd::new(settings.systemd_bus.clone());
+    let result = daemon::pass_renewing(settings, &mut restarter, stop, renew).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&result.report)?);
+    }
+    for error in &result.errors {
+        eprintln!("error: {}", printable_lines(&error.to_string()));
+    }
+    eprintln!("cycle {}", result.outcome.as_str());
+    Ok(result.outcome.exit_code())
 }
 
 async fn enroll_cmd(settings: &Settings, state: &StateDir, args: EnrollArgs) -> Result<u8> {

@@ -91,7 +91,11 @@ where
                 (id.component.clone(), serial)
             })
             .collect();
-        let decisions = decide(&manifest, &installed, &on_disk, ctx.now);
+        let mut decisions = decide(&manifest, &installed, &on_disk, ctx.now);
+        if let Err(e) = crate::decide::force(&mut decisions, &ctx.renew) {
+            let _ = phase.advance(Phase::Done);
+            return failed(Outcome::Failed, e);
+        }
         let mut work: Vec<Work<'_>> = manifest
             .identities
             .iter()

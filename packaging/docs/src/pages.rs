@@ -130,15 +130,15 @@ pub const AGENT: Extra = Extra {
         ),
         (
             EXIT_FAILED,
-            "Failure, with the reason on standard error (both binaries). once: the cycle \
+            "Failure, with the reason on standard error (both binaries). once, renew: the cycle \
              failed or its manifest was refused. plan: errors, or a manifest outside the \
              agent's limits. status: not enrolled, the last cycle did not succeed, or a \
              certificate (fleet or identity) has expired.",
         ),
         (
             EXIT_CHANGED,
-            "Needs attention, nothing failed (both binaries). once: files changed (and units \
-             restarted) and everything converged. plan: something would change. status: a \
+            "Needs attention, nothing failed (both binaries). once, renew: files changed (and \
+             units restarted) and everything converged. plan: something would change. status: a \
              certificate is inside its renewal window (past its renewal point, not expired); \
              the next cycle renews it.",
         ),
@@ -154,13 +154,13 @@ pub const AGENT: Extra = Extra {
         ),
         (
             EXIT_UNREACHABLE,
-            "No server could be reached (both binaries). once: no server could be reached; nothing was changed and the installed \
+            "No server could be reached (both binaries). once, renew: no server could be reached; nothing was changed and the installed \
              identities keep working until they expire (sysexits EX_UNAVAILABLE: try again \
              later).",
         ),
         (
             EXIT_REVOKED,
-            "once, status: an administrator revoked this node; its etcd identities are gone. \
+            "once, renew, status: an administrator revoked this node; its etcd identities are gone. \
              Re-enroll with a new token for it (`calseg-agent enroll --force --token ...`) \
              (sysexits EX_NOPERM).",
         ),
@@ -203,8 +203,13 @@ pub const AGENT: Extra = Extra {
             "calseg-agent once",
         ),
         (
-            "Identities, expiries, units and the last cycle, for a script:",
+            "Identities, expiries, units and the last cycle, for a script (exit 2 when a \
+             certificate is due for renewal, 1 when one expired):",
             "calseg-agent status --json",
+        ),
+        (
+            "Renew calico-node's certificate now, due or not (new key, restart):",
+            "calseg-agent renew --component calico-node",
         ),
     ],
     see_also: &["calseg-server(1)", "systemctl(1)", "journalctl(1)"],

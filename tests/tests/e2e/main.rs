@@ -8,6 +8,7 @@ mod access;
 mod admin_certs;
 mod agent;
 mod agent_failover;
+mod agent_renew;
 mod agent_revoked;
 mod api_errors;
 mod audit_cli;
