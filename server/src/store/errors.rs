@@ -188,8 +188,9 @@ pub enum StoreError {
     /// The lease has lived its longest: it ends at its cap and is not renewed.
     #[error(
         "restart lease {id} of node {node:?} may live at most {max_life_secs}s from its grant \
-         ([rollout] max_lease_life) and ends at unix time {ends_at}: it is not renewed again; \
-         finish the restart and release it, so other nodes get their turn"
+         ([rollout] max_lease_life) and ends at {}: it is not renewed again; \
+         finish the restart and release it, so other nodes get their turn",
+        calseg_api::when::unix(*.ends_at).unwrap_or_else(|| format!("unix time {}", .ends_at))
     )]
     LeaseLifeExceeded {
         id: String,
