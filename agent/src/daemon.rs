@@ -99,6 +99,17 @@ pub async fn pass(
     restarter: &mut LazySystemd,
     stop: Arc<AtomicBool>,
 ) -> Result<CycleResult> {
+    pass_renewing(settings, restarter, stop, crate::decide::Renew::AsDue).await
+}
+
+/// [`pass`], renewing the certificates `renew` names even when they are not due
+/// (`calseg-agent renew`).
+pub async fn pass_renewing(
+    settings: &Settings,
+    restarter: &mut LazySystemd,
+    stop: Arc<AtomicBool>,
+    renew: crate::decide::Renew,
+) -> Result<CycleResult> {
     let state = StateDir::new(&settings.state_dir);
     let mut client = server_client(settings, &state)?;
     // A demo or test root is created on first use; `/` always exists.
@@ -125,6 +136,7 @@ pub async fn pass(
         now,
         stop,
         limits: settings.limits.clone(),
+        renew,
     };
     let mut ports = Ports {
         manifest: client.clone(),

@@ -24,6 +24,8 @@ pub enum Reason {
         #[serde(with = "time::serde::rfc3339")]
         renew_at: OffsetDateTime,
     },
+    /// An operator asked for it now (`calseg-agent renew`).
+    Forced,
 }
 
 impl std::fmt::Display for Reason {
@@ -31,7 +33,12 @@ impl std::fmt::Display for Reason {
         match self {
             Self::Missing => f.write_str("missing"),
             Self::PolicyChanged { fields } => write!(f, "policy changed: {}", fields.join(", ")),
-            Self::Renewal { renew_at } => write!(f, "due for renewal since {renew_at}"),
+            Self::Renewal { renew_at } => write!(
+                f,
+                "due for renewal since {}",
+                calseg_api::when::rfc3339(renew_at)
+            ),
+            Self::Forced => f.write_str("renewal forced (calseg-agent renew)"),
         }
     }
 }
@@ -47,6 +54,48 @@ pub enum Action {
     },
     /// Make a new key, have it signed, verify and install it.
     Issue(Reason),
+}
+
+/// Which certificates a pass renews whether or not they are due.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Renew {
+    /// Only those due (the daemon and `once`).
+    #[default]
+    AsDue,
+    /// Every identity of the manifest (`calseg-agent renew`).
+    All,
+    /// This component's identity (`calseg-agent renew --component C`).
+    Component(String),
+}
+
+/// Turns the kept certificates `renew` names into forced renewals (new key, CSR, install and
+/// restart, as any renewal). `Err` names the components when `renew` names one the manifest
+/// does not have.
+pub fn force(decisions: &mut [Decision], renew: &Renew) -> Result<(), String> {
+    if let Renew::Component(component) = renew
+        && !decisions.iter().any(|d| &d.component == component)
+    {
+        let known: Vec<&str> = decisions.iter().map(|d| d.component.as_str()).collect();
+        return Err(format!(
+            "--component {component:?}: this node's manifest has no such identity; it has: {}",
+            if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.join(", ")
+            }
+        ));
+    }
+    for d in decisions.iter_mut() {
+        let named = match renew {
+            Renew::AsDue => false,
+            Renew::All => true,
+            Renew::Component(component) => &d.component == component,
+        };
+        if named && matches!(d.action, Action::Keep { .. }) {
+            d.action = Action::Issue(Reason::Forced);
+        }
+    }
+    Ok(())
 }
 
 /// The decision for one identity of the manifest.

@@ -180,7 +180,9 @@ pub fn to_text(plan: &Plan) -> String {
     );
     for id in &plan.identities {
         let action = match &id.action {
-            Action::Keep { renew_at } => format!("keep (renew at {renew_at})"),
+            Action::Keep { renew_at } => {
+                format!("keep (renew at {})", calseg_api::when::rfc3339(renew_at))
+            }
             Action::Issue(reason) => format!("new certificate ({reason})"),
         };
         let _ = writeln!(out, "\n{} ({}): {action}", id.component, id.etcd_user);

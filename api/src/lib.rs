@@ -18,7 +18,10 @@
 //! - [`report`]: what the agent installed and the state of its units.
 //! - [`plan`]: the fleet plan: what a policy would change in etcd and on each node.
 //! - [`rollout`]: policy revisions and how far the fleet has converged to the current one.
+//! - [`duration`]: the one duration grammar of every flag and configuration key.
 //! - [`error`]: the error body every failed call returns.
+//! - [`exit`]: the exit-status table both binaries share.
+//! - [`when`]: how a point in time is shown: RFC 3339 in UTC, to the second.
 //! - [`text`]: how text from the other side is escaped before a terminal shows it.
 
 /// Access words shared by policy, plan output and manifests.
@@ -27,10 +30,14 @@ pub mod access;
 pub mod admin;
 /// Signing one identity's CSR.
 pub mod certificates;
+/// The duration grammar.
+pub mod duration;
 /// Enrollment.
 pub mod enroll;
 /// The error body.
 pub mod error;
+/// Exit statuses of both binaries.
+pub mod exit;
 /// Key fingerprints.
 pub mod fingerprint;
 /// Restart leases.
@@ -47,3 +54,5 @@ pub mod report;
 pub mod rollout;
 /// Escaping of the other side's text for terminals.
 pub mod text;
+/// How times are shown.
+pub mod when;

@@ -88,11 +88,35 @@ impl AdminClient {
     }
 }
 
+/// The running server could not be reached at all (no connection, or no answer in time):
+/// nothing was done, and `main` exits [`calseg_api::exit::UNREACHABLE`] rather than 1.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot reach the calseg server for {path} (is it running? check [admin] server in server.toml)"
+)]
+pub struct ServerUnreachable {
+    path: String,
+    #[source]
+    source: reqwest::Error,
+}
+
 async fn decode<T: DeserializeOwned>(
     path: &str,
     response: reqwest::Result<reqwest::Response>,
 ) -> Result<T> {
-    let response = response.with_context(|| format!("reach the calseg server for {path}"))?;
+    let response = match response {
+        Ok(response) => response,
+        Err(source) if source.is_connect() || source.is_timeout() => {
+            return Err(ServerUnreachable {
+                path: path.to_owned(),
+                source,
+            }
+            .into());
+        }
+        Err(source) => {
+            return Err(source).with_context(|| format!("reach the calseg server for {path}"));
+        }
+    };
     let status = response.status();
     let bytes = response.bytes().await?;
     if !status.is_success() {
@@ -109,4 +133,13 @@ async fn decode<T: DeserializeOwned>(
         }
     }
     serde_json::from_slice(&bytes).with_context(|| format!("decode the answer to {path}"))
+}
+
+/// [`decode`]'s error for a response, for the exit-status tests.
+#[cfg(test)]
+pub(crate) async fn decode_for_test(response: reqwest::Result<reqwest::Response>) -> anyhow::Error {
+    match decode::<serde_json::Value>("/v1/test", response).await {
+        Ok(value) => anyhow!("decoded {value}"),
+        Err(error) => error,
+    }
 }

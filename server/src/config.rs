@@ -248,27 +248,10 @@ impl ServerConfig {
     }
 }
 
-/// Parses "90s", "15m", "12h" or "30d".
+/// Parses a duration for the flag or key `key` in the one grammar of both binaries
+/// ([`calseg_api::duration`]: `90s`, `1h30m`, `30d`); the error names the key and the value.
 pub fn parse_duration(key: &str, text: &str) -> Result<std::time::Duration> {
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let value: u64 = number.parse().map_err(|_| {
-        anyhow::anyhow!("{key} = {text:?}: expected a whole number and s, m, h or d, e.g. \"90d\"")
-    })?;
-    let unit_secs: u64 = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => bail!("{key} = {text:?}: the unit must be s, m, h or d, e.g. \"90d\""),
-    };
-    // Unchecked, "999999999999999999d" panicked in debug builds and wrapped in release ones.
-    let seconds = value
-        .checked_mul(unit_secs)
-        .ok_or_else(|| anyhow::anyhow!("{key} = {text:?}: too long"))?;
-    Ok(std::time::Duration::from_secs(seconds))
+    calseg_api::duration::parse(text).map_err(|error| anyhow::anyhow!("{key} = {error}"))
 }
 
 #[cfg(test)]

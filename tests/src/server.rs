@@ -310,8 +310,22 @@ impl ServerProcess {
 
     /// `calseg-server rollout status --json`, decoded.
     pub fn rollout_status(&self) -> Result<calseg_api::rollout::RolloutStatus> {
-        let out = self.cli_ok(&["rollout", "status", "--json"])?;
-        serde_json::from_str(&out).context("decode rollout status")
+        Ok(self.rollout_status_code()?.1)
+    }
+
+    /// `rollout status --json`: its exit status (0 running/done/none, 2 paused or aborted, 1
+    /// rolled back) and the status.
+    pub fn rollout_status_code(&self) -> Result<(i32, calseg_api::rollout::RolloutStatus)> {
+        let output = self.cli(&["rollout", "status", "--json"])?;
+        let code = output.status.code().unwrap_or(-1);
+        if ![0, 1, 2].contains(&code) || output.stdout.is_empty() {
+            bail!(
+                "calseg-server rollout status failed ({code}): {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let status = serde_json::from_slice(&output.stdout).context("decode rollout status")?;
+        Ok((code, status))
     }
 
     /// `https://127.0.0.1:PORT` (a replica in a network namespace: that namespace's address).

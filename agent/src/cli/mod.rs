@@ -1,8 +1,10 @@
-//! The command line: `enroll`, `run`, `once`, `status`, `plan`.
+//! The command line: `enroll`, `run`, `once`, `renew`, `status`, `plan`.
 //!
-//! Exit status: 0 success (for `once`: converged, nothing to do), 2 `once` changed something
-//! and converged, 1 failure, 3 `enroll` still pending approval, 64 bad usage, 69 (`once`) no
-//! server reachable, 77 (`once`, `status`) the server revoked this node.
+//! Exit status (the table both binaries share, calseg_api::exit): 0 success (for `once`:
+//! converged, nothing to do), 2 needs attention (`once` changed something and converged,
+//! `status`: a certificate inside its renewal window), 1 failure (`status`: a certificate
+//! expired), 3 `enroll` still pending approval, 64 bad usage, 69 (`once`) no server reachable,
+//! 77 (`once`, `status`) the server revoked this node.
 
 mod status;
 
@@ -19,29 +21,32 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+// The exit statuses: the one table both binaries share (calseg_api::exit), by this binary's
+// names for them.
 /// Exit status of a successful command (and of `once` with nothing to do).
-pub const EXIT_OK: u8 = 0;
-/// Any failure.
-pub const EXIT_FAILED: u8 = 1;
-/// `once`: files changed (and units restarted) and everything converged.
-pub const EXIT_CHANGED: u8 = 2;
+pub const EXIT_OK: u8 = calseg_api::exit::OK;
+/// Any failure (and `status`: a certificate expired).
+pub const EXIT_FAILED: u8 = calseg_api::exit::FAILED;
+/// `once`: files changed (and units restarted) and everything converged; `plan`: something
+/// would change; `status`: a certificate is inside its renewal window.
+pub const EXIT_CHANGED: u8 = calseg_api::exit::ATTENTION;
 /// `enroll`: still waiting for approval.
-pub const EXIT_PENDING: u8 = 3;
+pub const EXIT_PENDING: u8 = calseg_api::exit::PENDING;
 /// Bad arguments (sysexits EX_USAGE; clap's own 2 would read as "changed").
-pub const EXIT_USAGE: u8 = 64;
+pub const EXIT_USAGE: u8 = calseg_api::exit::USAGE;
 /// `once`: no server could be reached; nothing was changed and the installed identities keep
 /// working until they expire (sysexits EX_UNAVAILABLE: retrying later may help, unlike 1).
-pub const EXIT_UNREACHABLE: u8 = 69;
+pub const EXIT_UNREACHABLE: u8 = calseg_api::exit::UNREACHABLE;
 /// `once`, `status`: an operator revoked this node; re-enroll with a new token (sysexits
 /// EX_NOPERM: not "failed", not "unreachable", and retrying will not help).
-pub const EXIT_REVOKED: u8 = 77;
+pub const EXIT_REVOKED: u8 = calseg_api::exit::REVOKED;
 
 /// calseg's node agent: installs this host's Calico etcd identities and restarts Calico units.
 #[derive(Debug, Parser)]
 #[command(
     version,
     about,
-    after_help = "Exit status: 0 ok / nothing to do, 1 failed, 2 changed and converged (once), 3 enrollment pending, 64 usage error, 69 no server reachable (once: nothing changed, try again later), 77 this node was revoked (once, status: re-enroll with a new token, `enroll --force --token ...`)."
+    after_help = "Exit status (one table with calseg-server): 0 ok / nothing to do, 1 failed (status: a certificate expired), 2 needs attention (once: changed and converged; plan: would change; status: a certificate inside its renewal window), 3 enrollment pending, 64 usage error, 69 no server reachable (once: nothing changed, try again later), 77 this node was revoked (once, status: re-enroll with a new token, `enroll --force --token ...`). See calseg-agent(1)."
 )]
 pub struct Cli {
     /// Configuration file.
@@ -70,7 +75,20 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Renew this node's certificates now, due or not: a new key and CSR per identity, signed,
+    /// verified, installed and its units restarted, as a scheduled renewal. Exit as `once`:
+    /// 2 = renewed and converged, 1 = failed, 69 = no server reachable, 77 = revoked.
+    Renew {
+        /// Renew only this component's identity (default: every identity of this node).
+        #[arg(long, value_name = "COMPONENT")]
+        component: Option<String>,
+        /// Print the cycle's report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show identities, expiries, units, the last cycle and its errors (no network).
+    /// Exit 0 = healthy, 2 = a certificate is inside its renewal window, 1 = a certificate
+    /// expired, the last cycle failed or the host is not enrolled, 77 = revoked.
     Status {
         /// Print the status as JSON.
         #[arg(long)]
@@ -171,22 +189,30 @@ pub async fn execute(cli: Cli) -> Result<u8> {
             daemon::run(settings, daemon::signals()).await?;
             Ok(EXIT_OK)
         }
-        Command::Once { json } => {
-            let stop = Arc::new(AtomicBool::new(false));
-            let mut restarter = LazySystemd::new(settings.systemd_bus.clone());
-            let result = daemon::pass(&settings, &mut restarter, stop).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&result.report)?);
-            }
-            for error in &result.errors {
-                eprintln!("error: {}", printable_lines(&error.to_string()));
-            }
-            eprintln!("cycle {}", result.outcome.as_str());
-            Ok(result.outcome.exit_code())
+        Command::Once { json } => one_pass(&settings, crate::decide::Renew::AsDue, json).await,
+        Command::Renew { component, json } => {
+            let renew =
+                component.map_or(crate::decide::Renew::All, crate::decide::Renew::Component);
+            one_pass(&settings, renew, json).await
         }
         Command::Status { json } => status::show(&settings, &state, json),
         Command::Plan { json, manifest } => plan_cmd(&settings, &state, json, manifest).await,
     }
+}
+
+/// `once` and `renew`: one pass; the exit status says how it ended.
+async fn one_pass(settings: &Settings, renew: crate::decide::Renew, json: bool) -> Result<u8> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut restarter = LazySystemd::new(settings.systemd_bus.clone());
+    let result = daemon::pass_renewing(settings, &mut restarter, stop, renew).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&result.report)?);
+    }
+    for error in &result.errors {
+        eprintln!("error: {}", printable_lines(&error.to_string()));
+    }
+    eprintln!("cycle {}", result.outcome.as_str());
+    Ok(result.outcome.exit_code())
 }
 
 async fn enroll_cmd(settings: &Settings, state: &StateDir, args: EnrollArgs) -> Result<u8> {
@@ -220,8 +246,9 @@ async fn enroll_cmd(settings: &Settings, state: &StateDir, args: EnrollArgs) -> 
     match enroll::enroll(state, &opts, args.force).await? {
         EnrollOutcome::Enrolled { not_after } => {
             eprintln!(
-                "enrolled as {}; fleet certificate valid until {not_after}",
-                opts.node
+                "enrolled as {}; fleet certificate valid until {}",
+                opts.node,
+                calseg_api::when::rfc3339(&not_after)
             );
             Ok(EXIT_OK)
         }

@@ -1,7 +1,7 @@
 //! `calseg-agent status`: what the state directory and the installed files say, without
 //! calling the server or systemd.
 
-use super::{EXIT_FAILED, EXIT_OK, EXIT_REVOKED};
+use super::{EXIT_CHANGED, EXIT_FAILED, EXIT_OK, EXIT_REVOKED};
 use crate::config::Settings;
 use crate::decide::{renew_at, renewal_jitter};
 use crate::enroll::fleet_renew_at;
@@ -12,7 +12,6 @@ use calseg_api::report::UnitReport;
 use serde::Serialize;
 use std::fmt::Write as _;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 /// The status as shown (`--json` prints this).
 #[derive(Debug, Serialize)]
@@ -28,6 +27,8 @@ pub struct StatusView {
     pub revoked: Option<RevokedView>,
     pub fleet_not_after: Option<String>,
     pub fleet_renew_at: Option<String>,
+    /// The fleet certificate against the clock: ok, renewal due or expired.
+    pub fleet_expiry: Option<Expiry>,
     pub manifest_revision: Option<String>,
     pub identities: Vec<IdentityView>,
     pub units: Vec<UnitReport>,
@@ -51,6 +52,8 @@ pub struct IdentityView {
     pub serial: String,
     pub not_after: String,
     pub renew_at: String,
+    /// The certificate against the clock: ok, renewal due or expired.
+    pub expiry: Expiry,
     /// Status in the last cycle's report, if any.
     pub last_status: Option<String>,
 }
@@ -63,12 +66,50 @@ pub struct LastCycle {
     pub errors: Vec<String>,
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
+/// Where a certificate stands at a given time, from its renewal point and its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Expiry {
+    /// Before its renewal point.
+    Ok,
+    /// Past its renewal point, not yet expired: the next cycle renews it (`status` exits 2).
+    RenewalDue,
+    /// Past its notAfter: etcd refuses it (`status` exits 1).
+    Expired,
 }
 
-/// Builds the view from the state directory.
+impl Expiry {
+    /// Where a certificate renewed at `renew_at` and ending at `not_after` stands at `now`.
+    pub fn at(now: OffsetDateTime, renew_at: OffsetDateTime, not_after: OffsetDateTime) -> Self {
+        if now >= not_after {
+            Self::Expired
+        } else if now >= renew_at {
+            Self::RenewalDue
+        } else {
+            Self::Ok
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::RenewalDue => "renewal due",
+            Self::Expired => "EXPIRED",
+        }
+    }
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    calseg_api::when::rfc3339(&t)
+}
+
+/// Builds the view from the state directory, against the clock.
 pub fn view(settings: &Settings, state: &StateDir) -> Result<StatusView> {
+    view_at(settings, state, OffsetDateTime::now_utc())
+}
+
+/// Builds the view from the state directory as it stands at `now`.
+pub fn view_at(settings: &Settings, state: &StateDir, now: OffsetDateTime) -> Result<StatusView> {
     let fleet = state.fleet()?;
     let fleet_info = fleet
         .as_ref()
@@ -80,23 +121,31 @@ pub fn view(settings: &Settings, state: &StateDir) -> Result<StatusView> {
     let identities = state
         .installed()?
         .values()
-        .map(|r| IdentityView {
-            component: r.component.clone(),
-            etcd_user: r.etcd_user.clone(),
-            serial: r.serial.clone(),
-            not_after: rfc3339(r.not_after),
-            renew_at: rfc3339(renew_at(
+        .map(|r| {
+            let renew = renew_at(
                 r.not_before,
                 r.not_after,
                 renew_after,
                 renewal_jitter(r, &settings.node),
-            )),
+            );
+            (r, renew)
+        })
+        .map(|(r, renew)| IdentityView {
+            component: r.component.clone(),
+            etcd_user: r.etcd_user.clone(),
+            serial: r.serial.clone(),
+            not_after: rfc3339(r.not_after),
+            renew_at: rfc3339(renew),
+            expiry: Expiry::at(now, renew, r.not_after),
             last_status: report
                 .as_ref()
                 .and_then(|rep| rep.identities.iter().find(|i| i.component == r.component))
                 .map(|i| i.status.clone()),
         })
         .collect();
+    let fleet_renew = fleet
+        .as_ref()
+        .and_then(|f| fleet_renew_at(&f.cert_pem).ok());
     let servers = crate::client::host::urls(&settings.servers, state)?;
     Ok(StatusView {
         node: settings.node.clone(),
@@ -111,10 +160,11 @@ pub fn view(settings: &Settings, state: &StateDir) -> Result<StatusView> {
             what_to_do: REVOKED_WHAT_TO_DO.replace("NODE", &settings.node),
         }),
         fleet_not_after: fleet_info.as_ref().map(|i| rfc3339(i.not_after)),
-        fleet_renew_at: fleet
+        fleet_renew_at: fleet_renew.map(rfc3339),
+        fleet_expiry: fleet_info
             .as_ref()
-            .and_then(|f| fleet_renew_at(&f.cert_pem).ok())
-            .map(rfc3339),
+            .zip(fleet_renew)
+            .map(|(i, renew)| Expiry::at(now, renew, i.not_after)),
         manifest_revision: manifest.map(|m| m.revision),
         identities,
         units: report.map(|r| r.units).unwrap_or_default(),
@@ -138,9 +188,13 @@ pub fn to_text(v: &StatusView) -> String {
     }
     let enrolled = match (v.enrolled, v.enrollment_pending) {
         (true, _) => format!(
-            "yes, fleet certificate until {} (renew at {})",
+            "yes, fleet certificate until {} (renew at {}){}",
             or_dash(&v.fleet_not_after),
-            or_dash(&v.fleet_renew_at)
+            or_dash(&v.fleet_renew_at),
+            match v.fleet_expiry {
+                Some(e @ (Expiry::RenewalDue | Expiry::Expired)) => format!(" [{}]", e.as_str()),
+                _ => String::new(),
+            }
         ),
         (false, true) => "pending approval".into(),
         (false, false) => "no (run `calseg-agent enroll`)".into(),
@@ -178,8 +232,13 @@ pub fn to_text(v: &StatusView) -> String {
         let status = i.last_status.as_deref().unwrap_or("-");
         let _ = writeln!(
             out,
-            "  {:<16} {:<28} serial {}  expires {}  renew {}  [{status}]",
-            i.component, i.etcd_user, i.serial, i.not_after, i.renew_at
+            "  {:<16} {:<28} serial {}  expires {}  renew {}  {}  [{status}]",
+            i.component,
+            i.etcd_user,
+            i.serial,
+            i.not_after,
+            i.renew_at,
+            i.expiry.as_str()
         );
     }
     if !v.units.is_empty() {
@@ -196,8 +255,9 @@ pub fn to_text(v: &StatusView) -> String {
     out
 }
 
-/// `calseg-agent status [--json]`: exit 77 when the node is revoked, 1 when the last cycle
-/// failed or the host is not enrolled.
+/// `calseg-agent status [--json]`: exit 77 when the node is revoked; 1 when the last cycle
+/// failed, the host is not enrolled or a certificate (fleet or identity) expired; 2 when one is
+/// inside its renewal window; else 0.
 pub fn show(settings: &Settings, state: &StateDir, json: bool) -> Result<u8> {
     let v = view(settings, state)?;
     if json {
@@ -206,15 +266,29 @@ pub fn show(settings: &Settings, state: &StateDir, json: bool) -> Result<u8> {
         // Component names, users and units come from the server's manifest.
         print!("{}", calseg_api::text::printable_lines(&to_text(&v)));
     }
+    Ok(exit_code(&v))
+}
+
+/// The exit status `status` gives for a view (the agent's side of the shared table).
+pub fn exit_code(v: &StatusView) -> u8 {
     let healthy = v.enrolled
         && v.last_cycle
             .as_ref()
             .is_none_or(|c| matches!(c.outcome, Outcome::Unchanged | Outcome::Changed));
-    Ok(if v.revoked.is_some() {
+    let worst = v
+        .identities
+        .iter()
+        .map(|i| i.expiry)
+        .chain(v.fleet_expiry)
+        .max()
+        .unwrap_or(Expiry::Ok);
+    if v.revoked.is_some() {
         EXIT_REVOKED
-    } else if healthy {
-        EXIT_OK
-    } else {
+    } else if !healthy || worst == Expiry::Expired {
         EXIT_FAILED
-    })
+    } else if worst == Expiry::RenewalDue {
+        EXIT_CHANGED
+    } else {
+        EXIT_OK
+    }
 }

@@ -254,3 +254,22 @@ async fn status_of_a_revoked_node_says_revoked_since_when_and_what_to_do() -> Te
     assert!(v.revoked.is_none() && !status::to_text(&v).contains("revoked:     yes"));
     Ok(())
 }
+
+/// Issue 18, point 2: a certificate is ok before its renewal point, due inside the window,
+/// expired from its notAfter on; the worst one decides `status`'s exit (2 due, 1 expired).
+#[test]
+fn issue_18_status_exit_says_renewal_due_and_expired() -> TestResult {
+    use status::Expiry;
+    let t = |s: i64| time::OffsetDateTime::from_unix_timestamp(1_800_000_000 + s);
+    let (renew, end) = (t(600)?, t(900)?);
+    assert_eq!(Expiry::at(t(0)?, renew, end), Expiry::Ok);
+    assert_eq!(Expiry::at(t(600)?, renew, end), Expiry::RenewalDue);
+    assert_eq!(Expiry::at(t(899)?, renew, end), Expiry::RenewalDue);
+    assert_eq!(Expiry::at(t(900)?, renew, end), Expiry::Expired);
+    assert!(Expiry::Expired > Expiry::RenewalDue && Expiry::RenewalDue > Expiry::Ok);
+    assert_eq!(
+        serde_json::to_value(Expiry::RenewalDue)?,
+        serde_json::json!("renewal_due")
+    );
+    Ok(())
+}

@@ -74,7 +74,7 @@ fn errors_carry_file_line_column_and_field() {
     let err = parse(text).err();
     let err = err.as_ref().map(ToString::to_string).unwrap_or_default();
     assert!(
-        err.starts_with("/etc/calseg/agent.toml:2:12: interval: `5x`: unknown unit"),
+        err.starts_with("/etc/calseg/agent.toml:2:12: interval: \"5x\" has an unknown unit `x`"),
         "{err}"
     );
 

@@ -159,6 +159,8 @@ pub struct CycleContext {
     pub stop: Arc<AtomicBool>,
     /// agent.toml's limits; a manifest outside them is refused before anything is touched.
     pub limits: Limits,
+    /// Which certificates to renew whether or not they are due (`calseg-agent renew`).
+    pub renew: crate::decide::Renew,
 }
 
 /// How a pass ended.

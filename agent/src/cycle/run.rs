@@ -91,7 +91,11 @@ where
                 (id.component.clone(), serial)
             })
             .collect();
-        let decisions = decide(&manifest, &installed, &on_disk, ctx.now);
+        let mut decisions = decide(&manifest, &installed, &on_disk, ctx.now);
+        if let Err(e) = crate::decide::force(&mut decisions, &ctx.renew) {
+            let _ = phase.advance(Phase::Done);
+            return failed(Outcome::Failed, e);
+        }
         let mut work: Vec<Work<'_>> = manifest
             .identities
             .iter()
@@ -355,7 +359,7 @@ pub(crate) fn warn_expiries(
 ) {
     for record in installed.values() {
         let left = record.not_after - now;
-        let expires = record.not_after.format(&Rfc3339).unwrap_or_default();
+        let expires = calseg_api::when::rfc3339(&record.not_after);
         tracing::warn!(component = %record.component, %expires, hours_left = left.whole_hours(), "server unreachable; certificate keeps working until it expires");
     }
 }

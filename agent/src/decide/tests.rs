@@ -121,3 +121,42 @@ fn decides_missing_policy_change_renewal_and_keep() {
         Action::Issue(Reason::PolicyChanged { fields: want })
     );
 }
+
+/// Issue 18, point 7: `calseg-agent renew [--component C]` turns kept certificates into
+/// forced renewals (all, or the one named); other decisions stay; an unknown component is an
+/// error naming the ones there are.
+#[test]
+fn issue_18_renew_forces_kept_certificates_only_those_named() {
+    let at = datetime!(2025-01-10 0:00 UTC);
+    let keep = |c: &str| Decision {
+        component: c.into(),
+        action: Action::Keep { renew_at: at },
+    };
+    let base = vec![
+        keep("calico-node"),
+        keep("felix"),
+        Decision {
+            component: "cni".into(),
+            action: Action::Issue(Reason::Missing),
+        },
+    ];
+    let mut as_due = base.clone();
+    force(&mut as_due, &Renew::AsDue).unwrap();
+    assert_eq!(as_due, base);
+    let mut one = base.clone();
+    force(&mut one, &Renew::Component("felix".into())).unwrap();
+    assert_eq!(one[0].action, Action::Keep { renew_at: at });
+    assert_eq!(one[1].action, Action::Issue(Reason::Forced));
+    assert_eq!(one[2].action, Action::Issue(Reason::Missing));
+    let mut all = base.clone();
+    force(&mut all, &Renew::All).unwrap();
+    assert_eq!(all[0].action, Action::Issue(Reason::Forced));
+    assert_eq!(all[2].action, Action::Issue(Reason::Missing), "not renamed");
+    let mut unknown = base.clone();
+    let error = force(&mut unknown, &Renew::Component("bird".into())).unwrap_err();
+    assert!(
+        error.contains("\"bird\"") && error.contains("calico-node, felix, cni"),
+        "{error}"
+    );
+    assert_eq!(unknown, base, "nothing forced");
+}

@@ -5,35 +5,47 @@ use crate::man::Extra;
 use calseg_agent::cli::{
     EXIT_CHANGED, EXIT_FAILED, EXIT_OK, EXIT_PENDING, EXIT_REVOKED, EXIT_UNREACHABLE, EXIT_USAGE,
 };
+use calseg_api::exit;
 
 /// calseg-server(1).
 pub const SERVER: Extra = Extra {
+    // The table both binaries share (calseg_api::exit); each row starts with what the code
+    // means for either binary.
     exit_status: &[
         (
-            0,
-            "Success. plan: nothing would change (etcd already matches the policy, and no \
-             node's manifest changes). apply: everything applied. \
-             can-i: allowed. rollout watch: the rollout is done (or there is none).",
+            exit::OK,
+            "Success (both binaries). plan: nothing would change (etcd already matches the \
+             policy, and no node's manifest changes). apply: everything applied. can-i: \
+             allowed. rollout status: no rollout in waves, or one running or done. rollout \
+             watch: the rollout is done (or there is none).",
         ),
         (
-            1,
-            "Failure, with the reason on standard error (including a server or etcd that \
-             cannot be reached). can-i: denied. nodes revoke: the node is marked revoked but \
-             some of its etcd users still exist (they are named). token delete: no such \
-             token. rollout watch: --timeout passed. reload: the server refused the policy \
-             (it keeps the old one; the reason follows) or did not answer within --timeout.",
+            exit::FAILED,
+            "Failure, with the reason on standard error (both binaries). can-i: denied. \
+             nodes revoke: the node is marked revoked but some of its etcd users still exist \
+             (they are named). token delete: no such token. rollout status, rollout watch: \
+             the rollout was rolled back. rollout watch: --timeout passed. reload: the server \
+             refused the policy (it keeps the old one; the reason follows) or did not answer \
+             within --timeout.",
         ),
         (
-            2,
-            "plan: something would change: etcd RBAC changes or conflicts, or a node's files \
-             or units. apply: applied, but users the \
-             policy names that calseg does not own were left alone (conflicts). rollout \
-             watch: the rollout is paused, aborted or rolled back.",
+            exit::ATTENTION,
+            "Needs attention, nothing failed (both binaries). plan: something would change: \
+             etcd RBAC changes or conflicts, or a node's files or units. apply: applied, but \
+             users the policy names that calseg does not own were left alone (conflicts). \
+             rollout status, rollout watch: the rollout is paused or aborted; resume, roll \
+             back or abort it.",
         ),
         (
-            calseg_server::cli::EXIT_USAGE,
-            "Usage error: unknown or conflicting flags or arguments (sysexits EX_USAGE). \
-             --help and --version exit 0.",
+            exit::USAGE,
+            "Usage error: unknown or conflicting flags or arguments (sysexits EX_USAGE; both \
+             binaries). --help and --version exit 0.",
+        ),
+        (
+            exit::UNREACHABLE,
+            "The running server cannot be reached (no connection or no answer; both \
+             binaries): the commands that go through it (token, nodes, rollout, audit, plan \
+             and apply under [admin]) did nothing; retry later (sysexits EX_UNAVAILABLE).",
         ),
         (
             141,
@@ -129,7 +141,8 @@ pub const SERVER: Extra = Extra {
             "systemctl reload calseg-server",
         ),
         (
-            "Follow a rollout in waves; exit 0 when done, 2 when it stops:",
+            "Follow a rollout in waves; exit 0 when done, 2 when paused or aborted, 1 when \
+             rolled back:",
             "calseg-server rollout watch --timeout 30m",
         ),
         (
@@ -153,19 +166,23 @@ pub const AGENT: Extra = Extra {
     exit_status: &[
         (
             EXIT_OK,
-            "Success. once: nothing to do. plan: nothing would change. status: enrolled and \
+            "Success (both binaries). once: nothing to do. plan: nothing would change. status: \
+             enrolled, every certificate before its renewal point, and \
              the last cycle succeeded.",
         ),
         (
             EXIT_FAILED,
-            "Failure, with the reason on standard error. once: the cycle failed or its \
-             manifest was refused. plan: errors, or a manifest outside the agent's \
-             limits. status: not enrolled, or the last cycle did not succeed.",
+            "Failure, with the reason on standard error (both binaries). once, renew: the cycle \
+             failed or its manifest was refused. plan: errors, or a manifest outside the \
+             agent's limits. status: not enrolled, the last cycle did not succeed, or a \
+             certificate (fleet or identity) has expired.",
         ),
         (
             EXIT_CHANGED,
-            "once: files changed (and units restarted) and everything converged. plan: \
-             something would change.",
+            "Needs attention, nothing failed (both binaries). once, renew: files changed (and \
+             units restarted) and everything converged. plan: something would change. status: a \
+             certificate is inside its renewal window (past its renewal point, not expired); \
+             the next cycle renews it.",
         ),
         (
             EXIT_PENDING,
@@ -174,18 +191,18 @@ pub const AGENT: Extra = Extra {
         ),
         (
             EXIT_USAGE,
-            "Usage error: unknown or conflicting flags or arguments (sysexits EX_USAGE). \
-             --help and --version exit 0.",
+            "Usage error: unknown or conflicting flags or arguments (sysexits EX_USAGE; both \
+             binaries). --help and --version exit 0.",
         ),
         (
             EXIT_UNREACHABLE,
-            "once: no server could be reached; nothing was changed and the installed \
+            "No server could be reached (both binaries). once, renew: no server could be reached; nothing was changed and the installed \
              identities keep working until they expire (sysexits EX_UNAVAILABLE: try again \
              later).",
         ),
         (
             EXIT_REVOKED,
-            "once, status: an administrator revoked this node; its etcd identities are gone. \
+            "once, renew, status: an administrator revoked this node; its etcd identities are gone. \
              Re-enroll with a new token for it (`calseg-agent enroll --force --token ...`) \
              (sysexits EX_NOPERM).",
         ),
@@ -243,8 +260,13 @@ pub const AGENT: Extra = Extra {
             "calseg-agent once",
         ),
         (
-            "Identities, expiries, units and the last cycle, for a script:",
+            "Identities, expiries, units and the last cycle, for a script (exit 2 when a \
+             certificate is due for renewal, 1 when one expired):",
             "calseg-agent status --json",
+        ),
+        (
+            "Renew calico-node's certificate now, due or not (new key, restart):",
+            "calseg-agent renew --component calico-node",
         ),
     ],
     see_also: &[

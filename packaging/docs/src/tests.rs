@@ -75,7 +75,7 @@ fn issue_18_pages_have_exit_status_files_examples_and_see_also() -> Result<()> {
     for (name, codes, file) in [
         (
             "calseg-server.1",
-            &[0, 1, 2, 64][..],
+            &[0, 1, 2, 64, 69][..],
             "/etc/calseg/server.toml",
         ),
         (

@@ -52,7 +52,7 @@ pub fn issue(
         "{}: serial {}, valid until {}; wrote {} and {}",
         made.cert.common_name,
         made.cert.serial_hex,
-        made.cert.not_after,
+        calseg_api::when::rfc3339(&made.cert.not_after),
         cert_path.display(),
         key_path.display()
     );

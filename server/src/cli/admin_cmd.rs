@@ -1,6 +1,7 @@
 //! The admin commands: tokens, nodes and the audit log, through the running server's admin
 //! API.
 
+use super::output::{Format, table};
 use crate::admin_client::AdminClient;
 use crate::config::{ServerConfig, parse_duration};
 use anyhow::Result;
@@ -46,23 +47,54 @@ pub async fn token_create(
 }
 
 /// `token list`.
-pub async fn token_list(config: Option<&Path>, json: bool) -> Result<ExitCode> {
+pub async fn token_list(config: Option<&Path>, format: Format) -> Result<ExitCode> {
     let tokens: Vec<Value> = client(config)?.get(paths::ADMIN_TOKENS).await?;
-    if json {
+    if format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&tokens)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<10} {:<32} {:<20} USES", "ID", "SCOPE", "EXPIRES");
-    for token in tokens {
-        println!(
-            "{:<10} {:<32} {:<20} {}",
-            printable(token["id"].as_str().unwrap_or("?")),
-            printable(&token["scope"].to_string()),
-            unix_to_rfc3339(&token["expires_at"]),
-            token["uses"].as_array().map_or(0, Vec::len)
-        );
+    let wide = format == Format::Wide;
+    let mut header = vec!["ID", "SCOPE", "EXPIRES", "USES"];
+    if wide {
+        header.extend(["CREATED", "CREATED BY"]);
     }
+    let rows = tokens
+        .iter()
+        .map(|token| {
+            let mut row = vec![
+                printable(token["id"].as_str().unwrap_or("?")).into_owned(),
+                printable(&scope_text(&token["scope"])).into_owned(),
+                unix_to_rfc3339(&token["expires_at"]),
+                uses_text(token),
+            ];
+            if wide {
+                row.push(unix_to_rfc3339(&token["created_at"]));
+                row.push(printable(token["created_by"].as_str().unwrap_or("-")).into_owned());
+            }
+            row
+        })
+        .collect();
+    print!("{}", table(&header, rows));
     Ok(ExitCode::SUCCESS)
+}
+
+/// A token's scope for people: `node NAME` or `match GLOB` (the JSON keeps the store's shape,
+/// `{"node": NAME}` or `{"match": {"glob", "uses_max"}}`).
+pub(super) fn scope_text(scope: &Value) -> String {
+    if let Some(node) = scope["node"].as_str() {
+        format!("node {node}")
+    } else if let Some(glob) = scope["match"]["glob"].as_str() {
+        format!("match {glob}")
+    } else {
+        scope.to_string()
+    }
+}
+
+/// How many of a token's uses are spent: `USED/MAX`.
+pub(super) fn uses_text(token: &Value) -> String {
+    let used = token["uses"].as_array().map_or(0, Vec::len);
+    let max = token["scope"]["match"]["uses_max"].as_u64().unwrap_or(1);
+    format!("{used}/{max}")
 }
 
 /// `token delete ID`.
@@ -114,72 +146,103 @@ impl NodesFilter {
 pub async fn nodes_list(
     config: Option<&Path>,
     filter: &NodesFilter,
-    json: bool,
+    format: Format,
 ) -> Result<ExitCode> {
     let path = format!("{}{}", paths::ADMIN_NODES, filter.query()?);
     let nodes: Vec<Value> = client(config)?.get(&path).await?;
-    if json {
+    if format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&nodes)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let pending = nodes.clone();
-    println!(
-        "{:<24} {:<9} {:<21} {:<13} {:<21} {:<24} {:<16} DRIFT",
-        "NODE", "STATE", "LAST SEEN", "REVISION", "EXPIRES", "COMPONENTS", "UNITS"
-    );
-    for node in nodes {
-        let inv = &node["inventory"];
-        let strings = |key: &str| -> Vec<String> {
-            inv[key]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let certificates = inv["certificates"].as_array().cloned().unwrap_or_default();
-        let components: Vec<&str> = certificates
-            .iter()
-            .filter_map(|c| c["component"].as_str())
-            .collect();
-        let units = match (inv["units_reported"].as_u64(), strings("failed_units")) {
-            (None | Some(0), _) => "-".to_owned(),
-            (Some(_), failed) if failed.is_empty() => "all active".to_owned(),
-            (Some(_), failed) => format!("failed: {}", failed.join(", ")),
-        };
-        let drift = [strings("errors"), strings("unconverged")].concat();
-        println!(
-            "{:<24} {:<9} {:<21} {:<13} {:<21} {:<24} {:<16} {}",
-            printable(node["name"].as_str().unwrap_or("?")),
-            printable(node["state"].as_str().unwrap_or("?")),
-            if node["last_seen"].is_null() {
-                "never".to_owned()
-            } else {
-                unix_to_rfc3339(&node["last_seen"])
-            },
-            inv["revision"]
-                .as_str()
-                .map_or("-".to_owned(), |r| printable(r).chars().take(12).collect()),
-            certificates
-                .first()
-                .map_or("-".to_owned(), |c| unix_to_rfc3339(&c["not_after"])),
-            if components.is_empty() {
-                "-".to_owned()
-            } else {
-                printable(&components.join(",")).into_owned()
-            },
-            printable(&units),
-            if drift.is_empty() {
-                "-".to_owned()
-            } else {
-                printable(&drift.join("; ")).into_owned()
-            }
-        );
+    let wide = format == Format::Wide;
+    let mut header = vec![
+        "NODE",
+        "STATE",
+        "LAST SEEN",
+        "REVISION",
+        "EXPIRES",
+        "COMPONENTS",
+        "UNITS",
+        "DRIFT",
+    ];
+    if wide {
+        header.insert(2, "FIRST SEEN");
     }
-    super::pending_cmd::print_pending(&pending);
+    let rows = nodes.iter().map(|node| node_row(node, wide)).collect();
+    print!("{}", table(&header, rows));
+    super::pending_cmd::print_pending(&nodes);
     Ok(ExitCode::SUCCESS)
+}
+
+/// One row of `nodes list`; `wide` adds the first-seen time and the whole revision.
+fn node_row(node: &Value, wide: bool) -> Vec<String> {
+    let inv = &node["inventory"];
+    let strings = |key: &str| -> Vec<String> {
+        inv[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let certificates = inv["certificates"].as_array().cloned().unwrap_or_default();
+    let components: Vec<&str> = certificates
+        .iter()
+        .filter_map(|c| c["component"].as_str())
+        .collect();
+    let units = match (inv["units_reported"].as_u64(), strings("failed_units")) {
+        (None | Some(0), _) => "-".to_owned(),
+        (Some(_), failed) if failed.is_empty() => "all active".to_owned(),
+        (Some(_), failed) => format!("failed: {}", failed.join(", ")),
+    };
+    let drift = [strings("errors"), strings("unconverged")].concat();
+    let dash_or = |items: &[String], sep: &str| {
+        if items.is_empty() {
+            "-".to_owned()
+        } else {
+            printable(&items.join(sep)).into_owned()
+        }
+    };
+    let mut row = vec![
+        printable(node["name"].as_str().unwrap_or("?")).into_owned(),
+        printable(node["state"].as_str().unwrap_or("?")).into_owned(),
+        seen(&node["last_seen"]),
+        inv["revision"].as_str().map_or("-".to_owned(), |r| {
+            let r = printable(r);
+            if wide {
+                r.into_owned()
+            } else {
+                r.chars().take(12).collect()
+            }
+        }),
+        certificates
+            .first()
+            .map_or("-".to_owned(), |c| unix_to_rfc3339(&c["not_after"])),
+        dash_or(
+            &components
+                .iter()
+                .map(|c| (*c).to_owned())
+                .collect::<Vec<_>>(),
+            ",",
+        ),
+        printable(&units).into_owned(),
+        dash_or(&drift, "; "),
+    ];
+    if wide {
+        row.insert(2, unix_to_rfc3339(&node["enrolled_at"]));
+    }
+    row
+}
+
+/// A last-seen time, or `never`.
+pub(super) fn seen(value: &Value) -> String {
+    if value.is_null() {
+        "never".to_owned()
+    } else {
+        unix_to_rfc3339(value)
+    }
 }
 
 /// `nodes deny|revoke NAME` (approve: `pending_cmd`).
@@ -198,46 +261,10 @@ pub async fn nodes_action(config: Option<&Path>, action: &str, node: &str) -> Re
     Ok(ExitCode::SUCCESS)
 }
 
-/// `audit`.
-pub async fn audit(
-    config: Option<&Path>,
-    since: u64,
-    limit: usize,
-    json: bool,
-) -> Result<ExitCode> {
-    let entries: Vec<Value> = client(config)?
-        .get(&format!(
-            "{}?since={since}&limit={limit}",
-            paths::ADMIN_AUDIT
-        ))
-        .await?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&entries)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    for entry in entries {
-        println!(
-            "{:>6} {} {:<24} {:<12} {:<40} {:<7} {}",
-            entry["seq"],
-            unix_to_rfc3339(&entry["at"]),
-            printable(entry["actor"].as_str().unwrap_or("?")),
-            printable(entry["action"].as_str().unwrap_or("?")),
-            printable(entry["subject"].as_str().unwrap_or("?")),
-            printable(entry["outcome"].as_str().unwrap_or("?")),
-            printable(entry["detail"].as_str().unwrap_or(""))
-        );
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 /// Unix seconds (as the store keeps them) shown as RFC 3339 UTC.
 pub(super) fn unix_to_rfc3339(value: &Value) -> String {
     value
         .as_i64()
-        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .and_then(calseg_api::when::unix)
         .unwrap_or_else(|| printable(&value.to_string()).into_owned())
 }

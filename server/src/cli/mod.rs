@@ -4,7 +4,9 @@
 mod access_cmd;
 mod admin_cert_cmd;
 mod admin_cmd;
+mod audit_cmd;
 mod datastore_cmd;
+mod output;
 mod pending_cmd;
 mod plan_cmd;
 mod rbac_cmd;
@@ -25,7 +27,7 @@ use std::process::ExitCode;
     name = "calseg-server",
     version,
     about,
-    after_help = "Exit status: 0 ok / no changes, 1 failed (can-i: denied), 2 changes (plan; apply: conflicts left alone; rollout watch: stopped), 64 usage error. See calseg-server(1)."
+    after_help = "Exit status (one table with calseg-agent): 0 ok / no changes, 1 failed (can-i: denied; rollout status/watch: rolled back), 2 needs attention (plan: changes; apply: conflicts left alone; rollout status/watch: paused or aborted), 64 usage error, 69 the running server cannot be reached. See calseg-server(1)."
 )]
 pub struct Cli {
     /// Server configuration file.
@@ -108,17 +110,24 @@ pub enum Command {
     /// Administrator certificates (on the server host, with the fleet CA key).
     #[command(subcommand)]
     Admin(AdminCommand),
-    /// The audit log (through the running server).
+    /// The audit log (through the running server), oldest first.
     Audit {
-        /// Show entries after this sequence number.
-        #[arg(long, default_value_t = 0)]
-        since: u64,
+        /// Show entries from this time on: a duration ago (1h, 30m, 2d) or an RFC 3339 time
+        /// (2027-03-03T14:00:00Z).
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Show entries after this sequence number (the SEQ column).
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        after_seq: u64,
+        /// Keep printing new entries as they come (every 2s) until Ctrl-C; with -o json, one
+        /// JSON object a line.
+        #[arg(long, short = 'f')]
+        follow: bool,
         /// Show at most this many entries (the server caps it at 10000).
         #[arg(long, default_value_t = 1000, value_name = "N")]
         limit: usize,
-        /// Print the entries as JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: output::OutputArgs,
     },
 }
 
@@ -180,7 +189,7 @@ pub enum TokenCommand {
         // conflicts with an argument present (--node), so the conflict is stated as well.
         #[arg(long, value_name = "N", requires = "glob", conflicts_with = "node")]
         uses: Option<u32>,
-        /// How long the token stays valid: a whole number and s, m, h or d, e.g. 30m.
+        /// How long the token stays valid, e.g. 30m, 1h30m, 2d.
         #[arg(long, default_value = "1h", value_name = "DURATION")]
         ttl: String,
         /// Print the token (with its secret) as JSON.
@@ -189,9 +198,8 @@ pub enum TokenCommand {
     },
     /// List tokens (never their secrets).
     List {
-        /// Print the tokens as JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: output::OutputArgs,
     },
     /// Delete a token by id. Exit status 1 when there is no such token.
     Delete {
@@ -205,9 +213,8 @@ pub enum NodesCommand {
     /// The node inventory: state, last seen, revision, certificate expiry, unit health, drift.
     /// Filters combine: a node is listed when it passes every one given.
     List {
-        /// Print the inventory as JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: output::OutputArgs,
         /// Only nodes with an installed certificate expiring within this time, e.g. 7d.
         #[arg(long, value_name = "DURATION")]
         expiring_within: Option<String>,
@@ -218,14 +225,15 @@ pub enum NodesCommand {
         #[arg(long, value_name = "DURATION")]
         not_seen_since: Option<String>,
     },
-    /// One node: state, first and last seen, and, while it waits for approval, its key's
-    /// fingerprint and the address it asked from.
+    /// One node: state, first and last seen; while it waits for approval, its key's
+    /// fingerprint and the address it asked from; once enrolled, its fleet certificate, the
+    /// identities issued to it (component, etcd user, serial, notBefore, notAfter), its last
+    /// report (revision, errors, units) and the last 10 audit entries about it.
     Show {
         /// The node's name.
         node: String,
-        /// Print the node as JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: output::OutputArgs,
     },
     /// Approve a pending (or denied) node: exactly the key with this fingerprint gets a fleet
     /// certificate. Compare it with the fingerprint the node's agent printed while it waits
@@ -269,7 +277,7 @@ pub enum AdminCommand {
         /// Name in the certificate (CN admin:NAME), as the audit log records it.
         #[arg(long, default_value = "root", value_name = "NAME")]
         name: String,
-        /// How long the certificate is valid: a whole number and s, m, h or d (at most 31d).
+        /// How long the certificate is valid, e.g. 8h, 7d, 1d12h (at most 31d).
         #[arg(long, default_value = "7d", value_name = "DURATION")]
         lifetime: String,
         /// Write admin.pem and admin-key.pem into this directory (created 0700; existing files
@@ -282,14 +290,14 @@ pub enum AdminCommand {
 #[derive(Debug, Subcommand)]
 pub enum RolloutCommand {
     /// The current policy revision and how many approved nodes report its manifest (converged),
-    /// an older one or none yet (pending), or errors (failed).
+    /// an older one or none yet (pending), or errors (failed). Exit status: 0 no rollout in
+    /// waves, running or done; 2 paused or aborted (an operator must act); 1 rolled back.
     Status {
-        /// Print the status as JSON.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        out: output::OutputArgs,
     },
-    /// Print the status every second until the rollout in waves is done (exit 0), paused,
-    /// aborted or rolled back (exit 2), or --timeout passes (exit 1).
+    /// Print the status every second until the rollout in waves is done (exit 0), paused or
+    /// aborted (exit 2), rolled back (exit 1), or --timeout passes (exit 1).
     Watch {
         /// Give up after this long (e.g. 30s, 10m).
         #[arg(long, default_value = "1h")]
@@ -354,7 +362,7 @@ pub struct ReconcileArgs {
 }
 
 /// Exit status of a usage error (sysexits EX_USAGE): clap's own 2 would read as "changes".
-pub const EXIT_USAGE: u8 = 64;
+pub const EXIT_USAGE: u8 = calseg_api::exit::USAGE;
 
 /// Parses the command line, runs the command, and returns the process exit code.
 pub fn main() -> ExitCode {
@@ -405,14 +413,14 @@ pub fn main() -> ExitCode {
                 )
                 .await
             }
-            Command::Token(TokenCommand::List { json }) => {
-                admin_cmd::token_list(cli.config.as_deref(), *json).await
+            Command::Token(TokenCommand::List { out }) => {
+                admin_cmd::token_list(cli.config.as_deref(), out.format()).await
             }
             Command::Token(TokenCommand::Delete { id }) => {
                 admin_cmd::token_delete(cli.config.as_deref(), id).await
             }
             Command::Nodes(NodesCommand::List {
-                json,
+                out,
                 expiring_within,
                 failed,
                 not_seen_since,
@@ -422,10 +430,10 @@ pub fn main() -> ExitCode {
                     failed: *failed,
                     not_seen_since: not_seen_since.clone(),
                 };
-                admin_cmd::nodes_list(cli.config.as_deref(), &filter, *json).await
+                admin_cmd::nodes_list(cli.config.as_deref(), &filter, out.format()).await
             }
-            Command::Nodes(NodesCommand::Show { node, json }) => {
-                pending_cmd::nodes_show(cli.config.as_deref(), node, *json).await
+            Command::Nodes(NodesCommand::Show { node, out }) => {
+                pending_cmd::nodes_show(cli.config.as_deref(), node, out.format()).await
             }
             Command::Nodes(NodesCommand::Approve { node, fingerprint }) => {
                 pending_cmd::nodes_approve(cli.config.as_deref(), node, fingerprint.clone()).await
@@ -439,8 +447,8 @@ pub fn main() -> ExitCode {
             Command::Nodes(NodesCommand::Revoke { node, wait }) => {
                 revoke_cmd::nodes_revoke(cli.config.as_deref(), node, wait).await
             }
-            Command::Rollout(RolloutCommand::Status { json }) => {
-                rollout_cmd::rollout_status(cli.config.as_deref(), *json).await
+            Command::Rollout(RolloutCommand::Status { out }) => {
+                rollout_cmd::rollout_status(cli.config.as_deref(), out.format()).await
             }
             Command::Rollout(RolloutCommand::Watch { timeout, json }) => {
                 match crate::config::parse_duration("--timeout", timeout) {
@@ -471,8 +479,30 @@ pub fn main() -> ExitCode {
                 lifetime,
                 out,
             }) => admin_cert_cmd::issue(cli.config.as_deref(), name, lifetime, out.as_deref()),
-            Command::Audit { since, limit, json } => {
-                admin_cmd::audit(cli.config.as_deref(), *since, *limit, *json).await
+            Command::Audit {
+                since,
+                after_seq,
+                follow,
+                limit,
+                out,
+            } => {
+                let since = since
+                    .as_deref()
+                    .map(|s| audit_cmd::parse_since(s, time::OffsetDateTime::now_utc()))
+                    .transpose();
+                match since {
+                    Ok(since) => {
+                        let args = audit_cmd::AuditArgs {
+                            since,
+                            after_seq: *after_seq,
+                            limit: *limit,
+                            follow: *follow,
+                            format: out.format(),
+                        };
+                        audit_cmd::audit(cli.config.as_deref(), &args).await
+                    }
+                    Err(error) => Err(error),
+                }
             }
         }
     });
@@ -483,8 +513,21 @@ pub fn main() -> ExitCode {
             let message = format!("{error:#}");
             let printable = calseg_api::text::printable_lines(&message);
             eprintln!("{}", calseg_service::log::error_line(&printable));
-            ExitCode::FAILURE
+            ExitCode::from(error_exit(&error))
         }
+    }
+}
+
+/// The exit status of a command that failed with `error`: 69 when the running server could
+/// not be reached at all (nothing was done; retrying may help), else 1.
+pub fn error_exit(error: &anyhow::Error) -> u8 {
+    let unreachable = error
+        .chain()
+        .any(|e| e.is::<crate::admin_client::ServerUnreachable>());
+    if unreachable {
+        calseg_api::exit::UNREACHABLE
+    } else {
+        calseg_api::exit::FAILED
     }
 }
 

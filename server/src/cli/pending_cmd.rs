@@ -2,7 +2,9 @@
 //! `nodes list` prints after its table: what an operator needs to approve exactly the key the
 //! node's agent printed, and to clear requests nobody will approve.
 
-use super::admin_cmd::{client, unix_to_rfc3339};
+use super::admin_cmd::{client, seen, unix_to_rfc3339};
+use super::output::{Format, table};
+use crate::admin_client::AdminClient;
 use anyhow::Result;
 use calseg_api::admin::NodeAction;
 use calseg_api::paths;
@@ -25,37 +27,35 @@ pub(super) fn print_pending(nodes: &[Value]) {
         "PENDING: approve only a key whose fingerprint the node's agent printed \
          (`calseg-server nodes approve NODE --fingerprint sha256:...`)"
     );
-    println!(
-        "{:<24} {:<71} {:<40} {:<21} LAST SEEN",
-        "NODE", "KEY FINGERPRINT", "FROM", "FIRST SEEN"
+    let rows = pending
+        .iter()
+        .map(|node| {
+            let key = &node["pending_key"];
+            vec![
+                printable(node["name"].as_str().unwrap_or("?")).into_owned(),
+                printable(key["fingerprint"].as_str().unwrap_or("unknown")).into_owned(),
+                printable(key["source"].as_str().unwrap_or("unknown")).into_owned(),
+                unix_to_rfc3339(&node["enrolled_at"]),
+                seen(&node["last_seen"]),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &["NODE", "KEY FINGERPRINT", "FROM", "FIRST SEEN", "LAST SEEN"],
+            rows
+        )
     );
-    for node in pending {
-        let key = &node["pending_key"];
-        println!(
-            "{:<24} {:<71} {:<40} {:<21} {}",
-            printable(node["name"].as_str().unwrap_or("?")),
-            printable(key["fingerprint"].as_str().unwrap_or("unknown")),
-            printable(key["source"].as_str().unwrap_or("unknown")),
-            unix_to_rfc3339(&node["enrolled_at"]),
-            seen(&node["last_seen"]),
-        );
-    }
-}
-
-fn seen(value: &Value) -> String {
-    if value.is_null() {
-        "never".to_owned()
-    } else {
-        unix_to_rfc3339(value)
-    }
 }
 
 /// `nodes show NODE`.
-pub async fn nodes_show(config: Option<&Path>, node: &str, json: bool) -> Result<ExitCode> {
-    let record: Value = client(config)?
+pub async fn nodes_show(config: Option<&Path>, node: &str, format: Format) -> Result<ExitCode> {
+    let client = client(config)?;
+    let record: Value = client
         .get(&format!("{}/{node}", paths::ADMIN_NODES))
         .await?;
-    if json {
+    if format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&record)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -84,6 +84,7 @@ pub async fn nodes_show(config: Option<&Path>, node: &str, json: bool) -> Result
             unix_to_rfc3339(&fleet["not_after"])
         );
     }
+    print_enrolled(&record, node, &client).await?;
     if let Some(fingerprint) = key["fingerprint"].as_str().map(printable)
         && state == "pending"
     {
@@ -94,6 +95,122 @@ pub async fn nodes_show(config: Option<&Path>, node: &str, json: bool) -> Result
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How many audit entries about the node `nodes show` prints.
+const AUDIT_TAIL: usize = 10;
+
+/// What `nodes show` prints about an enrolled node beyond its record: the identities issued
+/// to it, its last report (revision, errors, units) and the tail of the audit log about it.
+async fn print_enrolled(record: &Value, node: &str, client: &AdminClient) -> Result<()> {
+    let rows: Vec<Vec<String>> = record["identities"]
+        .as_array()
+        .map(|ids| {
+            ids.iter()
+                .map(|i| {
+                    [
+                        "component",
+                        "etcd_user",
+                        "serial",
+                        "not_before",
+                        "not_after",
+                    ]
+                    .iter()
+                    .map(|k| printable(i[*k].as_str().unwrap_or("-")).into_owned())
+                    .collect()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !rows.is_empty() {
+        println!("\nidentities:");
+        let header = [
+            "COMPONENT",
+            "ETCD USER",
+            "SERIAL",
+            "NOT BEFORE",
+            "NOT AFTER",
+        ];
+        print!("{}", table(&header, rows));
+    }
+    let report = &record["last_report"];
+    if !report.is_null() {
+        println!(
+            "\nlast report: revision {} (current policy: {})",
+            printable(report["revision"].as_str().unwrap_or("-")),
+            printable(record["current_revision"].as_str().unwrap_or("-"))
+        );
+        for error in report["errors"].as_array().into_iter().flatten() {
+            println!("  error: {}", printable(error.as_str().unwrap_or("?")));
+        }
+        let units: Vec<Vec<String>> = report["units"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|u| {
+                vec![
+                    printable(u["unit"].as_str().unwrap_or("?")).into_owned(),
+                    printable(u["active_state"].as_str().unwrap_or("?")).into_owned(),
+                    u["n_restarts"].to_string(),
+                    if u["restarted"].as_bool() == Some(true) {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                    .into(),
+                ]
+            })
+            .collect();
+        if !units.is_empty() {
+            print!(
+                "{}",
+                table(
+                    &["UNIT", "STATE", "RESTARTS", "RESTARTED LAST CYCLE"],
+                    units
+                )
+            );
+        }
+    }
+    let tail = audit_tail(client, node).await?;
+    if !tail.is_empty() {
+        println!("\naudit (last {AUDIT_TAIL} about {}):", printable(node));
+        print!("{}", super::audit_cmd::audit_table(&tail));
+    }
+    Ok(())
+}
+
+/// The last [`AUDIT_TAIL`] audit entries about `node` (its name, or one of its etcd users
+/// `COMPONENT.NODE` / `COMPONENT.NODE~gN`), reading the log page by page.
+async fn audit_tail(client: &AdminClient, node: &str) -> Result<Vec<Value>> {
+    let about = |subject: &str| {
+        subject == node
+            || subject.ends_with(&format!(".{node}"))
+            || subject.contains(&format!(".{node}~"))
+    };
+    let mut tail = std::collections::VecDeque::new();
+    let mut after = 0;
+    loop {
+        let page: Vec<Value> = client
+            .get(&format!("{}?since={after}&limit=10000", paths::ADMIN_AUDIT))
+            .await?;
+        let Some(last) = page.last().and_then(|e| e["seq"].as_u64()) else {
+            break;
+        };
+        let full = page.len() >= 10_000;
+        for entry in page {
+            if about(entry["subject"].as_str().unwrap_or_default()) {
+                tail.push_back(entry);
+                if tail.len() > AUDIT_TAIL {
+                    tail.pop_front();
+                }
+            }
+        }
+        if !full || last <= after {
+            break;
+        }
+        after = last;
+    }
+    Ok(tail.into())
 }
 
 /// `nodes approve NODE --fingerprint sha256:...`. Without the fingerprint the server refuses

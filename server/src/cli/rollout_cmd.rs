@@ -2,6 +2,7 @@
 //! revisions), watch, and the operator's pause, resume, abort and rollback.
 
 use super::admin_cmd::{client, unix_to_rfc3339};
+use super::output::Format;
 use anyhow::{Result, bail};
 use calseg_api::paths;
 use calseg_api::rollout::{RolloutState, RolloutStatus};
@@ -12,14 +13,28 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 /// `rollout status`.
-pub async fn rollout_status(config: Option<&Path>, json: bool) -> Result<ExitCode> {
+pub async fn rollout_status(config: Option<&Path>, format: Format) -> Result<ExitCode> {
     let status: RolloutStatus = client(config)?.get(paths::ADMIN_ROLLOUT).await?;
-    if json {
+    if format == Format::Json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
         print_status(&status, false)?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(ExitCode::from(state_exit(
+        status.waves.as_ref().map(|w| w.state),
+    )))
+}
+
+/// The exit status for a rollout in `state` (the shared table, calseg_api::exit): 0 none,
+/// running or done; 2 paused or aborted (an operator must resume, roll back or abort); 1 rolled
+/// back (the new policy did not land).
+pub fn state_exit(state: Option<RolloutState>) -> u8 {
+    use calseg_api::exit;
+    match state {
+        None | Some(RolloutState::Running | RolloutState::Done) => exit::OK,
+        Some(RolloutState::Paused | RolloutState::Aborted) => exit::ATTENTION,
+        Some(RolloutState::RolledBack) => exit::FAILED,
+    }
 }
 
 /// The status for people, or as one line of JSON.
@@ -87,7 +102,7 @@ fn print_status(status: &RolloutStatus, json: bool) -> Result<()> {
 }
 
 /// `rollout watch`: the status every second until the rollout stops changing on its own (done,
-/// paused, aborted, rolled back); exit 0 when done, 2 otherwise, 1 on error or timeout.
+/// paused, aborted, rolled back); exits as [`state_exit`] says, 1 on error or timeout.
 pub async fn rollout_watch(
     config: Option<&Path>,
     timeout: Duration,
@@ -98,16 +113,14 @@ pub async fn rollout_watch(
     loop {
         let status: RolloutStatus = client.get(paths::ADMIN_ROLLOUT).await?;
         print_status(&status, json)?;
-        match status.waves.as_ref().map(|w| w.state) {
+        let state = status.waves.as_ref().map(|w| w.state);
+        match state {
             None => {
                 println!("no rollout in waves");
                 return Ok(ExitCode::SUCCESS);
             }
-            Some(RolloutState::Done) => return Ok(ExitCode::SUCCESS),
-            Some(RolloutState::Paused | RolloutState::Aborted | RolloutState::RolledBack) => {
-                return Ok(ExitCode::from(2));
-            }
             Some(RolloutState::Running) => {}
+            Some(_) => return Ok(ExitCode::from(state_exit(state))),
         }
         if tokio::time::Instant::now() >= deadline {
             bail!(

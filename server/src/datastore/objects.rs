@@ -6,7 +6,6 @@
 
 use serde::Serialize;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use super::spec;
 use crate::policy::{CalicoVersion, DatastoreSettings};
@@ -211,9 +210,7 @@ struct Metadata {
 
 /// `metav1.Time` in JSON: RFC 3339, whole seconds, UTC.
 pub fn timestamp(now: OffsetDateTime) -> String {
-    let utc = now.to_offset(time::UtcOffset::UTC);
-    let whole = utc.replace_nanosecond(0).unwrap_or(utc);
-    whole.format(&Rfc3339).unwrap_or_default()
+    calseg_api::when::rfc3339(&now)
 }
 
 /// Random bytes made a version 4, RFC 4122 variant UUID (as `google/uuid`'s `New`).

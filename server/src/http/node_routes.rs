@@ -24,7 +24,6 @@ use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 /// Refuses nodes that are not approved (a revoked one with its own kind,
 /// [`calseg_api::error::NODE_REVOKED`]), and fleet certificates other than the current one;
@@ -351,7 +350,7 @@ async fn deny(state: &AppState, node: &str, subject: &str, failure: &ApiFailure)
         .await;
 }
 
-/// RFC 3339 text of a time (UTC).
+/// RFC 3339 text of a time (UTC, to the second: calseg_api::when).
 pub fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&Rfc3339).unwrap_or_default()
+    calseg_api::when::rfc3339(&at)
 }

@@ -105,7 +105,8 @@ where
         .map_err(failure)
 }
 
-/// GET one node as `nodes list` shows it (with its pending key, if any).
+/// GET one node as `nodes list` shows it (with its pending key, if any), and the newest
+/// certificate issued to it per component (`identities`).
 pub async fn show(
     State(state): State<Arc<AppState>>,
     _: AdminCaller,
@@ -129,9 +130,31 @@ pub async fn show(
     let row = rows
         .pop()
         .ok_or_else(|| ApiFailure::internal("the node vanished"))?;
-    serde_json::to_value(row)
-        .map(Json)
-        .map_err(|e| ApiFailure::internal(&format!("encode: {e}")))
+    let name = row.record.name.clone();
+    let issued = state.store(move |s| s.issued_for_node(&name)).await?;
+    let mut value =
+        serde_json::to_value(row).map_err(|e| ApiFailure::internal(&format!("encode: {e}")))?;
+    value["identities"] = current_identities(issued);
+    Ok(Json(value))
+}
+
+/// The newest certificate issued per component (`nodes show`): component, etcd user (the CN),
+/// serial, notBefore and notAfter in RFC 3339.
+fn current_identities(mut issued: Vec<crate::store::IssuedRecord>) -> Value {
+    issued.sort_by(|a, b| (&a.component, b.issued_at).cmp(&(&b.component, a.issued_at)));
+    issued.dedup_by(|later, first| later.component == first.component);
+    issued
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "component": r.component,
+                "etcd_user": r.cn,
+                "serial": r.serial,
+                "not_before": super::node_routes::rfc3339(r.not_before),
+                "not_after": super::node_routes::rfc3339(r.not_after),
+            })
+        })
+        .collect()
 }
 
 /// POST approve: only with the fingerprint of the key that is waiting. A missing or wrong

@@ -27,9 +27,9 @@ pub enum PkiError {
          with that certificate"
     )]
     KeyMismatch,
-    #[error("the CA certificate expired at {not_after}: make or import a new CA")]
+    #[error("the CA certificate expired at {}: make or import a new CA", calseg_api::when::rfc3339(.not_after))]
     Expired { not_after: OffsetDateTime },
-    #[error("the CA certificate is valid only from {not_before}: check this host's clock")]
+    #[error("the CA certificate is valid only from {}: check this host's clock", calseg_api::when::rfc3339(.not_before))]
     NotYetValid { not_before: OffsetDateTime },
     #[error(
         "this is calseg's {found}, but the {expected} was expected: the two CAs are never \
@@ -129,7 +129,7 @@ pub enum CsrError {
         actual: CaKind,
         purpose: &'static str,
     },
-    #[error("the {ca} expired at {not_after}: renew or replace the CA (`calseg-server init`)")]
+    #[error("the {ca} expired at {}: renew or replace the CA (`calseg-server init`)", calseg_api::when::rfc3339(.not_after))]
     CaExpired {
         ca: CaKind,
         not_after: OffsetDateTime,

@@ -27,9 +27,9 @@ pub enum VerifyError {
     WrongIssuer(super::CaKind),
     #[error("the client certificate's signature does not verify with the {0}")]
     BadSignature(super::CaKind),
-    #[error("the client certificate is not valid before {0}: check the clocks")]
+    #[error("the client certificate is not valid before {}: check the clocks", calseg_api::when::rfc3339(.0))]
     NotYetValid(OffsetDateTime),
-    #[error("the client certificate expired at {0}: renew it")]
+    #[error("the client certificate expired at {}: renew it", calseg_api::when::rfc3339(.0))]
     Expired(OffsetDateTime),
     #[error("the client certificate is not for client authentication (no clientAuth EKU)")]
     NotClientAuth,

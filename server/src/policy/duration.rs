@@ -1,4 +1,5 @@
-//! `identity.lifetime` ("90s", "15m", "12h", "30d") and `identity.renew_after` ("2/3" or 0.66).
+//! `identity.lifetime` ("12h", "30d", "1h30m": the one grammar, calseg_api::duration) and
+//! `identity.renew_after` ("2/3" or 0.66).
 
 use std::time::Duration;
 
@@ -8,39 +9,20 @@ use super::raw::Scalar;
 /// Certificates shorter-lived than this would keep the fleet in constant renewal.
 pub(super) const MIN_LIFETIME: Duration = Duration::from_secs(3600);
 
-/// Parses "a whole number and one unit" (`s`, `m`, `h`, and `d` when `days` is true) for the
-/// policy key `key`; `hint` says how to write it. The one parser behind every duration key.
-pub(super) fn with_unit(
-    key: &str,
-    text: &str,
-    days: bool,
-    hint: &str,
-) -> Result<Duration, Problem> {
-    let bad = || Problem::new(format!("{key} {text:?} is not a duration"), hint);
-    let trimmed = text.trim();
-    let split = trimmed
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(bad)?;
-    let (number, unit) = trimmed.split_at(split);
-    let number: u64 = number.parse().map_err(|_| bad())?;
-    let seconds = match unit {
-        "s" => Some(number),
-        "m" => number.checked_mul(60),
-        "h" => number.checked_mul(3600),
-        "d" if days => number.checked_mul(86_400),
-        _ => None,
-    }
-    .ok_or_else(bad)?;
-    Ok(Duration::from_secs(seconds))
+/// Parses a duration for the policy key `key` in the one grammar of both binaries
+/// ([`calseg_api::duration`]: `90s`, `1h30m`, `30d`); `hint` says how to write it. The one
+/// parser behind every duration key; each key checks its own range.
+pub(super) fn parse(key: &str, text: &str, hint: &str) -> Result<Duration, Problem> {
+    calseg_api::duration::parse(text)
+        .map_err(|why| Problem::new(format!("{key} {text:?} is not a duration: {why}"), hint))
 }
 
 /// Parses a lifetime: a whole number and one unit of s, m, h or d; at least one hour.
 pub(super) fn lifetime(text: &str) -> Result<Duration, Problem> {
-    let duration = with_unit(
+    let duration = parse(
         "lifetime",
         text,
-        true,
-        "write a whole number and a unit s, m, h or d, e.g. lifetime = \"30d\"",
+        "write a number and a unit s, m, h, d or w, e.g. lifetime = \"30d\" or \"1h30m\"",
     )?;
     if duration < MIN_LIFETIME {
         return Err(Problem::new(
@@ -87,8 +69,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lifetimes_take_one_unit_and_at_least_an_hour() {
+    fn lifetimes_take_the_one_grammar_and_at_least_an_hour() {
         assert_eq!(lifetime("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        // Issue 18, point 7: the grammar of every flag and config key, compound forms too.
+        assert_eq!(lifetime("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(lifetime("30 days"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(lifetime("1.5d"), Ok(Duration::from_secs(36 * 3600)));
         assert_eq!(lifetime("12h"), Ok(Duration::from_secs(12 * 3600)));
         assert_eq!(lifetime("90m"), Ok(Duration::from_secs(5400)));
         assert_eq!(lifetime("3600s"), Ok(MIN_LIFETIME));
@@ -98,15 +84,7 @@ mod tests {
                 .message
                 .contains("shorter than one hour")
         );
-        for bad in [
-            "",
-            "30",
-            "d",
-            "1.5d",
-            "30 days",
-            "-1h",
-            "99999999999999999999d",
-        ] {
+        for bad in ["", "30", "d", "1M", "-1h", "99999999999999999999d"] {
             assert!(
                 lifetime(bad)
                     .unwrap_err()

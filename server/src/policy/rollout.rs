@@ -102,11 +102,11 @@ pub(super) fn budget(value: &Scalar) -> Result<Budget, Problem> {
     }
 }
 
-/// Parses `lease_ttl`: a whole number and one unit of s, m or h, from 1s to 1h.
+/// Parses `lease_ttl`: a duration (calseg_api::duration), from 1s to 1h.
 pub(super) fn lease_ttl(text: &str) -> Result<Duration, Problem> {
-    let hint = "write a whole number and a unit s, m or h between 1s and 1h, e.g. \
+    let hint = "write a duration between 1s and 1h, e.g. \
                 lease_ttl = \"120s\"; agents renew a lease while their units settle";
-    let ttl = super::duration::with_unit("lease_ttl", text, false, hint)?;
+    let ttl = super::duration::parse("lease_ttl", text, hint)?;
     if !(MIN_LEASE_TTL..=MAX_LEASE_TTL).contains(&ttl) {
         return Err(Problem::new(
             format!("lease_ttl {text:?} is outside 1s to 1h"),
@@ -116,11 +116,11 @@ pub(super) fn lease_ttl(text: &str) -> Result<Duration, Problem> {
     Ok(ttl)
 }
 
-/// Parses `max_lease_life`: a whole number and one unit of s, m or h, from `ttl` to 24h.
+/// Parses `max_lease_life`: a duration (calseg_api::duration), from `ttl` to 24h.
 pub(super) fn max_lease_life(text: &str, ttl: Duration) -> Result<Duration, Problem> {
-    let hint = "write a whole number and a unit s, m or h, at least lease_ttl and at most 24h, \
+    let hint = "write a duration, at least lease_ttl and at most 24h, \
                 e.g. max_lease_life = \"20m\"; a lease is never renewed past it";
-    let life = super::duration::with_unit("max_lease_life", text, false, hint)?;
+    let life = super::duration::parse("max_lease_life", text, hint)?;
     if life < ttl || life > MAX_LEASE_LIFE {
         return Err(Problem::new(
             format!(
@@ -206,8 +206,11 @@ mod tests {
     }
 
     #[test]
-    fn lease_ttls_take_one_unit_between_a_second_and_an_hour() {
+    fn lease_ttls_take_a_duration_between_a_second_and_an_hour() {
         assert_eq!(lease_ttl("120s"), Ok(Duration::from_secs(120)));
+        // Issue 18, point 7: the one grammar, compound and fractional forms too.
+        assert_eq!(lease_ttl("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(lease_ttl("1.5m"), Ok(Duration::from_secs(90)));
         assert_eq!(lease_ttl("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(lease_ttl("1h"), Ok(MAX_LEASE_TTL));
         assert_eq!(lease_ttl("2s"), Ok(Duration::from_secs(2)));
@@ -216,7 +219,7 @@ mod tests {
             "2h",
             "120",
             "1d",
-            "1.5m",
+            "1.5s",
             "s",
             "99999999999999999999s",
         ] {
@@ -230,7 +233,8 @@ mod tests {
         assert_eq!(max_lease_life("20m", ttl), Ok(Duration::from_secs(1200)));
         assert_eq!(max_lease_life("120s", ttl), Ok(ttl));
         assert_eq!(max_lease_life("24h", ttl), Ok(MAX_LEASE_LIFE));
-        for bad in ["119s", "25h", "0s", "20", "1d"] {
+        assert_eq!(max_lease_life("1d", ttl), Ok(MAX_LEASE_LIFE));
+        for bad in ["119s", "25h", "0s", "20", "1d1s"] {
             assert!(max_lease_life(bad, ttl).is_err(), "{bad}");
         }
         assert!(

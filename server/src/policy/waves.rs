@@ -78,10 +78,10 @@ fn wave(value: &Scalar) -> Result<Budget, Problem> {
         .map_err(|problem| Problem::new(problem.message.replace("max_unavailable", "wave"), hint))
 }
 
-/// Parses `bake`: a whole number and one unit of s, m or h, from 0s to 7 days.
+/// Parses `bake`: a duration (calseg_api::duration), from 0s to 7 days.
 fn bake(text: &str) -> Result<Duration, Problem> {
-    let hint = "write a whole number and a unit s, m or h, e.g. bake = \"30s\" (0s: no bake)";
-    let bake = super::duration::with_unit("bake", text, false, hint)?;
+    let hint = "write a duration up to 7d, e.g. bake = \"30s\" (0s: no bake)";
+    let bake = super::duration::parse("bake", text, hint)?;
     if bake > MAX_BAKE {
         return Err(Problem::new(
             format!("bake {text:?} is longer than 7 days"),
@@ -159,7 +159,7 @@ mod tests {
 
     #[test]
     fn bad_values_are_located() {
-        let src = format!("{HEAD}canary = 0\nwave = \"0%\"\nbake = \"1d\"\nmax_failures = 0\n");
+        let src = format!("{HEAD}canary = 0\nwave = \"0%\"\nbake = \"8d\"\nmax_failures = 0\n");
         let Err(crate::policy::PolicyErrors(errs)) = crate::policy::parse(&src, "p") else {
             panic!("expected errors");
         };
@@ -172,7 +172,7 @@ mod tests {
         };
         has("canary 0 must be at least 1", 10, 10);
         has("wave \"0%\" is outside 1% to 100%", 11, 8);
-        has("bake \"1d\" is not a duration", 12, 8);
+        has("bake \"8d\" is longer than 7 days", 12, 8);
         has("max_failures 0 must be at least 1", 13, 16);
         let src = format!("{HEAD}canary = []\n");
         assert!(crate::policy::parse(&src, "p").is_err());

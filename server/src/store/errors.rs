@@ -29,8 +29,8 @@ pub enum StoreError {
     BadSecret { id: String },
     /// The token's lifetime is over.
     #[error(
-        "enrollment token {id} expired at {expired_at}; create a new one with \
-         `calseg-server token create`"
+        "enrollment token {id} expired at {}; create a new one with \
+         `calseg-server token create`", calseg_api::when::rfc3339(.expired_at)
     )]
     Expired {
         id: String,
@@ -188,8 +188,9 @@ pub enum StoreError {
     /// The lease has lived its longest: it ends at its cap and is not renewed.
     #[error(
         "restart lease {id} of node {node:?} may live at most {max_life_secs}s from its grant \
-         ([rollout] max_lease_life) and ends at unix time {ends_at}: it is not renewed again; \
-         finish the restart and release it, so other nodes get their turn"
+         ([rollout] max_lease_life) and ends at {}: it is not renewed again; \
+         finish the restart and release it, so other nodes get their turn",
+        calseg_api::when::unix(*.ends_at).unwrap_or_else(|| format!("unix time {}", .ends_at))
     )]
     LeaseLifeExceeded {
         id: String,

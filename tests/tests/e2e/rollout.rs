@@ -190,9 +190,16 @@ async fn waves_gate_on_health_pause_on_a_failing_canary_roll_back_and_finish() {
         1,
         "the restarted server kept the waves"
     );
-    let resumed = server.rollout_status().expect("rollout status");
+    let (code, resumed) = server.rollout_status_code().expect("rollout status");
     assert_eq!(state_of(&resumed), Some(RolloutState::Paused));
     assert_eq!(resumed.waves.unwrap().opened_waves, 1);
+    // Issue 18, point 2: paused needs an operator: `status` and `watch` exit 2, not 0.
+    assert_eq!(code, 2, "rollout status while paused");
+    let watch = server
+        .cli(&["rollout", "watch", "--timeout", "5s"])
+        .unwrap();
+    assert_eq!(watch.status.code(), Some(2), "{watch:?}");
+    assert!(String::from_utf8_lossy(&watch.stdout).contains("1 -> 2: paused"));
 
     // Rollback: the canary's next manifest is its old one.
     let out = server.cli_ok(&["rollout", "rollback"]).expect("rollback");
@@ -213,9 +220,16 @@ async fn waves_gate_on_health_pause_on_a_failing_canary_roll_back_and_finish() {
             "node {i}"
         );
     }
-    let back = server.rollout_status().expect("rollout status");
+    let (code, back) = server.rollout_status_code().expect("rollout status");
     assert_eq!(state_of(&back), Some(RolloutState::RolledBack));
     assert_eq!(back.policy_revision, Some(1));
+    // Issue 18, point 2: a rolled back rollout failed: `status` and `watch` exit 1.
+    assert_eq!(code, 1, "rollout status after a rollback");
+    let watch = server
+        .cli(&["rollout", "watch", "--timeout", "5s"])
+        .unwrap();
+    assert_eq!(watch.status.code(), Some(1), "{watch:?}");
+    assert!(String::from_utf8_lossy(&watch.stdout).contains("rolled_back"));
     assert!(
         server.cli(&["rollout", "resume"]).unwrap().status.code() != Some(0),
         "a rolled back rollout cannot resume"
@@ -289,6 +303,7 @@ async fn waves_gate_on_health_pause_on_a_failing_canary_roll_back_and_finish() {
         .unwrap();
     assert_eq!(watch.status.code(), Some(0), "{watch:?}");
     assert!(String::from_utf8_lossy(&watch.stdout).contains("1 -> 3: done, waves opened 5/5"));
+    assert_eq!(server.rollout_status_code().unwrap().0, 0, "done");
     assert_ne!(
         server.cli(&["rollout", "pause"]).unwrap().status.code(),
         Some(0)

@@ -154,6 +154,8 @@ async fn node_supplied_text_is_escaped_and_dates_come_from_issued_records() {
         &["nodes", "list", "--failed"],
         &["audit"],
         &["rollout", "status"],
+        &["nodes", "show", "node1"],
+        &["nodes", "show", "node1", "-o", "wide"],
     ] {
         let output = server.cli(args).expect("cli");
         let text = format!(

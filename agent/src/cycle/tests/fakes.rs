@@ -314,6 +314,7 @@ impl Host {
             now,
             stop: Arc::new(AtomicBool::new(false)),
             limits: test_limits(),
+            renew: crate::decide::Renew::AsDue,
         };
         self.ports.run_cycle(&ctx).await
     }

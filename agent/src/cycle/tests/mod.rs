@@ -278,6 +278,7 @@ async fn stop_before_install_changes_nothing() -> TestResult {
         now: T0,
         stop: Arc::new(AtomicBool::new(true)),
         limits: fakes::test_limits(),
+        renew: crate::decide::Renew::AsDue,
     };
     let result = host.ports.run_cycle(&ctx).await;
     assert_eq!(result.outcome, Outcome::Interrupted);
