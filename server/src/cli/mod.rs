@@ -6,7 +6,7 @@ mod admin_cert_cmd;
 mod admin_cmd;
 mod audit_cmd;
 mod datastore_cmd;
-mod output;
+pub(crate) mod output;
 mod pending_cmd;
 mod plan_cmd;
 mod rbac_cmd;

@@ -16,7 +16,6 @@ use crate::store::{NodeRecord, NodeState};
 use calseg_api::manifest::Manifest;
 use calseg_api::plan::{NodePlan, RbacChange, RbacConflict, RbacDiff, RbacGrant};
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 /// The RBAC plan in the fleet plan's shape.
 pub fn rbac_diff(plan: &Plan) -> RbacDiff {
@@ -150,11 +149,7 @@ pub fn node_plans(
 /// SHA-256 of `bytes`, as lowercase hex: a candidate policy's hash as the store records it,
 /// and the content hashes of the plan's files.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    digest.as_ref().iter().fold(String::new(), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes))
 }
 
 #[cfg(test)]

@@ -112,7 +112,8 @@ fn the_rbac_part_keeps_each_change_and_the_text_lists_changed_nodes_only() {
     let wide = render(&plan, true);
     assert!(wide.contains("w-2   -     unchanged"), "{wide}");
     assert!(
-        wide.contains("    + /etc/calico/certs/cni-plugin/key.pem\n"),
+        wide.contains("w-1:\n    + /etc/calico/certs/cni-plugin/ca.pem\n")
+            && wide.contains("    + /etc/calico/certs/cni-plugin/key.pem\n"),
         "{wide}"
     );
     // JSON round trip: the CLI reads what the server writes.

@@ -43,9 +43,9 @@ fn rbac_text(rbac: &RbacDiff) -> String {
 }
 
 fn node_table(plan: &FleetPlan, all: bool) -> String {
-    let mut rows: Vec<[String; 4]> = vec![["NODE", "WAVE", "FILES", "RESTART"].map(String::from)];
+    let mut rows: Vec<Vec<String>> = Vec::new();
     for node in &plan.nodes {
-        rows.push([
+        rows.push(vec![
             node.node.clone(),
             node.wave.map_or_else(|| "-".to_owned(), |w| w.to_string()),
             file_counts(node),
@@ -58,28 +58,19 @@ fn node_table(plan: &FleetPlan, all: bool) -> String {
     }
     if all {
         for name in &plan.unchanged {
-            rows.push([name.clone(), "-".into(), "unchanged".into(), "-".into()]);
+            rows.push(vec![
+                name.clone(),
+                "-".into(),
+                "unchanged".into(),
+                "-".into(),
+            ]);
         }
     }
-    let width = |i: usize| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0);
-    let widths = [width(0), width(1), width(2)];
-    let mut out = String::new();
-    for (i, row) in rows.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "{:<w0$}  {:<w1$}  {:<w2$}  {}",
-            row[0],
-            row[1],
-            row[2],
-            row[3],
-            w0 = widths[0],
-            w1 = widths[1],
-            w2 = widths[2]
-        );
-        if all
-            && i > 0
-            && let Some(node) = plan.nodes.get(i - 1)
-        {
+    let mut out = crate::cli::output::table(&["NODE", "WAVE", "FILES", "RESTART"], rows);
+    // With --all, each changed node's files under its name, after the table.
+    if all {
+        for node in plan.nodes.iter().filter(|n| !n.files.is_empty()) {
+            let _ = writeln!(out, "{}:", node.node);
             for file in &node.files {
                 let _ = writeln!(out, "    {} {}", symbol(file.change), file.path);
             }
