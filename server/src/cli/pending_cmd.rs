@@ -83,6 +83,10 @@ pub async fn nodes_show(config: Option<&Path>, node: &str, format: Format) -> Re
             printable(serial),
             unix_to_rfc3339(&fleet["not_after"])
         );
+        // The enrolled key, as its agent prints it (`calseg-agent status`).
+        if let Some(fingerprint) = fleet["key_fingerprint"].as_str() {
+            println!("key:         {}", printable(fingerprint));
+        }
     }
     print_enrolled(&record, node, &client).await?;
     if let Some(fingerprint) = key["fingerprint"].as_str().map(printable)

@@ -114,8 +114,9 @@ pub async fn enroll(
         },
     };
     let (name, serial, not_after) = (node.clone(), issued.serial_hex.clone(), issued.not_after);
+    let key = issued.key_fingerprint.clone();
     state
-        .store(move |s| s.record_fleet_cert(&name, &serial, not_after, now))
+        .store(move |s| s.record_fleet_cert(&name, &serial, &key, not_after, now))
         .await?;
     state
         .audit(

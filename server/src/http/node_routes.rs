@@ -310,13 +310,14 @@ pub async fn fleet_renew(
             }
             failure
         })?;
-    let (name, serial, not_after) = (
+    let (name, serial, key, not_after) = (
         caller.name.clone(),
         issued.serial_hex.clone(),
+        issued.key_fingerprint.clone(),
         issued.not_after,
     );
     state
-        .store(move |s| s.record_fleet_cert(&name, &serial, not_after, now))
+        .store(move |s| s.record_fleet_cert(&name, &serial, &key, not_after, now))
         .await?;
     state.metrics.issued(IssuedKind::Fleet);
     state

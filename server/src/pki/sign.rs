@@ -29,6 +29,9 @@ pub struct IssuedCert {
     /// `now + lifetime`, or the CA's own not_after if that comes first.
     pub not_after: OffsetDateTime,
     pub common_name: String,
+    /// `sha256:` of the certificate's public key (`calseg_api::fingerprint`), as the agent
+    /// that holds the key prints it.
+    pub key_fingerprint: String,
 }
 
 /// A certificate together with the key the server made for it. `Debug` hides the key.
@@ -143,6 +146,7 @@ impl CertificateAuthority {
             not_before,
             not_after,
             common_name: subject_cn.to_owned(),
+            key_fingerprint: calseg_api::fingerprint::of_public_key(&checked.spki_der),
         })
     }
 

@@ -171,10 +171,12 @@ pub trait Store: Send + Sync {
 
     /// Records an approved node's new fleet certificate and drops its pending CSR. Record the
     /// certificate itself with [`Store::record_issued`] (component `fleet`) as well.
+    /// `key_fingerprint`: `sha256:` of its public key.
     fn record_fleet_cert(
         &self,
         node: &str,
         serial: &str,
+        key_fingerprint: &str,
         not_after: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<(), StoreError>;

@@ -47,6 +47,10 @@ pub struct FleetCert {
     pub serial: String,
     #[serde(with = "unix_ts")]
     pub not_after: OffsetDateTime,
+    /// `sha256:` of the certificate's public key (`calseg_api::fingerprint`), as the agent
+    /// prints it. None in records written before it was kept.
+    #[serde(default)]
+    pub key_fingerprint: Option<String>,
 }
 
 /// Everything the server knows about one node.
@@ -303,6 +307,7 @@ pub(in crate::store) fn normalized(mut cert: IssuedRecord) -> Result<IssuedRecor
 pub(in crate::store) fn with_fleet_cert(
     mut r: NodeRecord,
     serial: String,
+    key_fingerprint: String,
     not_after: OffsetDateTime,
     now: OffsetDateTime,
 ) -> Result<NodeRecord, StoreError> {
@@ -314,7 +319,11 @@ pub(in crate::store) fn with_fleet_cert(
             hint,
         });
     }
-    r.fleet_cert = Some(FleetCert { serial, not_after });
+    r.fleet_cert = Some(FleetCert {
+        serial,
+        not_after,
+        key_fingerprint: Some(key_fingerprint),
+    });
     r.pending_csr = None;
     r.pending_key = None;
     r.last_seen = Some(now);

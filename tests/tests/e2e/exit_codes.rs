@@ -73,6 +73,19 @@ async fn issue_18_agent_status_exits_2_when_renewal_is_due_and_1_when_expired() 
             "{line}"
         );
     }
+    eprintln!("nodes show {NODE}:\n{show}");
+    // The enrolled key, the one the agent holds: sha256 of its fleet certificate's public key.
+    let fleet = world
+        .agent
+        .host
+        .exec_ok("cat /var/lib/calseg/agent/fleet.pem")
+        .expect("fleet.pem");
+    let info = calseg_agent::keys::cert_info(&fleet).expect("the fleet certificate");
+    let key = calseg_api::fingerprint::of_public_key(&info.public_key_der);
+    assert!(
+        show.lines().any(|l| l == format!("key:         {key}")),
+        "{key} not in:\n{show}"
+    );
     let units = json["units"].as_array().expect("units");
     assert!(!units.is_empty(), "{json}");
     for unit in units {

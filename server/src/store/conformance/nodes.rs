@@ -35,7 +35,7 @@ pub fn approval_flow_pending_approve_fleet_cert(store: &dyn Store) {
         (Some("CSR-1"), t0(), Some(later))
     );
     let err = store
-        .record_fleet_cert("worker-1", "0a", later, later)
+        .record_fleet_cert("worker-1", "0a", "sha256:00", later, later)
         .unwrap_err();
     assert_eq!(err.kind(), "node_refused");
     let rec = store
@@ -51,10 +51,18 @@ pub fn approval_flow_pending_approve_fleet_cert(store: &dyn Store) {
         "kept until the fleet cert is signed"
     );
     store
-        .record_fleet_cert("worker-1", "0A", later + Duration::days(90), later)
+        .record_fleet_cert(
+            "worker-1",
+            "0A",
+            "sha256:ab",
+            later + Duration::days(90),
+            later,
+        )
         .unwrap();
     let rec = store.node("worker-1").unwrap().unwrap();
-    assert_eq!(rec.fleet_cert.unwrap().serial, "0a");
+    let cert = rec.fleet_cert.unwrap();
+    assert_eq!(cert.serial, "0a");
+    assert_eq!(cert.key_fingerprint.as_deref(), Some("sha256:ab"));
     assert_eq!((rec.pending_csr, rec.pending_key), (None, None));
 }
 

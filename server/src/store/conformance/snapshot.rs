@@ -50,7 +50,7 @@ pub fn populate(store: &dyn Store) -> NewToken {
         .unwrap();
     let later = t0() + Duration::minutes(5);
     store
-        .record_fleet_cert("w-1", "0a", later + Duration::days(30), later)
+        .record_fleet_cert("w-1", "0a", "sha256:01", later + Duration::days(30), later)
         .unwrap();
     let report = serde_json::json!({"revision": 2, "errors": ["none"]});
     store.record_report("w-1", report, later).unwrap();

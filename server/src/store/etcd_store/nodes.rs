@@ -200,12 +200,19 @@ pub(super) fn record_fleet_cert(
     store: &EtcdStore,
     node: &str,
     serial: &str,
+    key_fingerprint: &str,
     not_after: OffsetDateTime,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     let serial = normalize_serial(serial)?;
     update(store, "recording a fleet certificate", node, |r| {
-        with_fleet_cert(r, serial.clone(), not_after, now)
+        with_fleet_cert(
+            r,
+            serial.clone(),
+            key_fingerprint.to_owned(),
+            not_after,
+            now,
+        )
     })?;
     Ok(())
 }

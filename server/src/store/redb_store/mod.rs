@@ -204,6 +204,7 @@ impl Store for RedbStore {
         &self,
         node: &str,
         serial: &str,
+        key_fingerprint: &str,
         not_after: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
@@ -211,6 +212,7 @@ impl Store for RedbStore {
             self,
             node,
             serial,
+            key_fingerprint,
             whole_seconds(not_after),
             whole_seconds(now),
         )

@@ -120,11 +120,15 @@ pub(super) fn record_fleet_cert(
     store: &RedbStore,
     node: &str,
     serial: &str,
+    key_fingerprint: &str,
     not_after: OffsetDateTime,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     let serial = crate::store::records::normalize_serial(serial)?;
-    update(store, node, |r| with_fleet_cert(r, serial, not_after, now))?;
+    let key = key_fingerprint.to_owned();
+    update(store, node, |r| {
+        with_fleet_cert(r, serial, key, not_after, now)
+    })?;
     Ok(())
 }
 
