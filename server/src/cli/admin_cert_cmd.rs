@@ -2,22 +2,22 @@
 //! server host with the fleet CA key (so only root there can run it), for the admin commands
 //! here or for an operator elsewhere.
 
-use crate::config::{ServerConfig, parse_duration};
+use crate::config::ServerConfig;
 use crate::pki::{CaFiles, CaKind, Existing, admin, write_public_file, write_secret_file};
 use anyhow::{Context, Result, anyhow};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// `admin issue`: writes `admin.pem` and `admin-key.pem` (mode 0600 from the first byte) into
 /// `out`, or replaces the files server.toml's `[admin]` names when `out` is `None`.
 pub fn issue(
     config: Option<&Path>,
     name: &str,
-    lifetime: &str,
+    lifetime: Duration,
     out: Option<&Path>,
 ) -> Result<ExitCode> {
     let config = ServerConfig::load(config)?;
-    let lifetime = parse_duration("--lifetime", lifetime)?;
     let now = time::OffsetDateTime::now_utc();
     let fleet = CaFiles::new(&config.ca_dir(), "fleet")
         .load(CaKind::Fleet, now)

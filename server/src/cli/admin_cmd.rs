@@ -3,7 +3,7 @@
 
 use super::output::{Format, table};
 use crate::admin_client::AdminClient;
-use crate::config::{ServerConfig, parse_duration};
+use crate::config::ServerConfig;
 use anyhow::Result;
 use calseg_api::admin::{TokenCreate, TokenCreated};
 use calseg_api::paths;
@@ -22,10 +22,9 @@ pub async fn token_create(
     node: Option<String>,
     glob: Option<String>,
     uses: Option<u32>,
-    ttl: &str,
+    ttl: std::time::Duration,
     json: bool,
 ) -> Result<ExitCode> {
-    let ttl = parse_duration("--ttl", ttl)?;
     let request = TokenCreate {
         node,
         glob,
@@ -114,24 +113,24 @@ pub async fn token_delete(config: Option<&Path>, id: &str) -> Result<ExitCode> {
 /// The filters of `nodes list`, as typed (durations like "7d").
 #[derive(Debug, Default)]
 pub struct NodesFilter {
-    pub expiring_within: Option<String>,
+    pub expiring_within: Option<std::time::Duration>,
     pub failed: bool,
-    pub not_seen_since: Option<String>,
+    pub not_seen_since: Option<std::time::Duration>,
 }
 
 impl NodesFilter {
     /// The admin API query string (the server filters).
     fn query(&self) -> Result<String> {
         let mut query = Vec::new();
-        if let Some(within) = &self.expiring_within {
-            let secs = parse_duration("--expiring-within", within)?.as_secs();
+        if let Some(within) = self.expiring_within {
+            let secs = within.as_secs();
             query.push(format!("expiring_within_secs={secs}"));
         }
         if self.failed {
             query.push("failed=true".to_owned());
         }
-        if let Some(since) = &self.not_seen_since {
-            let secs = parse_duration("--not-seen-since", since)?.as_secs();
+        if let Some(since) = self.not_seen_since {
+            let secs = since.as_secs();
             query.push(format!("not_seen_since_secs={secs}"));
         }
         Ok(if query.is_empty() {

@@ -20,6 +20,7 @@ mod tests;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// calseg's control plane: segmentation policy, etcd RBAC and component certificates.
 #[derive(Debug, Parser)]
@@ -190,8 +191,8 @@ pub enum TokenCommand {
         #[arg(long, value_name = "N", requires = "glob", conflicts_with = "node")]
         uses: Option<u32>,
         /// How long the token stays valid, e.g. 30m, 1h30m, 2d.
-        #[arg(long, default_value = "1h", value_name = "DURATION")]
-        ttl: String,
+        #[arg(long, default_value = "1h", value_name = "DURATION", value_parser = duration_flag)]
+        ttl: Duration,
         /// Print the token (with its secret) as JSON.
         #[arg(long)]
         json: bool,
@@ -216,14 +217,14 @@ pub enum NodesCommand {
         #[command(flatten)]
         out: output::OutputArgs,
         /// Only nodes with an installed certificate expiring within this time, e.g. 7d.
-        #[arg(long, value_name = "DURATION")]
-        expiring_within: Option<String>,
+        #[arg(long, value_name = "DURATION", value_parser = duration_flag)]
+        expiring_within: Option<Duration>,
         /// Only nodes whose last report has errors or units that are not active.
         #[arg(long)]
         failed: bool,
         /// Only nodes not seen for longer than this, or never, e.g. 1h.
-        #[arg(long, value_name = "DURATION")]
-        not_seen_since: Option<String>,
+        #[arg(long, value_name = "DURATION", value_parser = duration_flag)]
+        not_seen_since: Option<Duration>,
     },
     /// One node: state, first and last seen; while it waits for approval, its key's
     /// fingerprint and the address it asked from; once enrolled, its fleet certificate, the
@@ -263,8 +264,8 @@ pub enum NodesCommand {
         /// The enrolled node's name.
         node: String,
         /// How long to wait for the node's etcd users to be deleted (at most 25s).
-        #[arg(long, value_name = "DURATION", default_value = "20s")]
-        wait: String,
+        #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = duration_flag)]
+        wait: Duration,
     },
 }
 
@@ -278,8 +279,8 @@ pub enum AdminCommand {
         #[arg(long, default_value = "root", value_name = "NAME")]
         name: String,
         /// How long the certificate is valid, e.g. 8h, 7d, 1d12h (at most 31d).
-        #[arg(long, default_value = "7d", value_name = "DURATION")]
-        lifetime: String,
+        #[arg(long, default_value = "7d", value_name = "DURATION", value_parser = duration_flag)]
+        lifetime: Duration,
         /// Write admin.pem and admin-key.pem into this directory (created 0700; existing files
         /// are not replaced).
         #[arg(long, value_name = "DIR")]
@@ -300,8 +301,8 @@ pub enum RolloutCommand {
     /// aborted (exit 2), rolled back (exit 1), or --timeout passes (exit 1).
     Watch {
         /// Give up after this long (e.g. 30s, 10m).
-        #[arg(long, default_value = "1h")]
-        timeout: String,
+        #[arg(long, default_value = "1h", value_parser = duration_flag)]
+        timeout: Duration,
         /// Print each status as JSON.
         #[arg(long)]
         json: bool,
@@ -408,7 +409,7 @@ pub fn main() -> ExitCode {
                     node.clone(),
                     glob.clone(),
                     *uses,
-                    ttl,
+                    *ttl,
                     *json,
                 )
                 .await
@@ -426,9 +427,9 @@ pub fn main() -> ExitCode {
                 not_seen_since,
             }) => {
                 let filter = admin_cmd::NodesFilter {
-                    expiring_within: expiring_within.clone(),
+                    expiring_within: *expiring_within,
                     failed: *failed,
-                    not_seen_since: not_seen_since.clone(),
+                    not_seen_since: *not_seen_since,
                 };
                 admin_cmd::nodes_list(cli.config.as_deref(), &filter, out.format()).await
             }
@@ -445,18 +446,13 @@ pub fn main() -> ExitCode {
                 admin_cmd::nodes_action(cli.config.as_deref(), "deny", node).await
             }
             Command::Nodes(NodesCommand::Revoke { node, wait }) => {
-                revoke_cmd::nodes_revoke(cli.config.as_deref(), node, wait).await
+                revoke_cmd::nodes_revoke(cli.config.as_deref(), node, *wait).await
             }
             Command::Rollout(RolloutCommand::Status { out }) => {
                 rollout_cmd::rollout_status(cli.config.as_deref(), out.format()).await
             }
             Command::Rollout(RolloutCommand::Watch { timeout, json }) => {
-                match crate::config::parse_duration("--timeout", timeout) {
-                    Ok(timeout) => {
-                        rollout_cmd::rollout_watch(cli.config.as_deref(), timeout, *json).await
-                    }
-                    Err(error) => Err(error),
-                }
+                rollout_cmd::rollout_watch(cli.config.as_deref(), *timeout, *json).await
             }
             Command::Rollout(RolloutCommand::Pause) => {
                 rollout_cmd::rollout_action(cli.config.as_deref(), "pause").await
@@ -478,7 +474,7 @@ pub fn main() -> ExitCode {
                 name,
                 lifetime,
                 out,
-            }) => admin_cert_cmd::issue(cli.config.as_deref(), name, lifetime, out.as_deref()),
+            }) => admin_cert_cmd::issue(cli.config.as_deref(), name, *lifetime, out.as_deref()),
             Command::Audit {
                 since,
                 after_seq,
@@ -529,6 +525,12 @@ pub fn error_exit(error: &anyhow::Error) -> u8 {
     } else {
         calseg_api::exit::FAILED
     }
+}
+
+/// clap's parser of every duration flag, one grammar with the configuration files
+/// ([`calseg_api::duration`]): clap names the flag, and a bad value is a usage error (64).
+pub fn duration_flag(text: &str) -> Result<Duration, String> {
+    calseg_api::duration::parse(text)
 }
 
 /// The exit status for a command line clap refused: [`EXIT_USAGE`], or 0 for `--help` and

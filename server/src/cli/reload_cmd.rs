@@ -1,7 +1,7 @@
 //! `calseg-server reload`: SIGHUP to the running server, then its verdict on the policy
 //! (`crate::reload`). systemd's `ExecReload=` runs it with `$MAINPID`.
 
-use crate::config::{ServerConfig, parse_duration};
+use crate::config::ServerConfig;
 use clap::Args;
 use std::path::Path;
 use std::process::ExitCode;
@@ -12,15 +12,19 @@ pub struct ReloadArgs {
     #[arg(long, env = "MAINPID", value_name = "PID")]
     pub pid: i32,
     /// How long to wait for the server's answer, e.g. 60s.
-    #[arg(long, default_value = "60s", value_name = "DURATION")]
-    pub timeout: String,
+    #[arg(
+        long,
+        default_value = "60s",
+        value_name = "DURATION",
+        value_parser = super::duration_flag
+    )]
+    pub timeout: std::time::Duration,
 }
 
 /// Signals the server and waits; an error (refused, no answer) exits 1 with the reason.
 pub async fn reload(config: Option<&Path>, args: &ReloadArgs) -> anyhow::Result<ExitCode> {
-    let timeout = parse_duration("--timeout", &args.timeout)?;
     let config = ServerConfig::load(config)?;
-    let status = crate::reload::request(args.pid, &config.state_dir(), timeout).await?;
+    let status = crate::reload::request(args.pid, &config.state_dir(), args.timeout).await?;
     match status.revision {
         Some(revision) => println!(
             "policy reloaded (reload {}): revision {revision} in force",

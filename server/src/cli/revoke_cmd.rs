@@ -2,17 +2,16 @@
 //! names each user still there and why, and exits 1.
 
 use super::admin_cmd::client;
-use crate::config::parse_duration;
 use anyhow::Result;
 use calseg_api::paths;
 use calseg_api::text::printable;
 use serde_json::Value;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// `nodes revoke NAME [--wait DURATION]`.
-pub async fn nodes_revoke(config: Option<&Path>, node: &str, wait: &str) -> Result<ExitCode> {
-    let wait = parse_duration("--wait", wait)?;
+pub async fn nodes_revoke(config: Option<&Path>, node: &str, wait: Duration) -> Result<ExitCode> {
     let answer: Value = client(config)?
         .post(
             &format!(

@@ -175,9 +175,14 @@ async fn issue_18_server_commands_exit_69_when_the_server_is_down() {
             "{args:?}: {text}"
         );
     }
-    // A failure that is not about reaching the server stays 1.
+    // A bad flag value is a usage error (64) before any server is asked; a failure that is
+    // not about reaching the server stays 1.
     let out = server
         .cli(&["token", "create", "--node", "x", "--ttl", "soon"])
+        .expect("run");
+    assert_eq!(out.status.code(), Some(64), "{}", describe(&out));
+    let out = server
+        .cli(&["check", "--policy", "/nonexistent/policy.toml"])
         .expect("run");
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
 }
@@ -246,9 +251,10 @@ async fn issue_18_ttl_takes_1h30m_and_refuses_months_naming_the_flag() {
         .cli(&["token", "create", "--node", NODE, "--ttl", "5M"])
         .expect("token create");
     let text = describe(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(out.status.code(), Some(64), "a usage error: {text}");
     assert!(
-        text.contains("--ttl = \"5M\" uses `M`: months and years have no fixed length"),
+        text.contains("--ttl <DURATION>")
+            && text.contains("\"5M\" uses `M`: months and years have no fixed length"),
         "{text}"
     );
     assert_eq!(
