@@ -232,15 +232,26 @@ async fn plan_policy_through_the_server_shows_rbac_with_glob_nodes_and_each_node
     // The server's own limit holds for a request the CLI did not make.
     let url = format!("{}{}", server.url(), calseg_api::paths::ADMIN_PLAN);
     let oversized = serde_json::json!({ "candidate": { "name": "p.toml", "text": padding } });
-    let answer = call(
+    // The server answers 413 as soon as the body passes the limit and closes the connection:
+    // the client reads that answer, or (if it was still writing) finds the connection closed.
+    // Either way the request was refused; the calls below show the server serving on.
+    match call(
         admin_client(&server)
             .expect("admin")
             .post(&url)
             .json(&oversized),
     )
     .await
-    .expect("call");
-    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE, "{answer:?}");
+    {
+        Ok(answer) => assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE, "{answer:?}"),
+        Err(error) => {
+            let text = format!("{error:#}");
+            assert!(
+                text.contains("Broken pipe") || text.contains("Connection reset"),
+                "neither a 413 nor a closed connection: {text}"
+            );
+        }
+    }
 
     // A node's certificate is not an administrator's.
     let body = serde_json::json!({ "candidate": { "name": "p.toml", "text": live } });
