@@ -34,7 +34,8 @@
 //! - `snapshot`: [`StoreSnapshot`], every record of a store, for migrating between backends.
 //! - `redb_store`: [`RedbStore`], the embedded single-file implementation (the default).
 //! - `etcd_store`: [`EtcdStore`], the same contract on etcd transactions, shared by replicas.
-//! - `conformance`: the behavioural checks every backend passes (test support, hidden).
+//! - `conformance`: the behavioural checks every backend passes (feature `test-support`, for
+//!   the tests: not in the shipped binary).
 //!
 //! [`Store`]: crate::store::Store
 //! [`StoreError`]: crate::store::StoreError
@@ -50,6 +51,7 @@
 //! [`EtcdStore`]: crate::store::EtcdStore
 
 mod codec;
+#[cfg(any(test, feature = "test-support"))]
 #[doc(hidden)]
 pub mod conformance;
 mod errors;
