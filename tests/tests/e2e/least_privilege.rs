@@ -197,7 +197,9 @@ async fn a_shadowed_node_grant_is_refused_by_check_and_by_a_reload() {
     let server = ServerProcess::start(&etcd, &good, "")
         .await
         .expect("server");
-    wait_for_users(&etcd, &["calico-node.node1".to_owned()]).await;
+    // The whole policy applied, not only its first user: a snapshot taken while the reconciler
+    // was still granting roles once read `calico-node.node1` with none (CI, under load).
+    server.wait_rbac_applied().await.expect("RBAC applied");
     let before = etcd.auth_snapshot().await.expect("auth snapshot");
 
     // Calico's published table plus a per-node felix grant: the pattern that narrows nothing.
