@@ -269,11 +269,20 @@ fn service_account(state_dir: &Path) -> Option<FileOwner> {
 }
 
 /// Creates `dir` (0750) when missing, owned by `owner` when given. An existing directory is
-/// left as it is: the package, or the operator, chose its owner.
+/// left as it is: the package, or the operator, chose its owner. A symbolic link is refused:
+/// the state directory may belong to the server's account, and root must not write keys (for
+/// that account) wherever a link it planted there points.
 fn create_dir_as(dir: &Path, owner: Option<FileOwner>) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
-    if dir.is_dir() {
-        return Ok(());
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_symlink() => bail!(
+            "{} is a symbolic link; init writes keys only into real directories (remove it, \
+             or point --state-dir/--config-dir at the target)",
+            dir.display()
+        ),
+        Ok(meta) if meta.is_dir() => return Ok(()),
+        Ok(_) => bail!("{} exists and is not a directory", dir.display()),
+        Err(_) => {}
     }
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -625,5 +634,23 @@ mod tests {
         }
         // The administrator's key stays root's alone.
         assert_eq!(owner(&etc.join("admin/admin-key.pem")), (0, 0, 0o600));
+    }
+
+    /// A state directory owned by the server's account: that account could plant `ca` as a
+    /// link to anywhere. Root's init refuses it and writes nothing there.
+    #[test]
+    fn a_symbolic_link_in_place_of_a_key_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = options(dir.path());
+        std::fs::create_dir_all(&options.state_dir).unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, options.state_dir.join("ca")).unwrap();
+        let error = init(&options, OffsetDateTime::now_utc())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("is a symbolic link"), "{error}");
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+        assert!(!options.config_dir.join("server.toml").exists());
     }
 }

@@ -36,18 +36,7 @@ pub struct FileOwner {
 
 /// Writes a secret (a private key) with mode 0600.
 pub fn write_secret_file(path: &Path, bytes: &[u8], existing: Existing) -> Result<(), PkiError> {
-    write_atomic(path, bytes, 0o600, None, existing)
-}
-
-/// Writes a file with `mode`, owned by `owner` (when given) from its creation.
-pub fn write_file_as(
-    path: &Path,
-    bytes: &[u8],
-    mode: u32,
-    owner: Option<FileOwner>,
-    existing: Existing,
-) -> Result<(), PkiError> {
-    write_atomic(path, bytes, mode, owner, existing)
+    write_file_as(path, bytes, 0o600, None, existing)
 }
 
 /// Writes a public file (a certificate) with `mode`, usually 0o644.
@@ -57,7 +46,7 @@ pub fn write_public_file(
     mode: u32,
     existing: Existing,
 ) -> Result<(), PkiError> {
-    write_atomic(path, bytes, mode, None, existing)
+    write_file_as(path, bytes, mode, None, existing)
 }
 
 /// `PkiError::Io` for operation `op` on `path`.
@@ -69,7 +58,9 @@ fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> PkiError {
     }
 }
 
-fn write_atomic(
+/// Writes a file with `mode`, owned by `owner` (when given) from its creation: the module's
+/// one writer (temporary name, sync, link or rename into place, directory sync).
+pub fn write_file_as(
     path: &Path,
     bytes: &[u8],
     mode: u32,
