@@ -15,21 +15,7 @@ fn policy(components: &str, rollout: &str) -> Policy {
 }
 
 fn node(name: &str, state: NodeState) -> NodeRecord {
-    let at = OffsetDateTime::UNIX_EPOCH;
-    NodeRecord {
-        name: name.into(),
-        state,
-        enrolled_at: at,
-        approved_by: None,
-        state_changed_at: at,
-        state_changed_by: String::new(),
-        fleet_cert: None,
-        last_seen: None,
-        last_report: None,
-        pending_csr: None,
-        generation: 0,
-        pending_key: None,
-    }
+    NodeRecord::new(name, state, OffsetDateTime::UNIX_EPOCH)
 }
 
 #[test]

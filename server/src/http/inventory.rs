@@ -185,18 +185,9 @@ mod tests {
 
     fn node(name: &str, last_seen: Option<i64>, report: Option<serde_json::Value>) -> NodeRecord {
         NodeRecord {
-            name: name.into(),
-            state: NodeState::Approved,
-            enrolled_at: at(0),
-            approved_by: None,
-            state_changed_at: at(0),
-            state_changed_by: String::new(),
-            fleet_cert: None,
             last_seen: last_seen.map(at),
             last_report: report,
-            pending_csr: None,
-            generation: 0,
-            pending_key: None,
+            ..NodeRecord::new(name, NodeState::Approved, at(0))
         }
     }
 

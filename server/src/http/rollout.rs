@@ -249,20 +249,10 @@ components = ["calico-node"]
     fn node(name: &str, state: NodeState, report: Option<(&str, &[&str])>) -> NodeRecord {
         let at = OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap();
         NodeRecord {
-            name: name.into(),
-            state,
-            enrolled_at: at,
-            approved_by: None,
-            state_changed_at: at,
-            state_changed_by: String::new(),
-            fleet_cert: None,
-            last_seen: None,
             last_report: report.map(|(revision, errors)| {
                 json!({"revision": revision, "identities": [], "units": [], "errors": errors})
             }),
-            pending_csr: None,
-            generation: 0,
-            pending_key: None,
+            ..NodeRecord::new(name, state, at)
         }
     }
 

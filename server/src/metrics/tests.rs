@@ -9,18 +9,9 @@ pub(super) fn at(unix: i64) -> OffsetDateTime {
 
 pub(super) fn node(name: &str, state: NodeState, report: Option<serde_json::Value>) -> NodeRecord {
     NodeRecord {
-        name: name.into(),
-        state,
-        enrolled_at: at(0),
-        approved_by: None,
-        state_changed_at: at(0),
-        state_changed_by: String::new(),
-        fleet_cert: None,
         last_seen: Some(at(0)),
         last_report: report,
-        pending_csr: None,
-        generation: 0,
-        pending_key: None,
+        ..NodeRecord::new(name, state, at(0))
     }
 }
 

@@ -295,21 +295,7 @@ mod tests {
     #[test]
     fn health_compares_the_report_with_the_new_revision() {
         use serde_json::json;
-        let at = time::OffsetDateTime::UNIX_EPOCH;
-        let mut node = NodeRecord {
-            name: "n".into(),
-            state: NodeState::Approved,
-            enrolled_at: at,
-            approved_by: None,
-            state_changed_at: at,
-            state_changed_by: String::new(),
-            fleet_cert: None,
-            last_seen: None,
-            last_report: None,
-            pending_csr: None,
-            generation: 0,
-            pending_key: None,
-        };
+        let mut node = NodeRecord::new("n", NodeState::Approved, time::OffsetDateTime::UNIX_EPOCH);
         assert_eq!(node_health(&node, Some("r2")), Health::Pending);
         assert_eq!(node_health(&node, None), Health::Healthy);
         node.last_report = Some(json!({"revision": "r1", "errors": []}));

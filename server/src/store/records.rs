@@ -93,6 +93,26 @@ pub struct NodeRecord {
     pub pending_key: Option<PendingKey>,
 }
 
+impl NodeRecord {
+    /// A node first known at `at`, in `state`, with nothing else recorded yet.
+    pub fn new(name: &str, state: NodeState, at: OffsetDateTime) -> Self {
+        Self {
+            name: name.to_owned(),
+            state,
+            enrolled_at: at,
+            approved_by: None,
+            state_changed_at: at,
+            state_changed_by: String::new(),
+            fleet_cert: None,
+            last_seen: None,
+            last_report: None,
+            pending_csr: None,
+            generation: 0,
+            pending_key: None,
+        }
+    }
+}
+
 /// The key of a pending enrollment request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingKey {

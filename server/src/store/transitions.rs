@@ -30,18 +30,9 @@ use super::tokens::TokenScope;
 
 fn fresh(node: &str, state: NodeState, by: &str, now: OffsetDateTime) -> NodeRecord {
     NodeRecord {
-        name: node.to_owned(),
-        state,
-        enrolled_at: now,
-        approved_by: None,
-        state_changed_at: now,
         state_changed_by: by.to_owned(),
-        fleet_cert: None,
         last_seen: Some(now),
-        last_report: None,
-        pending_csr: None,
-        generation: 0,
-        pending_key: None,
+        ..NodeRecord::new(node, state, now)
     }
 }
 

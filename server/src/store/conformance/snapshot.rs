@@ -181,18 +181,9 @@ pub fn import_refuses_an_inconsistent_snapshot(store: &dyn Store) {
 /// Two nodes, a certificate and three audit entries.
 fn small_snapshot() -> StoreSnapshot {
     let nodes = ["w-1", "w-2"].map(|n| NodeRecord {
-        name: n.into(),
-        state: NodeState::Approved,
-        enrolled_at: t0(),
         approved_by: Some("admin:ops".into()),
-        state_changed_at: t0(),
         state_changed_by: "admin:ops".into(),
-        fleet_cert: None,
-        last_seen: None,
-        last_report: None,
-        pending_csr: None,
-        generation: 0,
-        pending_key: None,
+        ..NodeRecord::new(n, NodeState::Approved, t0())
     });
     let audit = (1..=3)
         .map(|seq| AuditEntry {
