@@ -23,6 +23,11 @@ pub enum Stage {
     CreateRoles,
     GrantPermissions,
     CreateUsers,
+    /// Bind the marker role [`MARKER_ROLE`](super::MARKER_ROLE), before any other role: a user
+    /// holding a `calseg.` role without the marker is someone else's (an operator who takes
+    /// the marker away takes the user out of calseg's hands), so it must never be seen
+    /// between two bindings of one apply, even when the apply is cut off there.
+    BindMarker,
     BindRoles,
 }
 
@@ -80,6 +85,7 @@ impl Change {
             Self::CreateRole { .. } => Stage::CreateRoles,
             Self::GrantPermission { .. } => Stage::GrantPermissions,
             Self::CreateUser { .. } => Stage::CreateUsers,
+            Self::GrantRole { role, .. } if role == super::MARKER_ROLE => Stage::BindMarker,
             Self::GrantRole { .. } => Stage::BindRoles,
         }
     }
@@ -380,6 +386,23 @@ mod tests {
         sorted.sort();
         assert_eq!(stages, sorted);
         assert_eq!(plan.changes.len(), 2 + 1 + 1 + 2);
+        // The marker is bound in a stage of its own, before the user's other roles (the
+        // changes of one stage run in parallel).
+        let bindings: Vec<(Stage, &str)> = plan
+            .changes
+            .iter()
+            .filter_map(|change| match change {
+                Change::GrantRole { role, .. } => Some((change.stage(), role.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            bindings,
+            [
+                (Stage::BindMarker, MARKER_ROLE),
+                (Stage::BindRoles, "calseg.c")
+            ]
+        );
         assert!(
             plan.render_text()
                 .contains("+ role calseg.c: grant read prefix /a/")
