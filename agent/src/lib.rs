@@ -39,11 +39,6 @@ pub mod daemon;
 pub mod decide;
 /// Enrollment and fleet certificate renewal.
 pub mod enroll;
-/// The bodies of the fuzz targets in `fuzz/` and of their corpus regression test (feature
-/// `test-support`: not in the shipped binary).
-#[cfg(any(test, feature = "test-support"))]
-#[doc(hidden)]
-pub mod fuzz_targets;
 /// Atomic installation of identity files and config files under a root prefix.
 pub mod install;
 /// Keys, CSRs and certificate facts.

@@ -1,4 +1,4 @@
-//! Fuzz target `agent_config`: the body is `calseg_agent::fuzz_targets::agent_config` (shared with tests/tests/fuzz_corpus.rs).
+//! Fuzz target `agent_config`: the body is `calseg_testkit::fuzz::agent::agent_config` (shared with tests/tests/fuzz_corpus.rs).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| calseg_agent::fuzz_targets::agent_config(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| calseg_testkit::fuzz::agent::agent_config(data));

@@ -1,4 +1,4 @@
-//! Fuzz target `csr`: the body is `calseg_server::fuzz_targets::csr` (shared with tests/tests/fuzz_corpus.rs).
+//! Fuzz target `csr`: the body is `calseg_testkit::fuzz::server::csr` (shared with tests/tests/fuzz_corpus.rs).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| calseg_server::fuzz_targets::csr(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| calseg_testkit::fuzz::server::csr(data));

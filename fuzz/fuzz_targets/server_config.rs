@@ -1,4 +1,4 @@
-//! Fuzz target `server_config`: the body is `calseg_server::fuzz_targets::server_config` (shared with tests/tests/fuzz_corpus.rs).
+//! Fuzz target `server_config`: the body is `calseg_testkit::fuzz::server::server_config` (shared with tests/tests/fuzz_corpus.rs).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| calseg_server::fuzz_targets::server_config(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| calseg_testkit::fuzz::server::server_config(data));

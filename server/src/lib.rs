@@ -46,11 +46,6 @@ pub mod datastore;
 pub mod etcd_release;
 /// The fleet plan: RBAC diff, per-node files, units and waves.
 pub mod fleet_plan;
-/// The bodies of the fuzz targets in `fuzz/` and of their corpus regression test (feature
-/// `test-support`: not in the shipped binary).
-#[cfg(any(test, feature = "test-support"))]
-#[doc(hidden)]
-pub mod fuzz_targets;
 /// Several replicas on one etcd store: leader election, signals, following the store.
 pub mod ha;
 /// The HTTPS API.

@@ -12,15 +12,15 @@ type Body = fn(&[u8]);
 
 /// Every fuzz target and its body, as `fuzz/fuzz_targets/*.rs` call them.
 const TARGETS: &[(&str, Body)] = &[
-    ("policy", calseg_server::fuzz_targets::policy),
-    ("csr", calseg_server::fuzz_targets::csr),
-    ("api_json", calseg_server::fuzz_targets::api_json),
-    ("server_config", calseg_server::fuzz_targets::server_config),
+    ("policy", calseg_testkit::fuzz::server::policy),
+    ("csr", calseg_testkit::fuzz::server::csr),
+    ("api_json", calseg_testkit::fuzz::server::api_json),
+    ("server_config", calseg_testkit::fuzz::server::server_config),
     (
         "cni_conflist",
-        calseg_agent::fuzz_targets::cni_conflist_patch,
+        calseg_testkit::fuzz::agent::cni_conflist_patch,
     ),
-    ("agent_config", calseg_agent::fuzz_targets::agent_config),
+    ("agent_config", calseg_testkit::fuzz::agent::agent_config),
 ];
 
 fn fuzz_dir() -> PathBuf {
@@ -59,7 +59,7 @@ fn every_fuzz_target_file_calls_its_shared_body() {
         let path = fuzz_dir().join(format!("fuzz_targets/{target}.rs"));
         let source = std::fs::read_to_string(&path).expect("fuzz target source");
         assert!(
-            source.contains("::fuzz_targets::"),
+            source.contains("calseg_testkit::fuzz::"),
             "{} does not call a shared body",
             path.display()
         );

@@ -34,8 +34,9 @@
 //! - `snapshot`: [`StoreSnapshot`], every record of a store, for migrating between backends.
 //! - `redb_store`: [`RedbStore`], the embedded single-file implementation (the default).
 //! - `etcd_store`: [`EtcdStore`], the same contract on etcd transactions, shared by replicas.
-//! - `conformance`: the behavioural checks every backend passes (feature `test-support`, for
-//!   the tests: not in the shipped binary).
+//!
+//! The behaviour every backend must show is checked by one suite in `calseg-testkit`
+//! (`store_conformance`), run on both backends; no test code is compiled into this crate.
 //!
 //! [`Store`]: crate::store::Store
 //! [`StoreError`]: crate::store::StoreError
@@ -51,9 +52,6 @@
 //! [`EtcdStore`]: crate::store::EtcdStore
 
 mod codec;
-#[cfg(any(test, feature = "test-support"))]
-#[doc(hidden)]
-pub mod conformance;
 mod errors;
 mod etcd_store;
 mod leases;

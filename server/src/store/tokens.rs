@@ -40,7 +40,7 @@ impl TokenScope {
     }
 
     /// Refuses a scope that could never be redeemed or that has a broken glob.
-    pub(crate) fn validate(&self) -> Result<(), StoreError> {
+    pub fn validate(&self) -> Result<(), StoreError> {
         let reason = match self {
             Self::Node(name) if name.is_empty() => "the node name is empty".to_owned(),
             Self::Node(_) => return Ok(()),

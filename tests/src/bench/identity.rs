@@ -108,7 +108,7 @@ fn phases(dir: &std::path::Path, csrs: &[String], samples: usize) -> Result<Sign
     let first = csrs.first().context("no CSRs to sign")?;
     store.upsert_pending_node(
         "bench-node",
-        &calseg_server::store::conformance::ask(first, "sha256:bench"),
+        &calseg_testkit::store_conformance::ask(first, "sha256:bench"),
         now(),
     )?;
     let (mut sign, mut commit) = (Duration::ZERO, Duration::ZERO);
@@ -160,7 +160,7 @@ async fn manifest_phases(
     let (_, csr) = key_and_csr("bench-node")?;
     store.upsert_pending_node(
         "bench-node",
-        &calseg_server::store::conformance::ask(&csr, "sha256:bench"),
+        &calseg_testkit::store_conformance::ask(&csr, "sha256:bench"),
         now(),
     )?;
     store.set_node_state("bench-node", NodeState::Approved, "bench", now())?;

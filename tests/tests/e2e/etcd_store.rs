@@ -6,8 +6,8 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use calseg_server::rbac::EtcdAccess;
-use calseg_server::store::conformance::{self, CHECKS, RACES};
 use calseg_server::store::{EtcdStore, RedbStore, Store};
+use calseg_testkit::store_conformance::{self as conformance, CHECKS, RACES};
 use calseg_tests::etcd::{EtcdCluster, EtcdOptions};
 use tokio::runtime::Runtime;
 

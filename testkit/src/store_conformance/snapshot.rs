@@ -7,7 +7,7 @@ use super::leases::{TTL, fleet, units};
 use super::nodes::cert;
 use super::records::{entry, rollout_record};
 use super::{match_token, node_token, t0};
-use crate::store::{
+use calseg_server::store::{
     AuditAction, AuditEntry, AuditOutcome, NewToken, NodeRecord, NodeState, SNAPSHOT_FORMAT, Store,
     StoreSnapshot,
 };
@@ -24,14 +24,14 @@ pub fn populate(store: &dyn Store) -> NewToken {
     store
         .upsert_pending_node(
             "p-1",
-            &crate::store::conformance::ask("CSR-1", "sha256:p-1"),
+            &crate::store_conformance::ask("CSR-1", "sha256:p-1"),
             t0(),
         )
         .unwrap();
     store
         .upsert_pending_node(
             "d-1",
-            &crate::store::conformance::ask("CSR-2", "sha256:d-1"),
+            &crate::store_conformance::ask("CSR-2", "sha256:d-1"),
             t0(),
         )
         .unwrap();

@@ -1,8 +1,8 @@
 //! The shared conformance checks, on a new redb file each, and the export/import round trip.
 
 use super::fresh;
-use crate::store::conformance::{self, CHECKS, RACES};
-use crate::store::{Store, StoreSnapshot};
+use calseg_server::store::{Store, StoreSnapshot};
+use calseg_testkit::store_conformance::{self as conformance, CHECKS, RACES};
 
 #[test]
 fn every_conformance_check_passes_on_redb() {

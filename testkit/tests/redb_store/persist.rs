@@ -3,8 +3,8 @@
 use time::Duration;
 
 use super::{fresh, match_token, node_token, t0};
-use crate::store::conformance::entry;
-use crate::store::{AuditAction, NodeState, RedbStore, Store, StoreError};
+use calseg_server::store::{AuditAction, NodeState, RedbStore, Store, StoreError};
+use calseg_testkit::store_conformance::entry;
 
 #[test]
 fn everything_survives_close_and_reopen() {
@@ -18,7 +18,7 @@ fn everything_survives_close_and_reopen() {
         store
             .upsert_pending_node(
                 "w-2",
-                &crate::store::conformance::ask("CSR", "sha256:w-2"),
+                &calseg_testkit::store_conformance::ask("CSR", "sha256:w-2"),
                 t0(),
             )
             .unwrap();

@@ -3,7 +3,7 @@
 //! them through the code that sees hostile input, and panics only on a bug: every error must
 //! come back as a value.
 //!
-//! Not an API: hidden from the docs, and free to change with the fuzz targets.
+//! Free to change with the fuzz targets.
 
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -16,8 +16,8 @@ use calseg_api::manifest::Manifest;
 use calseg_api::report::Report;
 use time::OffsetDateTime;
 
-use crate::pki::{CaKind, CertificateAuthority, CsrRules};
-use crate::store::TokenScope;
+use calseg_server::pki::{CaKind, CertificateAuthority, CsrRules};
+use calseg_server::store::TokenScope;
 
 /// Policy text: parse and validate; a valid policy also yields manifests and its etcd roles,
 /// and errors are formatted (their line:column come from byte offsets into the text).
@@ -25,10 +25,10 @@ pub fn policy(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    match crate::policy::parse(text, "fuzz.toml") {
+    match calseg_server::policy::parse(text, "fuzz.toml") {
         Ok(policy) => {
             for node in ["node1", "worker-1", "a"] {
-                let _ = crate::manifest::manifest_for(&policy, node, 0, "");
+                let _ = calseg_server::manifest::manifest_for(&policy, node, 0, "");
             }
             for warning in &policy.warnings {
                 let _ = warning.to_string();
@@ -81,7 +81,7 @@ fn check_and_sign(csr_pem: &str, etcd_user: &str, node: &str) {
 /// type, then checked the way the handler checks it.
 pub fn api_json(data: &[u8]) {
     if let Ok(request) = serde_json::from_slice::<EnrollRequest>(data)
-        && crate::policy::check_node_name(&request.node).is_ok()
+        && calseg_server::policy::check_node_name(&request.node).is_ok()
     {
         check_and_sign(&request.csr_pem, "calico-node.node1", &request.node);
     }
@@ -109,7 +109,7 @@ pub fn api_json(data: &[u8]) {
 /// The admin token handler's checks: scope, then a lifetime that fits the clock.
 fn token_create(request: &TokenCreate) {
     let scope = match (&request.node, &request.glob) {
-        (Some(node), None) if crate::policy::check_node_name(node).is_ok() => {
+        (Some(node), None) if calseg_server::policy::check_node_name(node).is_ok() => {
             TokenScope::Node(node.clone())
         }
         (None, Some(glob)) => TokenScope::Match {
@@ -130,8 +130,8 @@ pub fn server_config(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let _ = crate::config::parse_duration("fuzz", text);
-    let Ok(config) = toml::from_str::<crate::config::ServerConfig>(text) else {
+    let _ = calseg_server::config::parse_duration("fuzz", text);
+    let Ok(config) = toml::from_str::<calseg_server::config::ServerConfig>(text) else {
         return;
     };
     let _ = config.metrics.address();
@@ -144,7 +144,7 @@ pub fn server_config(data: &[u8]) {
     .into_iter()
     .flatten()
     {
-        let _ = crate::config::parse_duration("fuzz", value);
+        let _ = calseg_server::config::parse_duration("fuzz", value);
     }
     for glob in &config.api.auto_approve {
         let _ = glob::Pattern::new(glob);

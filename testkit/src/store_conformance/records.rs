@@ -3,8 +3,8 @@
 use time::Duration;
 
 use super::t0;
-use crate::store::{AuditAction, AuditOutcome, NewAuditEntry, RolloutRecord, Store};
 use calseg_api::rollout::RolloutState;
+use calseg_server::store::{AuditAction, AuditOutcome, NewAuditEntry, RolloutRecord, Store};
 
 /// An audit entry by `admin` at [`t0`] about `subject`.
 pub fn entry(action: AuditAction, subject: &str) -> NewAuditEntry {

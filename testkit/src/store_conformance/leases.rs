@@ -3,7 +3,7 @@
 use time::Duration;
 
 use super::t0;
-use crate::store::{GroupBudget, LeaseBudget, Store, StoreError};
+use calseg_server::store::{GroupBudget, LeaseBudget, Store, StoreError};
 
 pub(super) fn fleet(limit: u32) -> LeaseBudget {
     LeaseBudget {

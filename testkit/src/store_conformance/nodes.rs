@@ -3,7 +3,7 @@
 use time::Duration;
 
 use super::{ask, node_token, t0};
-use crate::store::{AuditAction, IssuedRecord, NodeState, Store, StoreError};
+use calseg_server::store::{AuditAction, IssuedRecord, NodeState, Store, StoreError};
 
 pub(super) fn cert(serial: &str, node: &str, component: &str) -> IssuedRecord {
     IssuedRecord {
@@ -355,7 +355,7 @@ pub fn approval_names_the_key_by_its_fingerprint(store: &dyn Store) {
 }
 
 pub fn pending_nodes_are_capped_deleted_and_expire(store: &dyn Store) {
-    let capped = |csr: &str| crate::store::PendingAsk {
+    let capped = |csr: &str| calseg_server::store::PendingAsk {
         max_pending: 3,
         ..ask(csr, &format!("sha256:{csr}"))
     };

@@ -2,9 +2,9 @@
 //! corpus regression test in `tests/tests/fuzz_corpus.rs`. Each takes arbitrary bytes and
 //! panics only on a bug: every error must come back as a value.
 //!
-//! Not an API: hidden from the docs, and free to change with the fuzz targets.
+//! Free to change with the fuzz targets.
 
-use crate::render::{EtcdFiles, cni_conflist, env_file};
+use calseg_agent::render::{EtcdFiles, cni_conflist, env_file};
 use std::path::{Path, PathBuf};
 
 fn settings() -> EtcdFiles {
@@ -43,8 +43,8 @@ pub fn agent_config(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if let Err(error) = crate::config::Settings::parse(Path::new("agent.toml"), text) {
+    if let Err(error) = calseg_agent::config::Settings::parse(Path::new("agent.toml"), text) {
         let _ = error.to_string();
     }
-    let _ = crate::config::parse_duration(text);
+    let _ = calseg_agent::config::parse_duration(text);
 }

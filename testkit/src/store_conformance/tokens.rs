@@ -3,7 +3,7 @@
 use time::Duration;
 
 use super::{match_token, node_token, t0};
-use crate::store::{NodeState, Store, StoreError, TokenScope};
+use calseg_server::store::{NodeState, Store, StoreError, TokenScope};
 
 pub fn node_token_is_single_use_even_for_the_same_node(store: &dyn Store) {
     let tok = node_token(store, "worker-1");
@@ -98,7 +98,7 @@ pub fn match_token_cannot_take_over_a_known_node(store: &dyn Store) {
     store
         .upsert_pending_node(
             "worker-2",
-            &crate::store::conformance::ask("CSR", "sha256:worker-2"),
+            &crate::store_conformance::ask("CSR", "sha256:worker-2"),
             t0(),
         )
         .unwrap();

@@ -9,7 +9,7 @@ use super::leases::{TTL, fleet, units};
 use super::nodes::cert;
 use super::records::entry;
 use super::{match_token, node_token, t0};
-use crate::store::{AuditAction, Store, StoreError};
+use calseg_server::store::{AuditAction, Store, StoreError};
 
 /// Runs `f(store, i)` for `i` in `0..threads` at once, thread `i` on `replicas[i % len]`.
 fn race<T: Send>(
@@ -154,7 +154,7 @@ pub fn concurrent_acquisitions_never_exceed_the_budget(replicas: &[&dyn Store]) 
 /// as pending, the others are refused with `TooManyPending`.
 pub fn concurrent_new_pending_requests_never_exceed_the_cap(replicas: &[&dyn Store]) {
     let results = race(replicas, 20, |store, i| {
-        let ask = crate::store::PendingAsk {
+        let ask = calseg_server::store::PendingAsk {
             max_pending: 5,
             ..super::ask("CSR", &format!("sha256:{i}"))
         };

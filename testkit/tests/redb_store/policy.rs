@@ -1,7 +1,7 @@
 //! Policy revisions, texts and the rollout survive closing and reopening the file.
 
 use super::t0;
-use crate::store::{RedbStore, Store};
+use calseg_server::store::{RedbStore, Store};
 
 #[test]
 fn revisions_survive_reopen() {
@@ -23,7 +23,7 @@ fn revisions_survive_reopen() {
 fn policy_texts_and_the_rollout_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("state.redb");
-    let record = crate::store::conformance::rollout_record();
+    let record = calseg_testkit::store_conformance::rollout_record();
     {
         let store = RedbStore::open(&path).unwrap();
         assert_eq!(store.rollout().unwrap(), None);

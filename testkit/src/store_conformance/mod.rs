@@ -1,6 +1,6 @@
 //! The behaviour every [`Store`] backend must show, as checks over `&dyn Store` that panic on
-//! failure. The unit tests run them on [`RedbStore`](crate::store::RedbStore); the end-to-end
-//! tests run the very same checks on [`EtcdStore`](crate::store::EtcdStore) against a real
+//! failure. The unit tests run them on [`RedbStore`](calseg_server::store::RedbStore); the end-to-end
+//! tests run the very same checks on [`EtcdStore`](calseg_server::store::EtcdStore) against a real
 //! etcd. Test support, compiled into the library only so that both can reach it: not an API.
 //!
 //! Each check wants a new, empty store. [`CHECKS`] take one store, [`RACES`] take one or more
@@ -11,7 +11,6 @@
 //! - `tokens`, `nodes`, `leases`, `records`: the operations, one concern each.
 //! - `races`: the invariants under concurrent callers.
 //! - `snapshot`: export and import.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod leases;
 mod nodes;
@@ -25,7 +24,7 @@ pub use snapshot::{copy, export_then_import_gives_an_equal_store, populate};
 
 use time::{Duration, OffsetDateTime};
 
-use super::{NewToken, PendingAsk, PendingKey, Store, TokenScope};
+use calseg_server::store::{NewToken, PendingAsk, PendingKey, Store, TokenScope};
 
 /// A request to enroll without a token, with `csr` standing for the CSR and `fp` for its key's
 /// fingerprint, from 192.0.2.1, with a cap of 100 pending nodes.
