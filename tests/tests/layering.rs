@@ -86,3 +86,31 @@ fn the_api_crate_depends_on_no_other_calseg_crate() {
         .collect();
     assert!(calseg.is_empty(), "calseg-api depends on {calseg:?}");
 }
+
+#[test]
+fn the_domain_crate_has_no_http_server_and_points_only_at_the_api() {
+    let graph = normal_dependencies();
+    // Directly: etcd-client's gRPC transport brings hyper and tonic's router below it.
+    let direct = &graph["calseg-control"];
+    for forbidden in [
+        "axum",
+        "hyper",
+        "hyper-util",
+        "tower",
+        "tower-http",
+        "reqwest",
+    ] {
+        assert!(
+            !direct.contains(forbidden),
+            "calseg-control depends on {forbidden}"
+        );
+    }
+    let deps = reaches(&graph, "calseg-control");
+    let calseg: Vec<&String> = deps.iter().filter(|d| d.starts_with("calseg-")).collect();
+    assert_eq!(
+        calseg,
+        ["calseg-api"],
+        "calseg-control's calseg dependencies"
+    );
+    assert!(graph["calseg-server"].contains("calseg-control"));
+}

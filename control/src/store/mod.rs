@@ -11,7 +11,7 @@
 //!
 //! ```no_run
 //! # use std::sync::Arc;
-//! # use calseg_server::store::{RedbStore, Store};
+//! # use calseg_control::store::{RedbStore, Store};
 //! # async fn example() -> anyhow::Result<()> {
 //! let store: Arc<dyn Store> = Arc::new(RedbStore::open("/var/lib/calseg/state.redb".as_ref())?);
 //! let s = Arc::clone(&store);

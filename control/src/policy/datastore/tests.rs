@@ -143,7 +143,7 @@ fn unknown_keys_and_wrong_types_are_reported_with_their_place() {
 /// shows its default (calico_release, which has none, shows an example).
 #[test]
 fn the_example_datastore_options_are_the_defaults() {
-    let example = include_str!("../../../policy.example.toml");
+    let example = include_str!("../../../../server/policy.example.toml");
     let keys = [
         "[datastore]",
         "calico_release =",

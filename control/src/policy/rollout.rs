@@ -312,7 +312,7 @@ mod tests {
     /// Every commented rollout option of the example is valid when uncommented.
     #[test]
     fn the_example_rollout_options_parse_when_uncommented() {
-        let example = include_str!("../../policy.example.toml");
+        let example = include_str!("../../../server/policy.example.toml");
         let uncommented: String = example
             .lines()
             .map(|line| {

@@ -51,7 +51,7 @@ fn hint(d: &Diagnostic) -> &str {
 #[test]
 fn example_file_parses_without_warnings() {
     let policy = parse(
-        include_str!("../../policy.example.toml"),
+        include_str!("../../../server/policy.example.toml"),
         "policy.example.toml",
     )
     .unwrap();

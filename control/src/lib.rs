@@ -1,0 +1,44 @@
+//! calseg-control: calseg's domain, with no HTTP in it.
+//!
+//! The segmentation policy and Calico's grant tables, the etcd RBAC reconciler, the two CAs and
+//! signing, the server's store, node manifests and rollouts. `calseg-server` drives it: its
+//! HTTPS API, replicas, metrics and command line are adapters over this crate, and nothing
+//! here depends on them (dependencies point server → control → api).
+//!
+//! # Layout
+//! - [`policy`]: the policy file → validated model: components, grants per Calico version, hosts.
+//! - [`rbac`]: the etcd RBAC reconciler: desired vs live users and roles, plan, apply.
+//! - [`etcd_release`]: which etcd release each endpoint runs, against the known RBAC bypasses.
+//! - [`access`]: the access checker: what a user may read and write, from etcd's live roles.
+//! - [`datastore`]: Calico's cluster-wide objects, created once so per-node identities need no
+//!   cluster-wide write (`datastore init`).
+//! - [`manifest`]: a node's manifest computed from the policy.
+//! - [`reconcile`]: which nodes count, and the server's RBAC reconciler.
+//! - [`rollout`]: rollouts in waves with health gates: wave assignment and the state machine.
+//! - [`store`]: server state (nodes, tokens, issued certificates, audit log, leases, rollouts):
+//!   the embedded redb file store or etcd, and snapshots to migrate between them.
+//! - [`pki`]: the fleet and etcd client CAs, CSR checks and signing, key files.
+//! - [`jitter`]: random spread for retries and `Retry-After` (fastrand, not the CSPRNG).
+
+/// What users may do, from etcd's live auth state: can-i, access, exposure.
+pub mod access;
+/// Calico's cluster-wide singletons, created once with calseg's own etcd identity.
+pub mod datastore;
+/// etcd's releases per endpoint against the published RBAC bypasses: warnings, refusal.
+pub mod etcd_release;
+/// Random spread for retries.
+pub mod jitter;
+/// A node's manifest from the policy.
+pub mod manifest;
+/// The two CAs, CSR intake checks, signing, chain verification and key files.
+pub mod pki;
+/// The segmentation policy: TOML → validated model, with Calico's grant tables per version.
+pub mod policy;
+/// Policy → etcd users, roles and permissions; diff, plan and apply.
+pub mod rbac;
+/// RBAC reconciliation in the running server.
+pub mod reconcile;
+/// Rollouts in waves with health gates.
+pub mod rollout;
+/// Server state: nodes, enrollment tokens, issued certificates, audit log.
+pub mod store;
