@@ -8,12 +8,12 @@ use calseg_api::access::Access;
 use toml::Spanned;
 
 use super::location::{Diagnostics, Problem};
+use super::model::GrantTable;
 use super::model::{Component, KeyRange, Permission, PermissionTemplate};
 use super::profiles::builtin_profile;
 use super::raw::{RawComponent, RawGrant, RawGrants};
 use super::schema::closest;
 use super::shadow::{self, SharedOrigin};
-use super::tables::GrantTable;
 use super::version::CalicoVersion;
 use super::{checks, pitfalls};
 

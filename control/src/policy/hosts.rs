@@ -11,7 +11,7 @@ use super::model::{HostRule, HostSelector};
 use super::names::{RESERVED_USERS, owner_in, render, reserved_message};
 use super::raw::RawHost;
 use super::schema::closest;
-use super::{checks, rollout};
+use super::{budget, checks};
 
 /// A node name as written in a rule, for the cross-rule checks.
 struct Mention {
@@ -40,7 +40,7 @@ pub(super) fn host_rules(
                 .map(|c| c.get_ref().clone()),
         );
         let max_unavailable = host.max_unavailable.as_ref().and_then(|value| {
-            rollout::budget(value.get_ref())
+            budget::budget(value.get_ref())
                 .map_err(|problem| diags.problem(value.span(), problem))
                 .ok()
         });

@@ -13,7 +13,7 @@
 //! - `validate`: raw sections → [`Policy`]; version, `[etcd]`, `[identity]`.
 //! - `components`: `[components.*]`: grants, files, modes; `pitfalls`: known Calico traps.
 //! - `hosts`: `[[hosts]]` and the checks across rules (duplicates, user collisions).
-//! - `rollout`: `[rollout]` and per-rule `max_unavailable`: the restart budget.
+//! - `budget`: `[rollout]` and per-rule `max_unavailable`: the restart budget.
 //! - `waves`: `[rollout]` canary, wave, bake and max_failures: waves with health gates.
 //! - `datastore`: `[datastore]`: the values of Calico's cluster-wide objects for
 //!   `calseg-server datastore init`.
@@ -23,6 +23,7 @@
 //! - `names`: etcd user names: the template rendered, its inverse, enrollment generations and
 //!   reserved names.
 
+mod budget;
 mod checks;
 mod components;
 mod datastore;
@@ -35,7 +36,6 @@ mod pitfalls;
 mod profiles;
 mod raw;
 mod read;
-mod rollout;
 mod schema;
 mod shadow;
 mod tables;
@@ -48,19 +48,19 @@ mod tests;
 
 use std::path::Path;
 
+pub use budget::{DEFAULT_LEASE_TTL, DEFAULT_MAX_UNAVAILABLE};
 pub use datastore::{
     DEFAULT_AS_NUMBER, DEFAULT_BLOCK_SIZE, DEFAULT_CLUSTER_TYPE, DEFAULT_IPV4_POOL_CIDR,
     DEFAULT_LOG_SEVERITY,
 };
 pub use location::{Diagnostic, PolicyErrors, Severity};
 pub use model::{
-    Canary, Component, DatastoreSettings, EncapMode, EtcdSettings, HostRule, HostSelector,
-    IdentitySettings, KeyRange, Permission, PermissionTemplate, Policy, RolloutSettings,
-    WaveSettings, prefix_end,
+    Budget, Canary, Component, DatastoreSettings, EncapMode, EtcdSettings, GrantTable, HostRule,
+    HostSelector, IdentitySettings, KeyRange, Permission, PermissionTemplate, Policy,
+    RolloutSettings, WaveSettings, prefix_end,
 };
 pub use names::{GENERATION_SEPARATOR, Owner, RESERVED_USERS};
-pub use rollout::{Budget, DEFAULT_LEASE_TTL, DEFAULT_MAX_UNAVAILABLE};
-pub use tables::{GrantTable, TableEra, builtin_grants};
+pub use tables::{TableEra, builtin_grants};
 pub use validate::{DEFAULT_LIFETIME, DEFAULT_RENEW_AFTER, DEFAULT_USER_TEMPLATE};
 pub use version::CalicoVersion;
 

@@ -2,6 +2,7 @@
 //! Every value here has passed validation, so consumers need not re-check it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,8 +10,6 @@ use calseg_api::access::Access;
 use serde::Serialize;
 
 use super::location::Diagnostic;
-use super::rollout::Budget;
-use super::tables::GrantTable;
 use super::version::CalicoVersion;
 
 /// A validated segmentation policy.
@@ -334,5 +333,109 @@ mod tests {
         );
         assert_eq!(Policy::shared_role("felix"), "calseg.felix");
         assert_eq!(Policy::node_role("felix", "n.1"), "calseg.felix.n.1");
+    }
+}
+
+/// A built-in grant table, named in policy files as `grants = "<name>"`: one of Calico's
+/// published tables, or a narrowed per-node profile (`*-per-node`, see `profiles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GrantTable {
+    CalicoNode,
+    Felix,
+    CniPlugin,
+    KubeControllers,
+    CalicoctlReadOnly,
+    CalicoctlPolicyEditor,
+    CalicoctlFull,
+    CalicoNodePerNode,
+    FelixPerNode,
+    CniPluginPerNode,
+}
+
+impl GrantTable {
+    pub const ALL: [Self; 10] = [
+        Self::CalicoNode,
+        Self::Felix,
+        Self::CniPlugin,
+        Self::KubeControllers,
+        Self::CalicoctlReadOnly,
+        Self::CalicoctlPolicyEditor,
+        Self::CalicoctlFull,
+        Self::CalicoNodePerNode,
+        Self::FelixPerNode,
+        Self::CniPluginPerNode,
+    ];
+
+    /// The narrowed per-node profile of a published table, if calseg has one.
+    pub fn narrowed(self) -> Option<Self> {
+        match self {
+            Self::CalicoNode => Some(Self::CalicoNodePerNode),
+            Self::Felix => Some(Self::FelixPerNode),
+            Self::CniPlugin => Some(Self::CniPluginPerNode),
+            _ => None,
+        }
+    }
+
+    /// The published table a narrowed profile narrows; itself for a published table.
+    pub fn published(self) -> Self {
+        match self {
+            Self::CalicoNodePerNode => Self::CalicoNode,
+            Self::FelixPerNode => Self::Felix,
+            Self::CniPluginPerNode => Self::CniPlugin,
+            other => other,
+        }
+    }
+
+    /// The name used in policy files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CalicoNode => "calico-node",
+            Self::Felix => "felix",
+            Self::CniPlugin => "cni-plugin",
+            Self::KubeControllers => "kube-controllers",
+            Self::CalicoctlReadOnly => "calicoctl-read-only",
+            Self::CalicoctlPolicyEditor => "calicoctl-policy-editor",
+            Self::CalicoctlFull => "calicoctl-full",
+            Self::CalicoNodePerNode => "calico-node-per-node",
+            Self::FelixPerNode => "felix-per-node",
+            Self::CniPluginPerNode => "cni-plugin-per-node",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|table| table.name() == name)
+    }
+}
+
+/// How many restart leases may be live at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// At most this many (at least 1).
+    Count(u32),
+    /// This percentage (1..=100) of the nodes in scope, rounded down, at least 1.
+    Percent(u32),
+}
+
+impl Budget {
+    /// The number of leases allowed among `nodes` nodes; at least 1.
+    pub fn limit(self, nodes: usize) -> u32 {
+        match self {
+            Self::Count(n) => n.max(1),
+            Self::Percent(p) => {
+                let nodes = u64::try_from(nodes).unwrap_or(u64::MAX);
+                let share = nodes.saturating_mul(u64::from(p)) / 100;
+                u32::try_from(share).unwrap_or(u32::MAX).max(1)
+            }
+        }
+    }
+}
+
+impl fmt::Display for Budget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Count(n) => write!(f, "{n}"),
+            Self::Percent(p) => write!(f, "{p}%"),
+        }
     }
 }

@@ -7,8 +7,8 @@ use std::ops::Range;
 use calseg_api::access::Access;
 
 use super::location::Diagnostics;
+use super::model::GrantTable;
 use super::model::{Component, KeyRange};
-use super::tables::GrantTable;
 use super::version::CalicoVersion;
 
 const R3: &str = "/calico/resources/v3/projectcalico.org/";

@@ -26,8 +26,9 @@
 use calico_rows::*;
 
 use super::location::Problem;
+use super::model::GrantTable;
 use super::model::{Permission, PermissionTemplate};
-use super::tables::{GrantTable, builtin_grants};
+use super::tables::builtin_grants;
 use super::version::CalicoVersion;
 
 /// The grants a built-in table or profile gives: shared by every node, and per node.

@@ -8,8 +8,8 @@ use std::ops::Range;
 use calseg_api::access::Access;
 
 use super::location::Diagnostics;
+use super::model::GrantTable;
 use super::model::{KeyRange, Permission, PermissionTemplate};
-use super::tables::GrantTable;
 
 /// A shared grant and where the policy file says it.
 pub(super) struct SharedOrigin {

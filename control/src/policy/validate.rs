@@ -14,7 +14,7 @@ use super::names::GENERATION_SEPARATOR;
 use super::raw::{RawEtcd, RawIdentity, Scalar};
 use super::read::RawPolicy;
 use super::version::CalicoVersion;
-use super::{checks, components, datastore, duration, hosts, rollout};
+use super::{budget, checks, components, datastore, duration, hosts};
 
 /// The identity template used when `[identity] user` is absent.
 pub const DEFAULT_USER_TEMPLATE: &str = "{component}.{node}";
@@ -55,7 +55,7 @@ pub(super) fn validate(raw: RawPolicy, diags: &mut Diagnostics<'_>) -> Option<Po
     let rules = hosts::host_rules(raw.hosts, &declared, user, diags);
     let rollout = raw
         .rollout
-        .map(|rollout| rollout::rollout_settings(rollout, diags));
+        .map(|rollout| budget::rollout_settings(rollout, diags));
     let datastore = raw
         .datastore
         .map(|section| datastore::datastore_settings(section, version, diags));

@@ -7,9 +7,8 @@
 use std::time::Duration;
 
 use super::location::{Diagnostics, Problem};
-use super::model::{Canary, WaveSettings};
+use super::model::{Budget, Canary, WaveSettings};
 use super::raw::{RawCanary, RawRollout, Scalar};
-use super::rollout::Budget;
 
 /// Default of `bake`: the next wave opens as soon as the last one is healthy.
 pub const DEFAULT_BAKE: Duration = Duration::ZERO;
@@ -74,7 +73,7 @@ fn canary(value: &RawCanary) -> Result<Canary, Problem> {
 fn wave(value: &Scalar) -> Result<Budget, Problem> {
     let hint = "write a count such as wave = 20 or a percentage such as wave = \"10%\" (of the \
                 nodes rolled out to, at least 1)";
-    super::rollout::budget(value)
+    super::budget::budget(value)
         .map_err(|problem| Problem::new(problem.message.replace("max_unavailable", "wave"), hint))
 }
 

@@ -4,11 +4,10 @@
 //! a percentage is of the approved nodes in scope (the fleet, or the nodes a rule matches),
 //! rounded down, and never less than 1, so a rollout always makes progress.
 
-use std::fmt;
 use std::time::Duration;
 
 use super::location::{Diagnostics, Problem};
-use super::model::RolloutSettings;
+use super::model::{Budget, RolloutSettings};
 use super::raw::{RawRollout, Scalar};
 
 /// Fleet-wide budget when `[rollout] max_unavailable` is absent: 10% of the approved nodes
@@ -24,38 +23,6 @@ const MAX_LEASE_LIFE: Duration = Duration::from_secs(86_400);
 const MIN_LEASE_TTL: Duration = Duration::from_secs(1);
 /// Longer leases would keep a dead agent's slot for too long.
 const MAX_LEASE_TTL: Duration = Duration::from_secs(3600);
-
-/// How many restart leases may be live at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Budget {
-    /// At most this many (at least 1).
-    Count(u32),
-    /// This percentage (1..=100) of the nodes in scope, rounded down, at least 1.
-    Percent(u32),
-}
-
-impl Budget {
-    /// The number of leases allowed among `nodes` nodes; at least 1.
-    pub fn limit(self, nodes: usize) -> u32 {
-        match self {
-            Self::Count(n) => n.max(1),
-            Self::Percent(p) => {
-                let nodes = u64::try_from(nodes).unwrap_or(u64::MAX);
-                let share = nodes.saturating_mul(u64::from(p)) / 100;
-                u32::try_from(share).unwrap_or(u32::MAX).max(1)
-            }
-        }
-    }
-}
-
-impl fmt::Display for Budget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Count(n) => write!(f, "{n}"),
-            Self::Percent(p) => write!(f, "{p}%"),
-        }
-    }
-}
 
 /// Parses `max_unavailable`: a positive whole number, or a whole percentage from 1% to 100%.
 pub(super) fn budget(value: &Scalar) -> Result<Budget, Problem> {
