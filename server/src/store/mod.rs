@@ -3,7 +3,9 @@
 //! [`Store`] is deliberately narrow: each method is one atomic operation that keeps the store's
 //! invariants (a token is never redeemed more often than its scope allows, serials never repeat,
 //! the audit log only grows, node states change only along checked transitions), rather than raw
-//! get/put. That lets an etcd-backed store (HA) implement the same contract with transactions.
+//! get/put. Each operation is written once (module `ops`) over a small transactional key-value
+//! interface (module `kv`) that both backends implement: redb's write transaction, and
+//! optimistic etcd transactions for several replicas (HA).
 //!
 //! The store is **synchronous** and may block on disk I/O and on other writers. From async code
 //! call it through [`tokio::task::spawn_blocking`] with an `Arc<dyn Store>`, never directly on a
@@ -32,8 +34,11 @@
 //! - policy revisions: [`Store::record_policy`] numbers each distinct policy the server runs;
 //!   their texts and the latest rollout in waves ([`RolloutRecord`]) let a restart resume it.
 //! - `snapshot`: [`StoreSnapshot`], every record of a store, for migrating between backends.
-//! - `redb_store`: [`RedbStore`], the embedded single-file implementation (the default).
-//! - `etcd_store`: [`EtcdStore`], the same contract on etcd transactions, shared by replicas.
+//! - `kv`: the key-value interface the operations run on: logical tables, keys, transactions.
+//! - `ops`: every [`Store`] operation, once, for any backend of `kv`; time is truncated there.
+//! - `redb_store`: [`RedbStore`], the embedded single-file backend (the default): `kv` on redb
+//!   tables.
+//! - `etcd_store`: [`EtcdStore`], `kv` on etcd transactions, shared by replicas.
 //! - `conformance`: the behavioural checks every backend passes (feature `test-support`, for
 //!   the tests: not in the shipped binary).
 //!
@@ -56,7 +61,9 @@ mod codec;
 pub mod conformance;
 mod errors;
 mod etcd_store;
+mod kv;
 mod leases;
+mod ops;
 mod records;
 mod redb_store;
 mod snapshot;

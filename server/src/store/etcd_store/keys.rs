@@ -3,6 +3,7 @@
 //! numbers are zero-padded so that key order is numeric order.
 
 use crate::store::StoreError;
+use crate::store::kv::{Key, Space};
 
 /// The keys of one store prefix.
 #[derive(Clone, Debug)]
@@ -27,111 +28,93 @@ impl Keys {
         &self.prefix
     }
 
-    pub fn tokens(&self) -> String {
-        format!("{}tokens/", self.prefix)
+    /// The key of a single-valued space, or the prefix of every key of a space.
+    pub fn space(&self, space: Space) -> String {
+        format!("{}{}", self.prefix, relative(space))
     }
 
-    pub fn token(&self, id: &str) -> String {
-        format!("{}{}", self.tokens(), escape(id))
+    /// The key of `key` in `space`.
+    pub fn key(&self, space: Space, key: &Key) -> String {
+        let mut out = self.space(space);
+        match key {
+            Key::One => {}
+            Key::Name(name) => out.push_str(&escape(name)),
+            Key::Num(n) => out.push_str(&format!("{n:020}")),
+            Key::Pair(a, b) => out.push_str(&format!("{}/{}", escape(a), escape(b))),
+        }
+        out
     }
 
-    pub fn nodes(&self) -> String {
-        format!("{}nodes/", self.prefix)
+    /// The prefix of every key of `space`, or (`IssuedByNode`) of one node's keys.
+    pub fn range(&self, space: Space, within: Option<&str>) -> String {
+        match within {
+            Some(within) => format!("{}{}/", self.space(space), escape(within)),
+            None => self.space(space),
+        }
     }
 
-    pub fn node(&self, name: &str) -> String {
-        format!("{}{}", self.nodes(), escape(name))
-    }
-
-    /// The index of pending nodes: what `[api] max_pending` counts and expiry scans.
-    pub fn pending(&self) -> String {
-        format!("{}pending/", self.prefix)
-    }
-
-    pub fn pending_entry(&self, name: &str) -> String {
-        format!("{}{}", self.pending(), escape(name))
-    }
-
-    /// The guard every new pending node compares and bumps, so that replicas counting the
-    /// `pending/` range at once cannot both add the last one below the cap.
-    pub fn pending_gen(&self) -> String {
-        format!("{}pending_gen", self.prefix)
-    }
-
-    pub fn issued(&self) -> String {
-        format!("{}issued/", self.prefix)
-    }
-
-    pub fn cert(&self, serial: &str) -> String {
-        format!("{}{}", self.issued(), escape(serial))
-    }
-
-    /// All certificates of `node`, in serial order.
-    pub fn issued_by_node(&self, node: &str) -> String {
-        format!("{}issued_by_node/{}/", self.prefix, escape(node))
-    }
-
-    pub fn node_cert(&self, node: &str, serial: &str) -> String {
-        format!("{}{}", self.issued_by_node(node), escape(serial))
-    }
-
-    pub fn audit(&self) -> String {
-        format!("{}audit/", self.prefix)
-    }
-
-    pub fn audit_entry(&self, seq: u64) -> String {
-        format!("{}{seq:020}", self.audit())
-    }
-
-    /// The last audit seq handed out: the counter every append compares and bumps.
-    pub fn audit_seq(&self) -> String {
-        format!("{}audit_seq", self.prefix)
-    }
-
-    pub fn leases(&self) -> String {
-        format!("{}leases/", self.prefix)
-    }
-
-    pub fn lease(&self, id: &str) -> String {
-        format!("{}{}", self.leases(), escape(id))
-    }
-
-    /// The guard every lease operation compares and bumps: per-key compares do not see a lease
-    /// that another replica inserted into the range that was counted.
-    pub fn leases_gen(&self) -> String {
-        format!("{}leases_gen", self.prefix)
-    }
-
-    pub fn policy_revisions(&self) -> String {
-        format!("{}policy/revisions/", self.prefix)
-    }
-
-    pub fn policy_revision(&self, revision: u64) -> String {
-        format!("{}{revision:020}", self.policy_revisions())
-    }
-
-    /// The latest policy revision: the counter [`record_policy`] compares and bumps.
-    ///
-    /// [`record_policy`]: crate::store::Store::record_policy
-    pub fn policy_head(&self) -> String {
-        format!("{}policy/head", self.prefix)
-    }
-
-    pub fn policy_texts(&self) -> String {
-        format!("{}policy/texts/", self.prefix)
-    }
-
-    pub fn policy_text(&self, revision: u64) -> String {
-        format!("{}{revision:020}", self.policy_texts())
-    }
-
-    pub fn rollout(&self) -> String {
-        format!("{}rollout", self.prefix)
+    /// The space a stored key belongs to; `None` for a key this code does not know.
+    pub fn space_of(&self, key: &str) -> Option<Space> {
+        let relative_key = key.strip_prefix(&self.prefix)?;
+        SPACES.into_iter().find(|space| {
+            let rel = relative(*space);
+            if rel.ends_with('/') {
+                relative_key.starts_with(rel)
+            } else {
+                relative_key == rel
+            }
+        })
     }
 
     /// Present only while an import runs, or after one failed half-way.
     pub fn import_marker(&self) -> String {
         format!("{}import_in_progress", self.prefix)
+    }
+}
+
+const SPACES: [Space; 14] = [
+    Space::Tokens,
+    Space::Nodes,
+    Space::Pending,
+    Space::PendingGen,
+    Space::Issued,
+    Space::IssuedByNode,
+    Space::Audit,
+    Space::AuditSeq,
+    Space::Leases,
+    Space::LeasesGen,
+    Space::PolicyRevisions,
+    Space::PolicyHead,
+    Space::PolicyTexts,
+    Space::Rollout,
+];
+
+/// Where each space lives under the prefix: a range (ending in `/`) or a single key. No entry
+/// is a prefix of another.
+fn relative(space: Space) -> &'static str {
+    match space {
+        Space::Tokens => "tokens/",
+        Space::Nodes => "nodes/",
+        // The index of pending nodes: what `[api] max_pending` counts and expiry scans.
+        Space::Pending => "pending/",
+        // The guard every new pending node compares and bumps, so that replicas counting the
+        // `pending/` range at once cannot both add the last one below the cap.
+        Space::PendingGen => "pending_gen",
+        Space::Issued => "issued/",
+        // `issued_by_node/<node>/<serial>`: all certificates of a node, in serial order.
+        Space::IssuedByNode => "issued_by_node/",
+        Space::Audit => "audit/",
+        // The last audit seq handed out: the counter every append compares and bumps.
+        Space::AuditSeq => "audit_seq",
+        Space::Leases => "leases/",
+        // The guard every lease operation compares and bumps: per-key compares do not see a
+        // lease that another replica inserted into the range that was counted.
+        Space::LeasesGen => "leases_gen",
+        Space::PolicyRevisions => "policy/revisions/",
+        // The latest policy revision: the counter `record_policy` compares and bumps.
+        Space::PolicyHead => "policy/head",
+        Space::PolicyTexts => "policy/texts/",
+        Space::Rollout => "rollout",
     }
 }
 
@@ -165,6 +148,10 @@ pub(super) fn range_end(prefix: &str) -> String {
 mod tests {
     use super::*;
 
+    fn name(space: Space, keys: &Keys, name: &str) -> String {
+        keys.key(space, &Key::name(name))
+    }
+
     #[test]
     fn prefixes_must_be_slash_delimited() {
         for bad in ["", "/", "calseg/", "/calseg", "calseg"] {
@@ -174,18 +161,21 @@ mod tests {
                 "{bad:?}"
             );
         }
-        assert_eq!(Keys::new("/calseg/").unwrap().node("a"), "/calseg/nodes/a");
+        let keys = Keys::new("/calseg/").unwrap();
+        assert_eq!(name(Space::Nodes, &keys, "a"), "/calseg/nodes/a");
     }
 
     #[test]
     fn names_cannot_reach_into_other_keys() {
         let keys = Keys::new("/c/").unwrap();
-        assert_eq!(keys.node("a/b"), "/c/nodes/a%2Fb");
-        assert_eq!(keys.issued_by_node("a/b"), "/c/issued_by_node/a%2Fb/");
-        assert!(
-            !keys
-                .issued_by_node("a/b")
-                .starts_with(&keys.issued_by_node("a"))
+        assert_eq!(name(Space::Nodes, &keys, "a/b"), "/c/nodes/a%2Fb");
+        let by_node = |node| keys.range(Space::IssuedByNode, Some(node));
+        assert_eq!(by_node("a/b"), "/c/issued_by_node/a%2Fb/");
+        assert!(!by_node("a/b").starts_with(&by_node("a")));
+        let pair = Key::Pair("a/b".into(), "0f".into());
+        assert_eq!(
+            keys.key(Space::IssuedByNode, &pair),
+            "/c/issued_by_node/a%2Fb/0f"
         );
         assert_eq!(escape("%"), "%25");
         assert_eq!(escape("w-1.example_x"), "w-1.example_x");
@@ -195,9 +185,45 @@ mod tests {
     fn ranges_and_numbers_sort_as_intended() {
         assert_eq!(range_end("/c/audit/"), "/c/audit0");
         let keys = Keys::new("/c/").unwrap();
-        assert!(keys.audit_entry(9) < keys.audit_entry(10));
-        assert!(!keys.audit_seq().starts_with(&keys.audit()));
-        assert!(!keys.leases_gen().starts_with(&keys.leases()));
-        assert!(!keys.issued_by_node("n").starts_with(&keys.issued()));
+        let entry = |seq| keys.key(Space::Audit, &Key::Num(seq));
+        assert!(entry(9) < entry(10));
+        assert_eq!(entry(7), "/c/audit/00000000000000000007");
+        assert!(
+            !keys
+                .space(Space::AuditSeq)
+                .starts_with(&keys.space(Space::Audit))
+        );
+        assert!(
+            !keys
+                .space(Space::LeasesGen)
+                .starts_with(&keys.space(Space::Leases))
+        );
+        let by_node = keys.range(Space::IssuedByNode, Some("n"));
+        assert!(!by_node.starts_with(&keys.space(Space::Issued)));
+    }
+
+    #[test]
+    fn every_key_maps_back_to_its_space() {
+        let keys = Keys::new("/c/").unwrap();
+        for space in SPACES {
+            for key in [
+                Key::One,
+                Key::name("a/b"),
+                Key::Num(3),
+                Key::Pair("n".into(), "s".into()),
+            ] {
+                let single = !relative(space).ends_with('/');
+                if single != (key == Key::One) {
+                    continue;
+                }
+                assert_eq!(
+                    keys.space_of(&keys.key(space, &key)),
+                    Some(space),
+                    "{space:?}"
+                );
+            }
+        }
+        assert_eq!(keys.space_of("/c/import_in_progress"), None);
+        assert_eq!(keys.space_of("/c/newer_kind/x"), None);
     }
 }

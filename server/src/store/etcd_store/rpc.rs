@@ -212,17 +212,6 @@ impl Etcd {
         Ok(response.count())
     }
 
-    pub fn put(&self, what: &str, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
-        self.call(what, async |mut kv| kv.put(key, value.clone(), None).await)?;
-        Ok(())
-    }
-
-    /// Deletes `key`; false if there was none.
-    pub fn delete(&self, what: &str, key: &str) -> Result<bool, StoreError> {
-        let response = self.call(what, async |mut kv| kv.delete(key, None).await)?;
-        Ok(response.deleted() > 0)
-    }
-
     /// Deletes every key under `prefix`.
     pub fn delete_prefix(&self, what: &str, prefix: &str) -> Result<(), StoreError> {
         let options = etcd_client::DeleteOptions::new().with_prefix();

@@ -1,6 +1,6 @@
-//! Optimistic transactions: read keys (remembering each one's `mod_revision`), decide with the
-//! same pure rules as the embedded store, then commit the writes in one etcd `Txn` that holds
-//! only if none of the keys read has changed since. A lost race is simply run again.
+//! Optimistic transactions, the [`Txn`](kv::Txn) of etcd: read keys (remembering each one's
+//! `mod_revision`), run the shared operation on them, then commit its writes in one etcd `Txn`
+//! that holds only if none of the keys read has changed since. A lost race is simply run again.
 //!
 //! A refusal counts as an outcome too: when it rests on more than one read, the same compare
 //! (without writes) confirms that the reads were one consistent view before it is returned.
@@ -10,21 +10,26 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use etcd_client::{Compare, CompareOp, Txn, TxnOp};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use etcd_client::{Compare, CompareOp, KeyValue, Txn, TxnOp};
 
 use super::EtcdStore;
+use super::keys::{Keys, range_end};
+use super::rpc::Etcd;
 use crate::store::StoreError;
+use crate::store::kv::{self, Key, Space, Stored};
 
 /// Runs of one operation before it gives up with `Contention`.
 const ATTEMPTS: u32 = 100;
 const FIRST_BACKOFF: Duration = Duration::from_millis(2);
 const MAX_BACKOFF: Duration = Duration::from_millis(100);
 
-/// The read set and write set of one attempt.
+/// The read set and write set of one attempt; a read-only one records no reads.
 pub(super) struct Tx<'a> {
-    store: &'a EtcdStore,
+    etcd: &'a Etcd,
+    keys: &'a Keys,
+    /// The operation, for errors.
+    what: &'a str,
+    writing: bool,
     /// key -> mod_revision when read (0: absent).
     reads: BTreeMap<String, i64>,
     /// key -> new value (`None`: delete).
@@ -32,63 +37,20 @@ pub(super) struct Tx<'a> {
 }
 
 impl<'a> Tx<'a> {
-    fn new(store: &'a EtcdStore) -> Self {
+    pub fn new(store: &'a EtcdStore, what: &'a str, writing: bool) -> Self {
         Self {
-            store,
+            etcd: &store.etcd,
+            keys: &store.keys,
+            what,
+            writing,
             reads: BTreeMap::new(),
             writes: BTreeMap::new(),
         }
     }
 
-    /// Reads and decodes `key` (`table` names it in errors); the commit compares it.
-    pub fn get<T: DeserializeOwned>(
-        &mut self,
-        table: &'static str,
-        key: &str,
-    ) -> Result<Option<T>, StoreError> {
-        let kv = self.store.etcd.get(table, key)?;
-        let revision = kv.as_ref().map_or(0, |kv| kv.mod_revision());
-        self.reads.entry(key.to_owned()).or_insert(revision);
-        kv.map(|kv| super::decode(table, key, kv.value()))
-            .transpose()
-    }
-
-    /// Whether `key` exists, without comparing it at commit: only for keys that, once they
-    /// matter, are never deleted (nodes that may hold certificates: only pending and denied
-    /// ones are deleted), so that a refusal on absence is the only decision it feeds.
-    pub fn exists_unguarded(&mut self, key: &str) -> Result<bool, StoreError> {
-        Ok(self.store.etcd.get("checking a key", key)?.is_some())
-    }
-
-    /// Reads every record under `prefix` without comparing them one by one: the caller must
-    /// first [`get`](Self::get) the guard key that every writer of this range bumps (first: so
-    /// that a write landing between the two reads changes the guard this commit compares).
-    pub fn scan_guarded<T: DeserializeOwned>(
-        &mut self,
-        table: &'static str,
-        prefix: &str,
-    ) -> Result<Vec<T>, StoreError> {
-        super::decode_all(table, self.store.etcd.scan(table, prefix)?)
-    }
-
-    pub fn put<T: Serialize>(
-        &mut self,
-        table: &'static str,
-        key: &str,
-        value: &T,
-    ) -> Result<(), StoreError> {
-        let bytes = super::encode(table, key, value)?;
-        self.writes.insert(key.to_owned(), Some(bytes));
-        Ok(())
-    }
-
-    pub fn delete(&mut self, key: &str) {
-        self.writes.insert(key.to_owned(), None);
-    }
-
     /// Commits the writes (or, with `keep_writes` false, only checks the reads): true if no key
     /// read has changed.
-    fn commit(self, what: &str, keep_writes: bool) -> Result<bool, StoreError> {
+    fn commit(self, keep_writes: bool) -> Result<bool, StoreError> {
         let writes = keep_writes && !self.writes.is_empty();
         // One read is a consistent view by itself.
         if !writes && self.reads.len() <= 1 {
@@ -111,7 +73,64 @@ impl<'a> Tx<'a> {
             Vec::new()
         };
         let txn = Txn::new().when(compares).and_then(ops);
-        Ok(self.store.etcd.txn(what, txn)?.succeeded())
+        Ok(self.etcd.txn(self.what, txn)?.succeeded())
+    }
+}
+
+/// Decodes nothing: the stored key and value.
+fn stored(kvs: Vec<KeyValue>) -> Vec<Stored> {
+    kvs.into_iter()
+        .map(|kv| {
+            let (key, value) = kv.into_key_value();
+            let key = String::from_utf8_lossy(&key).into_owned();
+            Stored { key, value }
+        })
+        .collect()
+}
+
+impl kv::Txn for Tx<'_> {
+    fn get(&mut self, space: Space, key: &Key) -> Result<Option<Stored>, StoreError> {
+        let key = self.keys.key(space, key);
+        let kv = self.etcd.get(self.what, &key)?;
+        if self.writing {
+            let revision = kv.as_ref().map_or(0, KeyValue::mod_revision);
+            self.reads.entry(key.clone()).or_insert(revision);
+        }
+        Ok(kv.map(|kv| Stored {
+            key,
+            value: kv.into_key_value().1,
+        }))
+    }
+
+    fn exists_unguarded(&mut self, space: Space, key: &Key) -> Result<bool, StoreError> {
+        let key = self.keys.key(space, key);
+        Ok(self.etcd.get(self.what, &key)?.is_some())
+    }
+
+    fn scan(&mut self, space: Space, within: Option<&str>) -> Result<Vec<Stored>, StoreError> {
+        let prefix = self.keys.range(space, within);
+        Ok(stored(self.etcd.scan(self.what, &prefix)?))
+    }
+
+    fn range(&mut self, space: Space, from: u64, limit: usize) -> Result<Vec<Stored>, StoreError> {
+        let from = self.keys.key(space, &Key::Num(from));
+        let end = range_end(&self.keys.space(space));
+        Ok(stored(self.etcd.range(self.what, &from, &end, limit)?))
+    }
+
+    fn newest(&mut self, space: Space, limit: usize) -> Result<Vec<Stored>, StoreError> {
+        let prefix = self.keys.space(space);
+        Ok(stored(self.etcd.last(self.what, &prefix, limit)?))
+    }
+
+    fn put(&mut self, space: Space, key: Key, value: Vec<u8>) -> Result<(), StoreError> {
+        self.writes.insert(self.keys.key(space, &key), Some(value));
+        Ok(())
+    }
+
+    fn delete(&mut self, space: Space, key: Key) -> Result<(), StoreError> {
+        self.writes.insert(self.keys.key(space, &key), None);
+        Ok(())
     }
 }
 
@@ -120,18 +139,18 @@ impl<'a> Tx<'a> {
 pub(super) fn atomically<T>(
     store: &EtcdStore,
     what: &str,
-    mut f: impl FnMut(&mut Tx<'_>) -> Result<T, StoreError>,
+    mut f: impl FnMut(&mut dyn kv::Txn) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     let mut backoff = FIRST_BACKOFF;
     for _ in 0..ATTEMPTS {
-        let mut tx = Tx::new(store);
+        let mut tx = Tx::new(store, what, true);
         let outcome = f(&mut tx);
         if let Err(e) = &outcome
             && is_infrastructure(e)
         {
             return outcome;
         }
-        if tx.commit(what, outcome.is_ok())? {
+        if tx.commit(outcome.is_ok())? {
             return outcome;
         }
         std::thread::sleep(backoff + jitter(backoff));

@@ -1,57 +1,38 @@
-//! Export and import of a whole [`StoreSnapshot`] on redb: one read transaction out, one write
-//! transaction in (so a failed import writes nothing).
+//! A whole store at once, for `migrate-store`: one read transaction out, one write transaction
+//! in (so a failed import writes nothing).
 
-use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
+use std::path::Path;
 
-use super::RedbStore;
+use redb::{ReadTransaction, ReadableTableMetadata, WriteTransaction};
+
 use super::tables::{
-    self, AUDIT, ISSUED, ISSUED_BY_NODE, LEASES, NODES, POLICY_REVISIONS, POLICY_TEXTS, ROLLOUT,
-    TOKENS,
+    AUDIT, ISSUED, LEASES, NODES, POLICY_REVISIONS, POLICY_TEXTS, ROLLOUT, TOKENS,
 };
-use crate::store::codec::{decode, encode};
-use crate::store::snapshot::{PolicyText, SNAPSHOT_FORMAT, SnapshotToken, StoreSnapshot};
-use crate::store::tokens::TokenRecord;
-use crate::store::{AuditEntry, PolicyRevision, StoreError};
+use super::txn::Tx;
+use crate::store::StoreError;
+use crate::store::kv::{Key, Space, Stored, Txn};
 
-pub(super) fn export(store: &RedbStore) -> Result<StoreSnapshot, StoreError> {
-    store.read(|tx| {
-        let tokens: Vec<TokenRecord> = tables::all(&tx.open_table(TOKENS)?, "tokens")?;
-        let mut audit: Vec<AuditEntry> = Vec::new();
-        for row in tx.open_table(AUDIT)?.iter()? {
-            let (k, v) = row?;
-            audit.push(decode("audit", &k.value().to_string(), v.value())?);
-        }
-        let mut policy_revisions: Vec<PolicyRevision> = Vec::new();
-        for row in tx.open_table(POLICY_REVISIONS)?.iter()? {
-            let (k, v) = row?;
-            policy_revisions.push(decode(
-                "policy_revisions",
-                &k.value().to_string(),
-                v.value(),
-            )?);
-        }
-        let mut policy_texts = Vec::new();
-        for row in tx.open_table(POLICY_TEXTS)?.iter()? {
-            let (k, v) = row?;
-            policy_texts.push(PolicyText {
-                revision: k.value(),
-                text: v.value().to_owned(),
-            });
-        }
-        let mut snapshot = StoreSnapshot {
-            format: SNAPSHOT_FORMAT,
-            tokens: tokens.into_iter().map(SnapshotToken::from).collect(),
-            nodes: tables::all(&tx.open_table(NODES)?, "nodes")?,
-            issued: tables::all(&tx.open_table(ISSUED)?, "issued")?,
-            audit,
-            leases: tables::all(&tx.open_table(LEASES)?, "leases")?,
-            policy_revisions,
-            policy_texts,
-            rollout: tables::get(&tx.open_table(ROLLOUT)?, "rollout", "current")?,
-        };
-        snapshot.sort();
-        Ok(snapshot)
-    })
+/// The spaces redb stores (the others are derived from them).
+const STORED: [Space; 8] = [
+    Space::Tokens,
+    Space::Nodes,
+    Space::Issued,
+    Space::Audit,
+    Space::Leases,
+    Space::PolicyRevisions,
+    Space::PolicyTexts,
+    Space::Rollout,
+];
+
+/// Every record, each with its space.
+pub(super) fn dump(tx: &ReadTransaction) -> Result<Vec<(Space, Stored)>, StoreError> {
+    let mut tx = Tx::Read(tx);
+    let mut out = Vec::new();
+    for space in STORED {
+        let records = tx.scan(space, None)?;
+        out.extend(records.into_iter().map(|r| (space, r)));
+    }
+    Ok(out)
 }
 
 /// What the store holds, e.g. `nodes (3), audit (12)`; empty when it holds nothing.
@@ -74,48 +55,20 @@ fn holdings(tx: &WriteTransaction) -> Result<String, StoreError> {
     Ok(held.join(", "))
 }
 
-pub(super) fn import(store: &RedbStore, snapshot: &StoreSnapshot) -> Result<(), StoreError> {
-    snapshot.check()?;
-    store.write(|tx| {
-        let holds = holdings(tx)?;
-        if !holds.is_empty() {
-            let store = format!("state file {}", store.path.display());
-            return Err(StoreError::NotEmpty { store, holds });
-        }
-        let mut table = tx.open_table(TOKENS)?;
-        for t in &snapshot.tokens {
-            tables::put(&mut table, "tokens", &t.id, &TokenRecord::from(t))?;
-        }
-        let mut table = tx.open_table(NODES)?;
-        for n in &snapshot.nodes {
-            tables::put(&mut table, "nodes", &n.name, n)?;
-        }
-        let mut table = tx.open_table(ISSUED)?;
-        let mut index = tx.open_multimap_table(ISSUED_BY_NODE)?;
-        for c in &snapshot.issued {
-            tables::put(&mut table, "issued", &c.serial, c)?;
-            index.insert(c.node.as_str(), c.serial.as_str())?;
-        }
-        let mut table = tx.open_table(LEASES)?;
-        for l in &snapshot.leases {
-            tables::put(&mut table, "leases", &l.id, l)?;
-        }
-        let mut table = tx.open_table(AUDIT)?;
-        for e in &snapshot.audit {
-            table.insert(e.seq, encode("audit", &e.seq.to_string(), e)?.as_slice())?;
-        }
-        let mut table = tx.open_table(POLICY_REVISIONS)?;
-        for r in &snapshot.policy_revisions {
-            let key = r.revision.to_string();
-            table.insert(r.revision, encode("policy_revisions", &key, r)?.as_slice())?;
-        }
-        let mut table = tx.open_table(POLICY_TEXTS)?;
-        for t in &snapshot.policy_texts {
-            table.insert(t.revision, t.text.as_str())?;
-        }
-        if let Some(rollout) = &snapshot.rollout {
-            tables::put(&mut tx.open_table(ROLLOUT)?, "rollout", "current", rollout)?;
-        }
-        Ok(())
-    })
+/// Writes `records` within `tx` if the file holds nothing; `NotEmpty` otherwise.
+pub(super) fn load_empty(
+    tx: &WriteTransaction,
+    path: &Path,
+    records: Vec<(Space, Key, Vec<u8>)>,
+) -> Result<(), StoreError> {
+    let holds = holdings(tx)?;
+    if !holds.is_empty() {
+        let store = format!("state file {}", path.display());
+        return Err(StoreError::NotEmpty { store, holds });
+    }
+    let mut tx = Tx::Write(tx);
+    for (space, key, value) in records {
+        tx.put(space, key, value)?;
+    }
+    Ok(())
 }

@@ -1,4 +1,4 @@
-//! The redb tables and the JSON encoding of their values.
+//! The redb tables, and their creation on open.
 //!
 //! | table            | key          | value                       |
 //! |------------------|--------------|-----------------------------|
@@ -15,18 +15,18 @@
 //!
 //! Keys are whole strings, never concatenations, so no node name can alias another key.
 
-use redb::{MultimapTableDefinition, ReadableTable, Table, TableDefinition, WriteTransaction};
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use redb::{MultimapTableDefinition, ReadableTable, TableDefinition, WriteTransaction};
 
 use crate::store::StoreError;
-use crate::store::codec::{decode, encode};
 
 /// The schema this code writes. Bump it (and migrate in [`init`]) on incompatible changes only;
 /// additive changes go through serde defaults.
 pub const SCHEMA_VERSION: u64 = 1;
 
+/// JSON values by name.
 pub type JsonTable = TableDefinition<'static, &'static str, &'static [u8]>;
+/// JSON values by number.
+pub type NumTable = TableDefinition<'static, u64, &'static [u8]>;
 
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 pub const NODES: JsonTable = TableDefinition::new("nodes");
@@ -34,11 +34,11 @@ pub const TOKENS: JsonTable = TableDefinition::new("tokens");
 pub const ISSUED: JsonTable = TableDefinition::new("issued");
 pub const ISSUED_BY_NODE: MultimapTableDefinition<&str, &str> =
     MultimapTableDefinition::new("issued_by_node");
-pub const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+pub const AUDIT: NumTable = TableDefinition::new("audit");
 /// Added after schema 1 shipped; created on open, so older files gain it without a migration.
 pub const LEASES: JsonTable = TableDefinition::new("leases");
 /// Added after schema 1 shipped, like `leases`.
-pub const POLICY_REVISIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("policy_revisions");
+pub const POLICY_REVISIONS: NumTable = TableDefinition::new("policy_revisions");
 /// Added after schema 1 shipped, like `leases`.
 pub const POLICY_TEXTS: TableDefinition<u64, &str> = TableDefinition::new("policy_texts");
 /// Added after schema 1 shipped, like `leases`.
@@ -68,41 +68,4 @@ pub fn init(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(POLICY_REVISIONS)?;
     tx.open_table(POLICY_TEXTS)?;
     Ok(())
-}
-
-/// Reads and decodes the value at `key`, if any.
-pub fn get<T, R>(table: &R, name: &'static str, key: &str) -> Result<Option<T>, StoreError>
-where
-    T: DeserializeOwned,
-    R: ReadableTable<&'static str, &'static [u8]>,
-{
-    match table.get(key)? {
-        Some(v) => decode(name, key, v.value()).map(Some),
-        None => Ok(None),
-    }
-}
-
-/// Encodes and writes `value` at `key`.
-pub fn put<T: Serialize>(
-    table: &mut Table<&'static str, &'static [u8]>,
-    name: &'static str,
-    key: &str,
-    value: &T,
-) -> Result<(), StoreError> {
-    table.insert(key, encode(name, key, value)?.as_slice())?;
-    Ok(())
-}
-
-/// Every value of a JSON table, in key order.
-pub fn all<T, R>(table: &R, name: &'static str) -> Result<Vec<T>, StoreError>
-where
-    T: DeserializeOwned,
-    R: ReadableTable<&'static str, &'static [u8]>,
-{
-    let mut out = Vec::new();
-    for row in table.iter()? {
-        let (k, v) = row?;
-        out.push(decode(name, k.value(), v.value())?);
-    }
-    Ok(out)
 }

@@ -1,19 +1,19 @@
-//! Node operations on etcd: the approval flow, state changes, fleet certificates, reports.
+//! Node operations: the approval flow, state changes, fleet certificates, reports, and the
+//! `pending` index kept in step with the records.
 
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-use super::EtcdStore;
-use super::stm::{Tx, atomically};
+use crate::store::kv::{self, Key, Kv, Space, Txn};
 use crate::store::records::{normalize_serial, seen, with_fleet_cert};
 use crate::store::{NodeRecord, NodeState, PendingAsk, StoreError, transitions};
 
 /// Pending nodes expired per transaction at most (etcd allows 128 operations by default).
 const EXPIRE_AT_ONCE: usize = 50;
 
-/// A `pending/<name>` index entry: one per pending node, written and deleted with its record.
+/// A `pending` index entry: one per pending node, written and deleted with its record.
 #[derive(Serialize, Deserialize)]
-pub(super) struct PendingEntry {
+pub(in crate::store) struct PendingEntry {
     pub name: String,
     /// Unix seconds: the node's `enrolled_at`.
     pub first_seen: i64,
@@ -28,87 +28,82 @@ impl PendingEntry {
     }
 }
 
-/// Keeps the `pending/` index in step when a node's record goes from `was` to `now`.
+/// Keeps the `pending` index in step when a node's record goes from `was` to `now`.
 pub(super) fn sync_index(
-    store: &EtcdStore,
-    tx: &mut Tx<'_>,
+    tx: &mut dyn Txn,
     name: &str,
     was: Option<NodeState>,
     now: Option<&NodeRecord>,
 ) -> Result<(), StoreError> {
     let pending_now = now.is_some_and(|r| r.state == NodeState::Pending);
     match now {
-        Some(record) if pending_now && was != Some(NodeState::Pending) => tx.put(
-            "pending",
-            &store.keys.pending_entry(name),
+        Some(record) if pending_now && was != Some(NodeState::Pending) => kv::put(
+            tx,
+            Space::Pending,
+            Key::name(name),
             &PendingEntry::of(record),
         ),
         _ if !pending_now && was == Some(NodeState::Pending) => {
-            tx.delete(&store.keys.pending_entry(name));
-            Ok(())
+            tx.delete(Space::Pending, Key::name(name))
         }
         _ => Ok(()),
     }
 }
 
+/// A known node's record, or `UnknownNode`.
+fn known(tx: &mut dyn Txn, node: &str) -> Result<NodeRecord, StoreError> {
+    kv::get(tx, Space::Nodes, Key::name(node))?.ok_or_else(|| StoreError::UnknownNode {
+        node: node.to_owned(),
+    })
+}
+
 /// Applies `f` to a known node's record in one transaction and stores the result.
 fn update(
-    store: &EtcdStore,
+    store: &impl Kv,
     what: &str,
     node: &str,
     f: impl Fn(NodeRecord) -> Result<NodeRecord, StoreError>,
 ) -> Result<NodeRecord, StoreError> {
-    let key = store.keys.node(node);
-    atomically(store, what, |tx| {
-        let record: NodeRecord = tx
-            .get("nodes", &key)?
-            .ok_or_else(|| StoreError::UnknownNode {
-                node: node.to_owned(),
-            })?;
+    store.write(what, |tx| {
+        let record = known(tx, node)?;
         let was = record.state;
         let record = f(record)?;
-        tx.put("nodes", &key, &record)?;
-        sync_index(store, tx, node, Some(was), Some(&record))?;
+        kv::put(tx, Space::Nodes, Key::name(node), &record)?;
+        sync_index(tx, node, Some(was), Some(&record))?;
         Ok(record)
     })
 }
 
 pub(super) fn upsert_pending(
-    store: &EtcdStore,
+    store: &impl Kv,
     node: &str,
     ask: &PendingAsk,
     now: OffsetDateTime,
 ) -> Result<NodeRecord, StoreError> {
-    let key = store.keys.node(node);
-    atomically(store, "recording a pending node", |tx| {
-        let existing: Option<NodeRecord> = tx.get("nodes", &key)?;
+    store.write("recording a pending node", |tx| {
+        let existing: Option<NodeRecord> = kv::get(tx, Space::Nodes, Key::name(node))?;
         let was = existing.as_ref().map(|r| r.state);
         let mut generation = None;
-        let count = || {
-            // The guard first, then the range it protects (see `stm`).
-            let gen_now: u64 = tx
-                .get("pending_gen", &store.keys.pending_gen())?
-                .unwrap_or(0);
-            generation = Some(gen_now);
-            let entries: Vec<PendingEntry> = tx.scan_guarded("pending", &store.keys.pending())?;
-            Ok(entries.len())
+        let record = {
+            let count = || {
+                // The guard first, then the range it protects.
+                let gen_now: u64 = kv::get(tx, Space::PendingGen, Key::One)?.unwrap_or(0);
+                generation = Some(gen_now);
+                Ok(tx.scan(Space::Pending, None)?.len())
+            };
+            transitions::ask(existing, node, ask, count, now)?
         };
-        let record = transitions::ask(existing, node, ask, count, now)?;
-        tx.put("nodes", &key, &record)?;
-        sync_index(store, tx, node, was, Some(&record))?;
+        kv::put(tx, Space::Nodes, Key::name(node), &record)?;
+        sync_index(tx, node, was, Some(&record))?;
         if let Some(generation) = generation {
-            tx.put(
-                "pending_gen",
-                &store.keys.pending_gen(),
-                &generation.wrapping_add(1),
-            )?;
+            kv::put(tx, Space::PendingGen, Key::One, &generation.wrapping_add(1))?;
         }
         Ok(record)
     })
 }
 
 pub(super) fn approve_key(
-    store: &EtcdStore,
+    store: &impl Kv,
     node: &str,
     fingerprint: &str,
     by: &str,
@@ -119,17 +114,12 @@ pub(super) fn approve_key(
     })
 }
 
-pub(super) fn delete(store: &EtcdStore, node: &str) -> Result<NodeRecord, StoreError> {
-    let key = store.keys.node(node);
-    atomically(store, "deleting a node", |tx| {
-        let record: NodeRecord = tx
-            .get("nodes", &key)?
-            .ok_or_else(|| StoreError::UnknownNode {
-                node: node.to_owned(),
-            })?;
+pub(super) fn delete(store: &impl Kv, node: &str) -> Result<NodeRecord, StoreError> {
+    store.write("deleting a node", |tx| {
+        let record = known(tx, node)?;
         transitions::deletable(&record)?;
-        tx.delete(&key);
-        sync_index(store, tx, node, Some(record.state), None)?;
+        tx.delete(Space::Nodes, Key::name(node))?;
+        sync_index(tx, node, Some(record.state), None)?;
         Ok(record)
     })
 }
@@ -137,11 +127,13 @@ pub(super) fn delete(store: &EtcdStore, node: &str) -> Result<NodeRecord, StoreE
 /// Reads the index (small: at most `[api] max_pending` entries) for candidates, then drops
 /// each expired node with its entry, a batch per transaction.
 pub(super) fn expire_pending(
-    store: &EtcdStore,
+    store: &impl Kv,
     now: OffsetDateTime,
     ttl: Duration,
 ) -> Result<Vec<NodeRecord>, StoreError> {
-    let entries: Vec<PendingEntry> = store.all("pending", &store.keys.pending())?;
+    let entries: Vec<PendingEntry> = store.read("reading pending nodes", |tx| {
+        kv::scan(tx, Space::Pending, None)
+    })?;
     let due: Vec<String> = entries
         .into_iter()
         .filter(|e| e.first_seen.saturating_add(ttl.whole_seconds()) <= now.unix_timestamp())
@@ -149,14 +141,13 @@ pub(super) fn expire_pending(
         .collect();
     let mut dropped = Vec::new();
     for batch in due.chunks(EXPIRE_AT_ONCE) {
-        dropped.extend(atomically(store, "expiring pending nodes", |tx| {
+        dropped.extend(store.write("expiring pending nodes", |tx| {
             let mut out = Vec::new();
             for name in batch {
-                let key = store.keys.node(name);
-                match tx.get::<NodeRecord>("nodes", &key)? {
+                match kv::get::<NodeRecord>(tx, Space::Nodes, Key::name(name))? {
                     Some(record) if transitions::pending_expired(&record, now, ttl) => {
-                        tx.delete(&key);
-                        tx.delete(&store.keys.pending_entry(name));
+                        tx.delete(Space::Nodes, Key::name(name))?;
+                        tx.delete(Space::Pending, Key::name(name))?;
                         out.push(record);
                     }
                     // Approved, denied or gone since: its entry went with that change.
@@ -170,7 +161,7 @@ pub(super) fn expire_pending(
 }
 
 pub(super) fn set_state(
-    store: &EtcdStore,
+    store: &impl Kv,
     node: &str,
     state: NodeState,
     by: &str,
@@ -181,23 +172,22 @@ pub(super) fn set_state(
     })
 }
 
-pub(super) fn get(store: &EtcdStore, node: &str) -> Result<Option<NodeRecord>, StoreError> {
-    let key = store.keys.node(node);
-    match store.etcd.get("reading a node", &key)? {
-        Some(kv) => super::decode("nodes", &key, kv.value()).map(Some),
-        None => Ok(None),
-    }
+pub(super) fn get(store: &impl Kv, node: &str) -> Result<Option<NodeRecord>, StoreError> {
+    store.read("reading a node", |tx| {
+        kv::get(tx, Space::Nodes, Key::name(node))
+    })
 }
 
-/// By name (the escaped keys sort differently for names with unusual bytes).
-pub(super) fn all(store: &EtcdStore) -> Result<Vec<NodeRecord>, StoreError> {
-    let mut nodes: Vec<NodeRecord> = store.all("nodes", &store.keys.nodes())?;
+/// By name (etcd's escaped keys sort differently for names with unusual bytes).
+pub(super) fn all(store: &impl Kv) -> Result<Vec<NodeRecord>, StoreError> {
+    let mut nodes: Vec<NodeRecord> =
+        store.read("reading nodes", |tx| kv::scan(tx, Space::Nodes, None))?;
     nodes.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(nodes)
 }
 
 pub(super) fn record_fleet_cert(
-    store: &EtcdStore,
+    store: &impl Kv,
     node: &str,
     serial: &str,
     key_fingerprint: &str,
@@ -218,7 +208,7 @@ pub(super) fn record_fleet_cert(
 }
 
 pub(super) fn record_report(
-    store: &EtcdStore,
+    store: &impl Kv,
     node: &str,
     report: serde_json::Value,
     now: OffsetDateTime,
@@ -229,7 +219,7 @@ pub(super) fn record_report(
     Ok(())
 }
 
-pub(super) fn touch(store: &EtcdStore, node: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+pub(super) fn touch(store: &impl Kv, node: &str, now: OffsetDateTime) -> Result<(), StoreError> {
     update(store, "updating a node's last contact", node, |r| {
         Ok(seen(r, None, now))
     })?;
