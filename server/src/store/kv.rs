@@ -148,8 +148,9 @@ pub trait Kv: Send + Sync {
         f: impl FnMut(&mut dyn Txn) -> Result<T, StoreError>,
     ) -> Result<T, StoreError>;
 
-    /// Every stored entry of the primary spaces (not guards, counters or indexes), from one
-    /// consistent view; an error for anything this code does not know.
+    /// Every stored entry with its space, from one consistent view: at least those of the
+    /// primary spaces (the snapshot ignores guards, counters and indexes); an error for an entry
+    /// this code does not know.
     fn dump(&self) -> Result<Vec<(Space, Stored)>, StoreError>;
 
     /// Writes `records` into a store that holds nothing, or refuses with `NotEmpty`.
