@@ -13,6 +13,7 @@
 //! - [`datastore`]: Calico's cluster-wide objects, created once so per-node identities need no
 //!   cluster-wide write (`datastore init`).
 //! - [`manifest`]: a node's manifest computed from the policy.
+//! - [`fleet_plan`]: what a policy would change in etcd and on each node (`plan`).
 //! - [`reconcile`]: which nodes count, and the server's RBAC reconciler.
 //! - [`rollout`]: rollouts in waves with health gates: wave assignment and the state machine.
 //! - [`store`]: server state (nodes, tokens, issued certificates, audit log, leases, rollouts):
@@ -26,6 +27,8 @@ pub mod access;
 pub mod datastore;
 /// etcd's releases per endpoint against the published RBAC bypasses: warnings, refusal.
 pub mod etcd_release;
+/// The fleet plan: RBAC diff, per-node files, units and waves.
+pub mod fleet_plan;
 /// Random spread for retries.
 pub mod jitter;
 /// A node's manifest from the policy.

@@ -11,7 +11,6 @@
 //! # Layout
 //! - [`config`]: the server's own configuration file (server.toml), with [`config_files`]'s
 //!   drop-ins.
-//! - [`fleet_plan`]: what a policy would change in etcd and on each node (`plan`).
 //! - [`http`]: the HTTPS API (enrollment, manifests, signing, reports, admin).
 //! - [`serve`]: the running server (API, reconciler, policy reload); sd_notify and logging
 //!   come from `calseg_service`.
@@ -23,7 +22,8 @@
 //! - [`ha`]: several replicas on one etcd store: the leader election, following the store.
 
 pub use calseg_control::{
-    access, datastore, etcd_release, jitter, manifest, pki, policy, rbac, reconcile, rollout, store,
+    access, datastore, etcd_release, fleet_plan, jitter, manifest, pki, policy, rbac, reconcile,
+    rollout, store,
 };
 
 /// The admin API client.
@@ -34,8 +34,6 @@ pub mod cli;
 pub mod config;
 /// server.toml's drop-in directory, merged over it.
 pub mod config_files;
-/// The fleet plan: RBAC diff, per-node files, units and waves.
-pub mod fleet_plan;
 /// Several replicas on one etcd store: leader election, signals, following the store.
 pub mod ha;
 /// The HTTPS API.

@@ -9,6 +9,7 @@ mod datastore_cmd;
 pub(crate) mod output;
 mod pending_cmd;
 mod plan_cmd;
+mod plan_text;
 mod rbac_cmd;
 mod reload_cmd;
 mod revoke_cmd;

@@ -4,9 +4,10 @@
 //! [`calseg_api::plan::FleetPlan`].
 
 use super::ReconcileArgs;
+use super::plan_text::render;
 use super::rbac_cmd::{compute_plan, policy_path};
 use crate::config::ServerConfig;
-use crate::fleet_plan::{rbac_diff, render};
+use crate::fleet_plan::rbac_diff;
 use anyhow::{Context, Result, bail};
 use calseg_api::paths::{ADMIN_PLAN, MAX_BODY_BYTES};
 use calseg_api::plan::{CandidatePolicy, FleetPlan, PlanRequest, PlanSource};

@@ -1,13 +1,11 @@
 //! The fleet plan of a policy: the etcd RBAC diff, and for each enrolled node the files its
 //! agent would write, the units it would restart and the rollout wave it would land in. The
 //! server computes it (`POST /v1/admin/rbac/plan`); `plan --direct` fills only the RBAC part.
-//! The shape is [`calseg_api::plan::FleetPlan`]; [`render`] is its text for people.
+//! The shape is [`calseg_api::plan::FleetPlan`]; the server's CLI renders it for people.
 
 mod manifest_diff;
-mod text;
 
 pub use manifest_diff::diff as manifest_diff;
-pub use text::render;
 
 use crate::manifest::manifest_for;
 use crate::policy::Policy;

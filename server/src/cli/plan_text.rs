@@ -66,7 +66,7 @@ fn node_table(plan: &FleetPlan, all: bool) -> String {
             ]);
         }
     }
-    let mut out = crate::cli::output::table(&["NODE", "WAVE", "FILES", "RESTART"], rows);
+    let mut out = super::output::table(&["NODE", "WAVE", "FILES", "RESTART"], rows);
     // With --all, each changed node's files under its name, after the table.
     if all {
         for node in plan.nodes.iter().filter(|n| !n.files.is_empty()) {
@@ -138,4 +138,83 @@ fn summary(plan: &FleetPlan, all: bool) -> String {
         plan.nodes.len(),
         plan.nodes.len() + plan.unchanged.len(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::fleet_plan::{node_plans, rbac_diff};
+    use crate::manifest::manifest_for;
+    use crate::policy::Policy;
+    use crate::store::{NodeRecord, NodeState};
+    use calseg_api::plan::{FleetPlan, PlanSource};
+    use time::OffsetDateTime;
+
+    fn policy(components: &str) -> Policy {
+        let text = format!(
+            "calico_version = \"3.29\"\n[etcd]\nendpoints = [\"https://127.0.0.1:2379\"]\n\
+             [components.calico-node]\ngrants = \"calico-node\"\n\
+             restart = [\"calico-node.service\"]\n\
+             [components.cni-plugin]\ngrants = \"cni-plugin\"\n\
+             [[hosts]]\nmatch = \"w-*\"\ncomponents = [\"calico-node\"]\n\
+             [[hosts]]\nnames = [\"w-1\"]\ncomponents = [{components}]\n"
+        );
+        crate::policy::parse(&text, "p.toml").unwrap()
+    }
+
+    #[test]
+    fn the_rbac_part_keeps_each_change_and_the_text_lists_changed_nodes_only() {
+        let now = policy("\"calico-node\"");
+        let candidate = policy("\"calico-node\", \"cni-plugin\"");
+        let nodes = crate::rbac::first_generation(["w-1".to_owned()].into_iter().collect());
+        let live = crate::rbac::LiveAuth::default();
+        let rbac = crate::rbac::diff(
+            &crate::rbac::desired_state(&candidate, &nodes),
+            &live,
+            false,
+        );
+        let diff = rbac_diff(&rbac);
+        assert_eq!(diff.changes.len(), rbac.changes.len());
+        let user = diff.changes.iter().find(|c| c.op == "create_user").unwrap();
+        assert_eq!(user.user.as_deref(), Some("calico-node.w-1"));
+        assert_eq!(user.text, "+ user calico-node.w-1");
+        assert!(diff.changes.iter().any(|c| c.grant.is_some()));
+
+        let enrolled = [
+            NodeRecord::new("w-1", NodeState::Approved, OffsetDateTime::UNIX_EPOCH),
+            NodeRecord::new("w-2", NodeState::Approved, OffsetDateTime::UNIX_EPOCH),
+        ];
+        let served = |r: &NodeRecord| manifest_for(&now, &r.name, r.generation, "CA");
+        let (nodes, unchanged) = node_plans(&candidate, &enrolled, &served, "CA", None);
+        let plan = FleetPlan {
+            source: PlanSource::Server,
+            policy: "p.toml".into(),
+            rbac: diff,
+            nodes_known: true,
+            nodes,
+            unchanged,
+            policy_warnings: Vec::new(),
+            etcd_warnings: Vec::new(),
+        };
+        let text = render(&plan, false);
+        assert!(text.contains("+ user calico-node.w-1\n"), "{text}");
+        assert!(text.contains("NODE  WAVE  FILES    RESTART\n"), "{text}");
+        assert!(text.contains("w-1   -     3 added  -\n"), "{text}");
+        assert!(!text.contains("w-2"), "{text}");
+        assert!(
+            text.ends_with("1 of 2 enrolled node(s) change (1 unchanged, not listed; --all lists them): 3 file(s), 0 unit restart(s), at once.\n"),
+            "{text}"
+        );
+        let wide = render(&plan, true);
+        assert!(wide.contains("w-2   -     unchanged"), "{wide}");
+        assert!(
+            wide.contains("w-1:\n    + /etc/calico/certs/cni-plugin/ca.pem\n")
+                && wide.contains("    + /etc/calico/certs/cni-plugin/key.pem\n"),
+            "{wide}"
+        );
+        // JSON round trip: the CLI reads what the server writes.
+        let json = serde_json::to_string(&plan).unwrap();
+        assert_eq!(serde_json::from_str::<FleetPlan>(&json).unwrap(), plan);
+    }
 }
