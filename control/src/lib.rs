@@ -6,6 +6,7 @@
 //! here depends on them (dependencies point server → control → api).
 //!
 //! # Layout
+//! - [`error`]: [`ControlError`], each refusal's class, stable kind and message.
 //! - [`policy`]: the policy file → validated model: components, grants per Calico version, hosts.
 //! - [`rbac`]: the etcd RBAC reconciler: desired vs live users and roles, plan, apply.
 //! - [`etcd_release`]: which etcd release each endpoint runs, against the known RBAC bypasses.
@@ -25,6 +26,8 @@
 pub mod access;
 /// Calico's cluster-wide singletons, created once with calseg's own etcd identity.
 pub mod datastore;
+/// Why the domain refused or failed an operation, without transport.
+pub mod error;
 /// etcd's releases per endpoint against the published RBAC bypasses: warnings, refusal.
 pub mod etcd_release;
 /// The fleet plan: RBAC diff, per-node files, units and waves.
@@ -45,3 +48,5 @@ pub mod reconcile;
 pub mod rollout;
 /// Server state: nodes, enrollment tokens, issued certificates, audit log.
 pub mod store;
+
+pub use error::{Class, ControlError};

@@ -1,4 +1,5 @@
-//! The one place where errors become HTTP status codes and `ApiError` bodies.
+//! The one place where errors become HTTP status codes and `ApiError` bodies: the domain's
+//! [`ControlError`] by its class, and the refusals of the HTTP layer itself.
 
 use crate::pki::CsrError;
 use crate::store::StoreError;
@@ -6,6 +7,7 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use calseg_api::error::ApiError;
+use calseg_control::{Class, ControlError};
 
 /// A refused or failed call: status, stable kind, message.
 #[derive(Debug)]
@@ -64,55 +66,42 @@ impl IntoResponse for ApiFailure {
     }
 }
 
+impl From<ControlError> for ApiFailure {
+    /// The one mapping of the domain's error classes to HTTP statuses.
+    fn from(error: ControlError) -> Self {
+        let status = match error.class {
+            Class::Invalid => StatusCode::BAD_REQUEST,
+            Class::Forbidden => StatusCode::FORBIDDEN,
+            Class::NotFound => StatusCode::NOT_FOUND,
+            Class::Conflict => StatusCode::CONFLICT,
+            Class::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Class::Busy => StatusCode::TOO_MANY_REQUESTS,
+            Class::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Class::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self {
+            status,
+            kind: error.kind,
+            message: error.message,
+            retry_after: error.retry_after,
+        }
+    }
+}
+
 impl From<CsrError> for ApiFailure {
     fn from(error: CsrError) -> Self {
-        let status = match &error {
-            CsrError::WrongCommonName { .. } => StatusCode::FORBIDDEN,
-            CsrError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            e if e.is_client_error() => StatusCode::BAD_REQUEST,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        Self::new(status, error.kind(), &error.to_string())
+        ControlError::from(error).into()
     }
 }
 
 impl From<StoreError> for ApiFailure {
     fn from(error: StoreError) -> Self {
-        let status = match error.kind() {
-            "malformed_token" | "invalid_scope" | "invalid_ttl" | "invalid_serial" => {
-                StatusCode::BAD_REQUEST
-            }
-            "unknown_token"
-            | "bad_secret"
-            | "token_expired"
-            | "token_exhausted"
-            | "node_not_allowed"
-            | "token_already_used_by_node"
-            | "node_known"
-            | "node_refused" => StatusCode::FORBIDDEN,
-            "unknown_node" | "unknown_lease" => StatusCode::NOT_FOUND,
-            "lease_not_held" => StatusCode::FORBIDDEN,
-            "lease_life_exceeded" => StatusCode::CONFLICT,
-            "restart_budget_full" => StatusCode::TOO_MANY_REQUESTS,
-            "invalid_transition" | "duplicate_serial" | "store_not_empty" => StatusCode::CONFLICT,
-            // etcd out of reach or too busy from this replica: another replica may do better,
-            // and agents fail over on 5xx.
-            "store_unavailable" | "store_contention" => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        let mut failure = Self::new(status, error.kind(), &error.to_string());
-        if let StoreError::BudgetFull {
-            retry_after_hint, ..
-        } = error
-        {
-            failure.retry_after = Some(retry_after_hint);
-        }
-        failure
+        ControlError::from(error).into()
     }
 }
 
 impl From<tokio::task::JoinError> for ApiFailure {
-    fn from(_: tokio::task::JoinError) -> Self {
-        Self::internal("a store operation was interrupted")
+    fn from(error: tokio::task::JoinError) -> Self {
+        ControlError::from(error).into()
     }
 }
