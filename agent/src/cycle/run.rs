@@ -2,14 +2,13 @@
 
 use super::report::{build_report, outcome_of, save_records};
 use super::restart::restart_units;
-use super::steps::{Work, identity_specs, issue, render_specs, status};
+use super::steps::{Work, decisions, identity_specs, issue, render_specs, status};
 use super::{
     CycleContext, CycleResult, Installer, ManifestSource, Phase, Ports, Reporter, RestartLeases,
     Restarter, Signer, Verifier,
 };
 use crate::client::ManifestFetch;
-use crate::decide::{Action, decide};
-use crate::keys;
+use crate::decide::Action;
 use crate::limits::Violation;
 use crate::state::{CycleRecord, InstalledIdentity, Journal, Outcome};
 use calseg_api::manifest::Manifest;
@@ -80,22 +79,14 @@ where
         }
 
         // Decide.
-        let on_disk: BTreeMap<String, Option<String>> = manifest
-            .identities
-            .iter()
-            .map(|id| {
-                let text = ports.installer.read(std::path::Path::new(&id.files.cert));
-                let serial = text
-                    .and_then(|t| keys::cert_info(&t).ok())
-                    .map(|i| i.serial);
-                (id.component.clone(), serial)
-            })
-            .collect();
-        let mut decisions = decide(&manifest, &installed, &on_disk, ctx.now);
-        if let Err(e) = crate::decide::force(&mut decisions, &ctx.renew) {
-            let _ = phase.advance(Phase::Done);
-            return failed(Outcome::Failed, e);
-        }
+        let decisions =
+            match decisions(&manifest, &installed, &ports.installer, ctx.now, &ctx.renew) {
+                Ok(decisions) => decisions,
+                Err(e) => {
+                    let _ = phase.advance(Phase::Done);
+                    return failed(Outcome::Failed, e);
+                }
+            };
         let mut work: Vec<Work<'_>> = manifest
             .identities
             .iter()
@@ -367,7 +358,12 @@ pub(crate) fn warn_expiries(
 /// Installs a new identity's files (if any) and renders its config files.
 fn install_identity<I: Installer>(manifest: &Manifest, w: &mut Work<'_>, installer: &mut I) {
     if let Some(issued) = &w.issued {
-        match installer.install_set(&identity_specs(manifest, w.identity, issued)) {
+        match installer.install_set(&identity_specs(
+            manifest,
+            w.identity,
+            issued.cert_pem.as_bytes(),
+            issued.key.expose().as_bytes(),
+        )) {
             Ok(receipt) => {
                 w.receipts.push(receipt);
                 w.status = status::INSTALLED;

@@ -1,15 +1,18 @@
-//! The pieces of a pass: issuing one identity, the file specs of an identity, rendering its
-//! Calico config files, and the per-identity bookkeeping the report is built from.
+//! The pieces of a pass: the decision per identity, issuing one identity, the file specs of an
+//! identity, rendering its Calico config files, and the per-identity bookkeeping the report is
+//! built from. The decision and the specs are shared with the dry run ([`crate::plan`]).
 
 use super::{CycleContext, Installer, Probe, Signer, Verifier};
-use crate::decide::Action;
+use crate::decide::{Action, Decision, Renew, decide, force};
 use crate::install::{FileSpec, InstallReceipt, sha256_hex};
 use crate::keys::{self, CertInfo, PrivateKeyPem};
 use crate::render::{self, EtcdFiles};
 use crate::state::InstalledIdentity;
 use calseg_api::certificates::SignRequest;
 use calseg_api::manifest::{Identity, Manifest};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use time::OffsetDateTime;
 
 /// A new certificate, signed and verified, not installed yet.
 #[derive(Debug)]
@@ -135,11 +138,39 @@ pub(super) async fn issue<S: Signer, V: Verifier>(
     })
 }
 
-/// The ca/cert/key files of an identity with its new certificate.
-pub(super) fn identity_specs(
+/// What to do with each identity of `manifest`: the certificate on disk (by serial) weighed
+/// against the `installed` records as of `now`, then the renewals `renew` forces. The one
+/// decision of both the pass and the dry run (`calseg-agent plan`), so they cannot drift.
+pub(crate) fn decisions<I: Installer>(
+    manifest: &Manifest,
+    installed: &BTreeMap<String, InstalledIdentity>,
+    installer: &I,
+    now: OffsetDateTime,
+    renew: &Renew,
+) -> Result<Vec<Decision>, String> {
+    let on_disk: BTreeMap<String, Option<String>> = manifest
+        .identities
+        .iter()
+        .map(|id| {
+            let serial = installer
+                .read(Path::new(&id.files.cert))
+                .and_then(|text| keys::cert_info(&text).ok())
+                .map(|info| info.serial);
+            (id.component.clone(), serial)
+        })
+        .collect();
+    let mut decisions = decide(manifest, installed, &on_disk, now);
+    force(&mut decisions, renew)?;
+    Ok(decisions)
+}
+
+/// The ca/cert/key files of an identity with a new certificate and key (the dry run passes
+/// empty contents: they exist only once signed). Paths, owners and modes come from here alone.
+pub(crate) fn identity_specs(
     manifest: &Manifest,
     identity: &Identity,
-    issued: &Issued,
+    cert_pem: &[u8],
+    key_pem: &[u8],
 ) -> Vec<FileSpec> {
     let files = &identity.files;
     let spec = |path: &str, contents: &[u8], mode: u32| FileSpec {
@@ -155,8 +186,8 @@ pub(super) fn identity_specs(
             manifest.etcd.ca_bundle_pem.as_bytes(),
             files.cert_mode,
         ),
-        spec(&files.cert, issued.cert_pem.as_bytes(), files.cert_mode),
-        spec(&files.key, issued.key.expose().as_bytes(), files.key_mode),
+        spec(&files.cert, cert_pem, files.cert_mode),
+        spec(&files.key, key_pem, files.key_mode),
     ]
 }
 
