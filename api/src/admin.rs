@@ -1,4 +1,5 @@
-//! Bodies of the admin API (administrator certificate only), used by `calseg-server`'s CLI.
+//! Bodies of the admin API (administrator certificate only): what the server answers and
+//! `calseg-server`'s CLI reads, one type on both sides.
 
 use serde::{Deserialize, Serialize};
 
@@ -32,4 +33,98 @@ pub struct NodeAction {
     /// first (or last) with that name in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+}
+
+/// What the inventory shows of one node beyond its record: the `inventory` of each entry of
+/// `GET /v1/admin/nodes`. The server builds it from the node's last report; the CLI's table
+/// reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInventory {
+    /// The manifest revision of the last report; `None` before the first report.
+    pub revision: Option<String>,
+    /// Installed certificates, earliest expiry first.
+    pub certificates: Vec<InstalledCertificate>,
+    /// Units not `active` after the last cycle, as `unit (state)`.
+    pub failed_units: Vec<String>,
+    /// How many units the last report covered (to tell "all active" from "none reported").
+    pub units_reported: usize,
+    /// The last report's errors (or why the report could not be read).
+    pub errors: Vec<String>,
+    /// Identities whose status is not installed/unchanged, as `component: status`.
+    pub unconverged: Vec<String>,
+    /// `errors` or `failed_units` non-empty: the `--failed` filter.
+    pub failed: bool,
+    /// `errors` or `unconverged` non-empty: the node is not what its manifest says.
+    pub drift: bool,
+}
+
+impl NodeInventory {
+    /// Installed certificates whose expiry is at most `within_secs` away (or already past).
+    pub fn expiring_within(&self, within_secs: u64, now: time::OffsetDateTime) -> usize {
+        let limit = now
+            .unix_timestamp()
+            .saturating_add(i64::try_from(within_secs).unwrap_or(i64::MAX));
+        self.certificates
+            .iter()
+            .filter(|c| c.not_after <= limit)
+            .count()
+    }
+}
+
+/// One installed certificate, as the agent reported it (its date as the server issued it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstalledCertificate {
+    pub component: String,
+    /// Unix seconds.
+    pub not_after: i64,
+}
+
+/// What `nodes list` shows of one entry of `GET /v1/admin/nodes`. The entry is the node's
+/// whole record with its [`NodeInventory`] (and `-o json` prints it as sent); these are the
+/// fields the table reads, typed. Other fields are ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct NodeListing {
+    pub name: String,
+    /// `pending`, `approved`, `denied` or `revoked`.
+    pub state: String,
+    /// Unix seconds.
+    pub enrolled_at: i64,
+    /// Unix seconds; `None`: never seen.
+    #[serde(default)]
+    pub last_seen: Option<i64>,
+    pub inventory: NodeInventory,
+}
+
+/// The filters of `GET /v1/admin/nodes`, sent as its query string; a node must pass every one
+/// given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeFilter {
+    /// Has an installed certificate expiring within this many seconds.
+    pub expiring_within_secs: Option<u64>,
+    /// The last report has errors or units that are not active.
+    #[serde(default)]
+    pub failed: bool,
+    /// Not seen for longer than this many seconds, or never.
+    pub not_seen_since_secs: Option<u64>,
+}
+
+impl NodeFilter {
+    /// The query string, `?` included; empty without filters.
+    pub fn query(&self) -> String {
+        let mut query = Vec::new();
+        if let Some(secs) = self.expiring_within_secs {
+            query.push(format!("expiring_within_secs={secs}"));
+        }
+        if self.failed {
+            query.push("failed=true".to_owned());
+        }
+        if let Some(secs) = self.not_seen_since_secs {
+            query.push(format!("not_seen_since_secs={secs}"));
+        }
+        if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", query.join("&"))
+        }
+    }
 }

@@ -2,7 +2,7 @@
 
 use super::report::{build_report, outcome_of, save_records};
 use super::restart::restart_units;
-use super::steps::{Work, decisions, identity_specs, issue, render_specs, status};
+use super::steps::{Work, decisions, identity_specs, issue, render_specs};
 use super::{
     CycleContext, CycleResult, Installer, ManifestSource, Phase, Ports, Reporter, RestartLeases,
     Restarter, Signer, Verifier,
@@ -12,7 +12,7 @@ use crate::decide::Action;
 use crate::limits::Violation;
 use crate::state::{CycleRecord, InstalledIdentity, Journal, Outcome};
 use calseg_api::manifest::Manifest;
-use calseg_api::report::{IdentityReport, Report, UnitReport};
+use calseg_api::report::{IdentityReport, IdentityStatus, Report, UnitReport};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use time::format_description::well_known::Rfc3339;
@@ -97,7 +97,7 @@ where
                 record: installed.get(&identity.component).cloned(),
                 issued: None,
                 receipts: Vec::new(),
-                status: status::UNCHANGED,
+                status: IdentityStatus::Unchanged,
                 errors: Vec::new(),
             })
             .collect();
@@ -233,7 +233,7 @@ async fn refused<P: Reporter>(
                 component: id.component.clone(),
                 serial: record.map(|r| r.serial.clone()),
                 not_after: record.and_then(|r| r.not_after.format(&Rfc3339).ok()),
-                status: status::REFUSED.to_owned(),
+                status: IdentityStatus::Refused,
             }
         })
         .collect();
@@ -366,11 +366,14 @@ fn install_identity<I: Installer>(manifest: &Manifest, w: &mut Work<'_>, install
         )) {
             Ok(receipt) => {
                 w.receipts.push(receipt);
-                w.status = status::INSTALLED;
+                w.status = IdentityStatus::Installed;
             }
             Err(e) => {
                 w.issued = None;
-                w.fail(status::ERROR, format!("install failed ({}): {e}", e.kind()));
+                w.fail(
+                    IdentityStatus::Error,
+                    format!("install failed ({}): {e}", e.kind()),
+                );
                 return;
             }
         }
@@ -382,13 +385,16 @@ fn install_identity<I: Installer>(manifest: &Manifest, w: &mut Work<'_>, install
     for spec in &specs {
         match installer.install_file(spec) {
             Ok(receipt) => w.receipts.push(receipt),
-            Err(e) => w.fail(status::ERROR, format!("{}: {e}", spec.path.display())),
+            Err(e) => w.fail(
+                IdentityStatus::Error,
+                format!("{}: {e}", spec.path.display()),
+            ),
         }
     }
     for error in render_errors {
-        w.fail(status::ERROR, error);
+        w.fail(IdentityStatus::Error, error);
     }
-    if w.status == status::UNCHANGED && w.changed() {
-        w.status = status::INSTALLED;
+    if w.status == IdentityStatus::Unchanged && w.changed() {
+        w.status = IdentityStatus::Installed;
     }
 }

@@ -10,6 +10,7 @@ use crate::render::{self, EtcdFiles};
 use crate::state::InstalledIdentity;
 use calseg_api::certificates::SignRequest;
 use calseg_api::manifest::{Identity, Manifest};
+use calseg_api::report::IdentityStatus;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
@@ -22,19 +23,6 @@ pub(super) struct Issued {
     pub info: CertInfo,
 }
 
-/// Report statuses of an identity.
-pub(crate) mod status {
-    pub const INSTALLED: &str = "installed";
-    pub const UNCHANGED: &str = "unchanged";
-    pub const VERIFY_FAILED: &str = "verify_failed";
-    pub const ROLLED_BACK: &str = "rolled_back";
-    /// The server granted no restart lease in time; the new files were rolled back.
-    pub const LEASE_DENIED: &str = "lease_denied";
-    pub const ERROR: &str = "error";
-    /// The manifest is outside agent.toml's limits; nothing of the pass was touched.
-    pub const REFUSED: &str = "refused";
-}
-
 /// One identity's progress through a pass.
 #[derive(Debug)]
 pub(super) struct Work<'m> {
@@ -44,12 +32,12 @@ pub(super) struct Work<'m> {
     pub record: Option<InstalledIdentity>,
     pub issued: Option<Issued>,
     pub receipts: Vec<InstallReceipt>,
-    pub status: &'static str,
+    pub status: IdentityStatus,
     pub errors: Vec<String>,
 }
 
 impl Work<'_> {
-    pub fn fail(&mut self, status: &'static str, error: String) {
+    pub fn fail(&mut self, status: IdentityStatus, error: String) {
         tracing::warn!(component = %self.identity.component, %error, "{status}");
         self.status = status;
         self.errors
@@ -90,8 +78,8 @@ pub(super) async fn issue<S: Signer, V: Verifier>(
     identity: &Identity,
     signer: &mut S,
     verifier: &mut V,
-) -> Result<Issued, (&'static str, String)> {
-    let err = |e: String| (status::ERROR, e);
+) -> Result<Issued, (IdentityStatus, String)> {
+    let err = |e: String| (IdentityStatus::Error, e);
     let new =
         keys::generate(ctx.key_algorithm, &identity.etcd_user).map_err(|e| err(e.to_string()))?;
     let request = SignRequest {
@@ -124,7 +112,7 @@ pub(super) async fn issue<S: Signer, V: Verifier>(
     };
     verifier.verify(&probe).await.map_err(|e| {
         (
-            status::VERIFY_FAILED,
+            IdentityStatus::VerifyFailed,
             format!(
                 "etcd refused the new certificate (serial {}): {e}; old files kept",
                 info.serial

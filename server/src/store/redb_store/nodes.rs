@@ -135,7 +135,7 @@ pub(super) fn record_fleet_cert(
 pub(super) fn record_report(
     store: &RedbStore,
     node: &str,
-    report: serde_json::Value,
+    report: calseg_api::report::Report,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     update(store, node, |r| Ok(seen(r, Some(&report), now)))?;

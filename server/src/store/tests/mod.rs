@@ -6,6 +6,7 @@
 mod conformance;
 mod persist;
 mod policy;
+mod stored_report;
 mod tokens;
 
 use tempfile::TempDir;
