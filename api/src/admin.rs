@@ -128,3 +128,63 @@ impl NodeFilter {
         }
     }
 }
+
+/// What `token list` shows of one entry of `GET /v1/admin/tokens` (never the secret or its
+/// hash); `-o json` prints the answer as sent.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TokenListing {
+    pub id: String,
+    pub scope: TokenListingScope,
+    /// The nodes that redeemed it, in order.
+    #[serde(default)]
+    pub uses: Vec<String>,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+    #[serde(default)]
+    pub created_by: String,
+}
+
+/// Which nodes a listed token lets in: `{"node": NAME}` or `{"match": {"glob", "uses_max"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenListingScope {
+    Node(String),
+    Match { glob: String, uses_max: u32 },
+}
+
+impl TokenListing {
+    /// How many redemptions the token allows in total.
+    pub fn uses_max(&self) -> u32 {
+        match &self.scope {
+            TokenListingScope::Node(_) => 1,
+            TokenListingScope::Match { uses_max, .. } => *uses_max,
+        }
+    }
+}
+
+/// The answer of `DELETE /v1/admin/tokens/<id>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenDeleted {
+    /// `false`: there was no such token.
+    pub deleted: bool,
+}
+
+/// One entry of `GET /v1/admin/audit` as the `audit` command and `nodes show` read it; `-o
+/// json` prints the entries as sent.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AuditListing {
+    /// 1, 2, 3, ...: the log's order.
+    pub seq: u64,
+    /// Unix seconds.
+    pub at: i64,
+    pub actor: String,
+    /// `enroll`, `sign`, `revoke`, ... (snake_case).
+    pub action: String,
+    pub subject: String,
+    /// `ok`, `denied` or `error`.
+    pub outcome: String,
+    #[serde(default)]
+    pub detail: String,
+}

@@ -5,7 +5,10 @@ use super::output::{Format, table};
 use crate::admin_client::AdminClient;
 use crate::config::ServerConfig;
 use anyhow::Result;
-use calseg_api::admin::{NodeFilter, NodeListing, TokenCreate, TokenCreated};
+use calseg_api::admin::{
+    NodeFilter, NodeListing, TokenCreate, TokenCreated, TokenDeleted, TokenListing,
+    TokenListingScope,
+};
 use calseg_api::paths;
 use calseg_api::text::printable;
 use serde_json::Value;
@@ -47,11 +50,13 @@ pub async fn token_create(
 
 /// `token list`.
 pub async fn token_list(config: Option<&Path>, format: Format) -> Result<ExitCode> {
-    let tokens: Vec<Value> = client(config)?.get(paths::ADMIN_TOKENS).await?;
+    let answer: Vec<Value> = client(config)?.get(paths::ADMIN_TOKENS).await?;
     if format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&tokens)?);
+        println!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(ExitCode::SUCCESS);
     }
+    let tokens: Vec<TokenListing> = serde_json::from_value(Value::Array(answer))
+        .map_err(|e| anyhow::anyhow!("the server's token list is not what this CLI reads: {e}"))?;
     let wide = format == Format::Wide;
     let mut header = vec!["ID", "SCOPE", "EXPIRES", "USES"];
     if wide {
@@ -61,14 +66,14 @@ pub async fn token_list(config: Option<&Path>, format: Format) -> Result<ExitCod
         .iter()
         .map(|token| {
             let mut row = vec![
-                printable(token["id"].as_str().unwrap_or("?")).into_owned(),
-                printable(&scope_text(&token["scope"])).into_owned(),
-                unix_to_rfc3339(&token["expires_at"]),
+                printable(&token.id).into_owned(),
+                printable(&scope_text(&token.scope)).into_owned(),
+                unix_time(token.expires_at),
                 uses_text(token),
             ];
             if wide {
-                row.push(unix_to_rfc3339(&token["created_at"]));
-                row.push(printable(token["created_by"].as_str().unwrap_or("-")).into_owned());
+                row.push(unix_time(token.created_at));
+                row.push(printable(&token.created_by).into_owned());
             }
             row
         })
@@ -79,29 +84,24 @@ pub async fn token_list(config: Option<&Path>, format: Format) -> Result<ExitCod
 
 /// A token's scope for people: `node NAME` or `match GLOB` (the JSON keeps the store's shape,
 /// `{"node": NAME}` or `{"match": {"glob", "uses_max"}}`).
-pub(super) fn scope_text(scope: &Value) -> String {
-    if let Some(node) = scope["node"].as_str() {
-        format!("node {node}")
-    } else if let Some(glob) = scope["match"]["glob"].as_str() {
-        format!("match {glob}")
-    } else {
-        scope.to_string()
+pub(super) fn scope_text(scope: &TokenListingScope) -> String {
+    match scope {
+        TokenListingScope::Node(node) => format!("node {node}"),
+        TokenListingScope::Match { glob, .. } => format!("match {glob}"),
     }
 }
 
 /// How many of a token's uses are spent: `USED/MAX`.
-pub(super) fn uses_text(token: &Value) -> String {
-    let used = token["uses"].as_array().map_or(0, Vec::len);
-    let max = token["scope"]["match"]["uses_max"].as_u64().unwrap_or(1);
-    format!("{used}/{max}")
+pub(super) fn uses_text(token: &TokenListing) -> String {
+    format!("{}/{}", token.uses.len(), token.uses_max())
 }
 
 /// `token delete ID`.
 pub async fn token_delete(config: Option<&Path>, id: &str) -> Result<ExitCode> {
-    let answer: Value = client(config)?
+    let answer: TokenDeleted = client(config)?
         .delete(&format!("{}/{id}", paths::ADMIN_TOKENS))
         .await?;
-    if answer["deleted"].as_bool() == Some(true) {
+    if answer.deleted {
         println!("token {id} deleted");
         Ok(ExitCode::SUCCESS)
     } else {

@@ -6,6 +6,7 @@ use super::admin_cmd::{client, seen, unix_to_rfc3339};
 use super::output::{Format, table};
 use crate::admin_client::AdminClient;
 use anyhow::Result;
+use calseg_api::admin::AuditListing;
 use calseg_api::admin::NodeAction;
 use calseg_api::paths;
 use calseg_api::report::{LastReport, Report};
@@ -149,6 +150,7 @@ async fn print_enrolled(record: &Value, node: &str, client: &AdminClient) -> Res
     let tail = audit_tail(client, node).await?;
     if !tail.is_empty() {
         println!("\naudit (last {AUDIT_TAIL} about {}):", printable(node));
+        let tail: Vec<&AuditListing> = tail.iter().collect();
         print!("{}", super::audit_cmd::audit_table(&tail));
     }
     Ok(())
@@ -156,7 +158,7 @@ async fn print_enrolled(record: &Value, node: &str, client: &AdminClient) -> Res
 
 /// The last [`AUDIT_TAIL`] audit entries about `node` (its name, or one of its etcd users
 /// `COMPONENT.NODE` / `COMPONENT.NODE~gN`), reading the log page by page.
-async fn audit_tail(client: &AdminClient, node: &str) -> Result<Vec<Value>> {
+async fn audit_tail(client: &AdminClient, node: &str) -> Result<Vec<AuditListing>> {
     let about = |subject: &str| {
         subject == node
             || subject.ends_with(&format!(".{node}"))
@@ -165,16 +167,14 @@ async fn audit_tail(client: &AdminClient, node: &str) -> Result<Vec<Value>> {
     let mut tail = std::collections::VecDeque::new();
     let mut after = 0;
     loop {
-        let page: Vec<Value> = client
-            .get(&format!("{}?since={after}&limit=10000", paths::ADMIN_AUDIT))
-            .await?;
-        let Some(last) = page.last().and_then(|e| e["seq"].as_u64()) else {
+        let page = super::audit_cmd::page(client, after, 10_000).await?;
+        let Some(last) = page.last().map(|e| e.entry.seq) else {
             break;
         };
         let full = page.len() >= 10_000;
-        for entry in page {
-            if about(entry["subject"].as_str().unwrap_or_default()) {
-                tail.push_back(entry);
+        for listed in page {
+            if about(&listed.entry.subject) {
+                tail.push_back(listed.entry);
                 if tail.len() > AUDIT_TAIL {
                     tail.pop_front();
                 }

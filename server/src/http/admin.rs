@@ -9,7 +9,7 @@ use super::state::AppState;
 use crate::store::{AuditAction, AuditOutcome, NodeState, TokenScope};
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use calseg_api::admin::{TokenCreate, TokenCreated};
+use calseg_api::admin::{TokenCreate, TokenCreated, TokenDeleted};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -161,7 +161,7 @@ pub async fn delete_token(
     State(state): State<Arc<AppState>>,
     admin: AdminCaller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiFailure> {
+) -> Result<Json<TokenDeleted>, ApiFailure> {
     let token_id = id.clone();
     let deleted = state.store(move |s| s.delete_token(&token_id)).await?;
     if deleted {
@@ -176,7 +176,7 @@ pub async fn delete_token(
             )
             .await;
     }
-    Ok(Json(json!({ "deleted": deleted })))
+    Ok(Json(TokenDeleted { deleted }))
 }
 
 #[derive(Deserialize)]
