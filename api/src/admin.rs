@@ -188,3 +188,40 @@ pub struct AuditListing {
     #[serde(default)]
     pub detail: String,
 }
+
+/// An etcd user of a revoked node that still exists, and why: `etcd_users_pending` of the
+/// answer of `POST /v1/admin/nodes/<node>/revoke`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingEtcdUser {
+    pub user: String,
+    pub reason: String,
+}
+
+/// What `nodes revoke` reads of the server's answer (the node's record, plus this).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct NodeRevoked {
+    /// Empty once the node's etcd users are gone.
+    #[serde(default)]
+    pub etcd_users_pending: Vec<PendingEtcdUser>,
+}
+
+/// The answer of `POST /v1/admin/rbac/apply`. `plan` is the applied plan: the server sends its
+/// RBAC plan, the CLI reads only its conflicts ([`PlanConflicts`]). Fields in the order the
+/// JSON has always had them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RbacApplied<P> {
+    /// Changes made in etcd.
+    pub applied: usize,
+    /// The server's latest check of etcd's releases, one line each.
+    pub etcd_warnings: Vec<String>,
+    pub plan: P,
+    /// The plan for people, as `calseg-server plan` prints it.
+    pub text: String,
+}
+
+/// What the CLI reads of an applied RBAC plan: the conflicts it left alone (exit status 2).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct PlanConflicts {
+    #[serde(default)]
+    pub conflicts: Vec<serde::de::IgnoredAny>,
+}

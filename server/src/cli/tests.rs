@@ -192,3 +192,29 @@ fn an_audit_entry_reads_as_the_cli_s_audit_listing() {
     let table = super::audit_cmd::audit_table(&[&listing]);
     assert!(table.contains("2025-06-15T15:06:40Z"), "{table}");
 }
+
+/// Issue 19, point 2: the server's apply answer is what `apply` reads: its conflicts set the
+/// exit status.
+#[test]
+fn an_rbac_apply_answer_reads_as_the_cli_s_with_its_conflicts() {
+    use calseg_api::admin::{PlanConflicts, RbacApplied};
+    let plan = crate::rbac::Plan {
+        changes: Vec::new(),
+        conflicts: vec![crate::rbac::Conflict::ForeignUser {
+            user: "calico-node.w1".into(),
+            roles: std::collections::BTreeSet::from(["handmade".to_owned()]),
+        }],
+    };
+    let sent = RbacApplied {
+        applied: 3,
+        etcd_warnings: vec!["etcd 3.5.0: known bypass".into()],
+        text: plan.render_text(),
+        plan,
+    };
+    let json = serde_json::to_value(&sent).unwrap();
+    let read: RbacApplied<PlanConflicts> = serde_json::from_value(json).unwrap();
+    assert_eq!(read.applied, 3);
+    assert_eq!(read.etcd_warnings, sent.etcd_warnings);
+    assert_eq!(read.text, sent.text);
+    assert_eq!(read.plan.conflicts.len(), 1);
+}
