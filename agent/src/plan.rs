@@ -1,18 +1,20 @@
 //! The dry run behind `calseg-agent plan`: for a manifest, which identities would get a new
 //! certificate and why, which files would change (by SHA-256, never contents) and which
-//! units would restart. It signs nothing, writes nothing and restarts nothing.
+//! units would restart. It signs nothing, writes nothing and restarts nothing. The decision
+//! and the file specs are the pass's own ([`crate::cycle::steps`]), so the dry run cannot
+//! drift from the real run.
 
+use crate::cycle::Installer as _;
 use crate::cycle::real::FsInstaller;
-use crate::cycle::steps::render_specs;
-use crate::decide::{Action, decide};
-use crate::install::{Change, FileSpec, plan_file, plan_set};
-use crate::keys;
+use crate::cycle::steps::{decisions, identity_specs, render_specs};
+use crate::decide::{Action, Renew};
+use crate::install::{Change, plan_file, plan_set};
 use crate::state::InstalledIdentity;
 use calseg_api::manifest::Manifest;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use time::OffsetDateTime;
 
 /// What would happen to one file.
@@ -74,43 +76,19 @@ pub fn plan(
     installer: &FsInstaller,
     now: OffsetDateTime,
 ) -> Plan {
-    use crate::cycle::Installer as _;
-    let on_disk = manifest
-        .identities
-        .iter()
-        .map(|id| {
-            let text = installer.read(Path::new(&id.files.cert));
-            (
-                id.component.clone(),
-                text.and_then(|t| keys::cert_info(&t).ok())
-                    .map(|i| i.serial),
-            )
-        })
-        .collect();
     let mut errors = Vec::new();
     let mut units: Vec<String> = Vec::new();
     let mut identities = Vec::new();
-    for (identity, decision) in manifest
-        .identities
-        .iter()
-        .zip(decide(manifest, installed, &on_disk, now))
-    {
+    let decisions =
+        decisions(manifest, installed, installer, now, &Renew::AsDue).unwrap_or_else(|e| {
+            errors.push(e);
+            Vec::new()
+        });
+    for (identity, decision) in manifest.identities.iter().zip(decisions) {
         let mut files = Vec::new();
         let issue = matches!(decision.action, Action::Issue(_));
         if issue {
-            let f = &identity.files;
-            let spec = |path: &str, contents: &[u8], mode| FileSpec {
-                path: path.into(),
-                contents: contents.to_vec(),
-                owner: f.owner.clone(),
-                group: f.group.clone(),
-                mode,
-            };
-            let specs = [
-                spec(&f.ca, manifest.etcd.ca_bundle_pem.as_bytes(), f.cert_mode),
-                spec(&f.cert, b"", f.cert_mode),
-                spec(&f.key, b"", f.key_mode),
-            ];
+            let specs = identity_specs(manifest, identity, b"", b"");
             match plan_set(installer.root(), &specs) {
                 Ok(plans) => files.extend(plans.into_iter().enumerate().map(|(i, p)| FilePlan {
                     change: if i == 0 {

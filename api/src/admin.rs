@@ -1,4 +1,5 @@
-//! Bodies of the admin API (administrator certificate only), used by `calseg-server`'s CLI.
+//! Bodies of the admin API (administrator certificate only): what the server answers and
+//! `calseg-server`'s CLI reads, one type on both sides.
 
 use serde::{Deserialize, Serialize};
 
@@ -32,4 +33,195 @@ pub struct NodeAction {
     /// first (or last) with that name in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+}
+
+/// What the inventory shows of one node beyond its record: the `inventory` of each entry of
+/// `GET /v1/admin/nodes`. The server builds it from the node's last report; the CLI's table
+/// reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInventory {
+    /// The manifest revision of the last report; `None` before the first report.
+    pub revision: Option<String>,
+    /// Installed certificates, earliest expiry first.
+    pub certificates: Vec<InstalledCertificate>,
+    /// Units not `active` after the last cycle, as `unit (state)`.
+    pub failed_units: Vec<String>,
+    /// How many units the last report covered (to tell "all active" from "none reported").
+    pub units_reported: usize,
+    /// The last report's errors (or why the report could not be read).
+    pub errors: Vec<String>,
+    /// Identities whose status is not installed/unchanged, as `component: status`.
+    pub unconverged: Vec<String>,
+    /// `errors` or `failed_units` non-empty: the `--failed` filter.
+    pub failed: bool,
+    /// `errors` or `unconverged` non-empty: the node is not what its manifest says.
+    pub drift: bool,
+}
+
+impl NodeInventory {
+    /// Installed certificates whose expiry is at most `within_secs` away (or already past).
+    pub fn expiring_within(&self, within_secs: u64, now: time::OffsetDateTime) -> usize {
+        let limit = now
+            .unix_timestamp()
+            .saturating_add(i64::try_from(within_secs).unwrap_or(i64::MAX));
+        self.certificates
+            .iter()
+            .filter(|c| c.not_after <= limit)
+            .count()
+    }
+}
+
+/// One installed certificate, as the agent reported it (its date as the server issued it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstalledCertificate {
+    pub component: String,
+    /// Unix seconds.
+    pub not_after: i64,
+}
+
+/// What `nodes list` shows of one entry of `GET /v1/admin/nodes`. The entry is the node's
+/// whole record with its [`NodeInventory`] (and `-o json` prints it as sent); these are the
+/// fields the table reads, typed. Other fields are ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct NodeListing {
+    pub name: String,
+    /// `pending`, `approved`, `denied` or `revoked`.
+    pub state: String,
+    /// Unix seconds.
+    pub enrolled_at: i64,
+    /// Unix seconds; `None`: never seen.
+    #[serde(default)]
+    pub last_seen: Option<i64>,
+    pub inventory: NodeInventory,
+}
+
+/// The filters of `GET /v1/admin/nodes`, sent as its query string; a node must pass every one
+/// given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeFilter {
+    /// Has an installed certificate expiring within this many seconds.
+    pub expiring_within_secs: Option<u64>,
+    /// The last report has errors or units that are not active.
+    #[serde(default)]
+    pub failed: bool,
+    /// Not seen for longer than this many seconds, or never.
+    pub not_seen_since_secs: Option<u64>,
+}
+
+impl NodeFilter {
+    /// The query string, `?` included; empty without filters.
+    pub fn query(&self) -> String {
+        let mut query = Vec::new();
+        if let Some(secs) = self.expiring_within_secs {
+            query.push(format!("expiring_within_secs={secs}"));
+        }
+        if self.failed {
+            query.push("failed=true".to_owned());
+        }
+        if let Some(secs) = self.not_seen_since_secs {
+            query.push(format!("not_seen_since_secs={secs}"));
+        }
+        if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", query.join("&"))
+        }
+    }
+}
+
+/// What `token list` shows of one entry of `GET /v1/admin/tokens` (never the secret or its
+/// hash); `-o json` prints the answer as sent.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TokenListing {
+    pub id: String,
+    pub scope: TokenListingScope,
+    /// The nodes that redeemed it, in order.
+    #[serde(default)]
+    pub uses: Vec<String>,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+    #[serde(default)]
+    pub created_by: String,
+}
+
+/// Which nodes a listed token lets in: `{"node": NAME}` or `{"match": {"glob", "uses_max"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenListingScope {
+    Node(String),
+    Match { glob: String, uses_max: u32 },
+}
+
+impl TokenListing {
+    /// How many redemptions the token allows in total.
+    pub fn uses_max(&self) -> u32 {
+        match &self.scope {
+            TokenListingScope::Node(_) => 1,
+            TokenListingScope::Match { uses_max, .. } => *uses_max,
+        }
+    }
+}
+
+/// The answer of `DELETE /v1/admin/tokens/<id>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenDeleted {
+    /// `false`: there was no such token.
+    pub deleted: bool,
+}
+
+/// One entry of `GET /v1/admin/audit` as the `audit` command and `nodes show` read it; `-o
+/// json` prints the entries as sent.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct AuditListing {
+    /// 1, 2, 3, ...: the log's order.
+    pub seq: u64,
+    /// Unix seconds.
+    pub at: i64,
+    pub actor: String,
+    /// `enroll`, `sign`, `revoke`, ... (snake_case).
+    pub action: String,
+    pub subject: String,
+    /// `ok`, `denied` or `error`.
+    pub outcome: String,
+    #[serde(default)]
+    pub detail: String,
+}
+
+/// An etcd user of a revoked node that still exists, and why: `etcd_users_pending` of the
+/// answer of `POST /v1/admin/nodes/<node>/revoke`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingEtcdUser {
+    pub user: String,
+    pub reason: String,
+}
+
+/// What `nodes revoke` reads of the server's answer (the node's record, plus this).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct NodeRevoked {
+    /// Empty once the node's etcd users are gone.
+    #[serde(default)]
+    pub etcd_users_pending: Vec<PendingEtcdUser>,
+}
+
+/// The answer of `POST /v1/admin/rbac/apply`. `plan` is the applied plan: the server sends its
+/// RBAC plan, the CLI reads only its conflicts ([`PlanConflicts`]). Fields in the order the
+/// JSON has always had them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RbacApplied<P> {
+    /// Changes made in etcd.
+    pub applied: usize,
+    /// The server's latest check of etcd's releases, one line each.
+    pub etcd_warnings: Vec<String>,
+    pub plan: P,
+    /// The plan for people, as `calseg-server plan` prints it.
+    pub text: String,
+}
+
+/// What the CLI reads of an applied RBAC plan: the conflicts it left alone (exit status 2).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct PlanConflicts {
+    #[serde(default)]
+    pub conflicts: Vec<serde::de::IgnoredAny>,
 }

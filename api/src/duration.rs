@@ -105,6 +105,7 @@ mod tests {
             ("250ms", "whole number of seconds"),
             ("-5m", "needs a number at byte 0"),
             ("5m!", "not part of a duration"),
+            // Issue 10's catalogue: a number too big for u64 is "too long", not "missing".
             ("99999999999999999999d", "too long"),
         ] {
             let error = parse(bad).expect_err(bad);

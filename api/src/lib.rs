@@ -8,14 +8,16 @@
 //!
 //! # Layout
 //! - [`access`]: the access words (read, write, readwrite) shared by policy, plan and manifest.
-//! - [`admin`]: admin API bodies (tokens).
+//! - [`admin`]: admin API bodies the server sends and its CLI reads (tokens, node actions, the
+//!   node inventory and its filters).
 //! - [`paths`]: the HTTP paths and headers of the API.
 //! - [`enroll`]: enrollment of a node (token or approval) and its fleet certificate.
 //! - [`fingerprint`]: the `sha256:<hex>` fingerprint of a key, shown by agent and server alike.
 //! - [`manifest`]: what a node must have: identities, files, renders, units, revision.
 //! - [`certificates`]: CSR signing for one identity.
 //! - [`lease`]: restart leases, the fleet's restart budget.
-//! - [`report`]: what the agent installed and the state of its units.
+//! - [`report`]: what the agent installed and the state of its units, typed end to end (each
+//!   identity's [`report::IdentityStatus`], unknown ones kept), and its stored form.
 //! - [`plan`]: the fleet plan: what a policy would change in etcd and on each node.
 //! - [`rollout`]: policy revisions and how far the fleet has converged to the current one.
 //! - [`duration`]: the one duration grammar of every flag and configuration key.

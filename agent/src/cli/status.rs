@@ -55,7 +55,7 @@ pub struct IdentityView {
     /// The certificate against the clock: ok, renewal due or expired.
     pub expiry: Expiry,
     /// Status in the last cycle's report, if any.
-    pub last_status: Option<String>,
+    pub last_status: Option<calseg_api::report::IdentityStatus>,
 }
 
 #[derive(Debug, Serialize)]
@@ -229,7 +229,7 @@ pub fn to_text(v: &StatusView) -> String {
         let _ = writeln!(out, "  none installed");
     }
     for i in &v.identities {
-        let status = i.last_status.as_deref().unwrap_or("-");
+        let status = i.last_status.as_ref().map_or("-", |s| s.as_str());
         let _ = writeln!(
             out,
             "  {:<16} {:<28} serial {}  expires {}  renew {}  {}  [{status}]",

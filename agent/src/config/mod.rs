@@ -3,10 +3,10 @@
 //! what the agent runs with (defaults filled in, every value checked). Every error names the
 //! file, line, column and field.
 
-mod duration;
 mod servers;
 
-pub use duration::{format_duration, parse_duration};
+/// Durations in agent.toml and on the command line: the one grammar of both binaries.
+pub use calseg_api::duration::parse as parse_duration;
 pub use servers::check_servers;
 
 use crate::keys::KeyAlgorithm;

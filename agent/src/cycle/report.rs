@@ -50,7 +50,7 @@ pub(super) fn build_report(
                 component: w.identity.component.clone(),
                 serial,
                 not_after: not_after.and_then(|t| t.format(&Rfc3339).ok()),
-                status: w.status.to_owned(),
+                status: w.status.clone(),
             }
         })
         .collect();

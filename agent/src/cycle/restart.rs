@@ -3,9 +3,9 @@
 //! got no lease).
 
 use super::lease::{self, Held};
-use super::steps::{Work, status};
+use super::steps::Work;
 use super::{CycleContext, Installer, RestartLeases, Restarter};
-use calseg_api::report::UnitReport;
+use calseg_api::report::{IdentityStatus, UnitReport};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Restarts each unit of a changed identity once, holding a restart lease; on failure rolls
@@ -45,7 +45,7 @@ pub(super) async fn restart_units<I: Installer, R: Restarter, L: RestartLeases>(
                 .iter_mut()
                 .filter(|w| w.changed() && !w.identity.restart.is_empty())
             {
-                roll_back(w, installer, status::LEASE_DENIED, &why);
+                roll_back(w, installer, IdentityStatus::LeaseDenied, &why);
             }
             return reports;
         }
@@ -101,7 +101,7 @@ async fn restart_failed<I: Installer, R: Restarter, L: RestartLeases>(
             .collect();
         let why =
             format!("unit(s) {failed_list:?} failed with the new files; previous files restored");
-        roll_back(w, installer, status::ROLLED_BACK, &why);
+        roll_back(w, installer, IdentityStatus::RolledBack, &why);
         for unit in &w.identity.restart {
             if !again.contains(unit) {
                 again.push(unit.clone());
@@ -119,7 +119,7 @@ async fn restart_failed<I: Installer, R: Restarter, L: RestartLeases>(
 
 /// Restores the files an identity had before this pass; marks it `status` with `why`, or as an
 /// error when the rollback itself failed.
-fn roll_back<I: Installer>(w: &mut Work<'_>, installer: &mut I, status: &'static str, why: &str) {
+fn roll_back<I: Installer>(w: &mut Work<'_>, installer: &mut I, status: IdentityStatus, why: &str) {
     let mut rollback_errors = Vec::new();
     for receipt in w.receipts.iter().rev() {
         if let Err(e) = installer.rollback(receipt) {
@@ -132,7 +132,7 @@ fn roll_back<I: Installer>(w: &mut Work<'_>, installer: &mut I, status: &'static
         w.fail(status, why.to_owned());
     } else {
         w.fail(
-            status::ERROR,
+            IdentityStatus::Error,
             format!("{why}; rollback failed: {}", rollback_errors.join("; ")),
         );
     }

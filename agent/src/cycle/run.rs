@@ -2,18 +2,17 @@
 
 use super::report::{build_report, outcome_of, save_records};
 use super::restart::restart_units;
-use super::steps::{Work, identity_specs, issue, render_specs, status};
+use super::steps::{Work, decisions, identity_specs, issue, render_specs};
 use super::{
     CycleContext, CycleResult, Installer, ManifestSource, Phase, Ports, Reporter, RestartLeases,
     Restarter, Signer, Verifier,
 };
 use crate::client::ManifestFetch;
-use crate::decide::{Action, decide};
-use crate::keys;
+use crate::decide::Action;
 use crate::limits::Violation;
 use crate::state::{CycleRecord, InstalledIdentity, Journal, Outcome};
 use calseg_api::manifest::Manifest;
-use calseg_api::report::{IdentityReport, Report, UnitReport};
+use calseg_api::report::{IdentityReport, IdentityStatus, Report, UnitReport};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use time::format_description::well_known::Rfc3339;
@@ -80,22 +79,14 @@ where
         }
 
         // Decide.
-        let on_disk: BTreeMap<String, Option<String>> = manifest
-            .identities
-            .iter()
-            .map(|id| {
-                let text = ports.installer.read(std::path::Path::new(&id.files.cert));
-                let serial = text
-                    .and_then(|t| keys::cert_info(&t).ok())
-                    .map(|i| i.serial);
-                (id.component.clone(), serial)
-            })
-            .collect();
-        let mut decisions = decide(&manifest, &installed, &on_disk, ctx.now);
-        if let Err(e) = crate::decide::force(&mut decisions, &ctx.renew) {
-            let _ = phase.advance(Phase::Done);
-            return failed(Outcome::Failed, e);
-        }
+        let decisions =
+            match decisions(&manifest, &installed, &ports.installer, ctx.now, &ctx.renew) {
+                Ok(decisions) => decisions,
+                Err(e) => {
+                    let _ = phase.advance(Phase::Done);
+                    return failed(Outcome::Failed, e);
+                }
+            };
         let mut work: Vec<Work<'_>> = manifest
             .identities
             .iter()
@@ -106,7 +97,7 @@ where
                 record: installed.get(&identity.component).cloned(),
                 issued: None,
                 receipts: Vec::new(),
-                status: status::UNCHANGED,
+                status: IdentityStatus::Unchanged,
                 errors: Vec::new(),
             })
             .collect();
@@ -242,7 +233,7 @@ async fn refused<P: Reporter>(
                 component: id.component.clone(),
                 serial: record.map(|r| r.serial.clone()),
                 not_after: record.and_then(|r| r.not_after.format(&Rfc3339).ok()),
-                status: status::REFUSED.to_owned(),
+                status: IdentityStatus::Refused,
             }
         })
         .collect();
@@ -367,14 +358,22 @@ pub(crate) fn warn_expiries(
 /// Installs a new identity's files (if any) and renders its config files.
 fn install_identity<I: Installer>(manifest: &Manifest, w: &mut Work<'_>, installer: &mut I) {
     if let Some(issued) = &w.issued {
-        match installer.install_set(&identity_specs(manifest, w.identity, issued)) {
+        match installer.install_set(&identity_specs(
+            manifest,
+            w.identity,
+            issued.cert_pem.as_bytes(),
+            issued.key.expose().as_bytes(),
+        )) {
             Ok(receipt) => {
                 w.receipts.push(receipt);
-                w.status = status::INSTALLED;
+                w.status = IdentityStatus::Installed;
             }
             Err(e) => {
                 w.issued = None;
-                w.fail(status::ERROR, format!("install failed ({}): {e}", e.kind()));
+                w.fail(
+                    IdentityStatus::Error,
+                    format!("install failed ({}): {e}", e.kind()),
+                );
                 return;
             }
         }
@@ -386,13 +385,16 @@ fn install_identity<I: Installer>(manifest: &Manifest, w: &mut Work<'_>, install
     for spec in &specs {
         match installer.install_file(spec) {
             Ok(receipt) => w.receipts.push(receipt),
-            Err(e) => w.fail(status::ERROR, format!("{}: {e}", spec.path.display())),
+            Err(e) => w.fail(
+                IdentityStatus::Error,
+                format!("{}: {e}", spec.path.display()),
+            ),
         }
     }
     for error in render_errors {
-        w.fail(status::ERROR, error);
+        w.fail(IdentityStatus::Error, error);
     }
-    if w.status == status::UNCHANGED && w.changed() {
-        w.status = status::INSTALLED;
+    if w.status == IdentityStatus::Unchanged && w.changed() {
+        w.status = IdentityStatus::Installed;
     }
 }

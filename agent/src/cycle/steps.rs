@@ -1,15 +1,19 @@
-//! The pieces of a pass: issuing one identity, the file specs of an identity, rendering its
-//! Calico config files, and the per-identity bookkeeping the report is built from.
+//! The pieces of a pass: the decision per identity, issuing one identity, the file specs of an
+//! identity, rendering its Calico config files, and the per-identity bookkeeping the report is
+//! built from. The decision and the specs are shared with the dry run ([`crate::plan`]).
 
 use super::{CycleContext, Installer, Probe, Signer, Verifier};
-use crate::decide::Action;
+use crate::decide::{Action, Decision, Renew, decide, force};
 use crate::install::{FileSpec, InstallReceipt, sha256_hex};
 use crate::keys::{self, CertInfo, PrivateKeyPem};
 use crate::render::{self, EtcdFiles};
 use crate::state::InstalledIdentity;
 use calseg_api::certificates::SignRequest;
 use calseg_api::manifest::{Identity, Manifest};
+use calseg_api::report::IdentityStatus;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use time::OffsetDateTime;
 
 /// A new certificate, signed and verified, not installed yet.
 #[derive(Debug)]
@@ -17,19 +21,6 @@ pub(super) struct Issued {
     pub key: PrivateKeyPem,
     pub cert_pem: String,
     pub info: CertInfo,
-}
-
-/// Report statuses of an identity.
-pub(crate) mod status {
-    pub const INSTALLED: &str = "installed";
-    pub const UNCHANGED: &str = "unchanged";
-    pub const VERIFY_FAILED: &str = "verify_failed";
-    pub const ROLLED_BACK: &str = "rolled_back";
-    /// The server granted no restart lease in time; the new files were rolled back.
-    pub const LEASE_DENIED: &str = "lease_denied";
-    pub const ERROR: &str = "error";
-    /// The manifest is outside agent.toml's limits; nothing of the pass was touched.
-    pub const REFUSED: &str = "refused";
 }
 
 /// One identity's progress through a pass.
@@ -41,12 +32,12 @@ pub(super) struct Work<'m> {
     pub record: Option<InstalledIdentity>,
     pub issued: Option<Issued>,
     pub receipts: Vec<InstallReceipt>,
-    pub status: &'static str,
+    pub status: IdentityStatus,
     pub errors: Vec<String>,
 }
 
 impl Work<'_> {
-    pub fn fail(&mut self, status: &'static str, error: String) {
+    pub fn fail(&mut self, status: IdentityStatus, error: String) {
         tracing::warn!(component = %self.identity.component, %error, "{status}");
         self.status = status;
         self.errors
@@ -87,8 +78,8 @@ pub(super) async fn issue<S: Signer, V: Verifier>(
     identity: &Identity,
     signer: &mut S,
     verifier: &mut V,
-) -> Result<Issued, (&'static str, String)> {
-    let err = |e: String| (status::ERROR, e);
+) -> Result<Issued, (IdentityStatus, String)> {
+    let err = |e: String| (IdentityStatus::Error, e);
     let new =
         keys::generate(ctx.key_algorithm, &identity.etcd_user).map_err(|e| err(e.to_string()))?;
     let request = SignRequest {
@@ -121,7 +112,7 @@ pub(super) async fn issue<S: Signer, V: Verifier>(
     };
     verifier.verify(&probe).await.map_err(|e| {
         (
-            status::VERIFY_FAILED,
+            IdentityStatus::VerifyFailed,
             format!(
                 "etcd refused the new certificate (serial {}): {e}; old files kept",
                 info.serial
@@ -135,11 +126,39 @@ pub(super) async fn issue<S: Signer, V: Verifier>(
     })
 }
 
-/// The ca/cert/key files of an identity with its new certificate.
-pub(super) fn identity_specs(
+/// What to do with each identity of `manifest`: the certificate on disk (by serial) weighed
+/// against the `installed` records as of `now`, then the renewals `renew` forces. The one
+/// decision of both the pass and the dry run (`calseg-agent plan`), so they cannot drift.
+pub(crate) fn decisions<I: Installer>(
+    manifest: &Manifest,
+    installed: &BTreeMap<String, InstalledIdentity>,
+    installer: &I,
+    now: OffsetDateTime,
+    renew: &Renew,
+) -> Result<Vec<Decision>, String> {
+    let on_disk: BTreeMap<String, Option<String>> = manifest
+        .identities
+        .iter()
+        .map(|id| {
+            let serial = installer
+                .read(Path::new(&id.files.cert))
+                .and_then(|text| keys::cert_info(&text).ok())
+                .map(|info| info.serial);
+            (id.component.clone(), serial)
+        })
+        .collect();
+    let mut decisions = decide(manifest, installed, &on_disk, now);
+    force(&mut decisions, renew)?;
+    Ok(decisions)
+}
+
+/// The ca/cert/key files of an identity with a new certificate and key (the dry run passes
+/// empty contents: they exist only once signed). Paths, owners and modes come from here alone.
+pub(crate) fn identity_specs(
     manifest: &Manifest,
     identity: &Identity,
-    issued: &Issued,
+    cert_pem: &[u8],
+    key_pem: &[u8],
 ) -> Vec<FileSpec> {
     let files = &identity.files;
     let spec = |path: &str, contents: &[u8], mode: u32| FileSpec {
@@ -155,8 +174,8 @@ pub(super) fn identity_specs(
             manifest.etcd.ca_bundle_pem.as_bytes(),
             files.cert_mode,
         ),
-        spec(&files.cert, issued.cert_pem.as_bytes(), files.cert_mode),
-        spec(&files.key, issued.key.expose().as_bytes(), files.key_mode),
+        spec(&files.cert, cert_pem, files.cert_mode),
+        spec(&files.key, key_pem, files.key_mode),
     ]
 }
 

@@ -26,14 +26,17 @@ pub fn node_health(record: &NodeRecord, target: Option<&str>) -> Health {
     if record.state != NodeState::Approved {
         return Health::Healthy;
     }
-    let Some(report) = &record.last_report else {
+    let Some(last) = &record.last_report else {
         return Health::Pending;
     };
-    if report["revision"].as_str() != Some(target) {
+    // A report this version cannot read names no revision: the node has not shown it converged.
+    let Some(report) = last.report() else {
+        return Health::Pending;
+    };
+    if report.revision != target {
         return Health::Pending;
     }
-    let errors = report["errors"].as_array().is_some_and(|e| !e.is_empty());
-    if errors {
+    if !report.errors.is_empty() {
         Health::Failed
     } else {
         Health::Healthy
@@ -294,15 +297,28 @@ mod tests {
 
     #[test]
     fn health_compares_the_report_with_the_new_revision() {
-        use serde_json::json;
+        let report = |revision: &str, errors: &[&str]| {
+            Some(calseg_api::report::LastReport::Read(
+                calseg_api::report::Report {
+                    revision: revision.into(),
+                    identities: Vec::new(),
+                    units: Vec::new(),
+                    errors: errors.iter().map(|e| (*e).to_owned()).collect(),
+                },
+            ))
+        };
         let mut node = NodeRecord::new("n", NodeState::Approved, time::OffsetDateTime::UNIX_EPOCH);
         assert_eq!(node_health(&node, Some("r2")), Health::Pending);
         assert_eq!(node_health(&node, None), Health::Healthy);
-        node.last_report = Some(json!({"revision": "r1", "errors": []}));
+        node.last_report = report("r1", &[]);
         assert_eq!(node_health(&node, Some("r2")), Health::Pending);
-        node.last_report = Some(json!({"revision": "r2", "errors": ["boom"]}));
+        node.last_report = report("r2", &["boom"]);
         assert_eq!(node_health(&node, Some("r2")), Health::Failed);
-        node.last_report = Some(json!({"revision": "r2", "errors": []}));
+        node.last_report = report("r2", &[]);
         assert_eq!(node_health(&node, Some("r2")), Health::Healthy);
+        // A stored report this version cannot read shows no convergence.
+        node.last_report =
+            Some(serde_json::from_value(serde_json::json!({"revision": "r2"})).unwrap());
+        assert_eq!(node_health(&node, Some("r2")), Health::Pending);
     }
 }

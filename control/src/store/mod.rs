@@ -207,7 +207,7 @@ pub trait Store: Send + Sync {
     fn record_report(
         &self,
         node: &str,
-        report_json: serde_json::Value,
+        report: calseg_api::report::Report,
         now: OffsetDateTime,
     ) -> Result<(), StoreError>;
 

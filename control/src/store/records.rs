@@ -8,6 +8,7 @@
 
 use std::fmt;
 
+use calseg_api::report::{LastReport, Report};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -73,9 +74,10 @@ pub struct NodeRecord {
     pub fleet_cert: Option<FleetCert>,
     #[serde(default, with = "unix_ts::option")]
     pub last_seen: Option<OffsetDateTime>,
-    /// The agent's last report, as it sent it (revision, identities, units, errors).
+    /// The agent's last report (revision, identities, units, errors), stored as JSON and read
+    /// back typed; one this version cannot read is kept as found ([`LastReport`]).
     #[serde(default)]
-    pub last_report: Option<serde_json::Value>,
+    pub last_report: Option<LastReport>,
     /// The CSR waiting for approval; dropped once a fleet certificate is recorded or the node is
     /// denied or revoked.
     #[serde(default)]
@@ -354,11 +356,11 @@ pub(in crate::store) fn with_fleet_cert(
 /// backwards, since requests may finish out of order.
 pub(in crate::store) fn seen(
     mut r: NodeRecord,
-    report: Option<&serde_json::Value>,
+    report: Option<&Report>,
     now: OffsetDateTime,
 ) -> NodeRecord {
     if let Some(report) = report {
-        r.last_report = Some(report.clone());
+        r.last_report = Some(LastReport::Read(report.clone()));
     }
     r.last_seen = r.last_seen.max(Some(now));
     r

@@ -5,7 +5,10 @@ use super::output::{Format, table};
 use crate::admin_client::AdminClient;
 use crate::config::ServerConfig;
 use anyhow::Result;
-use calseg_api::admin::{TokenCreate, TokenCreated};
+use calseg_api::admin::{
+    NodeFilter, NodeListing, TokenCreate, TokenCreated, TokenDeleted, TokenListing,
+    TokenListingScope,
+};
 use calseg_api::paths;
 use calseg_api::text::printable;
 use serde_json::Value;
@@ -47,11 +50,13 @@ pub async fn token_create(
 
 /// `token list`.
 pub async fn token_list(config: Option<&Path>, format: Format) -> Result<ExitCode> {
-    let tokens: Vec<Value> = client(config)?.get(paths::ADMIN_TOKENS).await?;
+    let answer: Vec<Value> = client(config)?.get(paths::ADMIN_TOKENS).await?;
     if format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&tokens)?);
+        println!("{}", serde_json::to_string_pretty(&answer)?);
         return Ok(ExitCode::SUCCESS);
     }
+    let tokens: Vec<TokenListing> = serde_json::from_value(Value::Array(answer))
+        .map_err(|e| anyhow::anyhow!("the server's token list is not what this CLI reads: {e}"))?;
     let wide = format == Format::Wide;
     let mut header = vec!["ID", "SCOPE", "EXPIRES", "USES"];
     if wide {
@@ -61,14 +66,14 @@ pub async fn token_list(config: Option<&Path>, format: Format) -> Result<ExitCod
         .iter()
         .map(|token| {
             let mut row = vec![
-                printable(token["id"].as_str().unwrap_or("?")).into_owned(),
-                printable(&scope_text(&token["scope"])).into_owned(),
-                unix_to_rfc3339(&token["expires_at"]),
+                printable(&token.id).into_owned(),
+                printable(&scope_text(&token.scope)).into_owned(),
+                unix_time(token.expires_at),
                 uses_text(token),
             ];
             if wide {
-                row.push(unix_to_rfc3339(&token["created_at"]));
-                row.push(printable(token["created_by"].as_str().unwrap_or("-")).into_owned());
+                row.push(unix_time(token.created_at));
+                row.push(printable(&token.created_by).into_owned());
             }
             row
         })
@@ -79,29 +84,24 @@ pub async fn token_list(config: Option<&Path>, format: Format) -> Result<ExitCod
 
 /// A token's scope for people: `node NAME` or `match GLOB` (the JSON keeps the store's shape,
 /// `{"node": NAME}` or `{"match": {"glob", "uses_max"}}`).
-pub(super) fn scope_text(scope: &Value) -> String {
-    if let Some(node) = scope["node"].as_str() {
-        format!("node {node}")
-    } else if let Some(glob) = scope["match"]["glob"].as_str() {
-        format!("match {glob}")
-    } else {
-        scope.to_string()
+pub(super) fn scope_text(scope: &TokenListingScope) -> String {
+    match scope {
+        TokenListingScope::Node(node) => format!("node {node}"),
+        TokenListingScope::Match { glob, .. } => format!("match {glob}"),
     }
 }
 
 /// How many of a token's uses are spent: `USED/MAX`.
-pub(super) fn uses_text(token: &Value) -> String {
-    let used = token["uses"].as_array().map_or(0, Vec::len);
-    let max = token["scope"]["match"]["uses_max"].as_u64().unwrap_or(1);
-    format!("{used}/{max}")
+pub(super) fn uses_text(token: &TokenListing) -> String {
+    format!("{}/{}", token.uses.len(), token.uses_max())
 }
 
 /// `token delete ID`.
 pub async fn token_delete(config: Option<&Path>, id: &str) -> Result<ExitCode> {
-    let answer: Value = client(config)?
+    let answer: TokenDeleted = client(config)?
         .delete(&format!("{}/{id}", paths::ADMIN_TOKENS))
         .await?;
-    if answer["deleted"].as_bool() == Some(true) {
+    if answer.deleted {
         println!("token {id} deleted");
         Ok(ExitCode::SUCCESS)
     } else {
@@ -121,23 +121,12 @@ pub struct NodesFilter {
 impl NodesFilter {
     /// The admin API query string (the server filters).
     fn query(&self) -> Result<String> {
-        let mut query = Vec::new();
-        if let Some(within) = self.expiring_within {
-            let secs = within.as_secs();
-            query.push(format!("expiring_within_secs={secs}"));
-        }
-        if self.failed {
-            query.push("failed=true".to_owned());
-        }
-        if let Some(since) = self.not_seen_since {
-            let secs = since.as_secs();
-            query.push(format!("not_seen_since_secs={secs}"));
-        }
-        Ok(if query.is_empty() {
-            String::new()
-        } else {
-            format!("?{}", query.join("&"))
-        })
+        let filter = NodeFilter {
+            expiring_within_secs: self.expiring_within.map(|d| d.as_secs()),
+            failed: self.failed,
+            not_seen_since_secs: self.not_seen_since.map(|d| d.as_secs()),
+        };
+        Ok(filter.query())
     }
 }
 
@@ -167,36 +156,29 @@ pub async fn nodes_list(
     if wide {
         header.insert(2, "FIRST SEEN");
     }
-    let rows = nodes.iter().map(|node| node_row(node, wide)).collect();
+    // `-o json` printed the answer as sent; the table reads it typed.
+    let listings: Vec<NodeListing> = serde_json::from_value(Value::Array(nodes.clone()))
+        .map_err(|e| anyhow::anyhow!("the server's node list is not what this CLI reads: {e}"))?;
+    let rows = listings.iter().map(|node| node_row(node, wide)).collect();
     print!("{}", table(&header, rows));
     super::pending_cmd::print_pending(&nodes);
     Ok(ExitCode::SUCCESS)
 }
 
 /// One row of `nodes list`; `wide` adds the first-seen time and the whole revision.
-fn node_row(node: &Value, wide: bool) -> Vec<String> {
-    let inv = &node["inventory"];
-    let strings = |key: &str| -> Vec<String> {
-        inv[key]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let certificates = inv["certificates"].as_array().cloned().unwrap_or_default();
-    let components: Vec<&str> = certificates
+fn node_row(node: &NodeListing, wide: bool) -> Vec<String> {
+    let inv = &node.inventory;
+    let components: Vec<String> = inv
+        .certificates
         .iter()
-        .filter_map(|c| c["component"].as_str())
+        .map(|c| c.component.clone())
         .collect();
-    let units = match (inv["units_reported"].as_u64(), strings("failed_units")) {
-        (None | Some(0), _) => "-".to_owned(),
-        (Some(_), failed) if failed.is_empty() => "all active".to_owned(),
-        (Some(_), failed) => format!("failed: {}", failed.join(", ")),
+    let units = match (inv.units_reported, &inv.failed_units) {
+        (0, _) => "-".to_owned(),
+        (_, failed) if failed.is_empty() => "all active".to_owned(),
+        (_, failed) => format!("failed: {}", failed.join(", ")),
     };
-    let drift = [strings("errors"), strings("unconverged")].concat();
+    let drift = [inv.errors.clone(), inv.unconverged.clone()].concat();
     let dash_or = |items: &[String], sep: &str| {
         if items.is_empty() {
             "-".to_owned()
@@ -205,10 +187,10 @@ fn node_row(node: &Value, wide: bool) -> Vec<String> {
         }
     };
     let mut row = vec![
-        printable(node["name"].as_str().unwrap_or("?")).into_owned(),
-        printable(node["state"].as_str().unwrap_or("?")).into_owned(),
-        seen(&node["last_seen"]),
-        inv["revision"].as_str().map_or("-".to_owned(), |r| {
+        printable(&node.name).into_owned(),
+        printable(&node.state).into_owned(),
+        node.last_seen.map_or("never".to_owned(), unix_time),
+        inv.revision.as_deref().map_or("-".to_owned(), |r| {
             let r = printable(r);
             if wide {
                 r.into_owned()
@@ -216,23 +198,22 @@ fn node_row(node: &Value, wide: bool) -> Vec<String> {
                 r.chars().take(12).collect()
             }
         }),
-        certificates
+        inv.certificates
             .first()
-            .map_or("-".to_owned(), |c| unix_to_rfc3339(&c["not_after"])),
-        dash_or(
-            &components
-                .iter()
-                .map(|c| (*c).to_owned())
-                .collect::<Vec<_>>(),
-            ",",
-        ),
+            .map_or("-".to_owned(), |c| unix_time(c.not_after)),
+        dash_or(&components, ","),
         printable(&units).into_owned(),
         dash_or(&drift, "; "),
     ];
     if wide {
-        row.insert(2, unix_to_rfc3339(&node["enrolled_at"]));
+        row.insert(2, unix_time(node.enrolled_at));
     }
     row
+}
+
+/// Unix seconds as RFC 3339 (the number itself if out of range).
+fn unix_time(secs: i64) -> String {
+    calseg_api::when::unix(secs).unwrap_or_else(|| secs.to_string())
 }
 
 /// A last-seen time, or `never`.

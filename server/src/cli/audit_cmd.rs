@@ -6,8 +6,10 @@ use super::admin_cmd::{client, unix_to_rfc3339};
 use super::output::{Format, table};
 use crate::admin_client::AdminClient;
 use anyhow::{Result, anyhow};
+use calseg_api::admin::AuditListing;
 use calseg_api::paths;
 use calseg_api::text::printable;
+use serde::Deserialize as _;
 use serde_json::Value;
 use std::io::Write;
 use std::path::Path;
@@ -83,27 +85,22 @@ async fn read(
     after: &mut u64,
     since: Option<OffsetDateTime>,
     limit: usize,
-) -> Result<Vec<Value>> {
+) -> Result<Vec<Listed>> {
     let since = since.map(OffsetDateTime::unix_timestamp);
     let mut found = Vec::new();
     while found.len() < limit {
-        let page: Vec<Value> = client
-            .get(&format!(
-                "{}?since={after}&limit={PAGE}",
-                paths::ADMIN_AUDIT
-            ))
-            .await?;
-        let Some(last) = page.last().and_then(|e| e["seq"].as_u64()) else {
+        let page = page(client, *after, PAGE).await?;
+        let Some(last) = page.last().map(|e| e.entry.seq) else {
             break;
         };
         let full = page.len() >= PAGE;
-        for entry in page {
+        for listed in page {
             if found.len() >= limit {
                 break;
             }
-            *after = entry["seq"].as_u64().unwrap_or(*after).max(*after);
-            if since.is_none_or(|t| entry["at"].as_i64().is_some_and(|at| at >= t)) {
-                found.push(entry);
+            *after = listed.entry.seq.max(*after);
+            if since.is_none_or(|t| listed.entry.at >= t) {
+                found.push(listed);
             }
         }
         if !full || *after < last {
@@ -111,6 +108,30 @@ async fn read(
         }
     }
     Ok(found)
+}
+
+/// One audit entry: as the server sent it (what `-o json` prints) and typed (what is read).
+pub(super) struct Listed {
+    json: Value,
+    pub entry: AuditListing,
+}
+
+/// One page of the log after `after` (at most `limit` entries), oldest first.
+pub(super) async fn page(client: &AdminClient, after: u64, limit: usize) -> Result<Vec<Listed>> {
+    let page: Vec<Value> = client
+        .get(&format!(
+            "{}?since={after}&limit={limit}",
+            paths::ADMIN_AUDIT
+        ))
+        .await?;
+    page.into_iter()
+        .map(|json| {
+            let entry = AuditListing::deserialize(&json).map_err(|e| {
+                anyhow!("an audit entry from the server is not what this CLI reads: {e}")
+            })?;
+            Ok(Listed { json, entry })
+        })
+        .collect()
 }
 
 /// Prints batches of entries; says when its reader went away.
@@ -131,23 +152,26 @@ impl Printer {
 
     /// Prints `entries`; false once stdout is closed (e.g. `| head`), which ends the command
     /// quietly.
-    fn show(&mut self, entries: &[Value]) -> bool {
+    fn show(&mut self, entries: &[Listed]) -> bool {
         let text = match self.format {
             // Following, one JSON object a line (a stream); otherwise one array.
-            Format::Json if self.follow => {
-                entries.iter().map(|e| format!("{e}\n")).collect::<String>()
-            }
+            Format::Json if self.follow => entries
+                .iter()
+                .map(|e| format!("{}\n", e.json))
+                .collect::<String>(),
             Format::Json => {
+                let json: Vec<&Value> = entries.iter().map(|e| &e.json).collect();
                 format!(
                     "{}\n",
-                    serde_json::to_string_pretty(entries).unwrap_or_default()
+                    serde_json::to_string_pretty(&json).unwrap_or_default()
                 )
             }
             Format::Text | Format::Wide => {
                 if entries.is_empty() && !self.header {
                     return true;
                 }
-                let text = audit_table(entries);
+                let entries: Vec<&AuditListing> = entries.iter().map(|e| &e.entry).collect();
+                let text = audit_table(&entries);
                 let text = if self.header {
                     text
                 } else {
@@ -167,20 +191,18 @@ impl Printer {
 }
 
 /// Audit entries as a table (every column, in text and wide alike).
-pub(super) fn audit_table(entries: &[Value]) -> String {
+pub(super) fn audit_table(entries: &[&AuditListing]) -> String {
     let rows = entries
         .iter()
         .map(|entry| {
-            let text = |key: &str| printable(entry[key].as_str().unwrap_or("?")).into_owned();
-            let detail = printable(entry["detail"].as_str().unwrap_or("")).into_owned();
             vec![
-                entry["seq"].to_string(),
-                unix_to_rfc3339(&entry["at"]),
-                text("actor"),
-                text("action"),
-                text("subject"),
-                text("outcome"),
-                detail,
+                entry.seq.to_string(),
+                unix_to_rfc3339(&Value::from(entry.at)),
+                printable(&entry.actor).into_owned(),
+                printable(&entry.action).into_owned(),
+                printable(&entry.subject).into_owned(),
+                printable(&entry.outcome).into_owned(),
+                printable(&entry.detail).into_owned(),
             ]
         })
         .collect();

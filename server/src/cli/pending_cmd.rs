@@ -6,8 +6,10 @@ use super::admin_cmd::{client, seen, unix_to_rfc3339};
 use super::output::{Format, table};
 use crate::admin_client::AdminClient;
 use anyhow::Result;
+use calseg_api::admin::AuditListing;
 use calseg_api::admin::NodeAction;
 use calseg_api::paths;
+use calseg_api::report::{LastReport, Report};
 use calseg_api::text::printable;
 use serde_json::Value;
 use std::path::Path;
@@ -137,47 +139,18 @@ async fn print_enrolled(record: &Value, node: &str, client: &AdminClient) -> Res
         ];
         print!("{}", table(&header, rows));
     }
-    let report = &record["last_report"];
-    if !report.is_null() {
-        println!(
-            "\nlast report: revision {} (current policy: {})",
-            printable(report["revision"].as_str().unwrap_or("-")),
-            printable(record["current_revision"].as_str().unwrap_or("-"))
-        );
-        for error in report["errors"].as_array().into_iter().flatten() {
-            println!("  error: {}", printable(error.as_str().unwrap_or("?")));
+    // The report is read typed, as the server stored it (an unreadable one says why).
+    match serde_json::from_value::<Option<LastReport>>(record["last_report"].clone()) {
+        Ok(Some(LastReport::Read(report))) => print_report(&report, record),
+        Ok(Some(LastReport::Unreadable { error, .. })) => {
+            println!("\nlast report: unreadable ({})", printable(&error));
         }
-        let units: Vec<Vec<String>> = report["units"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|u| {
-                vec![
-                    printable(u["unit"].as_str().unwrap_or("?")).into_owned(),
-                    printable(u["active_state"].as_str().unwrap_or("?")).into_owned(),
-                    u["n_restarts"].to_string(),
-                    if u["restarted"].as_bool() == Some(true) {
-                        "yes"
-                    } else {
-                        "no"
-                    }
-                    .into(),
-                ]
-            })
-            .collect();
-        if !units.is_empty() {
-            print!(
-                "{}",
-                table(
-                    &["UNIT", "STATE", "RESTARTS", "RESTARTED LAST CYCLE"],
-                    units
-                )
-            );
-        }
+        Ok(None) | Err(_) => {}
     }
     let tail = audit_tail(client, node).await?;
     if !tail.is_empty() {
         println!("\naudit (last {AUDIT_TAIL} about {}):", printable(node));
+        let tail: Vec<&AuditListing> = tail.iter().collect();
         print!("{}", super::audit_cmd::audit_table(&tail));
     }
     Ok(())
@@ -185,7 +158,7 @@ async fn print_enrolled(record: &Value, node: &str, client: &AdminClient) -> Res
 
 /// The last [`AUDIT_TAIL`] audit entries about `node` (its name, or one of its etcd users
 /// `COMPONENT.NODE` / `COMPONENT.NODE~gN`), reading the log page by page.
-async fn audit_tail(client: &AdminClient, node: &str) -> Result<Vec<Value>> {
+async fn audit_tail(client: &AdminClient, node: &str) -> Result<Vec<AuditListing>> {
     let about = |subject: &str| {
         subject == node
             || subject.ends_with(&format!(".{node}"))
@@ -194,16 +167,14 @@ async fn audit_tail(client: &AdminClient, node: &str) -> Result<Vec<Value>> {
     let mut tail = std::collections::VecDeque::new();
     let mut after = 0;
     loop {
-        let page: Vec<Value> = client
-            .get(&format!("{}?since={after}&limit=10000", paths::ADMIN_AUDIT))
-            .await?;
-        let Some(last) = page.last().and_then(|e| e["seq"].as_u64()) else {
+        let page = super::audit_cmd::page(client, after, 10_000).await?;
+        let Some(last) = page.last().map(|e| e.entry.seq) else {
             break;
         };
         let full = page.len() >= 10_000;
-        for entry in page {
-            if about(entry["subject"].as_str().unwrap_or_default()) {
-                tail.push_back(entry);
+        for listed in page {
+            if about(&listed.entry.subject) {
+                tail.push_back(listed.entry);
                 if tail.len() > AUDIT_TAIL {
                     tail.pop_front();
                 }
@@ -246,4 +217,37 @@ pub async fn nodes_delete(config: Option<&Path>, node: &str) -> Result<ExitCode>
         printable(answer["state"].as_str().unwrap_or("?"))
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The last report of `nodes show`: revision against the current policy's, errors, units.
+fn print_report(report: &Report, record: &Value) {
+    println!(
+        "\nlast report: revision {} (current policy: {})",
+        printable(&report.revision),
+        printable(record["current_revision"].as_str().unwrap_or("-"))
+    );
+    for error in &report.errors {
+        println!("  error: {}", printable(error));
+    }
+    let units: Vec<Vec<String>> = report
+        .units
+        .iter()
+        .map(|u| {
+            vec![
+                printable(&u.unit).into_owned(),
+                printable(&u.active_state).into_owned(),
+                u.n_restarts.to_string(),
+                if u.restarted { "yes" } else { "no" }.into(),
+            ]
+        })
+        .collect();
+    if !units.is_empty() {
+        print!(
+            "{}",
+            table(
+                &["UNIT", "STATE", "RESTARTS", "RESTARTED LAST CYCLE"],
+                units
+            )
+        );
+    }
 }

@@ -7,6 +7,7 @@ use crate::etcd_release;
 use crate::policy::{self, Policy};
 use crate::rbac::{self, EtcdAccess, Plan};
 use anyhow::{Context, Result, anyhow};
+use calseg_api::admin::{PlanConflicts, RbacApplied};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -50,19 +51,21 @@ fn through_server(config: &ServerConfig, args: &ReconcileArgs) -> bool {
 async fn via_server(config: &ServerConfig, args: &ReconcileArgs) -> Result<ExitCode> {
     let client = crate::admin_client::AdminClient::from_config(config)?;
     let path = format!("{}?adopt={}", calseg_api::paths::ADMIN_APPLY, args.adopt);
-    let answer: serde_json::Value = client.post(&path, &serde_json::json!({})).await?;
+    let json: serde_json::Value = client.post(&path, &serde_json::json!({})).await?;
+    let answer: RbacApplied<PlanConflicts> = serde_json::from_value(json.clone())
+        .map_err(|e| anyhow!("the server's apply answer is not what this CLI reads: {e}"))?;
     // The server's latest check of etcd's releases.
-    for line in answer["etcd_warnings"].as_array().into_iter().flatten() {
-        eprintln!("{}", line.as_str().unwrap_or_default());
+    for line in &answer.etcd_warnings {
+        eprintln!("{line}");
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&answer)?);
+        // As the server sent it.
+        println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
-        print!("{}", answer["text"].as_str().unwrap_or_default());
-        println!("Applied {} changes.", answer["applied"]);
+        print!("{}", answer.text);
+        println!("Applied {} changes.", answer.applied);
     }
-    let conflicts = answer["plan"]["conflicts"].as_array().map_or(0, Vec::len);
-    Ok(applied_exit(conflicts))
+    Ok(applied_exit(answer.plan.conflicts.len()))
 }
 
 /// `apply`'s exit status: 0, or 2 (with a line on stderr) when conflicts were left alone.

@@ -3,16 +3,16 @@
 
 use super::admin_cmd::client;
 use anyhow::Result;
+use calseg_api::admin::NodeRevoked;
 use calseg_api::paths;
 use calseg_api::text::printable;
-use serde_json::Value;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
 /// `nodes revoke NAME [--wait DURATION]`.
 pub async fn nodes_revoke(config: Option<&Path>, node: &str, wait: Duration) -> Result<ExitCode> {
-    let answer: Value = client(config)?
+    let answer: NodeRevoked = client(config)?
         .post(
             &format!(
                 "{}/{node}/revoke?wait_secs={}",
@@ -22,10 +22,7 @@ pub async fn nodes_revoke(config: Option<&Path>, node: &str, wait: Duration) -> 
             &serde_json::json!({}),
         )
         .await?;
-    let pending = answer["etcd_users_pending"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let pending = answer.etcd_users_pending;
     if pending.is_empty() {
         println!("node {node}: revoked (its etcd users are gone)");
         return Ok(ExitCode::SUCCESS);
@@ -37,11 +34,7 @@ pub async fn nodes_revoke(config: Option<&Path>, node: &str, wait: Duration) -> 
         wait.as_secs()
     );
     for user in &pending {
-        eprintln!(
-            "  {}: {}",
-            printable(user["user"].as_str().unwrap_or("?")),
-            printable(user["reason"].as_str().unwrap_or("?"))
-        );
+        eprintln!("  {}: {}", printable(&user.user), printable(&user.reason));
     }
     eprintln!(
         "run `calseg-server nodes revoke {node}` again to check; the metric \

@@ -119,10 +119,102 @@ async fn issue_18_unreachable_server_exits_69() {
 /// Issue 18, point 7: `token list` shows the scope in words, not the JSON it is stored as.
 #[test]
 fn issue_18_token_scope_is_words_not_json() {
-    let node = serde_json::json!({"scope": {"node": "worker-1"}, "uses": []});
-    let glob = serde_json::json!({"scope": {"match": {"glob": "worker-*", "uses_max": 5}}, "uses": ["a", "b"]});
-    assert_eq!(admin_cmd::scope_text(&node["scope"]), "node worker-1");
+    let listing = |json| serde_json::from_value::<calseg_api::admin::TokenListing>(json).unwrap();
+    let node = listing(
+        serde_json::json!({"id": "t1", "scope": {"node": "worker-1"}, "uses": [], "expires_at": 1, "created_at": 0, "created_by": "admin:ops"}),
+    );
+    let glob = listing(
+        serde_json::json!({"id": "t2", "scope": {"match": {"glob": "worker-*", "uses_max": 5}}, "uses": ["a", "b"], "expires_at": 1, "created_at": 0, "created_by": "admin:ops"}),
+    );
+    assert_eq!(admin_cmd::scope_text(&node.scope), "node worker-1");
     assert_eq!(admin_cmd::uses_text(&node), "0/1");
-    assert_eq!(admin_cmd::scope_text(&glob["scope"]), "match worker-*");
+    assert_eq!(admin_cmd::scope_text(&glob.scope), "match worker-*");
     assert_eq!(admin_cmd::uses_text(&glob), "2/5");
+}
+
+/// Issue 19, point 2: what the server lists of a token is what the CLI reads, typed.
+#[test]
+fn a_listed_token_reads_as_the_cli_s_token_listing() {
+    use crate::store::{TokenInfo, TokenScope};
+    let at = |s| time::OffsetDateTime::from_unix_timestamp(s).unwrap();
+    for scope in [
+        TokenScope::Node("worker-1".into()),
+        TokenScope::Match {
+            glob: "worker-*".into(),
+            uses_max: 5,
+        },
+    ] {
+        let info = TokenInfo {
+            id: "t1".into(),
+            scope: scope.clone(),
+            uses: vec!["worker-1".into()],
+            expires_at: at(1_750_000_900),
+            created_at: at(1_750_000_000),
+            created_by: "admin:ops".into(),
+        };
+        let listing: calseg_api::admin::TokenListing =
+            serde_json::from_value(serde_json::to_value(&info).unwrap()).unwrap();
+        assert_eq!(listing.id, "t1");
+        assert_eq!(listing.uses, info.uses);
+        assert_eq!(listing.uses_max(), scope.uses_max());
+        assert_eq!(listing.expires_at, 1_750_000_900);
+        assert_eq!(listing.created_at, 1_750_000_000);
+        assert_eq!(listing.created_by, "admin:ops");
+        assert_eq!(
+            admin_cmd::uses_text(&listing),
+            format!("1/{}", scope.uses_max())
+        );
+    }
+}
+
+/// Issue 19, point 2: an audit entry as the server stores and sends it is what the CLI reads.
+#[test]
+fn an_audit_entry_reads_as_the_cli_s_audit_listing() {
+    use crate::store::{AuditAction, AuditEntry, AuditOutcome};
+    let entry = AuditEntry {
+        seq: 7,
+        at: time::OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap(),
+        actor: "admin:ops".into(),
+        action: AuditAction::Revoke,
+        subject: "worker-1".into(),
+        outcome: AuditOutcome::Denied,
+        detail: "revoke by admin:ops".into(),
+    };
+    let listing: calseg_api::admin::AuditListing =
+        serde_json::from_value(serde_json::to_value(&entry).unwrap()).unwrap();
+    assert_eq!(listing.seq, 7);
+    assert_eq!(listing.at, 1_750_000_000);
+    assert_eq!(listing.actor, "admin:ops");
+    assert_eq!(listing.action, "revoke");
+    assert_eq!(listing.subject, "worker-1");
+    assert_eq!(listing.outcome, "denied");
+    assert_eq!(listing.detail, "revoke by admin:ops");
+    let table = super::audit_cmd::audit_table(&[&listing]);
+    assert!(table.contains("2025-06-15T15:06:40Z"), "{table}");
+}
+
+/// Issue 19, point 2: the server's apply answer is what `apply` reads: its conflicts set the
+/// exit status.
+#[test]
+fn an_rbac_apply_answer_reads_as_the_cli_s_with_its_conflicts() {
+    use calseg_api::admin::{PlanConflicts, RbacApplied};
+    let plan = crate::rbac::Plan {
+        changes: Vec::new(),
+        conflicts: vec![crate::rbac::Conflict::ForeignUser {
+            user: "calico-node.w1".into(),
+            roles: std::collections::BTreeSet::from(["handmade".to_owned()]),
+        }],
+    };
+    let sent = RbacApplied {
+        applied: 3,
+        etcd_warnings: vec!["etcd 3.5.0: known bypass".into()],
+        text: plan.render_text(),
+        plan,
+    };
+    let json = serde_json::to_value(&sent).unwrap();
+    let read: RbacApplied<PlanConflicts> = serde_json::from_value(json).unwrap();
+    assert_eq!(read.applied, 3);
+    assert_eq!(read.etcd_warnings, sent.etcd_warnings);
+    assert_eq!(read.text, sent.text);
+    assert_eq!(read.plan.conflicts.len(), 1);
 }

@@ -9,9 +9,9 @@ use super::state::AppState;
 use crate::store::{AuditAction, AuditOutcome, NodeState, TokenScope};
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use calseg_api::admin::{TokenCreate, TokenCreated};
+use calseg_api::admin::{RbacApplied, TokenCreate, TokenCreated, TokenDeleted};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 use time::OffsetDateTime;
 
@@ -161,7 +161,7 @@ pub async fn delete_token(
     State(state): State<Arc<AppState>>,
     admin: AdminCaller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiFailure> {
+) -> Result<Json<TokenDeleted>, ApiFailure> {
     let token_id = id.clone();
     let deleted = state.store(move |s| s.delete_token(&token_id)).await?;
     if deleted {
@@ -176,7 +176,7 @@ pub async fn delete_token(
             )
             .await;
     }
-    Ok(Json(json!({ "deleted": deleted })))
+    Ok(Json(TokenDeleted { deleted }))
 }
 
 #[derive(Deserialize)]
@@ -213,7 +213,7 @@ pub async fn rbac_apply(
     State(state): State<Arc<AppState>>,
     admin: AdminCaller,
     Query(query): Query<RbacQuery>,
-) -> Result<Json<Value>, ApiFailure> {
+) -> Result<Json<RbacApplied<crate::rbac::Plan>>, ApiFailure> {
     let reconciler = reconciler(&state)?;
     let enrolled = state.store(|s| s.nodes()).await?;
     let (plan, report) = reconciler
@@ -233,12 +233,12 @@ pub async fn rbac_apply(
             )
             .await;
     }
-    Ok(Json(json!({
-        "applied": report.applied,
-        "plan": plan,
-        "text": plan.render_text(),
-        "etcd_warnings": etcd_warnings(reconciler),
-    })))
+    Ok(Json(RbacApplied {
+        applied: report.applied,
+        etcd_warnings: etcd_warnings(reconciler),
+        text: plan.render_text(),
+        plan,
+    }))
 }
 
 /// A plan or apply that failed on etcd's side: 409 when `refuse_known_bypasses` refused it,

@@ -3,117 +3,68 @@
 //! of the records and the clock, so they are tested without a server.
 
 use crate::store::NodeRecord;
-use calseg_api::report::Report;
-use serde::{Deserialize, Serialize};
+use calseg_api::report::{LastReport, Report};
+use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// Identity statuses that mean the node holds what the manifest asked for.
-const CONVERGED: [&str; 2] = ["installed", "unchanged"];
+/// One installed certificate of the inventory.
+pub use calseg_api::admin::InstalledCertificate as Installed;
+/// The inventory of one node ([`calseg_api::admin::NodeInventory`], the type the CLI reads).
+pub use calseg_api::admin::NodeInventory as Summary;
 
-/// One installed certificate, as the agent reported it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Installed {
-    pub component: String,
-    /// Unix seconds.
-    pub not_after: i64,
+/// The inventory of `record`, read from its last report.
+pub fn summary_of(record: &NodeRecord) -> Summary {
+    let mut summary = Summary::default();
+    match &record.last_report {
+        None => return summary,
+        Some(LastReport::Read(report)) => read(&mut summary, report.clone()),
+        Some(LastReport::Unreadable { error, .. }) => summary
+            .errors
+            .push(format!("the last report could not be read: {error}")),
+    }
+    summary.failed = !summary.errors.is_empty() || !summary.failed_units.is_empty();
+    summary.drift = !summary.errors.is_empty() || !summary.unconverged.is_empty();
+    summary
 }
 
-/// What the inventory shows of one node beyond its record.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Summary {
-    /// The manifest revision of the last report; `None` before the first report.
-    pub revision: Option<String>,
-    /// Installed certificates, earliest expiry first.
-    pub certificates: Vec<Installed>,
-    /// Units not `active` after the last cycle, as `unit (state)`.
-    pub failed_units: Vec<String>,
-    /// How many units the last report covered (to tell "all active" from "none reported").
-    pub units_reported: usize,
-    /// The last report's errors (or why the report could not be read).
-    pub errors: Vec<String>,
-    /// Identities whose status is not installed/unchanged, as `component: status`.
-    pub unconverged: Vec<String>,
-    /// `errors` or `failed_units` non-empty: the `--failed` filter.
-    pub failed: bool,
-    /// `errors` or `unconverged` non-empty: the node is not what its manifest says.
-    pub drift: bool,
-}
-
-impl Summary {
-    /// Reads `record`'s last report.
-    pub fn of(record: &NodeRecord) -> Self {
-        let mut summary = Self::default();
-        let Some(value) = &record.last_report else {
-            return summary;
-        };
-        match serde_json::from_value::<Report>(value.clone()) {
-            Ok(report) => summary.read(report),
-            Err(error) => summary
-                .errors
-                .push(format!("the last report could not be read: {error}")),
+fn read(summary: &mut Summary, report: Report) {
+    summary.revision = Some(report.revision);
+    for identity in report.identities {
+        if !identity.status.is_converged() {
+            summary
+                .unconverged
+                .push(format!("{}: {}", identity.component, identity.status));
         }
-        summary.failed = !summary.errors.is_empty() || !summary.failed_units.is_empty();
-        summary.drift = !summary.errors.is_empty() || !summary.unconverged.is_empty();
-        summary
-    }
-
-    fn read(&mut self, report: Report) {
-        self.revision = Some(report.revision);
-        for identity in report.identities {
-            if !CONVERGED.contains(&identity.status.as_str()) {
-                self.unconverged
-                    .push(format!("{}: {}", identity.component, identity.status));
-            }
-            match identity
-                .not_after
-                .map(|t| OffsetDateTime::parse(&t, &Rfc3339))
-            {
-                Some(Ok(at)) => self.certificates.push(Installed {
-                    component: identity.component,
-                    not_after: at.unix_timestamp(),
-                }),
-                Some(Err(_)) => self
-                    .unconverged
-                    .push(format!("{}: unreadable not_after", identity.component)),
-                None => {}
-            }
+        match identity
+            .not_after
+            .map(|t| OffsetDateTime::parse(&t, &Rfc3339))
+        {
+            Some(Ok(at)) => summary.certificates.push(Installed {
+                component: identity.component,
+                not_after: at.unix_timestamp(),
+            }),
+            Some(Err(_)) => summary
+                .unconverged
+                .push(format!("{}: unreadable not_after", identity.component)),
+            None => {}
         }
-        self.certificates
-            .sort_by(|a, b| (a.not_after, &a.component).cmp(&(b.not_after, &b.component)));
-        self.units_reported = report.units.len();
-        self.failed_units = report
-            .units
-            .into_iter()
-            .filter(|u| u.active_state != "active")
-            .map(|u| format!("{} ({})", u.unit, u.active_state))
-            .collect();
-        self.errors = report.errors;
     }
-
-    /// Installed certificates whose expiry is at most `within_secs` away (or already past).
-    pub fn expiring_within(&self, within_secs: u64, now: OffsetDateTime) -> usize {
-        let limit = now
-            .unix_timestamp()
-            .saturating_add(i64::try_from(within_secs).unwrap_or(i64::MAX));
-        self.certificates
-            .iter()
-            .filter(|c| c.not_after <= limit)
-            .count()
-    }
+    summary
+        .certificates
+        .sort_by(|a, b| (a.not_after, &a.component).cmp(&(b.not_after, &b.component)));
+    summary.units_reported = report.units.len();
+    summary.failed_units = report
+        .units
+        .into_iter()
+        .filter(|u| u.active_state != "active")
+        .map(|u| format!("{} ({})", u.unit, u.active_state))
+        .collect();
+    summary.errors = report.errors;
 }
 
-/// The filters of `GET /v1/admin/nodes`; a node must pass every one given.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct NodeFilter {
-    /// Has an installed certificate expiring within this many seconds.
-    pub expiring_within_secs: Option<u64>,
-    /// The last report has errors or units that are not active.
-    #[serde(default)]
-    pub failed: bool,
-    /// Not seen for longer than this many seconds, or never.
-    pub not_seen_since_secs: Option<u64>,
-}
+/// The filters of `GET /v1/admin/nodes` (the query the CLI sends).
+pub use calseg_api::admin::NodeFilter;
 
 /// A node as the inventory lists it: the stored record and its summary.
 #[derive(Debug, Clone, Serialize)]
@@ -139,7 +90,7 @@ pub fn select(
     records
         .into_iter()
         .map(|record| InventoryRow {
-            inventory: Summary::of(&record),
+            inventory: summary_of(&record),
             record,
             current_revision: None,
             convergence: None,
@@ -186,7 +137,8 @@ mod tests {
     fn node(name: &str, last_seen: Option<i64>, report: Option<serde_json::Value>) -> NodeRecord {
         NodeRecord {
             last_seen: last_seen.map(at),
-            last_report: report,
+            // Read back as a stored record is.
+            last_report: report.map(|json| serde_json::from_value(json).unwrap()),
             ..NodeRecord::new(name, NodeState::Approved, at(0))
         }
     }
@@ -305,7 +257,7 @@ mod tests {
 
     #[test]
     fn the_summary_orders_expiry_and_reports_health_and_drift() {
-        let summary = Summary::of(&node("n", None, Some(report(NOW + DAY, "failed", &[]))));
+        let summary = summary_of(&node("n", None, Some(report(NOW + DAY, "failed", &[]))));
         assert_eq!(summary.revision.as_deref(), Some("rev-1"));
         assert_eq!(summary.certificates[0].component, "calico-node");
         assert_eq!(summary.certificates[0].not_after, NOW + DAY);
@@ -314,13 +266,36 @@ mod tests {
 
         let mut rolled_back = report(NOW + DAY, "active", &[]);
         rolled_back["identities"][1]["status"] = json!("rolled_back");
-        let summary = Summary::of(&node("n", None, Some(rolled_back)));
+        let summary = summary_of(&node("n", None, Some(rolled_back)));
         assert_eq!(summary.unconverged, ["calico-node: rolled_back"]);
         assert!(summary.drift && !summary.failed);
 
-        let summary = Summary::of(&node("n", None, Some(json!({"nonsense": true}))));
+        let summary = summary_of(&node("n", None, Some(json!({"nonsense": true}))));
         assert!(summary.failed && summary.drift, "{summary:?}");
-        assert_eq!(Summary::of(&node("n", None, None)), Summary::default());
+        assert_eq!(summary_of(&node("n", None, None)), Summary::default());
+    }
+
+    /// Issue 19, point 2: what the server sends for `nodes list` is what the CLI reads, typed.
+    #[test]
+    fn an_inventory_row_reads_as_the_cli_s_node_listing() {
+        for record in fleet() {
+            let row = InventoryRow {
+                inventory: summary_of(&record),
+                record,
+                current_revision: Some("rev-2".into()),
+                convergence: None,
+            };
+            let json = serde_json::to_value(&row).unwrap();
+            let listing: calseg_api::admin::NodeListing = serde_json::from_value(json).unwrap();
+            assert_eq!(listing.name, row.record.name);
+            assert_eq!(listing.state, "approved");
+            assert_eq!(listing.enrolled_at, row.record.enrolled_at.unix_timestamp());
+            assert_eq!(
+                listing.last_seen,
+                row.record.last_seen.map(OffsetDateTime::unix_timestamp)
+            );
+            assert_eq!(listing.inventory, row.inventory);
+        }
     }
 
     #[test]
@@ -336,5 +311,13 @@ mod tests {
         assert_eq!(filter.expiring_within_secs, Some(60));
         assert!(filter.failed);
         assert_eq!(filter.not_seen_since_secs, Some(5));
+        // The query the CLI builds from the same type decodes to the same filter.
+        let uri: axum::http::Uri = format!("/v1/admin/nodes{}", filter.query())
+            .parse()
+            .unwrap();
+        let axum::extract::Query(again) =
+            axum::extract::Query::<NodeFilter>::try_from_uri(&uri).unwrap();
+        assert_eq!(again, filter);
+        assert_eq!(NodeFilter::default().query(), "");
     }
 }

@@ -19,7 +19,7 @@ use calseg_api::certificates::{SignRequest, SignResponse};
 use calseg_api::enroll::{EnrollResponse, FleetRenewRequest};
 use calseg_api::manifest::Manifest;
 use calseg_api::paths;
-use calseg_api::report::Report;
+use calseg_api::report::{IdentityStatus, Report};
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -258,16 +258,19 @@ pub async fn report(
     let name = caller.name.clone();
     let issued = state.store(move |s| s.issued_for_node(&name)).await?;
     let report = super::vouch::vouch(report, &caller.name, &issued);
-    let value = serde_json::to_value(&report)
-        .map_err(|_| ApiFailure::bad_request("bad_report", "report is not JSON"))?;
     let name = caller.name.clone();
     let now = OffsetDateTime::now_utc();
+    let stored = report.clone();
     state
-        .store(move |s| s.record_report(&name, value, now))
+        .store(move |s| s.record_report(&name, stored, now))
         .await?;
     // A manifest outside the node's own agent.toml limits: the policy (or whoever serves the
     // node) asked for something the host does not allow. The operator must see that.
-    if report.identities.iter().any(|i| i.status == "refused") {
+    if report
+        .identities
+        .iter()
+        .any(|i| i.status == IdentityStatus::Refused)
+    {
         tracing::warn!(node = %caller.name, revision = %report.revision, "the node refused its manifest: it is outside the node's agent.toml limits");
         state
             .audit(

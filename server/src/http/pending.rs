@@ -40,7 +40,7 @@ pub async fn expire_loop(state: Arc<AppState>) {
                     let detail = format!(
                         "pending enrollment (key {key}) expired: not approved within {} \
                          ([api] pending_ttl)",
-                        humantime(ttl)
+                        calseg_api::duration::format(ttl)
                     );
                     state
                         .audit(
@@ -57,16 +57,6 @@ pub async fn expire_loop(state: Arc<AppState>) {
                 tracing::warn!(kind = %error.kind, "expiring pending enrollments failed: {}", error.message)
             }
         }
-    }
-}
-
-fn humantime(d: Duration) -> String {
-    let secs = d.as_secs();
-    match secs {
-        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
-        s if s % 3600 == 0 => format!("{}h", s / 3600),
-        s if s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
     }
 }
 

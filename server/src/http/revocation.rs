@@ -8,7 +8,6 @@ use super::state::AppState;
 use crate::policy::Policy;
 use crate::rbac::MARKER_ROLE;
 use crate::store::{NodeRecord, NodeState};
-use serde::Serialize;
 use std::collections::BTreeSet;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -22,12 +21,8 @@ pub const MAX_WAIT: Duration = Duration::from_secs(25);
 const POLL: Duration = Duration::from_millis(200);
 const MAX_POLL: Duration = Duration::from_secs(1);
 
-/// An etcd user of a revoked node that still exists, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PendingUser {
-    pub user: String,
-    pub reason: String,
-}
+/// An etcd user of a revoked node that still exists, and why (the type the CLI reads).
+pub use calseg_api::admin::PendingEtcdUser as PendingUser;
 
 /// Waits up to `wait` until `node`'s etcd users are gone; returns those still there. Without
 /// etcd credentials nothing can be checked: one entry says so.

@@ -5,7 +5,7 @@
 
 use super::caller::AdminCaller;
 use super::errors::ApiFailure;
-use super::inventory::{InventoryRow, Summary};
+use super::inventory::{InventoryRow, Summary, summary_of};
 use super::state::AppState;
 use crate::manifest::manifest_for;
 use crate::policy::Policy;
@@ -103,7 +103,7 @@ fn status_per_node<'p>(
             etcd_ca_bundle_pem,
         )
         .map(|m| m.revision);
-        let Some(standing) = convergence(record, &Summary::of(record), current.as_deref()) else {
+        let Some(standing) = convergence(record, &summary_of(record), current.as_deref()) else {
             continue;
         };
         status.approved += 1;
@@ -250,7 +250,9 @@ components = ["calico-node"]
         let at = OffsetDateTime::from_unix_timestamp(1_750_000_000).unwrap();
         NodeRecord {
             last_report: report.map(|(revision, errors)| {
-                json!({"revision": revision, "identities": [], "units": [], "errors": errors})
+                let json =
+                    json!({"revision": revision, "identities": [], "units": [], "errors": errors});
+                serde_json::from_value(json).unwrap()
             }),
             ..NodeRecord::new(name, state, at)
         }

@@ -90,7 +90,7 @@ impl Metrics {
             .nodes
             .iter()
             .filter(|n| n.state == NodeState::Approved)
-            .map(Summary::of)
+            .map(crate::http::inventory::summary_of)
             .collect();
         r.register(
             "calseg_certificates_expiring",

@@ -10,7 +10,7 @@ pub(super) fn at(unix: i64) -> OffsetDateTime {
 pub(super) fn node(name: &str, state: NodeState, report: Option<serde_json::Value>) -> NodeRecord {
     NodeRecord {
         last_seen: Some(at(0)),
-        last_report: report,
+        last_report: report.map(|json| serde_json::from_value(json).unwrap()),
         ..NodeRecord::new(name, state, at(0))
     }
 }

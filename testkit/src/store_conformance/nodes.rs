@@ -171,13 +171,18 @@ pub fn reports_and_last_seen(store: &dyn Store) {
     store
         .redeem_token(&node_token(store, "w").token, "w", t0())
         .unwrap();
-    let report = serde_json::json!({"revision": 7, "errors": []});
+    let report = calseg_api::report::Report {
+        revision: "7".into(),
+        identities: Vec::new(),
+        units: Vec::new(),
+        errors: Vec::new(),
+    };
     store
         .record_report("w", report.clone(), t0() + Duration::seconds(10))
         .unwrap();
     store.touch("w", t0() + Duration::seconds(5)).unwrap();
     let rec = store.node("w").unwrap().unwrap();
-    assert_eq!(rec.last_report, Some(report));
+    assert_eq!(rec.last_report, Some(report.into()));
     assert_eq!(
         rec.last_seen,
         Some(t0() + Duration::seconds(10)),

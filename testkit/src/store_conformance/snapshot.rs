@@ -52,7 +52,12 @@ pub fn populate(store: &dyn Store) -> NewToken {
     store
         .record_fleet_cert("w-1", "0a", "sha256:01", later + Duration::days(30), later)
         .unwrap();
-    let report = serde_json::json!({"revision": 2, "errors": ["none"]});
+    let report = calseg_api::report::Report {
+        revision: "2".into(),
+        identities: Vec::new(),
+        units: Vec::new(),
+        errors: vec!["none".into()],
+    };
     store.record_report("w-1", report, later).unwrap();
     for subject in ["w-1", "w-2", "d-1"] {
         store

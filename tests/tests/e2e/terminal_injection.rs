@@ -43,7 +43,7 @@ fn hostile_report(serial: &str) -> Report {
             component: "calico-node".into(),
             serial: Some(serial.into()),
             not_after: Some(CLAIMED_EXPIRY.into()),
-            status: format!("installed{CLEAR_AND_HOME}"),
+            status: format!("installed{CLEAR_AND_HOME}").into(),
         }],
         units: vec![UnitReport {
             unit: format!("calico-node.service{FORGED_ROW}"),

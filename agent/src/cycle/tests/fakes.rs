@@ -335,7 +335,7 @@ impl Host {
 
     pub(super) fn statuses(&self) -> Vec<String> {
         let last = self.ports.reporter.reports.last();
-        last.map(|r| r.identities.iter().map(|i| i.status.clone()).collect())
+        last.map(|r| r.identities.iter().map(|i| i.status.to_string()).collect())
             .unwrap_or_default()
     }
 }

@@ -138,10 +138,10 @@ impl<K: Kv> Store for K {
     fn record_report(
         &self,
         node: &str,
-        report_json: serde_json::Value,
+        report: calseg_api::report::Report,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        nodes::record_report(self, node, report_json, whole_seconds(now))
+        nodes::record_report(self, node, report, whole_seconds(now))
     }
 
     fn touch(&self, node: &str, now: OffsetDateTime) -> Result<(), StoreError> {

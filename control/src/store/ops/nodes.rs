@@ -210,7 +210,7 @@ pub(super) fn record_fleet_cert(
 pub(super) fn record_report(
     store: &impl Kv,
     node: &str,
-    report: serde_json::Value,
+    report: calseg_api::report::Report,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     update(store, "recording a report", node, |r| {

@@ -2,6 +2,8 @@
 //! backends share is checked by `calseg-testkit`'s store conformance suite.)
 #![allow(clippy::unwrap_used)]
 
+mod stored_report;
+
 use super::{RedbStore, Store, TokenScope};
 use time::{Duration, OffsetDateTime};
 
