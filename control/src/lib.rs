@@ -6,6 +6,8 @@
 //! here depends on them (dependencies point server → control → api).
 //!
 //! # Layout
+//! - [`adopt`]: put in force the policy and rollout the shared store holds (replicas).
+//! - [`state`]: [`Control`], the shared state the server's handlers and tasks work on.
 //! - [`error`]: [`ControlError`], each refusal's class, stable kind and message.
 //! - [`policy`]: the policy file → validated model: components, grants per Calico version, hosts.
 //! - [`rbac`]: the etcd RBAC reconciler: desired vs live users and roles, plan, apply.
@@ -24,6 +26,8 @@
 
 /// What users may do, from etcd's live auth state: can-i, access, exposure.
 pub mod access;
+/// Putting in force the policy and rollout the shared store holds.
+pub mod adopt;
 /// Calico's cluster-wide singletons, created once with calseg's own etcd identity.
 pub mod datastore;
 /// Why the domain refused or failed an operation, without transport.
@@ -46,7 +50,10 @@ pub mod rbac;
 pub mod reconcile;
 /// Rollouts in waves with health gates.
 pub mod rollout;
+/// The domain's shared state: [`Control`].
+pub mod state;
 /// Server state: nodes, enrollment tokens, issued certificates, audit log.
 pub mod store;
 
 pub use error::{Class, ControlError};
+pub use state::{ActiveRollout, Control, ControlParts, Leadership};

@@ -20,6 +20,7 @@ use crate::reconcile::Reconciler;
 use crate::store::{AuditAction, AuditOutcome, EtcdStore, RedbStore, Store};
 use crate::{etcd_release, ha, policy, rbac};
 use anyhow::{Context, Result, anyhow};
+use calseg_control::{Control, ControlParts};
 use calseg_service::notify;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -71,6 +72,7 @@ fn load_policy(path: &Path) -> Result<(policy::Policy, String, String), policy::
 async fn record_policy(state: &AppState, hash: String, text: String) -> Option<u64> {
     let now = OffsetDateTime::now_utc();
     let recorded = state
+        .control
         .store(move |s| {
             let revision = s.record_policy(&hash, now)?;
             s.save_policy_text(revision, &text)?;
@@ -206,18 +208,21 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
     }
     // Last, once every other value is checked: a refused configuration leaves no store behind.
     let (store, replicas) = open_store(config, access.as_ref(), &policy).await?;
-    let state = Arc::new(AppState::new(
+    let control = Control::new(ControlParts {
         store,
-        Arc::new(fleet_ca),
-        Arc::new(etcd_ca),
-        Arc::new(policy),
+        fleet_ca: Arc::new(fleet_ca),
+        etcd_ca: Arc::new(etcd_ca),
+        policy: Arc::new(policy),
         etcd_ca_bundle_pem,
         fleet_lifetime,
         auto_approve,
         reconciler,
+        own_etcd_user: own_user,
+    });
+    let state = Arc::new(AppState::new(
+        Arc::new(control),
         Arc::new(Metrics::new()),
         limits,
-        own_user.as_deref(),
     ));
     if let Some(report) = release_of(&state).and_then(|m| m.latest()) {
         state.metrics.set_etcd_release(&report);
@@ -325,6 +330,7 @@ async fn put_file_policy_in_force(
     if state.replicas().is_some() {
         let lookup = hash.clone();
         let stale = state
+            .control
             .store(move |s| {
                 let revisions = s.policy_revisions(usize::MAX)?;
                 let latest = revisions.first().map(|r| r.revision);
@@ -344,13 +350,14 @@ async fn put_file_policy_in_force(
                 "the policy file is revision {file_revision}, older than the store's latest \
                  ({latest}): serving the store's; reload (SIGHUP) to put the file in force"
             );
-            let _one_at_a_time = state.rollout_lock.lock().await;
-            return ha::adopt_from_store(state)
+            let _one_at_a_time = state.control.rollout_lock.lock().await;
+            return ha::adopt_from_store(&state.control)
                 .await
                 .map_err(|e| anyhow!("put the store's policy in force: {}", e.message));
         }
     }
     let revision = state
+        .control
         .store(move |s| {
             let revision = s.record_policy(&hash, now)?;
             s.save_policy_text(revision, &text)?;
@@ -358,7 +365,9 @@ async fn put_file_policy_in_force(
         })
         .await
         .map_err(|e| anyhow!("record the policy revision in the store: {}", e.message))?;
-    state.set_policy(state.policy(), Some(revision));
+    state
+        .control
+        .set_policy(state.control.policy(), Some(revision));
     tracing::info!(policy = %policy_path.display(), revision, "policy loaded");
     http::rollout_ctl::resume_after_restart(state, revision)
         .await
@@ -476,7 +485,7 @@ pub async fn run(server: Server, shutdown: impl Future<Output = ()>) -> Result<(
 
 /// The release check of the etcd this server manages, when it manages one.
 fn release_of(state: &AppState) -> Option<&Arc<etcd_release::Monitor>> {
-    state.reconciler.as_deref().map(Reconciler::release)
+    state.control.reconciler.as_deref().map(Reconciler::release)
 }
 
 /// `systemctl status`'s line: where the server listens and, when it manages etcd, the
@@ -515,22 +524,22 @@ async fn watch_etcd_releases(state: Arc<AppState>, listen: String) {
 
 /// Reconciles etcd RBAC on an interval and whenever the set of nodes changes.
 async fn reconcile_loop(state: Arc<AppState>, interval: Duration) {
-    let Some(reconciler) = state.reconciler.clone() else {
+    let Some(reconciler) = state.control.reconciler.clone() else {
         return;
     };
     // etcd answering again after a failed pass is a reconnect: its members may have changed.
     let mut failing = false;
     loop {
-        if !state.leads() {
+        if !state.control.leads() {
             // Another replica leads and reconciles; taking the lead pokes this loop.
             reconciler.wait(interval).await;
             continue;
         }
-        let enrolled = state.store(|s| s.nodes()).await;
+        let enrolled = state.control.store(|s| s.nodes()).await;
         let outcome = match &enrolled {
             Ok(enrolled) => {
                 reconciler
-                    .apply_desired(&state.desired_rbac(enrolled), false)
+                    .apply_desired(&state.control.desired_rbac(enrolled), false)
                     .await
             }
             Err(error) => Err(anyhow!(error.message.clone())),
@@ -569,6 +578,7 @@ async fn reconcile_loop(state: Arc<AppState>, interval: Duration) {
             Ok((_, report)) if report.applied > 0 => {
                 tracing::info!(changes = report.applied, "etcd RBAC reconciled");
                 state
+                    .control
                     .audit(
                         "system",
                         AuditAction::RbacApply,
@@ -619,7 +629,7 @@ async fn reload_policy(state: &AppState, path: &Path) -> Result<Option<u64>, Str
     let (policy, hash, text) = load_policy(path).map_err(|errors| errors.to_string())?;
     // Nor render a user calseg does not own (as at start).
     policy
-        .check_reserved_users(&state.reserved().names())
+        .check_reserved_users(&state.control.reserved().names())
         .map_err(|error| error.to_string())?;
     // With the state in etcd, a policy may not grant the state's prefix (as at start).
     if let Some(replicas) = state.replicas() {
@@ -634,7 +644,7 @@ async fn reload_policy(state: &AppState, path: &Path) -> Result<Option<u64>, Str
         None => tracing::info!(policy = %path.display(), "policy reloaded (no revision recorded)"),
     }
     put_in_force(state, Arc::new(policy), revision).await;
-    state.poke_reconciler();
+    state.control.poke_reconciler();
     Ok(revision)
 }
 
@@ -642,10 +652,10 @@ async fn reload_policy(state: &AppState, path: &Path) -> Result<Option<u64>, Str
 /// revision with `[rollout] canary` or `wave` starts a rollout in waves; otherwise every node
 /// gets it at once.
 async fn put_in_force(state: &AppState, policy: Arc<policy::Policy>, revision: Option<u64>) {
-    let in_force = state.policy_and_revision().1;
+    let in_force = state.control.policy_and_revision().1;
     if revision.is_some() && revision == in_force {
-        if state.rollout().is_none() {
-            state.set_policy(policy, revision);
+        if state.control.rollout().is_none() {
+            state.control.set_policy(policy, revision);
         }
         return;
     }
@@ -659,7 +669,7 @@ async fn put_in_force(state: &AppState, policy: Arc<policy::Policy>, revision: O
                     "cannot start the rollout in waves ({}); every node gets revision {revision}",
                     error.message
                 );
-                state.set_policy(policy, Some(revision));
+                state.control.set_policy(policy, Some(revision));
             }
         }
         _ => {
@@ -669,7 +679,7 @@ async fn put_in_force(state: &AppState, policy: Arc<policy::Policy>, revision: O
                     error.message
                 );
             }
-            state.set_policy(policy, revision);
+            state.control.set_policy(policy, revision);
         }
     }
 }
@@ -680,7 +690,7 @@ async fn rollout_controller(state: Arc<AppState>) {
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        if !state.leads() {
+        if !state.control.leads() {
             continue;
         }
         if let Err(error) = http::rollout_ctl::tick(&state, OffsetDateTime::now_utc()).await {

@@ -1,140 +1,12 @@
-//! Every replica puts in force what the shared store says: the latest policy revision, or the
-//! rollout in waves to it (with the previous revision for nodes of closed waves). A reload or
-//! an operator's rollout action on any replica thus reaches all of them within a second, and
-//! the leader's controller always steps the rollout the store holds.
+//! Every second, each replica puts in force what the shared store says
+//! ([`adopt_from_store`]); the leader also reconciles etcd RBAC when another replica said nodes
+//! changed, and at once after taking the lead.
 
 use super::Replicas;
-use crate::http::{ActiveRollout, ApiFailure, AppState};
-use crate::policy::Policy;
-use crate::store::RolloutRecord;
-use calseg_api::rollout::RolloutState;
+use crate::http::AppState;
+use calseg_control::adopt::adopt_from_store;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// How long a new revision whose policy rolls out in waves may wait for its rollout record
-/// (written by the replica that loaded it, right after the revision) before replicas serve it
-/// to every node, as that replica did when it could not start the rollout.
-const ROLLOUT_RECORD_GRACE_SECS: i64 = 30;
-
-/// What the store says is in force.
-#[derive(Debug, PartialEq)]
-enum InStore {
-    /// Keep serving what is served: the latest revision's rollout in waves is being started.
-    Unchanged,
-    /// One policy revision for every node.
-    Policy(u64),
-    /// A rollout in waves to the latest revision.
-    Rollout(RolloutRecord),
-}
-
-/// The state a store holding `latest` as its newest revision and `record` as its latest
-/// rollout puts in force (the same rules a single server follows, `crate::http::rollout_ctl`).
-/// `awaiting_waves`: the latest revision is new here, rolls out in waves, and its rollout
-/// record may still be on its way.
-fn in_store(latest: u64, record: Option<RolloutRecord>, awaiting_waves: bool) -> InStore {
-    match record {
-        Some(record) if record.to_revision == latest => match record.state {
-            RolloutState::Running | RolloutState::Paused | RolloutState::Aborted => {
-                InStore::Rollout(record)
-            }
-            RolloutState::RolledBack => InStore::Policy(record.from_revision),
-            RolloutState::Done => InStore::Policy(latest),
-        },
-        _ if awaiting_waves => InStore::Unchanged,
-        _ => InStore::Policy(latest),
-    }
-}
-
-/// Whether revision `latest` (first seen at `first_seen`) is one this replica does not serve
-/// yet, whose policy rolls out in waves, recently enough that its rollout record may still come.
-async fn awaiting_waves(
-    state: &AppState,
-    latest: u64,
-    first_seen: i64,
-    record: Option<&RolloutRecord>,
-) -> Result<bool, ApiFailure> {
-    let (_, serving) = state.policy_and_revision();
-    if serving == Some(latest) || record.is_some_and(|r| r.to_revision == latest) {
-        return Ok(false);
-    }
-    let age = time::OffsetDateTime::now_utc().unix_timestamp() - first_seen;
-    if age > ROLLOUT_RECORD_GRACE_SECS {
-        return Ok(false);
-    }
-    Ok(policy_of(state, latest).await?.rollout.waves.is_some())
-}
-
-/// Puts in force what the store holds, when it differs from what this replica serves. The
-/// caller holds `state.rollout_lock`.
-pub async fn adopt_from_store(state: &AppState) -> Result<(), ApiFailure> {
-    let (revisions, record) = state
-        .store(|s| Ok((s.policy_revisions(1)?, s.rollout()?)))
-        .await?;
-    let Some((latest, first_seen)) = revisions.first().map(|r| (r.revision, r.first_seen)) else {
-        return Ok(());
-    };
-    let awaiting = awaiting_waves(state, latest, first_seen, record.as_ref()).await?;
-    let (_, serving) = state.policy_and_revision();
-    let active = state.rollout();
-    match in_store(latest, record, awaiting) {
-        InStore::Unchanged => return Ok(()),
-        InStore::Policy(revision) => {
-            if serving == Some(revision) && active.is_none() {
-                return Ok(());
-            }
-            let policy = policy_of(state, revision).await?;
-            tracing::info!(revision, "put the store's policy revision in force");
-            state.set_policy(policy, Some(revision));
-        }
-        InStore::Rollout(record) => {
-            if serving == Some(record.to_revision)
-                && active.as_ref().map(|a| &a.record) == Some(&record)
-            {
-                return Ok(());
-            }
-            let to = policy_of(state, record.to_revision).await?;
-            let from = policy_of(state, record.from_revision).await?;
-            tracing::info!(
-                from_revision = record.from_revision,
-                to_revision = record.to_revision,
-                state = %record.state,
-                opened_waves = record.opened_waves,
-                "put the store's rollout in waves in force"
-            );
-            let revision = record.to_revision;
-            state.set_rollout(to, revision, ActiveRollout::new(from, record));
-        }
-    }
-    state.poke_local_reconciler();
-    Ok(())
-}
-
-/// The policy of `revision`: the one served already when it has that number, else parsed from
-/// the text the store keeps.
-async fn policy_of(state: &AppState, revision: u64) -> Result<Arc<Policy>, ApiFailure> {
-    let (policy, serving) = state.policy_and_revision();
-    if serving == Some(revision) {
-        return Ok(policy);
-    }
-    if let Some(active) = state.rollout()
-        && active.record.from_revision == revision
-    {
-        return Ok(active.from);
-    }
-    let text = state.store(move |s| s.policy_text(revision)).await?;
-    let Some(text) = text else {
-        return Err(ApiFailure::internal(&format!(
-            "policy revision {revision} is in force in the store but its text is not kept there"
-        )));
-    };
-    crate::policy::parse(&text, &format!("stored policy revision {revision}"))
-        .map(Arc::new)
-        .map_err(|errors| {
-            ApiFailure::internal(&format!(
-                "the stored text of policy revision {revision} does not parse: {errors}"
-            ))
-        })
-}
 
 /// Every second: puts the store's policy and rollout in force; on the leader, reconciles etcd
 /// RBAC when another replica said nodes changed, and at once after taking the lead.
@@ -145,8 +17,8 @@ pub async fn follow_store(state: Arc<AppState>, replicas: Arc<Replicas>) {
     loop {
         every.tick().await;
         {
-            let _one_at_a_time = state.rollout_lock.lock().await;
-            if let Err(error) = adopt_from_store(&state).await {
+            let _one_at_a_time = state.control.rollout_lock.lock().await;
+            if let Err(error) = adopt_from_store(&state.control).await {
                 tracing::warn!(kind = %error.kind, "following the store: {} (will retry)", error.message);
             }
         }
@@ -154,71 +26,11 @@ pub async fn follow_store(state: Arc<AppState>, replicas: Arc<Replicas>) {
         state.metrics.set_leader(leads);
         if leads {
             match replicas.nodes_changed.take().await {
-                Ok(changed) if changed || !led => state.poke_local_reconciler(),
+                Ok(changed) if changed || !led => state.control.poke_local_reconciler(),
                 Ok(_) => {}
                 Err(error) => tracing::warn!("reading the nodes-changed signal: {error}"),
             }
         }
         led = leads;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(to: u64, state: RolloutState) -> RolloutRecord {
-        RolloutRecord {
-            from_revision: to - 1,
-            to_revision: to,
-            state,
-            opened_waves: 1,
-            wave_opened_at: vec![0],
-            wave_healthy_at: None,
-            created_at: 0,
-            waves: vec![vec!["n1".into()], vec!["n2".into()]],
-        }
-    }
-
-    #[test]
-    fn the_store_says_which_revision_every_replica_serves() {
-        assert_eq!(in_store(3, None, false), InStore::Policy(3));
-        let running = record(3, RolloutState::Running);
-        assert_eq!(
-            in_store(3, Some(running.clone()), false),
-            InStore::Rollout(running)
-        );
-        let paused = record(3, RolloutState::Paused);
-        assert_eq!(
-            in_store(3, Some(paused.clone()), false),
-            InStore::Rollout(paused)
-        );
-        assert_eq!(
-            in_store(3, Some(record(3, RolloutState::Done)), false),
-            InStore::Policy(3)
-        );
-        assert_eq!(
-            in_store(3, Some(record(3, RolloutState::RolledBack)), false),
-            InStore::Policy(2)
-        );
-        // A rollout to an older revision was superseded by a newer policy.
-        assert_eq!(
-            in_store(4, Some(record(3, RolloutState::Running)), false),
-            InStore::Policy(4)
-        );
-    }
-
-    #[test]
-    fn a_new_revision_in_waves_waits_for_its_rollout_record() {
-        assert_eq!(in_store(4, None, true), InStore::Unchanged);
-        assert_eq!(
-            in_store(4, Some(record(3, RolloutState::Done)), true),
-            InStore::Unchanged
-        );
-        let running = record(4, RolloutState::Running);
-        assert_eq!(
-            in_store(4, Some(running.clone()), true),
-            InStore::Rollout(running)
-        );
     }
 }

@@ -16,8 +16,9 @@ mod election;
 mod follow;
 mod signal;
 
+pub use calseg_control::adopt::adopt_from_store;
 pub use election::{Election, ElectionSettings};
-pub use follow::{adopt_from_store, follow_store};
+pub use follow::follow_store;
 pub use signal::NodesChanged;
 
 use tokio::sync::watch;
@@ -57,5 +58,15 @@ impl Replicas {
     /// A receiver that sees each change of leadership.
     pub fn watch_leading(&self) -> watch::Receiver<bool> {
         self.leading.clone()
+    }
+}
+
+impl calseg_control::Leadership for Replicas {
+    fn leads(&self) -> bool {
+        Replicas::leads(self)
+    }
+
+    fn nodes_changed(&self) {
+        self.nodes_changed.raise(&self.name);
     }
 }

@@ -29,12 +29,12 @@ pub async fn nodes(
     _: AdminCaller,
     Query(filter): Query<NodeFilter>,
 ) -> Result<Json<Value>, ApiFailure> {
-    let nodes = state.store(|s| s.nodes()).await?;
+    let nodes = state.control.store(|s| s.nodes()).await?;
     let mut rows = inventory::select(nodes, &filter, OffsetDateTime::now_utc());
     super::rollout::annotate(
         &mut rows,
-        &|node| state.policy_for(node).0,
-        &state.etcd_ca_bundle_pem,
+        &|node| state.control.policy_for(node).0,
+        &state.control.etcd_ca_bundle_pem,
     );
     to_json(&rows)
 }
@@ -59,7 +59,7 @@ pub async fn node_action(
     let (target, audit_action) = match action.as_str() {
         "approve" => {
             let record = super::pending::approve(&state, &admin, &node, &body).await?;
-            state.poke_reconciler();
+            state.control.poke_reconciler();
             return to_json(&record);
         }
         "deny" => (NodeState::Denied, AuditAction::Deny),
@@ -75,9 +75,11 @@ pub async fn node_action(
     let (name, who) = (node.clone(), by.clone());
     let now = OffsetDateTime::now_utc();
     let record = state
+        .control
         .store(move |s| s.set_node_state(&name, target, &who, now))
         .await?;
     state
+        .control
         .audit(
             &by,
             audit_action,
@@ -86,7 +88,7 @@ pub async fn node_action(
             format!("{action} by {by}"),
         )
         .await;
-    state.poke_reconciler();
+    state.control.poke_reconciler();
     let mut answer = to_json(&record)?;
     if target == NodeState::Revoked {
         let wait = query.wait_secs.map_or(
@@ -129,9 +131,11 @@ pub async fn create_token(
     let who = by.clone();
     let now = OffsetDateTime::now_utc();
     let created = state
+        .control
         .store(move |s| s.create_token(scope, ttl, now, &who))
         .await?;
     state
+        .control
         .audit(
             &by,
             AuditAction::TokenCreate,
@@ -152,7 +156,7 @@ pub async fn tokens(
     State(state): State<Arc<AppState>>,
     _: AdminCaller,
 ) -> Result<Json<Value>, ApiFailure> {
-    let tokens = state.store(|s| s.list_tokens()).await?;
+    let tokens = state.control.store(|s| s.list_tokens()).await?;
     to_json(&tokens)
 }
 
@@ -163,10 +167,14 @@ pub async fn delete_token(
     Path(id): Path<String>,
 ) -> Result<Json<TokenDeleted>, ApiFailure> {
     let token_id = id.clone();
-    let deleted = state.store(move |s| s.delete_token(&token_id)).await?;
+    let deleted = state
+        .control
+        .store(move |s| s.delete_token(&token_id))
+        .await?;
     if deleted {
         let by = admin.actor();
         state
+            .control
             .audit(
                 &by,
                 AuditAction::TokenDelete,
@@ -198,7 +206,10 @@ pub async fn audit(
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<Value>, ApiFailure> {
     let limit = query.limit.min(10_000);
-    let entries = state.store(move |s| s.audit(query.since, limit)).await?;
+    let entries = state
+        .control
+        .store(move |s| s.audit(query.since, limit))
+        .await?;
     to_json(&entries)
 }
 
@@ -215,15 +226,16 @@ pub async fn rbac_apply(
     Query(query): Query<RbacQuery>,
 ) -> Result<Json<RbacApplied<crate::rbac::Plan>>, ApiFailure> {
     let reconciler = reconciler(&state)?;
-    let enrolled = state.store(|s| s.nodes()).await?;
+    let enrolled = state.control.store(|s| s.nodes()).await?;
     let (plan, report) = reconciler
-        .apply_desired(&state.desired_rbac(&enrolled), query.adopt)
+        .apply_desired(&state.control.desired_rbac(&enrolled), query.adopt)
         .await
         .map_err(etcd_failure)?;
     state.metrics.changes_applied(report.applied);
     if report.applied > 0 {
         let by = admin.actor();
         state
+            .control
             .audit(
                 &by,
                 AuditAction::RbacApply,
@@ -268,7 +280,7 @@ pub(super) fn etcd_warnings(reconciler: &crate::reconcile::Reconciler) -> Vec<St
 }
 
 pub(super) fn reconciler(state: &AppState) -> Result<&crate::reconcile::Reconciler, ApiFailure> {
-    state.reconciler.as_deref().ok_or_else(|| {
+    state.control.reconciler.as_deref().ok_or_else(|| {
         ApiFailure::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             "etcd_not_configured",

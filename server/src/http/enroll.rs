@@ -22,7 +22,7 @@ const PENDING_RETRY_SECS: u64 = 10;
 /// GET the fleet CA, for agents to check against their pinned hash.
 pub async fn fleet_ca(State(state): State<Arc<AppState>>) -> Json<FleetCa> {
     Json(FleetCa {
-        fleet_ca_pem: state.fleet_ca.cert_pem().to_owned(),
+        fleet_ca_pem: state.control.fleet_ca.cert_pem().to_owned(),
     })
 }
 
@@ -71,11 +71,11 @@ pub async fn enroll(
     }
     let now = OffsetDateTime::now_utc();
     // Check and sign the CSR first: a bad CSR must not consume a token.
-    let issued = match state.fleet_ca.sign_agent_csr(
+    let issued = match state.control.fleet_ca.sign_agent_csr(
         &request.csr_pem,
-        &state.csr_rules,
+        &state.control.csr_rules,
         &node,
-        state.fleet_lifetime,
+        state.control.fleet_lifetime,
         now,
     ) {
         Ok(issued) => issued,
@@ -89,11 +89,13 @@ pub async fn enroll(
         Some(token) => {
             let (token, name) = (token.clone(), node.clone());
             match state
+                .control
                 .store(move |s| s.redeem_token(&token, &name, now))
                 .await
             {
                 Ok(used) => format!("token:{}", used.token_id),
                 Err(failure) => {
+                    let failure = ApiFailure::from(failure);
                     deny(&state, &node, &failure, source).await;
                     return Err(failure);
                 }
@@ -116,9 +118,11 @@ pub async fn enroll(
     let (name, serial, not_after) = (node.clone(), issued.serial_hex.clone(), issued.not_after);
     let key = issued.key_fingerprint.clone();
     state
+        .control
         .store(move |s| s.record_fleet_cert(&name, &serial, &key, not_after, now))
         .await?;
     state
+        .control
         .audit(
             &node,
             AuditAction::Enroll,
@@ -129,10 +133,10 @@ pub async fn enroll(
         .await;
     state.metrics.issued(IssuedKind::Fleet);
     tracing::info!(%node, serial = %issued.serial_hex, %approved_by, "node enrolled");
-    state.poke_reconciler();
+    state.control.poke_reconciler();
     Ok(Json(EnrollResponse::Enrolled {
         cert_pem: issued.cert_pem,
-        fleet_ca_pem: state.fleet_ca.cert_pem().to_owned(),
+        fleet_ca_pem: state.control.fleet_ca.cert_pem().to_owned(),
     })
     .into_response())
 }
@@ -147,9 +151,9 @@ async fn approve_without_token(
     source: IpAddr,
     now: OffsetDateTime,
 ) -> Result<Option<String>, ApiFailure> {
-    let fingerprint = crate::pki::csr_key_fingerprint(csr_pem, &state.csr_rules, node)?;
+    let fingerprint = crate::pki::csr_key_fingerprint(csr_pem, &state.control.csr_rules, node)?;
     let name = node.to_owned();
-    let existing = state.store(move |s| s.node(&name)).await?;
+    let existing = state.control.store(move |s| s.node(&name)).await?;
     if let Some(record) = &existing
         && record.state == NodeState::Approved
     {
@@ -180,6 +184,7 @@ async fn approve_without_token(
     if existing.is_none() {
         tracing::info!(%node, key = %fingerprint, %source, "enrollment pending approval");
         state
+            .control
             .audit(
                 node,
                 AuditAction::Enroll,
@@ -189,12 +194,13 @@ async fn approve_without_token(
             )
             .await;
     }
-    let Some(glob) = state.auto_approve.iter().find(|g| g.matches(node)) else {
+    let Some(glob) = state.control.auto_approve.iter().find(|g| g.matches(node)) else {
         return Ok(None);
     };
     let by = format!("auto:{}", glob.as_str());
     let (name, approver) = (node.to_owned(), by.clone());
     state
+        .control
         .store(move |s| s.set_node_state(&name, NodeState::Approved, &approver, now))
         .await?;
     Ok(Some(by))
@@ -205,6 +211,7 @@ async fn deny(state: &AppState, node: &str, failure: &ApiFailure, source: IpAddr
         state.metrics.denied(&failure.kind);
     }
     state
+        .control
         .audit(
             node,
             AuditAction::Enroll,

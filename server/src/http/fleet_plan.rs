@@ -38,11 +38,11 @@ pub async fn plan(
         .map(|c| load_candidate(&state, c))
         .transpose()?;
     let reconciler = reconciler(&state)?;
-    let enrolled = state.store(|s| s.nodes()).await?;
+    let enrolled = state.control.store(|s| s.nodes()).await?;
     let desired = match &candidate {
         // Once in force on every node (after any rollout in waves).
         Some((candidate, _)) => crate::reconcile::desired_rbac(&candidate.policy, None, &enrolled),
-        None => state.desired_rbac(&enrolled),
+        None => state.control.desired_rbac(&enrolled),
     };
     let rbac = reconciler
         .plan_desired(&desired, query.adopt)
@@ -50,26 +50,26 @@ pub async fn plan(
         .map_err(etcd_failure)?;
     let waves = match &candidate {
         Some((candidate, hash)) => candidate_waves(&state, candidate, hash, &enrolled).await?,
-        None => state.rollout().map(|active| active.record.waves),
+        None => state.control.rollout().map(|active| active.record.waves),
     };
     let (name, policy) = match candidate {
         Some((candidate, _)) => (candidate.origin, Arc::new(candidate.policy)),
-        None => ("the policy in force".to_owned(), state.policy()),
+        None => ("the policy in force".to_owned(), state.control.policy()),
     };
     let served = |record: &NodeRecord| {
-        let (now, _) = state.policy_for(&record.name);
+        let (now, _) = state.control.policy_for(&record.name);
         manifest_for(
             &now,
             &record.name,
             record.generation,
-            &state.etcd_ca_bundle_pem,
+            &state.control.etcd_ca_bundle_pem,
         )
     };
     let (nodes, unchanged) = node_plans(
         &policy,
         &enrolled,
         &served,
-        &state.etcd_ca_bundle_pem,
+        &state.control.etcd_ca_bundle_pem,
         waves.as_deref(),
     );
     Ok(Json(FleetPlan {
@@ -105,7 +105,7 @@ fn load_candidate(
     };
     let policy = policy::parse(&text, &name).map_err(|errors| refused(errors.to_string()))?;
     policy
-        .check_reserved_users(&state.reserved().names())
+        .check_reserved_users(&state.control.reserved().names())
         .map_err(|e| refused(format!("{name}: {e}")))?;
     if let Some(replicas) = state.replicas() {
         crate::ha::access::check_policy_stays_out(&policy, &replicas.prefix)
@@ -132,7 +132,7 @@ async fn candidate_waves(
     let Some(settings) = &candidate.policy.rollout.waves else {
         return Ok(None);
     };
-    let head = state.store(|s| s.policy_revisions(1)).await?;
+    let head = state.control.store(|s| s.policy_revisions(1)).await?;
     let to_revision = match head.first() {
         Some(head) if head.hash == hash => return Ok(None),
         Some(head) => head.revision + 1,

@@ -93,8 +93,9 @@ pub async fn acquire(
             &format!("a lease request names 0 to {MAX_UNITS} units, none of them empty"),
         ));
     }
-    let policy = state.policy();
+    let policy = state.control.policy();
     let approved: Vec<String> = state
+        .control
         .store(|s| s.nodes())
         .await?
         .into_iter()
@@ -106,6 +107,7 @@ pub async fn acquire(
     let now = OffsetDateTime::now_utc();
     let (node, units, wanted) = (caller.name.clone(), request.units.clone(), budget.clone());
     let result = state
+        .control
         .store(move |s| s.acquire_lease(&node, &units, now, ttl, &wanted))
         .await;
     match result {
@@ -126,7 +128,7 @@ pub async fn acquire(
                 "restart lease refused: {}",
                 failure.message
             );
-            Err(failure)
+            Err(failure.into())
         }
     }
 }
@@ -141,6 +143,7 @@ pub async fn release(
     let node = caller.name.clone();
     let now = OffsetDateTime::now_utc();
     state
+        .control
         .store(move |s| s.release_lease(&id, &node, now))
         .await?;
     tracing::debug!(node = %caller.name, "restart lease released");
@@ -155,11 +158,12 @@ pub async fn renew(
     Path(id): Path<String>,
 ) -> Result<Json<LeaseGrant>, ApiFailure> {
     authorize(&state, &caller).await?;
-    let policy = state.policy();
+    let policy = state.control.policy();
     let (ttl, max_life) = (ttl_of(&policy), max_life_of(&policy));
     let (node, lease_id) = (caller.name.clone(), id.clone());
     let now = OffsetDateTime::now_utc();
     let renewed = state
+        .control
         .store(move |s| s.renew_lease(&lease_id, &node, now, ttl, max_life))
         .await;
     match renewed {
@@ -168,6 +172,7 @@ pub async fn renew(
             tracing::warn!(node = %caller.name, lease = %id, "restart lease not renewed: {}", failure.message);
             state.metrics.denied(&failure.kind);
             state
+                .control
                 .audit(
                     &caller.name,
                     AuditAction::Lease,
@@ -179,9 +184,9 @@ pub async fn renew(
                     ),
                 )
                 .await;
-            Err(failure)
+            Err(failure.into())
         }
-        Err(failure) => Err(failure),
+        Err(failure) => Err(failure.into()),
     }
 }
 
@@ -191,7 +196,7 @@ pub async fn list(
     _: AdminCaller,
 ) -> Result<Json<Vec<LeaseInfo>>, ApiFailure> {
     let now = OffsetDateTime::now_utc();
-    let leases = state.store(move |s| s.live_leases(now)).await?;
+    let leases = state.control.store(move |s| s.live_leases(now)).await?;
     Ok(Json(
         leases
             .into_iter()

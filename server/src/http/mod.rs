@@ -50,13 +50,14 @@ pub mod tls;
 mod vouch;
 
 pub use caller::{ADMIN_PREFIX, Caller};
+pub use calseg_control::ActiveRollout;
 pub use connections::ConnectionSettings;
 pub use enroll_limit::EnrollmentLimits;
 pub use errors::ApiFailure;
 pub use listener::{serve, serve_with};
 pub use pending::expire_loop as expire_pending;
 pub use rollout::{current_status as rollout_status, status_of_nodes as rollout_status_of_nodes};
-pub use state::{ActiveRollout, ApiLimits, AppState};
+pub use state::{ApiLimits, AppState};
 
 use axum::Router;
 use axum::routing::{delete, get, post};

@@ -42,7 +42,7 @@ pub(super) async fn authorize(
 async fn check_caller(state: &AppState, caller: &NodeCaller) -> Result<NodeRecord, ApiFailure> {
     let name = caller.name.clone();
     // Every node call passes here: read the node inline when the store allows it.
-    let record = state.store_read(move |s| s.node(&name)).await?;
+    let record = state.control.store_read(move |s| s.node(&name)).await?;
     let Some(record) = record else {
         return Err(ApiFailure::forbidden(
             "unknown_node",
@@ -92,8 +92,8 @@ pub struct ManifestQuery {
 /// The manifest the policy for `node` in enrollment `generation` gives it (during a rollout in
 /// waves, the one its wave says), stamped with the policy revision.
 fn current_manifest(state: &AppState, node: &str, generation: u32) -> Option<Manifest> {
-    let (policy, revision) = state.policy_for(node);
-    let mut manifest = manifest_for(&policy, node, generation, &state.etcd_ca_bundle_pem)?;
+    let (policy, revision) = state.control.policy_for(node);
+    let mut manifest = manifest_for(&policy, node, generation, &state.control.etcd_ca_bundle_pem)?;
     manifest.policy_revision = revision;
     Some(manifest)
 }
@@ -129,7 +129,7 @@ pub async fn manifest(
 ) -> Result<Response, ApiFailure> {
     let generation = authorize(&state, &caller).await?.generation;
     // Subscribe before computing: a reload from here on wakes the wait below.
-    let epochs = state.watch_policy();
+    let epochs = state.control.watch_policy();
     let node = caller.name.as_str();
     let manifest = current_manifest(&state, node, generation).ok_or_else(|| no_identities(node))?;
     let (etag, etag_value) = etag_of(&manifest)?;
@@ -185,7 +185,7 @@ pub async fn certificates(
 ) -> Result<Json<SignResponse>, ApiFailure> {
     let generation = authorize(&state, &caller).await?.generation;
     let node = caller.name.as_str();
-    let (policy, _) = state.policy_for(node);
+    let (policy, _) = state.control.policy_for(node);
     let Some(etcd_user) = etcd_user_for(&policy, node, generation, &request.component) else {
         let failure = ApiFailure::forbidden(
             "identity_not_assigned",
@@ -203,9 +203,9 @@ pub async fn certificates(
         return Err(failure);
     }
     let now = OffsetDateTime::now_utc();
-    let issued = match state.etcd_ca.sign_client_csr(
+    let issued = match state.control.etcd_ca.sign_client_csr(
         &request.csr_pem,
-        &state.csr_rules,
+        &state.control.csr_rules,
         &etcd_user,
         policy.identity.lifetime,
         now,
@@ -236,6 +236,7 @@ pub async fn certificates(
     };
     // One commit: a certificate handed out is always recorded with its audit entry.
     state
+        .control
         .store(move |s| s.record_issued_audited(record, entry))
         .await?;
     state.metrics.issued(IssuedKind::Component);
@@ -256,12 +257,16 @@ pub async fn report(
     authorize(&state, &caller).await?;
     // Dates an operator sees are the ones this server issued, not the ones the node claims.
     let name = caller.name.clone();
-    let issued = state.store(move |s| s.issued_for_node(&name)).await?;
+    let issued = state
+        .control
+        .store(move |s| s.issued_for_node(&name))
+        .await?;
     let report = super::vouch::vouch(report, &caller.name, &issued);
     let name = caller.name.clone();
     let now = OffsetDateTime::now_utc();
     let stored = report.clone();
     state
+        .control
         .store(move |s| s.record_report(&name, stored, now))
         .await?;
     // A manifest outside the node's own agent.toml limits: the policy (or whoever serves the
@@ -273,6 +278,7 @@ pub async fn report(
     {
         tracing::warn!(node = %caller.name, revision = %report.revision, "the node refused its manifest: it is outside the node's agent.toml limits");
         state
+            .control
             .audit(
                 &caller.name,
                 AuditAction::Report,
@@ -298,12 +304,13 @@ pub async fn fleet_renew(
     authorize(&state, &caller).await?;
     let now = OffsetDateTime::now_utc();
     let issued = state
+        .control
         .fleet_ca
         .sign_agent_csr(
             &request.csr_pem,
-            &state.csr_rules,
+            &state.control.csr_rules,
             &caller.name,
-            state.fleet_lifetime,
+            state.control.fleet_lifetime,
             now,
         )
         .map_err(|error| {
@@ -320,10 +327,12 @@ pub async fn fleet_renew(
         issued.not_after,
     );
     state
+        .control
         .store(move |s| s.record_fleet_cert(&name, &serial, &key, not_after, now))
         .await?;
     state.metrics.issued(IssuedKind::Fleet);
     state
+        .control
         .audit(
             &caller.name,
             AuditAction::Issue,
@@ -334,7 +343,7 @@ pub async fn fleet_renew(
         .await;
     Ok(Json(EnrollResponse::Enrolled {
         cert_pem: issued.cert_pem,
-        fleet_ca_pem: state.fleet_ca.cert_pem().to_owned(),
+        fleet_ca_pem: state.control.fleet_ca.cert_pem().to_owned(),
     }))
 }
 
@@ -344,6 +353,7 @@ async fn deny(state: &AppState, node: &str, subject: &str, failure: &ApiFailure)
     }
     tracing::warn!(%node, %subject, kind = %failure.kind, "certificate request refused");
     state
+        .control
         .audit(
             node,
             AuditAction::Issue,

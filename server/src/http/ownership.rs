@@ -12,9 +12,9 @@ pub const NOT_OWNED: &str = "etcd_user_not_owned";
 
 /// Refuses `user` when calseg may not sign a certificate naming it.
 pub(super) async fn ensure_owned(state: &AppState, user: &str) -> Result<(), ApiFailure> {
-    let reserved = state.reserved();
+    let reserved = state.control.reserved();
     reserved.check(user).map_err(refused)?;
-    let roles = match &state.reconciler {
+    let roles = match &state.control.reconciler {
         Some(reconciler) => reconciler.user_roles(user).await.map_err(|error| {
             ApiFailure::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -35,10 +35,11 @@ pub(super) async fn ensure_owned(state: &AppState, user: &str) -> Result<(), Api
 pub(super) async fn ensure_node_owned(state: &AppState, node: &str) -> Result<(), ApiFailure> {
     let name = node.to_owned();
     let generation = state
+        .control
         .store_read(move |s| s.node(&name))
         .await?
         .map_or(0, |record| record.generation);
-    let (policy, _) = state.policy_for(node);
+    let (policy, _) = state.control.policy_for(node);
     for component in policy.components_for(node) {
         let user = policy.etcd_user(&component.name, node, generation);
         fits_common_name(&component.name, node, &user)?;

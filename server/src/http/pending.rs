@@ -28,11 +28,15 @@ pub async fn expire_loop(state: Arc<AppState>) {
     };
     loop {
         tokio::time::sleep(every).await;
-        if !state.leads() {
+        if !state.control.leads() {
             continue;
         }
         let now = OffsetDateTime::now_utc();
-        match state.store(move |s| s.expire_pending(now, store_ttl)).await {
+        match state
+            .control
+            .store(move |s| s.expire_pending(now, store_ttl))
+            .await
+        {
             Ok(dropped) => {
                 for record in dropped {
                     let key = fingerprint_of(&record);
@@ -43,6 +47,7 @@ pub async fn expire_loop(state: Arc<AppState>) {
                         calseg_api::duration::format(ttl)
                     );
                     state
+                        .control
                         .audit(
                             "system",
                             AuditAction::NodeDelete,
@@ -89,7 +94,7 @@ where
     T: Send + 'static,
     F: FnOnce(&dyn crate::store::Store) -> Result<T, StoreError> + Send + 'static,
 {
-    let store = Arc::clone(&state.store);
+    let store = Arc::clone(&state.control.store);
     tokio::task::spawn_blocking(move || operation(store.as_ref()))
         .await?
         .map_err(failure)
@@ -104,6 +109,7 @@ pub async fn show(
 ) -> Result<Json<Value>, ApiFailure> {
     let name = node.clone();
     let record = state
+        .control
         .store(move |s| s.node(&name))
         .await?
         .ok_or_else(|| ApiFailure::from(StoreError::UnknownNode { node }))?;
@@ -114,14 +120,17 @@ pub async fn show(
     );
     super::rollout::annotate(
         &mut rows,
-        &|node| state.policy_for(node).0,
-        &state.etcd_ca_bundle_pem,
+        &|node| state.control.policy_for(node).0,
+        &state.control.etcd_ca_bundle_pem,
     );
     let row = rows
         .pop()
         .ok_or_else(|| ApiFailure::internal("the node vanished"))?;
     let name = row.record.name.clone();
-    let issued = state.store(move |s| s.issued_for_node(&name)).await?;
+    let issued = state
+        .control
+        .store(move |s| s.issued_for_node(&name))
+        .await?;
     let mut value =
         serde_json::to_value(row).map_err(|e| ApiFailure::internal(&format!("encode: {e}")))?;
     value["identities"] = current_identities(issued);
@@ -158,6 +167,7 @@ pub async fn approve(
     let by = admin.actor();
     let refused = |failure: ApiFailure| async {
         state
+            .control
             .audit(
                 &by,
                 AuditAction::Approve,
@@ -193,11 +203,15 @@ pub async fn approve(
         }
         None => {
             let name = node.to_owned();
-            let record = state.store(move |s| s.node(&name)).await?.ok_or_else(|| {
-                ApiFailure::from(StoreError::UnknownNode {
-                    node: node.to_owned(),
-                })
-            })?;
+            let record = state
+                .control
+                .store(move |s| s.node(&name))
+                .await?
+                .ok_or_else(|| {
+                    ApiFailure::from(StoreError::UnknownNode {
+                        node: node.to_owned(),
+                    })
+                })?;
             let waiting = match &record.pending_key {
                 Some(key) => format!(
                     "the key waiting is {} (asked from {}); check it against the fingerprint the \
@@ -222,6 +236,7 @@ pub async fn approve(
         Ok(record) => {
             let key = fingerprint_of(&record);
             state
+                .control
                 .audit(
                     &by,
                     AuditAction::Approve,
@@ -252,6 +267,7 @@ pub async fn delete(
                 fingerprint_of(&record)
             );
             state
+                .control
                 .audit(
                     &by,
                     AuditAction::NodeDelete,

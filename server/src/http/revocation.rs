@@ -33,19 +33,20 @@ pub(super) async fn wait_until_gone(
 ) -> Vec<PendingUser> {
     let deadline = Instant::now() + wait.min(MAX_WAIT);
     let name = node.to_owned();
-    let issued: BTreeSet<String> = match state.store(move |s| s.issued_for_node(&name)).await {
-        Ok(records) => records
-            .into_iter()
-            .filter(|r| r.component != "fleet")
-            .map(|r| r.cn)
-            .collect(),
-        Err(error) => {
-            return vec![PendingUser {
-                user: "?".into(),
-                reason: format!("cannot read its issued certificates: {}", error.message),
-            }];
-        }
-    };
+    let issued: BTreeSet<String> =
+        match state.control.store(move |s| s.issued_for_node(&name)).await {
+            Ok(records) => records
+                .into_iter()
+                .filter(|r| r.component != "fleet")
+                .map(|r| r.cn)
+                .collect(),
+            Err(error) => {
+                return vec![PendingUser {
+                    user: "?".into(),
+                    reason: format!("cannot read its issued certificates: {}", error.message),
+                }];
+            }
+        };
     let mut poll = POLL;
     loop {
         let pending = still_present(state, node, &issued).await;
@@ -65,7 +66,7 @@ async fn still_present(
     node: &str,
     issued: &BTreeSet<String>,
 ) -> Vec<PendingUser> {
-    let Some(reconciler) = &state.reconciler else {
+    let Some(reconciler) = &state.control.reconciler else {
         return vec![PendingUser {
             user: "*".into(),
             reason: "this server has no etcd credentials ([etcd] in server.toml): it cannot \
@@ -108,8 +109,8 @@ async fn still_present(
 /// The policies users may have been made under: the one in force, and during a rollout in
 /// waves the previous one.
 fn policies(state: &AppState) -> Vec<std::sync::Arc<Policy>> {
-    let mut policies = vec![state.policy()];
-    if let Some(active) = state.rollout() {
+    let mut policies = vec![state.control.policy()];
+    if let Some(active) = state.control.rollout() {
         policies.push(active.from);
     }
     policies
@@ -123,7 +124,7 @@ fn belongs(policies: &[std::sync::Arc<Policy>], user: &str, node: &str) -> bool 
 
 /// How many revoked nodes still have an etcd user: `calseg_revocations_pending`.
 pub async fn count_pending(state: &AppState, records: &[NodeRecord]) -> Option<usize> {
-    let reconciler = state.reconciler.as_ref()?;
+    let reconciler = state.control.reconciler.as_ref()?;
     let revoked: BTreeSet<&str> = records
         .iter()
         .filter(|r| r.state == NodeState::Revoked)

@@ -178,7 +178,7 @@ pub fn waves(
 /// The rollout status: convergence of every approved node to its policy, the latest rollout in
 /// waves and the recent policy revisions.
 pub async fn current_status(state: &AppState) -> Result<RolloutStatus, ApiFailure> {
-    let nodes = state.store(|s| s.nodes()).await?;
+    let nodes = state.control.store(|s| s.nodes()).await?;
     status_of_nodes(state, &nodes).await
 }
 
@@ -189,10 +189,11 @@ pub async fn status_of_nodes(
     nodes: &[NodeRecord],
 ) -> Result<RolloutStatus, ApiFailure> {
     let (history, record) = state
+        .control
         .store(|s| Ok((s.policy_revisions(HISTORY)?, s.rollout()?)))
         .await?;
-    let (policy, revision) = state.policy_and_revision();
-    let active = state.rollout();
+    let (policy, revision) = state.control.policy_and_revision();
+    let active = state.control.rollout();
     let mut status = match &active {
         Some(active) => {
             let policy_for = |node: &str| -> &Policy {
@@ -202,15 +203,20 @@ pub async fn status_of_nodes(
                     &active.from
                 }
             };
-            status_per_node(&policy_for, revision, &state.etcd_ca_bundle_pem, nodes)
+            status_per_node(
+                &policy_for,
+                revision,
+                &state.control.etcd_ca_bundle_pem,
+                nodes,
+            )
         }
-        None => status(&policy, revision, &state.etcd_ca_bundle_pem, nodes),
+        None => status(&policy, revision, &state.control.etcd_ca_bundle_pem, nodes),
     };
     status.history = history;
     status.waves = record.map(|record| {
         // The new policy is in memory while the rollout runs and after it is done.
         let to = (revision == Some(record.to_revision)).then_some(policy.as_ref());
-        waves(&record, to, &state.etcd_ca_bundle_pem, nodes)
+        waves(&record, to, &state.control.etcd_ca_bundle_pem, nodes)
     });
     Ok(status)
 }
@@ -222,6 +228,7 @@ pub async fn get(
 ) -> Result<Json<RolloutStatus>, ApiFailure> {
     let mut status = current_status(&state).await?;
     status.etcd = state
+        .control
         .reconciler
         .as_ref()
         .and_then(|r| r.release().latest())

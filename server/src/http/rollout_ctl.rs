@@ -5,7 +5,7 @@
 
 use super::caller::AdminCaller;
 use super::errors::ApiFailure;
-use super::state::{ActiveRollout, AppState};
+use super::state::AppState;
 use crate::manifest::manifest_for;
 use crate::policy::{Policy, WaveSettings};
 use crate::rollout::{Health, Step, apply_step, assign_waves, manual, next_step, node_health};
@@ -14,6 +14,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use calseg_api::rollout::{RolloutAction, RolloutState, RolloutStatus};
+use calseg_control::ActiveRollout;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -27,20 +28,21 @@ pub async fn start(
     settings: &WaveSettings,
     now: OffsetDateTime,
 ) -> Result<(), ApiFailure> {
-    let _one_at_a_time = state.rollout_lock.lock().await;
-    let (from, from_revision) = state.policy_and_revision();
+    let _one_at_a_time = state.control.rollout_lock.lock().await;
+    let (from, from_revision) = state.control.policy_and_revision();
     let Some(from_revision) = from_revision else {
         // Unnumbered: nothing to roll back to by number; go at once.
-        state.set_policy(to, Some(to_revision));
+        state.control.set_policy(to, Some(to_revision));
         return Ok(());
     };
-    if state.rollout().is_some() {
+    if state.control.rollout().is_some() {
         tracing::warn!(
             "a new policy arrived during a rollout in waves: that rollout is superseded and the \
              new one starts from revision {from_revision} (nodes of its closed waves jump to it)"
         );
     }
     let nodes: BTreeSet<String> = state
+        .control
         .store(|s| s.nodes())
         .await?
         .into_iter()
@@ -66,6 +68,7 @@ pub async fn start(
         "rollout in waves started"
     );
     state
+        .control
         .audit(
             "system",
             AuditAction::Rollout,
@@ -84,8 +87,8 @@ pub async fn start(
 /// Marks the stored rollout aborted when a policy without waves replaces it (every node gets
 /// that policy at once), so its status does not claim it still runs.
 pub async fn supersede(state: &AppState) -> Result<(), ApiFailure> {
-    let _one_at_a_time = state.rollout_lock.lock().await;
-    let Some(mut record) = state.store(|s| s.rollout()).await? else {
+    let _one_at_a_time = state.control.rollout_lock.lock().await;
+    let Some(mut record) = state.control.store(|s| s.rollout()).await? else {
         return Ok(());
     };
     if record.state.is_final() || record.state == RolloutState::Aborted {
@@ -96,7 +99,10 @@ pub async fn supersede(state: &AppState) -> Result<(), ApiFailure> {
         "a policy without waves replaced the rollout in waves: it is aborted"
     );
     record.state = RolloutState::Aborted;
-    state.store(move |s| s.save_rollout(&record)).await
+    Ok(state
+        .control
+        .store(move |s| s.save_rollout(&record))
+        .await?)
 }
 
 /// At start: when the store's latest rollout goes to `revision` (the policy just loaded) and is
@@ -104,7 +110,7 @@ pub async fn supersede(state: &AppState) -> Result<(), ApiFailure> {
 /// revision (the file changed while the server was stopped) is aborted: every node gets the
 /// loaded policy.
 pub async fn resume_after_restart(state: &AppState, revision: u64) -> Result<(), ApiFailure> {
-    let Some(record) = state.store(|s| s.rollout()).await? else {
+    let Some(record) = state.control.store(|s| s.rollout()).await? else {
         return Ok(());
     };
     if record.to_revision != revision {
@@ -114,7 +120,10 @@ pub async fn resume_after_restart(state: &AppState, revision: u64) -> Result<(),
         return Ok(());
     }
     let from_revision = record.from_revision;
-    let text = state.store(move |s| s.policy_text(from_revision)).await?;
+    let text = state
+        .control
+        .store(move |s| s.policy_text(from_revision))
+        .await?;
     let from = match text
         .as_deref()
         .map(|t| crate::policy::parse(t, "stored policy"))
@@ -133,7 +142,7 @@ pub async fn resume_after_restart(state: &AppState, revision: u64) -> Result<(),
         }
     };
     tracing::info!(from_revision, to_revision = revision, state = %record.state, "rollout in waves resumed after a restart");
-    commit(state, from, record, state.policy()).await
+    commit(state, from, record, state.control.policy()).await
 }
 
 /// Persists `record` and puts it in force: both policies while it runs, `to` alone when done,
@@ -145,16 +154,21 @@ async fn commit(
     to: Arc<Policy>,
 ) -> Result<(), ApiFailure> {
     let stored = record.clone();
-    state.store(move |s| s.save_rollout(&stored)).await?;
+    state
+        .control
+        .store(move |s| s.save_rollout(&stored))
+        .await?;
     match record.state {
-        RolloutState::Done => state.set_policy(to, Some(record.to_revision)),
-        RolloutState::RolledBack => state.set_policy(from, Some(record.from_revision)),
+        RolloutState::Done => state.control.set_policy(to, Some(record.to_revision)),
+        RolloutState::RolledBack => state.control.set_policy(from, Some(record.from_revision)),
         RolloutState::Running | RolloutState::Paused | RolloutState::Aborted => {
             let revision = record.to_revision;
-            state.set_rollout(to, revision, ActiveRollout::new(from, record));
+            state
+                .control
+                .set_rollout(to, revision, ActiveRollout::new(from, record));
         }
     }
-    state.poke_reconciler();
+    state.control.poke_reconciler();
     Ok(())
 }
 
@@ -162,22 +176,22 @@ async fn commit(
 /// holds (another replica may have changed the rollout), so a step starts from the stored one.
 async fn follow_other_replicas(state: &AppState) -> Result<(), ApiFailure> {
     if state.replicas().is_some() {
-        crate::ha::adopt_from_store(state).await?;
+        crate::ha::adopt_from_store(&state.control).await?;
     }
     Ok(())
 }
 
 /// One step of the controller: opens the next wave, pauses, or finishes the running rollout.
 pub async fn tick(state: &AppState, now: OffsetDateTime) -> Result<(), ApiFailure> {
-    let _one_at_a_time = state.rollout_lock.lock().await;
+    let _one_at_a_time = state.control.rollout_lock.lock().await;
     follow_other_replicas(state).await?;
-    let Some(active) = state.rollout() else {
+    let Some(active) = state.control.rollout() else {
         return Ok(());
     };
     if active.record.state != RolloutState::Running {
         return Ok(());
     }
-    let to = state.policy();
+    let to = state.control.policy();
     let health = opened_health(state, &to, &active.record).await?;
     let (bake, max_failures) = to
         .rollout
@@ -226,6 +240,7 @@ pub async fn tick(state: &AppState, now: OffsetDateTime) -> Result<(), ApiFailur
     };
     if let Some(outcome) = outcome {
         state
+            .control
             .audit("system", AuditAction::Rollout, &subject, outcome, detail)
             .await;
     }
@@ -238,7 +253,7 @@ async fn opened_health(
     to: &Policy,
     record: &RolloutRecord,
 ) -> Result<HashMap<String, Health>, ApiFailure> {
-    let nodes = state.store(|s| s.nodes()).await?;
+    let nodes = state.control.store(|s| s.nodes()).await?;
     let records: HashMap<&str, _> = nodes.iter().map(|r| (r.name.as_str(), r)).collect();
     Ok(record
         .waves
@@ -247,8 +262,9 @@ async fn opened_health(
         .flatten()
         .map(|node| {
             let health = records.get(node.as_str()).map_or(Health::Healthy, |r| {
-                let target = manifest_for(to, node, r.generation, &state.etcd_ca_bundle_pem)
-                    .map(|m| m.revision);
+                let target =
+                    manifest_for(to, node, r.generation, &state.control.etcd_ca_bundle_pem)
+                        .map(|m| m.revision);
                 node_health(r, target.as_deref())
             });
             (node.clone(), health)
@@ -269,9 +285,9 @@ pub async fn action(
         ));
     };
     {
-        let _one_at_a_time = state.rollout_lock.lock().await;
+        let _one_at_a_time = state.control.rollout_lock.lock().await;
         follow_other_replicas(state.as_ref()).await?;
-        let Some(active) = state.rollout() else {
+        let Some(active) = state.control.rollout() else {
             return Err(ApiFailure::new(
                 StatusCode::CONFLICT,
                 "no_rollout",
@@ -283,6 +299,7 @@ pub async fn action(
         let detail = format!("{action}: now {}", record.state);
         tracing::info!(admin = %admin.name, "rollout {detail}");
         state
+            .control
             .audit(
                 &admin.actor(),
                 AuditAction::Rollout,
@@ -291,7 +308,7 @@ pub async fn action(
                 detail,
             )
             .await;
-        commit(&state, active.from, record, state.policy()).await?;
+        commit(&state, active.from, record, state.control.policy()).await?;
     }
     Ok(Json(super::rollout::current_status(&state).await?))
 }

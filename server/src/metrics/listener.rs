@@ -37,10 +37,11 @@ async fn scrape(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
     let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let now = OffsetDateTime::now_utc();
     // Restart leases live in the store; count the live ones at scrape time, like the nodes.
-    if let Ok(leases) = state.store(move |s| s.live_leases(now)).await {
+    if let Ok(leases) = state.control.store(move |s| s.live_leases(now)).await {
         state.metrics.set_leases_held(leases.len() as u64);
     }
     let read = state
+        .control
         .store(|s| {
             let nodes = s.nodes()?;
             let expiries = live_identities(&nodes, |n| s.issued_for_node(n))?;
