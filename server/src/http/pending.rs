@@ -11,7 +11,7 @@ use crate::store::{AuditAction, AuditOutcome, NodeRecord, StoreError};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use calseg_api::admin::NodeAction;
+use calseg_api::admin::{IssuedIdentity, NodeAction, NodeDeleted};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -124,25 +124,24 @@ pub async fn show(
     let issued = state.store(move |s| s.issued_for_node(&name)).await?;
     let mut value =
         serde_json::to_value(row).map_err(|e| ApiFailure::internal(&format!("encode: {e}")))?;
-    value["identities"] = current_identities(issued);
+    value["identities"] = serde_json::to_value(current_identities(issued))
+        .map_err(|e| ApiFailure::internal(&format!("encode: {e}")))?;
     Ok(Json(value))
 }
 
 /// The newest certificate issued per component (`nodes show`): component, etcd user (the CN),
 /// serial, notBefore and notAfter in RFC 3339.
-fn current_identities(mut issued: Vec<crate::store::IssuedRecord>) -> Value {
+fn current_identities(mut issued: Vec<crate::store::IssuedRecord>) -> Vec<IssuedIdentity> {
     issued.sort_by(|a, b| (&a.component, b.issued_at).cmp(&(&b.component, a.issued_at)));
     issued.dedup_by(|later, first| later.component == first.component);
     issued
         .iter()
-        .map(|r| {
-            serde_json::json!({
-                "component": r.component,
-                "etcd_user": r.cn,
-                "serial": r.serial,
-                "not_before": super::node_routes::rfc3339(r.not_before),
-                "not_after": super::node_routes::rfc3339(r.not_after),
-            })
+        .map(|r| IssuedIdentity {
+            component: r.component.clone(),
+            etcd_user: r.cn.clone(),
+            serial: r.serial.clone(),
+            not_before: super::node_routes::rfc3339(r.not_before),
+            not_after: super::node_routes::rfc3339(r.not_after),
         })
         .collect()
 }
@@ -241,7 +240,7 @@ pub async fn delete(
     State(state): State<Arc<AppState>>,
     admin: AdminCaller,
     Path(node): Path<String>,
-) -> Result<Json<Value>, ApiFailure> {
+) -> Result<Json<NodeDeleted>, ApiFailure> {
     let name = node.clone();
     let by = admin.actor();
     match store_op(&state, move |s| s.delete_node(&name)).await {
@@ -260,9 +259,10 @@ pub async fn delete(
                     detail,
                 )
                 .await;
-            Ok(Json(
-                serde_json::json!({ "deleted": node, "state": record.state }),
-            ))
+            Ok(Json(NodeDeleted {
+                deleted: node,
+                state: record.state.to_string(),
+            }))
         }
         Err(failure) => Err(failure),
     }
