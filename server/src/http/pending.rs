@@ -12,7 +12,6 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use calseg_api::admin::{IssuedIdentity, NodeAction, NodeDeleted};
-use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -101,7 +100,7 @@ pub async fn show(
     State(state): State<Arc<AppState>>,
     _: AdminCaller,
     Path(node): Path<String>,
-) -> Result<Json<Value>, ApiFailure> {
+) -> Result<Json<NodeShown>, ApiFailure> {
     let name = node.clone();
     let record = state
         .store(move |s| s.node(&name))
@@ -122,11 +121,19 @@ pub async fn show(
         .ok_or_else(|| ApiFailure::internal("the node vanished"))?;
     let name = row.record.name.clone();
     let issued = state.store(move |s| s.issued_for_node(&name)).await?;
-    let mut value =
-        serde_json::to_value(row).map_err(|e| ApiFailure::internal(&format!("encode: {e}")))?;
-    value["identities"] = serde_json::to_value(current_identities(issued))
-        .map_err(|e| ApiFailure::internal(&format!("encode: {e}")))?;
-    Ok(Json(value))
+    Ok(Json(NodeShown {
+        row,
+        identities: current_identities(issued),
+    }))
+}
+
+/// One node as `nodes show` reads it (`calseg_api::admin::NodeListing`): its inventory row
+/// and the newest certificate issued per component.
+#[derive(serde::Serialize)]
+pub struct NodeShown {
+    #[serde(flatten)]
+    row: inventory::InventoryRow,
+    identities: Vec<IssuedIdentity>,
 }
 
 /// The newest certificate issued per component (`nodes show`): component, etcd user (the CN),
