@@ -1,6 +1,7 @@
 //! Bodies of the admin API (administrator certificate only): what the server answers and
 //! `calseg-server`'s CLI reads, one type on both sides.
 
+use crate::report::LastReport;
 use serde::{Deserialize, Serialize};
 
 /// Create an enrollment token: for one node, or for up to `uses` nodes matching a glob.
@@ -79,9 +80,10 @@ pub struct InstalledCertificate {
     pub not_after: i64,
 }
 
-/// What `nodes list` shows of one entry of `GET /v1/admin/nodes`. The entry is the node's
-/// whole record with its [`NodeInventory`] (and `-o json` prints it as sent); these are the
-/// fields the table reads, typed. Other fields are ignored.
+/// A node as the admin API answers about it, as the CLI reads it: each entry of `GET
+/// /v1/admin/nodes` (the node's record with its [`NodeInventory`]), `GET
+/// /v1/admin/nodes/<node>` (also its `identities`), and the record `approve` and `delete`
+/// answer (no inventory). `-o json` prints the answer as sent; other fields are ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct NodeListing {
     pub name: String,
@@ -92,7 +94,57 @@ pub struct NodeListing {
     /// Unix seconds; `None`: never seen.
     #[serde(default)]
     pub last_seen: Option<i64>,
+    /// `token:<id>`, `admin:<who>` or `auto:<glob>`.
+    #[serde(default)]
+    pub approved_by: Option<String>,
+    /// The one key waiting to enroll without a token.
+    #[serde(default)]
+    pub pending_key: Option<PendingKeyListing>,
+    #[serde(default)]
+    pub fleet_cert: Option<FleetCertListing>,
+    #[serde(default)]
+    pub last_report: Option<LastReport>,
+    /// Empty in the record `approve` and `delete` answer.
+    #[serde(default)]
     pub inventory: NodeInventory,
+    /// The manifest revision the current policy gives the node.
+    #[serde(default)]
+    pub current_revision: Option<String>,
+    /// `nodes show` only: the newest certificate issued per component.
+    #[serde(default)]
+    pub identities: Vec<IssuedIdentity>,
+}
+
+/// The key waiting to enroll a pending node, and where its request came from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PendingKeyListing {
+    /// `sha256:<hex>`, as the node's agent prints it.
+    pub fingerprint: String,
+    pub source: String,
+}
+
+/// A node's fleet certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct FleetCertListing {
+    pub serial: String,
+    /// Unix seconds.
+    pub not_after: i64,
+    /// `sha256:<hex>` of its key, as the agent prints it (absent in older records).
+    #[serde(default)]
+    pub key_fingerprint: Option<String>,
+}
+
+/// The newest certificate issued to a node for one component (`nodes show`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedIdentity {
+    pub component: String,
+    /// The certificate's CN.
+    pub etcd_user: String,
+    pub serial: String,
+    /// RFC 3339.
+    pub not_before: String,
+    /// RFC 3339.
+    pub not_after: String,
 }
 
 /// The filters of `GET /v1/admin/nodes`, sent as its query string; a node must pass every one
@@ -224,4 +276,13 @@ pub struct RbacApplied<P> {
 pub struct PlanConflicts {
     #[serde(default)]
     pub conflicts: Vec<serde::de::IgnoredAny>,
+}
+
+/// The answer of `DELETE /v1/admin/nodes/<node>` (pending or denied nodes only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeDeleted {
+    /// The node's name.
+    pub deleted: String,
+    /// The state it was in: `pending` or `denied`.
+    pub state: String,
 }

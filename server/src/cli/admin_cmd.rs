@@ -157,11 +157,11 @@ pub async fn nodes_list(
         header.insert(2, "FIRST SEEN");
     }
     // `-o json` printed the answer as sent; the table reads it typed.
-    let listings: Vec<NodeListing> = serde_json::from_value(Value::Array(nodes.clone()))
+    let listings: Vec<NodeListing> = serde_json::from_value(Value::Array(nodes))
         .map_err(|e| anyhow::anyhow!("the server's node list is not what this CLI reads: {e}"))?;
     let rows = listings.iter().map(|node| node_row(node, wide)).collect();
     print!("{}", table(&header, rows));
-    super::pending_cmd::print_pending(&nodes);
+    super::pending_cmd::print_pending(&listings);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -212,39 +212,18 @@ fn node_row(node: &NodeListing, wide: bool) -> Vec<String> {
 }
 
 /// Unix seconds as RFC 3339 (the number itself if out of range).
-fn unix_time(secs: i64) -> String {
+pub(super) fn unix_time(secs: i64) -> String {
     calseg_api::when::unix(secs).unwrap_or_else(|| secs.to_string())
-}
-
-/// A last-seen time, or `never`.
-pub(super) fn seen(value: &Value) -> String {
-    if value.is_null() {
-        "never".to_owned()
-    } else {
-        unix_to_rfc3339(value)
-    }
 }
 
 /// `nodes deny|revoke NAME` (approve: `pending_cmd`).
 pub async fn nodes_action(config: Option<&Path>, action: &str, node: &str) -> Result<ExitCode> {
-    let record: Value = client(config)?
+    let record: NodeListing = client(config)?
         .post(
             &format!("{}/{node}/{action}", paths::ADMIN_NODES),
             &serde_json::json!({}),
         )
         .await?;
-    println!(
-        "node {}: {}",
-        printable(node),
-        printable(record["state"].as_str().unwrap_or("?"))
-    );
+    println!("node {}: {}", printable(node), printable(&record.state));
     Ok(ExitCode::SUCCESS)
-}
-
-/// Unix seconds (as the store keeps them) shown as RFC 3339 UTC.
-pub(super) fn unix_to_rfc3339(value: &Value) -> String {
-    value
-        .as_i64()
-        .and_then(calseg_api::when::unix)
-        .unwrap_or_else(|| printable(&value.to_string()).into_owned())
 }

@@ -2,7 +2,7 @@
 //! a sequence number (`--after-seq N`), and `--follow`, which polls for new entries until
 //! Ctrl-C or until the reader of its output goes away.
 
-use super::admin_cmd::{client, unix_to_rfc3339};
+use super::admin_cmd::{client, unix_time};
 use super::output::{Format, table};
 use crate::admin_client::AdminClient;
 use anyhow::{Result, anyhow};
@@ -197,7 +197,7 @@ pub(super) fn audit_table(entries: &[&AuditListing]) -> String {
         .map(|entry| {
             vec![
                 entry.seq.to_string(),
-                unix_to_rfc3339(&Value::from(entry.at)),
+                unix_time(entry.at),
                 printable(&entry.actor).into_owned(),
                 printable(&entry.action).into_owned(),
                 printable(&entry.subject).into_owned(),

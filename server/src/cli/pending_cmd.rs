@@ -2,12 +2,11 @@
 //! `nodes list` prints after its table: what an operator needs to approve exactly the key the
 //! node's agent printed, and to clear requests nobody will approve.
 
-use super::admin_cmd::{client, seen, unix_to_rfc3339};
+use super::admin_cmd::{client, unix_time};
 use super::output::{Format, table};
 use crate::admin_client::AdminClient;
-use anyhow::Result;
-use calseg_api::admin::AuditListing;
-use calseg_api::admin::NodeAction;
+use anyhow::{Result, anyhow};
+use calseg_api::admin::{AuditListing, NodeAction, NodeDeleted, NodeListing};
 use calseg_api::paths;
 use calseg_api::report::{LastReport, Report};
 use calseg_api::text::printable;
@@ -16,11 +15,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 /// The pending requests among `nodes`, with their keys, after the inventory table.
-pub(super) fn print_pending(nodes: &[Value]) {
-    let pending: Vec<&Value> = nodes
-        .iter()
-        .filter(|n| n["state"].as_str() == Some("pending"))
-        .collect();
+pub(super) fn print_pending(nodes: &[NodeListing]) {
+    let pending: Vec<&NodeListing> = nodes.iter().filter(|n| n.state == "pending").collect();
     if pending.is_empty() {
         return;
     }
@@ -32,13 +28,13 @@ pub(super) fn print_pending(nodes: &[Value]) {
     let rows = pending
         .iter()
         .map(|node| {
-            let key = &node["pending_key"];
+            let key = node.pending_key.as_ref();
             vec![
-                printable(node["name"].as_str().unwrap_or("?")).into_owned(),
-                printable(key["fingerprint"].as_str().unwrap_or("unknown")).into_owned(),
-                printable(key["source"].as_str().unwrap_or("unknown")).into_owned(),
-                unix_to_rfc3339(&node["enrolled_at"]),
-                seen(&node["last_seen"]),
+                printable(&node.name).into_owned(),
+                printable(key.map_or("unknown", |k| &k.fingerprint)).into_owned(),
+                printable(key.map_or("unknown", |k| &k.source)).into_owned(),
+                unix_time(node.enrolled_at),
+                node.last_seen.map_or("never".to_owned(), unix_time),
             ]
         })
         .collect();
@@ -54,46 +50,45 @@ pub(super) fn print_pending(nodes: &[Value]) {
 /// `nodes show NODE`.
 pub async fn nodes_show(config: Option<&Path>, node: &str, format: Format) -> Result<ExitCode> {
     let client = client(config)?;
-    let record: Value = client
+    let json: Value = client
         .get(&format!("{}/{node}", paths::ADMIN_NODES))
         .await?;
     if format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&record)?);
+        println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let text = |key: &str| printable(record[key].as_str().unwrap_or("-")).into_owned();
-    let state = text("state");
-    println!("node:        {}", text("name"));
-    println!("state:       {state}");
-    println!("first seen:  {}", unix_to_rfc3339(&record["enrolled_at"]));
-    println!("last seen:   {}", seen(&record["last_seen"]));
-    if let Some(by) = record["approved_by"].as_str() {
+    let record: NodeListing = serde_json::from_value(json)
+        .map_err(|e| anyhow!("the server's answer about {node} is not what this CLI reads: {e}"))?;
+    println!("node:        {}", printable(&record.name));
+    println!("state:       {}", printable(&record.state));
+    println!("first seen:  {}", unix_time(record.enrolled_at));
+    println!(
+        "last seen:   {}",
+        record.last_seen.map_or("never".to_owned(), unix_time)
+    );
+    if let Some(by) = &record.approved_by {
         println!("approved by: {}", printable(by));
     }
-    let key = &record["pending_key"];
-    if let Some(fingerprint) = key["fingerprint"].as_str() {
-        println!("key:         {}", printable(fingerprint));
-        println!(
-            "from:        {}",
-            printable(key["source"].as_str().unwrap_or("unknown"))
-        );
+    if let Some(key) = &record.pending_key {
+        println!("key:         {}", printable(&key.fingerprint));
+        println!("from:        {}", printable(&key.source));
     }
-    let fleet = &record["fleet_cert"];
-    if let Some(serial) = fleet["serial"].as_str() {
+    if let Some(fleet) = &record.fleet_cert {
         println!(
             "fleet cert:  serial {}, expires {}",
-            printable(serial),
-            unix_to_rfc3339(&fleet["not_after"])
+            printable(&fleet.serial),
+            unix_time(fleet.not_after)
         );
         // The enrolled key, as its agent prints it (`calseg-agent status`).
-        if let Some(fingerprint) = fleet["key_fingerprint"].as_str() {
+        if let Some(fingerprint) = &fleet.key_fingerprint {
             println!("key:         {}", printable(fingerprint));
         }
     }
     print_enrolled(&record, node, &client).await?;
-    if let Some(fingerprint) = key["fingerprint"].as_str().map(printable)
-        && state == "pending"
+    if let Some(key) = &record.pending_key
+        && record.state == "pending"
     {
+        let fingerprint = printable(&key.fingerprint);
         println!(
             "\nIf the agent on {node} printed this same key fingerprint, approve it with:\n  \
              calseg-server nodes approve {node} --fingerprint {fingerprint}\nOtherwise: \
@@ -108,26 +103,23 @@ const AUDIT_TAIL: usize = 10;
 
 /// What `nodes show` prints about an enrolled node beyond its record: the identities issued
 /// to it, its last report (revision, errors, units) and the tail of the audit log about it.
-async fn print_enrolled(record: &Value, node: &str, client: &AdminClient) -> Result<()> {
-    let rows: Vec<Vec<String>> = record["identities"]
-        .as_array()
-        .map(|ids| {
-            ids.iter()
-                .map(|i| {
-                    [
-                        "component",
-                        "etcd_user",
-                        "serial",
-                        "not_before",
-                        "not_after",
-                    ]
-                    .iter()
-                    .map(|k| printable(i[*k].as_str().unwrap_or("-")).into_owned())
-                    .collect()
-                })
-                .collect()
+async fn print_enrolled(record: &NodeListing, node: &str, client: &AdminClient) -> Result<()> {
+    let rows: Vec<Vec<String>> = record
+        .identities
+        .iter()
+        .map(|i| {
+            [
+                &i.component,
+                &i.etcd_user,
+                &i.serial,
+                &i.not_before,
+                &i.not_after,
+            ]
+            .iter()
+            .map(|text| printable(text).into_owned())
+            .collect()
         })
-        .unwrap_or_default();
+        .collect();
     if !rows.is_empty() {
         println!("\nidentities:");
         let header = [
@@ -140,12 +132,12 @@ async fn print_enrolled(record: &Value, node: &str, client: &AdminClient) -> Res
         print!("{}", table(&header, rows));
     }
     // The report is read typed, as the server stored it (an unreadable one says why).
-    match serde_json::from_value::<Option<LastReport>>(record["last_report"].clone()) {
-        Ok(Some(LastReport::Read(report))) => print_report(&report, record),
-        Ok(Some(LastReport::Unreadable { error, .. })) => {
-            println!("\nlast report: unreadable ({})", printable(&error));
+    match &record.last_report {
+        Some(LastReport::Read(report)) => print_report(report, record),
+        Some(LastReport::Unreadable { error, .. }) => {
+            println!("\nlast report: unreadable ({})", printable(error));
         }
-        Ok(None) | Err(_) => {}
+        None => {}
     }
     let tail = audit_tail(client, node).await?;
     if !tail.is_empty() {
@@ -196,35 +188,32 @@ pub async fn nodes_approve(
     fingerprint: Option<String>,
 ) -> Result<ExitCode> {
     let body = NodeAction { fingerprint };
-    let record: Value = client(config)?
+    let record: NodeListing = client(config)?
         .post(&format!("{}/{node}/approve", paths::ADMIN_NODES), &body)
         .await?;
     println!(
         "node {node}: {} (key {})",
-        printable(record["state"].as_str().unwrap_or("?")),
-        printable(record["pending_key"]["fingerprint"].as_str().unwrap_or("?"))
+        printable(&record.state),
+        printable(record.pending_key.as_ref().map_or("?", |k| &k.fingerprint))
     );
     Ok(ExitCode::SUCCESS)
 }
 
 /// `nodes delete NODE`: pending or denied nodes only.
 pub async fn nodes_delete(config: Option<&Path>, node: &str) -> Result<ExitCode> {
-    let answer: Value = client(config)?
+    let answer: NodeDeleted = client(config)?
         .delete(&format!("{}/{node}", paths::ADMIN_NODES))
         .await?;
-    println!(
-        "node {node} ({}) deleted",
-        printable(answer["state"].as_str().unwrap_or("?"))
-    );
+    println!("node {node} ({}) deleted", printable(&answer.state));
     Ok(ExitCode::SUCCESS)
 }
 
 /// The last report of `nodes show`: revision against the current policy's, errors, units.
-fn print_report(report: &Report, record: &Value) {
+fn print_report(report: &Report, record: &NodeListing) {
     println!(
         "\nlast report: revision {} (current policy: {})",
         printable(&report.revision),
-        printable(record["current_revision"].as_str().unwrap_or("-"))
+        printable(record.current_revision.as_deref().unwrap_or("-"))
     );
     for error in &report.errors {
         println!("  error: {}", printable(error));

@@ -1,13 +1,12 @@
 //! The `rollout` commands: status (convergence, the waves of the latest rollout, recent policy
 //! revisions), watch, and the operator's pause, resume, abort and rollback.
 
-use super::admin_cmd::{client, unix_to_rfc3339};
+use super::admin_cmd::{client, unix_time};
 use super::output::Format;
 use anyhow::{Result, bail};
 use calseg_api::paths;
 use calseg_api::rollout::{RolloutState, RolloutStatus};
 use calseg_api::text::printable;
-use serde_json::Value;
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -72,7 +71,7 @@ fn print_status(status: &RolloutStatus, json: bool) -> Result<()> {
         for (i, wave) in waves.waves.iter().enumerate() {
             let opened = wave.opened_at.map_or_else(
                 || "closed".to_owned(),
-                |t| format!("opened {}", unix_to_rfc3339(&Value::from(t))),
+                |t| format!("opened {}", unix_time(t)),
             );
             println!(
                 "  wave {:>3}  {:>5} nodes  healthy {:>5}  pending {:>5}  failed {:>5}  {opened}",
@@ -94,7 +93,7 @@ fn print_status(status: &RolloutStatus, json: bool) -> Result<()> {
         println!(
             "  revision {:>4}  since {}  sha256 {}",
             revision.revision,
-            unix_to_rfc3339(&Value::from(revision.first_seen)),
+            unix_time(revision.first_seen),
             revision.hash
         );
     }

@@ -3,22 +3,27 @@
 
 use super::caller::AdminCaller;
 use super::errors::ApiFailure;
-use super::inventory::{self, NodeFilter};
+use super::inventory::{self, InventoryRow, NodeFilter};
 use super::node_routes::rfc3339;
 use super::state::AppState;
-use crate::store::{AuditAction, AuditOutcome, NodeState, TokenScope};
+use crate::store::{
+    AuditAction, AuditEntry, AuditOutcome, NodeRecord, NodeState, TokenInfo, TokenScope,
+};
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use calseg_api::admin::{RbacApplied, TokenCreate, TokenCreated, TokenDeleted};
-use serde::Deserialize;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use time::OffsetDateTime;
 
-fn to_json<T: serde::Serialize>(value: &T) -> Result<Json<Value>, ApiFailure> {
-    serde_json::to_value(value)
-        .map(Json)
-        .map_err(|e| ApiFailure::internal(&format!("encode: {e}")))
+/// The answer of a node action: the node's record, and for `revoke` the etcd users of the
+/// node still there (`calseg_api::admin::NodeListing` and `NodeRevoked` on the CLI's side).
+#[derive(Serialize)]
+pub struct NodeActionAnswer {
+    #[serde(flatten)]
+    record: NodeRecord,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    etcd_users_pending: Option<Vec<super::revocation::PendingUser>>,
 }
 
 /// GET the nodes the server knows that pass the query's filters ([`NodeFilter`]): each record
@@ -28,7 +33,7 @@ pub async fn nodes(
     State(state): State<Arc<AppState>>,
     _: AdminCaller,
     Query(filter): Query<NodeFilter>,
-) -> Result<Json<Value>, ApiFailure> {
+) -> Result<Json<Vec<InventoryRow>>, ApiFailure> {
     let nodes = state.control.store(|s| s.nodes()).await?;
     let mut rows = inventory::select(nodes, &filter, OffsetDateTime::now_utc());
     super::rollout::annotate(
@@ -36,7 +41,7 @@ pub async fn nodes(
         &|node| state.control.policy_for(node).0,
         &state.control.etcd_ca_bundle_pem,
     );
-    to_json(&rows)
+    Ok(Json(rows))
 }
 
 /// The query of a node action: how long `revoke` waits for the node's etcd users to go.
@@ -55,12 +60,15 @@ pub async fn node_action(
     Path((node, action)): Path<(String, String)>,
     Query(query): Query<NodeActionQuery>,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiFailure> {
+) -> Result<Json<NodeActionAnswer>, ApiFailure> {
     let (target, audit_action) = match action.as_str() {
         "approve" => {
             let record = super::pending::approve(&state, &admin, &node, &body).await?;
             state.control.poke_reconciler();
-            return to_json(&record);
+            return Ok(Json(NodeActionAnswer {
+                record,
+                etcd_users_pending: None,
+            }));
         }
         "deny" => (NodeState::Denied, AuditAction::Deny),
         "revoke" => (NodeState::Revoked, AuditAction::Revoke),
@@ -89,17 +97,19 @@ pub async fn node_action(
         )
         .await;
     state.control.poke_reconciler();
-    let mut answer = to_json(&record)?;
+    let mut answer = NodeActionAnswer {
+        record,
+        etcd_users_pending: None,
+    };
     if target == NodeState::Revoked {
         let wait = query.wait_secs.map_or(
             super::revocation::DEFAULT_WAIT,
             std::time::Duration::from_secs,
         );
         let pending = super::revocation::wait_until_gone(&state, &node, wait).await;
-        answer.0["etcd_users_pending"] = serde_json::to_value(&pending)
-            .map_err(|e| ApiFailure::internal(&format!("encode: {e}")))?;
+        answer.etcd_users_pending = Some(pending);
     }
-    Ok(answer)
+    Ok(Json(answer))
 }
 
 /// POST a new enrollment token; the response carries the secret, the only time it is shown.
@@ -155,9 +165,9 @@ pub async fn create_token(
 pub async fn tokens(
     State(state): State<Arc<AppState>>,
     _: AdminCaller,
-) -> Result<Json<Value>, ApiFailure> {
+) -> Result<Json<Vec<TokenInfo>>, ApiFailure> {
     let tokens = state.control.store(|s| s.list_tokens()).await?;
-    to_json(&tokens)
+    Ok(Json(tokens))
 }
 
 /// DELETE a token.
@@ -204,13 +214,13 @@ pub async fn audit(
     State(state): State<Arc<AppState>>,
     _: AdminCaller,
     Query(query): Query<AuditQuery>,
-) -> Result<Json<Value>, ApiFailure> {
+) -> Result<Json<Vec<AuditEntry>>, ApiFailure> {
     let limit = query.limit.min(10_000);
     let entries = state
         .control
         .store(move |s| s.audit(query.since, limit))
         .await?;
-    to_json(&entries)
+    Ok(Json(entries))
 }
 
 #[derive(Deserialize, Default)]

@@ -295,7 +295,32 @@ mod tests {
                 row.record.last_seen.map(OffsetDateTime::unix_timestamp)
             );
             assert_eq!(listing.inventory, row.inventory);
+            assert_eq!(listing.last_report, row.record.last_report);
+            assert_eq!(listing.current_revision.as_deref(), Some("rev-2"));
         }
+        // The record alone (the answer of approve, deny and revoke), with its keys.
+        let mut record = NodeRecord::new("w-9", NodeState::Pending, at(NOW));
+        record.pending_key = Some(crate::store::PendingKey {
+            fingerprint: "sha256:00ff".into(),
+            source: "10.0.0.9:4711".into(),
+        });
+        record.fleet_cert = Some(crate::store::FleetCert {
+            serial: "0a".into(),
+            not_after: at(NOW + DAY),
+            key_fingerprint: Some("sha256:00ff".into()),
+        });
+        let listing: calseg_api::admin::NodeListing =
+            serde_json::from_value(serde_json::to_value(&record).unwrap()).unwrap();
+        assert_eq!(listing.state, "pending");
+        let key = listing.pending_key.unwrap();
+        assert_eq!(
+            (key.fingerprint.as_str(), key.source.as_str()),
+            ("sha256:00ff", "10.0.0.9:4711")
+        );
+        let fleet = listing.fleet_cert.unwrap();
+        assert_eq!((fleet.serial.as_str(), fleet.not_after), ("0a", NOW + DAY));
+        assert_eq!(fleet.key_fingerprint.as_deref(), Some("sha256:00ff"));
+        assert_eq!(listing.inventory, Summary::default());
     }
 
     #[test]

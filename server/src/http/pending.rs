@@ -11,8 +11,7 @@ use crate::store::{AuditAction, AuditOutcome, NodeRecord, StoreError};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use calseg_api::admin::NodeAction;
-use serde_json::Value;
+use calseg_api::admin::{IssuedIdentity, NodeAction, NodeDeleted};
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -106,7 +105,7 @@ pub async fn show(
     State(state): State<Arc<AppState>>,
     _: AdminCaller,
     Path(node): Path<String>,
-) -> Result<Json<Value>, ApiFailure> {
+) -> Result<Json<NodeShown>, ApiFailure> {
     let name = node.clone();
     let record = state
         .control
@@ -131,27 +130,34 @@ pub async fn show(
         .control
         .store(move |s| s.issued_for_node(&name))
         .await?;
-    let mut value =
-        serde_json::to_value(row).map_err(|e| ApiFailure::internal(&format!("encode: {e}")))?;
-    value["identities"] = current_identities(issued);
-    Ok(Json(value))
+    Ok(Json(NodeShown {
+        row,
+        identities: current_identities(issued),
+    }))
+}
+
+/// One node as `nodes show` reads it (`calseg_api::admin::NodeListing`): its inventory row
+/// and the newest certificate issued per component.
+#[derive(serde::Serialize)]
+pub struct NodeShown {
+    #[serde(flatten)]
+    row: inventory::InventoryRow,
+    identities: Vec<IssuedIdentity>,
 }
 
 /// The newest certificate issued per component (`nodes show`): component, etcd user (the CN),
 /// serial, notBefore and notAfter in RFC 3339.
-fn current_identities(mut issued: Vec<crate::store::IssuedRecord>) -> Value {
+fn current_identities(mut issued: Vec<crate::store::IssuedRecord>) -> Vec<IssuedIdentity> {
     issued.sort_by(|a, b| (&a.component, b.issued_at).cmp(&(&b.component, a.issued_at)));
     issued.dedup_by(|later, first| later.component == first.component);
     issued
         .iter()
-        .map(|r| {
-            serde_json::json!({
-                "component": r.component,
-                "etcd_user": r.cn,
-                "serial": r.serial,
-                "not_before": super::node_routes::rfc3339(r.not_before),
-                "not_after": super::node_routes::rfc3339(r.not_after),
-            })
+        .map(|r| IssuedIdentity {
+            component: r.component.clone(),
+            etcd_user: r.cn.clone(),
+            serial: r.serial.clone(),
+            not_before: super::node_routes::rfc3339(r.not_before),
+            not_after: super::node_routes::rfc3339(r.not_after),
         })
         .collect()
 }
@@ -256,7 +262,7 @@ pub async fn delete(
     State(state): State<Arc<AppState>>,
     admin: AdminCaller,
     Path(node): Path<String>,
-) -> Result<Json<Value>, ApiFailure> {
+) -> Result<Json<NodeDeleted>, ApiFailure> {
     let name = node.clone();
     let by = admin.actor();
     match store_op(&state, move |s| s.delete_node(&name)).await {
@@ -276,9 +282,10 @@ pub async fn delete(
                     detail,
                 )
                 .await;
-            Ok(Json(
-                serde_json::json!({ "deleted": node, "state": record.state }),
-            ))
+            Ok(Json(NodeDeleted {
+                deleted: node,
+                state: record.state.to_string(),
+            }))
         }
         Err(failure) => Err(failure),
     }
