@@ -16,6 +16,7 @@
 //! - [`datastore`]: Calico's cluster-wide objects, created once so per-node identities need no
 //!   cluster-wide write (`datastore init`).
 //! - [`manifest`]: a node's manifest computed from the policy.
+//! - [`inventory`]: each node's inventory from its record and its agent's last report.
 //! - [`fleet_plan`]: what a policy would change in etcd and on each node (`plan`).
 //! - [`reconcile`]: which nodes count, and the server's RBAC reconciler.
 //! - [`rollout`]: rollouts in waves with health gates: wave assignment and the state machine.
@@ -36,6 +37,8 @@ pub mod error;
 pub mod etcd_release;
 /// The fleet plan: RBAC diff, per-node files, units and waves.
 pub mod fleet_plan;
+/// Each node's inventory from its record and last report, and the `nodes list` filters.
+pub mod inventory;
 /// Random spread for retries.
 pub mod jitter;
 /// A node's manifest from the policy.

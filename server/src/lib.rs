@@ -22,8 +22,8 @@
 //! - [`ha`]: several replicas on one etcd store: the leader election, following the store.
 
 pub use calseg_control::{
-    access, datastore, etcd_release, fleet_plan, jitter, manifest, pki, policy, rbac, reconcile,
-    rollout, store,
+    access, datastore, etcd_release, fleet_plan, inventory, jitter, manifest, pki, policy, rbac,
+    reconcile, rollout, store,
 };
 
 /// The admin API client.

@@ -1,17 +1,22 @@
 //! Rollouts in waves with health gates: a reloaded policy goes to the canary first, then to
 //! the other approved nodes a wave at a time, each wave opened only when the last one is healthy
-//! and has baked. Pure functions here; the server's controller task (`serve`) and the admin
-//! routes (`http::rollout`) drive them and persist a [`RolloutRecord`].
+//! and has baked. The server's controller task (`serve`) and the admin routes drive them; the
+//! records they persist are [`RolloutRecord`]s.
 //!
 //! # Layout
 //! - `waves`: which node is in which wave (canary first, then a stable hash order).
 //! - `controller`: node health, the next step of a running rollout, and the operator's
-//!   checked transitions (pause, resume, abort, rollback).
+//!   checked transitions (pause, resume, abort, rollback): pure functions.
+//! - `status`: convergence of each approved node to its policy, and how the waves stand.
 //!
 //! [`RolloutRecord`]: crate::store::RolloutRecord
 
 mod controller;
+mod status;
 mod waves;
 
 pub use controller::{Health, Step, apply_step, manual, next_step, node_health, serves_new};
+pub use status::{
+    Convergence, annotate, convergence, current_status, status, status_of_nodes, waves,
+};
 pub use waves::assign_waves;

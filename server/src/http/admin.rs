@@ -3,9 +3,9 @@
 
 use super::caller::AdminCaller;
 use super::errors::ApiFailure;
-use super::inventory::{self, InventoryRow, NodeFilter};
 use super::node_routes::rfc3339;
 use super::state::AppState;
+use crate::inventory::{self, InventoryRow, NodeFilter};
 use crate::store::{
     AuditAction, AuditEntry, AuditOutcome, NodeRecord, NodeState, TokenInfo, TokenScope,
 };
@@ -36,7 +36,7 @@ pub async fn nodes(
 ) -> Result<Json<Vec<InventoryRow>>, ApiFailure> {
     let nodes = state.control.store(|s| s.nodes()).await?;
     let mut rows = inventory::select(nodes, &filter, OffsetDateTime::now_utc());
-    super::rollout::annotate(
+    crate::rollout::annotate(
         &mut rows,
         &|node| state.control.policy_for(node).0,
         &state.control.etcd_ca_bundle_pem,
@@ -297,4 +297,34 @@ pub(super) fn reconciler(state: &AppState) -> Result<&crate::reconcile::Reconcil
             "this server has no etcd credentials ([etcd] in server.toml), so it does not manage RBAC",
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use calseg_api::admin::NodeFilter;
+    use serde_json::json;
+
+    #[test]
+    fn the_query_string_decodes_into_the_filter() {
+        let filter: NodeFilter = serde_json::from_value(json!({})).unwrap();
+        assert!(filter.expiring_within_secs.is_none() && !filter.failed);
+        let uri: axum::http::Uri =
+            "/v1/admin/nodes?expiring_within_secs=60&failed=true&not_seen_since_secs=5"
+                .parse()
+                .unwrap();
+        let axum::extract::Query(filter) =
+            axum::extract::Query::<NodeFilter>::try_from_uri(&uri).unwrap();
+        assert_eq!(filter.expiring_within_secs, Some(60));
+        assert!(filter.failed);
+        assert_eq!(filter.not_seen_since_secs, Some(5));
+        // The query the CLI builds from the same type decodes to the same filter.
+        let uri: axum::http::Uri = format!("/v1/admin/nodes{}", filter.query())
+            .parse()
+            .unwrap();
+        let axum::extract::Query(again) =
+            axum::extract::Query::<NodeFilter>::try_from_uri(&uri).unwrap();
+        assert_eq!(again, filter);
+        assert_eq!(NodeFilter::default().query(), "");
+    }
 }

@@ -17,7 +17,6 @@
 //! - `ownership`: the signing guard: no certificate for an etcd user calseg does not own.
 //! - [`revocation`]: `nodes revoke` waits until the node's etcd users are gone.
 //! - `leases`: restart leases, the fleet's restart budget.
-//! - [`inventory`]: per-node summaries of the last report and the `nodes list` filters.
 //! - `rollout`: convergence of the approved nodes to the current policy, and wave status.
 //! - [`rollout_ctl`]: starts, resumes and steps rollouts in waves; the operator's actions.
 //! - `long_poll`: parking manifest requests until the node's manifest changes.
@@ -33,7 +32,6 @@ mod enroll;
 mod enroll_limit;
 mod errors;
 mod fleet_plan;
-pub mod inventory;
 mod leases;
 mod limit;
 mod listener;
@@ -56,7 +54,6 @@ pub use enroll_limit::EnrollmentLimits;
 pub use errors::ApiFailure;
 pub use listener::{serve, serve_with};
 pub use pending::expire_loop as expire_pending;
-pub use rollout::{current_status as rollout_status, status_of_nodes as rollout_status_of_nodes};
 pub use state::{ApiLimits, AppState};
 
 use axum::Router;

@@ -5,8 +5,8 @@
 
 use super::caller::AdminCaller;
 use super::errors::ApiFailure;
-use super::inventory::{self, NodeFilter};
 use super::state::AppState;
+use crate::inventory::{self, NodeFilter};
 use crate::store::{AuditAction, AuditOutcome, NodeRecord, StoreError};
 use axum::Json;
 use axum::extract::{Path, State};
@@ -117,7 +117,7 @@ pub async fn show(
         &NodeFilter::default(),
         OffsetDateTime::now_utc(),
     );
-    super::rollout::annotate(
+    crate::rollout::annotate(
         &mut rows,
         &|node| state.control.policy_for(node).0,
         &state.control.etcd_ca_bundle_pem,

@@ -310,5 +310,5 @@ pub async fn action(
             .await;
         commit(&state, active.from, record, state.control.policy()).await?;
     }
-    Ok(Json(super::rollout::current_status(&state).await?))
+    Ok(Json(crate::rollout::current_status(&state.control).await?))
 }

@@ -50,7 +50,7 @@ async fn scrape(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
         .await;
     match read {
         Ok((nodes, expiries)) => {
-            let rollout = crate::http::rollout_status_of_nodes(&state, &nodes)
+            let rollout = crate::rollout::status_of_nodes(&state.control, &nodes)
                 .await
                 .ok();
             let scrape = Scrape {

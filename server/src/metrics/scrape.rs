@@ -6,7 +6,7 @@
 use super::expiry::Expiry;
 use super::exposition::{Format, Labels, labels};
 use super::{EXPIRY_HORIZONS, Metrics, gauge};
-use crate::http::inventory::Summary;
+use crate::inventory::Summary;
 use crate::store::{NodeRecord, NodeState};
 use calseg_api::rollout::RolloutStatus;
 use prometheus_client::metrics::family::Family;
@@ -90,7 +90,7 @@ impl Metrics {
             .nodes
             .iter()
             .filter(|n| n.state == NodeState::Approved)
-            .map(crate::http::inventory::summary_of)
+            .map(crate::inventory::summary_of)
             .collect();
         r.register(
             "calseg_certificates_expiring",
