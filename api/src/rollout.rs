@@ -128,14 +128,21 @@ pub enum RolloutAction {
 }
 
 impl RolloutAction {
+    /// Every action, in the order the route's refusal lists them.
+    pub const ALL: [Self; 4] = [Self::Pause, Self::Resume, Self::Abort, Self::Rollback];
+
     /// Parses the `{action}` of the route.
     pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "pause" => Some(Self::Pause),
-            "resume" => Some(Self::Resume),
-            "abort" => Some(Self::Abort),
-            "rollback" => Some(Self::Rollback),
-            _ => None,
+        Self::ALL.into_iter().find(|action| action.name() == text)
+    }
+
+    /// The `{action}` of the route.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+            Self::Abort => "abort",
+            Self::Rollback => "rollback",
         }
     }
 }

@@ -148,6 +148,11 @@ impl Control {
         let _ = self.leadership.set(leadership);
     }
 
+    /// Whether this server is one of several replicas on a shared store.
+    pub fn has_replicas(&self) -> bool {
+        self.leadership.get().is_some()
+    }
+
     /// Whether this server runs the loops that must run once: always when it is alone, only
     /// while it leads when it is one of several replicas.
     pub fn leads(&self) -> bool {

@@ -4,7 +4,7 @@
 //! `RELOADING=1` and `READY=1`, its result recorded for `calseg-server reload` (`crate::reload`). Every distinct policy the server runs
 //! gets a revision number in the store (at start and after each successful reload), and its text
 //! is kept there. When the new policy sets `[rollout] canary` or `wave`, a reload starts a
-//! rollout in waves (`http::rollout_ctl`), which a controller task steps every second; a
+//! rollout in waves (`calseg_control::rollout`), which a controller task steps every second; a
 //! restart resumes it. With `[store] backend = "etcd"` the server is one of possibly several
 //! replicas (`crate::ha`): all serve the API, the elected leader alone reconciles and steps
 //! rollouts, and every replica follows the policy and rollout the store holds. Before it
@@ -369,7 +369,7 @@ async fn put_file_policy_in_force(
         .control
         .set_policy(state.control.policy(), Some(revision));
     tracing::info!(policy = %policy_path.display(), revision, "policy loaded");
-    http::rollout_ctl::resume_after_restart(state, revision)
+    crate::rollout::resume_after_restart(&state.control, revision)
         .await
         .map_err(|e| anyhow!("resume the rollout in waves: {}", e.message))
 }
@@ -663,7 +663,8 @@ async fn put_in_force(state: &AppState, policy: Arc<policy::Policy>, revision: O
         (Some(waves), Some(revision)) => {
             let now = OffsetDateTime::now_utc();
             if let Err(error) =
-                http::rollout_ctl::start(state, Arc::clone(&policy), revision, &waves, now).await
+                crate::rollout::start(&state.control, Arc::clone(&policy), revision, &waves, now)
+                    .await
             {
                 tracing::error!(
                     "cannot start the rollout in waves ({}); every node gets revision {revision}",
@@ -673,7 +674,7 @@ async fn put_in_force(state: &AppState, policy: Arc<policy::Policy>, revision: O
             }
         }
         _ => {
-            if let Err(error) = http::rollout_ctl::supersede(state).await {
+            if let Err(error) = crate::rollout::supersede(&state.control).await {
                 tracing::error!(
                     "cannot mark the rollout in waves aborted: {}",
                     error.message
@@ -693,7 +694,7 @@ async fn rollout_controller(state: Arc<AppState>) {
         if !state.control.leads() {
             continue;
         }
-        if let Err(error) = http::rollout_ctl::tick(&state, OffsetDateTime::now_utc()).await {
+        if let Err(error) = crate::rollout::tick(&state.control, OffsetDateTime::now_utc()).await {
             tracing::warn!(kind = %error.kind, "rollout controller: {} (will retry)", error.message);
         }
     }

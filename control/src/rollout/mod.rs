@@ -7,15 +7,19 @@
 //! - `waves`: which node is in which wave (canary first, then a stable hash order).
 //! - `controller`: node health, the next step of a running rollout, and the operator's
 //!   checked transitions (pause, resume, abort, rollback): pure functions.
+//! - `driver`: starts, resumes and steps rollouts, and carries out the operator's actions:
+//!   each change persisted, then put in force, then the reconciler poked.
 //! - `status`: convergence of each approved node to its policy, and how the waves stand.
 //!
 //! [`RolloutRecord`]: crate::store::RolloutRecord
 
 mod controller;
+mod driver;
 mod status;
 mod waves;
 
 pub use controller::{Health, Step, apply_step, manual, next_step, node_health, serves_new};
+pub use driver::{act, resume_after_restart, start, supersede, tick};
 pub use status::{
     Convergence, annotate, convergence, current_status, status, status_of_nodes, waves,
 };

@@ -138,7 +138,7 @@ async fn candidate_waves(
         Some(head) => head.revision + 1,
         None => 1,
     };
-    // The nodes a rollout would cover, as `rollout_ctl::start` picks them.
+    // The nodes a rollout would cover, as `calseg_control::rollout::start` picks them.
     let nodes: BTreeSet<String> = enrolled
         .iter()
         .filter(|r| {

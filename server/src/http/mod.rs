@@ -18,7 +18,8 @@
 //! - [`revocation`]: `nodes revoke` waits until the node's etcd users are gone.
 //! - `leases`: restart leases, the fleet's restart budget.
 //! - `rollout`: convergence of the approved nodes to the current policy, and wave status.
-//! - [`rollout_ctl`]: starts, resumes and steps rollouts in waves; the operator's actions.
+//! - `rollout`, `rollout_actions`: the rollout status and the operator's actions on a rollout
+//!   in waves (driven by `calseg_control::rollout`).
 //! - `long_poll`: parking manifest requests until the node's manifest changes.
 //! - `vouch`: a report's certificate dates replaced by the ones this server issued.
 //! - `rejections`: axum's and tower-http's plain-text refusals (400, 413, 415, 422, …) as JSON
@@ -42,7 +43,7 @@ mod pending;
 mod rejections;
 pub mod revocation;
 mod rollout;
-pub mod rollout_ctl;
+mod rollout_actions;
 mod state;
 pub mod tls;
 mod vouch;
@@ -117,7 +118,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::ADMIN_ROLLOUT, get(rollout::get))
         .route(
             &paths::admin_rollout_action("{action}"),
-            post(rollout_ctl::action),
+            post(rollout_actions::action),
         )
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             paths::MAX_BODY_BYTES,

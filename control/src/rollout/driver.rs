@@ -1,20 +1,16 @@
 //! Drives rollouts in waves: starts one when a new policy is loaded, resumes one after a
 //! restart, runs the controller's tick (the running server calls it every second) and the
-//! operator's actions (`POST /v1/admin/rollout/{action}`). Every change is persisted, then put
-//! in force (which wakes parked long-polls), then the RBAC reconciler is poked.
+//! operator's actions (the admin route `POST /v1/admin/rollout/{action}`). Every change is
+//! persisted, then put in force (which wakes parked long-polls), then the RBAC reconciler is
+//! poked.
 
-use super::caller::AdminCaller;
-use super::errors::ApiFailure;
-use super::state::AppState;
+use super::{Health, Step, apply_step, assign_waves, manual, next_step, node_health};
+use crate::ControlError;
 use crate::manifest::manifest_for;
 use crate::policy::{Policy, WaveSettings};
-use crate::rollout::{Health, Step, apply_step, assign_waves, manual, next_step, node_health};
+use crate::state::{ActiveRollout, Control};
 use crate::store::{AuditAction, AuditOutcome, NodeState, RolloutRecord};
-use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
-use calseg_api::rollout::{RolloutAction, RolloutState, RolloutStatus};
-use calseg_control::ActiveRollout;
+use calseg_api::rollout::{RolloutAction, RolloutState};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -22,27 +18,26 @@ use time::OffsetDateTime;
 /// Starts a rollout in waves from the policy in force to `to` (revision `to_revision`), over
 /// the approved nodes `to` gives a component. The canary opens on the controller's next tick.
 pub async fn start(
-    state: &AppState,
+    control: &Control,
     to: Arc<Policy>,
     to_revision: u64,
     settings: &WaveSettings,
     now: OffsetDateTime,
-) -> Result<(), ApiFailure> {
-    let _one_at_a_time = state.control.rollout_lock.lock().await;
-    let (from, from_revision) = state.control.policy_and_revision();
+) -> Result<(), ControlError> {
+    let _one_at_a_time = control.rollout_lock.lock().await;
+    let (from, from_revision) = control.policy_and_revision();
     let Some(from_revision) = from_revision else {
         // Unnumbered: nothing to roll back to by number; go at once.
-        state.control.set_policy(to, Some(to_revision));
+        control.set_policy(to, Some(to_revision));
         return Ok(());
     };
-    if state.control.rollout().is_some() {
+    if control.rollout().is_some() {
         tracing::warn!(
             "a new policy arrived during a rollout in waves: that rollout is superseded and the \
              new one starts from revision {from_revision} (nodes of its closed waves jump to it)"
         );
     }
-    let nodes: BTreeSet<String> = state
-        .control
+    let nodes: BTreeSet<String> = control
         .store(|s| s.nodes())
         .await?
         .into_iter()
@@ -67,8 +62,7 @@ pub async fn start(
         nodes = nodes.len(),
         "rollout in waves started"
     );
-    state
-        .control
+    control
         .audit(
             "system",
             AuditAction::Rollout,
@@ -81,14 +75,14 @@ pub async fn start(
             ),
         )
         .await;
-    commit(state, from, record, to).await
+    commit(control, from, record, to).await
 }
 
 /// Marks the stored rollout aborted when a policy without waves replaces it (every node gets
 /// that policy at once), so its status does not claim it still runs.
-pub async fn supersede(state: &AppState) -> Result<(), ApiFailure> {
-    let _one_at_a_time = state.control.rollout_lock.lock().await;
-    let Some(mut record) = state.control.store(|s| s.rollout()).await? else {
+pub async fn supersede(control: &Control) -> Result<(), ControlError> {
+    let _one_at_a_time = control.rollout_lock.lock().await;
+    let Some(mut record) = control.store(|s| s.rollout()).await? else {
         return Ok(());
     };
     if record.state.is_final() || record.state == RolloutState::Aborted {
@@ -99,31 +93,25 @@ pub async fn supersede(state: &AppState) -> Result<(), ApiFailure> {
         "a policy without waves replaced the rollout in waves: it is aborted"
     );
     record.state = RolloutState::Aborted;
-    Ok(state
-        .control
-        .store(move |s| s.save_rollout(&record))
-        .await?)
+    control.store(move |s| s.save_rollout(&record)).await
 }
 
 /// At start: when the store's latest rollout goes to `revision` (the policy just loaded) and is
 /// not done, puts it back in force with the previous policy's stored text. A rollout to another
 /// revision (the file changed while the server was stopped) is aborted: every node gets the
 /// loaded policy.
-pub async fn resume_after_restart(state: &AppState, revision: u64) -> Result<(), ApiFailure> {
-    let Some(record) = state.control.store(|s| s.rollout()).await? else {
+pub async fn resume_after_restart(control: &Control, revision: u64) -> Result<(), ControlError> {
+    let Some(record) = control.store(|s| s.rollout()).await? else {
         return Ok(());
     };
     if record.to_revision != revision {
-        return supersede(state).await;
+        return supersede(control).await;
     }
     if record.state == RolloutState::Done {
         return Ok(());
     }
     let from_revision = record.from_revision;
-    let text = state
-        .control
-        .store(move |s| s.policy_text(from_revision))
-        .await?;
+    let text = control.store(move |s| s.policy_text(from_revision)).await?;
     let from = match text
         .as_deref()
         .map(|t| crate::policy::parse(t, "stored policy"))
@@ -142,57 +130,52 @@ pub async fn resume_after_restart(state: &AppState, revision: u64) -> Result<(),
         }
     };
     tracing::info!(from_revision, to_revision = revision, state = %record.state, "rollout in waves resumed after a restart");
-    commit(state, from, record, state.control.policy()).await
+    commit(control, from, record, control.policy()).await
 }
 
 /// Persists `record` and puts it in force: both policies while it runs, `to` alone when done,
 /// `from` alone after a rollback.
 async fn commit(
-    state: &AppState,
+    control: &Control,
     from: Arc<Policy>,
     record: RolloutRecord,
     to: Arc<Policy>,
-) -> Result<(), ApiFailure> {
+) -> Result<(), ControlError> {
     let stored = record.clone();
-    state
-        .control
-        .store(move |s| s.save_rollout(&stored))
-        .await?;
+    control.store(move |s| s.save_rollout(&stored)).await?;
     match record.state {
-        RolloutState::Done => state.control.set_policy(to, Some(record.to_revision)),
-        RolloutState::RolledBack => state.control.set_policy(from, Some(record.from_revision)),
+        RolloutState::Done => control.set_policy(to, Some(record.to_revision)),
+        RolloutState::RolledBack => control.set_policy(from, Some(record.from_revision)),
         RolloutState::Running | RolloutState::Paused | RolloutState::Aborted => {
             let revision = record.to_revision;
-            state
-                .control
-                .set_rollout(to, revision, ActiveRollout::new(from, record));
+            control.set_rollout(to, revision, ActiveRollout::new(from, record));
         }
     }
-    state.control.poke_reconciler();
+    control.poke_reconciler();
     Ok(())
 }
 
 /// When this server is one of several replicas: first puts in force what the shared store
 /// holds (another replica may have changed the rollout), so a step starts from the stored one.
-async fn follow_other_replicas(state: &AppState) -> Result<(), ApiFailure> {
-    if state.replicas().is_some() {
-        crate::ha::adopt_from_store(&state.control).await?;
+async fn follow_other_replicas(control: &Control) -> Result<(), ControlError> {
+    if control.has_replicas() {
+        crate::adopt::adopt_from_store(control).await?;
     }
     Ok(())
 }
 
 /// One step of the controller: opens the next wave, pauses, or finishes the running rollout.
-pub async fn tick(state: &AppState, now: OffsetDateTime) -> Result<(), ApiFailure> {
-    let _one_at_a_time = state.control.rollout_lock.lock().await;
-    follow_other_replicas(state).await?;
-    let Some(active) = state.control.rollout() else {
+pub async fn tick(control: &Control, now: OffsetDateTime) -> Result<(), ControlError> {
+    let _one_at_a_time = control.rollout_lock.lock().await;
+    follow_other_replicas(control).await?;
+    let Some(active) = control.rollout() else {
         return Ok(());
     };
     if active.record.state != RolloutState::Running {
         return Ok(());
     }
-    let to = state.control.policy();
-    let health = opened_health(state, &to, &active.record).await?;
+    let to = control.policy();
+    let health = opened_health(control, &to, &active.record).await?;
     let (bake, max_failures) = to
         .rollout
         .waves
@@ -239,21 +222,20 @@ pub async fn tick(state: &AppState, now: OffsetDateTime) -> Result<(), ApiFailur
         }
     };
     if let Some(outcome) = outcome {
-        state
-            .control
+        control
             .audit("system", AuditAction::Rollout, &subject, outcome, detail)
             .await;
     }
-    commit(state, active.from, record, to).await
+    commit(control, active.from, record, to).await
 }
 
 /// The health of every node of the opened waves, against the manifest `to` gives it.
 async fn opened_health(
-    state: &AppState,
+    control: &Control,
     to: &Policy,
     record: &RolloutRecord,
-) -> Result<HashMap<String, Health>, ApiFailure> {
-    let nodes = state.control.store(|s| s.nodes()).await?;
+) -> Result<HashMap<String, Health>, ControlError> {
+    let nodes = control.store(|s| s.nodes()).await?;
     let records: HashMap<&str, _> = nodes.iter().map(|r| (r.name.as_str(), r)).collect();
     Ok(record
         .waves
@@ -262,9 +244,8 @@ async fn opened_health(
         .flatten()
         .map(|node| {
             let health = records.get(node.as_str()).map_or(Health::Healthy, |r| {
-                let target =
-                    manifest_for(to, node, r.generation, &state.control.etcd_ca_bundle_pem)
-                        .map(|m| m.revision);
+                let target = manifest_for(to, node, r.generation, &control.etcd_ca_bundle_pem)
+                    .map(|m| m.revision);
                 node_health(r, target.as_deref())
             });
             (node.clone(), health)
@@ -272,43 +253,33 @@ async fn opened_health(
         .collect())
 }
 
-/// POST `pause`, `resume`, `abort` or `rollback` the rollout in waves; answers the status.
-pub async fn action(
-    State(state): State<Arc<AppState>>,
-    admin: AdminCaller,
-    Path(action): Path<String>,
-) -> Result<Json<RolloutStatus>, ApiFailure> {
-    let Some(parsed) = RolloutAction::parse(&action) else {
-        return Err(ApiFailure::bad_request(
-            "unknown_rollout_action",
-            &format!("unknown rollout action {action:?}: use pause, resume, abort or rollback"),
+/// The operator's `action` on the rollout in waves, by `actor` (audited): pause, resume,
+/// abort or roll back, as a checked transition of the stored rollout.
+pub async fn act(
+    control: &Control,
+    actor: &str,
+    action: RolloutAction,
+) -> Result<(), ControlError> {
+    let _one_at_a_time = control.rollout_lock.lock().await;
+    follow_other_replicas(control).await?;
+    let Some(active) = control.rollout() else {
+        return Err(ControlError::conflict(
+            "no_rollout",
+            "no rollout in waves is in progress (`calseg-server rollout status`)",
         ));
     };
-    {
-        let _one_at_a_time = state.control.rollout_lock.lock().await;
-        follow_other_replicas(state.as_ref()).await?;
-        let Some(active) = state.control.rollout() else {
-            return Err(ApiFailure::new(
-                StatusCode::CONFLICT,
-                "no_rollout",
-                "no rollout in waves is in progress (`calseg-server rollout status`)",
-            ));
-        };
-        let record = manual(&active.record, parsed)
-            .map_err(|message| ApiFailure::new(StatusCode::CONFLICT, "rollout_state", &message))?;
-        let detail = format!("{action}: now {}", record.state);
-        tracing::info!(admin = %admin.name, "rollout {detail}");
-        state
-            .control
-            .audit(
-                &admin.actor(),
-                AuditAction::Rollout,
-                &format!("revision {}", record.to_revision),
-                AuditOutcome::Ok,
-                detail,
-            )
-            .await;
-        commit(&state, active.from, record, state.control.policy()).await?;
-    }
-    Ok(Json(crate::rollout::current_status(&state.control).await?))
+    let record = manual(&active.record, action)
+        .map_err(|message| ControlError::conflict("rollout_state", &message))?;
+    let detail = format!("{}: now {}", action.name(), record.state);
+    tracing::info!(actor, "rollout {detail}");
+    control
+        .audit(
+            actor,
+            AuditAction::Rollout,
+            &format!("revision {}", record.to_revision),
+            AuditOutcome::Ok,
+            detail,
+        )
+        .await;
+    commit(control, active.from, record, control.policy()).await
 }
