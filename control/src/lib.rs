@@ -17,6 +17,8 @@
 //!   cluster-wide write (`datastore init`).
 //! - [`manifest`]: a node's manifest computed from the policy.
 //! - [`inventory`]: each node's inventory from its record and its agent's last report.
+//! - [`signing_guard`]: no certificate for an etcd user calseg does not own (checked at
+//!   enrollment and at every signing).
 //! - [`fleet_plan`]: what a policy would change in etcd and on each node (`plan`).
 //! - [`reconcile`]: which nodes count, and the server's RBAC reconciler.
 //! - [`rollout`]: rollouts in waves with health gates: wave assignment and the state machine.
@@ -53,6 +55,8 @@ pub mod rbac;
 pub mod reconcile;
 /// Rollouts in waves with health gates.
 pub mod rollout;
+/// The signing guard: no certificate for an etcd user calseg does not own.
+pub mod signing_guard;
 /// The domain's shared state: [`Control`].
 pub mod state;
 /// Server state: nodes, enrollment tokens, issued certificates, audit log.

@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use calseg_api::enroll::{EnrollRequest, EnrollResponse, FleetCa};
+use calseg_control::signing_guard;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -56,12 +57,13 @@ pub async fn enroll(
     crate::policy::check_node_name(&node)
         .map_err(|message| ApiFailure::bad_request("invalid_node_name", &message))?;
     // No fleet certificate for a node whose etcd users calseg does not own (nor a used token).
-    if let Err(failure) = super::ownership::ensure_node_owned(&state, &node).await {
+    if let Err(failure) = signing_guard::ensure_node_owned(&state.control, &node).await {
+        let failure = ApiFailure::from(failure);
         deny(&state, &node, &failure, source).await;
         // The caller is anonymous: which etcd users exist, and their roles, are for the audit
         // log, not for whoever can reach this route.
         let mut answer = failure;
-        if answer.kind == super::ownership::NOT_OWNED {
+        if answer.kind == signing_guard::NOT_OWNED {
             answer.message = format!(
                 "node {node} cannot enroll: calseg does not own one of the etcd users the \
                  policy gives it; an administrator finds which, and why, in the audit log"

@@ -14,7 +14,6 @@
 //! - `node_routes`: manifest, certificates, report, fleet renewal.
 //! - `admin`: nodes, tokens, audit, RBAC apply.
 //! - `fleet_plan`: the fleet plan of the policy in force or of a candidate policy (`plan`).
-//! - `ownership`: the signing guard: no certificate for an etcd user calseg does not own.
 //! - [`revocation`]: `nodes revoke` waits until the node's etcd users are gone.
 //! - `leases`: restart leases, the fleet's restart budget.
 //! - `rollout`: convergence of the approved nodes to the current policy, and wave status.
@@ -38,7 +37,6 @@ mod limit;
 mod listener;
 mod long_poll;
 mod node_routes;
-mod ownership;
 mod pending;
 mod rejections;
 pub mod revocation;

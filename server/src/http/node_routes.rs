@@ -6,7 +6,6 @@ use super::caller::NodeCaller;
 use super::errors::ApiFailure;
 use super::limit::InFlight;
 use super::long_poll::{Woken, jittered_retry_after, wait_for_change};
-use super::ownership::ensure_owned;
 use super::state::AppState;
 use crate::manifest::{etcd_user_for, manifest_for};
 use crate::metrics::{IssuedKind, LongPollWait};
@@ -20,6 +19,7 @@ use calseg_api::enroll::{EnrollResponse, FleetRenewRequest};
 use calseg_api::manifest::Manifest;
 use calseg_api::paths;
 use calseg_api::report::{IdentityStatus, Report};
+use calseg_control::signing_guard::ensure_owned;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -198,7 +198,8 @@ pub async fn certificates(
         return Err(failure);
     };
     // Never a certificate for a user calseg does not own, whatever the policy renders.
-    if let Err(failure) = ensure_owned(&state, &etcd_user).await {
+    if let Err(failure) = ensure_owned(&state.control, &etcd_user).await {
+        let failure = ApiFailure::from(failure);
         deny(&state, node, &etcd_user, &failure).await;
         return Err(failure);
     }

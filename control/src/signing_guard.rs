@@ -2,22 +2,20 @@
 //! etcd user it would hold must be one calseg may sign for (not reserved, and not in etcd
 //! without calseg's marker role: see `rbac::ownership`), as etcd holds it at that moment.
 
-use super::errors::ApiFailure;
-use super::state::AppState;
+use crate::ControlError;
 use crate::rbac::{self, NotOwned};
-use axum::http::StatusCode;
+use crate::state::Control;
 
 /// The stable kind of a refusal to sign for a user calseg does not own.
 pub const NOT_OWNED: &str = "etcd_user_not_owned";
 
 /// Refuses `user` when calseg may not sign a certificate naming it.
-pub(super) async fn ensure_owned(state: &AppState, user: &str) -> Result<(), ApiFailure> {
-    let reserved = state.control.reserved();
+pub async fn ensure_owned(control: &Control, user: &str) -> Result<(), ControlError> {
+    let reserved = control.reserved();
     reserved.check(user).map_err(refused)?;
-    let roles = match &state.control.reconciler {
+    let roles = match &control.reconciler {
         Some(reconciler) => reconciler.user_roles(user).await.map_err(|error| {
-            ApiFailure::new(
-                StatusCode::SERVICE_UNAVAILABLE,
+            ControlError::unavailable(
                 "etcd_unavailable",
                 &format!(
                     "cannot confirm that calseg owns the etcd user {user} ({error:#}); calseg \
@@ -32,18 +30,17 @@ pub(super) async fn ensure_owned(state: &AppState, user: &str) -> Result<(), Api
 
 /// Refuses the enrollment of `node` when any etcd user the policy gives it (in its enrollment
 /// generation) is one calseg may not sign for.
-pub(super) async fn ensure_node_owned(state: &AppState, node: &str) -> Result<(), ApiFailure> {
+pub async fn ensure_node_owned(control: &Control, node: &str) -> Result<(), ControlError> {
     let name = node.to_owned();
-    let generation = state
-        .control
+    let generation = control
         .store_read(move |s| s.node(&name))
         .await?
         .map_or(0, |record| record.generation);
-    let (policy, _) = state.control.policy_for(node);
+    let (policy, _) = control.policy_for(node);
     for component in policy.components_for(node) {
         let user = policy.etcd_user(&component.name, node, generation);
         fits_common_name(&component.name, node, &user)?;
-        ensure_owned(state, &user).await?;
+        ensure_owned(control, &user).await?;
     }
     Ok(())
 }
@@ -53,12 +50,12 @@ const MAX_COMMON_NAME: usize = 64;
 
 /// Refuses a node whose etcd user for `component` could never be a certificate's Common Name,
 /// at enrollment rather than as a failed signing later.
-fn fits_common_name(component: &str, node: &str, user: &str) -> Result<(), ApiFailure> {
+fn fits_common_name(component: &str, node: &str, user: &str) -> Result<(), ControlError> {
     let length = user.chars().count();
     if length <= MAX_COMMON_NAME {
         return Ok(());
     }
-    Err(ApiFailure::bad_request(
+    Err(ControlError::invalid(
         "etcd_user_too_long",
         &format!(
             "node {node}'s etcd user for {component} would be {user:?}, {length} characters; \
@@ -68,8 +65,8 @@ fn fits_common_name(component: &str, node: &str, user: &str) -> Result<(), ApiFa
     ))
 }
 
-fn refused(error: NotOwned) -> ApiFailure {
-    ApiFailure::forbidden(NOT_OWNED, &error.to_string())
+fn refused(error: NotOwned) -> ControlError {
+    ControlError::forbidden(NOT_OWNED, &error.to_string())
 }
 
 #[cfg(test)]
