@@ -4,6 +4,8 @@
 //! records they persist are [`RolloutRecord`]s.
 //!
 //! # Layout
+//! - `budget`: a lease request's restart budget from the policy, and when a refused agent
+//!   asks again.
 //! - `waves`: which node is in which wave (canary first, then a stable hash order).
 //! - `controller`: node health, the next step of a running rollout, and the operator's
 //!   checked transitions (pause, resume, abort, rollback): pure functions.
@@ -13,11 +15,13 @@
 //!
 //! [`RolloutRecord`]: crate::store::RolloutRecord
 
+mod budget;
 mod controller;
 mod driver;
 mod status;
 mod waves;
 
+pub use budget::{max_life_of, resolve_budget, retry_after, ttl_of};
 pub use controller::{Health, Step, apply_step, manual, next_step, node_health, serves_new};
 pub use driver::{act, resume_after_restart, start, supersede, tick};
 pub use status::{
