@@ -4,7 +4,7 @@
 
 use crate::store::NodeRecord;
 use calseg_api::report::{LastReport, Report};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -12,6 +12,20 @@ use time::format_description::well_known::Rfc3339;
 pub use calseg_api::admin::InstalledCertificate as Installed;
 /// The inventory of one node ([`calseg_api::admin::NodeInventory`], the type the CLI reads).
 pub use calseg_api::admin::NodeInventory as Summary;
+
+/// Where one approved node stands with the current policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Convergence {
+    /// Its last report names the current manifest revision and has no errors.
+    Converged,
+    /// No report yet, or one for an older revision.
+    Pending,
+    /// Its last report has errors.
+    Failed,
+    /// The policy gives it no component.
+    Unassigned,
+}
 
 /// The inventory of `record`, read from its last report.
 pub fn summary_of(record: &NodeRecord) -> Summary {
@@ -78,7 +92,7 @@ pub struct InventoryRow {
     pub current_revision: Option<String>,
     /// Where an approved node stands with the current policy (see `rollout`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub convergence: Option<crate::rollout::Convergence>,
+    pub convergence: Option<Convergence>,
 }
 
 /// The nodes of `records` that pass `filter` at `now`, with their summaries, in store order.

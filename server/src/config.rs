@@ -31,7 +31,7 @@ pub struct ServerConfig {
 }
 
 /// Where the server keeps its state: the embedded single-file store (one server), or etcd
-/// (several replicas, one leader; see `crate::ha`).
+/// (several replicas, one leader; see the `ha` module).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
@@ -100,12 +100,17 @@ impl MetricsConfig {
     /// The address to serve metrics on, or `None` when they are turned off.
     pub fn address(&self) -> Option<String> {
         match self.listen.as_deref() {
-            None => Some(crate::metrics::DEFAULT_LISTEN.to_owned()),
+            None => Some(DEFAULT_METRICS_LISTEN.to_owned()),
             Some("") => None,
             Some(listen) => Some(listen.to_owned()),
         }
     }
 }
+
+/// The default `[metrics] listen`.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9464";
+/// The default `[api] listen`.
+pub const DEFAULT_API_LISTEN: &str = "0.0.0.0:8443";
 
 /// The HTTPS API the agents and administrators call.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -140,7 +145,7 @@ pub struct ApiConfig {
     pub enroll_per_minute: Option<u64>,
     /// Connections open at once (each holds a file descriptor); at the cap the oldest
     /// connection without a client certificate is closed to make room, or the new one is.
-    /// Default 24576, lowered to fit the open-file limit (`crate::http::connections`).
+    /// Default 24576, lowered to fit the open-file limit (the `http::connections` module).
     pub max_connections: Option<usize>,
     /// From accept to the end of the TLS handshake, e.g. "10s" (the default).
     pub handshake_timeout: Option<String>,

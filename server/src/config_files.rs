@@ -125,7 +125,24 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ServerConfig;
+    use serde::Deserialize;
+
+    /// The shape of server.toml these tests need, as strict as the real one.
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ServerConfig {
+        policy: Option<PathBuf>,
+        state_dir: Option<PathBuf>,
+        #[serde(default)]
+        api: Api,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Api {
+        listen: Option<String>,
+        max_pending: Option<usize>,
+    }
 
     fn write(path: &Path, text: &str) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -14,7 +14,7 @@
 
 use crate::config::{ServerConfig, StoreBackend, parse_duration};
 use crate::http::{self, ApiLimits, AppState};
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 use crate::pki::{CaFiles, CaKind};
 use crate::reconcile::Reconciler;
 use crate::store::{AuditAction, AuditOutcome, EtcdStore, RedbStore, Store};
@@ -28,7 +28,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 
-const DEFAULT_LISTEN: &str = "0.0.0.0:8443";
 const DEFAULT_FLEET_LIFETIME: &str = "90d";
 const DEFAULT_RECONCILE_INTERVAL: &str = "60s";
 const DEFAULT_LEADER_TTL: &str = "10s";
@@ -242,7 +241,7 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
             .api
             .listen
             .clone()
-            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
+            .unwrap_or_else(|| crate::config::DEFAULT_API_LISTEN.to_owned()),
         tls,
         reconcile_interval,
         policy_path: policy_path.to_path_buf(),
@@ -296,7 +295,11 @@ async fn open_store(
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_else(|_| "calseg-server".to_owned());
-        let listen = config.api.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen = config
+            .api
+            .listen
+            .as_deref()
+            .unwrap_or(crate::config::DEFAULT_API_LISTEN);
         format!("{host} {listen}")
     });
     let (election, leading) = ha::Election::new(
@@ -409,7 +412,7 @@ pub async fn run(server: Server, shutdown: impl Future<Output = ()>) -> Result<(
                     format!("[metrics] listen = {address:?}: cannot listen there (\"\" turns metrics off)")
                 })?;
             tracing::info!(listen = %address, "metrics at http://{address}/metrics");
-            Some(tokio::spawn(metrics::serve(
+            Some(tokio::spawn(http::serve_metrics(
                 listener,
                 Arc::clone(&server.state),
             )))
@@ -439,7 +442,8 @@ pub async fn run(server: Server, shutdown: impl Future<Output = ()>) -> Result<(
     });
     let follow = server.state.replicas().map(|replicas| {
         tokio::spawn(ha::follow_store(
-            Arc::clone(&server.state),
+            Arc::clone(&server.state.control),
+            Arc::clone(&server.state.metrics),
             Arc::clone(replicas),
         ))
     });

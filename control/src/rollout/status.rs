@@ -5,32 +5,17 @@
 
 use super::{Health, node_health};
 use crate::ControlError;
-use crate::inventory::{InventoryRow, Summary, summary_of};
+use crate::inventory::{Convergence, InventoryRow, Summary, summary_of};
 use crate::manifest::manifest_for;
 use crate::policy::Policy;
 use crate::state::Control;
 use crate::store::{NodeRecord, NodeState, RolloutRecord};
 use calseg_api::rollout::{RolloutStatus, WaveRollout, WaveStatus};
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 /// How many policy revisions the rollout status lists.
 const HISTORY: usize = 10;
-
-/// Where one approved node stands with the current policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Convergence {
-    /// Its last report names the current manifest revision and has no errors.
-    Converged,
-    /// No report yet, or one for an older revision.
-    Pending,
-    /// Its last report has errors.
-    Failed,
-    /// The policy gives it no component.
-    Unassigned,
-}
 
 /// `record`'s standing, given its report `summary` and its `current` manifest revision (`None`:
 /// no manifest). `None` for nodes that are not approved: nothing is rolled out to them.

@@ -20,6 +20,8 @@
 //! - `rollout`, `rollout_actions`: the rollout status and the operator's actions on a rollout
 //!   in waves (driven by `calseg_control::rollout`).
 //! - `long_poll`: parking manifest requests until the node's manifest changes.
+//! - `metrics_listener`: the plain-HTTP `/metrics` listener, and the middleware that times
+//!   every API request.
 //! - `vouch`: a report's certificate dates replaced by the ones this server issued.
 //! - `rejections`: axum's and tower-http's plain-text refusals (400, 413, 415, 422, …) as JSON
 //!   `ApiError`s.
@@ -36,6 +38,7 @@ mod leases;
 mod limit;
 mod listener;
 mod long_poll;
+mod metrics_listener;
 mod node_routes;
 mod pending;
 mod rejections;
@@ -52,6 +55,7 @@ pub use connections::ConnectionSettings;
 pub use enroll_limit::EnrollmentLimits;
 pub use errors::ApiFailure;
 pub use listener::{serve, serve_with};
+pub use metrics_listener::serve as serve_metrics;
 pub use pending::expire_loop as expire_pending;
 pub use state::{ApiLimits, AppState};
 
@@ -138,7 +142,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         // route template (MatchedPath).
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state.metrics),
-            crate::metrics::track_requests,
+            metrics_listener::track_requests,
         ))
         .with_state(state)
 }

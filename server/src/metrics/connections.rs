@@ -1,6 +1,6 @@
 //! The API listener's connection metrics: connections open and the cap, connections refused
 //! at the cap, and connections the server closed, by why (made room for, handshake too slow,
-//! idle). The listener (`crate::http::listener`) feeds them.
+//! idle). The API listener feeds them.
 
 use super::exposition::{Labels, labels};
 use prometheus_client::metrics::counter::Counter;

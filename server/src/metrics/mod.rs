@@ -20,14 +20,12 @@ mod connections;
 mod etcd;
 mod expiry;
 mod exposition;
-mod listener;
 mod process;
 mod scrape;
 
 pub use connections::{Closed, ConnectionMetrics};
 pub use expiry::live_identities;
 pub use exposition::{Format, OPENMETRICS, TEXT, text_of};
-pub use listener::{LongPollWait, serve, track_requests};
 pub use scrape::Scrape;
 
 use exposition::{Labels, labels};
@@ -39,8 +37,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use time::OffsetDateTime;
 
-/// The default `[metrics] listen`.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+/// A response extension: the handler parked this long (a long-poll) before answering. The
+/// latency histogram leaves the park out; the long-poll counters take it.
+#[derive(Debug, Clone, Copy)]
+pub struct LongPollWait(pub Duration);
 
 /// Request-latency bucket bounds in seconds (Prometheus' defaults; the API times out at 30 s).
 const LATENCY_BOUNDS: [f64; 11] = [
@@ -63,7 +63,7 @@ fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BOUNDS)
 }
 
-/// Every metric of the server; shared through [`crate::http::AppState`]. The handles are
+/// Every metric of the server; shared through the API's state (`http::AppState`). The handles are
 /// `prometheus-client`'s (shared by clone), registered anew at each scrape (`scrape`).
 pub struct Metrics {
     issued: Family<Labels<1>, Counter>,
@@ -95,7 +95,7 @@ pub struct Metrics {
     reload_at: Gauge,
     /// etcd's reachability, releases and known RBAC bypasses, from the latest release check.
     etcd: etcd::EtcdGauges,
-    /// The API listener's connections (`crate::http::listener` feeds them).
+    /// The API listener's connections (the API listener feeds them).
     pub connections: ConnectionMetrics,
 }
 

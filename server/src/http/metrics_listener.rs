@@ -1,8 +1,7 @@
 //! The plain-HTTP `/metrics` listener, and the middleware that times every API request.
 
-use super::expiry::live_identities;
-use super::{Format, Metrics, Scrape};
-use crate::http::AppState;
+use super::state::AppState;
+use crate::metrics::{Format, LongPollWait, Metrics, Scrape, live_identities};
 use anyhow::{Context, Result};
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
@@ -11,16 +10,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use time::OffsetDateTime;
 
 /// Label of requests that matched no route (their paths are not labels: unbounded).
 const UNMATCHED: &str = "unmatched";
-
-/// A response extension: the handler parked this long (a long-poll) before answering. The
-/// latency histogram leaves the park out; the long-poll counters take it.
-#[derive(Debug, Clone, Copy)]
-pub struct LongPollWait(pub Duration);
 
 /// Serves `GET /metrics` on `listener` until the task is dropped. No TLS and no client
 /// certificate: bind it to loopback or a monitoring network (`[metrics] listen`).
