@@ -19,6 +19,8 @@
 //! - [`inventory`]: each node's inventory from its record and its agent's last report.
 //! - [`signing_guard`]: no certificate for an etcd user calseg does not own (checked at
 //!   enrollment and at every signing).
+//! - [`revocation`]: a revoked node's etcd users, until the reconciler has deleted them.
+//! - [`vouch`]: a report's certificate dates replaced by the ones calseg issued.
 //! - [`fleet_plan`]: what a policy would change in etcd and on each node (`plan`).
 //! - [`reconcile`]: which nodes count, and the server's RBAC reconciler.
 //! - [`rollout`]: rollouts in waves with health gates: wave assignment and the state machine.
@@ -53,6 +55,8 @@ pub mod policy;
 pub mod rbac;
 /// RBAC reconciliation in the running server.
 pub mod reconcile;
+/// `nodes revoke` waits until the node's etcd users are gone, and counts those that are not.
+pub mod revocation;
 /// Rollouts in waves with health gates.
 pub mod rollout;
 /// The signing guard: no certificate for an etcd user calseg does not own.
@@ -61,6 +65,8 @@ pub mod signing_guard;
 pub mod state;
 /// Server state: nodes, enrollment tokens, issued certificates, audit log.
 pub mod store;
+/// A report's certificate dates replaced by the ones calseg issued.
+pub mod vouch;
 
 pub use error::{Class, ControlError};
 pub use state::{ActiveRollout, Control, ControlParts, Leadership};

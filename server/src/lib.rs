@@ -23,7 +23,7 @@
 
 pub use calseg_control::{
     access, datastore, etcd_release, fleet_plan, inventory, jitter, manifest, pki, policy, rbac,
-    reconcile, rollout, store,
+    reconcile, revocation, rollout, store, vouch,
 };
 
 /// The admin API client.

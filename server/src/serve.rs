@@ -549,7 +549,7 @@ async fn reconcile_loop(state: Arc<AppState>, interval: Duration) {
             Err(error) => Err(anyhow!(error.message.clone())),
         };
         if let Ok(enrolled) = &enrolled
-            && let Some(pending) = http::revocation::count_pending(&state, enrolled).await
+            && let Some(pending) = crate::revocation::count_pending(&state.control, enrolled).await
         {
             state.metrics.set_revocations_pending(pending);
         }

@@ -23,7 +23,7 @@ pub struct NodeActionAnswer {
     #[serde(flatten)]
     record: NodeRecord,
     #[serde(skip_serializing_if = "Option::is_none")]
-    etcd_users_pending: Option<Vec<super::revocation::PendingUser>>,
+    etcd_users_pending: Option<Vec<crate::revocation::PendingUser>>,
 }
 
 /// GET the nodes the server knows that pass the query's filters ([`NodeFilter`]): each record
@@ -103,10 +103,10 @@ pub async fn node_action(
     };
     if target == NodeState::Revoked {
         let wait = query.wait_secs.map_or(
-            super::revocation::DEFAULT_WAIT,
+            crate::revocation::DEFAULT_WAIT,
             std::time::Duration::from_secs,
         );
-        let pending = super::revocation::wait_until_gone(&state, &node, wait).await;
+        let pending = crate::revocation::wait_until_gone(&state.control, &node, wait).await;
         answer.etcd_users_pending = Some(pending);
     }
     Ok(Json(answer))

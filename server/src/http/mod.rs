@@ -14,7 +14,6 @@
 //! - `node_routes`: manifest, certificates, report, fleet renewal.
 //! - `admin`: nodes, tokens, audit, RBAC apply.
 //! - `fleet_plan`: the fleet plan of the policy in force or of a candidate policy (`plan`).
-//! - [`revocation`]: `nodes revoke` waits until the node's etcd users are gone.
 //! - `leases`: restart leases, the fleet's restart budget.
 //! - `rollout`: convergence of the approved nodes to the current policy, and wave status.
 //! - `rollout`, `rollout_actions`: the rollout status and the operator's actions on a rollout
@@ -22,7 +21,6 @@
 //! - `long_poll`: parking manifest requests until the node's manifest changes.
 //! - `metrics_listener`: the plain-HTTP `/metrics` listener, and the middleware that times
 //!   every API request.
-//! - `vouch`: a report's certificate dates replaced by the ones this server issued.
 //! - `rejections`: axum's and tower-http's plain-text refusals (400, 413, 415, 422, …) as JSON
 //!   `ApiError`s.
 //! - `limit`: load shedding, at most `[api] max_in_flight` requests worked on at once.
@@ -42,12 +40,10 @@ mod metrics_listener;
 mod node_routes;
 mod pending;
 mod rejections;
-pub mod revocation;
 mod rollout;
 mod rollout_actions;
 mod state;
 pub mod tls;
-mod vouch;
 
 pub use caller::{ADMIN_PREFIX, Caller};
 pub use calseg_control::ActiveRollout;

@@ -262,7 +262,7 @@ pub async fn report(
         .control
         .store(move |s| s.issued_for_node(&name))
         .await?;
-    let report = super::vouch::vouch(report, &caller.name, &issued);
+    let report = crate::vouch::vouch(report, &caller.name, &issued);
     let name = caller.name.clone();
     let now = OffsetDateTime::now_utc();
     let stored = report.clone();

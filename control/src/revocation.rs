@@ -4,9 +4,9 @@
 //! template reads as that node's (any generation). `calseg_revocations_pending` counts the
 //! revoked nodes that still have a user the template reads as theirs.
 
-use super::state::AppState;
 use crate::policy::Policy;
 use crate::rbac::MARKER_ROLE;
+use crate::state::Control;
 use crate::store::{NodeRecord, NodeState};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -26,30 +26,25 @@ pub use calseg_api::admin::PendingEtcdUser as PendingUser;
 
 /// Waits up to `wait` until `node`'s etcd users are gone; returns those still there. Without
 /// etcd credentials nothing can be checked: one entry says so.
-pub(super) async fn wait_until_gone(
-    state: &AppState,
-    node: &str,
-    wait: Duration,
-) -> Vec<PendingUser> {
+pub async fn wait_until_gone(control: &Control, node: &str, wait: Duration) -> Vec<PendingUser> {
     let deadline = Instant::now() + wait.min(MAX_WAIT);
     let name = node.to_owned();
-    let issued: BTreeSet<String> =
-        match state.control.store(move |s| s.issued_for_node(&name)).await {
-            Ok(records) => records
-                .into_iter()
-                .filter(|r| r.component != "fleet")
-                .map(|r| r.cn)
-                .collect(),
-            Err(error) => {
-                return vec![PendingUser {
-                    user: "?".into(),
-                    reason: format!("cannot read its issued certificates: {}", error.message),
-                }];
-            }
-        };
+    let issued: BTreeSet<String> = match control.store(move |s| s.issued_for_node(&name)).await {
+        Ok(records) => records
+            .into_iter()
+            .filter(|r| r.component != "fleet")
+            .map(|r| r.cn)
+            .collect(),
+        Err(error) => {
+            return vec![PendingUser {
+                user: "?".into(),
+                reason: format!("cannot read its issued certificates: {}", error.message),
+            }];
+        }
+    };
     let mut poll = POLL;
     loop {
-        let pending = still_present(state, node, &issued).await;
+        let pending = still_present(control, node, &issued).await;
         if pending.is_empty() || Instant::now() >= deadline {
             return pending;
         }
@@ -62,11 +57,11 @@ pub(super) async fn wait_until_gone(
 /// The etcd users of `node` (see the module doc) that exist now, each with the reason it is
 /// still there.
 async fn still_present(
-    state: &AppState,
+    control: &Control,
     node: &str,
     issued: &BTreeSet<String>,
 ) -> Vec<PendingUser> {
-    let Some(reconciler) = &state.control.reconciler else {
+    let Some(reconciler) = &control.reconciler else {
         return vec![PendingUser {
             user: "*".into(),
             reason: "this server has no etcd credentials ([etcd] in server.toml): it cannot \
@@ -83,7 +78,7 @@ async fn still_present(
             }];
         }
     };
-    let policies = policies(state);
+    let policies = policies(control);
     let mut pending = Vec::new();
     for user in names {
         if !issued.contains(&user) && !belongs(&policies, &user, node) {
@@ -108,9 +103,9 @@ async fn still_present(
 
 /// The policies users may have been made under: the one in force, and during a rollout in
 /// waves the previous one.
-fn policies(state: &AppState) -> Vec<std::sync::Arc<Policy>> {
-    let mut policies = vec![state.control.policy()];
-    if let Some(active) = state.control.rollout() {
+fn policies(control: &Control) -> Vec<std::sync::Arc<Policy>> {
+    let mut policies = vec![control.policy()];
+    if let Some(active) = control.rollout() {
         policies.push(active.from);
     }
     policies
@@ -123,8 +118,8 @@ fn belongs(policies: &[std::sync::Arc<Policy>], user: &str, node: &str) -> bool 
 }
 
 /// How many revoked nodes still have an etcd user: `calseg_revocations_pending`.
-pub async fn count_pending(state: &AppState, records: &[NodeRecord]) -> Option<usize> {
-    let reconciler = state.control.reconciler.as_ref()?;
+pub async fn count_pending(control: &Control, records: &[NodeRecord]) -> Option<usize> {
+    let reconciler = control.reconciler.as_ref()?;
     let revoked: BTreeSet<&str> = records
         .iter()
         .filter(|r| r.state == NodeState::Revoked)
@@ -134,7 +129,7 @@ pub async fn count_pending(state: &AppState, records: &[NodeRecord]) -> Option<u
         return Some(0);
     }
     let names = reconciler.user_names().await.ok()?;
-    let policies = policies(state);
+    let policies = policies(control);
     let mut nodes = BTreeSet::new();
     for user in &names {
         for policy in &policies {
