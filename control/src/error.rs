@@ -8,6 +8,9 @@ use crate::store::StoreError;
 use std::fmt;
 use std::time::Duration;
 
+/// When an enrollment refused because too many nodes wait for approval may try again.
+const PENDING_RETRY: Duration = Duration::from_secs(60);
+
 /// What kind of answer a refusal or failure is, independent of how it travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
@@ -27,6 +30,14 @@ pub enum Class {
     Unavailable,
     /// calseg's own failure.
     Internal,
+}
+
+impl Class {
+    /// True when the caller's request or standing is the reason (an HTTP 4xx), not calseg's
+    /// own failure or an unreachable dependency.
+    pub fn is_callers(self) -> bool {
+        !matches!(self, Self::Unavailable | Self::Internal)
+    }
 }
 
 /// A refused or failed domain operation.
@@ -108,7 +119,12 @@ impl From<StoreError> for ControlError {
             "lease_life_exceeded"
             | "invalid_transition"
             | "duplicate_serial"
-            | "store_not_empty" => Class::Conflict,
+            | "store_not_empty"
+            | "pending_key_mismatch"
+            | "fingerprint_mismatch"
+            | "node_not_deletable" => Class::Conflict,
+            // Too many nodes wait for approval: refused for now, not for good.
+            "too_many_pending" => Class::Unavailable,
             "restart_budget_full" => Class::Busy,
             // etcd out of reach or too busy from this replica: another replica may do better,
             // and agents fail over.
@@ -116,11 +132,12 @@ impl From<StoreError> for ControlError {
             _ => Class::Internal,
         };
         let mut failure = Self::new(class, error.kind(), &error.to_string());
-        if let StoreError::BudgetFull {
-            retry_after_hint, ..
-        } = error
-        {
-            failure.retry_after = Some(retry_after_hint);
+        match error {
+            StoreError::BudgetFull {
+                retry_after_hint, ..
+            } => failure.retry_after = Some(retry_after_hint),
+            StoreError::TooManyPending { .. } => failure.retry_after = Some(PENDING_RETRY),
+            _ => {}
         }
         failure
     }
@@ -167,5 +184,17 @@ mod tests {
             (gone.class, gone.kind.as_str()),
             (Class::NotFound, "unknown_node")
         );
+    }
+
+    #[test]
+    fn refusals_about_pending_nodes_are_conflicts_and_a_full_queue_is_for_now() {
+        let full = ControlError::from(StoreError::TooManyPending { max: 100 });
+        assert_eq!(full.class, Class::Unavailable);
+        assert_eq!(full.retry_after, Some(PENDING_RETRY));
+        let gone = ControlError::from(StoreError::NotDeletable {
+            node: "w-1".into(),
+            state: crate::store::NodeState::Approved,
+        });
+        assert_eq!(gone.class, Class::Conflict);
     }
 }

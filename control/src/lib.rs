@@ -17,6 +17,7 @@
 //!   cluster-wide write (`datastore init`).
 //! - [`manifest`]: a node's manifest computed from the policy.
 //! - [`inventory`]: each node's inventory from its record and its agent's last report.
+//! - [`enrollment`]: a node's enrollment by token, approval or auto-approve glob.
 //! - [`signing_guard`]: no certificate for an etcd user calseg does not own (checked at
 //!   enrollment and at every signing).
 //! - [`revocation`]: a revoked node's etcd users, until the reconciler has deleted them.
@@ -35,6 +36,8 @@ pub mod access;
 pub mod adopt;
 /// Calico's cluster-wide singletons, created once with calseg's own etcd identity.
 pub mod datastore;
+/// Enrollment by token, approval or auto-approve glob, and the fleet certificate.
+pub mod enrollment;
 /// Why the domain refused or failed an operation, without transport.
 pub mod error;
 /// etcd's releases per endpoint against the published RBAC bypasses: warnings, refusal.

@@ -10,7 +10,6 @@ use crate::inventory::{self, NodeFilter};
 use crate::store::{AuditAction, AuditOutcome, NodeRecord, StoreError};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use calseg_api::admin::{IssuedIdentity, NodeAction, NodeDeleted};
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,34 +68,6 @@ fn fingerprint_of(record: &NodeRecord) -> String {
         .pending_key
         .as_ref()
         .map_or_else(|| "unknown".to_owned(), |k| k.fingerprint.clone())
-}
-
-/// The status of a refusal about pending nodes (the rest as [`ApiFailure::from`] maps it).
-pub fn failure(error: StoreError) -> ApiFailure {
-    let status = match &error {
-        StoreError::PendingKeyMismatch { .. }
-        | StoreError::FingerprintMismatch { .. }
-        | StoreError::NotDeletable { .. } => StatusCode::CONFLICT,
-        StoreError::TooManyPending { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        _ => return ApiFailure::from(error),
-    };
-    let mut failure = ApiFailure::new(status, error.kind(), &error.to_string());
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        failure.retry_after = Some(Duration::from_secs(60));
-    }
-    failure
-}
-
-/// Runs a store operation on the blocking pool, its refusals mapped by [`failure`].
-pub async fn store_op<T, F>(state: &AppState, operation: F) -> Result<T, ApiFailure>
-where
-    T: Send + 'static,
-    F: FnOnce(&dyn crate::store::Store) -> Result<T, StoreError> + Send + 'static,
-{
-    let store = Arc::clone(&state.control.store);
-    tokio::task::spawn_blocking(move || operation(store.as_ref()))
-        .await?
-        .map_err(failure)
 }
 
 /// GET one node as `nodes list` shows it (with its pending key, if any), and the newest
@@ -234,10 +205,10 @@ pub async fn approve(
         }
     };
     let (name, who, now) = (node.to_owned(), by.clone(), OffsetDateTime::now_utc());
-    let approved = store_op(state, move |s| {
-        s.approve_key(&name, &fingerprint, &who, now)
-    })
-    .await;
+    let approved = state
+        .control
+        .store(move |s| s.approve_key(&name, &fingerprint, &who, now))
+        .await;
     match approved {
         Ok(record) => {
             let key = fingerprint_of(&record);
@@ -253,7 +224,7 @@ pub async fn approve(
                 .await;
             Ok(record)
         }
-        Err(failure) => Err(refused(failure).await),
+        Err(failure) => Err(refused(failure.into()).await),
     }
 }
 
@@ -265,7 +236,7 @@ pub async fn delete(
 ) -> Result<Json<NodeDeleted>, ApiFailure> {
     let name = node.clone();
     let by = admin.actor();
-    match store_op(&state, move |s| s.delete_node(&name)).await {
+    match state.control.store(move |s| s.delete_node(&name)).await {
         Ok(record) => {
             let detail = format!(
                 "{} node deleted by {by} (key {})",
@@ -287,6 +258,6 @@ pub async fn delete(
                 state: record.state.to_string(),
             }))
         }
-        Err(failure) => Err(failure),
+        Err(failure) => Err(failure.into()),
     }
 }
