@@ -2,10 +2,10 @@
 //! glob, and receives a fleet certificate signed from its own CSR. Every refusal is audited
 //! here with its whole reason; what an anonymous caller is told is the transport's choice.
 
-use crate::ControlError;
 use crate::signing_guard;
 use crate::state::Control;
 use crate::store::{AuditAction, AuditOutcome, NodeState, PendingAsk, PendingKey};
+use crate::{CallFailure, ControlError};
 use std::net::IpAddr;
 use time::OffsetDateTime;
 
@@ -29,14 +29,6 @@ pub enum Enrolled {
     Pending,
 }
 
-/// Why an enrollment gave nothing.
-pub enum EnrollFailure {
-    /// Refused, and audited as a denial.
-    Refused(ControlError),
-    /// Not a decision about the node: a malformed name, or the store failing after signing.
-    Failed(ControlError),
-}
-
 /// Enrolls `ask.node` at `now`: checks the name, the etcd users it would hold, the CSR, then
 /// the token or the approval; records and audits the fleet certificate and pokes the
 /// reconciler. A bad CSR never uses a token up.
@@ -44,14 +36,14 @@ pub async fn enroll(
     control: &Control,
     ask: EnrollAsk,
     now: OffsetDateTime,
-) -> Result<Enrolled, EnrollFailure> {
+) -> Result<Enrolled, CallFailure> {
     let node = ask.node.clone();
     crate::policy::check_node_name(&node).map_err(|message| {
-        EnrollFailure::Failed(ControlError::invalid("invalid_node_name", &message))
+        CallFailure::Failed(ControlError::invalid("invalid_node_name", &message))
     })?;
     let refuse = |error: ControlError| async {
         deny(control, &node, &error, ask.source).await;
-        EnrollFailure::Refused(error)
+        CallFailure::Refused(error)
     };
     // No fleet certificate for a node whose etcd users calseg does not own (nor a used token).
     if let Err(error) = signing_guard::ensure_node_owned(control, &node).await {
@@ -90,7 +82,7 @@ pub async fn enroll(
     control
         .store(move |s| s.record_fleet_cert(&name, &serial, &key, not_after, now))
         .await
-        .map_err(EnrollFailure::Failed)?;
+        .map_err(CallFailure::Failed)?;
     control
         .audit(
             &node,

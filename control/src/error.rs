@@ -40,6 +40,16 @@ impl Class {
     }
 }
 
+/// Why a node's call (enrollment, a certificate, renewal) gave nothing.
+#[derive(Debug)]
+pub enum CallFailure {
+    /// A decision about the caller: counted as a denial, and audited where the call audits.
+    Refused(ControlError),
+    /// Not a decision about the caller: a malformed request, or the store failing after the
+    /// decision.
+    Failed(ControlError),
+}
+
 /// A refused or failed domain operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControlError {

@@ -17,6 +17,8 @@
 //!   cluster-wide write (`datastore init`).
 //! - [`manifest`]: a node's manifest computed from the policy.
 //! - [`inventory`]: each node's inventory from its record and its agent's last report.
+//! - [`node_calls`]: what an enrolled node asks: its standing, manifest, certificates,
+//!   reports, a new fleet certificate.
 //! - [`enrollment`]: a node's enrollment by token, approval or auto-approve glob.
 //! - [`signing_guard`]: no certificate for an etcd user calseg does not own (checked at
 //!   enrollment and at every signing).
@@ -50,6 +52,8 @@ pub mod inventory;
 pub mod jitter;
 /// A node's manifest from the policy.
 pub mod manifest;
+/// What an enrolled node asks: its standing, manifest, certificates, reports, renewal.
+pub mod node_calls;
 /// The two CAs, CSR intake checks, signing, chain verification and key files.
 pub mod pki;
 /// The segmentation policy: TOML → validated model, with Calico's grant tables per version.
@@ -71,5 +75,5 @@ pub mod store;
 /// A report's certificate dates replaced by the ones calseg issued.
 pub mod vouch;
 
-pub use error::{Class, ControlError};
+pub use error::{CallFailure, Class, ControlError};
 pub use state::{ActiveRollout, Control, ControlParts, Leadership};

@@ -11,9 +11,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use calseg_api::enroll::{EnrollRequest, EnrollResponse, FleetCa};
-use calseg_control::ControlError;
-use calseg_control::enrollment::{self, EnrollAsk, EnrollFailure, Enrolled};
+use calseg_control::enrollment::{self, EnrollAsk, Enrolled};
 use calseg_control::signing_guard;
+use calseg_control::{CallFailure, ControlError};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -77,8 +77,8 @@ pub async fn enroll(
             };
             Ok((StatusCode::ACCEPTED, Json(body)).into_response())
         }
-        Err(EnrollFailure::Failed(error)) => Err(error.into()),
-        Err(EnrollFailure::Refused(error)) => {
+        Err(CallFailure::Failed(error)) => Err(error.into()),
+        Err(CallFailure::Refused(error)) => {
             if error.class.is_callers() {
                 state.metrics.denied(&error.kind);
             }

@@ -1,15 +1,15 @@
-//! The calls an enrolled node makes with its fleet certificate: its manifest, certificates for
-//! its identities, reports, and renewal of its fleet certificate. Each first checks the node is
-//! approved and the certificate is the one most recently issued to it.
+//! The routes of an enrolled node's calls with its fleet certificate: its manifest (with the
+//! long-poll), certificates for its identities, reports, and renewal of its fleet certificate.
+//! Each first checks the node is approved and shows its current certificate; the decisions are
+//! `calseg_control::node_calls`', the counters and the HTTP answers are here.
 
 use super::caller::NodeCaller;
 use super::errors::ApiFailure;
 use super::limit::InFlight;
 use super::long_poll::{Woken, jittered_retry_after, wait_for_change};
 use super::state::AppState;
-use crate::manifest::{etcd_user_for, manifest_for};
 use crate::metrics::{IssuedKind, LongPollWait};
-use crate::store::{AuditAction, AuditOutcome, IssuedRecord, NewAuditEntry, NodeRecord, NodeState};
+use crate::store::NodeRecord;
 use axum::Json;
 use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -18,68 +18,28 @@ use calseg_api::certificates::{SignRequest, SignResponse};
 use calseg_api::enroll::{EnrollResponse, FleetRenewRequest};
 use calseg_api::manifest::Manifest;
 use calseg_api::paths;
-use calseg_api::report::{IdentityStatus, Report};
-use calseg_control::signing_guard::ensure_owned;
+use calseg_api::report::Report;
+use calseg_control::CallFailure;
+use calseg_control::node_calls;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 use time::OffsetDateTime;
 
-/// Refuses nodes that are not approved (a revoked one with its own kind,
-/// [`calseg_api::error::NODE_REVOKED`]), and fleet certificates other than the current one;
-/// refusals are counted. Returns the node's record.
+/// Refuses nodes that are not approved and fleet certificates other than the current one
+/// (`calseg_control::node_calls::authorize`); refusals are counted. Returns the node's record.
 pub(super) async fn authorize(
     state: &AppState,
     caller: &NodeCaller,
 ) -> Result<NodeRecord, ApiFailure> {
-    check_caller(state, caller).await.inspect_err(|failure| {
-        if failure.status.is_client_error() {
-            state.metrics.denied(&failure.kind);
-        }
-    })
-}
-
-async fn check_caller(state: &AppState, caller: &NodeCaller) -> Result<NodeRecord, ApiFailure> {
-    let name = caller.name.clone();
-    // Every node call passes here: read the node inline when the store allows it.
-    let record = state.control.store_read(move |s| s.node(&name)).await?;
-    let Some(record) = record else {
-        return Err(ApiFailure::forbidden(
-            "unknown_node",
-            &format!("node {} is not enrolled", caller.name),
-        ));
-    };
-    if record.state == NodeState::Revoked {
-        return Err(ApiFailure::forbidden(
-            calseg_api::error::NODE_REVOKED,
-            &format!(
-                "node {} was revoked by an operator: its etcd identities are gone; to bring it \
-                 back, re-enroll it with a new node token (`calseg-server token create --node {}`, \
-                 then on the node `calseg-agent enroll --force --token ...`)",
-                caller.name, caller.name
-            ),
-        ));
-    }
-    if record.state != NodeState::Approved {
-        return Err(ApiFailure::forbidden(
-            "node_not_approved",
-            &format!(
-                "node {} is {}: the server refuses it; an operator decides (`calseg-server nodes list`)",
-                caller.name, record.state
-            ),
-        ));
-    }
-    let current = record.fleet_cert.as_ref().map(|c| c.serial.as_str());
-    if current != Some(caller.serial.as_str()) {
-        return Err(ApiFailure::forbidden(
-            "fleet_certificate_superseded",
-            &format!(
-                "this fleet certificate (serial {}) is no longer node {}'s current one",
-                caller.serial, caller.name
-            ),
-        ));
-    }
-    Ok(record)
+    node_calls::authorize(&state.control, &caller.name, &caller.serial)
+        .await
+        .map_err(|error| {
+            if error.class.is_callers() {
+                state.metrics.denied(&error.kind);
+            }
+            error.into()
+        })
 }
 
 /// The query of `GET /v1/manifest`.
@@ -87,15 +47,6 @@ async fn check_caller(state: &AppState, caller: &NodeCaller) -> Result<NodeRecor
 pub struct ManifestQuery {
     /// Long-poll: seconds to wait for a change when `If-None-Match` is current (capped).
     pub wait: Option<u64>,
-}
-
-/// The manifest the policy for `node` in enrollment `generation` gives it (during a rollout in
-/// waves, the one its wave says), stamped with the policy revision.
-fn current_manifest(state: &AppState, node: &str, generation: u32) -> Option<Manifest> {
-    let (policy, revision) = state.control.policy_for(node);
-    let mut manifest = manifest_for(&policy, node, generation, &state.control.etcd_ca_bundle_pem)?;
-    manifest.policy_revision = revision;
-    Some(manifest)
 }
 
 fn no_identities(node: &str) -> ApiFailure {
@@ -131,7 +82,8 @@ pub async fn manifest(
     // Subscribe before computing: a reload from here on wakes the wait below.
     let epochs = state.control.watch_policy();
     let node = caller.name.as_str();
-    let manifest = current_manifest(&state, node, generation).ok_or_else(|| no_identities(node))?;
+    let manifest = node_calls::current_manifest(&state.control, node, generation)
+        .ok_or_else(|| no_identities(node))?;
     let (etag, etag_value) = etag_of(&manifest)?;
     let unchanged = headers
         .get(header::IF_NONE_MATCH)
@@ -161,7 +113,7 @@ pub async fn manifest(
     let woken = wait_for_change(
         epochs,
         deadline,
-        || current_manifest(&state, node, generation),
+        || node_calls::current_manifest(&state.control, node, generation),
         |m| m.revision == revision,
     )
     .await;
@@ -184,62 +136,17 @@ pub async fn certificates(
     Json(request): Json<SignRequest>,
 ) -> Result<Json<SignResponse>, ApiFailure> {
     let generation = authorize(&state, &caller).await?.generation;
-    let node = caller.name.as_str();
-    let (policy, _) = state.control.policy_for(node);
-    let Some(etcd_user) = etcd_user_for(&policy, node, generation, &request.component) else {
-        let failure = ApiFailure::forbidden(
-            "identity_not_assigned",
-            &format!(
-                "the policy gives node {node} no component {:?}; it may only request its own identities",
-                request.component
-            ),
-        );
-        deny(&state, node, &request.component, &failure).await;
-        return Err(failure);
-    };
-    // Never a certificate for a user calseg does not own, whatever the policy renders.
-    if let Err(failure) = ensure_owned(&state.control, &etcd_user).await {
-        let failure = ApiFailure::from(failure);
-        deny(&state, node, &etcd_user, &failure).await;
-        return Err(failure);
-    }
     let now = OffsetDateTime::now_utc();
-    let issued = match state.control.etcd_ca.sign_client_csr(
+    let issued = node_calls::sign_identity(
+        &state.control,
+        &caller.name,
+        generation,
+        &request.component,
         &request.csr_pem,
-        &state.control.csr_rules,
-        &etcd_user,
-        policy.identity.lifetime,
         now,
-    ) {
-        Ok(issued) => issued,
-        Err(error) => {
-            let failure = ApiFailure::from(error);
-            deny(&state, node, &etcd_user, &failure).await;
-            return Err(failure);
-        }
-    };
-    let record = IssuedRecord {
-        serial: issued.serial_hex.clone(),
-        cn: etcd_user.clone(),
-        node: node.to_owned(),
-        component: request.component.clone(),
-        not_before: issued.not_before,
-        not_after: issued.not_after,
-        issued_at: now,
-    };
-    let entry = NewAuditEntry {
-        at: now,
-        actor: node.to_owned(),
-        action: AuditAction::Issue,
-        subject: etcd_user.clone(),
-        outcome: AuditOutcome::Ok,
-        detail: format!("serial {}", issued.serial_hex),
-    };
-    // One commit: a certificate handed out is always recorded with its audit entry.
-    state
-        .control
-        .store(move |s| s.record_issued_audited(record, entry))
-        .await?;
+    )
+    .await
+    .map_err(|failure| counted(&state, failure))?;
     state.metrics.issued(IssuedKind::Component);
     Ok(Json(SignResponse {
         cert_pem: issued.cert_pem,
@@ -256,43 +163,13 @@ pub async fn report(
     Json(report): Json<Report>,
 ) -> Result<StatusCode, ApiFailure> {
     authorize(&state, &caller).await?;
-    // Dates an operator sees are the ones this server issued, not the ones the node claims.
-    let name = caller.name.clone();
-    let issued = state
-        .control
-        .store(move |s| s.issued_for_node(&name))
-        .await?;
-    let report = crate::vouch::vouch(report, &caller.name, &issued);
-    let name = caller.name.clone();
-    let now = OffsetDateTime::now_utc();
-    let stored = report.clone();
-    state
-        .control
-        .store(move |s| s.record_report(&name, stored, now))
-        .await?;
-    // A manifest outside the node's own agent.toml limits: the policy (or whoever serves the
-    // node) asked for something the host does not allow. The operator must see that.
-    if report
-        .identities
-        .iter()
-        .any(|i| i.status == IdentityStatus::Refused)
-    {
-        tracing::warn!(node = %caller.name, revision = %report.revision, "the node refused its manifest: it is outside the node's agent.toml limits");
-        state
-            .control
-            .audit(
-                &caller.name,
-                AuditAction::Report,
-                &caller.name,
-                AuditOutcome::Denied,
-                format!(
-                    "manifest {} refused by the node's agent.toml limits: {}",
-                    report.revision,
-                    report.errors.join("; ")
-                ),
-            )
-            .await;
-    }
+    node_calls::take_report(
+        &state.control,
+        &caller.name,
+        report,
+        OffsetDateTime::now_utc(),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -304,65 +181,27 @@ pub async fn fleet_renew(
 ) -> Result<Json<EnrollResponse>, ApiFailure> {
     authorize(&state, &caller).await?;
     let now = OffsetDateTime::now_utc();
-    let issued = state
-        .control
-        .fleet_ca
-        .sign_agent_csr(
-            &request.csr_pem,
-            &state.control.csr_rules,
-            &caller.name,
-            state.control.fleet_lifetime,
-            now,
-        )
-        .map_err(|error| {
-            let failure = ApiFailure::from(error);
-            if failure.status.is_client_error() {
-                state.metrics.denied(&failure.kind);
-            }
-            failure
-        })?;
-    let (name, serial, key, not_after) = (
-        caller.name.clone(),
-        issued.serial_hex.clone(),
-        issued.key_fingerprint.clone(),
-        issued.not_after,
-    );
-    state
-        .control
-        .store(move |s| s.record_fleet_cert(&name, &serial, &key, not_after, now))
-        .await?;
+    let issued = node_calls::renew_fleet(&state.control, &caller.name, &request.csr_pem, now)
+        .await
+        .map_err(|failure| counted(&state, failure))?;
     state.metrics.issued(IssuedKind::Fleet);
-    state
-        .control
-        .audit(
-            &caller.name,
-            AuditAction::Issue,
-            &caller.name,
-            AuditOutcome::Ok,
-            format!("fleet certificate renewed: {}", issued.serial_hex),
-        )
-        .await;
     Ok(Json(EnrollResponse::Enrolled {
         cert_pem: issued.cert_pem,
         fleet_ca_pem: state.control.fleet_ca.cert_pem().to_owned(),
     }))
 }
 
-async fn deny(state: &AppState, node: &str, subject: &str, failure: &ApiFailure) {
-    if failure.status.is_client_error() {
-        state.metrics.denied(&failure.kind);
+/// A node call's failure as the API answers it; a refusal of the caller is counted.
+fn counted(state: &AppState, failure: CallFailure) -> ApiFailure {
+    match failure {
+        CallFailure::Refused(error) => {
+            if error.class.is_callers() {
+                state.metrics.denied(&error.kind);
+            }
+            error.into()
+        }
+        CallFailure::Failed(error) => error.into(),
     }
-    tracing::warn!(%node, %subject, kind = %failure.kind, "certificate request refused");
-    state
-        .control
-        .audit(
-            node,
-            AuditAction::Issue,
-            subject,
-            AuditOutcome::Denied,
-            format!("{}: {}", failure.kind, failure.message),
-        )
-        .await;
 }
 
 /// RFC 3339 text of a time (UTC, to the second: calseg_api::when).

@@ -1,0 +1,225 @@
+//! What an enrolled node asks with its fleet certificate: that it is still itself (approved, and
+//! showing its current fleet certificate), the manifest its policy gives it, a certificate for
+//! one of its identities, a report of its cycle, and a new fleet certificate. Refusals of a
+//! certificate are audited here with their whole reason.
+
+use crate::manifest::{etcd_user_for, manifest_for};
+use crate::pki::IssuedCert;
+use crate::signing_guard::ensure_owned;
+use crate::state::Control;
+use crate::store::{AuditAction, AuditOutcome, IssuedRecord, NewAuditEntry, NodeRecord, NodeState};
+use crate::{CallFailure, ControlError};
+use calseg_api::manifest::Manifest;
+use calseg_api::report::{IdentityStatus, Report};
+use time::OffsetDateTime;
+
+/// Refuses nodes that are not approved (a revoked one with its own kind,
+/// [`calseg_api::error::NODE_REVOKED`]), and fleet certificates other than the current one
+/// (`serial`). Returns the node's record.
+pub async fn authorize(
+    control: &Control,
+    node: &str,
+    serial: &str,
+) -> Result<NodeRecord, ControlError> {
+    let name = node.to_owned();
+    // Every node call passes here: read the node inline when the store allows it.
+    let record = control.store_read(move |s| s.node(&name)).await?;
+    let Some(record) = record else {
+        return Err(ControlError::forbidden(
+            "unknown_node",
+            &format!("node {node} is not enrolled"),
+        ));
+    };
+    if record.state == NodeState::Revoked {
+        return Err(ControlError::forbidden(
+            calseg_api::error::NODE_REVOKED,
+            &format!(
+                "node {node} was revoked by an operator: its etcd identities are gone; to bring it \
+                 back, re-enroll it with a new node token (`calseg-server token create --node {node}`, \
+                 then on the node `calseg-agent enroll --force --token ...`)"
+            ),
+        ));
+    }
+    if record.state != NodeState::Approved {
+        return Err(ControlError::forbidden(
+            "node_not_approved",
+            &format!(
+                "node {node} is {}: the server refuses it; an operator decides (`calseg-server nodes list`)",
+                record.state
+            ),
+        ));
+    }
+    let current = record.fleet_cert.as_ref().map(|c| c.serial.as_str());
+    if current != Some(serial) {
+        return Err(ControlError::forbidden(
+            "fleet_certificate_superseded",
+            &format!(
+                "this fleet certificate (serial {serial}) is no longer node {node}'s current one"
+            ),
+        ));
+    }
+    Ok(record)
+}
+
+/// The manifest the policy for `node` in enrollment `generation` gives it (during a rollout in
+/// waves, the one its wave says), stamped with the policy revision.
+pub fn current_manifest(control: &Control, node: &str, generation: u32) -> Option<Manifest> {
+    let (policy, revision) = control.policy_for(node);
+    let mut manifest = manifest_for(&policy, node, generation, &control.etcd_ca_bundle_pem)?;
+    manifest.policy_revision = revision;
+    Some(manifest)
+}
+
+/// Signs `csr_pem` for `node`'s identity of `component` (enrollment `generation`), after the
+/// policy and the signing guard allow it; the certificate and its audit entry are recorded in
+/// one commit before it is returned.
+pub async fn sign_identity(
+    control: &Control,
+    node: &str,
+    generation: u32,
+    component: &str,
+    csr_pem: &str,
+    now: OffsetDateTime,
+) -> Result<IssuedCert, CallFailure> {
+    let (policy, _) = control.policy_for(node);
+    let Some(etcd_user) = etcd_user_for(&policy, node, generation, component) else {
+        let error = ControlError::forbidden(
+            "identity_not_assigned",
+            &format!(
+                "the policy gives node {node} no component {component:?}; it may only request its own identities"
+            ),
+        );
+        return Err(deny(control, node, component, error).await);
+    };
+    // Never a certificate for a user calseg does not own, whatever the policy renders.
+    if let Err(error) = ensure_owned(control, &etcd_user).await {
+        return Err(deny(control, node, &etcd_user, error).await);
+    }
+    let issued = match control.etcd_ca.sign_client_csr(
+        csr_pem,
+        &control.csr_rules,
+        &etcd_user,
+        policy.identity.lifetime,
+        now,
+    ) {
+        Ok(issued) => issued,
+        Err(error) => return Err(deny(control, node, &etcd_user, error.into()).await),
+    };
+    let record = IssuedRecord {
+        serial: issued.serial_hex.clone(),
+        cn: etcd_user.clone(),
+        node: node.to_owned(),
+        component: component.to_owned(),
+        not_before: issued.not_before,
+        not_after: issued.not_after,
+        issued_at: now,
+    };
+    let entry = NewAuditEntry {
+        at: now,
+        actor: node.to_owned(),
+        action: AuditAction::Issue,
+        subject: etcd_user,
+        outcome: AuditOutcome::Ok,
+        detail: format!("serial {}", issued.serial_hex),
+    };
+    // One commit: a certificate handed out is always recorded with its audit entry.
+    control
+        .store(move |s| s.record_issued_audited(record, entry))
+        .await
+        .map_err(CallFailure::Failed)?;
+    Ok(issued)
+}
+
+/// Keeps `node`'s report of a cycle, its certificate dates replaced by the ones calseg issued;
+/// a manifest the node refused (outside its agent.toml limits) is audited for the operator.
+pub async fn take_report(
+    control: &Control,
+    node: &str,
+    report: Report,
+    now: OffsetDateTime,
+) -> Result<(), ControlError> {
+    // Dates an operator sees are the ones this server issued, not the ones the node claims.
+    let name = node.to_owned();
+    let issued = control.store(move |s| s.issued_for_node(&name)).await?;
+    let report = crate::vouch::vouch(report, node, &issued);
+    let (name, stored) = (node.to_owned(), report.clone());
+    control
+        .store(move |s| s.record_report(&name, stored, now))
+        .await?;
+    if report
+        .identities
+        .iter()
+        .any(|i| i.status == IdentityStatus::Refused)
+    {
+        tracing::warn!(%node, revision = %report.revision, "the node refused its manifest: it is outside the node's agent.toml limits");
+        control
+            .audit(
+                node,
+                AuditAction::Report,
+                node,
+                AuditOutcome::Denied,
+                format!(
+                    "manifest {} refused by the node's agent.toml limits: {}",
+                    report.revision,
+                    report.errors.join("; ")
+                ),
+            )
+            .await;
+    }
+    Ok(())
+}
+
+/// Signs a new fleet certificate for `node` from `csr_pem`, records and audits it. A refused
+/// CSR is [`CallFailure::Refused`] (not audited: the node is already known to be itself).
+pub async fn renew_fleet(
+    control: &Control,
+    node: &str,
+    csr_pem: &str,
+    now: OffsetDateTime,
+) -> Result<IssuedCert, CallFailure> {
+    let issued = control
+        .fleet_ca
+        .sign_agent_csr(
+            csr_pem,
+            &control.csr_rules,
+            node,
+            control.fleet_lifetime,
+            now,
+        )
+        .map_err(|error| CallFailure::Refused(error.into()))?;
+    let (name, serial, key, not_after) = (
+        node.to_owned(),
+        issued.serial_hex.clone(),
+        issued.key_fingerprint.clone(),
+        issued.not_after,
+    );
+    control
+        .store(move |s| s.record_fleet_cert(&name, &serial, &key, not_after, now))
+        .await
+        .map_err(CallFailure::Failed)?;
+    control
+        .audit(
+            node,
+            AuditAction::Issue,
+            node,
+            AuditOutcome::Ok,
+            format!("fleet certificate renewed: {}", issued.serial_hex),
+        )
+        .await;
+    Ok(issued)
+}
+
+/// Logs and audits a refused certificate request; the refusal, to return.
+async fn deny(control: &Control, node: &str, subject: &str, error: ControlError) -> CallFailure {
+    tracing::warn!(%node, %subject, kind = %error.kind, "certificate request refused");
+    control
+        .audit(
+            node,
+            AuditAction::Issue,
+            subject,
+            AuditOutcome::Denied,
+            format!("{}: {}", error.kind, error.message),
+        )
+        .await;
+    CallFailure::Refused(error)
+}
