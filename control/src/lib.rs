@@ -19,6 +19,7 @@
 //! - [`inventory`]: each node's inventory from its record and its agent's last report.
 //! - [`node_calls`]: what an enrolled node asks: its standing, manifest, certificates,
 //!   reports, a new fleet certificate.
+//! - [`leases`]: restart leases within the fleet's restart budget.
 //! - [`enrollment`]: a node's enrollment by token, approval or auto-approve glob.
 //! - [`signing_guard`]: no certificate for an etcd user calseg does not own (checked at
 //!   enrollment and at every signing).
@@ -50,6 +51,8 @@ pub mod fleet_plan;
 pub mod inventory;
 /// Random spread for retries.
 pub mod jitter;
+/// Restart leases: grants within the restart budget, renewals up to the longest life.
+pub mod leases;
 /// A node's manifest from the policy.
 pub mod manifest;
 /// What an enrolled node asks: its standing, manifest, certificates, reports, renewal.
