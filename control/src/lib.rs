@@ -20,6 +20,7 @@
 //! - [`node_calls`]: what an enrolled node asks: its standing, manifest, certificates,
 //!   reports, a new fleet certificate.
 //! - [`leases`]: restart leases within the fleet's restart budget.
+//! - [`pending`]: pending enrollments older than `[api] pending_ttl` are dropped and audited.
 //! - [`enrollment`]: a node's enrollment by token, approval or auto-approve glob.
 //! - [`signing_guard`]: no certificate for an etcd user calseg does not own (checked at
 //!   enrollment and at every signing).
@@ -57,6 +58,8 @@ pub mod leases;
 pub mod manifest;
 /// What an enrolled node asks: its standing, manifest, certificates, reports, renewal.
 pub mod node_calls;
+/// Pending enrollments expire after `[api] pending_ttl`.
+pub mod pending;
 /// The two CAs, CSR intake checks, signing, chain verification and key files.
 pub mod pki;
 /// The segmentation policy: TOML → validated model, with Calico's grant tables per version.

@@ -429,7 +429,10 @@ pub async fn run(server: Server, shutdown: impl Future<Output = ()>) -> Result<(
         server.listen.clone(),
     ));
     let rollouts = tokio::spawn(rollout_controller(Arc::clone(&server.state)));
-    let expire_pending = tokio::spawn(http::expire_pending(Arc::clone(&server.state)));
+    let expire_pending = tokio::spawn(calseg_control::pending::expire_loop(
+        Arc::clone(&server.state.control),
+        server.state.enrollment.pending_ttl,
+    ));
     let releases = tokio::spawn(watch_etcd_releases(
         Arc::clone(&server.state),
         server.listen.clone(),

@@ -52,7 +52,6 @@ pub use enroll_limit::EnrollmentLimits;
 pub use errors::ApiFailure;
 pub use listener::{serve, serve_with};
 pub use metrics_listener::serve as serve_metrics;
-pub use pending::expire_loop as expire_pending;
 pub use state::{ApiLimits, AppState};
 
 use axum::Router;

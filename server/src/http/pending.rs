@@ -1,7 +1,7 @@
-//! Pending enrollments (a node that asked without a token): the limits on them, their expiry,
-//! and the admin actions that need a look at them: `nodes show`, `nodes approve --fingerprint`
-//! (approval binds the one key whose fingerprint the operator compared with the agent's
-//! output) and `nodes delete`. Their limits: [`super::enroll_limit::EnrollmentLimits`].
+//! Pending enrollments (a node that asked without a token): the admin actions that need a look
+//! at them: `nodes show`, `nodes approve --fingerprint` (approval binds the one key whose
+//! fingerprint the operator compared with the agent's output) and `nodes delete`. Their limits:
+//! [`super::enroll_limit::EnrollmentLimits`]; their expiry: `calseg_control::pending`.
 
 use super::caller::AdminCaller;
 use super::errors::ApiFailure;
@@ -11,64 +11,9 @@ use crate::store::{AuditAction, AuditOutcome, NodeRecord, StoreError};
 use axum::Json;
 use axum::extract::{Path, State};
 use calseg_api::admin::{IssuedIdentity, NodeAction, NodeDeleted};
+use calseg_control::pending::fingerprint_of;
 use std::sync::Arc;
-use std::time::Duration;
 use time::OffsetDateTime;
-
-/// Drops pending requests older than `pending_ttl`, auditing each, every quarter of the TTL
-/// (at least every second, at most every minute). Only the leading replica scans (each drop
-/// is one store transaction, so a change of leader never drops or audits a request twice).
-pub async fn expire_loop(state: Arc<AppState>) {
-    let ttl = state.enrollment.pending_ttl;
-    let every = (ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
-    let Ok(store_ttl) = time::Duration::try_from(ttl) else {
-        return;
-    };
-    loop {
-        tokio::time::sleep(every).await;
-        if !state.control.leads() {
-            continue;
-        }
-        let now = OffsetDateTime::now_utc();
-        match state
-            .control
-            .store(move |s| s.expire_pending(now, store_ttl))
-            .await
-        {
-            Ok(dropped) => {
-                for record in dropped {
-                    let key = fingerprint_of(&record);
-                    tracing::info!(node = %record.name, %key, "pending enrollment expired");
-                    let detail = format!(
-                        "pending enrollment (key {key}) expired: not approved within {} \
-                         ([api] pending_ttl)",
-                        calseg_api::duration::format(ttl)
-                    );
-                    state
-                        .control
-                        .audit(
-                            "system",
-                            AuditAction::NodeDelete,
-                            &record.name,
-                            AuditOutcome::Ok,
-                            detail,
-                        )
-                        .await;
-                }
-            }
-            Err(error) => {
-                tracing::warn!(kind = %error.kind, "expiring pending enrollments failed: {}", error.message)
-            }
-        }
-    }
-}
-
-fn fingerprint_of(record: &NodeRecord) -> String {
-    record
-        .pending_key
-        .as_ref()
-        .map_or_else(|| "unknown".to_owned(), |k| k.fingerprint.clone())
-}
 
 /// GET one node as `nodes list` shows it (with its pending key, if any), and the newest
 /// certificate issued to it per component (`identities`).
