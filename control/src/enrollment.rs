@@ -42,7 +42,10 @@ pub async fn enroll(
         CallFailure::Failed(ControlError::invalid("invalid_node_name", &message))
     })?;
     let refuse = |error: ControlError| async {
-        deny(control, &node, &error, ask.source).await;
+        let from = format!(" (from {})", ask.source);
+        control
+            .audit_refusal(&node, AuditAction::Enroll, &node, &error, &from)
+            .await;
         CallFailure::Refused(error)
     };
     // No fleet certificate for a node whose etcd users calseg does not own (nor a used token).
@@ -162,17 +165,4 @@ async fn approve_without_token(
         .store(move |s| s.set_node_state(&name, NodeState::Approved, &approver, now))
         .await?;
     Ok(Some(by))
-}
-
-/// Audits a refused enrollment with its whole reason.
-async fn deny(control: &Control, node: &str, error: &ControlError, source: IpAddr) {
-    control
-        .audit(
-            node,
-            AuditAction::Enroll,
-            node,
-            AuditOutcome::Denied,
-            format!("{}: {} (from {source})", error.kind, error.message),
-        )
-        .await;
 }

@@ -213,13 +213,7 @@ pub async fn renew_fleet(
 async fn deny(control: &Control, node: &str, subject: &str, error: ControlError) -> CallFailure {
     tracing::warn!(%node, %subject, kind = %error.kind, "certificate request refused");
     control
-        .audit(
-            node,
-            AuditAction::Issue,
-            subject,
-            AuditOutcome::Denied,
-            format!("{}: {}", error.kind, error.message),
-        )
+        .audit_refusal(node, AuditAction::Issue, subject, &error, "")
         .await;
     CallFailure::Refused(error)
 }

@@ -253,6 +253,21 @@ impl Control {
         }
     }
 
+    /// Audits a refusal of `actor`'s `action` on `subject` with its whole reason (the error's
+    /// kind and message) and `context` after it, e.g. " (from 192.0.2.1)".
+    pub async fn audit_refusal(
+        &self,
+        actor: &str,
+        action: AuditAction,
+        subject: &str,
+        error: &ControlError,
+        context: &str,
+    ) {
+        let detail = format!("{}: {}{context}", error.kind, error.message);
+        self.audit(actor, action, subject, AuditOutcome::Denied, detail)
+            .await;
+    }
+
     /// Appends to the audit log; a failure to audit is logged, never hidden.
     pub async fn audit(
         &self,
