@@ -28,6 +28,8 @@ pub enum Class {
     Busy,
     /// A dependency (the store, etcd) is out of reach; another replica may do better.
     Unavailable,
+    /// A dependency (etcd) answered, but refused or failed the operation it was asked.
+    Upstream,
     /// calseg's own failure.
     Internal,
 }
@@ -36,7 +38,7 @@ impl Class {
     /// True when the caller's request or standing is the reason (an HTTP 4xx), not calseg's
     /// own failure or an unreachable dependency.
     pub fn is_callers(self) -> bool {
-        !matches!(self, Self::Unavailable | Self::Internal)
+        !matches!(self, Self::Unavailable | Self::Upstream | Self::Internal)
     }
 }
 

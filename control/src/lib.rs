@@ -22,11 +22,16 @@
 //! - [`leases`]: restart leases within the fleet's restart budget.
 //! - [`pending`]: pending enrollments older than `[api] pending_ttl` are dropped and audited.
 //! - [`enrollment`]: a node's enrollment by token, approval or auto-approve glob.
+//! - [`approval`]: an operator's decisions about a node: approve its waiting key by
+//!   fingerprint, deny, revoke, delete.
+//! - [`tokens`]: enrollment tokens an operator makes and deletes.
+//! - [`node_listing`]: `nodes list` and `nodes show`.
 //! - [`signing_guard`]: no certificate for an etcd user calseg does not own (checked at
 //!   enrollment and at every signing).
 //! - [`revocation`]: a revoked node's etcd users, until the reconciler has deleted them.
 //! - [`vouch`]: a report's certificate dates replaced by the ones calseg issued.
 //! - [`fleet_plan`]: what a policy would change in etcd and on each node (`plan`).
+//! - [`rbac_apply`]: an operator's `apply` now; etcd's failures and release warnings.
 //! - [`reconcile`]: which nodes count, and the server's RBAC reconciler.
 //! - [`rollout`]: rollouts in waves with health gates: wave assignment and the state machine.
 //! - [`store`]: server state (nodes, tokens, issued certificates, audit log, leases, rollouts):
@@ -38,6 +43,8 @@
 pub mod access;
 /// Putting in force the policy and rollout the shared store holds.
 pub mod adopt;
+/// An operator's decisions about one node: approve, deny, revoke, delete.
+pub mod approval;
 /// Calico's cluster-wide singletons, created once with calseg's own etcd identity.
 pub mod datastore;
 /// Enrollment by token, approval or auto-approve glob, and the fleet certificate.
@@ -58,6 +65,8 @@ pub mod leases;
 pub mod manifest;
 /// What an enrolled node asks: its standing, manifest, certificates, reports, renewal.
 pub mod node_calls;
+/// `nodes list` and `nodes show`: inventory rows and current identities.
+pub mod node_listing;
 /// Pending enrollments expire after `[api] pending_ttl`.
 pub mod pending;
 /// The two CAs, CSR intake checks, signing, chain verification and key files.
@@ -66,6 +75,8 @@ pub mod pki;
 pub mod policy;
 /// Policy → etcd users, roles and permissions; diff, plan and apply.
 pub mod rbac;
+/// An operator's `apply` now, and etcd's failures and warnings as `plan` and `apply` show them.
+pub mod rbac_apply;
 /// RBAC reconciliation in the running server.
 pub mod reconcile;
 /// `nodes revoke` waits until the node's etcd users are gone, and counts those that are not.
@@ -78,6 +89,8 @@ pub mod signing_guard;
 pub mod state;
 /// Server state: nodes, enrollment tokens, issued certificates, audit log.
 pub mod store;
+/// Enrollment tokens an operator makes and deletes.
+pub mod tokens;
 /// A report's certificate dates replaced by the ones calseg issued.
 pub mod vouch;
 

@@ -273,7 +273,7 @@ async fn open_store(
         "[store] backend = \"etcd\" needs calseg's etcd credentials: [etcd] cert_file, key_file and ca_file",
     )?;
     let prefix = config.store.prefix()?;
-    ha::access::check_policy_stays_out(policy, &prefix)?;
+    crate::policy::check_policy_stays_out(policy, &prefix)?;
     let user = ha::access::etcd_user_of(&access.cert_file)?;
     let mut client = rbac::connect(access).await?;
     ha::access::provision_state_role(&mut client, &prefix, &user).await?;
@@ -640,7 +640,7 @@ async fn reload_policy(state: &AppState, path: &Path) -> Result<Option<u64>, Str
         .map_err(|error| error.to_string())?;
     // With the state in etcd, a policy may not grant the state's prefix (as at start).
     if let Some(replicas) = state.replicas() {
-        ha::access::check_policy_stays_out(&policy, &replicas.prefix)
+        crate::policy::check_policy_stays_out(&policy, &replicas.prefix)
             .map_err(|error| format!("{error:#}"))?;
     }
     let revision = record_policy(state, hash, text).await;

@@ -9,6 +9,7 @@ use crate::keys;
 use crate::state::{Outcome, REVOKED_WHAT_TO_DO, StateDir};
 use anyhow::Result;
 use calseg_api::report::UnitReport;
+use calseg_api::when::rfc3339;
 use serde::Serialize;
 use std::fmt::Write as _;
 use time::OffsetDateTime;
@@ -99,10 +100,6 @@ impl Expiry {
     }
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
-    calseg_api::when::rfc3339(&t)
-}
-
 /// Builds the view from the state directory, against the clock.
 pub fn view(settings: &Settings, state: &StateDir) -> Result<StatusView> {
     view_at(settings, state, OffsetDateTime::now_utc())
@@ -134,8 +131,8 @@ pub fn view_at(settings: &Settings, state: &StateDir, now: OffsetDateTime) -> Re
             component: r.component.clone(),
             etcd_user: r.etcd_user.clone(),
             serial: r.serial.clone(),
-            not_after: rfc3339(r.not_after),
-            renew_at: rfc3339(renew),
+            not_after: rfc3339(&r.not_after),
+            renew_at: rfc3339(&renew),
             expiry: Expiry::at(now, renew, r.not_after),
             last_status: report
                 .as_ref()
@@ -154,13 +151,13 @@ pub fn view_at(settings: &Settings, state: &StateDir, now: OffsetDateTime) -> Re
         enrolled: fleet.is_some(),
         enrollment_pending: state.read(StateDir::PENDING_KEY)?.is_some(),
         revoked: state.revoked()?.map(|r| RevokedView {
-            learned_at: rfc3339(r.learned_at),
+            learned_at: rfc3339(&r.learned_at),
             server: r.server,
             message: r.message,
             what_to_do: REVOKED_WHAT_TO_DO.replace("NODE", &settings.node),
         }),
-        fleet_not_after: fleet_info.as_ref().map(|i| rfc3339(i.not_after)),
-        fleet_renew_at: fleet_renew.map(rfc3339),
+        fleet_not_after: fleet_info.as_ref().map(|i| rfc3339(&i.not_after)),
+        fleet_renew_at: fleet_renew.as_ref().map(rfc3339),
         fleet_expiry: fleet_info
             .as_ref()
             .zip(fleet_renew)
@@ -169,8 +166,8 @@ pub fn view_at(settings: &Settings, state: &StateDir, now: OffsetDateTime) -> Re
         identities,
         units: report.map(|r| r.units).unwrap_or_default(),
         last_cycle: last.map(|l| LastCycle {
-            started_at: rfc3339(l.started_at),
-            finished_at: rfc3339(l.finished_at),
+            started_at: rfc3339(&l.started_at),
+            finished_at: rfc3339(&l.finished_at),
             outcome: l.outcome,
             errors: l.errors,
         }),

@@ -1,10 +1,13 @@
 //! The fleet plan of a policy: the etcd RBAC diff, and for each enrolled node the files its
 //! agent would write, the units it would restart and the rollout wave it would land in. The
-//! server computes it (`POST /v1/admin/rbac/plan`); `plan --direct` fills only the RBAC part.
+//! server computes it against the live fleet (`live`, `POST /v1/admin/rbac/plan`); `plan
+//! --direct` fills only the RBAC part.
 //! The shape is [`calseg_api::plan::FleetPlan`]; the server's CLI renders it for people.
 
+mod live;
 mod manifest_diff;
 
+pub use live::plan;
 pub use manifest_diff::diff as manifest_diff;
 
 use crate::manifest::manifest_for;

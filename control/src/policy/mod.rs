@@ -38,6 +38,7 @@ mod raw;
 mod read;
 mod schema;
 mod shadow;
+mod state_prefix;
 mod tables;
 mod validate;
 mod version;
@@ -60,6 +61,7 @@ pub use model::{
     RolloutSettings, WaveSettings, prefix_end,
 };
 pub use names::{GENERATION_SEPARATOR, Owner, RESERVED_USERS};
+pub use state_prefix::check_policy_stays_out;
 pub use tables::{TableEra, builtin_grants};
 pub use validate::{DEFAULT_LIFETIME, DEFAULT_RENEW_AFTER, DEFAULT_USER_TEMPLATE};
 pub use version::CalicoVersion;

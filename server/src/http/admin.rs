@@ -3,18 +3,17 @@
 
 use super::caller::AdminCaller;
 use super::errors::ApiFailure;
-use super::node_routes::rfc3339;
 use super::state::AppState;
-use crate::inventory::{self, InventoryRow, NodeFilter};
-use crate::store::{
-    AuditAction, AuditEntry, AuditOutcome, NodeRecord, NodeState, TokenInfo, TokenScope,
-};
+use crate::inventory::{InventoryRow, NodeFilter};
+use crate::store::{AuditEntry, NodeRecord, TokenInfo};
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use calseg_api::admin::{RbacApplied, TokenCreate, TokenCreated, TokenDeleted};
+use calseg_api::admin::{NodeAction, RbacApplied, TokenCreate, TokenCreated, TokenDeleted};
+use calseg_api::when::rfc3339;
+use calseg_control::approval::{self, Decision};
+use calseg_control::{node_listing, rbac_apply, tokens};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use time::OffsetDateTime;
 
 /// The answer of a node action: the node's record, and for `revoke` the etcd users of the
 /// node still there (`calseg_api::admin::NodeListing` and `NodeRevoked` on the CLI's side).
@@ -34,14 +33,7 @@ pub async fn nodes(
     _: AdminCaller,
     Query(filter): Query<NodeFilter>,
 ) -> Result<Json<Vec<InventoryRow>>, ApiFailure> {
-    let nodes = state.control.store(|s| s.nodes()).await?;
-    let mut rows = inventory::select(nodes, &filter, OffsetDateTime::now_utc());
-    crate::rollout::annotate(
-        &mut rows,
-        &|node| state.control.policy_for(node).0,
-        &state.control.etcd_ca_bundle_pem,
-    );
-    Ok(Json(rows))
+    Ok(Json(node_listing::list(&state.control, &filter).await?))
 }
 
 /// The query of a node action: how long `revoke` waits for the node's etcd users to go.
@@ -50,10 +42,10 @@ pub struct NodeActionQuery {
     wait_secs: Option<u64>,
 }
 
-/// POST approve | deny | revoke for one node. Approve needs the waiting key's fingerprint in
-/// the body (`super::pending::approve`). `revoke` answers once the node's etcd users are
-/// gone, or after `wait_secs` (default 20, at most 25) with `etcd_users_pending` naming those
-/// still there and why.
+/// POST approve | deny | revoke for one node ([`Decision`]). Approve needs the waiting key's
+/// fingerprint in the body. `revoke` answers once the node's etcd users are gone, or after
+/// `wait_secs` (default 20, at most 25) with `etcd_users_pending` naming those still there
+/// and why.
 pub async fn node_action(
     State(state): State<Arc<AppState>>,
     admin: AdminCaller,
@@ -61,55 +53,32 @@ pub async fn node_action(
     Query(query): Query<NodeActionQuery>,
     body: axum::body::Bytes,
 ) -> Result<Json<NodeActionAnswer>, ApiFailure> {
-    let (target, audit_action) = match action.as_str() {
-        "approve" => {
-            let record = super::pending::approve(&state, &admin, &node, &body).await?;
-            state.control.poke_reconciler();
-            return Ok(Json(NodeActionAnswer {
-                record,
-                etcd_users_pending: None,
-            }));
-        }
-        "deny" => (NodeState::Denied, AuditAction::Deny),
-        "revoke" => (NodeState::Revoked, AuditAction::Revoke),
-        other => {
-            return Err(ApiFailure::not_found(
-                "unknown_action",
-                &format!("unknown node action {other:?}: use approve, deny or revoke"),
-            ));
-        }
+    let wait = query.wait_secs.map(std::time::Duration::from_secs);
+    // Only approve reads a body; deny and revoke ignore theirs, as they always have.
+    let fingerprint = match action.as_str() {
+        "approve" => approve_body(&body)?.fingerprint,
+        _ => None,
     };
-    let by = admin.actor();
-    let (name, who) = (node.clone(), by.clone());
-    let now = OffsetDateTime::now_utc();
-    let record = state
-        .control
-        .store(move |s| s.set_node_state(&name, target, &who, now))
-        .await?;
-    state
-        .control
-        .audit(
-            &by,
-            audit_action,
-            &node,
-            AuditOutcome::Ok,
-            format!("{action} by {by}"),
-        )
-        .await;
-    state.control.poke_reconciler();
-    let mut answer = NodeActionAnswer {
-        record,
-        etcd_users_pending: None,
-    };
-    if target == NodeState::Revoked {
-        let wait = query.wait_secs.map_or(
-            crate::revocation::DEFAULT_WAIT,
-            std::time::Duration::from_secs,
-        );
-        let pending = crate::revocation::wait_until_gone(&state.control, &node, wait).await;
-        answer.etcd_users_pending = Some(pending);
+    let decision = Decision::named(&action, fingerprint, wait)?;
+    let decided = approval::decide(&state.control, &admin.actor(), &node, decision).await?;
+    Ok(Json(NodeActionAnswer {
+        record: decided.record,
+        etcd_users_pending: decided.etcd_users_pending,
+    }))
+}
+
+/// Approve's body: empty (refused later, naming the waiting key), or
+/// `{"fingerprint": "sha256:..."}`.
+fn approve_body(body: &[u8]) -> Result<NodeAction, ApiFailure> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(NodeAction::default());
     }
-    Ok(Json(answer))
+    serde_json::from_slice(body).map_err(|e| {
+        ApiFailure::bad_request(
+            "invalid_body",
+            &format!("the approve body is not {{\"fingerprint\": \"sha256:...\"}}: {e}"),
+        )
+    })
 }
 
 /// POST a new enrollment token; the response carries the secret, the only time it is shown.
@@ -118,46 +87,11 @@ pub async fn create_token(
     admin: AdminCaller,
     Json(request): Json<TokenCreate>,
 ) -> Result<Json<TokenCreated>, ApiFailure> {
-    let scope = match (&request.node, &request.glob) {
-        (Some(node), None) => {
-            // Also the name's length: a node's name is its fleet certificate's Common Name.
-            crate::policy::check_node_name(node)
-                .map_err(|m| ApiFailure::bad_request("invalid_node_name", &m))?;
-            TokenScope::Node(node.clone())
-        }
-        (None, Some(glob)) => TokenScope::Match {
-            glob: glob.clone(),
-            uses_max: request.uses.unwrap_or(1),
-        },
-        _ => {
-            return Err(ApiFailure::bad_request(
-                "invalid_scope",
-                "give exactly one of node (--node NAME) or glob (--match 'worker-*')",
-            ));
-        }
-    };
-    let ttl = time::Duration::seconds(i64::try_from(request.ttl_secs).unwrap_or(i64::MAX));
-    let by = admin.actor();
-    let who = by.clone();
-    let now = OffsetDateTime::now_utc();
-    let created = state
-        .control
-        .store(move |s| s.create_token(scope, ttl, now, &who))
-        .await?;
-    state
-        .control
-        .audit(
-            &by,
-            AuditAction::TokenCreate,
-            &created.id,
-            AuditOutcome::Ok,
-            String::new(),
-        )
-        .await;
+    let created = tokens::create(&state.control, &admin.actor(), &request).await?;
     Ok(Json(TokenCreated {
         id: created.id.clone(),
         token: created.token.clone(),
-        expires_at: rfc3339(created.expires_at),
+        expires_at: rfc3339(&created.expires_at),
     }))
 }
 
@@ -176,24 +110,7 @@ pub async fn delete_token(
     admin: AdminCaller,
     Path(id): Path<String>,
 ) -> Result<Json<TokenDeleted>, ApiFailure> {
-    let token_id = id.clone();
-    let deleted = state
-        .control
-        .store(move |s| s.delete_token(&token_id))
-        .await?;
-    if deleted {
-        let by = admin.actor();
-        state
-            .control
-            .audit(
-                &by,
-                AuditAction::TokenDelete,
-                &id,
-                AuditOutcome::Ok,
-                String::new(),
-            )
-            .await;
-    }
+    let deleted = tokens::delete(&state.control, &admin.actor(), &id).await?;
     Ok(Json(TokenDeleted { deleted }))
 }
 
@@ -235,68 +152,14 @@ pub async fn rbac_apply(
     admin: AdminCaller,
     Query(query): Query<RbacQuery>,
 ) -> Result<Json<RbacApplied<crate::rbac::Plan>>, ApiFailure> {
-    let reconciler = reconciler(&state)?;
-    let enrolled = state.control.store(|s| s.nodes()).await?;
-    let (plan, report) = reconciler
-        .apply_desired(&state.control.desired_rbac(&enrolled), query.adopt)
-        .await
-        .map_err(etcd_failure)?;
-    state.metrics.changes_applied(report.applied);
-    if report.applied > 0 {
-        let by = admin.actor();
-        state
-            .control
-            .audit(
-                &by,
-                AuditAction::RbacApply,
-                "etcd",
-                AuditOutcome::Ok,
-                format!("{} changes", report.applied),
-            )
-            .await;
-    }
+    let applied = rbac_apply::apply_now(&state.control, &admin.actor(), query.adopt).await?;
+    state.metrics.changes_applied(applied.applied);
     Ok(Json(RbacApplied {
-        applied: report.applied,
-        etcd_warnings: etcd_warnings(reconciler),
-        text: plan.render_text(),
-        plan,
+        applied: applied.applied,
+        etcd_warnings: applied.etcd_warnings,
+        text: applied.plan.render_text(),
+        plan: applied.plan,
     }))
-}
-
-/// A plan or apply that failed on etcd's side: 409 when `refuse_known_bypasses` refused it,
-/// 502 otherwise.
-pub(super) fn etcd_failure(error: anyhow::Error) -> ApiFailure {
-    if let Some(refused) = error.downcast_ref::<crate::etcd_release::KnownBypasses>() {
-        return ApiFailure::new(
-            axum::http::StatusCode::CONFLICT,
-            "etcd_known_bypasses",
-            &refused.to_string(),
-        );
-    }
-    ApiFailure::new(
-        axum::http::StatusCode::BAD_GATEWAY,
-        "etcd",
-        &format!("{error:#}"),
-    )
-}
-
-/// The latest etcd release check's warnings, as `plan` and `apply` print them.
-pub(super) fn etcd_warnings(reconciler: &crate::reconcile::Reconciler) -> Vec<String> {
-    reconciler
-        .release()
-        .latest()
-        .map(|report| crate::etcd_release::cli_lines(&report))
-        .unwrap_or_default()
-}
-
-pub(super) fn reconciler(state: &AppState) -> Result<&crate::reconcile::Reconciler, ApiFailure> {
-    state.control.reconciler.as_deref().ok_or_else(|| {
-        ApiFailure::new(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            "etcd_not_configured",
-            "this server has no etcd credentials ([etcd] in server.toml), so it does not manage RBAC",
-        )
-    })
 }
 
 #[cfg(test)]

@@ -77,6 +77,7 @@ impl From<ControlError> for ApiFailure {
             Class::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Class::Busy => StatusCode::TOO_MANY_REQUESTS,
             Class::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Class::Upstream => StatusCode::BAD_GATEWAY,
             Class::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self {

@@ -3,12 +3,13 @@
 
 use super::caller::{AdminCaller, NodeCaller};
 use super::errors::ApiFailure;
-use super::node_routes::{authorize, rfc3339};
+use super::node_routes::authorize;
 use super::state::AppState;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use calseg_api::lease::{LeaseGrant, LeaseInfo, LeaseRequest};
+use calseg_api::when::rfc3339;
 use calseg_control::store::LeaseRecord;
 use calseg_control::{CallFailure, leases};
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use time::OffsetDateTime;
 fn grant(lease: &LeaseRecord, now: OffsetDateTime) -> LeaseGrant {
     LeaseGrant {
         lease_id: lease.id.clone(),
-        expires_at: rfc3339(lease.expires_at),
+        expires_at: rfc3339(&lease.expires_at),
         ttl_secs: (lease.expires_at - now)
             .whole_seconds()
             .max(0)
@@ -89,8 +90,8 @@ pub async fn list(
                 node: l.node,
                 units: l.units,
                 group: l.group,
-                granted_at: rfc3339(l.granted_at),
-                expires_at: rfc3339(l.expires_at),
+                granted_at: rfc3339(&l.granted_at),
+                expires_at: rfc3339(&l.expires_at),
             })
             .collect(),
     ))

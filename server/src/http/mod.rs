@@ -1,5 +1,8 @@
 //! The HTTPS API: rustls with the fleet CA as the only client trust root, axum routes, the
-//! caller's identity taken from the verified client certificate of each connection.
+//! caller's identity taken from the verified client certificate of each connection. Handlers
+//! are adapters: they extract the caller and the request, call `calseg_control`, and turn its
+//! answer or [`ControlError`](calseg_control::ControlError) into HTTP; nothing is decided here
+//! but transport (limits, long-polls, what an anonymous caller is told).
 //!
 //! # Layout
 //! - `tls`: the rustls server configuration.
@@ -10,12 +13,11 @@
 //! - `state`: [`AppState`], what handlers share.
 //! - `enroll`: enrollment and the fleet CA for pinning.
 //! - `enroll_limit`: per-source rate limiting of `/v1/enroll`.
-//! - `pending`: pending enrollments: their limits and expiry, `nodes show|approve|delete`.
+//! - `pending`: `nodes show` and `nodes delete`.
 //! - `node_routes`: manifest, certificates, report, fleet renewal.
-//! - `admin`: nodes, tokens, audit, RBAC apply.
+//! - `admin`: `nodes list`, node decisions (approve, deny, revoke), tokens, audit, RBAC apply.
 //! - `fleet_plan`: the fleet plan of the policy in force or of a candidate policy (`plan`).
 //! - `leases`: restart leases, the fleet's restart budget.
-//! - `rollout`: convergence of the approved nodes to the current policy, and wave status.
 //! - `rollout`, `rollout_actions`: the rollout status and the operator's actions on a rollout
 //!   in waves (driven by `calseg_control::rollout`).
 //! - `long_poll`: parking manifest requests until the node's manifest changes.

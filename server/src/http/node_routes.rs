@@ -19,6 +19,7 @@ use calseg_api::enroll::{EnrollResponse, FleetRenewRequest};
 use calseg_api::manifest::Manifest;
 use calseg_api::paths;
 use calseg_api::report::Report;
+use calseg_api::when::rfc3339;
 use calseg_control::CallFailure;
 use calseg_control::node_calls;
 use serde::Deserialize;
@@ -151,8 +152,8 @@ pub async fn certificates(
     Ok(Json(SignResponse {
         cert_pem: issued.cert_pem,
         serial: issued.serial_hex,
-        not_before: rfc3339(issued.not_before),
-        not_after: rfc3339(issued.not_after),
+        not_before: rfc3339(&issued.not_before),
+        not_after: rfc3339(&issued.not_after),
     }))
 }
 
@@ -202,9 +203,4 @@ fn counted(state: &AppState, failure: CallFailure) -> ApiFailure {
         }
         CallFailure::Failed(error) => error.into(),
     }
-}
-
-/// RFC 3339 text of a time (UTC, to the second: calseg_api::when).
-pub fn rfc3339(at: OffsetDateTime) -> String {
-    calseg_api::when::rfc3339(&at)
 }
