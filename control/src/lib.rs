@@ -16,6 +16,7 @@
 //! - [`datastore`]: Calico's cluster-wide objects, created once so per-node identities need no
 //!   cluster-wide write (`datastore init`).
 //! - [`manifest`]: a node's manifest computed from the policy.
+//! - [`manifest_cache`]: each node's served manifest (JSON and revision) per policy epoch.
 //! - [`inventory`]: each node's inventory from its record and its agent's last report.
 //! - [`node_calls`]: what an enrolled node asks: its standing, manifest, certificates,
 //!   reports, a new fleet certificate.
@@ -34,6 +35,7 @@
 //! - [`rbac_apply`]: an operator's `apply` now; etcd's failures and release warnings.
 //! - [`reconcile`]: which nodes count, and the server's RBAC reconciler.
 //! - [`rollout`]: rollouts in waves with health gates: wave assignment and the state machine.
+//! - [`group_commit`]: the signings in flight share one store commit.
 //! - [`store`]: server state (nodes, tokens, issued certificates, audit log, leases, rollouts):
 //!   the embedded redb file store or etcd, and snapshots to migrate between them.
 //! - [`pki`]: the fleet and etcd client CAs, CSR checks and signing, key files.
@@ -55,6 +57,8 @@ pub mod error;
 pub mod etcd_release;
 /// The fleet plan: RBAC diff, per-node files, units and waves.
 pub mod fleet_plan;
+/// Issued certificates of concurrent signings written in one commit.
+pub mod group_commit;
 /// Each node's inventory from its record and last report, and the `nodes list` filters.
 pub mod inventory;
 /// Random spread for retries.
@@ -63,6 +67,8 @@ pub mod jitter;
 pub mod leases;
 /// A node's manifest from the policy.
 pub mod manifest;
+/// Served manifests, computed once per node and policy epoch.
+pub mod manifest_cache;
 /// What an enrolled node asks: its standing, manifest, certificates, reports, renewal.
 pub mod node_calls;
 /// `nodes list` and `nodes show`: inventory rows and current identities.

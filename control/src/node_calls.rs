@@ -4,6 +4,7 @@
 //! certificate are audited here with their whole reason.
 
 use crate::manifest::{etcd_user_for, manifest_for};
+use crate::manifest_cache::Served;
 use crate::pki::IssuedCert;
 use crate::signing_guard::ensure_owned;
 use crate::state::Control;
@@ -11,6 +12,7 @@ use crate::store::{AuditAction, AuditOutcome, IssuedRecord, NewAuditEntry, NodeR
 use crate::{CallFailure, ControlError};
 use calseg_api::manifest::Manifest;
 use calseg_api::report::{IdentityStatus, Report};
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// Refuses nodes that are not approved (a revoked one with its own kind,
@@ -70,6 +72,23 @@ pub fn current_manifest(control: &Control, node: &str, generation: u32) -> Optio
     Some(manifest)
 }
 
+/// The manifest `node` in enrollment `generation` is served now, as JSON with its revision:
+/// [`current_manifest`], computed once per policy epoch (`crate::manifest_cache`). `None` when
+/// the policy gives the node no component.
+pub fn served_manifest(
+    control: &Control,
+    node: &str,
+    generation: u32,
+) -> Result<Option<Arc<Served>>, ControlError> {
+    // The epoch before the policy: an entry is never newer than its epoch.
+    let epoch = control.policy_epoch();
+    control
+        .manifests
+        .get_or_compute(node, generation, epoch, || {
+            current_manifest(control, node, generation)
+        })
+}
+
 /// Signs `csr_pem` for `node`'s identity of `component` (enrollment `generation`), after the
 /// policy and the signing guard allow it; the certificate and its audit entry are recorded in
 /// one commit before it is returned.
@@ -122,9 +141,11 @@ pub async fn sign_identity(
         outcome: AuditOutcome::Ok,
         detail: format!("serial {}", issued.serial_hex),
     };
-    // One commit: a certificate handed out is always recorded with its audit entry.
+    // One commit, shared with the signings in flight: a certificate handed out is always
+    // recorded with its audit entry first.
     control
-        .store(move |s| s.record_issued_audited(record, entry))
+        .issuance
+        .record(&control.store, record, entry)
         .await
         .map_err(CallFailure::Failed)?;
     Ok(issued)

@@ -99,6 +99,10 @@ pub struct Control {
     leadership: OnceLock<Arc<dyn Leadership>>,
     /// etcd users calseg never signs for: root, and calseg's own.
     reserved: Reserved,
+    /// Each node's served manifest for the current policy epoch.
+    pub manifests: crate::manifest_cache::ManifestCache,
+    /// Issued certificates of the signings in flight, written in one commit.
+    pub issuance: Arc<crate::group_commit::GroupCommit>,
 }
 
 /// What [`Control::new`] is made of.
@@ -135,6 +139,10 @@ impl Control {
             rollout_lock: tokio::sync::Mutex::new(()),
             leadership: OnceLock::new(),
             reserved: Reserved::new(parts.own_etcd_user.as_deref()),
+            manifests: crate::manifest_cache::ManifestCache::new(
+                crate::manifest_cache::DEFAULT_CAPACITY,
+            ),
+            issuance: Arc::default(),
         }
     }
 
@@ -222,6 +230,11 @@ impl Control {
         // After the lock is released: woken requests read the new policy.
         self.policy_epoch
             .send_modify(|epoch| *epoch = epoch.wrapping_add(1));
+    }
+
+    /// The policy epoch now: bumped after every change of what any node is served.
+    pub fn policy_epoch(&self) -> u64 {
+        *self.policy_epoch.borrow()
     }
 
     /// A receiver that sees every later policy change (the current epoch counts as seen).

@@ -200,6 +200,15 @@ pub trait Store: Send + Sync {
         audit: NewAuditEntry,
     ) -> Result<u64, StoreError>;
 
+    /// [`Store::record_issued_audited`] for several certificates in one transaction and one
+    /// commit (group commit). Each item gets its own answer: one refused (bad serial, unknown
+    /// node, duplicate serial) writes nothing and leaves the others be; `Err` for the whole
+    /// batch means nothing was written.
+    fn record_issued_batch(
+        &self,
+        items: &[(IssuedRecord, NewAuditEntry)],
+    ) -> Result<Vec<Result<u64, StoreError>>, StoreError>;
+
     /// A node's certificates, by serial.
     fn issued_for_node(&self, node: &str) -> Result<Vec<IssuedRecord>, StoreError>;
 

@@ -11,16 +11,17 @@ use super::state::AppState;
 use crate::metrics::{IssuedKind, LongPollWait};
 use crate::store::NodeRecord;
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Extension, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use calseg_api::certificates::{SignRequest, SignResponse};
 use calseg_api::enroll::{EnrollResponse, FleetRenewRequest};
-use calseg_api::manifest::Manifest;
 use calseg_api::paths;
 use calseg_api::report::Report;
 use calseg_api::when::rfc3339;
 use calseg_control::CallFailure;
+use calseg_control::manifest_cache::Served;
 use calseg_control::node_calls;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -57,21 +58,25 @@ fn no_identities(node: &str) -> ApiFailure {
     )
 }
 
-fn etag_of(manifest: &Manifest) -> Result<(String, HeaderValue), ApiFailure> {
+fn etag_of(manifest: &Served) -> Result<(String, HeaderValue), ApiFailure> {
     let etag = format!("\"{}\"", manifest.revision);
     let value = HeaderValue::from_str(&etag)
         .map_err(|_| ApiFailure::internal("revision is not a valid header value"))?;
     Ok((etag, value))
 }
 
-fn fresh(manifest: &Manifest) -> Result<Response, ApiFailure> {
+/// A 200 with the manifest's JSON as it was serialized once for this policy epoch.
+fn fresh(manifest: &Served) -> Result<Response, ApiFailure> {
     let (_, etag) = etag_of(manifest)?;
-    Ok(([(header::ETAG, etag)], Json(manifest)).into_response())
+    let json = HeaderValue::from_static("application/json");
+    let body = Bytes::from_owner(Arc::clone(&manifest.json));
+    Ok(([(header::CONTENT_TYPE, json), (header::ETAG, etag)], body).into_response())
 }
 
 /// GET the node's manifest; 304 when the caller already has this revision. With `?wait=N` and
 /// a current `If-None-Match`, parks until the manifest changes (200) or N seconds pass (304);
-/// see `long_poll`.
+/// see `long_poll`. The node's standing is read on every pull; the manifest comes from
+/// `calseg_control::manifest_cache`.
 pub async fn manifest(
     State(state): State<Arc<AppState>>,
     caller: NodeCaller,
@@ -83,7 +88,7 @@ pub async fn manifest(
     // Subscribe before computing: a reload from here on wakes the wait below.
     let epochs = state.control.watch_policy();
     let node = caller.name.as_str();
-    let manifest = node_calls::current_manifest(&state.control, node, generation)
+    let manifest = node_calls::served_manifest(&state.control, node, generation)?
         .ok_or_else(|| no_identities(node))?;
     let (etag, etag_value) = etag_of(&manifest)?;
     let unchanged = headers
@@ -109,18 +114,20 @@ pub async fn manifest(
     };
     in_flight.release();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
-    let revision = manifest.revision;
     let parked = std::time::Instant::now();
     let woken = wait_for_change(
         epochs,
         deadline,
-        || node_calls::current_manifest(&state.control, node, generation),
-        |m| m.revision == revision,
+        || node_calls::served_manifest(&state.control, node, generation).transpose(),
+        |now| matches!(now, Ok(now) if now.revision == manifest.revision),
     )
     .await;
     let mut response = match woken {
         Woken::Deadline => not_modified.into_response(),
-        Woken::Changed(Some(manifest)) => fresh(&manifest).unwrap_or_else(|f| f.into_response()),
+        Woken::Changed(Some(Ok(manifest))) => {
+            fresh(&manifest).unwrap_or_else(IntoResponse::into_response)
+        }
+        Woken::Changed(Some(Err(error))) => ApiFailure::from(error).into_response(),
         Woken::Changed(None) => no_identities(node).into_response(),
     };
     // The park is not latency: the metrics count it apart.

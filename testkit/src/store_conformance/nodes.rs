@@ -271,6 +271,80 @@ pub fn a_certificate_and_its_audit_entry_are_recorded_together_or_not_at_all(sto
     assert_eq!(issued[0].component, "calico-node");
 }
 
+/// The signing's group commit: several certificates with their audit entries in one
+/// transaction, each refused alone when it must be, numbered densely after what was there.
+pub fn a_batch_of_certificates_is_recorded_in_one_commit_each_refused_alone(store: &dyn Store) {
+    let entry = |serial: &str| super::records::entry(AuditAction::Issue, serial);
+    store
+        .redeem_token(&node_token(store, "g").token, "g", t0())
+        .unwrap();
+    store
+        .record_issued_audited(cert("b0", "g", "calico-node"), entry("b0"))
+        .unwrap();
+    let before = store.audit(0, 1000).unwrap();
+    let last = before.last().map_or(0, |e| e.seq);
+    let batch = [
+        (cert("b1", "g", "calico-node"), entry("b1")),
+        // Refused alone: an unknown node, a serial stored before, one twice in the batch, a
+        // serial that is not hex.
+        (cert("b2", "nobody", "calico-node"), entry("b2")),
+        (cert("B0", "g", "calico-felix"), entry("B0")),
+        (cert("b3", "g", "calico-felix"), entry("b3")),
+        (cert("b3", "g", "confd"), entry("b3 again")),
+        (cert("zz", "g", "confd"), entry("zz")),
+        (cert("b4", "g", "confd"), entry("b4")),
+    ];
+    let results = store.record_issued_batch(&batch).unwrap();
+    let kinds: Vec<&str> = results
+        .iter()
+        .map(|r| r.as_ref().map_or_else(|e| e.kind(), |_| "ok"))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "ok",
+            "unknown_node",
+            "duplicate_serial",
+            "ok",
+            "duplicate_serial",
+            "invalid_serial",
+            "ok"
+        ]
+    );
+    let seqs: Vec<u64> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok().copied())
+        .collect();
+    assert_eq!(
+        seqs,
+        [last + 1, last + 2, last + 3],
+        "dense, in the batch's order"
+    );
+    let audit = store.audit(last, 100).unwrap();
+    let subjects: Vec<(u64, &str)> = audit.iter().map(|e| (e.seq, e.subject.as_str())).collect();
+    assert_eq!(
+        subjects,
+        [(last + 1, "b1"), (last + 2, "b3"), (last + 3, "b4")],
+        "only the recorded certificates are audited"
+    );
+    let mut serials: Vec<String> = store
+        .issued_for_node("g")
+        .unwrap()
+        .into_iter()
+        .map(|c| c.serial)
+        .collect();
+    serials.sort();
+    assert_eq!(serials, ["b0", "b1", "b3", "b4"]);
+    // The next single append continues the numbering.
+    let next = store
+        .record_issued_audited(cert("b5", "g", "calico-node"), entry("b5"))
+        .unwrap();
+    assert_eq!(next, last + 4);
+    // An empty batch writes nothing.
+    assert!(store.record_issued_batch(&[]).unwrap().is_empty());
+    assert_eq!(store.audit(0, 1000).unwrap().len(), before.len() + 4);
+}
+
 pub fn a_pending_request_binds_one_key_and_another_key_is_refused(store: &dyn Store) {
     store
         .upsert_pending_node("pend-1", &ask("CSR-agent", "sha256:agent"), t0())

@@ -26,6 +26,60 @@ pub(super) fn record_audited(
     )
 }
 
+/// Records several certificates, each with its audit entry, in one transaction (the signing's
+/// group commit). An item refused on its own (malformed serial, unknown node, a serial stored
+/// before or twice in the batch) is refused alone and writes nothing; any other failure fails
+/// the whole batch, so no certificate is ever recorded without its audit entry. The audit
+/// counter is read once and written once: the transaction need not read its own writes.
+pub(super) fn record_audited_batch(
+    store: &impl Kv,
+    items: &[(IssuedRecord, NewAuditEntry)],
+) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
+    store.write(
+        "recording issued certificates and their audit entries",
+        |tx| {
+            let mut last: u64 = kv::get(tx, Space::AuditSeq, Key::One)?.unwrap_or(0);
+            let mut serials = std::collections::HashSet::new();
+            let mut out = Vec::with_capacity(items.len());
+            for (cert, entry) in items {
+                let cert = match normalized(cert.clone()) {
+                    Ok(cert) => cert,
+                    Err(refused) => {
+                        out.push(Err(refused));
+                        continue;
+                    }
+                };
+                if !serials.insert(cert.serial.clone()) {
+                    out.push(Err(StoreError::DuplicateSerial {
+                        serial: cert.serial,
+                        node: cert.node,
+                    }));
+                    continue;
+                }
+                match put_new(tx, &cert) {
+                    Ok(()) => {}
+                    Err(
+                        refused @ (StoreError::UnknownNode { .. }
+                        | StoreError::DuplicateSerial { .. }),
+                    ) => {
+                        out.push(Err(refused));
+                        continue;
+                    }
+                    Err(failed) => return Err(failed),
+                }
+                let stored = numbered(last, entry)?;
+                last = stored.seq;
+                kv::put(tx, Space::Audit, Key::Num(last), &stored)?;
+                out.push(Ok(last));
+            }
+            if out.iter().any(Result::is_ok) {
+                kv::put(tx, Space::AuditSeq, Key::One, &last)?;
+            }
+            Ok(out)
+        },
+    )
+}
+
 /// Stores a certificate of a known node under a serial not stored before.
 fn put_new(tx: &mut dyn Txn, cert: &IssuedRecord) -> Result<(), StoreError> {
     // Only pending or denied nodes are ever deleted, and those hold no certificate, so the

@@ -131,6 +131,13 @@ impl<K: Kv> Store for K {
         issued::record_audited(self, cert, &audit)
     }
 
+    fn record_issued_batch(
+        &self,
+        items: &[(IssuedRecord, NewAuditEntry)],
+    ) -> Result<Vec<Result<u64, StoreError>>, StoreError> {
+        issued::record_audited_batch(self, items)
+    }
+
     fn issued_for_node(&self, node: &str) -> Result<Vec<IssuedRecord>, StoreError> {
         issued::for_node(self, node)
     }
