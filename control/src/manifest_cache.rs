@@ -14,15 +14,17 @@
 use crate::ControlError;
 use calseg_api::manifest::Manifest;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 /// How many nodes' manifests are kept by default (a 2 KB manifest each: about 40 MB).
 pub const DEFAULT_CAPACITY: usize = 20_000;
 
-/// A manifest as served: its revision (the ETag's value) and its JSON body.
+/// A manifest as served: its revision, its HTTP entity tag (the revision quoted) and its JSON
+/// body.
 #[derive(Debug)]
 pub struct Served {
     pub revision: String,
+    pub etag: String,
     pub json: Arc<[u8]>,
 }
 
@@ -35,14 +37,14 @@ struct Entry {
 
 /// Served manifests by node name.
 pub struct ManifestCache {
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: RwLock<HashMap<String, Entry>>,
     capacity: usize,
 }
 
 impl ManifestCache {
     pub fn new(capacity: usize) -> Self {
         Self {
-            entries: Mutex::new(HashMap::new()),
+            entries: RwLock::new(HashMap::new()),
             capacity,
         }
     }
@@ -56,7 +58,7 @@ impl ManifestCache {
         epoch: u64,
         compute: impl FnOnce() -> Option<Manifest>,
     ) -> Result<Option<Arc<Served>>, ControlError> {
-        if let Some(entry) = self.lock().get(node)
+        if let Some(entry) = self.read().get(node)
             && entry.epoch == epoch
             && entry.generation == generation
         {
@@ -67,11 +69,15 @@ impl ManifestCache {
                 json: serde_json::to_vec(&manifest)
                     .map_err(|e| ControlError::internal(&format!("serialize a manifest: {e}")))?
                     .into(),
+                etag: format!("\"{}\"", manifest.revision),
                 revision: manifest.revision,
             })),
             None => None,
         };
-        let mut entries = self.lock();
+        let mut entries = self
+            .entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if entries.len() >= self.capacity && !entries.contains_key(node) {
             entries.retain(|_, entry| entry.epoch >= epoch);
         }
@@ -88,7 +94,7 @@ impl ManifestCache {
 
     /// How many nodes' manifests are kept now.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.read().len()
     }
 
     /// Whether no manifest is kept.
@@ -96,9 +102,9 @@ impl ManifestCache {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Entry>> {
         self.entries
-            .lock()
+            .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

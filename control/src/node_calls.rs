@@ -8,7 +8,9 @@ use crate::manifest_cache::Served;
 use crate::pki::IssuedCert;
 use crate::signing_guard::ensure_owned;
 use crate::state::Control;
-use crate::store::{AuditAction, AuditOutcome, IssuedRecord, NewAuditEntry, NodeRecord, NodeState};
+use crate::store::{
+    AuditAction, AuditOutcome, IssuedRecord, NewAuditEntry, NodeStanding, NodeState,
+};
 use crate::{CallFailure, ControlError};
 use calseg_api::manifest::Manifest;
 use calseg_api::report::{IdentityStatus, Report};
@@ -17,15 +19,16 @@ use time::OffsetDateTime;
 
 /// Refuses nodes that are not approved (a revoked one with its own kind,
 /// [`calseg_api::error::NODE_REVOKED`]), and fleet certificates other than the current one
-/// (`serial`). Returns the node's record.
+/// (`serial`). Returns the node's standing: read on every call, so a revocation acts at once
+/// (on every replica), but only what this check needs is decoded.
 pub async fn authorize(
     control: &Control,
     node: &str,
     serial: &str,
-) -> Result<NodeRecord, ControlError> {
+) -> Result<NodeStanding, ControlError> {
     let name = node.to_owned();
     // Every node call passes here: read the node inline when the store allows it.
-    let record = control.store_read(move |s| s.node(&name)).await?;
+    let record = control.store_read(move |s| s.node_standing(&name)).await?;
     let Some(record) = record else {
         return Err(ControlError::forbidden(
             "unknown_node",

@@ -76,8 +76,8 @@ pub use errors::StoreError;
 pub use etcd_store::EtcdStore;
 pub use leases::{GroupBudget, LeaseBudget, LeaseRecord};
 pub use records::{
-    AuditAction, AuditEntry, AuditOutcome, FleetCert, IssuedRecord, NewAuditEntry, NodeRecord,
-    NodeState, PendingAsk, PendingKey, RolloutRecord,
+    AuditAction, AuditEntry, AuditOutcome, FleetCert, FleetSerial, IssuedRecord, NewAuditEntry,
+    NodeRecord, NodeStanding, NodeState, PendingAsk, PendingKey, RolloutRecord,
 };
 pub use redb_store::RedbStore;
 pub use snapshot::{PolicyText, SNAPSHOT_FORMAT, SnapshotToken, StoreSnapshot};
@@ -165,6 +165,10 @@ pub trait Store: Send + Sync {
     ) -> Result<NodeRecord, StoreError>;
 
     fn node(&self, node: &str) -> Result<Option<NodeRecord>, StoreError>;
+
+    /// What every call of `node` is checked against ([`NodeStanding`]): its record, less what
+    /// that check does not read.
+    fn node_standing(&self, node: &str) -> Result<Option<NodeStanding>, StoreError>;
 
     /// True when a read never waits for the network, another writer or more than memory-mapped
     /// pages (the embedded store: MVCC reads in microseconds), so async code may read inline

@@ -54,6 +54,24 @@ pub struct FleetCert {
     pub key_fingerprint: Option<String>,
 }
 
+/// What a node's every call is checked against, read from its stored record without the rest
+/// (its last report, pending key and dates are skipped, not built): its state, enrollment
+/// generation and current fleet certificate's serial.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct NodeStanding {
+    pub state: NodeState,
+    #[serde(default)]
+    pub generation: u32,
+    #[serde(default)]
+    pub fleet_cert: Option<FleetSerial>,
+}
+
+/// The serial of a [`FleetCert`], alone.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct FleetSerial {
+    pub serial: String,
+}
+
 /// Everything the server knows about one node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeRecord {

@@ -7,10 +7,8 @@
 use super::errors::ApiFailure;
 use super::long_poll::jittered_retry_after;
 use super::state::AppState;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use calseg_api::paths;
 use std::sync::{Arc, Mutex};
 use tokio::sync::OwnedSemaphorePermit;
@@ -31,25 +29,22 @@ impl InFlight {
     }
 }
 
-/// The middleware: takes a permit or refuses with 429.
-pub async fn limit_in_flight(
-    State(state): State<Arc<AppState>>,
-    mut request: Request,
-    next: Next,
-) -> Response {
+/// Admits `request` within `[api] max_in_flight` (the health check always), handing it the
+/// permit it holds until it answers (a long-poll gives it back when it parks); beyond the
+/// limit, the refusal to answer at once.
+pub fn admit(state: &AppState, mut request: Request) -> Result<Request, ApiFailure> {
     if request.uri().path() == paths::HEALTH {
-        return next.run(request).await;
+        return Ok(request);
     }
     let Ok(permit) = Arc::clone(&state.in_flight).try_acquire_owned() else {
-        return overloaded().into_response();
+        return Err(overloaded());
     };
     request
         .extensions_mut()
         .insert(InFlight(Arc::new(Mutex::new(Some(permit)))));
-    next.run(request).await
+    Ok(request)
 }
 
-/// The refusal: 429, `overloaded`, `Retry-After` of 1 to 5 seconds.
 pub fn overloaded() -> ApiFailure {
     let mut failure = ApiFailure::new(
         StatusCode::TOO_MANY_REQUESTS,

@@ -1,12 +1,11 @@
-//! The plain-HTTP `/metrics` listener, and the middleware that times every API request.
+//! The plain-HTTP `/metrics` listener, and the record of every API request's latency.
 
 use super::state::AppState;
 use crate::metrics::{Format, LongPollWait, Metrics, Scrape, live_identities};
 use anyhow::{Context, Result};
 use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use std::sync::Arc;
@@ -50,6 +49,7 @@ async fn scrape(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
             let scrape = Scrape {
                 expiries: &expiries,
                 rollout: rollout.as_ref(),
+                issuance_commits: state.control.issuance.commits(),
                 ..Scrape::of(&nodes, now)
             };
             let text = state.metrics.render(&scrape, format);
@@ -63,27 +63,21 @@ async fn scrape(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
     }
 }
 
-/// Axum middleware (`from_fn_with_state`) recording each API request's latency under its route
-/// template, e.g. `/v1/admin/nodes/{node}/{action}`. A long-poll's park (its [`LongPollWait`])
-/// is not latency: it is taken out and counted apart.
-pub async fn track_requests(
-    State(metrics): State<Arc<Metrics>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or(UNMATCHED, MatchedPath::as_str)
-        .to_owned();
-    let started = Instant::now();
-    let response = next.run(request).await;
+/// Records one API request's latency under its route template (e.g.
+/// `/v1/admin/nodes/{node}/{action}`, [`UNMATCHED`] for none), from `started`. A long-poll's
+/// park (its [`LongPollWait`]) is not latency: it is taken out and counted apart.
+pub fn record_request(
+    metrics: &Metrics,
+    route: Option<&str>,
+    response: &Response,
+    started: Instant,
+) {
+    let route = route.unwrap_or(UNMATCHED);
     let status = response.status().as_u16();
     let mut elapsed = started.elapsed();
     if let Some(LongPollWait(waited)) = response.extensions().get::<LongPollWait>().copied() {
-        metrics.long_poll(&route, status, waited);
+        metrics.long_poll(route, status, waited);
         elapsed = elapsed.saturating_sub(waited);
     }
-    metrics.request(&route, status, elapsed.as_secs_f64());
-    response
+    metrics.request(route, status, elapsed.as_secs_f64());
 }

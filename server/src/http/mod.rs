@@ -21,8 +21,9 @@
 //! - `rollout`, `rollout_actions`: the rollout status and the operator's actions on a rollout
 //!   in waves (driven by `calseg_control::rollout`).
 //! - `long_poll`: parking manifest requests until the node's manifest changes.
-//! - `metrics_listener`: the plain-HTTP `/metrics` listener, and the middleware that times
-//!   every API request.
+//! - `every_request`: the one middleware around every route: latency, in-flight limit, JSON
+//!   refusals.
+//! - `metrics_listener`: the plain-HTTP `/metrics` listener, and each API request's latency.
 //! - `rejections`: axum's and tower-http's plain-text refusals (400, 413, 415, 422, …) as JSON
 //!   `ApiError`s.
 //! - `limit`: load shedding, at most `[api] max_in_flight` requests worked on at once.
@@ -33,6 +34,7 @@ pub mod connections;
 mod enroll;
 mod enroll_limit;
 mod errors;
+mod every_request;
 mod fleet_plan;
 mod leases;
 mod limit;
@@ -127,19 +129,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             REQUEST_TIMEOUT,
         ))
         .merge(long_polled)
-        // Outside the body limit and the timeouts, so their plain-text refusals are rewritten too.
-        .layer(axum::middleware::from_fn(rejections::as_api_errors))
-        // Refuses (429) rather than queues beyond `[api] max_in_flight`; inside the metrics
-        // layer so refusals are counted.
+        // Outside the body limit and the timeouts, so their plain-text refusals are rewritten
+        // and timed too; per route, so it sees the route template (MatchedPath).
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
-            limit::limit_in_flight,
-        ))
-        // Outermost, so timeouts and refused bodies are timed too; per route, so it sees the
-        // route template (MatchedPath).
-        .layer(axum::middleware::from_fn_with_state(
-            Arc::clone(&state.metrics),
-            metrics_listener::track_requests,
+            every_request::every_request,
         ))
         .with_state(state)
 }

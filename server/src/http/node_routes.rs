@@ -9,11 +9,11 @@ use super::limit::InFlight;
 use super::long_poll::{Woken, jittered_retry_after, wait_for_change};
 use super::state::AppState;
 use crate::metrics::{IssuedKind, LongPollWait};
-use crate::store::NodeRecord;
+use crate::store::NodeStanding;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Extension, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use calseg_api::certificates::{SignRequest, SignResponse};
 use calseg_api::enroll::{EnrollResponse, FleetRenewRequest};
@@ -33,7 +33,7 @@ use time::OffsetDateTime;
 pub(super) async fn authorize(
     state: &AppState,
     caller: &NodeCaller,
-) -> Result<NodeRecord, ApiFailure> {
+) -> Result<NodeStanding, ApiFailure> {
     node_calls::authorize(&state.control, &caller.name, &caller.serial)
         .await
         .map_err(|error| {
@@ -58,19 +58,30 @@ fn no_identities(node: &str) -> ApiFailure {
     )
 }
 
-fn etag_of(manifest: &Served) -> Result<(String, HeaderValue), ApiFailure> {
-    let etag = format!("\"{}\"", manifest.revision);
-    let value = HeaderValue::from_str(&etag)
-        .map_err(|_| ApiFailure::internal("revision is not a valid header value"))?;
-    Ok((etag, value))
+fn etag_of(manifest: &Served) -> Result<HeaderValue, ApiFailure> {
+    HeaderValue::from_str(&manifest.etag)
+        .map_err(|_| ApiFailure::internal("revision is not a valid header value"))
 }
 
 /// A 200 with the manifest's JSON as it was serialized once for this policy epoch.
 fn fresh(manifest: &Served) -> Result<Response, ApiFailure> {
-    let (_, etag) = etag_of(manifest)?;
+    let etag = etag_of(manifest)?;
     let json = HeaderValue::from_static("application/json");
     let body = Bytes::from_owner(Arc::clone(&manifest.json));
     Ok(([(header::CONTENT_TYPE, json), (header::ETAG, etag)], body).into_response())
+}
+
+/// The request's `If-None-Match`, taken alone (not a copy of every header).
+pub struct IfNoneMatch(Option<HeaderValue>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IfNoneMatch {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(parts.headers.get(header::IF_NONE_MATCH).cloned()))
+    }
 }
 
 /// GET the node's manifest; 304 when the caller already has this revision. With `?wait=N` and
@@ -82,7 +93,7 @@ pub async fn manifest(
     caller: NodeCaller,
     Query(query): Query<ManifestQuery>,
     Extension(in_flight): Extension<InFlight>,
-    headers: HeaderMap,
+    IfNoneMatch(known): IfNoneMatch,
 ) -> Result<Response, ApiFailure> {
     let generation = authorize(&state, &caller).await?.generation;
     // Subscribe before computing: a reload from here on wakes the wait below.
@@ -90,15 +101,17 @@ pub async fn manifest(
     let node = caller.name.as_str();
     let manifest = node_calls::served_manifest(&state.control, node, generation)?
         .ok_or_else(|| no_identities(node))?;
-    let (etag, etag_value) = etag_of(&manifest)?;
-    let unchanged = headers
-        .get(header::IF_NONE_MATCH)
+    let unchanged = known
+        .as_ref()
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == etag));
+        .is_some_and(|v| v.split(',').any(|tag| tag.trim() == manifest.etag));
     if !unchanged {
         return fresh(&manifest);
     }
-    let not_modified = (StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value)]);
+    let not_modified = (
+        StatusCode::NOT_MODIFIED,
+        [(header::ETAG, etag_of(&manifest)?)],
+    );
     let wait = query.wait.unwrap_or(0).min(paths::MAX_LONG_POLL_SECS);
     if wait == 0 {
         return Ok(not_modified.into_response());

@@ -7,9 +7,7 @@
 //! that says what was wrong and what to send instead.
 
 use super::errors::ApiFailure;
-use axum::extract::Request;
-use axum::http::{StatusCode, header};
-use axum::middleware::Next;
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use calseg_api::paths;
 
@@ -18,11 +16,9 @@ const MAX_DETAIL_BYTES: usize = 4096;
 /// How many characters of that detail (which may quote the caller's input) the message keeps.
 const MAX_DETAIL_CHARS: usize = 300;
 
-/// The middleware: passes JSON answers and successes through, rewrites the rest.
-pub async fn as_api_errors(request: Request, next: Next) -> Response {
-    let method = request.method().clone();
-    let path = request.uri().path().to_owned();
-    let response = next.run(request).await;
+/// Passes JSON answers and successes through, rewrites the rest (`response` answered
+/// `method path`); `super::every_request` calls it on every API response.
+pub async fn as_api_error(response: Response, method: &Method, path: &str) -> Response {
     if !response.status().is_client_error() || is_json(&response) {
         return response;
     }
@@ -32,7 +28,7 @@ pub async fn as_api_errors(request: Request, next: Next) -> Response {
         Ok(bytes) => String::from_utf8_lossy(&bytes).trim().to_owned(),
         Err(_) => String::new(),
     };
-    let mut rewritten = rejection(status, &method, &path, &detail).into_response();
+    let mut rewritten = rejection(status, method, path, &detail).into_response();
     if let Some(after) = retry_after {
         rewritten.headers_mut().insert(header::RETRY_AFTER, after);
     }
@@ -130,7 +126,7 @@ fn printable(text: &str) -> String {
 mod tests {
     use super::*;
     use axum::body::Body;
-    use axum::http::Method;
+    use axum::extract::Request;
 
     /// A plain-text answer, as axum's extractors give.
     fn plain(status: StatusCode, text: &'static str) -> Response {
@@ -212,7 +208,13 @@ mod tests {
                     ApiFailure::bad_request("own_kind", "calseg's own").into_response()
                 }),
             )
-            .layer(axum::middleware::from_fn(as_api_errors));
+            .layer(axum::middleware::from_fn(
+                |request: Request, next: axum::middleware::Next| async move {
+                    let method = request.method().clone();
+                    let path = request.uri().path().to_owned();
+                    as_api_error(next.run(request).await, &method, &path).await
+                },
+            ));
         let get = |uri: &str| Request::builder().uri(uri).body(Body::empty()).unwrap();
         for (uri, status, kind) in [
             (

@@ -70,6 +70,8 @@ pub struct Metrics {
     denied: Family<Labels<1>, Counter>,
     /// Latency of API requests; a long-poll's park is left out (see [`LongPollWait`]).
     requests: Requests,
+    /// `requests`' histograms already made, by route and [`CLASSES`] index (shared handles).
+    latency_by_route: std::sync::RwLock<std::collections::HashMap<String, [Option<Histogram>; 6]>>,
     /// Long-polls that parked, by route and status class, and the seconds they waited.
     long_polls: Family<Labels<2>, Counter>,
     long_poll_wait: Family<Labels<1>, Counter<f64, AtomicU64>>,
@@ -112,6 +114,7 @@ impl Metrics {
             issued: Family::default(),
             denied: Family::default(),
             requests: Family::new_with_constructor(latency_histogram),
+            latency_by_route: std::sync::RwLock::default(),
             long_polls: Family::default(),
             long_poll_wait: Family::default(),
             rbac_drift: Gauge::default(),
@@ -154,17 +157,33 @@ impl Metrics {
             .map_or(0, |c| c.get())
     }
 
-    /// One API request: its route template (never the raw path), status and latency.
+    /// One API request: its route template (never the raw path), status and latency. The
+    /// histogram of a (route, class) seen before is found without allocating.
     pub fn request(&self, route: &str, status: u16, seconds: f64) {
-        self.requests
-            .get_or_create(&labels(["route", "status"], [route, &class(status)]))
-            .observe(seconds);
+        let class = class(status);
+        let index = CLASSES.iter().position(|c| *c == class).unwrap_or(0);
+        let seen = self
+            .latency_by_route
+            .read()
+            .ok()
+            .and_then(|routes| routes.get(route).and_then(|h| h[index].clone()));
+        let histogram = seen.unwrap_or_else(|| {
+            let histogram = self
+                .requests
+                .get_or_create(&labels(["route", "status"], [route, class]))
+                .clone();
+            if let Ok(mut routes) = self.latency_by_route.write() {
+                routes.entry(route.to_owned()).or_default()[index] = Some(histogram.clone());
+            }
+            histogram
+        });
+        histogram.observe(seconds);
     }
 
     /// One long-poll that parked for `waited`: counted apart, its wait kept out of the latency.
     pub fn long_poll(&self, route: &str, status: u16, waited: Duration) {
         self.long_polls
-            .get_or_create(&labels(["route", "status"], [route, &class(status)]))
+            .get_or_create(&labels(["route", "status"], [route, class(status)]))
             .inc();
         self.long_poll_wait
             .get_or_create(&labels(["route"], [route]))
@@ -233,10 +252,13 @@ impl Metrics {
 }
 
 /// `2xx`, `3xx`… of a status code.
-fn class(status: u16) -> String {
+/// The status classes requests are counted by.
+const CLASSES: [&str; 6] = ["other", "1xx", "2xx", "3xx", "4xx", "5xx"];
+
+fn class(status: u16) -> &'static str {
     match status {
-        100..=599 => format!("{}xx", status / 100),
-        _ => "other".to_owned(),
+        100..=599 => CLASSES[usize::from(status / 100)],
+        _ => CLASSES[0],
     }
 }
 

@@ -25,6 +25,8 @@ pub struct Scrape<'a> {
     pub rollout: Option<&'a RolloutStatus>,
     /// Whether to read `/proc/self` (unit tests compare exact output without it).
     pub process: bool,
+    /// Store transactions that recorded issued certificates (`calseg_control::group_commit`).
+    pub issuance_commits: u64,
 }
 
 impl<'a> Scrape<'a> {
@@ -36,6 +38,7 @@ impl<'a> Scrape<'a> {
             expiries: &[],
             rollout: None,
             process: true,
+            issuance_commits: 0,
         }
     }
 }
@@ -123,6 +126,13 @@ impl Metrics {
             "calseg_certificates_issued",
             "Certificates signed, by kind (component identity or fleet)",
             self.issued.clone(),
+        );
+        r.register(
+            "calseg_issuance_commits",
+            "Store transactions that recorded issued component certificates with their audit \
+             entries; the signings in flight share one (group commit), so certificates issued \
+             over this is the mean batch",
+            prometheus_client::metrics::counter::ConstCounter::new(scrape.issuance_commits),
         );
         r.register(
             "calseg_requests_denied",

@@ -68,6 +68,7 @@ pub const CHECKS: &[(&str, Check)] = named![
     nodes::serials_are_unique_and_indexed_by_node,
     nodes::a_certificate_and_its_audit_entry_are_recorded_together_or_not_at_all,
     nodes::a_batch_of_certificates_is_recorded_in_one_commit_each_refused_alone,
+    nodes::the_standing_of_a_node_is_its_records,
     nodes::a_pending_request_binds_one_key_and_another_key_is_refused,
     nodes::approval_names_the_key_by_its_fingerprint,
     nodes::pending_nodes_are_capped_deleted_and_expire,

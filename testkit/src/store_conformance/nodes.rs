@@ -271,6 +271,43 @@ pub fn a_certificate_and_its_audit_entry_are_recorded_together_or_not_at_all(sto
     assert_eq!(issued[0].component, "calico-node");
 }
 
+/// A node's standing (what every call of it is checked against) is its full record's.
+pub fn the_standing_of_a_node_is_its_records(store: &dyn Store) {
+    assert_eq!(store.node_standing("s").unwrap(), None);
+    store
+        .redeem_token(&node_token(store, "s").token, "s", t0())
+        .unwrap();
+    store
+        .record_fleet_cert("s", "0c", "sha256:k", t0() + Duration::days(1), t0())
+        .unwrap();
+    let report = calseg_api::report::Report {
+        revision: "r1".into(),
+        identities: Vec::new(),
+        units: Vec::new(),
+        errors: vec!["a long report is skipped, not decoded".into()],
+    };
+    store.record_report("s", report, t0()).unwrap();
+    let check = |store: &dyn Store| {
+        let record = store.node("s").unwrap().unwrap();
+        let standing = store.node_standing("s").unwrap().unwrap();
+        assert_eq!(standing.state, record.state);
+        assert_eq!(standing.generation, record.generation);
+        assert_eq!(
+            standing.fleet_cert.map(|c| c.serial),
+            record.fleet_cert.map(|c| c.serial)
+        );
+    };
+    check(store);
+    store
+        .set_node_state("s", NodeState::Revoked, "admin:test", t0())
+        .unwrap();
+    check(store);
+    assert_eq!(
+        store.node_standing("s").unwrap().unwrap().state,
+        NodeState::Revoked
+    );
+}
+
 /// The signing's group commit: several certificates with their audit entries in one
 /// transaction, each refused alone when it must be, numbered densely after what was there.
 pub fn a_batch_of_certificates_is_recorded_in_one_commit_each_refused_alone(store: &dyn Store) {

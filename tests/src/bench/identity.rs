@@ -38,6 +38,8 @@ pub struct SigningPhases {
     /// `record_issued_audited`: the issued record and its audit entry, one redb write
     /// transaction, fsync'd.
     pub commit: Duration,
+    /// The signing guard's question to etcd: who owns the user (one `user_get`).
+    pub owner_check: Duration,
 }
 
 impl SigningPhases {
@@ -52,19 +54,22 @@ impl SigningPhases {
 #[derive(Debug, Clone, Copy)]
 pub struct ManifestPhases {
     pub samples: usize,
-    /// The caller's node record read from a redb store (`Store::node`), as `authorize` does.
+    /// The caller's standing read from a redb store (`Store::node_standing`), as `authorize` does.
     pub node_read: Duration,
     /// A round trip to tokio's blocking pool: what a store read costs on top when the store's
     /// reads may block (etcd); the embedded store is read inline.
     pub blocking_hop: Duration,
-    /// The manifest computed from the policy (`manifest_for`) and serialized to JSON.
+    /// The manifest computed from the policy (`manifest_for`) and serialized to JSON: what a
+    /// pull costs when the cache misses (first pull after a policy change).
     pub compute: Duration,
+    /// The manifest served from `calseg_control::manifest_cache` (a hit: every other pull).
+    pub cached: Duration,
 }
 
 impl ManifestPhases {
-    /// The route's own work with the embedded store (read inline).
+    /// The route's own work with the embedded store (read inline) and a cache hit.
     pub fn total(&self) -> Duration {
-        self.node_read + self.compute
+        self.node_read + self.cached
     }
 }
 
@@ -80,12 +85,17 @@ pub struct IdentityResult {
     pub pulls: f64,
     pub not_modified: f64,
     pub minimal: f64,
+    /// `GET /v1/health` through the server: every route's middleware, no route work.
+    pub health: f64,
     pub manifest_bytes: usize,
     /// Manifest pulls made for each rate (more than signings: a pull is far cheaper, and a
     /// short run is noise).
     pub pull_requests: usize,
     pub phases: SigningPhases,
     pub manifest_phases: ManifestPhases,
+    /// Component certificates issued per store commit during the signing run (group commit),
+    /// from the server's metrics.
+    pub signings_per_commit: f64,
 }
 
 /// Manifest pulls per signing request: enough for a pull rate measured over about a second.
@@ -143,7 +153,35 @@ fn phases(dir: &std::path::Path, csrs: &[String], samples: usize) -> Result<Sign
         samples,
         sign: sign / n,
         commit: commit / n,
+        owner_check: Duration::ZERO,
     })
+}
+
+/// The signing guard's etcd round trip (`user_get` of the user signed for), `samples` times.
+async fn owner_check(etcd: &EtcdCluster, samples: usize) -> Result<Duration> {
+    let mut client = etcd.root_client().await?;
+    let started = Instant::now();
+    for _ in 0..samples {
+        // The user may not exist (the bench's server reconciles it): the round trip is the cost.
+        let _ = client.user_get("calico-node.bench-node").await;
+    }
+    Ok(started.elapsed() / samples.max(1) as u32)
+}
+
+/// Component certificates issued per group commit, from one scrape of the server's metrics.
+async fn signings_per_commit(server: &ServerProcess) -> Result<f64> {
+    let text = server.scrape().await?;
+    let value = |prefix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let issued = value("calseg_certificates_issued_total{kind=\"component\"}")
+        .context("no calseg_certificates_issued_total{kind=\"component\"} in the scrape")?;
+    let commits =
+        value("calseg_issuance_commits_total").context("no calseg_issuance_commits_total")?;
+    Ok(issued / commits.max(1.0))
 }
 
 /// Times the manifest route's own work `samples` times: the node read, the blocking-pool hop,
@@ -166,11 +204,18 @@ async fn manifest_phases(
     store.set_node_state("bench-node", NodeState::Approved, "bench", now())?;
     let policy = calseg_server::policy::parse(policy_text, "bench policy")
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (mut node_read, mut blocking_hop, mut compute) =
-        (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let (mut node_read, mut blocking_hop, mut compute, mut cached) = (
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+        Duration::ZERO,
+    );
+    let cache = calseg_control::manifest_cache::ManifestCache::new(1);
     for _ in 0..samples {
         let started = Instant::now();
-        store.node("bench-node")?.context("the node is stored")?;
+        store
+            .node_standing("bench-node")?
+            .context("the node is stored")?;
         node_read += started.elapsed();
         let started = Instant::now();
         tokio::task::spawn_blocking(|| ()).await?;
@@ -180,6 +225,13 @@ async fn manifest_phases(
             .context("the policy gives the node a manifest")?;
         serde_json::to_vec(&manifest)?;
         compute += started.elapsed();
+        let started = Instant::now();
+        cache
+            .get_or_compute("bench-node", 0, 1, || {
+                calseg_server::manifest::manifest_for(&policy, "bench-node", 0, etcd_ca_pem)
+            })?
+            .context("the policy gives the node a manifest")?;
+        cached += started.elapsed();
     }
     let n = samples.max(1) as u32;
     Ok(ManifestPhases {
@@ -187,6 +239,7 @@ async fn manifest_phases(
         node_read: node_read / n,
         blocking_hop: blocking_hop / n,
         compute: compute / n,
+        cached: cached / n,
     })
 }
 
@@ -234,7 +287,9 @@ pub async fn run(requests: usize, concurrency: usize) -> Result<IdentityResult> 
     })
     .await
     .context("signing")?;
-    let phases = phases(&server.state_dir(), &csrs, requests.min(300))?;
+    let signings_per_commit = signings_per_commit(&server).await?;
+    let mut phases = phases(&server.state_dir(), &csrs, requests.min(300))?;
+    phases.owner_check = owner_check(&etcd, requests.min(300)).await?;
 
     let manifest_url = format!("{}{}", server.url(), calseg_api::paths::MANIFEST);
     let first = client.get(&manifest_url).send().await?;
@@ -259,6 +314,10 @@ pub async fn run(requests: usize, concurrency: usize) -> Result<IdentityResult> 
     .await
     .context("304 pulls")?;
     let minimal = minimal_endpoint(pull_requests, concurrency, manifest_body.clone()).await?;
+    let health_url = format!("{}{}", server.url(), calseg_api::paths::HEALTH);
+    let health = gets(&client, &health_url, pull_requests, concurrency)
+        .await
+        .context("health checks")?;
     let manifest_phases = manifest_phases(
         &server.state_dir(),
         &POLICY.replace("ENDPOINT", &etcd.endpoint(0)),
@@ -275,10 +334,12 @@ pub async fn run(requests: usize, concurrency: usize) -> Result<IdentityResult> 
         pulls,
         not_modified,
         minimal,
+        health,
         manifest_bytes: manifest_body.len(),
         pull_requests,
         phases,
         manifest_phases,
+        signings_per_commit,
     };
     print(&result);
     Ok(result)
@@ -356,19 +417,22 @@ fn print(r: &IdentityResult) {
     );
     let p = &r.phases;
     println!(
-        "  per signing, serially ({} samples): sign {:.3} ms, store commit (record + audit) {:.3} ms: {:.0}/s at most on one writer",
+        "  per signing, serially ({} samples): sign {:.3} ms, store commit (record + audit) {:.3} ms: {:.0}/s at most on one writer; etcd owner check {:.3} ms; {:.1} signings per group commit in the run",
         p.samples,
         p.sign.as_secs_f64() * 1e3,
         p.commit.as_secs_f64() * 1e3,
-        1.0 / p.total().as_secs_f64().max(1e-9)
+        1.0 / p.total().as_secs_f64().max(1e-9),
+        p.owner_check.as_secs_f64() * 1e3,
+        r.signings_per_commit
     );
     let m = &r.manifest_phases;
     println!(
-        "  manifest route per request, serially ({} samples): node read {:.3} ms, blocking-pool hop {:.3} ms, manifest + JSON {:.3} ms",
+        "  manifest route per request, serially ({} samples): node read {:.3} ms, blocking-pool hop {:.3} ms, manifest + JSON {:.3} ms (cache miss), {:.4} ms (cache hit)",
         m.samples,
         m.node_read.as_secs_f64() * 1e3,
         m.blocking_hop.as_secs_f64() * 1e3,
-        m.compute.as_secs_f64() * 1e3
+        m.compute.as_secs_f64() * 1e3,
+        m.cached.as_secs_f64() * 1e3
     );
     println!(
         "manifest pull (200, {} bytes, {} requests): calseg-server {:>8.0}/s | minimal axum+rustls {:>8.0}/s | ratio {:.2}",
@@ -382,5 +446,10 @@ fn print(r: &IdentityResult) {
         "manifest pull (304 If-None-Match): calseg-server {:>8.0}/s | ratio to minimal {:.2}",
         r.not_modified,
         r.not_modified / r.minimal
+    );
+    println!(
+        "health check (every route's middleware, no route work): calseg-server {:>8.0}/s | ratio to minimal {:.2}",
+        r.health,
+        r.health / r.minimal
     );
 }

@@ -20,8 +20,8 @@ use super::kv::Kv;
 use super::records::whole_seconds;
 use super::{
     AuditEntry, IssuedRecord, LeaseBudget, LeaseRecord, NewAuditEntry, NewToken, NodeRecord,
-    NodeState, PendingAsk, PolicyRevision, RolloutRecord, Store, StoreError, StoreSnapshot,
-    TokenInfo, TokenScope, TokenUse,
+    NodeStanding, NodeState, PendingAsk, PolicyRevision, RolloutRecord, Store, StoreError,
+    StoreSnapshot, TokenInfo, TokenScope, TokenUse,
 };
 
 pub(super) use nodes::PendingEntry;
@@ -97,6 +97,10 @@ impl<K: Kv> Store for K {
 
     fn node(&self, node: &str) -> Result<Option<NodeRecord>, StoreError> {
         nodes::get(self, node)
+    }
+
+    fn node_standing(&self, node: &str) -> Result<Option<NodeStanding>, StoreError> {
+        nodes::standing(self, node)
     }
 
     fn reads_without_blocking(&self) -> bool {

@@ -6,7 +6,7 @@ use time::{Duration, OffsetDateTime};
 
 use crate::store::kv::{self, Key, Kv, Space, Txn};
 use crate::store::records::{normalize_serial, seen, with_fleet_cert};
-use crate::store::{NodeRecord, NodeState, PendingAsk, StoreError, transitions};
+use crate::store::{NodeRecord, NodeStanding, NodeState, PendingAsk, StoreError, transitions};
 
 /// Pending nodes expired per transaction at most (etcd allows 128 operations by default).
 const EXPIRE_AT_ONCE: usize = 50;
@@ -173,6 +173,13 @@ pub(super) fn set_state(
 }
 
 pub(super) fn get(store: &impl Kv, node: &str) -> Result<Option<NodeRecord>, StoreError> {
+    store.read("reading a node", |tx| {
+        kv::get(tx, Space::Nodes, Key::name(node))
+    })
+}
+
+/// The node's standing alone: its record decoded into [`NodeStanding`].
+pub(super) fn standing(store: &impl Kv, node: &str) -> Result<Option<NodeStanding>, StoreError> {
     store.read("reading a node", |tx| {
         kv::get(tx, Space::Nodes, Key::name(node))
     })
