@@ -367,6 +367,12 @@ pub struct ReconcileArgs {
 pub const EXIT_USAGE: u8 = calseg_api::exit::USAGE;
 
 /// Parses the command line, runs the command, and returns the process exit code.
+/// The most threads of tokio's blocking pool (its default is 512). Store operations run there;
+/// the embedded store has one writer at a time, so a burst of enrollments or signings only
+/// made more threads wait for it, each with its own stack and malloc arena: at 10,000 agents
+/// that was most of the server's memory. Beyond this many, operations queue for a thread.
+const MAX_BLOCKING_THREADS: usize = 64;
+
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -379,6 +385,7 @@ pub fn main() -> ExitCode {
     calseg_service::log::init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()
     {
         Ok(runtime) => runtime,

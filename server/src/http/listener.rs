@@ -26,6 +26,13 @@ use tower::ServiceExt;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The pause after a failed accept, so a persistent error does not spin the loop.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// The most an HTTP/1.1 connection's read buffer holds (hyper's least; its default is about
+/// 400 KiB). hyper grows the buffer when a read fills it, and TLS hands it up to 16 KiB at
+/// once, so without a cap every connection that once carried a larger request kept a 32 KiB
+/// buffer while it idled or long-polled: the largest part of the server's memory at 10,000
+/// agents (heaptrack). Request heads beyond this are refused; calseg's are well under 1 KiB,
+/// and bodies stream through the buffer in pieces.
+const MAX_READ_BUFFER: usize = 8192;
 /// How often the accept-failure warning may repeat.
 const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
 
@@ -165,7 +172,8 @@ impl Connection {
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(self.settings.header_read_timeout);
+            .header_read_timeout(self.settings.header_read_timeout)
+            .max_buf_size(MAX_READ_BUFFER);
         builder.http2().timer(TokioTimer::new());
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
         tokio::pin!(conn);
