@@ -187,4 +187,26 @@ components = ["calicoctl-ro"]
         );
         assert_eq!(again.roles, state.roles);
     }
+
+    #[test]
+    fn a_node_joining_a_fleet_costs_two_changes_per_identity_plus_its_per_node_keys() {
+        use crate::rbac::{Change, LiveAuth, diff};
+        let policy = crate::policy::parse(POLICY, "policy.toml").unwrap();
+        let fleet = first_generation(BTreeSet::from(["node1".to_owned()]));
+        let live = LiveAuth {
+            owned: desired_state(&policy, &fleet),
+            ..LiveAuth::default()
+        };
+        // node2 joins with calico-node: one per-node key, shared grants already in etcd.
+        let joined = first_generation(policy.nodes());
+        let plan = diff(&desired_state(&policy, &joined), &live, false);
+        let rebuilding: Vec<&Change> = plan
+            .changes
+            .iter()
+            .filter(|c| !matches!(c, Change::CreateRole { .. }))
+            .collect();
+        // User add, shared binding, per-node binding, one per-node permission: 3 + k, k = 1.
+        assert_eq!(rebuilding.len(), 4, "{:#?}", plan.changes);
+        assert_eq!(plan.changes.len(), 5, "{:#?}", plan.changes);
+    }
 }
