@@ -99,6 +99,26 @@ async fn get_as(etcd: &EtcdCluster, cn: &str, key: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// `op` until it succeeds, retried a few times on answers that are not a refusal (etcd answers
+/// "revision of auth store is old" to a request that raced an auth change, as every client
+/// retries); a permission denied is returned at once.
+async fn allowed<F, Fut>(mut op: F) -> Result<(), String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let mut last = String::new();
+    for _ in 0..5 {
+        match op().await {
+            Ok(()) => return Ok(()),
+            Err(error) if error.contains("permission denied") => return Err(error),
+            Err(error) => last = error,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(last)
+}
+
 /// Waits for `child` for at most `limit`; its output.
 fn wait_at_most(mut child: Child, limit: Duration) -> Output {
     let deadline = Instant::now() + limit;
@@ -181,10 +201,10 @@ async fn a_fleet_with_the_marker_role_converges_without_losing_a_grant() {
     let mut checks = 0;
     let mut child = Some(child);
     while let Some(running) = child.as_mut() {
-        put_as(etcd, "calico-node.n-3", felix)
+        allowed(|| put_as(etcd, "calico-node.n-3", felix))
             .await
             .expect("calico-node.n-3 lost its own felix keys during the migration");
-        get_as(etcd, "calicoctl-ro.n-7", config)
+        allowed(|| get_as(etcd, "calicoctl-ro.n-7", config))
             .await
             .expect("calicoctl-ro.n-7 lost its read access during the migration");
         checks += 1;
@@ -198,10 +218,10 @@ async fn a_fleet_with_the_marker_role_converges_without_losing_a_grant() {
         }
     }
     assert!(checks >= 1);
-    put_as(etcd, "calico-node.n-3", felix)
+    allowed(|| put_as(etcd, "calico-node.n-3", felix))
         .await
         .expect("calico-node.n-3 after the migration");
-    get_as(etcd, "calicoctl-ro.n-7", config)
+    allowed(|| get_as(etcd, "calicoctl-ro.n-7", config))
         .await
         .expect("calicoctl-ro.n-7 after the migration");
     // Still narrowed: n-3 may not write n-4's keys.
