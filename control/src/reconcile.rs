@@ -93,7 +93,8 @@ pub fn desired_rbac(
 pub struct Reconciler {
     client: etcd_client::Client,
     endpoints: String,
-    parallelism: usize,
+    /// How applies pace their auth changes; its `max_in_flight` also bounds reads.
+    pacing: rbac::Pacing,
     allow_auth_disabled: bool,
     /// etcd's releases; with `refuse_known_bypasses`, applies wait for a cluster without
     /// known RBAC bypasses.
@@ -106,14 +107,14 @@ impl Reconciler {
     pub fn new(
         client: etcd_client::Client,
         endpoints: String,
-        parallelism: usize,
+        pacing: rbac::Pacing,
         allow_auth_disabled: bool,
         release: Arc<Monitor>,
     ) -> Self {
         Self {
             client,
             endpoints,
-            parallelism,
+            pacing,
             allow_auth_disabled,
             release,
             running: Mutex::new(()),
@@ -145,7 +146,7 @@ impl Reconciler {
     /// The plan to make etcd hold `desired`, after the pre-flight checks.
     pub async fn plan_desired(&self, desired: &AuthState, adopt: bool) -> Result<Plan> {
         rbac::preflight(&self.client, &self.endpoints, self.allow_auth_disabled).await?;
-        let live = rbac::read_live(&self.client, self.parallelism)
+        let live = rbac::read_live(&self.client, self.pacing.max_in_flight)
             .await
             .with_context(|| format!("read etcd's users and roles at {}", self.endpoints))?;
         Ok(rbac::diff(desired, &live, adopt))
@@ -172,7 +173,7 @@ impl Reconciler {
         self.release.gate()?;
         let _one_at_a_time = self.running.lock().await;
         let plan = self.plan_desired(desired, adopt).await?;
-        let report = rbac::apply(&self.client, &plan, self.parallelism, &|_, _| {}).await?;
+        let report = rbac::apply(&self.client, &plan, self.pacing, &|_, _| {}).await?;
         Ok((plan, report))
     }
 

@@ -5,7 +5,7 @@
 //! revoked nodes that still have a user the template reads as theirs.
 
 use crate::policy::Policy;
-use crate::rbac::MARKER_ROLE;
+use crate::rbac::is_foreign_user;
 use crate::state::Control;
 use crate::store::{NodeRecord, NodeState};
 use std::collections::BTreeSet;
@@ -85,7 +85,7 @@ async fn still_present(
             continue;
         }
         let reason = match reconciler.user_roles(&user).await {
-            Ok(Some(roles)) if !roles.is_empty() && !roles.contains(MARKER_ROLE) => format!(
+            Ok(Some(roles)) if is_foreign_user(&roles) => format!(
                 "calseg does not own it (roles: {}), so it does not delete it; delete it with \
                  `etcdctl user delete {user}`",
                 roles.iter().cloned().collect::<Vec<_>>().join(", ")

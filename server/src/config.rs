@@ -190,6 +190,9 @@ pub struct EtcdConfig {
     pub allow_auth_disabled: bool,
     /// etcd requests in flight at once while reconciling.
     pub parallelism: Option<usize>,
+    /// Fraction of etcd's apply time calseg's auth changes may take, in (0, 1]
+    /// ([`crate::rbac::DEFAULT_AUTH_CHANGE_DUTY`] when unset).
+    pub auth_change_duty: Option<f64>,
     /// How often the running server re-checks etcd for drift, e.g. "60s".
     pub reconcile_interval: Option<String>,
     /// Refuse to change etcd's RBAC (`apply`, and `serve` at start and while running) while a
@@ -200,6 +203,23 @@ pub struct EtcdConfig {
 }
 
 impl EtcdConfig {
+    /// How an apply paces its auth changes: `parallelism` and `auth_change_duty`, each from
+    /// the command line when given there; an error names the key when the duty is out of range.
+    pub fn pacing(
+        &self,
+        parallelism: Option<usize>,
+        duty: Option<f64>,
+    ) -> Result<crate::rbac::Pacing> {
+        crate::rbac::Pacing::new(
+            parallelism
+                .or(self.parallelism)
+                .unwrap_or(crate::rbac::DEFAULT_PARALLELISM),
+            duty.or(self.auth_change_duty)
+                .unwrap_or(crate::rbac::DEFAULT_AUTH_CHANGE_DUTY),
+        )
+        .map_err(anyhow::Error::msg)
+    }
+
     /// How the server reaches etcd, when all three files are given; endpoints default to
     /// `policy_endpoints()` (the policy's `[etcd] endpoints`).
     pub fn access(

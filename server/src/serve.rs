@@ -139,6 +139,7 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
         Some(path) => read(path, "etcd server CA bundle")?,
         None => etcd_ca.cert_pem().to_owned(),
     };
+    let pacing = config.etcd.pacing(None, None)?;
     let reconciler = match &access {
         Some(access) => {
             // Before anything changes etcd (the reconciler, the etcd store's role).
@@ -155,7 +156,7 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
             Some(Arc::new(Reconciler::new(
                 client,
                 access.endpoints.join(","),
-                config.etcd.parallelism.unwrap_or(rbac::DEFAULT_PARALLELISM),
+                pacing,
                 config.etcd.allow_auth_disabled,
                 release,
             )))

@@ -2,7 +2,7 @@
 //! from the policy), with bounded parallelism and the reconciler's retries. Needs the root role.
 
 use super::effective::{ROOT_ROLE, UserAccess};
-use crate::rbac::{self, EtcdGrant, MARKER_ROLE, is_not_found, to_grant, with_retry};
+use crate::rbac::{self, EtcdGrant, is_calseg_user, is_not_found, to_grant, with_retry};
 use etcd_client::Client;
 use futures::{StreamExt, TryStreamExt, stream};
 use std::collections::{BTreeMap, BTreeSet};
@@ -53,7 +53,7 @@ pub async fn read_user(
     Ok(UserAccess::new(user, &roles, &permissions))
 }
 
-/// The live access of every calseg identity (every user holding [`MARKER_ROLE`]), by name.
+/// The live access of every calseg identity (every user [`is_calseg_user`]), by name.
 /// Reuses the reconciler's reading of the auth store, then fetches the roles calseg does not
 /// own that those users hold.
 pub async fn read_identities(
@@ -77,7 +77,7 @@ pub async fn read_identities(
         .owned
         .users
         .iter()
-        .filter(|(_, roles)| roles.contains(MARKER_ROLE))
+        .filter(|(_, roles)| is_calseg_user(roles))
         .map(|(user, roles)| (user.clone(), UserAccess::new(user, roles, &permissions)))
         .collect())
 }

@@ -1,21 +1,29 @@
-//! Carries out a plan: stage after stage, the changes of one stage in parallel (bounded),
-//! each retried on transient errors. Every change is idempotent: an apply cut off halfway is
-//! finished by the next one, which plans again from what etcd then holds.
+//! Carries out a plan: stage after stage, the changes of one stage paced ([`Pacing`]: a window
+//! of changes in flight that adapts to etcd's measured answer times, and a duty cycle), each
+//! retried with patience on transient errors: an etcd that slows down, times out or is stopped
+//! for a while makes the apply wait and finish later, not fail. Every change is idempotent: an
+//! apply cut off halfway is finished by the next one, which plans again from what etcd then
+//! holds.
 //!
 //! A conflict (a user the policy names that calseg does not own) holds back only that user: the
 //! plan has no change for it, and everything else is applied. Changes that take access away
-//! (revocations, user and role deletions) all run even when one of them fails; only the stages
-//! that give access stop at the first failure.
+//! (revocations, user and role deletions) all run even when one of them is refused; only the
+//! stages that give access stop at the first failure. An etcd that stays unreachable past the
+//! retries' patience stops the apply at once: every further change would only wait as long.
 
+use super::pace::{Pacer, Pacing};
 use super::plan::{Change, Plan, Stage};
-use super::retry::with_retry;
+use super::retry::with_patience;
 use super::state::EtcdGrant;
 use calseg_api::access::Access;
 use etcd_client::{
     Client, Permission, PermissionType, RoleRevokePermissionOptions, UserAddOptions,
 };
-use futures::{StreamExt, stream};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 use thiserror::Error;
 
 /// Why an apply stopped.
@@ -32,6 +40,15 @@ pub enum ApplyError {
     },
 }
 
+impl ApplyError {
+    /// True when etcd could not be reached or answer in time, even after retries.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            Self::Change { source, .. } => super::retry::is_transient(source),
+        }
+    }
+}
+
 /// What an apply did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyReport {
@@ -41,15 +58,21 @@ pub struct ApplyReport {
     pub conflicts: usize,
 }
 
-/// Applies `plan` to etcd. `progress(done, total)` is called after each change.
+/// Applies `plan` to etcd, paced by `pacing`. `progress(done, total)` is called after each
+/// change.
 pub async fn apply(
     client: &Client,
     plan: &Plan,
-    parallelism: usize,
+    pacing: Pacing,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<ApplyReport, ApplyError> {
     let total = plan.changes.len();
-    let done = AtomicUsize::new(0);
+    let counted = Counted {
+        done: AtomicUsize::new(0),
+        total,
+        progress,
+    };
+    let pacer = Mutex::new(Pacer::new(pacing));
     let mut first_error: Option<ApplyError> = None;
     let mut start = 0;
     while start < total {
@@ -61,17 +84,27 @@ pub async fn apply(
             .iter()
             .position(|c| c.stage() != stage)
             .map_or(total, |offset| start + offset);
-        let mut runs = Vec::with_capacity(end - start);
-        for change in &plan.changes[start..end] {
-            runs.push(run_counted(client, change, &done, total, progress));
-        }
-        let errors: Vec<ApplyError> = stream::iter(runs)
-            .buffer_unordered(parallelism.max(1))
-            .filter_map(std::future::ready)
-            .collect()
-            .await;
+        let began = Instant::now();
+        let error = run_stage(
+            client,
+            &plan.changes[start..end],
+            !takes_away(stage),
+            &pacer,
+            &counted,
+        )
+        .await;
+        tracing::debug!(
+            ?stage,
+            changes = end - start,
+            ms = began.elapsed().as_secs_f64() * 1000.0,
+            "stage applied"
+        );
+        let unreachable = error.as_ref().is_some_and(ApplyError::is_unreachable);
         if first_error.is_none() {
-            first_error = errors.into_iter().next();
+            first_error = error;
+        }
+        if unreachable {
+            break;
         }
         start = end;
     }
@@ -84,22 +117,88 @@ pub async fn apply(
     }
 }
 
-/// Runs one change and counts it; the error, if it failed.
-async fn run_counted(
+/// Progress of an apply.
+struct Counted<'a> {
+    done: AtomicUsize,
+    total: usize,
+    progress: &'a (dyn Fn(usize, usize) + Sync),
+}
+
+/// Runs the changes of one stage, as many at once as the pacer allows; the first error. After
+/// an error it starts nothing more when `stop_on_error` (a stage that gives access) or when
+/// etcd stayed unreachable, and waits for the changes in flight.
+async fn run_stage(
+    client: &Client,
+    changes: &[Change],
+    stop_on_error: bool,
+    pacer: &Mutex<Pacer>,
+    counted: &Counted<'_>,
+) -> Option<ApplyError> {
+    let mut queue = changes.iter().peekable();
+    let mut running = FuturesUnordered::new();
+    let mut first_error = None;
+    loop {
+        let now = Instant::now();
+        let (window, not_before) = match pacer.lock() {
+            Ok(p) => (p.window(), p.not_before(now)),
+            Err(_) => (1, None),
+        };
+        let stalled = first_error
+            .as_ref()
+            .is_some_and(|error: &ApplyError| stop_on_error || error.is_unreachable());
+        let may_start = running.len() < window && queue.peek().is_some() && !stalled;
+        if may_start && not_before.is_none() {
+            if let Some(change) = queue.next() {
+                running.push(run_paced(client, change, pacer, counted));
+            }
+            continue;
+        }
+        let wake = not_before.filter(|_| may_start);
+        if running.is_empty() {
+            match wake {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => break,
+            }
+            continue;
+        }
+        let sleep = tokio::time::sleep_until(wake.unwrap_or(now).into());
+        tokio::select! {
+            Some(outcome) = running.next() => {
+                if let Err(error) = outcome {
+                    first_error.get_or_insert(error);
+                }
+            }
+            () = sleep, if wake.is_some() => {}
+        }
+    }
+    first_error
+}
+
+/// Runs one change, telling the pacer when it starts and ends, and counts it.
+async fn run_paced(
     client: &Client,
     change: &Change,
-    done: &AtomicUsize,
-    total: usize,
-    progress: &(dyn Fn(usize, usize) + Sync),
-) -> Option<ApplyError> {
-    match run(client, change).await {
+    pacer: &Mutex<Pacer>,
+    counted: &Counted<'_>,
+) -> Result<(), ApplyError> {
+    let started = Instant::now();
+    if let Ok(mut p) = pacer.lock() {
+        p.started(started);
+    }
+    let outcome = run(client, change, pacer).await;
+    let now = Instant::now();
+    if let Ok(mut p) = pacer.lock() {
+        p.finished(now, outcome.is_ok().then(|| now - started));
+    }
+    match outcome {
         Ok(()) => {
-            progress(done.fetch_add(1, Ordering::SeqCst) + 1, total);
-            None
+            let done = counted.done.fetch_add(1, Ordering::SeqCst) + 1;
+            (counted.progress)(done, counted.total);
+            Ok(())
         }
-        Err(source) => Some(ApplyError::Change {
+        Err(source) => Err(ApplyError::Change {
             change: change.to_string(),
-            applied: done.load(Ordering::SeqCst),
+            applied: counted.done.load(Ordering::SeqCst),
             source,
         }),
     }
@@ -113,9 +212,19 @@ fn takes_away(stage: Stage) -> bool {
     )
 }
 
-/// Carries out one change; an error that means "already done" counts as success.
-async fn run(client: &Client, change: &Change) -> Result<(), etcd_client::Error> {
-    let outcome = with_retry(|| {
+/// Carries out one change, patiently; an error that means "already done" counts as success
+/// (an earlier attempt may have been applied although its answer was lost).
+async fn run(
+    client: &Client,
+    change: &Change,
+    pacer: &Mutex<Pacer>,
+) -> Result<(), etcd_client::Error> {
+    let on_transient = || {
+        if let Ok(mut p) = pacer.lock() {
+            p.failed(Instant::now());
+        }
+    };
+    let outcome = with_patience(on_transient, || {
         let mut c = client.clone();
         async move {
             match change {

@@ -1,9 +1,13 @@
 //! Reads etcd's auth store: every user and role name, the permissions of the roles calseg owns,
 //! and the roles of every user (to know which users are calseg's), with bounded parallelism.
+//! A user with no role at all is listed with the foreign ones: it holds nothing, and the plan
+//! takes it only when the policy names it. A user holding one of calseg's roles is calseg's,
+//! with all its roles (the others are drift the plan revokes).
 
+use super::is_owned_role;
+use super::ownership::is_calseg_user;
 use super::retry::with_retry;
 use super::state::{AuthState, EtcdGrant};
-use super::{MARKER_ROLE, is_owned_role};
 use calseg_api::access::Access;
 use etcd_client::{Client, PermissionType};
 use futures::{StreamExt, TryStreamExt, stream};
@@ -93,7 +97,7 @@ pub async fn read_live(
         .await?;
     for (name, roles) in users {
         match roles {
-            Some(roles) if roles.contains(MARKER_ROLE) => {
+            Some(roles) if is_calseg_user(&roles) => {
                 live.owned.users.insert(name, roles);
             }
             Some(roles) => {

@@ -1,9 +1,18 @@
-//! Whether calseg may sign a certificate whose CN names an etcd user: never a reserved name
-//! (`root`, calseg's own etcd user), never a user that exists in etcd without calseg's marker
-//! role (one that existed before calseg, or that someone else made). Checked when a node
-//! enrolls and again at every signing, against etcd as it is then.
+//! Which etcd users are calseg's, and whether calseg may sign a certificate whose CN names
+//! one: never a reserved name (`root`, calseg's own etcd user), never a user that holds roles
+//! but none of calseg's (one that existed before calseg, or that someone else made). Checked
+//! when a node enrolls and again at every signing, against etcd as it is then.
+//!
+//! A user is calseg's when it holds at least one of calseg's roles ([`is_owned_role`]): only
+//! calseg creates `calseg.` roles and only etcd's root can bind them, and every identity holds
+//! its component's role. Any other role such a user holds is drift that the reconciler revokes
+//! (`root` bound by hand included). There is no marker binding: it would cost every identity one
+//! more rebuild of etcd's permission cache (see the module doc of [`crate::rbac`]). An operator
+//! takes a user out of calseg's hands by revoking calseg's roles from it; a user with no role
+//! holds nothing and is calseg's to take (an apply cut off between creating a user and binding
+//! its roles leaves one).
 
-use super::MARKER_ROLE;
+use super::is_owned_role;
 use crate::policy::RESERVED_USERS;
 use std::collections::{BTreeMap, BTreeSet};
 use thiserror::Error;
@@ -64,10 +73,20 @@ impl Reserved {
     }
 }
 
+/// True for the roles of a user calseg owns: at least one of them is calseg's.
+pub fn is_calseg_user(roles: &BTreeSet<String>) -> bool {
+    roles.iter().any(|role| is_owned_role(role))
+}
+
+/// True for the roles of a user someone else owns: roles, none of them calseg's.
+pub fn is_foreign_user(roles: &BTreeSet<String>) -> bool {
+    !roles.is_empty() && !is_calseg_user(roles)
+}
+
 /// Refuses `user` when it is reserved, or when it exists in etcd (`live_roles`: its roles, or
-/// `None` when there is no such user) with roles but without calseg's marker role. A user that
-/// does not exist yet is calseg's to create; one with no role at all holds nothing and is
-/// calseg's to take (the reconciler creates a user a moment before it binds the marker role).
+/// `None` when there is no such user) holding roles, none of them calseg's. A user that does
+/// not exist yet is calseg's to create; one with no role at all holds nothing and is calseg's
+/// to take (the reconciler creates a user a moment before it binds its roles).
 pub fn judge(
     user: &str,
     reserved: &Reserved,
@@ -75,12 +94,10 @@ pub fn judge(
 ) -> Result<(), NotOwned> {
     reserved.check(user)?;
     match live_roles {
-        Some(roles) if !roles.is_empty() && !roles.contains(MARKER_ROLE) => {
-            Err(NotOwned::Foreign {
-                user: user.to_owned(),
-                roles: roles.iter().cloned().collect::<Vec<_>>().join(", "),
-            })
-        }
+        Some(roles) if is_foreign_user(roles) => Err(NotOwned::Foreign {
+            user: user.to_owned(),
+            roles: roles.iter().cloned().collect::<Vec<_>>().join(", "),
+        }),
         _ => Ok(()),
     }
 }
@@ -111,10 +128,32 @@ mod tests {
         assert!(text.contains("calico-node.worker-legacy"), "{text}");
         assert!(text.contains("roles: root"), "{text}");
         assert!(text.contains("etcdctl user delete"), "{text}");
-        assert!(judge("c.n1", &reserved, Some(&roles(&[MARKER_ROLE, "calseg.c"]))).is_ok());
+        assert!(
+            judge(
+                "c.n1",
+                &reserved,
+                Some(&roles(&["calseg.c", "calseg.c.n1"]))
+            )
+            .is_ok()
+        );
+        // The marker role of calseg's earlier layout is calseg's too (an apply removes it).
+        assert!(
+            judge(
+                "c.n1",
+                &reserved,
+                Some(&roles(&[super::super::LEGACY_MARKER_ROLE, "calseg.c"]))
+            )
+            .is_ok()
+        );
         assert!(judge("c.n1", &reserved, None).is_ok());
         assert!(judge("c.n1", &reserved, Some(&roles(&[]))).is_ok());
         assert!(judge("c.n1", &reserved, Some(&roles(&["handmade"]))).is_err());
+        // A role bound by hand beside calseg's (root even) is drift, not a new owner.
+        assert!(judge("c.n1", &reserved, Some(&roles(&["calseg.c", "root"]))).is_ok());
+        assert!(is_calseg_user(&roles(&["calseg.c", "root"])));
+        assert!(!is_calseg_user(&roles(&[])));
+        assert!(!is_foreign_user(&roles(&[])));
+        assert!(is_foreign_user(&roles(&["root"])));
     }
 
     #[test]

@@ -22,12 +22,11 @@ pub enum Stage {
     DeleteRoles,
     CreateRoles,
     GrantPermissions,
+    /// Create users. Before any binding: etcd's cache rebuild walks every user's roles and
+    /// permissions, and a user without a role costs it next to nothing, so on a from-scratch
+    /// apply the creations are cheap when no new user holds a role yet.
     CreateUsers,
-    /// Bind the marker role [`MARKER_ROLE`](super::MARKER_ROLE), before any other role: a user
-    /// holding a `calseg.` role without the marker is someone else's (an operator who takes
-    /// the marker away takes the user out of calseg's hands), so it must never be seen
-    /// between two bindings of one apply, even when the apply is cut off there.
-    BindMarker,
+    /// Bind roles to users, the roles with fewest permissions first (see [`diff`]).
     BindRoles,
 }
 
@@ -85,7 +84,6 @@ impl Change {
             Self::CreateRole { .. } => Stage::CreateRoles,
             Self::GrantPermission { .. } => Stage::GrantPermissions,
             Self::CreateUser { .. } => Stage::CreateUsers,
-            Self::GrantRole { role, .. } if role == super::MARKER_ROLE => Stage::BindMarker,
             Self::GrantRole { .. } => Stage::BindRoles,
         }
     }
@@ -152,7 +150,8 @@ impl fmt::Display for Conflict {
 /// The ordered changes that make etcd match the policy.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Plan {
-    /// Sorted by stage; within a stage, by name.
+    /// Sorted by stage; within a stage, by name (role bindings: by the role's permission
+    /// count, then by name).
     pub changes: Vec<Change>,
     pub conflicts: Vec<Conflict>,
 }
@@ -208,11 +207,19 @@ impl Plan {
 }
 
 /// The changes from `live` to `desired`. With `adopt`, users the policy names that exist but
-/// are not calseg's are taken over (given the marker role) instead of reported as conflicts;
-/// such users without any role are taken over always.
+/// are not calseg's are taken over (their other roles revoked, calseg's bound) instead of
+/// reported as conflicts; such users without any role are taken over always.
 pub fn diff(desired: &AuthState, live: &LiveAuth, adopt: bool) -> Plan {
     let mut plan = Plan::default();
     let current = &live.owned;
+    // etcd drops a deleted role from every user that holds it, in the same change: revoking
+    // it user by user first would cost one cache rebuild per user for nothing (the marker role
+    // of the earlier layout is the large case: one change instead of one per identity).
+    let deleted: BTreeSet<&String> = current
+        .roles
+        .keys()
+        .filter(|role| !desired.roles.contains_key(*role))
+        .collect();
 
     for (role, live_grants) in &current.roles {
         match desired.roles.get(role) {
@@ -230,7 +237,14 @@ pub fn diff(desired: &AuthState, live: &LiveAuth, adopt: bool) -> Plan {
     for (user, live_roles) in &current.users {
         match desired.users.get(user) {
             None => plan.changes.push(Change::DeleteUser { user: user.clone() }),
-            Some(wanted) => diff_bindings(user, live_roles, wanted, &mut plan.changes),
+            Some(wanted) => {
+                let kept: BTreeSet<String> = live_roles
+                    .iter()
+                    .filter(|role| !deleted.contains(role))
+                    .cloned()
+                    .collect();
+                diff_bindings(user, &kept, wanted, &mut plan.changes)
+            }
         }
     }
     for (user, wanted) in &desired.users {
@@ -245,14 +259,9 @@ pub fn diff(desired: &AuthState, live: &LiveAuth, adopt: bool) -> Plan {
             // No role at all: it holds nothing, so taking it gives no one anything (and it is
             // what an apply cut off between creating a user and binding its roles leaves).
             Some(their_roles) if adopt || their_roles.is_empty() => {
-                // Keep the roles someone else gave it; add ours and the marker.
-                let missing: BTreeSet<String> = wanted.difference(their_roles).cloned().collect();
-                for role in missing {
-                    plan.changes.push(Change::GrantRole {
-                        user: user.clone(),
-                        role,
-                    });
-                }
+                // Its other roles go (an adopted user holds what the policy gives, nothing
+                // else), then ours are bound.
+                diff_bindings(user, their_roles, wanted, &mut plan.changes);
             }
             Some(their_roles) => plan.conflicts.push(Conflict::ForeignUser {
                 user: user.clone(),
@@ -260,7 +269,14 @@ pub fn diff(desired: &AuthState, live: &LiveAuth, adopt: bool) -> Plan {
             }),
         }
     }
-    plan.changes.sort_by_key(Change::stage);
+    // Each binding makes etcd rebuild over every (user, permission) pair bound so far: binding
+    // the lightest roles first keeps the pairs few for as long as possible.
+    let weight = |change: &Change| match change {
+        Change::GrantRole { role, .. } => desired.roles.get(role).map_or(0, BTreeSet::len),
+        _ => 0,
+    };
+    plan.changes
+        .sort_by_key(|change| (change.stage(), weight(change)));
     plan
 }
 
@@ -348,7 +364,7 @@ fn covers(wide: Access, narrow: Access) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rbac::MARKER_ROLE;
+    use crate::rbac::LEGACY_MARKER_ROLE;
 
     fn grant(key: &str, access: Access) -> EtcdGrant {
         EtcdGrant {
@@ -375,37 +391,53 @@ mod tests {
     fn from_nothing_creates_then_grants_then_binds() {
         let desired = state(
             &[
-                (MARKER_ROLE, vec![]),
                 ("calseg.c", vec![grant("/a/", Access::Read)]),
+                ("calseg.c.n1", vec![grant("/n/n1/", Access::ReadWrite)]),
             ],
-            &[("c.n1", &[MARKER_ROLE, "calseg.c"])],
+            &[("c.n1", &["calseg.c", "calseg.c.n1"])],
         );
         let plan = diff(&desired, &LiveAuth::default(), false);
         let stages: Vec<Stage> = plan.changes.iter().map(Change::stage).collect();
         let mut sorted = stages.clone();
         sorted.sort();
         assert_eq!(stages, sorted);
-        assert_eq!(plan.changes.len(), 2 + 1 + 1 + 2);
-        // The marker is bound in a stage of its own, before the user's other roles (the
-        // changes of one stage run in parallel).
-        let bindings: Vec<(Stage, &str)> = plan
-            .changes
-            .iter()
-            .filter_map(|change| match change {
-                Change::GrantRole { role, .. } => Some((change.stage(), role.as_str())),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(
-            bindings,
-            [
-                (Stage::BindMarker, MARKER_ROLE),
-                (Stage::BindRoles, "calseg.c")
-            ]
-        );
+        // 2 role adds (free), 2 permissions (before any user exists), then the identity's
+        // own: a user add and one binding per role, nothing else.
+        assert_eq!(plan.changes.len(), 2 + 2 + 1 + 2);
+        let counts = plan.counts();
+        assert_eq!(counts["users to create"], 1);
+        assert_eq!(counts["role bindings to add"], 2);
         assert!(
             plan.render_text()
                 .contains("+ role calseg.c: grant read prefix /a/")
+        );
+    }
+
+    #[test]
+    fn the_earlier_layout_converges_with_one_role_deletion_and_nothing_lost() {
+        let desired = state(
+            &[("calseg.c", vec![grant("/a/", Access::Read)])],
+            &[("c.n1", &["calseg.c"]), ("c.n2", &["calseg.c"])],
+        );
+        let live = LiveAuth {
+            owned: state(
+                &[
+                    (LEGACY_MARKER_ROLE, vec![]),
+                    ("calseg.c", vec![grant("/a/", Access::Read)]),
+                ],
+                &[
+                    ("c.n1", &[LEGACY_MARKER_ROLE, "calseg.c"]),
+                    ("c.n2", &[LEGACY_MARKER_ROLE, "calseg.c"]),
+                ],
+            ),
+            ..LiveAuth::default()
+        };
+        let plan = diff(&desired, &live, false);
+        assert_eq!(
+            plan.changes,
+            vec![Change::DeleteRole {
+                role: LEGACY_MARKER_ROLE.into()
+            }]
         );
     }
 
@@ -510,9 +542,9 @@ mod tests {
 
     #[test]
     fn a_foreign_user_is_a_conflict_unless_adopted() {
-        let desired = state(&[(MARKER_ROLE, vec![])], &[("c.n1", &[MARKER_ROLE])]);
+        let desired = state(&[("calseg.c", vec![])], &[("c.n1", &["calseg.c"])]);
         let mut live = LiveAuth::default();
-        live.owned.roles.insert(MARKER_ROLE.into(), BTreeSet::new());
+        live.owned.roles.insert("calseg.c".into(), BTreeSet::new());
         live.foreign_users
             .insert("c.n1".into(), BTreeSet::from(["handmade".to_owned()]));
         let plan = diff(&desired, &live, false);
@@ -527,12 +559,19 @@ mod tests {
         assert_eq!(taken.changes.len(), 1, "{:?}", taken.changes);
         let adopted = diff(&desired, &live, true);
         assert!(adopted.conflicts.is_empty());
+        // Adopted: its own role goes first (stage Revoke), then calseg's is bound.
         assert_eq!(
             adopted.changes,
-            vec![Change::GrantRole {
-                user: "c.n1".into(),
-                role: MARKER_ROLE.into()
-            }]
+            vec![
+                Change::RevokeRole {
+                    user: "c.n1".into(),
+                    role: "handmade".into()
+                },
+                Change::GrantRole {
+                    user: "c.n1".into(),
+                    role: "calseg.c".into()
+                }
+            ]
         );
     }
 }

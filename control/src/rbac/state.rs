@@ -1,6 +1,6 @@
 //! Auth states (desired or live) and the desired state a policy implies.
 
-use super::{MARKER_ROLE, OWNED_ROLE_PREFIX};
+use super::OWNED_ROLE_PREFIX;
 use crate::policy::{Permission, Policy};
 use calseg_api::access::Access;
 use serde::Serialize;
@@ -84,15 +84,14 @@ pub fn first_generation(nodes: BTreeSet<String>) -> NodeGenerations {
 
 /// What etcd must hold for `policy` on `nodes`: for each node and each of its components a user
 /// [`Policy::etcd_user`] (the template, and the node's generation when above 0) holding the
-/// marker role, the component's shared role (when it grants anything) and its per-node role
+/// component's shared role (when it grants anything) and its per-node role
 /// (when it has per-node grants; its name has no generation, so it stays across
 /// re-enrollments).
 pub fn desired_state(policy: &Policy, nodes: &NodeGenerations) -> AuthState {
     let mut state = AuthState::default();
-    state.roles.insert(MARKER_ROLE.to_owned(), BTreeSet::new());
     for (node, &generation) in nodes {
         for component in policy.components_for(node) {
-            let mut roles = BTreeSet::from([MARKER_ROLE.to_owned()]);
+            let mut roles = BTreeSet::new();
             if !component.grants.is_empty() {
                 let shared = Policy::shared_role(&component.name);
                 debug_assert!(shared.starts_with(OWNED_ROLE_PREFIX));
@@ -141,7 +140,7 @@ components = ["calicoctl-ro"]
 "#;
 
     #[test]
-    fn each_node_component_pair_gets_a_user_with_marker_shared_and_node_roles() {
+    fn each_node_component_pair_gets_a_user_with_shared_and_node_roles_only() {
         let policy = crate::policy::parse(POLICY, "policy.toml").unwrap();
         let mut nodes = first_generation(policy.nodes());
         let state = desired_state(&policy, &nodes);
@@ -156,7 +155,6 @@ components = ["calicoctl-ro"]
         assert_eq!(
             state.users["calico-node.node2"],
             BTreeSet::from([
-                MARKER_ROLE.to_owned(),
                 "calseg.calico-node".to_owned(),
                 "calseg.calico-node.node2".to_owned()
             ])
@@ -172,7 +170,12 @@ components = ["calicoctl-ro"]
                 .iter()
                 .all(|g| g.access == Access::Read)
         );
-        assert!(state.roles[MARKER_ROLE].is_empty());
+        // No marker role: two rebuilding changes per identity without per-node grants.
+        assert!(!state.roles.contains_key(crate::rbac::LEGACY_MARKER_ROLE));
+        assert_eq!(
+            state.users["calicoctl-ro.node1"],
+            BTreeSet::from(["calseg.calicoctl-ro".to_owned()])
+        );
 
         // node2 came back after a revocation: a new user name, the same per-node role.
         nodes.insert("node2".into(), 1);
@@ -183,5 +186,27 @@ components = ["calicoctl-ro"]
             state.users["calico-node.node2"]
         );
         assert_eq!(again.roles, state.roles);
+    }
+
+    #[test]
+    fn a_node_joining_a_fleet_costs_two_changes_per_identity_plus_its_per_node_keys() {
+        use crate::rbac::{Change, LiveAuth, diff};
+        let policy = crate::policy::parse(POLICY, "policy.toml").unwrap();
+        let fleet = first_generation(BTreeSet::from(["node1".to_owned()]));
+        let live = LiveAuth {
+            owned: desired_state(&policy, &fleet),
+            ..LiveAuth::default()
+        };
+        // node2 joins with calico-node: one per-node key, shared grants already in etcd.
+        let joined = first_generation(policy.nodes());
+        let plan = diff(&desired_state(&policy, &joined), &live, false);
+        let rebuilding: Vec<&Change> = plan
+            .changes
+            .iter()
+            .filter(|c| !matches!(c, Change::CreateRole { .. }))
+            .collect();
+        // User add, shared binding, per-node binding, one per-node permission: 3 + k, k = 1.
+        assert_eq!(rebuilding.len(), 4, "{:#?}", plan.changes);
+        assert_eq!(plan.changes.len(), 5, "{:#?}", plan.changes);
     }
 }

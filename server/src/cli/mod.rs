@@ -354,9 +354,13 @@ pub struct ReconcileArgs {
     /// Take over users the policy names that exist in etcd but calseg did not create.
     #[arg(long)]
     pub adopt: bool,
-    /// etcd requests in flight at once.
+    /// etcd requests in flight at once (auth changes: at most this many).
     #[arg(long, value_name = "N")]
     pub parallelism: Option<usize>,
+    /// Fraction of etcd's apply time the auth changes may take, in (0, 1]; overrides
+    /// [etcd] auth_change_duty.
+    #[arg(long, value_name = "FRACTION")]
+    pub auth_change_duty: Option<f64>,
     /// Talk to etcd directly even when server.toml names a running server under [admin]. The
     /// direct path knows only the nodes the policy names, not nodes that enrolled by glob.
     #[arg(long)]

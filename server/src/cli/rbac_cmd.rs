@@ -86,7 +86,10 @@ pub async fn apply(config: Option<&Path>, args: &ReconcileArgs) -> Result<ExitCo
     if through_server(&loaded, args) {
         return via_server(&loaded, args).await;
     }
-    let (plan, client, parallelism) = compute_plan(config, args, true).await?;
+    let pacing = loaded
+        .etcd
+        .pacing(args.parallelism, args.auth_change_duty)?;
+    let (plan, client, _) = compute_plan(config, args, true).await?;
     if plan.is_empty() && plan.conflicts.is_empty() {
         println!("No changes: etcd's users and roles match the policy.");
         return Ok(ExitCode::SUCCESS);
@@ -105,7 +108,7 @@ pub async fn apply(config: Option<&Path>, args: &ReconcileArgs) -> Result<ExitCo
         }
     };
     let started = std::time::Instant::now();
-    let report = rbac::apply(&client, &plan, parallelism, &progress).await?;
+    let report = rbac::apply(&client, &plan, pacing, &progress).await?;
     tracing::info!(changes = report.applied, "etcd RBAC applied");
     if args.json {
         println!(

@@ -97,8 +97,8 @@ fn provisioning(out: &mut String, r: &Results) {
     };
     let _ = writeln!(
         out,
-        "Etcd roles, users and grants for N nodes x 3 components (calico-node with a per-node \
-         felix role, cni-plugin, calicoctl read-only), and one certificate per etcd user (3N, \
+        "Etcd roles, users and grants for N nodes x 3 components (calico-node with Calico's \
+         table narrowed per node, `calico-node-per-node`, cni-plugin, calicoctl read-only), and one certificate per etcd user (3N, \
          ECDSA P-256). **calseg**: `calseg-server apply` from scratch (a real process against a \
          fresh etcd), plus 3N keys and CSRs made with the agent's key code and signed by \
          calseg's etcd-client CA in-process, on one thread (on a real fleet each host makes its \
@@ -159,6 +159,32 @@ fn provisioning(out: &mut String, r: &Results) {
             high.nodes, r.plan.rbac.manual_full_max, high.nodes
         );
     }
+    let per_identity: Vec<String> = rbac
+        .calseg
+        .iter()
+        .map(|c| {
+            format!(
+                "{:.2} at N = {}",
+                c.rebuilding as f64 / (3 * c.nodes).max(1) as f64,
+                c.nodes
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "\n**Operations per identity.** etcd rebuilds its whole permission cache (every user, \
+         every role they hold) on every auth change but a role add, so those changes are what \
+         provisioning costs. Per identity calseg makes a user add and one role binding per role: \
+         the component's shared role `calseg.{{component}}` (made once per fleet) and, for a \
+         component with per-node grants, its role `calseg.{{component}}.{{node}}` with one \
+         permission grant per per-node key (calico-node-per-node: 5). There is no marker role \
+         (ownership is read from the roles a user holds; see docs/security.md). Measured \
+         cache-rebuilding changes per identity, role and permission grants of the fleet's \
+         shared roles included: {}. `[etcd] auth_change_duty` paces the changes (this run: \
+         {}).",
+        per_identity.join(", "),
+        std::env::var("BENCH_AUTH_CHANGE_DUTY").unwrap_or_else(|_| "the default".to_owned())
+    );
     let _ = writeln!(out, "\nGrowth (t ~ N^k between consecutive sizes):\n");
     for pair in rbac.calseg.windows(2).zip(rbac.manual.windows(2)) {
         let (c, man) = pair;

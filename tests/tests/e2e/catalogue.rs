@@ -228,6 +228,8 @@ pub fn table() -> Vec<Row> {
             "[etcd] reconcile_interval = \"999999999999999999d\" is too long"),
         row("server.toml: a month as a duration (M is not minutes)", ServerToml, Input::ServerToml("reconcile_interval = \"2s\"", "reconcile_interval = \"5M\""),
             "[etcd] reconcile_interval = \"5M\" uses `M`: months and years have no fixed length (`M` is not minutes), use days"),
+        row("server.toml: auth_change_duty above 1", ServerToml, Input::ServerToml("reconcile_interval = \"2s\"", "reconcile_interval = \"2s\"\nauth_change_duty = 1.5"),
+            "[etcd] auth_change_duty = 1.5: must be above 0 and at most 1"),
         row("server.toml: NUL byte in a path", ServerToml, Input::ServerToml("[api]\n", "[api]\ncert_file = \"/etc/calseg/a\\u0000b.pem\"\n"),
             "server certificate"),
         row("server.toml: bad auto_approve glob", ServerToml, Input::ServerToml("auto_approve = [\"cat-*\"]", "auto_approve = [\"cat-[\"]"),

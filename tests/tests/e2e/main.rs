@@ -40,6 +40,7 @@ mod metrics_exposition;
 mod ownership_attacks;
 mod packages;
 mod rbac;
+mod rbac_pacing;
 mod replay;
 mod rollout;
 mod rollout_real;

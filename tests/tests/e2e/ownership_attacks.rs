@@ -274,11 +274,24 @@ async fn a_foreign_user_is_never_signed_and_blocks_nothing_else_and_revoke_tells
         .await
         .expect("node2 unaffected");
 
-    // A user taken out of calseg's ownership: never signed again, and a revoke says it is
-    // still there instead of "revoked".
-    root.user_revoke_role("calico-node.node3", "calseg-managed")
+    // A user taken out of calseg's ownership (an operator revokes calseg's roles from it and
+    // gives it one of their own): never signed again, and a revoke says it is still there
+    // instead of "revoked".
+    root.role_add("handmade").await.expect("role add");
+    root.user_grant_role("calico-node.node3", "handmade")
         .await
-        .expect("unmark");
+        .expect("their own role");
+    let held = root
+        .user_get("calico-node.node3")
+        .await
+        .expect("node3")
+        .roles()
+        .to_vec();
+    for role in held.iter().filter(|r| r.starts_with("calseg")) {
+        root.user_revoke_role("calico-node.node3", role.as_str())
+            .await
+            .expect("take it out of calseg's hands");
+    }
     let (_key, csr) = key_and_csr("calico-node.node3").expect("csr");
     let again = n3.sign_csr("calico-node", &csr).await.expect("sign");
     assert_eq!(again.status, StatusCode::FORBIDDEN, "{again:?}");
