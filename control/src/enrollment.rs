@@ -80,21 +80,10 @@ pub async fn enroll(
             Err(error) => return Err(refuse(error).await),
         },
     };
-    let (name, serial, not_after) = (node.clone(), issued.serial_hex.clone(), issued.not_after);
-    let key = issued.key_fingerprint.clone();
-    control
-        .store(move |s| s.record_fleet_cert(&name, &serial, &key, not_after, now))
+    let detail = format!("fleet certificate {} ({approved_by})", issued.serial_hex);
+    record_fleet_cert(control, &node, &issued, now, AuditAction::Enroll, detail)
         .await
         .map_err(CallFailure::Failed)?;
-    control
-        .audit(
-            &node,
-            AuditAction::Enroll,
-            &node,
-            AuditOutcome::Ok,
-            format!("fleet certificate {} ({approved_by})", issued.serial_hex),
-        )
-        .await;
     tracing::info!(%node, serial = %issued.serial_hex, %approved_by, "node enrolled");
     control.poke_reconciler();
     Ok(Enrolled::Certificate {
@@ -165,4 +154,25 @@ async fn approve_without_token(
         .store(move |s| s.set_node_state(&name, NodeState::Approved, &approver, now))
         .await?;
     Ok(Some(by))
+}
+
+/// Records `issued` as `node`'s current fleet certificate (the one every later call must
+/// show), then audits it as `action` with `detail`: at enrollment and at each renewal.
+pub(crate) async fn record_fleet_cert(
+    control: &Control,
+    node: &str,
+    issued: &crate::pki::IssuedCert,
+    now: OffsetDateTime,
+    action: AuditAction,
+    detail: String,
+) -> Result<(), ControlError> {
+    let (name, serial, not_after) = (node.to_owned(), issued.serial_hex.clone(), issued.not_after);
+    let key = issued.key_fingerprint.clone();
+    control
+        .store(move |s| s.record_fleet_cert(&name, &serial, &key, not_after, now))
+        .await?;
+    control
+        .audit(node, action, node, AuditOutcome::Ok, detail)
+        .await;
+    Ok(())
 }

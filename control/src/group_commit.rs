@@ -28,20 +28,27 @@ struct Queue {
     writing: bool,
 }
 
-/// Issued certificates waiting to be written together.
-#[derive(Default)]
+/// Issued certificates waiting to be written together into `store`.
 pub struct GroupCommit {
+    store: Arc<dyn Store>,
     queue: Mutex<Queue>,
     /// Transactions written so far.
     commits: AtomicU64,
 }
 
 impl GroupCommit {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            queue: Mutex::default(),
+            commits: AtomicU64::new(0),
+        }
+    }
+
     /// Records `cert` with its audit entry in the next batch; returns the entry's sequence
     /// number once that batch committed.
     pub async fn record(
         self: &Arc<Self>,
-        store: &Arc<dyn Store>,
         cert: IssuedRecord,
         audit: NewAuditEntry,
     ) -> Result<u64, ControlError> {
@@ -52,8 +59,8 @@ impl GroupCommit {
             !std::mem::replace(&mut queue.writing, true)
         };
         if start_writer {
-            let (this, store) = (Arc::clone(self), Arc::clone(store));
-            tokio::spawn(async move { this.write_until_empty(store).await });
+            let this = Arc::clone(self);
+            tokio::spawn(async move { this.write_until_empty().await });
         }
         answered
             .await
@@ -61,7 +68,7 @@ impl GroupCommit {
     }
 
     /// Writes batches until none waits, then lets the next caller start a writer.
-    async fn write_until_empty(self: Arc<Self>, store: Arc<dyn Store>) {
+    async fn write_until_empty(self: Arc<Self>) {
         loop {
             let batch = {
                 let mut queue = self.lock();
@@ -73,7 +80,7 @@ impl GroupCommit {
                 queue.waiting.drain(..take).collect::<Vec<_>>()
             };
             let (items, answers): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-            let store = Arc::clone(&store);
+            let store = Arc::clone(&self.store);
             let written =
                 tokio::task::spawn_blocking(move || store.record_issued_batch(&items)).await;
             self.commits.fetch_add(1, Ordering::Relaxed);
@@ -151,13 +158,13 @@ mod tests {
             .unwrap();
         redb.redeem_token(&token.token, "n1", now).unwrap();
         let store: Arc<dyn Store> = Arc::new(redb);
-        let group = Arc::new(GroupCommit::default());
+        let group = Arc::new(GroupCommit::new(Arc::clone(&store)));
         let calls = (0..64u32).map(|i| {
-            let (group, store) = (Arc::clone(&group), Arc::clone(&store));
+            let group = Arc::clone(&group);
             // Every eighth certificate is for a node that does not exist: refused alone.
             let node = if i % 8 == 7 { "nobody" } else { "n1" };
             let (cert, audit) = cert(&format!("{:04x}", i + 1), node);
-            tokio::spawn(async move { group.record(&store, cert, audit).await })
+            tokio::spawn(async move { group.record(cert, audit).await })
         });
         let mut answers = Vec::new();
         for call in calls.collect::<Vec<_>>() {
@@ -188,7 +195,7 @@ mod tests {
         );
         // The writer stopped with the queue empty; a later signing starts a new one.
         let (cert, audit) = cert("ffff", "n1");
-        group.record(&store, cert, audit).await.unwrap();
+        group.record(cert, audit).await.unwrap();
         assert_eq!(group.commits(), commits + 1);
     }
 }

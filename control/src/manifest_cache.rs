@@ -2,14 +2,15 @@
 //! generation and policy epoch, so an unchanged pull (most of them) builds no JSON.
 //!
 //! Invariants:
-//! - An entry is used only for the epoch it was computed in: every policy change, reload and
-//!   rollout step bumps the epoch ([`crate::Control::policy_epoch`]), and a revocation raises the
-//!   node's generation, which is part of the key. The epoch is read *before* the policy, so an
-//!   entry may be older than its epoch says (and is recomputed) but never newer.
+//! - The cache holds the entries of one policy epoch. Every policy change, reload and rollout
+//!   step bumps the epoch ([`crate::Control::policy_epoch`]), and the first entry of a newer
+//!   epoch drops all older ones (none could be served again). A revocation raises the node's
+//!   generation, which an entry must match. The epoch is read *before* the policy, so an entry
+//!   may be older than its epoch says (and is recomputed after the next bump) but never newer.
 //! - The cache answers what the policy gives a node; whether the node may ask at all (its
 //!   state, its fleet certificate) is checked on every pull, before the cache.
-//! - Bounded: at most `capacity` entries. When full, entries of older epochs go first; if none
-//!   are stale, a new node's manifest is computed per pull rather than evicting a fresh one.
+//! - Bounded: at most `capacity` nodes. When full, another node's manifest is computed on each
+//!   of its pulls rather than evicting one that is kept.
 
 use crate::ControlError;
 use calseg_api::manifest::Manifest;
@@ -28,23 +29,29 @@ pub struct Served {
     pub json: Arc<[u8]>,
 }
 
+/// One node's entry; `None`: the policy gives the node no component.
 struct Entry {
-    epoch: u64,
     generation: u32,
-    /// `None`: the policy gives the node no component.
     served: Option<Arc<Served>>,
+}
+
+/// The entries of one epoch, by node name.
+#[derive(Default)]
+struct Entries {
+    epoch: u64,
+    by_node: HashMap<String, Entry>,
 }
 
 /// Served manifests by node name.
 pub struct ManifestCache {
-    entries: RwLock<HashMap<String, Entry>>,
+    entries: RwLock<Entries>,
     capacity: usize,
 }
 
 impl ManifestCache {
     pub fn new(capacity: usize) -> Self {
         Self {
-            entries: RwLock::new(HashMap::new()),
+            entries: RwLock::default(),
             capacity,
         }
     }
@@ -58,55 +65,55 @@ impl ManifestCache {
         epoch: u64,
         compute: impl FnOnce() -> Option<Manifest>,
     ) -> Result<Option<Arc<Served>>, ControlError> {
-        if let Some(entry) = self.read().get(node)
-            && entry.epoch == epoch
-            && entry.generation == generation
         {
-            return Ok(entry.served.clone());
+            let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
+            if entries.epoch == epoch
+                && let Some(entry) = entries.by_node.get(node)
+                && entry.generation == generation
+            {
+                return Ok(entry.served.clone());
+            }
         }
-        let served = match compute() {
-            Some(manifest) => Some(Arc::new(Served {
-                json: serde_json::to_vec(&manifest)
-                    .map_err(|e| ControlError::internal(&format!("serialize a manifest: {e}")))?
-                    .into(),
-                etag: format!("\"{}\"", manifest.revision),
-                revision: manifest.revision,
-            })),
-            None => None,
-        };
-        let mut entries = self
-            .entries
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if entries.len() >= self.capacity && !entries.contains_key(node) {
-            entries.retain(|_, entry| entry.epoch >= epoch);
-        }
-        if entries.len() < self.capacity || entries.contains_key(node) {
-            let entry = Entry {
+        let served = compute().map(served).transpose()?;
+        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
+        if epoch > entries.epoch {
+            *entries = Entries {
                 epoch,
+                by_node: HashMap::new(),
+            };
+        }
+        // An answer computed in an older epoch (a request that raced a reload) is not kept.
+        let fits = entries.by_node.len() < self.capacity || entries.by_node.contains_key(node);
+        if entries.epoch == epoch && fits {
+            let entry = Entry {
                 generation,
                 served: served.clone(),
             };
-            entries.insert(node.to_owned(), entry);
+            entries.by_node.insert(node.to_owned(), entry);
         }
         Ok(served)
     }
 
     /// How many nodes' manifests are kept now.
-    pub fn len(&self) -> usize {
-        self.read().len()
-    }
-
-    /// Whether no manifest is kept.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Entry>> {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.entries
             .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(|e| e.into_inner())
+            .by_node
+            .len()
     }
+}
+
+/// `manifest` as served: serialized once, with its entity tag.
+fn served(manifest: Manifest) -> Result<Arc<Served>, ControlError> {
+    let json = serde_json::to_vec(&manifest)
+        .map_err(|e| ControlError::internal(&format!("serialize a manifest: {e}")))?;
+    Ok(Arc::new(Served {
+        etag: format!("\"{}\"", manifest.revision),
+        revision: manifest.revision,
+        json: json.into(),
+    }))
 }
 
 #[cfg(test)]
@@ -154,6 +161,7 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &b));
         let parsed: Manifest = serde_json::from_slice(&a.json).unwrap();
         assert_eq!(parsed.revision, "r1");
+        assert_eq!(a.etag, "\"r1\"");
         // A new epoch (policy change, rollout step) and a new generation (revocation) recompute.
         let c = cache
             .get_or_compute("n1", 0, 2, compute("r2"))
@@ -173,10 +181,21 @@ mod tests {
                 .unwrap()
                 .is_none()
         );
+        // An answer computed in an older epoch is served to its caller, never kept.
+        let late = cache
+            .get_or_compute("n3", 0, 1, || Some(manifest("old")))
+            .unwrap()
+            .unwrap();
+        assert_eq!(late.revision, "old");
+        let now = cache
+            .get_or_compute("n3", 0, 2, || Some(manifest("new")))
+            .unwrap()
+            .unwrap();
+        assert_eq!(now.revision, "new");
     }
 
     #[test]
-    fn bounded_stale_entries_go_first_and_fresh_ones_stay() {
+    fn bounded_a_new_epoch_starts_empty_and_kept_entries_stay() {
         let cache = ManifestCache::new(2);
         cache
             .get_or_compute("a", 0, 1, || Some(manifest("1")))
@@ -184,12 +203,13 @@ mod tests {
         cache
             .get_or_compute("b", 0, 2, || Some(manifest("1")))
             .unwrap();
-        // Full: "a" (epoch 1) is stale at epoch 2 and goes.
+        // Epoch 2 dropped "a" (epoch 1); "c" fits beside "b".
+        assert_eq!(cache.len(), 1);
         cache
             .get_or_compute("c", 0, 2, || Some(manifest("1")))
             .unwrap();
         assert_eq!(cache.len(), 2);
-        // Full of fresh entries: "d" is served but not kept; "b" and "c" stay cached.
+        // Full: "d" is served but not kept; "b" and "c" stay cached.
         let d = cache
             .get_or_compute("d", 0, 2, || Some(manifest("d")))
             .unwrap();

@@ -148,7 +148,7 @@ pub async fn sign_identity(
     // recorded with its audit entry first.
     control
         .issuance
-        .record(&control.store, record, entry)
+        .record(record, entry)
         .await
         .map_err(CallFailure::Failed)?;
     Ok(issued)
@@ -211,25 +211,10 @@ pub async fn renew_fleet(
             now,
         )
         .map_err(|error| CallFailure::Refused(error.into()))?;
-    let (name, serial, key, not_after) = (
-        node.to_owned(),
-        issued.serial_hex.clone(),
-        issued.key_fingerprint.clone(),
-        issued.not_after,
-    );
-    control
-        .store(move |s| s.record_fleet_cert(&name, &serial, &key, not_after, now))
+    let detail = format!("fleet certificate renewed: {}", issued.serial_hex);
+    crate::enrollment::record_fleet_cert(control, node, &issued, now, AuditAction::Issue, detail)
         .await
         .map_err(CallFailure::Failed)?;
-    control
-        .audit(
-            node,
-            AuditAction::Issue,
-            node,
-            AuditOutcome::Ok,
-            format!("fleet certificate renewed: {}", issued.serial_hex),
-        )
-        .await;
     Ok(issued)
 }
 

@@ -1,6 +1,7 @@
 //! The API's signing guard: before a node enrolls, and again before every certificate, each
 //! etcd user it would hold must be one calseg may sign for (not reserved, and not in etcd
-//! without calseg's marker role: see `rbac::ownership`), as etcd holds it at that moment.
+//! holding roles none of which is calseg's: see `rbac::ownership`), as etcd holds it at that
+//! moment.
 
 use crate::ControlError;
 use crate::rbac::{self, NotOwned};

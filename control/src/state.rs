@@ -121,6 +121,9 @@ pub struct ControlParts {
 
 impl Control {
     pub fn new(parts: ControlParts) -> Self {
+        let issuance = Arc::new(crate::group_commit::GroupCommit::new(Arc::clone(
+            &parts.store,
+        )));
         Self {
             store: parts.store,
             fleet_ca: parts.fleet_ca,
@@ -142,13 +145,27 @@ impl Control {
             manifests: crate::manifest_cache::ManifestCache::new(
                 crate::manifest_cache::DEFAULT_CAPACITY,
             ),
-            issuance: Arc::default(),
+            issuance,
         }
     }
 
     /// The etcd users calseg never signs for: `root`, and its own etcd user.
     pub fn reserved(&self) -> &Reserved {
         &self.reserved
+    }
+
+    /// Whether this server may put `policy` in force, as a reload or a plan's candidate asks:
+    /// it renders no etcd user calseg never signs for, and, with the state in etcd under
+    /// `state_prefix`, grants no key there. The refusal says why.
+    pub fn admits(&self, policy: &Policy, state_prefix: Option<&str>) -> Result<(), String> {
+        policy
+            .check_reserved_users(&self.reserved.names())
+            .map_err(|error| error.to_string())?;
+        if let Some(prefix) = state_prefix {
+            crate::policy::check_policy_stays_out(policy, prefix)
+                .map_err(|error| format!("{error:#}"))?;
+        }
+        Ok(())
     }
 
     /// Makes this server one replica of several (etcd store); set once, at start.

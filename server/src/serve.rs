@@ -635,15 +635,9 @@ async fn reload_on_sighup(state: Arc<AppState>, path: PathBuf, listen: String) {
 /// policy was refused.
 async fn reload_policy(state: &AppState, path: &Path) -> Result<Option<u64>, String> {
     let (policy, hash, text) = load_policy(path).map_err(|errors| errors.to_string())?;
-    // Nor render a user calseg does not own (as at start).
-    policy
-        .check_reserved_users(&state.control.reserved().names())
-        .map_err(|error| error.to_string())?;
-    // With the state in etcd, a policy may not grant the state's prefix (as at start).
-    if let Some(replicas) = state.replicas() {
-        crate::policy::check_policy_stays_out(&policy, &replicas.prefix)
-            .map_err(|error| format!("{error:#}"))?;
-    }
+    // Nor render a user calseg does not own, nor grant the state's prefix (as at start).
+    let prefix = state.replicas().map(|replicas| replicas.prefix.as_str());
+    state.control.admits(&policy, prefix)?;
     let revision = record_policy(state, hash, text).await;
     match revision {
         Some(revision) => {

@@ -1,9 +1,10 @@
 //! What each calseg identity reaches beyond its own node: other nodes' node-scoped keys
 //! ([`NODE_SCOPED`]) and the keys shared by design ([`SHARED_BY_DESIGN`], with reasons).
 //!
-//! The fleet is every node that has a calseg user in etcd (a user holding the marker role
-//! whose name the policy's user template spells). Reading is checked apart from writing; a
-//! range is reached wholly ("all": a list or watch of it is allowed) or in part ("some").
+//! The fleet is every node that has a calseg user in etcd (a user holding a `calseg.` role,
+//! `rbac::is_calseg_user`, whose name the policy's user template spells). Reading is checked
+//! apart from writing; a range is reached wholly ("all": a list or watch of it is allowed) or
+//! in part ("some").
 
 use super::effective::{Op, UserAccess};
 use super::identity::{Owner, owner_of};
@@ -258,7 +259,7 @@ components = ["calico-node"]
     }
 
     fn identity(user: &str, grants: Vec<EtcdGrant>) -> (String, UserAccess) {
-        let roles = BTreeSet::from(["calseg-managed".to_owned(), format!("r.{user}")]);
+        let roles = BTreeSet::from([format!("r.{user}")]);
         let permissions = BTreeMap::from([(format!("r.{user}"), grants.into_iter().collect())]);
         (user.to_owned(), UserAccess::new(user, &roles, &permissions))
     }

@@ -98,13 +98,9 @@ impl Candidate {
             )
         };
         let policy = policy::parse(&text, &name).map_err(|errors| refused(errors.to_string()))?;
-        policy
-            .check_reserved_users(&control.reserved().names())
+        control
+            .admits(&policy, state_prefix)
             .map_err(|e| refused(format!("{name}: {e}")))?;
-        if let Some(prefix) = state_prefix {
-            policy::check_policy_stays_out(&policy, prefix)
-                .map_err(|e| refused(format!("{name}: {e:#}")))?;
-        }
         Ok(Self {
             policy,
             origin: name,

@@ -166,3 +166,59 @@ async fn bad_json_too_large_wrong_type_and_missing_fields_get_calseg_json_errors
     let listed = server.cli_ok(&["nodes", "list"]).expect("nodes list");
     assert!(!listed.contains("auto-2"), "{listed}");
 }
+
+/// The HTTP/1 read buffer is capped (`MAX_READ_BUFFER`, 8 KiB, so an idle or parked
+/// connection holds little): a request head beyond it is refused before any handler runs,
+/// while a body far larger than the buffer still streams through to its handler, and the
+/// server answers normally afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_head_beyond_the_read_buffer_is_refused_and_large_bodies_still_stream() {
+    let etcd = EtcdCluster::start().await.expect("etcd");
+    let server = ServerProcess::start(
+        &etcd,
+        &policy(&etcd.endpoint(0)),
+        "auto_approve = [\"auto-*\"]",
+    )
+    .await
+    .expect("server");
+    let mut node = TestNode::new("auto-1", &server.url(), &server.fleet_ca_pem()).expect("node");
+    assert_eq!(
+        node.enroll(None).await.expect("enroll").status,
+        StatusCode::OK
+    );
+    let client = node.client().expect("client");
+    let manifest = format!("{}{}", server.url(), paths::MANIFEST);
+
+    // A 16 KiB header: refused by the HTTP layer, never served.
+    let padded = client
+        .get(&manifest)
+        .header("x-padding", "A".repeat(16 * 1024))
+        .send()
+        .await
+        .expect("an answer to the oversized head");
+    assert_eq!(
+        padded.status(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "{padded:?}"
+    );
+
+    // A 40 KB body behind a small head reaches the signing handler whole: the handler measures
+    // the whole CSR (and refuses it as too large for a CSR); nothing cut it off at the buffer.
+    let certificates = format!("{}{}", server.url(), paths::CERTIFICATES);
+    let (answer, _) = json_answer(|| {
+        client.post(&certificates).json(&serde_json::json!({
+            "component": "calico-node",
+            "csr_pem": "A".repeat(40_000),
+        }))
+    })
+    .await;
+    assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE, "{answer:?}");
+    assert_eq!(answer.kind(), "too_large", "{answer:?}");
+    let message = answer.body["message"].as_str().unwrap_or_default();
+    assert!(message.contains("40000 bytes"), "{message}");
+
+    // The server still answers that node as before.
+    let fresh = node.client().expect("client");
+    let response = fresh.get(&manifest).send().await.expect("manifest");
+    assert_eq!(response.status(), StatusCode::OK);
+}
