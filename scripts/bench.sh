@@ -5,6 +5,11 @@
 # Run as root.
 #   scripts/bench.sh           the full report
 #   scripts/bench.sh --quick   small sizes (about 2 minutes), written to target/bench-quick/
+#   scripts/bench.sh --large   at most 90 minutes: Calico's traffic while calseg provisions, per
+#                              [etcd] auth_change_duty, and provisioning 1,000, 3,000 and 10,000
+#                              nodes beside etcd's floor; writes docs/benchmarks-large.md (a size
+#                              that would pass the bound is reported as not run)
+#   scripts/bench.sh --large --quick   the same at small sizes, into target/bench-quick/
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -6,9 +6,12 @@
 //!
 //! # Layout
 //! - `plan`: the sizes of a full and a quick run.
+//! - `large`: the large run (`--large`): Calico's traffic per `auth_change_duty`, and up to
+//!   10,000 nodes beside etcd's floor, written to `benchmarks-large.md`.
 //! - `markdown`: the report text, generated from the measured numbers.
 //! - `plot`: the SVG plots (plotters, SVG backend only).
 
+mod large;
 mod markdown;
 mod plan;
 mod plot;
@@ -95,20 +98,11 @@ async fn run_all(plan: plan::Plan) -> Results {
     }
 }
 
-fn main() -> anyhow::Result<()> {
-    // This executable is also the rusage wrapper and the agent floor process in the sandbox.
-    if let Some(code) = agent::child_main() {
-        std::process::exit(code);
-    }
-    let quick = std::env::args().any(|a| a == "--quick")
-        || std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1");
-    let plan = if quick {
-        plan::Plan::quick()
-    } else {
-        plan::Plan::full()
-    };
+/// Where a run writes its report: `docs/`, or `target/bench-quick/` for a quick run, unless
+/// BENCH_OUT says otherwise.
+fn output_dir(quick: bool) -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let out = std::env::var_os("BENCH_OUT").map_or_else(
+    std::env::var_os("BENCH_OUT").map_or_else(
         || {
             if quick {
                 root.join("target/bench-quick")
@@ -117,7 +111,62 @@ fn main() -> anyhow::Result<()> {
             }
         },
         PathBuf::from,
+    )
+}
+
+/// The large run: its own report file, beside the 15-minute one.
+fn run_large(quick: bool) -> anyhow::Result<()> {
+    let plan = if quick {
+        large::LargePlan::quick()
+    } else {
+        large::LargePlan::full()
+    };
+    let out = output_dir(quick);
+    let runtime = tokio::runtime::Runtime::new()?;
+    let results = runtime.block_on(large::run(plan));
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    std::fs::create_dir_all(out.join("benchmarks"))?;
+    let plots = large::draw(&results, &out.join("benchmarks"));
+    let report = out.join("benchmarks-large.md");
+    std::fs::write(&report, large::render(&results, &plots))?;
+    println!("\n== summary");
+    for (name, took) in &results.sections {
+        println!("{name}: {:.0} s", took.as_secs_f64());
+    }
+    println!(
+        "total {:.0} s; wrote {}",
+        results.total.as_secs_f64(),
+        report.display()
     );
+    let failures = results
+        .floor
+        .iter()
+        .filter(|f| f.as_ref().is_err_and(|e| !large::skipped(e)))
+        .count()
+        + usize::from(results.traffic.is_err());
+    anyhow::ensure!(
+        failures == 0,
+        "{failures} section(s) failed: see the report"
+    );
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    // This executable is also the rusage wrapper and the agent floor process in the sandbox.
+    if let Some(code) = agent::child_main() {
+        std::process::exit(code);
+    }
+    let quick = std::env::args().any(|a| a == "--quick")
+        || std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1");
+    if std::env::args().any(|a| a == "--large") {
+        return run_large(quick);
+    }
+    let plan = if quick {
+        plan::Plan::quick()
+    } else {
+        plan::Plan::full()
+    };
+    let out = output_dir(quick);
     let runtime = tokio::runtime::Runtime::new()?;
     let results = runtime.block_on(run_all(plan));
     // The simulated fleet's tasks and connections go with the runtime, before writing.

@@ -211,7 +211,10 @@ fn provisioning(out: &mut String, r: &Results) {
              {} nodes; continuing that curve gives about {guess:.0} s for {ten} nodes{}. On etcd \
              3.4 every auth mutation costs more as the user count grows and mutations are \
              applied one at a time, so calseg's side is bound by etcd: its per-change time is \
-             etcd's auth-mutation cost at that size.\n",
+             etcd's auth-mutation cost at that size. Provisioning up to 10,000 nodes is measured \
+             beside etcd's floor by `scripts/bench.sh --large` in \
+             [benchmarks-large.md](benchmarks-large.md), with what provisioning costs Calico's \
+             own traffic at each `auth_change_duty`.\n",
             a.nodes,
             b.nodes,
             if fits {

@@ -12,10 +12,10 @@ pub struct Plot {
 }
 
 /// One data series: label, colour, points, and whether its points are estimates (hollow).
-struct Series {
-    label: String,
-    colour: RGBColor,
-    points: Vec<(f64, f64, bool)>,
+pub struct Series {
+    pub label: String,
+    pub colour: RGBColor,
+    pub points: Vec<(f64, f64, bool)>,
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -23,7 +23,7 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 /// Draws `series` on log-log axes into `path`.
-fn log_log(
+pub fn log_log(
     path: &Path,
     caption: &str,
     x_desc: &str,
@@ -90,8 +90,8 @@ fn log_log(
     root.present().map_err(err)
 }
 
-const CALSEG: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
-const BASELINE: RGBColor = RGBColor(0xd6, 0x27, 0x28);
+pub const CALSEG: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
+pub const BASELINE: RGBColor = RGBColor(0xd6, 0x27, 0x28);
 
 /// Draws every plot the results allow; one entry per plot, an error where it could not.
 pub fn draw_all(results: &Results, dir: &Path) -> Vec<Result<Plot, String>> {

@@ -10,17 +10,25 @@
 //! - [`identity`]: CSR signings/s and manifest pulls/s beside their limits, with phase timings.
 //! - [`agent`]: CPU time and peak memory of the real agent's cycles beside process floors.
 //! - [`fleet`]: a rollout in waves across 1,000s of simulated agents, beside no waves.
+//! - [`large`]: provisioning up to 10,000 nodes beside etcd's floor (the same operations in a
+//!   bare loop).
+//! - [`calico_traffic`]: simulated Calico clients' latencies while calseg provisions, per
+//!   `auth_change_duty`.
 //! - `fleet_sim`: one simulated agent and the receipts of the revisions it saw.
 //! - [`procstat`]: CPU time and peak memory of processes, and the file-descriptor limit.
 
 /// The real agent's cycle cost.
 pub mod agent;
+/// Calico's traffic while calseg provisions.
+pub mod calico_traffic;
 /// Rollouts across a simulated fleet.
 pub mod fleet;
 /// Simulated agents.
 mod fleet_sim;
 /// Signing and manifest throughput.
 pub mod identity;
+/// Provisioning at fleet scale beside etcd's floor.
+pub mod large;
 /// The documented manual procedure.
 pub mod manual;
 /// Process CPU, memory and limits.

@@ -124,19 +124,20 @@ pub fn policy_for(endpoint: &str, names: &[String], calico_node_extra: &str) -> 
     text
 }
 
-/// Runs `calseg-server COMMAND` on `policy`; returns its time and stdout.
-fn server(
+/// Runs `calseg-server COMMAND` on `policy`; returns its time and stdout. An `apply` prints
+/// JSON and runs at `duty` (`[etcd] auth_change_duty`; `None`: the server's default).
+pub(crate) fn server(
     command: &str,
     policy: &std::path::Path,
     etcd: &EtcdCluster,
+    duty: Option<&str>,
 ) -> Result<(Duration, String)> {
     let binary = crate::bins::path("calseg-server");
     let mut cli = crate::bins::server_direct_with(&binary, command, policy, etcd.root_files());
     if command == "apply" {
         cli.arg("--json");
-        // To measure the trade-off of `[etcd] auth_change_duty` (unset: the server's default).
-        if let Ok(duty) = std::env::var("BENCH_AUTH_CHANGE_DUTY") {
-            cli.args(["--auth-change-duty", &duty]);
+        if let Some(duty) = duty {
+            cli.args(["--auth-change-duty", duty]);
         }
     }
     let started = Instant::now();
@@ -208,7 +209,9 @@ pub async fn calseg(nodes: usize) -> Result<(CalsegRun, EtcdCluster)> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("policy.toml");
     std::fs::write(&path, policy(&etcd.endpoint(0), nodes))?;
-    let (apply, out) = server("apply", &path, &etcd)?;
+    // To measure the trade-off of `[etcd] auth_change_duty` by hand (unset: the default).
+    let duty = std::env::var("BENCH_AUTH_CHANGE_DUTY").ok();
+    let (apply, out) = server("apply", &path, &etcd, duty.as_deref())?;
     let applied: serde_json::Value =
         serde_json::from_str(out.trim()).context("apply --json output")?;
     let changes = applied["applied"].as_u64().unwrap_or(0) as usize;
@@ -216,7 +219,7 @@ pub async fn calseg(nodes: usize) -> Result<(CalsegRun, EtcdCluster)> {
         all.iter().filter(|c| c["op"] != "create_role").count()
     });
     let certs = certificates(nodes)?;
-    let (reconcile, out) = server("apply", &path, &etcd)?;
+    let (reconcile, out) = server("apply", &path, &etcd, duty.as_deref())?;
     ensure!(
         out.contains("No changes"),
         "the second apply was not a no-change reconcile: {out}"
