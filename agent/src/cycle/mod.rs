@@ -16,6 +16,7 @@
 //! Units restart only under a restart lease from the server (the fleet's restart budget); when
 //! none is granted in time, the identities behind those units are rolled back instead.
 
+mod auth_race;
 mod lease;
 mod phase;
 pub mod real;

@@ -76,23 +76,33 @@ impl Verifier for EtcdVerifier {
             .with_connect_timeout(Duration::from_secs(5))
             .with_timeout(self.timeout);
         let endpoints = probe.endpoints.join(",");
-        let mut client = Client::connect(&probe.endpoints, Some(options))
+        let client = Client::connect(&probe.endpoints, Some(options))
             .await
             .map_err(|e| format!("connect to {endpoints}: {e}"))?;
-        if probe.probe_key.is_empty() {
-            client
-                .status()
-                .await
-                .map(drop)
-                .map_err(|e| format!("status as {}: {e}", probe.etcd_user))
-        } else {
-            let options = GetOptions::new().with_keys_only().with_count_only();
-            client
-                .get(probe.probe_key.as_str(), Some(options))
-                .await
-                .map(drop)
-                .map_err(|e| format!("read {:?} as {}: {e}", probe.probe_key, probe.etcd_user))
-        }
+        // A reconcile running meanwhile may invalidate the check; it is sent again then.
+        let deadline = Instant::now() + self.timeout;
+        super::auth_race::retry_auth_races(deadline, || {
+            let mut client = client.clone();
+            async move {
+                if probe.probe_key.is_empty() {
+                    client
+                        .status()
+                        .await
+                        .map(drop)
+                        .map_err(|e| format!("status as {}: {e}", probe.etcd_user))
+                } else {
+                    let options = GetOptions::new().with_keys_only().with_count_only();
+                    client
+                        .get(probe.probe_key.as_str(), Some(options))
+                        .await
+                        .map(drop)
+                        .map_err(|e| {
+                            format!("read {:?} as {}: {e}", probe.probe_key, probe.etcd_user)
+                        })
+                }
+            }
+        })
+        .await
     }
 }
 

@@ -13,6 +13,7 @@ mod agent_revoked;
 mod agent_textfile;
 mod api_errors;
 mod audit_cli;
+mod auth_races;
 mod bad_policy;
 mod catalogue;
 mod cli_usage;
