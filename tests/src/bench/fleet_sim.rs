@@ -50,6 +50,7 @@ pub async fn all_received(receipts: &Mutex<Receipts>, revision: u64, n: usize) -
 pub async fn agent(node: TestNode, receipts: Arc<Mutex<Receipts>>) {
     let Ok(client) = node.client() else { return };
     let url = format!("{}{}", node.base, paths::MANIFEST);
+    let report_url = format!("{}{}", node.base, paths::REPORT);
     let (mut etag, mut last_policy) = (None::<String>, 0);
     loop {
         let mut request = match &etag {
@@ -101,14 +102,13 @@ pub async fn agent(node: TestNode, receipts: Arc<Mutex<Receipts>>) {
         }
         // Report until the server takes it, as a real agent does (a refused report under load
         // would otherwise leave the node unconverged for good): bounded, backing off to 5 s.
+        // Over the same client, so the same kept-alive connection, as the real agent's one
+        // `ApiClient` does.
         let report = report_at(body["revision"].as_str().unwrap_or_default(), &[]);
         let mut pause = Duration::from_millis(200);
         for _ in 0..60 {
-            if node
-                .report(&report)
-                .await
-                .is_ok_and(|a| a.status.is_success())
-            {
+            let sent = client.post(&report_url).json(&report).send().await;
+            if sent.is_ok_and(|answer| answer.status().is_success()) {
                 break;
             }
             tokio::time::sleep(pause).await;
