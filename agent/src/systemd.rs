@@ -90,6 +90,46 @@ impl UnitStatus {
     }
 }
 
+/// One unit of a [`Systemd`], its object path resolved.
+pub struct UnitHandle<'a> {
+    name: String,
+    unit: UnitProxy<'a>,
+    /// For `.service` units: main PID and restart count.
+    service: Option<ServiceProxy<'a>>,
+}
+
+impl UnitHandle<'_> {
+    /// The unit's state now.
+    pub async fn status(&self) -> Result<UnitStatus, SystemdError> {
+        let call = async {
+            // The reads of one interface go out together: one wait for their replies.
+            let (load_state, active_state, sub_state) = tokio::try_join!(
+                self.unit.load_state(),
+                self.unit.active_state(),
+                self.unit.sub_state()
+            )?;
+            let (main_pid, n_restarts) = match &self.service {
+                Some(service) if load_state == "loaded" => {
+                    tokio::try_join!(service.main_pid(), service.n_restarts())?
+                }
+                _ => (0, 0),
+            };
+            Ok(UnitStatus {
+                load_state,
+                active_state,
+                sub_state,
+                main_pid,
+                n_restarts,
+            })
+        };
+        call.await.map_err(|source| SystemdError::Call {
+            call: "Get",
+            unit: self.name.clone(),
+            source,
+        })
+    }
+}
+
 /// A handle on one systemd manager.
 #[derive(Clone)]
 pub struct Systemd {
@@ -147,38 +187,40 @@ impl Systemd {
 
     /// Reads a unit's load and active state, main PID and restart count.
     pub async fn unit_status(&self, unit: &str) -> Result<UnitStatus, SystemdError> {
-        let call = async {
+        self.unit(unit).await?.status().await
+    }
+
+    /// Resolves a unit's object path once (`LoadUnit`), for repeated [`UnitHandle::status`]
+    /// reads that then cost only the property reads.
+    pub async fn unit(&self, unit: &str) -> Result<UnitHandle<'_>, SystemdError> {
+        let resolve = async {
             let path = self.manager().await?.load_unit(unit).await?;
             let unit_proxy = UnitProxy::builder(&self.conn)
                 .path(path.clone())?
                 .cache_properties(CacheProperties::No)
                 .build()
                 .await?;
-            let load_state = unit_proxy.load_state().await?;
-            let active_state = unit_proxy.active_state().await?;
-            let sub_state = unit_proxy.sub_state().await?;
-            let (main_pid, n_restarts) = if unit.ends_with(".service") && load_state == "loaded" {
-                let service = ServiceProxy::builder(&self.conn)
+            let service = if unit.ends_with(".service") {
+                let proxy = ServiceProxy::builder(&self.conn)
                     .path(path)?
                     .cache_properties(CacheProperties::No)
                     .build()
                     .await?;
-                (service.main_pid().await?, service.n_restarts().await?)
+                Some(proxy)
             } else {
-                (0, 0)
+                None
             };
-            Ok(UnitStatus {
-                load_state,
-                active_state,
-                sub_state,
-                main_pid,
-                n_restarts,
-            })
+            Ok((unit_proxy, service))
         };
-        call.await.map_err(|source| SystemdError::Call {
+        let (unit_proxy, service) = resolve.await.map_err(|source| SystemdError::Call {
             call: "LoadUnit",
             unit: unit.to_owned(),
             source,
+        })?;
+        Ok(UnitHandle {
+            name: unit.to_owned(),
+            unit: unit_proxy,
+            service,
         })
     }
 

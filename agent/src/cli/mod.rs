@@ -149,7 +149,9 @@ pub fn main() -> ExitCode {
     };
     calseg_service::pipe::exit_quietly_on_closed_stdout();
     calseg_service::log::init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread: a pass is one sequence of waits on the network, systemd and the disk, with
+    // nothing to run in parallel; worker threads would only add wake-ups between threads.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -154,6 +154,15 @@ pub struct SystemdRestarter {
     pub systemd: Systemd,
 }
 
+/// How often a restarted unit is read until it is active: a start that fails shows at once.
+const START_POLL: Duration = Duration::from_millis(250);
+
+/// How often an active unit is read while it settles. Coarser than [`START_POLL`] because
+/// nothing is missed between reads: a unit that dies and is restarted by systemd raises
+/// `NRestarts`, and one that dies for good stays `failed` or inactive; a read comes at the end
+/// of the settle time in any case. A 15 s settle costs 15 reads instead of 60.
+const SETTLE_POLL: Duration = Duration::from_secs(1);
+
 /// How long a restarted unit must stay active, without restarting by itself, to count as
 /// healthy: a quarter of the restart timeout, at most 15 s.
 pub fn settle_time(timeout: Duration) -> Duration {
@@ -177,13 +186,18 @@ impl Restarter for SystemdRestarter {
             .map_err(|e| fail(None, e.to_string()))?;
         let started = Instant::now();
         let settle = settle_time(timeout);
+        // Resolved once: each read below is then only the property reads.
+        let handle = self
+            .systemd
+            .unit(unit)
+            .await
+            .map_err(|e| fail(None, e.to_string()))?;
         // NRestarts is reset by a manual restart, so the lowest value seen is the baseline.
         let mut baseline = u32::MAX;
         let mut active_since: Option<Instant> = None;
         loop {
-            let status = self
-                .systemd
-                .unit_status(unit)
+            let status = handle
+                .status()
                 .await
                 .map_err(|e| fail(None, e.to_string()))?;
             baseline = baseline.min(status.n_restarts);
@@ -201,14 +215,17 @@ impl Restarter for SystemdRestarter {
                 );
                 return Err(fail(Some(status), why));
             }
-            if status.active_state == "active" {
+            let poll = if status.active_state == "active" {
                 let since = *active_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= settle {
+                let settled_for = since.elapsed();
+                if settled_for >= settle {
                     return Ok(status);
                 }
+                SETTLE_POLL.min(settle - settled_for)
             } else {
                 active_since = None;
-            }
+                START_POLL
+            };
             if started.elapsed() >= timeout {
                 let why = format!(
                     "not active and stable within {timeout:?} (last state {}/{})",
@@ -216,7 +233,8 @@ impl Restarter for SystemdRestarter {
                 );
                 return Err(fail(Some(status), why));
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            let left = timeout.saturating_sub(started.elapsed());
+            tokio::time::sleep(poll.min(left)).await;
         }
     }
 }
