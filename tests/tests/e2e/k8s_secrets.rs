@@ -293,4 +293,40 @@ async fn a_component_secret_works_in_etcd_renews_and_refuses_node_components() {
     assert_eq!(issued, 2, "{audit}");
     assert!(audit.contains("component_needs_node"), "{audit}");
     assert!(audit.contains("etcd_user_not_owned"), "{audit}");
+
+    // What the CSR asks beyond its key is ignored, as for a node's identity: a CSR asking for
+    // SANs and an organisation gets CN=<the user> alone, clientAuth only.
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params =
+        rcgen::CertificateParams::new(vec!["etcd.example".to_owned()]).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn.as_str());
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "system:masters");
+    let csr_pem = params
+        .serialize_request(&key)
+        .and_then(|c| c.pem())
+        .expect("CSR");
+    let admin = calseg_tests::api_client::admin_client(&server).expect("admin client");
+    let answer = call(
+        admin
+            .post(format!("{}{path}", server.url()))
+            .json(&serde_json::json!({ "csr_pem": csr_pem })),
+    )
+    .await
+    .expect("call");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let cert_pem = answer.body["cert_pem"].as_str().expect("cert_pem");
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()).expect("PEM");
+    let cert = pem.parse_x509().expect("X.509");
+    assert_eq!(cert.subject().to_string(), format!("CN={cn}"));
+    assert!(
+        cert.subject_alternative_name()
+            .expect("extensions")
+            .is_none()
+    );
+    let usage = cert.extended_key_usage().expect("EKU").expect("an EKU");
+    assert!(usage.value.client_auth && !usage.value.server_auth);
 }
