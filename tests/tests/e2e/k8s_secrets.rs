@@ -329,4 +329,57 @@ async fn a_component_secret_works_in_etcd_renews_and_refuses_node_components() {
     );
     let usage = cert.extended_key_usage().expect("EKU").expect("an EKU");
     assert!(usage.value.client_auth && !usage.value.server_auth);
+    // The keys never reached the server: nothing of them in its log or audit log.
+    let key_body = |pem: &str| pem.lines().nth(2).expect("a key line").to_owned();
+    for key in [&first.identity.key_pem, &renewed.identity.key_pem] {
+        let line = key_body(key);
+        assert!(!server.log().contains(&line) && !audit.contains(&line));
+    }
+
+    // Reconciled like every other user: without component_identity in the policy, the user
+    // goes at the next apply, and the Secret's identity with it.
+    let text = std::fs::read_to_string(server.policy_path()).expect("policy");
+    let text = text.replace("component_identity = true\n", "");
+    std::fs::write(server.policy_path(), text).expect("write policy");
+    server.reload().expect("SIGHUP");
+    let mut gone = false;
+    for _ in 0..100 {
+        let mut client = etcd.client_as(&renewed.identity).await;
+        let put = match client.as_mut() {
+            Ok(client) => client
+                .put("/calico/ipam/v2/assignment/z", "v", None)
+                .await
+                .err(),
+            Err(error) => Some(etcd_client::Error::InvalidArgs(error.to_string())),
+        };
+        if let Some(error) = put {
+            let text = error.to_string();
+            assert!(
+                text.contains("user name not found")
+                    || text.contains("authentication failed")
+                    || text.contains("permission denied"),
+                "{text}"
+            );
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(
+        gone,
+        "calico-kube-controllers~all still works after its removal from the policy"
+    );
+    let after = server
+        .cli(&[
+            "k8s",
+            "secrets",
+            "--component",
+            KC,
+            "--out",
+            out_arg,
+            "--renew",
+        ])
+        .expect("cli");
+    let stderr = String::from_utf8_lossy(&after.stderr);
+    assert!(stderr.contains("no_component_identity"), "{stderr}");
 }
