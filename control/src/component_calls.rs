@@ -72,12 +72,12 @@ pub async fn sign_component(
         .map_err(CallFailure::Failed)?;
     // The user may not exist yet (a policy just reloaded): the reconciler makes it.
     control.poke_reconciler();
-    let component = &policy.components[component];
+    let table = policy.components.get(component).and_then(|c| c.table);
     Ok(ComponentIssued {
         etcd_user,
         issued,
         etcd_endpoints: policy.etcd.endpoints.clone(),
-        table: component.table.map(|t| t.name()),
+        table: table.map(|t| t.name()),
     })
 }
 

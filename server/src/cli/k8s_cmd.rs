@@ -120,6 +120,18 @@ pub async fn secrets(config: Option<&Path>, args: &SecretsArgs) -> Result<ExitCo
 /// What to do with a Secret already in `out`: refuse without `--renew`; with it, replace it
 /// only if it is `component`'s.
 fn existing_secret(out: &Path, component: &str, renew: bool) -> Result<Existing> {
+    // Checked before the server signs anything: a certificate nobody can write is wasted.
+    let dir = match out.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        bail!(
+            "--out {}: the directory {} does not exist; create it first",
+            out.display(),
+            dir.display()
+        );
+    }
     let text = match std::fs::read_to_string(out) {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Existing::Refuse),
         Err(error) => return Err(error).with_context(|| format!("read {}", out.display())),

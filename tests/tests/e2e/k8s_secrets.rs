@@ -283,6 +283,48 @@ async fn a_component_secret_works_in_etcd_renews_and_refuses_node_components() {
     assert!(stderr.contains("etcd_user_not_owned"), "{stderr}");
     assert!(!other_out.exists());
 
+    // Bad flags are refused before the server signs anything (the audit count below).
+    let missing = dir.path().join("no-such-dir/kc.json");
+    for (flags, says) in [
+        (
+            vec!["--name", "Calico_Secrets"],
+            "--name \"Calico_Secrets\" is not a Kubernetes name",
+        ),
+        (
+            vec!["--namespace", "kube.system"],
+            "--namespace \"kube.system\" is not a Kubernetes name",
+        ),
+        (
+            vec!["--out", missing.to_str().expect("UTF-8")],
+            "no-such-dir does not exist; create it first",
+        ),
+    ] {
+        let mut cli = vec!["k8s", "secrets", "--component", KC];
+        cli.extend(flags);
+        let output = server.cli(&cli).expect("cli");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.code() == Some(1) && stderr.contains(says),
+            "{cli:?}: {stderr}"
+        );
+    }
+    let output = server
+        .cli(&[
+            "k8s",
+            "secrets",
+            "--component",
+            "../kc",
+            "--out",
+            out_arg,
+            "--renew",
+        ])
+        .expect("cli");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--component: invalid component name \"../kc\""),
+        "{stderr}"
+    );
+
     // The audit log has each certificate under the administrator's name, and each refusal.
     let audit = server.cli_ok(&["audit", "-o", "json"]).expect("audit");
     let issued = audit
