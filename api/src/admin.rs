@@ -36,6 +36,34 @@ pub struct NodeAction {
     pub fingerprint: Option<String>,
 }
 
+/// The body of `POST /v1/admin/components/<component>/certificate`: a CSR for the component's
+/// component-wide identity, made where the key stays (the key never reaches the server).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentSign {
+    /// PEM CSR; its CN must be the component's component-wide etcd user.
+    pub csr_pem: String,
+}
+
+/// The answer: the certificate and what a Kubernetes Secret for the component needs beside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentSigned {
+    /// The etcd user (= the certificate's CN).
+    pub etcd_user: String,
+    pub cert_pem: String,
+    /// The CA bundle components verify etcd's server certificate with (`etcd-ca`).
+    pub ca_pem: String,
+    /// The policy's etcd endpoints (`etcd_endpoints` of Calico's ConfigMap).
+    pub etcd_endpoints: Vec<String>,
+    /// The built-in grant table the component's grants come from, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// Hex serial.
+    pub serial: String,
+    /// RFC 3339.
+    pub not_after: String,
+}
+
 /// What the inventory shows of one node beyond its record: the `inventory` of each entry of
 /// `GET /v1/admin/nodes`. The server builds it from the node's last report; the CLI's table
 /// reads it.

@@ -40,6 +40,12 @@ pub const ADMIN_APPLY: &str = "/v1/admin/rbac/apply";
 /// nodes report the current manifest (converged), an older one (pending) or errors (failed).
 pub const ADMIN_ROLLOUT: &str = "/v1/admin/rollout";
 
+/// POST [`crate::admin::ComponentSign`] → [`crate::admin::ComponentSigned`]: a certificate for
+/// a component's component-wide identity (`calseg-server k8s secrets`).
+pub fn admin_component_certificate(component: &str) -> String {
+    format!("/v1/admin/components/{component}/certificate")
+}
+
 /// POST → [`crate::rollout::RolloutStatus`]: `pause`, `resume`, `abort` or `rollback` the
 /// rollout in waves.
 pub fn admin_rollout_action(action: &str) -> String {

@@ -18,6 +18,8 @@
 //! - [`manifest`]: a node's manifest computed from the policy.
 //! - [`manifest_cache`]: each node's served manifest (JSON and revision) per policy epoch.
 //! - [`inventory`]: each node's inventory from its record and its agent's last report.
+//! - [`component_calls`]: a certificate for a component's component-wide identity (one
+//!   Kubernetes Secret per component), asked by an administrator.
 //! - [`node_calls`]: what an enrolled node asks: its standing, manifest, certificates,
 //!   reports, a new fleet certificate.
 //! - [`leases`]: restart leases within the fleet's restart budget.
@@ -47,6 +49,8 @@ pub mod access;
 pub mod adopt;
 /// An operator's decisions about one node: approve, deny, revoke, delete.
 pub mod approval;
+/// An administrator's certificate for a component's component-wide identity.
+pub mod component_calls;
 /// Calico's cluster-wide singletons, created once with calseg's own etcd identity.
 pub mod datastore;
 /// Enrollment by token, approval or auto-approve glob, and the fleet certificate.

@@ -46,8 +46,7 @@ pub async fn ensure_node_owned(control: &Control, node: &str) -> Result<(), Cont
     Ok(())
 }
 
-/// A certificate's Common Name (RFC 5280's ub-common-name) holds at most this many characters.
-const MAX_COMMON_NAME: usize = 64;
+use crate::policy::MAX_COMMON_NAME;
 
 /// Refuses a node whose etcd user for `component` could never be a certificate's Common Name,
 /// at enrollment rather than as a failed signing later.

@@ -17,6 +17,8 @@
 //! - [`reload`]: the result of each policy reload, for `systemctl reload` and metrics.
 //! - [`metrics`]: Prometheus metrics and their plain-HTTP `/metrics` listener.
 //! - [`init`]: first-time setup: CAs, TLS and admin certificates, server.toml.
+//! - [`k8s`]: the Secret of a component-wide identity and its pod snippet, with the names of
+//!   Calico's hosted manifest.
 //! - [`admin_client`]: the admin commands' HTTPS client.
 //! - [`cli`]: the `calseg-server` commands and their output.
 //! - [`ha`]: several replicas on one etcd store: the leader election, following the store.
@@ -40,6 +42,8 @@ pub mod ha;
 pub mod http;
 /// First-time setup.
 pub mod init;
+/// Kubernetes Secrets and pod snippets for Calico's hosted manifest.
+pub mod k8s;
 /// Prometheus metrics: counters, latency histograms, store gauges, the `/metrics` listener.
 pub mod metrics;
 /// The result of policy reloads: `systemctl reload`'s answer and metrics' source.

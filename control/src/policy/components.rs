@@ -136,6 +136,11 @@ pub(super) fn component(
         );
     }
 
+    let component_identity = raw
+        .component_identity
+        .as_ref()
+        .is_some_and(|wide| component_wide(&name_text, wide, &grants, &node_grants, diags));
+
     let component = Component {
         name: name_text,
         table,
@@ -150,9 +155,64 @@ pub(super) fn component(
         group,
         key_mode,
         cert_mode,
+        component_identity,
     };
     pitfalls::warn(&component, version, grants_span, diags);
     component
+}
+
+/// `component_identity = true`: allowed only for a component whose grants are the same on
+/// every node (no `{node}`), that grants something, and whose user fits a Common Name. Reports
+/// why not and returns whether the component gets its component-wide identity.
+fn component_wide(
+    name: &str,
+    wide: &Spanned<bool>,
+    grants: &[Permission],
+    node_grants: &[PermissionTemplate],
+    diags: &mut Diagnostics<'_>,
+) -> bool {
+    if !*wide.get_ref() {
+        return false;
+    }
+    if let Some(template) = node_grants.first() {
+        diags.error(
+            wide.span(),
+            format!(
+                "component {name} has per-node grants ({{node}} in {:?}): one component-wide \
+                 identity cannot hold them, since every pod would share every node's keys or none",
+                template.key_template
+            ),
+            "use a published table without {node} for a per-component identity (e.g. grants = \
+             \"calico-node\" rather than \"calico-node-per-node\", and no node_grants), or drop \
+             component_identity and run calseg-agent on each node",
+        );
+        return false;
+    }
+    if grants.is_empty() {
+        diags.error(
+            wide.span(),
+            format!(
+                "component {name} grants nothing: its component-wide identity would be useless"
+            ),
+            "give the component grants (a built-in table or an array), or drop component_identity",
+        );
+        return false;
+    }
+    let user = super::names::component_user(name);
+    if user.len() > super::names::MAX_COMMON_NAME {
+        diags.error(
+            wide.span(),
+            format!(
+                "component {name}'s component-wide etcd user {user:?} is {} characters; a \
+                 certificate's Common Name holds at most {}",
+                user.len(),
+                super::names::MAX_COMMON_NAME
+            ),
+            "use a shorter component name",
+        );
+        return false;
+    }
+    true
 }
 
 fn unknown_table(name: &str) -> Problem {

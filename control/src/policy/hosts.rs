@@ -21,10 +21,12 @@ struct Mention {
 }
 
 /// Validates the rules; `declared` maps every declared component to its name's span and `user`
-/// is the identity template with its span.
+/// is the identity template with its span. Components in `component_wide` have an identity of
+/// their own, so no host rule need name them.
 pub(super) fn host_rules(
     raw: Vec<(Range<usize>, RawHost)>,
     declared: &BTreeMap<String, Range<usize>>,
+    component_wide: &BTreeSet<String>,
     user: Option<(&str, Range<usize>)>,
     diags: &mut Diagnostics<'_>,
 ) -> Vec<HostRule> {
@@ -64,7 +66,7 @@ pub(super) fn host_rules(
         user_collisions(template, user_span, declared, &mentions, diags);
     }
     for (name, span) in declared {
-        if !used.contains(name) {
+        if !used.contains(name) && !component_wide.contains(name) {
             diags.warn(
                 span.clone(),
                 format!("component {name} is used by no host rule"),

@@ -20,8 +20,8 @@
 //! - `checks`, `duration`: checks on single values.
 //! - `version`: [`CalicoVersion`]; `tables`: Calico's built-in grant tables per release.
 //! - `model`: the validated types and their queries.
-//! - `names`: etcd user names: the template rendered, its inverse, enrollment generations and
-//!   reserved names.
+//! - `names`: etcd user names: the template rendered, its inverse, enrollment generations,
+//!   component-wide users and reserved names.
 
 mod budget;
 mod checks;
@@ -45,6 +45,8 @@ mod version;
 mod waves;
 
 #[cfg(test)]
+mod component_wide_tests;
+#[cfg(test)]
 mod tests;
 
 use std::path::Path;
@@ -60,7 +62,10 @@ pub use model::{
     HostSelector, IdentitySettings, KeyRange, Permission, PermissionTemplate, Policy,
     RolloutSettings, WaveSettings, prefix_end,
 };
-pub use names::{GENERATION_SEPARATOR, Owner, RESERVED_USERS};
+pub use names::{
+    COMPONENT_WIDE_SUFFIX, GENERATION_SEPARATOR, MAX_COMMON_NAME, Owner, RESERVED_USERS,
+    component_user,
+};
 pub use state_prefix::check_policy_stays_out;
 pub use tables::{TableEra, builtin_grants};
 pub use validate::{DEFAULT_LIFETIME, DEFAULT_RENEW_AFTER, DEFAULT_USER_TEMPLATE};
@@ -72,6 +77,11 @@ use location::{Diagnostics, Severity as Level};
 /// fix it. Used wherever a node names itself, e.g. at enrollment.
 pub fn check_node_name(name: &str) -> Result<(), String> {
     checks::node_name(name).map_err(|problem| format!("{}: {}", problem.message, problem.hint))
+}
+
+/// Checks a component name as the policy does (`[a-z0-9][a-z0-9-]*`, at most 63).
+pub fn check_component_name(name: &str) -> Result<(), String> {
+    checks::component_name(name).map_err(|problem| format!("{}: {}", problem.message, problem.hint))
 }
 
 /// Reads and validates the policy file at `path`; diagnostics name it by `path.display()`.

@@ -157,6 +157,11 @@ pub struct Component {
     /// Mode of key.pem, created with it (never chmod-ed afterwards).
     pub key_mode: u32,
     pub cert_mode: u32,
+    /// `component_identity = true`: the component also has one etcd user for all its pods or
+    /// hosts ([`Policy::component_user`]), holding its shared role only, for Calico's
+    /// "per component" set-up (one Kubernetes Secret per component). Validation refuses it for
+    /// a component with per-node grants.
+    pub component_identity: bool,
 }
 
 impl Component {

@@ -7,12 +7,28 @@
 //! `calico-node.node2~g1`. The separator appears in no node name (RFC 1123), no component name
 //! (`[a-z0-9-]`) and no template (refused), so every name has one reading, and a certificate
 //! issued before a revocation names a user that never exists again.
+//!
+//! A component that declares `component_identity = true` also has one user for all its pods
+//! ([`component_user`]): its name and [`COMPONENT_WIDE_SUFFIX`], `calico-kube-controllers~all`.
+//! The suffix starts with the separator but not with `g`, so no node's user (template, node,
+//! generation) can ever spell it, and [`Policy::owner_of`] reads no node in it.
 
 use super::checks;
 use super::model::Policy;
 
 /// Separates a user's name from its node's enrollment generation.
 pub const GENERATION_SEPARATOR: char = '~';
+
+/// Ends the name of a component's component-wide user: `{component}~all`.
+pub const COMPONENT_WIDE_SUFFIX: &str = "~all";
+
+/// A certificate's Common Name (RFC 5280's ub-common-name) holds at most this many characters.
+pub const MAX_COMMON_NAME: usize = 64;
+
+/// The etcd user (= certificate CN) of `component`'s component-wide identity.
+pub fn component_user(component: &str) -> String {
+    format!("{component}{COMPONENT_WIDE_SUFFIX}")
+}
 
 /// etcd users calseg never signs for, whatever the policy says (`root` is etcd's superuser).
 /// calseg's own etcd user is reserved too; the server knows it from `[etcd] cert_file`.
@@ -58,12 +74,33 @@ impl Policy {
         )
     }
 
+    /// The component-wide etcd user of `component`, when the policy declares one for it
+    /// (`component_identity = true`).
+    pub fn component_user(&self, component: &str) -> Option<String> {
+        self.components
+            .get(component)
+            .filter(|c| c.component_identity)
+            .map(|c| component_user(&c.name))
+    }
+
     /// Refuses a policy whose template can render one of `reserved` (besides
-    /// [`RESERVED_USERS`], which validation already refuses), e.g. calseg's own etcd user.
+    /// [`RESERVED_USERS`], which validation already refuses), e.g. calseg's own etcd user, or
+    /// whose component-wide users include one.
     pub fn check_reserved_users(&self, reserved: &[String]) -> Result<(), String> {
         for name in reserved {
             if let Some(owner) = self.owner_of(name) {
                 return Err(reserved_message(&self.identity.user_template, name, &owner));
+            }
+            if let Some(component) = self
+                .components
+                .keys()
+                .find(|c| self.component_user(c).as_deref() == Some(name.as_str()))
+            {
+                return Err(format!(
+                    "the component-wide identity of component {component} is the reserved etcd \
+                     user {name:?} (calseg's own etcd user): rename the component or give calseg \
+                     another etcd user"
+                ));
             }
         }
         Ok(())

@@ -60,6 +60,8 @@ pub(super) struct RawComponent {
     pub group: Option<Spanned<String>>,
     pub key_mode: Option<Spanned<Scalar>>,
     pub cert_mode: Option<Spanned<Scalar>>,
+    /// One etcd user for the whole component, besides or instead of one per node.
+    pub component_identity: Option<Spanned<bool>>,
 }
 
 /// `{ prefix = "...", access = "..." }` or `{ key = "...", access = "..." }`.

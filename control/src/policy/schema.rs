@@ -40,6 +40,7 @@ const COMPONENT: Shape = Shape::Table(&[
     ("group", Shape::Leaf),
     ("key_mode", Shape::Leaf),
     ("cert_mode", Shape::Leaf),
+    ("component_identity", Shape::Leaf),
 ]);
 const HOST: Shape = Shape::Table(&[
     ("name", Shape::Leaf),

@@ -2,7 +2,7 @@
 //! `calico_version`, `[etcd]` and `[identity]` checks; components and host rules have their own
 //! files. Every check runs even after an error, so one pass reports everything.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::time::Duration;
 
@@ -52,7 +52,12 @@ pub(super) fn validate(raw: RawPolicy, diags: &mut Diagnostics<'_>) -> Option<Po
     let user = identity
         .as_ref()
         .map(|(settings, span)| (settings.user_template.as_str(), span.clone()));
-    let rules = hosts::host_rules(raw.hosts, &declared, user, diags);
+    let component_wide: BTreeSet<String> = built
+        .values()
+        .filter(|c| c.component_identity)
+        .map(|c| c.name.clone())
+        .collect();
+    let rules = hosts::host_rules(raw.hosts, &declared, &component_wide, user, diags);
     let rollout = raw
         .rollout
         .map(|rollout| budget::rollout_settings(rollout, diags));

@@ -86,7 +86,8 @@ pub fn first_generation(nodes: BTreeSet<String>) -> NodeGenerations {
 /// [`Policy::etcd_user`] (the template, and the node's generation when above 0) holding the
 /// component's shared role (when it grants anything) and its per-node role
 /// (when it has per-node grants; its name has no generation, so it stays across
-/// re-enrollments).
+/// re-enrollments); and for each component that declares a component-wide identity, the user
+/// [`Policy::component_user`] holding the component's shared role only.
 pub fn desired_state(policy: &Policy, nodes: &NodeGenerations) -> AuthState {
     let mut state = AuthState::default();
     for (node, &generation) in nodes {
@@ -113,6 +114,21 @@ pub fn desired_state(policy: &Policy, nodes: &NodeGenerations) -> AuthState {
                 .users
                 .insert(policy.etcd_user(&component.name, node, generation), roles);
         }
+    }
+    for component in policy.components.values() {
+        // Validation allows a component-wide identity only for shared grants, never empty.
+        let Some(user) = policy.component_user(&component.name) else {
+            continue;
+        };
+        if component.grants.is_empty() || !component.node_grants.is_empty() {
+            continue;
+        }
+        let shared = Policy::shared_role(&component.name);
+        state
+            .roles
+            .entry(shared.clone())
+            .or_insert_with(|| component.grants.iter().map(EtcdGrant::from).collect());
+        state.users.insert(user, BTreeSet::from([shared]));
     }
     state
 }
@@ -186,6 +202,26 @@ components = ["calicoctl-ro"]
             state.users["calico-node.node2"]
         );
         assert_eq!(again.roles, state.roles);
+    }
+
+    #[test]
+    fn a_component_wide_identity_holds_the_shared_role_only() {
+        let text = POLICY.replace(
+            "[components.calicoctl-ro]",
+            "[components.kc]\ngrants = \"kube-controllers\"\ncomponent_identity = true\n[components.calicoctl-ro]",
+        );
+        let policy = crate::policy::parse(&text, "policy.toml").unwrap();
+        let state = desired_state(&policy, &first_generation(policy.nodes()));
+        assert_eq!(
+            state.users["kc~all"],
+            BTreeSet::from(["calseg.kc".to_owned()])
+        );
+        assert!(!state.roles["calseg.kc"].is_empty());
+        // Even with no node at all: the identity belongs to no node.
+        let alone = desired_state(&policy, &NodeGenerations::new());
+        assert_eq!(alone.users.keys().collect::<Vec<_>>(), ["kc~all"]);
+        // It is calseg's as every other user: it holds a calseg role.
+        assert!(crate::rbac::is_calseg_user(&alone.users["kc~all"]));
     }
 
     #[test]

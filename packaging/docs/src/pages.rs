@@ -146,6 +146,11 @@ pub const SERVER: Extra = Extra {
             "calseg-server rollout watch --timeout 30m",
         ),
         (
+            "Calico in Kubernetes: a Secret for a component-wide identity (policy: \
+             component_identity = true), key made here, then kubectl apply -f kc.json:",
+            "calseg-server k8s secrets --component calico-kube-controllers --name calico-etcd-secrets-kc --out kc.json",
+        ),
+        (
             "The Prometheus metrics ([metrics] listen), linted; each identity's certificate \
              expiry is calseg_certificate_expiration_timestamp_seconds{node,component}:",
             "curl -s http://127.0.0.1:9464/metrics | promtool check metrics",

@@ -6,6 +6,7 @@ mod admin_cert_cmd;
 mod admin_cmd;
 mod audit_cmd;
 mod datastore_cmd;
+mod k8s_cmd;
 pub(crate) mod output;
 mod pending_cmd;
 mod plan_cmd;
@@ -112,6 +113,10 @@ pub enum Command {
     /// Administrator certificates (on the server host, with the fleet CA key).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Calico in Kubernetes (its hosted manifest): Secrets of component-wide identities,
+    /// through the running server.
+    #[command(subcommand)]
+    K8s(K8sCommand),
     /// The audit log (through the running server), oldest first.
     Audit {
         /// Show entries from this time on: a duration ago (1h, 30m, 2d) or an RFC 3339 time
@@ -287,6 +292,15 @@ pub enum AdminCommand {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum K8sCommand {
+    /// Write a Secret for COMPONENT's component-wide identity (keys etcd-key, etcd-cert,
+    /// etcd-ca, as Calico's hosted manifest mounts them at /calico-secrets), and print the
+    /// volume and volumeMount its pods need. The key is made here; only its CSR goes to the
+    /// server. --renew: the same Secret with a new key and certificate.
+    Secrets(k8s_cmd::SecretsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -481,6 +495,9 @@ pub fn main() -> ExitCode {
             Command::Datastore(command) => datastore_cmd::run(cli.config.as_deref(), command).await,
             Command::MigrateStore { from, to, file } => {
                 store_cmd::migrate(cli.config.as_deref(), *from, *to, file.clone()).await
+            }
+            Command::K8s(K8sCommand::Secrets(args)) => {
+                k8s_cmd::secrets(cli.config.as_deref(), args).await
             }
             Command::Admin(AdminCommand::Issue {
                 name,

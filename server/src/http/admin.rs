@@ -1,5 +1,5 @@
 //! The admin API (administrator certificates only): nodes, tokens, audit log, RBAC apply (the
-//! plan is `fleet_plan`).
+//! plan is `fleet_plan`), certificates of component-wide identities.
 
 use super::caller::AdminCaller;
 use super::errors::ApiFailure;
@@ -8,10 +8,13 @@ use crate::inventory::{InventoryRow, NodeFilter};
 use crate::store::{AuditEntry, NodeRecord, TokenInfo};
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use calseg_api::admin::{NodeAction, RbacApplied, TokenCreate, TokenCreated, TokenDeleted};
+use calseg_api::admin::{
+    ComponentSign, ComponentSigned, NodeAction, RbacApplied, TokenCreate, TokenCreated,
+    TokenDeleted,
+};
 use calseg_api::when::rfc3339;
 use calseg_control::approval::{self, Decision};
-use calseg_control::{node_listing, rbac_apply, tokens};
+use calseg_control::{CallFailure, component_calls, node_listing, rbac_apply, tokens};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -138,6 +141,37 @@ pub async fn audit(
         .store(move |s| s.audit(query.since, limit))
         .await?;
     Ok(Json(entries))
+}
+
+/// POST a CSR for a component's component-wide identity (`calseg-server k8s secrets`): the
+/// certificate, the CA bundle and the etcd endpoints a Secret for the component needs.
+pub async fn component_certificate(
+    State(state): State<Arc<AppState>>,
+    admin: AdminCaller,
+    Path(component): Path<String>,
+    Json(request): Json<ComponentSign>,
+) -> Result<Json<ComponentSigned>, ApiFailure> {
+    let signed = component_calls::sign_component(
+        &state.control,
+        &admin.actor(),
+        &component,
+        &request.csr_pem,
+        time::OffsetDateTime::now_utc(),
+    )
+    .await
+    .map_err(|failure| match failure {
+        CallFailure::Refused(error) | CallFailure::Failed(error) => ApiFailure::from(error),
+    })?;
+    state.metrics.issued(crate::metrics::IssuedKind::Component);
+    Ok(Json(ComponentSigned {
+        etcd_user: signed.etcd_user,
+        cert_pem: signed.issued.cert_pem,
+        ca_pem: state.control.etcd_ca_bundle_pem.clone(),
+        etcd_endpoints: signed.etcd_endpoints,
+        table: signed.table.map(str::to_owned),
+        serial: signed.issued.serial_hex,
+        not_after: rfc3339(&signed.issued.not_after),
+    }))
 }
 
 #[derive(Deserialize, Default)]

@@ -15,7 +15,8 @@
 //! - `enroll_limit`: per-source rate limiting of `/v1/enroll`.
 //! - `pending`: `nodes show` and `nodes delete`.
 //! - `node_routes`: manifest, certificates, report, fleet renewal.
-//! - `admin`: `nodes list`, node decisions (approve, deny, revoke), tokens, audit, RBAC apply.
+//! - `admin`: `nodes list`, node decisions (approve, deny, revoke), tokens, audit, RBAC apply,
+//!   certificates of component-wide identities (`k8s secrets`).
 //! - `fleet_plan`: the fleet plan of the policy in force or of a candidate policy (`plan`).
 //! - `leases`: restart leases, the fleet's restart budget.
 //! - `rollout`, `rollout_actions`: the rollout status and the operator's actions on a rollout
@@ -116,6 +117,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(paths::ADMIN_AUDIT, get(admin::audit))
         .route(paths::ADMIN_PLAN, post(fleet_plan::plan))
         .route(paths::ADMIN_APPLY, post(admin::rbac_apply))
+        .route(
+            &paths::admin_component_certificate("{component}"),
+            post(admin::component_certificate),
+        )
         .route(paths::ADMIN_ROLLOUT, get(rollout::get))
         .route(
             &paths::admin_rollout_action("{action}"),

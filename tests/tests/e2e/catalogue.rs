@@ -125,6 +125,13 @@ pub enum Input {
     },
     /// `POST /v1/fleet/renew` as `cat-a`.
     Renew { csr: Csr },
+    /// `POST /v1/admin/components/<component>/certificate` (`k8s secrets`) as `who`; a good
+    /// CSR names `kc~all`, the component-wide user of `kc`.
+    ComponentSign {
+        component: &'static str,
+        who: Who,
+        csr: Csr,
+    },
     /// A raw request: method, path, who, content type, body (`None`: a 100 KiB body).
     Raw {
         method: &'static str,
@@ -168,6 +175,14 @@ fn sign(csr: Csr) -> Input {
         component: "calico-node",
         csr,
         extra: "",
+    }
+}
+
+fn component(component: &'static str, who: Who, csr: Csr) -> Input {
+    Input::ComponentSign {
+        component,
+        who,
+        csr,
     }
 }
 
@@ -375,6 +390,29 @@ pub fn table() -> Vec<Row> {
         row("API: plan a candidate over 64 KiB", Api, raw("/v1/admin/rbac/plan", Who::Admin, None), "413 body_too_large: the request body is larger than the 65536 bytes the API accepts‖connection: …Broken pipe"),
         row("API: a node certificate plans a candidate", Api, raw("/v1/admin/rbac/plan", Who::NodeA, Some("{\"candidate\":{\"name\":\"cand.toml\",\"text\":\"\"}}")),
             "403 not_admin: node cat-a's certificate may not use the admin API"),
+        // Issue 21: certificates of component-wide identities (`k8s secrets`), admin only.
+        row("component CSR: a node's certificate", Api, component("kc", Who::NodeA, Csr::Good),
+            "403 not_admin: node cat-a's certificate may not use the admin API"),
+        row("component CSR: no client certificate", Api, component("kc", Who::Anonymous, Csr::Good),
+            "401 client_certificate_required: the admin API needs an administrator certificate"),
+        row("component CSR: grants that need {node}", Api, component("cat-node", Who::Admin, Csr::Good),
+            "403 component_needs_node: component cat-node's grants need {node} (\"/calico/…{node}/\", from grants = \"calico-node-per-node\"): its identities are per node, and one Secret shared by every pod cannot hold per-node grants"),
+        row("component CSR: no component_identity in the policy", Api, component("calico-node", Who::Admin, Csr::Good),
+            "403 no_component_identity: the policy declares no component-wide identity for component calico-node: add `component_identity = true` under [components.calico-node]"),
+        row("component CSR: unknown component", Api, component("ghost", Who::Admin, Csr::Good),
+            "404 unknown_component: the policy has no component \"ghost\" (declared: calico-node, cat-node, kc)"),
+        row("component CSR: encoded .. in the component", Api, component("..%2Fkc", Who::Admin, Csr::Good),
+            "404 unknown_component: the policy has no component \"../kc\""),
+        row("component CSR: a node identity's CN", Api, component("kc", Who::Admin, Csr::Cn("calico-node.cat-a")),
+            "403 wrong_common_name: the CSR asks for Common Name \"calico-node.cat-a\", but this identity is \"kc~all\""),
+        row("component CSR: etcd root's CN", Api, component("kc", Who::Admin, Csr::Cn("root")),
+            "403 wrong_common_name: the CSR asks for Common Name \"root\", but this identity is \"kc~all\""),
+        row("component CSR: Ed25519 key", Api, component("kc", Who::Admin, Csr::Ed25519),
+            "400 key_type_not_allowed: the CSR's key is Ed25519, which is not allowed"),
+        row("component CSR: signature does not match", Api, component("kc", Who::Admin, Csr::Tampered),
+            "400 bad_signature: the CSR's self-signature does not verify"),
+        row("component CSR: unknown field naming root", Api, raw("/v1/admin/components/kc/certificate", Who::Admin, Some("{\"csr_pem\":\"\",\"etcd_user\":\"root\"}")),
+            "422 invalid_request_body: the JSON body does not have the fields and types this route takes (Failed to deserialize the JSON body into the target type: etcd_user: unknown field `etcd_user`, expected `csr_pem`"),
         // Node names at enrollment.
         row("node name with /", NodeName, enroll(Name::Is("cat/a"), Csr::Good, Token::None), "400 invalid_node_name: invalid node name \"cat/a\""),
         row("node name ..", NodeName, enroll(Name::Is(".."), Csr::Good, Token::None), "400 invalid_node_name: invalid node name \"..\""),

@@ -18,6 +18,11 @@ fn policy(endpoint: &str) -> String {
 endpoints = ["{endpoint}"]
 [components.calico-node]
 grants = "calico-node"
+[components.kc]
+grants = "kube-controllers"
+component_identity = true
+[components.cat-node]
+grants = "calico-node-per-node"
 [[hosts]]
 match = "cat-*"
 components = ["calico-node"]
@@ -183,6 +188,18 @@ impl World {
                 (
                     client.post(format!("{base}/v1/certificates")),
                     splice(&json, extra),
+                )
+            }
+            Input::ComponentSign {
+                component,
+                who,
+                csr,
+            } => {
+                let json = serde_json::json!({"csr_pem": csr_text(csr, "kc~all")});
+                let path = calseg_api::paths::admin_component_certificate(component);
+                (
+                    self.client(who).post(format!("{base}{path}")),
+                    json.to_string(),
                 )
             }
             Input::Renew { csr } => {
