@@ -196,7 +196,8 @@ fn traffic(out: &mut String, r: &LargeResults) {
         "## 1. What provisioning costs Calico's traffic\n\n\
          {} simulated calico-node clients, each with its own per-node identity (a client \
          certificate whose CN is its calseg user, `calico-node-per-node` grants), each once a \
-         second read their node resource (`get`), write their status key with a lease (`put`), \
+         second read their node resource (`get`), write their status key with a time to live (`put`: a lease grant, then the put under it, as \
+         Calico's etcd backend writes with a TTL), \
          and keep a watch on a shared resource prefix that a root writer ticks once a second \
          (`watch`: tick to delivery). A call that races an auth change is refused by etcd with \
          \"revision of auth store is old\" and sent again after 25 ms, as Calico's Go client \

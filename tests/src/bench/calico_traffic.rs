@@ -5,7 +5,8 @@
 //! Each run: a fresh etcd; `calseg-server apply` makes a fleet of `fleet` nodes (untimed);
 //! `clients` of those nodes connect with client certificates whose CN is their calseg user,
 //! and each, once per [`PERIOD`], reads its node resource (`get`) and writes its status key
-//! with a lease (`put`), and keeps a watch on a shared prefix that a root writer ticks once per
+//! with a time to live (`put`: a new lease, then the put under it, as Calico's etcd backend
+//! does), and keeps a watch on a shared prefix that a root writer ticks once per
 //! [`PERIOD`] (the watch lag is tick to delivery). Their latencies are recorded idle, for
 //! [`TrafficSizes::idle`], and then while `calseg-server apply --auth-change-duty D` adds
 //! `join` nodes. A client error of any kind (a timeout, a denial) is counted and reported.
@@ -24,6 +25,9 @@ pub const PERIOD: Duration = Duration::from_secs(1);
 
 /// Untimed rounds before the idle window, so connections and leases are in place.
 const WARM_UP: Duration = Duration::from_secs(3);
+
+/// The time to live of a simulated status write (Felix reports its status with a TTL).
+const STATUS_TTL_SECS: i64 = 90;
 
 /// Calico's resource prefix (every calico-node may read it).
 const R3: &str = "/calico/resources/v3/projectcalico.org/";
@@ -207,17 +211,12 @@ where
 /// One simulated calico-node: a round per [`PERIOD`] until [`Phase::Stop`], starting at
 /// `offset` into the period (clients are spread over it).
 async fn calico_node(
-    mut client: Client,
+    client: Client,
     node: String,
     offset: Duration,
     phase: watch::Receiver<Phase>,
     base: Arc<Instant>,
 ) -> Result<ClientSamples> {
-    let lease = client
-        .lease_grant(600, None)
-        .await
-        .with_context(|| format!("{node}: lease grant"))?
-        .id();
     let watcher = tokio::spawn(watch_lag(client.clone(), phase.clone(), base.clone()));
     let mut get = Samples::default();
     let mut put = Samples::default();
@@ -238,11 +237,14 @@ async fn calico_node(
         })
         .await;
         get.record_call(now, got);
+        // A status write with a time to live, as Calico's etcd backend makes one: a new lease,
+        // then the put under it (libcalico-go grants a lease per TTL'd write).
         let status = format!("{{\"time\":{}}}", base.elapsed().as_millis());
         let put_done = timed(|| {
             let mut c = client.clone();
             let (key, value) = (status_key.clone(), status.clone());
             async move {
+                let lease = c.lease_grant(STATUS_TTL_SECS, None).await?.id();
                 c.put(key, value, Some(PutOptions::new().with_lease(lease)))
                     .await
             }
