@@ -396,7 +396,10 @@ fn agent(out: &mut String, r: &Results) {
          everything on one side; the sum is what to compare. The full cycle \
          is the first after enrollment: 3 keys and CSRs, 3 signings, files installed, the \
          stand-in calico-node unit restarted over D-Bus and its new identity checked; it runs \
-         once. The no-change cycle and the floors are the median of {} runs.\n\n\
+         once, and the same work is repeated by forced renewals (`calseg-agent renew`: 3 new \
+         keys, signed, checked, installed, the unit restarted), whose median is compared with \
+         the floor. The renewals, the no-change cycle and the floors are the median of {} \
+         runs.\n\n\
          **The floors, and why:** a cycle cannot cost less than a process start (`true`), and a \
          no-change cycle cannot do less than load its fleet identity and make one mTLS manifest \
          request; a full cycle must also make its 3 keys and CSRs. So the floors are a process \
@@ -409,6 +412,11 @@ fn agent(out: &mut String, r: &Results) {
     usage_row(out, "calseg-agent once, full cycle, 3 identities", &a.full);
     usage_row(
         out,
+        "calseg-agent renew, the same work (median)",
+        &a.renewal,
+    );
+    usage_row(
+        out,
         "floor: identity + mTLS manifest request + 3 keys/CSRs",
         &a.floor_full,
     );
@@ -419,36 +427,44 @@ fn agent(out: &mut String, r: &Results) {
         &a.floor_fetch,
     );
     usage_row(out, "floor: process start (`true`)", &a.spawn);
-    let full_ratio = a.full.cpu() / a.floor_full.cpu().max(1e-6);
+    let full_ratio = a.renewal.cpu() / a.floor_full.cpu().max(1e-6);
     let none_ratio = a.no_change.cpu() / a.floor_fetch.cpu().max(1e-6);
     let _ = writeln!(
         out,
-        "\nRatios: full cycle / its floor: **CPU {full_ratio:.1}x**, peak RSS {:.1}x; no-change \
-         cycle / its floor: **CPU {none_ratio:.1}x**, peak RSS {:.1}x.\n",
-        a.full.peak_mib() / a.floor_full.peak_mib().max(1e-6),
-        a.no_change.peak_mib() / a.floor_fetch.peak_mib().max(1e-6)
+        "\nRatios: full cycle (renewal median) / its floor: **CPU {full_ratio:.1}x**, peak RSS \
+         {:.1}x; no-change cycle / its floor: **CPU {none_ratio:.1}x**, peak RSS {:.1}x. The \
+         target for the full cycle is at most 2x: {}.\n",
+        a.renewal.peak_mib() / a.floor_full.peak_mib().max(1e-6),
+        a.no_change.peak_mib() / a.floor_fetch.peak_mib().max(1e-6),
+        if full_ratio <= 2.0 {
+            "met in this run"
+        } else {
+            "**missed** in this run"
+        }
     );
-    let identities = a.full.cpu() - a.no_change.cpu();
+    let identities = a.renewal.cpu() - a.no_change.cpu();
     let keys = (a.floor_full.cpu() - a.floor_fetch.cpu()).max(0.0);
     let _ = writeln!(
         out,
         "**Where the time goes** (differences of the measured rows): the 3 identities add \
          {:.1} ms of CPU to a no-change cycle, of which making the keys and CSRs is {:.1} ms; \
-         the rest, {:.1} ms, is the work the floor leaves out: 3 signing requests, writing and \
-         fsyncing the key, certificate, CA and env files, the D-Bus restart of the unit, and \
-         the check that the new identity works against etcd (a new TLS connection to etcd per \
-         identity, gRPC client set-up). Peak memory differs by {:.1} MiB. The full cycle's wall \
-         time ({:.0} ms) is mostly waiting for the restarted unit to come up, not CPU. A \
-         no-change cycle costs {:.1} ms of CPU over its floor: loading the config and state \
-         directory, hashing the installed files against the manifest, and asking systemd \
+         the rest, {:.1} ms, is work the floor leaves out and a cycle cannot: 3 signing \
+         requests, writing and fsyncing the key, certificate, CA and env files, a restart lease, \
+         the D-Bus restart of the unit and the reads of its state until it has settled, and the \
+         check that each new identity works against etcd. That check needs one TLS connection \
+         per identity: etcd takes the user from the connection's client certificate, and a \
+         resumed TLS session would carry the first identity, so one connection cannot check \
+         three. Files just written are not read back. Peak memory differs by {:.1} MiB. The \
+         renewal's wall time ({:.0} ms) is mostly waiting for the restarted unit to settle, not \
+         CPU. A no-change cycle costs {:.1} ms of CPU over its floor: loading the config and \
+         state directory, hashing the installed files against the manifest, and asking systemd \
          about the units. Per cycle these are milliseconds; at the default interval they are \
-         negligible. What would close the full-cycle gap: verify the new identities over one \
-         etcd connection instead of one each, and skip re-reading files just written.\n",
+         negligible.\n",
         identities * 1e3,
         keys * 1e3,
         (identities - keys) * 1e3,
-        a.full.peak_mib() - a.no_change.peak_mib(),
-        a.full.wall * 1e3,
+        a.renewal.peak_mib() - a.no_change.peak_mib(),
+        a.renewal.wall * 1e3,
         (a.no_change.cpu() - a.floor_fetch.cpu()) * 1e3
     );
 }

@@ -1,6 +1,7 @@
 //! CPU time (user + sys) and peak memory (ru_maxrss) of the real `calseg-agent once` in a
 //! sandboxed host with real systemd, against a real server and etcd: a full cycle that makes,
-//! gets signed and installs 3 identities and restarts the stand-in calico-node unit, and a
+//! gets signed and installs 3 identities and restarts the stand-in calico-node unit (once, the
+//! first after enrollment, and as the median of forced renewals doing the same work), and a
 //! no-change cycle. Each runs under the rusage wrapper ([`super::procstat`]), inside the
 //! sandbox.
 //!
@@ -28,6 +29,9 @@ const NODE: &str = "bench-agent";
 pub struct AgentResult {
     /// The first `once`: 3 identities made, signed, installed, unit restarted.
     pub full: Usage,
+    /// The median (by CPU) of `repeats` forced renewals (`calseg-agent renew`): the same work
+    /// as the full cycle (3 new keys, signed, checked, installed, unit restarted), repeated.
+    pub renewal: Usage,
     /// The median (by CPU) of `repeats` no-change `once` runs.
     pub no_change: Usage,
     pub repeats: usize,
@@ -145,6 +149,8 @@ pub async fn run(repeats: usize) -> Result<AgentResult> {
         "the first cycle did not install and converge (exit {code})"
     );
     let no_change = median(&agent, &once, repeats, 0)?;
+    let renew = format!("{} renew", binary.display());
+    let renewal = median(&agent, &renew, repeats, 2)?;
     let spawn = median(&agent, "/bin/true", repeats, 0)?;
     let exe = std::env::current_exe()?;
     let floor = |keys: usize| format!("{} {FLOOR_MODE} {} {keys}", exe.display(), server.url());
@@ -152,6 +158,7 @@ pub async fn run(repeats: usize) -> Result<AgentResult> {
     let floor_full = median(&agent, &floor(3), repeats, 0)?;
     let result = AgentResult {
         full,
+        renewal,
         no_change,
         repeats,
         spawn,
@@ -179,14 +186,15 @@ fn print(r: &AgentResult) {
         r.repeats
     );
     line("full cycle, 3 identities (1 run)", &r.full);
+    line("forced renewal, 3 identities", &r.renewal);
     line("floor: mTLS manifest request + 3 keys/CSRs", &r.floor_full);
     line("no-change cycle", &r.no_change);
     line("floor: one mTLS manifest request", &r.floor_fetch);
     line("floor: process spawn (true)", &r.spawn);
     println!(
         "  ratios: full / its floor CPU {:.1}x, RSS {:.1}x; no-change / its floor CPU {:.1}x, RSS {:.1}x",
-        r.full.cpu() / r.floor_full.cpu().max(1e-6),
-        r.full.peak_mib() / r.floor_full.peak_mib().max(1e-6),
+        r.renewal.cpu() / r.floor_full.cpu().max(1e-6),
+        r.renewal.peak_mib() / r.floor_full.peak_mib().max(1e-6),
         r.no_change.cpu() / r.floor_fetch.cpu().max(1e-6),
         r.no_change.peak_mib() / r.floor_fetch.peak_mib().max(1e-6)
     );
