@@ -7,7 +7,7 @@
 
 use crate::pki::IssuedCert;
 use crate::policy::Policy;
-use crate::signing_guard::ensure_owned;
+use crate::signing_guard::sign_owned;
 use crate::state::Control;
 use crate::store::{AuditAction, AuditOutcome, NewAuditEntry};
 use crate::{CallFailure, ControlError};
@@ -40,18 +40,10 @@ pub async fn sign_component(
         Ok(user) => user,
         Err(error) => return Err(deny(control, actor, component, error).await),
     };
-    if let Err(error) = ensure_owned(control, &etcd_user).await {
-        return Err(deny(control, actor, &etcd_user, error).await);
-    }
-    let issued = match control.etcd_ca.sign_client_csr(
-        csr_pem,
-        &control.csr_rules,
-        &etcd_user,
-        policy.identity.lifetime,
-        now,
-    ) {
+    let issued = match sign_owned(control, &etcd_user, csr_pem, policy.identity.lifetime, now).await
+    {
         Ok(issued) => issued,
-        Err(error) => return Err(deny(control, actor, &etcd_user, error.into()).await),
+        Err(error) => return Err(deny(control, actor, &etcd_user, error).await),
     };
     let entry = NewAuditEntry {
         at: now,

@@ -6,7 +6,7 @@
 use crate::manifest::{etcd_user_for, manifest_for};
 use crate::manifest_cache::Served;
 use crate::pki::IssuedCert;
-use crate::signing_guard::ensure_owned;
+use crate::signing_guard::sign_owned;
 use crate::state::Control;
 use crate::store::{
     AuditAction, AuditOutcome, IssuedRecord, NewAuditEntry, NodeStanding, NodeState,
@@ -113,19 +113,10 @@ pub async fn sign_identity(
         );
         return Err(deny(control, node, component, error).await);
     };
-    // Never a certificate for a user calseg does not own, whatever the policy renders.
-    if let Err(error) = ensure_owned(control, &etcd_user).await {
-        return Err(deny(control, node, &etcd_user, error).await);
-    }
-    let issued = match control.etcd_ca.sign_client_csr(
-        csr_pem,
-        &control.csr_rules,
-        &etcd_user,
-        policy.identity.lifetime,
-        now,
-    ) {
+    let issued = match sign_owned(control, &etcd_user, csr_pem, policy.identity.lifetime, now).await
+    {
         Ok(issued) => issued,
-        Err(error) => return Err(deny(control, node, &etcd_user, error.into()).await),
+        Err(error) => return Err(deny(control, node, &etcd_user, error).await),
     };
     let record = IssuedRecord {
         serial: issued.serial_hex.clone(),

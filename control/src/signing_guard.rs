@@ -4,8 +4,11 @@
 //! moment.
 
 use crate::ControlError;
+use crate::pki::IssuedCert;
 use crate::rbac::{self, NotOwned};
 use crate::state::Control;
+use std::time::Duration;
+use time::OffsetDateTime;
 
 /// The stable kind of a refusal to sign for a user calseg does not own.
 pub const NOT_OWNED: &str = "etcd_user_not_owned";
@@ -27,6 +30,23 @@ pub async fn ensure_owned(control: &Control, user: &str) -> Result<(), ControlEr
         None => None,
     };
     rbac::judge(user, reserved, roles.as_ref()).map_err(refused)
+}
+
+/// Signs `csr_pem` as a certificate naming `etcd_user`, valid for `lifetime`, once the guard
+/// allows the user and the CSR passes the server's rules: the refusal otherwise, for the
+/// caller to audit.
+pub async fn sign_owned(
+    control: &Control,
+    etcd_user: &str,
+    csr_pem: &str,
+    lifetime: Duration,
+    now: OffsetDateTime,
+) -> Result<IssuedCert, ControlError> {
+    // Never a certificate for a user calseg does not own, whatever the policy renders.
+    ensure_owned(control, etcd_user).await?;
+    Ok(control
+        .etcd_ca
+        .sign_client_csr(csr_pem, &control.csr_rules, etcd_user, lifetime, now)?)
 }
 
 /// Refuses the enrollment of `node` when any etcd user the policy gives it (in its enrollment

@@ -163,29 +163,11 @@ pub fn render(r: &LargeResults, plots: &[Result<Plot, String>]) -> String {
         m.cpu_model,
         m.etcd_version,
         secs(r.total),
-        r.sections
-            .iter()
-            .map(|(name, t)| format!("{name} {:.0} s", secs(*t)))
-            .collect::<Vec<_>>()
-            .join(", ")
+        crate::markdown::section_times(r.sections.iter().map(|(name, t)| (name.as_str(), *t)))
     );
     traffic(&mut out, r);
     floor(&mut out, r);
-    let _ = writeln!(out, "## Plots\n");
-    for plot in plots {
-        match plot {
-            Ok(p) => {
-                let _ = writeln!(
-                    out,
-                    "- [{}](benchmarks/{}):\n\n  ![{}](benchmarks/{})\n",
-                    p.title, p.file, p.title, p.file
-                );
-            }
-            Err(e) => {
-                let _ = writeln!(out, "- (a plot could not be drawn: {e})\n");
-            }
-        }
-    }
+    crate::markdown::plot_links(&mut out, plots);
     out
 }
 

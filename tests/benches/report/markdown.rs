@@ -58,16 +58,26 @@ pub fn render(r: &Results, plots: &[Result<Plot, String>]) -> String {
     let _ = writeln!(
         out,
         "Section times: {}.\n",
-        r.sections
-            .iter()
-            .map(|(name, t)| format!("{name} {:.0} s", secs(*t)))
-            .collect::<Vec<_>>()
-            .join(", ")
+        section_times(r.sections.iter().map(|(name, t)| (*name, *t)))
     );
     provisioning(&mut out, r);
     signing(&mut out, r);
     agent(&mut out, r);
     fleet(&mut out, r);
+    plot_links(&mut out, plots);
+    out
+}
+
+/// "name N s, …" for a report's header.
+pub fn section_times<'a>(sections: impl Iterator<Item = (&'a str, Duration)>) -> String {
+    sections
+        .map(|(name, t)| format!("{name} {:.0} s", secs(t)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The "Plots" section: a link and the image of each plot, or why it could not be drawn.
+pub fn plot_links(out: &mut String, plots: &[Result<Plot, String>]) {
     let _ = writeln!(out, "## Plots\n");
     for plot in plots {
         match plot {
@@ -83,7 +93,6 @@ pub fn render(r: &Results, plots: &[Result<Plot, String>]) -> String {
             }
         }
     }
-    out
 }
 
 fn provisioning(out: &mut String, r: &Results) {
