@@ -47,4 +47,5 @@ mod replay;
 mod rollout;
 mod rollout_real;
 mod server_unit;
+mod sidecar;
 mod terminal_injection;
