@@ -147,6 +147,11 @@ pub struct SidecarArgs {
     /// Renew the certificate in the first pass, due or not.
     #[arg(long)]
     pub renew: bool,
+    /// After a new identity is installed, under a restart lease, send SIGTERM to the process
+    /// with this command name (e.g. calico-node) in the pod's shared PID namespace
+    /// (`shareProcessNamespace: true`) so the kubelet restarts its container. Not with --init.
+    #[arg(long, value_name = "COMMAND", conflicts_with = "init")]
+    pub signal: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -273,6 +278,13 @@ async fn sidecar_cmd(mut settings: Settings, args: SidecarArgs) -> Result<u8> {
         },
         init: args.init,
         renew: args.renew,
+        signal: args
+            .signal
+            .as_deref()
+            .map(sidecar::signal::Signaller::new)
+            .transpose()
+            .map_err(anyhow::Error::msg)
+            .context("--signal")?,
     };
     run::run(&settings, &opts, daemon::signals()).await
 }

@@ -14,6 +14,7 @@
 //!   ([`crate::install::install_set`]), as Kubernetes' own atomic writer does with `..data`.
 
 pub mod run;
+pub mod signal;
 
 #[cfg(test)]
 mod tests;
@@ -98,6 +99,9 @@ pub struct Target {
     dir: String,
     owner: String,
     group: String,
+    /// The one unit the rewritten manifest restarts (the calico-node container's process, see
+    /// [`signal`]); `None` restarts nothing.
+    restart: Option<String>,
 }
 
 impl Target {
@@ -154,7 +158,14 @@ impl Target {
             dir: format!("/{name}"),
             owner,
             group,
+            restart: None,
         })
+    }
+
+    /// The same target, restarting `unit` (only) after a new identity is installed.
+    pub fn restarting(mut self, unit: Option<String>) -> Self {
+        self.restart = unit;
+        self
     }
 
     /// Checks the output directory exists, is a real directory and takes a new file (created
@@ -205,7 +216,7 @@ impl Target {
             allowed_paths: vec![PathBuf::from("/")],
             allowed_owners: vec![self.owner.clone()],
             allowed_groups: vec![self.group.clone()],
-            ..Limits::default()
+            allowed_units: self.restart.iter().cloned().collect(),
         }
     }
 
@@ -223,7 +234,7 @@ impl Target {
 
     /// The manifest the side car runs: only this component's identity, its files at Calico's
     /// names in the output directory with the side car's owner and fixed modes, nothing
-    /// rendered, no unit. Without an identity for the component, no identity at all.
+    /// rendered, no unit but the side car's own (the manifest's units are dropped). Without an identity for the component, no identity at all.
     pub fn rewrite(&self, mut manifest: Manifest) -> Manifest {
         manifest
             .identities
@@ -240,7 +251,7 @@ impl Target {
                 cert_mode: CERT_MODE,
             };
             id.render = Render::default();
-            id.restart.clear();
+            id.restart = self.restart.iter().cloned().collect();
         }
         manifest
     }

@@ -45,6 +45,8 @@ pub struct Options {
     pub init: bool,
     /// Renew the component's certificate in the first pass, due or not.
     pub renew: bool,
+    /// Signal this process after a new identity is installed (never in the init form).
+    pub signal: Option<super::signal::Signaller>,
 }
 
 /// The side car: returns the exit status.
@@ -72,7 +74,13 @@ pub async fn run(
     let mut renew = if opts.renew { Renew::All } else { Renew::AsDue };
     let mut failures = 0u32;
     loop {
-        let result = pass(settings, &opts.target, stop.clone(), renew).await;
+        let result = match &opts.signal {
+            Some(signaller) if !opts.init => {
+                let target = opts.target.clone().restarting(Some(signaller.unit()));
+                pass(settings, &target, signaller.clone(), stop.clone(), renew).await
+            }
+            _ => pass(settings, &opts.target, NoUnits, stop.clone(), renew).await,
+        };
         renew = Renew::AsDue;
         let result = match result {
             Ok(result) => result,
@@ -173,10 +181,11 @@ async fn ensure_enrolled(
     }
 }
 
-/// One pass with the side car's ports.
-async fn pass(
+/// One pass with the side car's ports; `restarter` signals calico-node, or restarts nothing.
+async fn pass<R: Restarter>(
     settings: &Settings,
     target: &Target,
+    restarter: R,
     stop: Arc<AtomicBool>,
     renew: Renew,
 ) -> Result<CycleResult> {
@@ -206,7 +215,7 @@ async fn pass(
         installer: FsInstaller {
             root: target.root.clone(),
         },
-        restarter: NoUnits,
+        restarter,
         reporter: client.clone(),
         leases: client,
     };

@@ -129,3 +129,17 @@ fn install_writes_calicos_names_as_links_into_one_generation_with_modes() {
         }
     }
 }
+
+#[test]
+fn a_signalling_side_car_restarts_its_own_unit_only() {
+    let t = target(Path::new("/calico-secrets")).restarting(Some("calico-node.service".into()));
+    let m = t.rewrite(manifest(vec![identity("calico-node", &["sshd.service"])]));
+    assert_eq!(m.identities[0].restart, ["calico-node.service"]);
+    let mut other = m.clone();
+    other.identities[0].restart = vec!["calico-felix.service".into()];
+    let violations = t.limits().check_manifest(&t.root, &other);
+    assert!(
+        violations.iter().any(|v| v.field.ends_with("restart")),
+        "{violations:?}"
+    );
+}
