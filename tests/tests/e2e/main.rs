@@ -33,6 +33,7 @@ mod harness_etcd;
 mod harness_sandbox;
 mod hostile_manifest;
 mod identity;
+mod k8s_manifests;
 mod k8s_secrets;
 mod leases;
 mod least_privilege;
