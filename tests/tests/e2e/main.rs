@@ -49,4 +49,5 @@ mod rollout;
 mod rollout_real;
 mod server_unit;
 mod sidecar;
+mod sidecar_signal;
 mod terminal_injection;
