@@ -111,22 +111,12 @@ pub async fn pass_renewing(
     renew: crate::decide::Renew,
 ) -> Result<CycleResult> {
     let state = StateDir::new(&settings.state_dir);
-    let mut client = server_client(settings, &state)?;
+    let client = server_client(settings, &state)?;
     // A demo or test root is created on first use; `/` always exists.
     std::fs::create_dir_all(&settings.root)
         .with_context(|| format!("create root {}", settings.root.display()))?;
     let now = OffsetDateTime::now_utc();
-    match renew_fleet_if_due(&state, &client, &settings.node, now).await {
-        Ok(Some(_)) => client = server_client(settings, &state)?,
-        Ok(None) => {}
-        // The pass below gets the same answer and records the revocation.
-        Err(EnrollError::Client(e)) if e.is_revoked() => {
-            tracing::debug!(error = %e, "fleet certificate not renewed: this node is revoked")
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "fleet certificate renewal failed; will retry next cycle")
-        }
-    }
+    let client = renew_fleet(settings, &state, client, now).await?;
     let ctx = CycleContext {
         node: settings.node.clone(),
         key_algorithm: settings.key_algorithm,
@@ -158,6 +148,28 @@ pub async fn pass_renewing(
         tracing::warn!(%error, "cannot write the node_exporter textfile {}", crate::textfile::FILE_NAME);
     }
     Ok(result)
+}
+
+/// Renews the fleet certificate when due; returns the client to go on with (a new one after a
+/// renewal). A failed renewal is logged and retried next pass.
+pub async fn renew_fleet(
+    settings: &Settings,
+    state: &StateDir,
+    client: ApiClient,
+    now: OffsetDateTime,
+) -> Result<ApiClient> {
+    match renew_fleet_if_due(state, &client, &settings.node, now).await {
+        Ok(Some(_)) => return server_client(settings, state),
+        Ok(None) => {}
+        // The pass gets the same answer and records the revocation.
+        Err(EnrollError::Client(e)) if e.is_revoked() => {
+            tracing::debug!(error = %e, "fleet certificate not renewed: this node is revoked")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "fleet certificate renewal failed; will retry next cycle")
+        }
+    }
+    Ok(client)
 }
 
 /// The delay before the next pass after `result`; `failures` counts unreachable passes in a row.

@@ -22,6 +22,7 @@
 //!   one rename; dry-run plans, backup and rollback.
 //! - [`render`]: Calico's env file, calicoctl.cfg and the CNI conflist's etcd fields, as pure
 //!   functions of the current text and the identity's files.
+//! - [`sidecar`]: `calseg-agent sidecar`, the files-only mode next to calico-node in Kubernetes.
 //! - [`systemd`]: the systemd manager over D-Bus: unit state, restart, wait until active.
 //! - [`textfile`]: the node_exporter textfile `calseg.prom` written after each cycle.
 
@@ -49,6 +50,8 @@ pub mod limits;
 pub mod plan;
 /// Rendering of Calico config files that point at an identity's etcd certificates.
 pub mod render;
+/// The side car for Calico's hosted Kubernetes manifest: files only, no systemd.
+pub mod sidecar;
 /// The state directory.
 pub mod state;
 /// The systemd manager over its D-Bus API.

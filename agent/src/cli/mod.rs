@@ -1,4 +1,4 @@
-//! The command line: `enroll`, `run`, `once`, `renew`, `status`, `plan`.
+//! The command line: `enroll`, `run`, `once`, `renew`, `status`, `plan`, `sidecar`.
 //!
 //! Exit status (the table both binaries share, calseg_api::exit): 0 success (for `once`:
 //! converged, nothing to do), 2 needs attention (`once` changed something and converged,
@@ -105,6 +105,53 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         manifest: Option<PathBuf>,
     },
+    /// The side car next to calico-node in Calico's hosted Kubernetes manifest: no systemd;
+    /// installs one component's identity as etcd-ca, etcd-cert, etcd-key in the output
+    /// directory. The node name comes from CALSEG_NODE_NAME (downward API, spec.nodeName).
+    /// With --init: one pass, exit 0 once the files are there (3 pending approval, 69 no
+    /// server reachable, 1 failed).
+    Sidecar(SidecarArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SidecarArgs {
+    /// The init-container form: enroll if needed, one pass, exit 0 once the files exist.
+    #[arg(long)]
+    pub init: bool,
+    /// The component whose identity is installed.
+    #[arg(long, value_name = "COMPONENT", default_value = crate::sidecar::DEFAULT_COMPONENT)]
+    pub component: String,
+    /// Where etcd-ca, etcd-cert and etcd-key are written (an emptyDir shared with calico-node).
+    #[arg(long, value_name = "DIR", default_value = crate::sidecar::DEFAULT_OUTPUT_DIR)]
+    pub output_dir: PathBuf,
+    /// The state directory (a hostPath, so a restarted pod stays enrolled); default:
+    /// `state_dir` from the config.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Server URL(s) to enroll with (default: `servers` from the config).
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    pub server: Vec<String>,
+    /// The fleet CA pin, `sha256:<hex>`; needed only when not enrolled yet.
+    #[arg(long, value_name = "sha256:HEX")]
+    pub ca_hash: Option<String>,
+    /// Read a bootstrap (glob) token from this file, e.g. a mounted Secret; without it the
+    /// node waits for approval.
+    #[arg(long, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
+    /// How long to wait for approval.
+    #[arg(long, default_value = "10m", value_parser = parse_duration, conflicts_with = "no_wait")]
+    pub wait: std::time::Duration,
+    /// Return at once (exit 3) if enrollment is pending approval.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Renew the certificate in the first pass, due or not.
+    #[arg(long)]
+    pub renew: bool,
+    /// After a new identity is installed, under a restart lease, send SIGTERM to the process
+    /// with this command name (e.g. calico-node) in the pod's shared PID namespace
+    /// (`shareProcessNamespace: true`) so the kubelet restarts its container. Not with --init.
+    #[arg(long, value_name = "COMMAND", conflicts_with = "init")]
+    pub signal: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -199,7 +246,47 @@ pub async fn execute(cli: Cli) -> Result<u8> {
         }
         Command::Status { json } => status::show(&settings, &state, json),
         Command::Plan { json, manifest } => plan_cmd(&settings, &state, json, manifest).await,
+        Command::Sidecar(args) => sidecar_cmd(settings, args).await,
     }
+}
+
+/// `sidecar`: the node name from the environment, then [`crate::sidecar::run::run`].
+async fn sidecar_cmd(mut settings: Settings, args: SidecarArgs) -> Result<u8> {
+    use crate::sidecar::{self, run};
+    settings.node = sidecar::node_from_env(std::env::var_os(sidecar::NODE_ENV))?;
+    if let Some(dir) = args.state_dir {
+        settings.state_dir = dir;
+    }
+    let token = match &args.token_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("read --token-file {}", path.display()))?;
+            if text.trim().is_empty() {
+                bail!("--token-file {} is empty", path.display());
+            }
+            Some(Token::new(&text))
+        }
+        None => None,
+    };
+    let opts = run::Options {
+        target: sidecar::Target::new(&args.output_dir, &args.component)?,
+        enrollment: run::Enrollment {
+            servers: args.server,
+            ca_hash: args.ca_hash,
+            token,
+            wait: (!args.no_wait).then_some(args.wait),
+        },
+        init: args.init,
+        renew: args.renew,
+        signal: args
+            .signal
+            .as_deref()
+            .map(sidecar::signal::Signaller::new)
+            .transpose()
+            .map_err(anyhow::Error::msg)
+            .context("--signal")?,
+    };
+    run::run(&settings, &opts, daemon::signals()).await
 }
 
 /// `once` and `renew`: one pass; the exit status says how it ended.

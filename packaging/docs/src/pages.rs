@@ -191,8 +191,8 @@ pub const AGENT: Extra = Extra {
         ),
         (
             EXIT_PENDING,
-            "enroll: still waiting for an administrator to approve this node (--no-wait, or \
-             --wait ran out).",
+            "enroll, sidecar: still waiting for an administrator to approve this node \
+             (--no-wait, or --wait ran out).",
         ),
         (
             EXIT_USAGE,
@@ -244,6 +244,11 @@ pub const AGENT: Extra = Extra {
              the CNI configuration.",
         ),
         (
+            "/calico-secrets/",
+            "sidecar (--output-dir): etcd-ca, etcd-cert (0644) and etcd-key (0600), Calico's \
+             names in its hosted Kubernetes manifest, links into generations under .calseg/.",
+        ),
+        (
             "TEXTFILE_DIR/calseg.prom",
             "With [metrics] textfile_dir in agent.toml: the node_exporter textfile written \
              after each cycle (mode 0644): each certificate's expiry, the last cycle's time and \
@@ -268,6 +273,18 @@ pub const AGENT: Extra = Extra {
             "Identities, expiries, units and the last cycle, for a script (exit 2 when a \
              certificate is due for renewal, 1 when one expired):",
             "calseg-agent status --json",
+        ),
+        (
+            "As the init container of Calico's hosted calico-node pod (CALSEG_NODE_NAME from \
+             the downward API, spec.nodeName); exit 0 once /calico-secrets has the files:",
+            "calseg-agent sidecar --init --state-dir /var/lib/calseg/agent --server \
+             https://calseg.example.com:8443 --ca-hash sha256:HEX --token-file \
+             /etc/calseg/token/token",
+        ),
+        (
+            "As its side car, restarting calico-node's container under a restart lease after \
+             a renewal (the pod has shareProcessNamespace: true):",
+            "calseg-agent sidecar --signal calico-node --state-dir /var/lib/calseg/agent",
         ),
         (
             "Renew calico-node's certificate now, due or not (new key, restart):",

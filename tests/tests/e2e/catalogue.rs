@@ -26,6 +26,7 @@ pub enum Area {
     Csrs,
     Api,
     NodeName,
+    Sidecar,
 }
 
 /// A CSR as a row sends it.
@@ -110,6 +111,12 @@ pub enum Input {
     AgentToml(&'static str, &'static str),
     /// A valid manifest (JSON) with `find` replaced, run with `calseg-agent plan --manifest`.
     Manifest(&'static str, &'static str),
+    /// `calseg-agent sidecar ARGS` with `CALSEG_NODE_NAME` set to `node` (`None`:
+    /// unset); `DIR` in an argument is the agent's directory. Refused before any network.
+    Sidecar {
+        node: Option<&'static str>,
+        args: &'static [&'static str],
+    },
     /// `POST /v1/enroll`; `extra` is spliced into the JSON object (e.g. unknown fields).
     Enroll {
         node: Name,
@@ -280,6 +287,23 @@ pub fn table() -> Vec<Row> {
             "agent.toml:2:10: server: `http://127.0.0.1:1` must start with https://"),
         row("agent.toml: allowed_groups pattern with a slash", AgentToml, Input::AgentToml("node = \"cat-a\"", "node = \"cat-a\"\nallowed_groups = [\"calico/x\"]"),
             "agent.toml:2:19: allowed_groups: `calico/x` is not an account pattern"),
+        // The side car (issue 21): its node name, output directory and signal target.
+        row("sidecar: CALSEG_NODE_NAME unset", Sidecar, Input::Sidecar { node: None, args: &[] },
+            "CALSEG_NODE_NAME is not set: the side car takes its node name from it; set it from the downward API in the container spec: env: [{name: CALSEG_NODE_NAME, valueFrom: {fieldRef: {fieldPath: spec.nodeName}}}]"),
+        row("sidecar: CALSEG_NODE_NAME empty", Sidecar, Input::Sidecar { node: Some(""), args: &[] },
+            "CALSEG_NODE_NAME is empty: the side car takes its node name from it"),
+        row("sidecar: CALSEG_NODE_NAME with a slash", Sidecar, Input::Sidecar { node: Some("../cat-a"), args: &[] },
+            "CALSEG_NODE_NAME=\"../cat-a\": `../cat-a` is not a node name"),
+        row("sidecar: output directory missing", Sidecar, Input::Sidecar { node: Some("cat-a"), args: &["--output-dir", "DIR/missing"] },
+            "/missing: does not exist; mount an emptyDir there, shared with calico-node"),
+        row("sidecar: output directory is a file", Sidecar, Input::Sidecar { node: Some("cat-a"), args: &["--output-dir", "DIR/agent.toml"] },
+            "/agent.toml: is not a directory (a symlink is refused too)"),
+        row("sidecar: relative output directory", Sidecar, Input::Sidecar { node: Some("cat-a"), args: &["--output-dir", "calico-secrets"] },
+            "output directory calico-secrets: not an absolute path"),
+        row("sidecar: output directory with ..", Sidecar, Input::Sidecar { node: Some("cat-a"), args: &["--output-dir", "DIR/root/../state"] },
+            "contains `..`"),
+        row("sidecar: --signal with a slash", Sidecar, Input::Sidecar { node: Some("cat-a"), args: &["--signal", "../calico-node"] },
+            "--signal: `../calico-node` is not a process command name"),
         // Manifests (what a compromised or buggy server could send): the agent refuses them.
         row("manifest: env_file climbing out of the root", Manifest, Input::Manifest("\"/etc/calico/calico.env\"", "\"/etc/calico/../../etc/shadow\""),
             "refused by agent.toml limits: identities[calico-node].render.env_file = \"/etc/calico/../../etc/shadow\": contains a `..` component"),
@@ -457,7 +481,7 @@ async fn every_hostile_input_is_refused_with_its_error_and_changes_nothing() {
     let (file_rows, api_rows): (Vec<&Row>, Vec<&Row>) = rows.iter().partition(|r| {
         matches!(
             r.area,
-            Area::Policy | Area::ServerToml | Area::AgentToml | Area::Manifest
+            Area::Policy | Area::ServerToml | Area::AgentToml | Area::Manifest | Area::Sidecar
         )
     });
     let (mut failures, api_failures) = tokio::join!(files::run(&file_rows), api::run(&api_rows));

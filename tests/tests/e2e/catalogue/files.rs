@@ -147,6 +147,7 @@ pub async fn run(rows: &[&Row]) -> Vec<Failure> {
             }
             Input::AgentToml(find, replace) => agent.run(row, Some((find, replace)), None),
             Input::Manifest(find, replace) => agent.run(row, None, Some((find, replace))),
+            Input::Sidecar { node, args } => agent.sidecar(row, node, args),
             other => panic!("not a file row: {other:?}"),
         };
         failures.extend(failure);
@@ -279,6 +280,36 @@ impl AgentFiles {
             config,
             manifest: serde_json::to_string(&manifest).expect("json"),
         }
+    }
+
+    /// `calseg-agent sidecar` as node `node` with `args` (`DIR` is the agent's
+    /// directory), to an unused server: refused before it connects; nothing changes.
+    fn sidecar(&self, row: &Row, node: Option<&str>, args: &[&str]) -> Option<Failure> {
+        let out = self.dir.join("calico-secrets");
+        std::fs::create_dir_all(&out).expect("output dir");
+        std::fs::write(self.dir.join("agent.toml"), &self.config).expect("agent.toml");
+        let before = tree(&self.dir);
+        let mut cmd = Command::new(bins::path("calseg-agent"));
+        cmd.arg("--config")
+            .arg(self.dir.join("agent.toml"))
+            .args(["sidecar", "--no-wait"])
+            .args(["--server", "https://127.0.0.1:1", "--ca-hash"])
+            .arg(format!("sha256:{}", "0".repeat(64)))
+            .args(
+                args.iter()
+                    .map(|a| a.replace("DIR", &self.dir.display().to_string())),
+            )
+            .env_remove("CALSEG_NODE_NAME");
+        if !args.contains(&"--output-dir") {
+            cmd.arg("--output-dir").arg(&out);
+        }
+        if let Some(node) = node {
+            cmd.env("CALSEG_NODE_NAME", node);
+        }
+        let output = cmd.output().expect("run calseg-agent sidecar");
+        let changed = changed(&before, &tree(&self.dir));
+        judge(row, &output, &[])
+            .or_else(|| (!changed.is_empty()).then(|| format!("{}: changed {changed:?}", row.name)))
     }
 
     /// `calseg-agent --config agent.toml plan --manifest manifest.json` with one of the two
