@@ -159,6 +159,15 @@ mod tests {
             .arg("30")
             .spawn()
             .unwrap();
+        // spawn() returns once the child has its new image, a moment before the kernel gives
+        // it its new command name: wait for the name.
+        let comm = format!("/proc/{}/comm", child.id());
+        for _ in 0..200 {
+            if std::fs::read_to_string(&comm).is_ok_and(|c| c.trim_end() == "sleep") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let found = Signaller::new("sleep").unwrap().find();
         assert!(found.contains(&(child.id() as i32)), "{found:?}");
         assert!(!found.contains(&1));
