@@ -6,7 +6,7 @@
 //! [`Target::limits`], and no systemd ([`NoUnits`]).
 
 use super::Target;
-use crate::cli::{EXIT_FAILED, EXIT_OK, EXIT_PENDING};
+use crate::cli::{EXIT_FAILED, EXIT_OK, EXIT_PENDING, EXIT_UNREACHABLE};
 use crate::client::{ApiClient, ClientError, ManifestFetch};
 use crate::config::{self, Settings};
 use crate::cycle::real::{EtcdVerifier, FsInstaller};
@@ -166,7 +166,16 @@ async fn ensure_enrolled(
         token: how.token.clone(),
         wait: how.wait,
     };
-    match enroll::enroll(state, &opts, false).await? {
+    let outcome = match enroll::enroll(state, &opts, false).await {
+        Ok(outcome) => outcome,
+        // As for a pass: no server reachable is its own exit status (the kubelet retries).
+        Err(error @ enroll::EnrollError::Client(ClientError::Unreachable { .. })) => {
+            eprintln!("error: {error}");
+            return Ok(Some(EXIT_UNREACHABLE));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    match outcome {
         EnrollOutcome::Enrolled { .. } => {
             eprintln!("enrolled as {}", opts.node);
             Ok(None)
