@@ -197,6 +197,20 @@ async fn a_refused_reload_shows_in_the_reload_gauges_and_a_good_one_clears_it() 
     }
 }
 
+/// The scrape once a reconcile pass has succeeded, polling up to 40 s.
+async fn wait_reconciled(server: &ServerProcess) -> String {
+    let mut scrape = String::new();
+    for _ in 0..200 {
+        scrape = server.scrape().await.expect("scrape");
+        let done = sample(&scrape, "calseg_reconcile_last_success_timestamp_seconds");
+        if done.is_some_and(|t| t > 0.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    scrape
+}
+
 /// The value of `calseg_etcd_up` for `endpoint` once it equals `want`, polling up to 40 s.
 async fn wait_etcd_up(server: &ServerProcess, endpoint: &str, want: f64) -> String {
     let series = format!("calseg_etcd_up{{endpoint=\"{endpoint}\"}}");
@@ -221,6 +235,12 @@ async fn etcd_up_follows_an_etcd_outage_within_seconds_not_at_the_next_release_c
     let series = format!("calseg_etcd_up{{endpoint=\"{endpoint}\"}}");
     let scrape = wait_etcd_up(&server, &endpoint, 1.0).await;
     assert_eq!(sample(&scrape, &series), Some(1.0), "{scrape}");
+    // The first pass applies the policy's users and roles; an etcd stopped under that apply
+    // makes it wait (up to a minute per change) rather than fail. Stop etcd once it is done, so
+    // the next pass (2 s later, nothing to change) is the one that fails.
+    let scrape = wait_reconciled(&server).await;
+    let done = sample(&scrape, "calseg_reconcile_last_success_timestamp_seconds");
+    assert!(done.is_some_and(|t| t > 0.0), "{scrape}");
     // The release check is due again in 10 minutes; a failing reconcile asks at once.
     etcd.stop_member(0);
     let scrape = wait_etcd_up(&server, &endpoint, 0.0).await;
