@@ -102,19 +102,16 @@ pub async fn pass(
     pass_renewing(settings, restarter, stop, crate::decide::Renew::AsDue).await
 }
 
-/// [`pass`], renewing the certificates `renew` names even when they are not due
-/// (`calseg-agent renew`).
-pub async fn pass_renewing(
+/// What every pass starts with, the daemon's and the side car's: the server client (its fleet
+/// certificate renewed first when due) and the cycle's context, under `limits`.
+pub(crate) async fn cycle_start(
     settings: &Settings,
-    restarter: &mut LazySystemd,
+    limits: crate::limits::Limits,
     stop: Arc<AtomicBool>,
     renew: crate::decide::Renew,
-) -> Result<CycleResult> {
+) -> Result<(ApiClient, CycleContext)> {
     let state = StateDir::new(&settings.state_dir);
     let client = server_client(settings, &state)?;
-    // A demo or test root is created on first use; `/` always exists.
-    std::fs::create_dir_all(&settings.root)
-        .with_context(|| format!("create root {}", settings.root.display()))?;
     let now = OffsetDateTime::now_utc();
     let client = renew_fleet(settings, &state, client, now).await?;
     let ctx = CycleContext {
@@ -125,9 +122,24 @@ pub async fn pass_renewing(
         state,
         now,
         stop,
-        limits: settings.limits.clone(),
+        limits,
         renew,
     };
+    Ok((client, ctx))
+}
+
+/// [`pass`], renewing the certificates `renew` names even when they are not due
+/// (`calseg-agent renew`).
+pub async fn pass_renewing(
+    settings: &Settings,
+    restarter: &mut LazySystemd,
+    stop: Arc<AtomicBool>,
+    renew: crate::decide::Renew,
+) -> Result<CycleResult> {
+    // A demo or test root is created on first use; `/` always exists.
+    std::fs::create_dir_all(&settings.root)
+        .with_context(|| format!("create root {}", settings.root.display()))?;
+    let (client, ctx) = cycle_start(settings, settings.limits.clone(), stop, renew).await?;
     let mut ports = Ports {
         manifest: client.clone(),
         signer: client.clone(),

@@ -10,7 +10,7 @@ use crate::cli::{EXIT_FAILED, EXIT_OK, EXIT_PENDING, EXIT_UNREACHABLE};
 use crate::client::{ApiClient, ClientError, ManifestFetch};
 use crate::config::{self, Settings};
 use crate::cycle::real::{EtcdVerifier, FsInstaller};
-use crate::cycle::{CycleContext, CycleResult, ManifestSource, Ports, RestartFailure, Restarter};
+use crate::cycle::{CycleResult, ManifestSource, Ports, RestartFailure, Restarter};
 use crate::daemon;
 use crate::decide::Renew;
 use crate::enroll::{self, EnrollOptions, EnrollOutcome, Token};
@@ -21,7 +21,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use time::OffsetDateTime;
 
 /// How to enroll when the state directory has no fleet identity yet.
 #[derive(Debug, Clone, Default)]
@@ -198,21 +197,7 @@ async fn pass<R: Restarter>(
     stop: Arc<AtomicBool>,
     renew: Renew,
 ) -> Result<CycleResult> {
-    let state = StateDir::new(&settings.state_dir);
-    let client = daemon::server_client(settings, &state)?;
-    let now = OffsetDateTime::now_utc();
-    let client = daemon::renew_fleet(settings, &state, client, now).await?;
-    let ctx = CycleContext {
-        node: settings.node.clone(),
-        key_algorithm: settings.key_algorithm,
-        restart_timeout: settings.restart_timeout,
-        lease_wait: settings.lease_wait,
-        state,
-        now,
-        stop,
-        limits: target.limits(),
-        renew,
-    };
+    let (client, ctx) = daemon::cycle_start(settings, target.limits(), stop, renew).await?;
     let mut ports = Ports {
         manifest: Source {
             client: client.clone(),
