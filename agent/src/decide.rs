@@ -168,6 +168,16 @@ pub fn policy_changes(
             "ca_bundle",
             sha256_hex(manifest.etcd.ca_bundle_pem.as_bytes()) != installed.ca_sha256,
         ),
+        // During a CA rotation: the CA the certificate must come from. A certificate whose
+        // issuer was never recorded (an older server signed it) came from the CA in force
+        // before the rotation, so it is re-issued too.
+        (
+            "issuer",
+            identity
+                .issuer
+                .as_ref()
+                .is_some_and(|want| installed.issuer.as_ref() != Some(want)),
+        ),
     ];
     checks
         .iter()

@@ -96,6 +96,7 @@ pub(crate) fn identity(component: &str, units: &[&str]) -> Identity {
         },
         restart: units.iter().map(|u| (*u).to_owned()).collect(),
         probe_key: format!("/calico/probe/{component}"),
+        issuer: None,
     }
 }
 

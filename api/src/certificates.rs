@@ -21,4 +21,11 @@ pub struct SignResponse {
     pub not_before: String,
     /// RFC 3339.
     pub not_after: String,
+    /// The fingerprint (`sha256:<hex>` of the DER certificate) of the CA that signed it: what
+    /// the agent records, to compare with the manifest's [`Identity::issuer`] during a CA
+    /// rotation. Absent from older servers.
+    ///
+    /// [`Identity::issuer`]: crate::manifest::Identity::issuer
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
 }

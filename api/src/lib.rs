@@ -15,6 +15,8 @@
 //! - [`fingerprint`]: the `sha256:<hex>` fingerprint of a key, shown by agent and server alike.
 //! - [`manifest`]: what a node must have: identities, files, renders, units, revision.
 //! - [`certificates`]: CSR signing for one identity.
+//! - [`ca`]: the server's two CAs and a rotation of the etcd client CA, as the admin API shows
+//!   them.
 //! - [`lease`]: restart leases, the fleet's restart budget.
 //! - [`report`]: what the agent installed and the state of its units, typed end to end (each
 //!   identity's [`report::IdentityStatus`], unknown ones kept), and its stored form.
@@ -30,6 +32,8 @@
 pub mod access;
 /// Admin API bodies.
 pub mod admin;
+/// The two CAs and a rotation of the etcd client CA.
+pub mod ca;
 /// Signing one identity's CSR.
 pub mod certificates;
 /// The duration grammar.

@@ -43,6 +43,12 @@ pub struct Identity {
     /// A key this identity may read: the agent checks a new certificate against etcd with it
     /// before installing anything.
     pub probe_key: String,
+    /// During a rotation of the etcd client CA: the fingerprint (`sha256:<hex>`) of the CA this
+    /// identity's certificate must come from. An agent whose installed certificate came from
+    /// another CA re-issues it (its wave of the rotation is open). Absent otherwise, and from
+    /// older servers; older agents ignore it and pick the new CA up at their next renewal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
 }
 
 /// Where an identity's files go, and with which owner and modes.

@@ -52,6 +52,15 @@ pub fn admin_rollout_action(action: &str) -> String {
     format!("{ADMIN_ROLLOUT}/{action}")
 }
 
+/// GET → [`crate::ca::CaStatus`]: the two CAs and the etcd client CA's rotation, if any.
+pub const ADMIN_CA: &str = "/v1/admin/ca";
+
+/// POST → [`crate::ca::CaStatus`]: a step (`begin`, `finish`, `pause`, `resume`, `rollback`)
+/// of the rotation of CA `ca` (`etcd-client`).
+pub fn admin_ca_action(ca: &str, action: &str) -> String {
+    format!("{ADMIN_CA}/{ca}/{action}")
+}
+
 /// The path of one lease (DELETE releases it).
 pub fn lease(id: &str) -> String {
     format!("{RESTART_LEASE}/{id}")

@@ -131,6 +131,7 @@ mod tests {
             not_before: now,
             not_after: now + time::Duration::days(1),
             issued_at: now,
+            issuer: None,
         };
         let audit = NewAuditEntry {
             at: now,

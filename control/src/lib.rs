@@ -37,6 +37,8 @@
 //! - [`rbac_apply`]: an operator's `apply` now; etcd's failures and release warnings.
 //! - [`reconcile`]: which nodes count, and the server's RBAC reconciler.
 //! - [`rollout`]: rollouts in waves with health gates: wave assignment and the state machine.
+//! - [`ca_rotation`]: rotating the etcd client CA: the new CA, probing etcd's trust in it,
+//!   re-issuing in waves, retiring the old one.
 //! - [`group_commit`]: the signings in flight share one store commit.
 //! - [`store`]: server state (nodes, tokens, issued certificates, audit log, leases, rollouts):
 //!   the embedded redb file store or etcd, and snapshots to migrate between them.
@@ -47,6 +49,8 @@
 pub mod access;
 /// Putting in force the policy and rollout the shared store holds.
 pub mod adopt;
+/// Rotating the etcd client CA in waves.
+pub mod ca_rotation;
 /// An operator's decisions about one node: approve, deny, revoke, delete.
 pub mod approval;
 /// An administrator's certificate for a component's component-wide identity.

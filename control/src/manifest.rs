@@ -1,33 +1,73 @@
 //! A node's manifest, computed from the policy for that node only: its identities (etcd user,
 //! files, owner and modes), what to render, which units to restart, and a revision that changes
-//! whenever any of it changes.
+//! whenever any of it changes. During a rotation of the etcd client CA, each identity also
+//! names the CA its certificate must come from ([`Trust`]).
 
+use crate::ca_rotation::IssuerWaves;
 use crate::policy::{Component, KeyRange, Policy};
+use std::sync::Arc;
 use calseg_api::access::Access;
 use calseg_api::manifest::{EtcdTarget, Identity, IdentityFiles, Manifest, Render};
 
+/// What a manifest says about etcd's CAs: the bundle that verifies etcd's server certificate
+/// and, while the etcd client CA rotates in waves, which CA each node's identities come from.
+#[derive(Clone, Debug)]
+pub struct Trust<'a> {
+    pub ca_bundle_pem: &'a str,
+    pub issuers: Option<Arc<IssuerWaves>>,
+}
+
+impl<'a> From<&'a str> for Trust<'a> {
+    fn from(ca_bundle_pem: &'a str) -> Self {
+        Self {
+            ca_bundle_pem,
+            issuers: None,
+        }
+    }
+}
+
+impl<'a> From<&'a String> for Trust<'a> {
+    fn from(ca_bundle_pem: &'a String) -> Self {
+        Self::from(ca_bundle_pem.as_str())
+    }
+}
+
+impl<'a> From<&Trust<'a>> for Trust<'a> {
+    fn from(trust: &Trust<'a>) -> Self {
+        trust.clone()
+    }
+}
+
 /// The manifest of `node` in its enrollment `generation` (which names its etcd users), or `None`
 /// when the policy gives it no component.
-pub fn manifest_for(
+pub fn manifest_for<'a>(
     policy: &Policy,
     node: &str,
     generation: u32,
-    etcd_ca_bundle_pem: &str,
+    trust: impl Into<Trust<'a>>,
 ) -> Option<Manifest> {
+    let trust = trust.into();
     let components = policy.components_for(node);
     if components.is_empty() {
         return None;
     }
+    let issuer = trust
+        .issuers
+        .as_ref()
+        .map(|waves| waves.issuer_for(node).to_owned());
     let identities = components
         .iter()
-        .map(|component| identity(policy, component, node, generation))
+        .map(|component| Identity {
+            issuer: issuer.clone(),
+            ..identity(policy, component, node, generation)
+        })
         .collect();
     let mut manifest = Manifest {
         node: node.to_owned(),
         revision: String::new(),
         etcd: EtcdTarget {
             endpoints: policy.etcd.endpoints.clone(),
-            ca_bundle_pem: etcd_ca_bundle_pem.to_owned(),
+            ca_bundle_pem: trust.ca_bundle_pem.to_owned(),
         },
         identities,
         lifetime_secs: policy.identity.lifetime.as_secs(),
@@ -78,6 +118,7 @@ fn identity(policy: &Policy, component: &Component, node: &str, generation: u32)
         },
         restart: component.restart.clone(),
         probe_key: probe_key(component, node),
+        issuer: None,
     }
 }
 

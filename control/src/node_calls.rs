@@ -70,7 +70,7 @@ pub async fn authorize(
 /// waves, the one its wave says), stamped with the policy revision.
 pub fn current_manifest(control: &Control, node: &str, generation: u32) -> Option<Manifest> {
     let (policy, revision) = control.policy_for(node);
-    let mut manifest = manifest_for(&policy, node, generation, &control.etcd_ca_bundle_pem)?;
+    let mut manifest = manifest_for(&policy, node, generation, control.trust())?;
     manifest.policy_revision = revision;
     Some(manifest)
 }
@@ -113,8 +113,16 @@ pub async fn sign_identity(
         );
         return Err(deny(control, node, component, error).await);
     };
-    let issued = match sign_owned(control, &etcd_user, csr_pem, policy.identity.lifetime, now).await
-    {
+    let signed = sign_owned(
+        control,
+        Some(node),
+        &etcd_user,
+        csr_pem,
+        policy.identity.lifetime,
+        now,
+    )
+    .await;
+    let issued = match signed {
         Ok(issued) => issued,
         Err(error) => return Err(deny(control, node, &etcd_user, error).await),
     };
@@ -126,6 +134,7 @@ pub async fn sign_identity(
         not_before: issued.not_before,
         not_after: issued.not_after,
         issued_at: now,
+        issuer: Some(issued.issuer_fingerprint.clone()),
     };
     let entry = NewAuditEntry {
         at: now,

@@ -48,7 +48,7 @@ fn rows(control: &Control, nodes: Vec<NodeRecord>, filter: &NodeFilter) -> Vec<I
     crate::rollout::annotate(
         &mut rows,
         &|node| control.policy_for(node).0,
-        &control.etcd_ca_bundle_pem,
+        &control.trust(),
     );
     rows
 }

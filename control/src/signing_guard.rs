@@ -32,11 +32,13 @@ pub async fn ensure_owned(control: &Control, user: &str) -> Result<(), ControlEr
     rbac::judge(user, reserved, roles.as_ref()).map_err(refused)
 }
 
-/// Signs `csr_pem` as a certificate naming `etcd_user`, valid for `lifetime`, once the guard
-/// allows the user and the CSR passes the server's rules: the refusal otherwise, for the
-/// caller to audit.
+/// Signs `csr_pem` as a certificate naming `etcd_user` of `node` (`None`: a component-wide
+/// identity), valid for `lifetime`, once the guard allows the user and the CSR passes the
+/// server's rules, from the etcd client CA that signs for that node now (during a rotation, its
+/// wave says which): the refusal otherwise, for the caller to audit.
 pub async fn sign_owned(
     control: &Control,
+    node: Option<&str>,
     etcd_user: &str,
     csr_pem: &str,
     lifetime: Duration,
@@ -44,9 +46,8 @@ pub async fn sign_owned(
 ) -> Result<IssuedCert, ControlError> {
     // Never a certificate for a user calseg does not own, whatever the policy renders.
     ensure_owned(control, etcd_user).await?;
-    Ok(control
-        .etcd_ca
-        .sign_client_csr(csr_pem, &control.csr_rules, etcd_user, lifetime, now)?)
+    let signer = control.etcd_signer_for(node)?;
+    Ok(signer.sign_client_csr(csr_pem, &control.csr_rules, etcd_user, lifetime, now)?)
 }
 
 /// Refuses the enrollment of `node` when any etcd user the policy gives it (in its enrollment

@@ -5,7 +5,10 @@
 //! Nothing here knows about HTTP: failures are [`ControlError`]s.
 
 use crate::ControlError;
+use crate::ca_rotation::{EtcdCas, RotationFiles};
+use crate::manifest::Trust;
 use crate::pki::{CertificateAuthority, CsrRules};
+use crate::rbac::EtcdAccess;
 use crate::policy::Policy;
 use crate::rbac::Reserved;
 use crate::reconcile::Reconciler;
@@ -80,8 +83,15 @@ pub struct Control {
     pub store: Arc<dyn Store>,
     /// Signs agent (fleet) certificates; never component identities.
     pub fleet_ca: Arc<CertificateAuthority>,
-    /// Signs component identities; etcd trusts it.
-    pub etcd_ca: Arc<CertificateAuthority>,
+    /// Signs component identities (etcd trusts them), and during a rotation the new one and
+    /// which node gets which.
+    etcd_cas: RwLock<EtcdCas>,
+    /// The CA directory's rotation files; `None` when the server may not write there.
+    pub rotation_files: Option<RotationFiles>,
+    /// calseg's own way into etcd, for probing endpoints during a rotation.
+    pub etcd_access: Option<EtcdAccess>,
+    /// Held across every read-modify-write of the CA rotation.
+    pub rotation_lock: tokio::sync::Mutex<()>,
     policy: RwLock<InForce>,
     /// Bumped after every policy change; parked manifest long-polls wake on it and recompute.
     policy_epoch: watch::Sender<u64>,
@@ -110,6 +120,9 @@ pub struct ControlParts {
     pub store: Arc<dyn Store>,
     pub fleet_ca: Arc<CertificateAuthority>,
     pub etcd_ca: Arc<CertificateAuthority>,
+    /// The CA directory, where a rotation writes the new CA; `None`: CAs are not rotated.
+    pub ca_dir: Option<std::path::PathBuf>,
+    pub etcd_access: Option<EtcdAccess>,
     pub policy: Arc<Policy>,
     pub etcd_ca_bundle_pem: String,
     pub fleet_lifetime: Duration,
@@ -127,7 +140,10 @@ impl Control {
         Self {
             store: parts.store,
             fleet_ca: parts.fleet_ca,
-            etcd_ca: parts.etcd_ca,
+            etcd_cas: RwLock::new(EtcdCas::single(parts.etcd_ca)),
+            rotation_files: parts.ca_dir.as_deref().map(RotationFiles::new),
+            etcd_access: parts.etcd_access,
+            rotation_lock: tokio::sync::Mutex::new(()),
             policy: RwLock::new(InForce {
                 policy: parts.policy,
                 revision: None,
@@ -146,6 +162,62 @@ impl Control {
                 crate::manifest_cache::DEFAULT_CAPACITY,
             ),
             issuance,
+        }
+    }
+
+    /// The etcd client CAs: the one in force, a rotation's new one, who gets which.
+    pub fn etcd_cas(&self) -> EtcdCas {
+        self.etcd_cas
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    /// The etcd client CA in force.
+    pub fn etcd_ca(&self) -> Arc<CertificateAuthority> {
+        self.etcd_cas().current
+    }
+
+    /// Replaces the etcd client CAs; wakes the parked long-polls when who gets which changed.
+    pub fn set_etcd_cas(&self, cas: EtcdCas) {
+        let changed = {
+            let mut guard = match self.etcd_cas.write() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let changed = guard.issuers != cas.issuers
+                || guard.current.fingerprint_sha256() != cas.current.fingerprint_sha256();
+            *guard = cas;
+            changed
+        };
+        if changed {
+            self.policy_epoch
+                .send_modify(|epoch| *epoch = epoch.wrapping_add(1));
+        }
+    }
+
+    /// What manifests say about etcd's CAs now.
+    pub fn trust(&self) -> Trust<'_> {
+        Trust {
+            ca_bundle_pem: &self.etcd_ca_bundle_pem,
+            issuers: self.etcd_cas().issuers,
+        }
+    }
+
+    /// The CA that signs the identities of `node` (`None`: a component-wide identity) now.
+    pub fn etcd_signer_for(
+        &self,
+        node: Option<&str>,
+    ) -> Result<Arc<CertificateAuthority>, ControlError> {
+        let cas = self.etcd_cas();
+        match &cas.issuers {
+            Some(issuers) if issuers.new_for(node) => cas.next.clone().ok_or_else(|| {
+                ControlError::unavailable(
+                    "new_etcd_ca_missing",
+                    "this server replica does not hold the new etcd client CA                      (etcd-client.next.pem and its key in the CA directory): copy them from the                      replica that began the rotation, then restart this one",
+                )
+            }),
+            _ => Ok(cas.current),
         }
     }
 

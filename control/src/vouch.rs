@@ -56,6 +56,7 @@ mod tests {
             not_before: at(0),
             not_after: at(not_after),
             issued_at: at(0),
+            issuer: None,
         }
     }
 

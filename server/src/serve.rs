@@ -20,6 +20,7 @@ use crate::reconcile::Reconciler;
 use crate::store::{AuditAction, AuditOutcome, EtcdStore, RedbStore, Store};
 use crate::{etcd_release, ha, policy, rbac};
 use anyhow::{Context, Result, anyhow};
+use calseg_control::ca_rotation::{self, RotationFiles};
 use calseg_control::{Control, ControlParts};
 use calseg_service::notify;
 use std::future::Future;
@@ -137,7 +138,11 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
         .or(config.etcd.ca_file.as_ref())
     {
         Some(path) => read(path, "etcd server CA bundle")?,
-        None => etcd_ca.cert_pem().to_owned(),
+        // Saved by the first CA rotation, so rotating the etcd client CA never changes it.
+        None => match RotationFiles::new(&ca_dir).server_ca() {
+            saved if saved.exists() => read(&saved, "etcd server CA bundle")?,
+            _ => etcd_ca.cert_pem().to_owned(),
+        },
     };
     let pacing = config.etcd.pacing(None, None)?;
     let reconciler = match &access {
@@ -212,6 +217,8 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
         store,
         fleet_ca: Arc::new(fleet_ca),
         etcd_ca: Arc::new(etcd_ca),
+        ca_dir: Some(ca_dir.clone()),
+        etcd_access: access.clone(),
         policy: Arc::new(policy),
         etcd_ca_bundle_pem,
         fleet_lifetime,
@@ -375,7 +382,10 @@ async fn put_file_policy_in_force(
     tracing::info!(policy = %policy_path.display(), revision, "policy loaded");
     crate::rollout::resume_after_restart(&state.control, revision)
         .await
-        .map_err(|e| anyhow!("resume the rollout in waves: {}", e.message))
+        .map_err(|e| anyhow!("resume the rollout in waves: {}", e.message))?;
+    ca_rotation::resume_after_restart(&state.control, now)
+        .await
+        .map_err(|e| anyhow!("resume the etcd client CA rotation: {}", e.message))
 }
 
 /// `[api] key`, refused when 0 (the server would refuse every request).
@@ -687,17 +697,27 @@ async fn put_in_force(state: &AppState, policy: Arc<policy::Policy>, revision: O
     }
 }
 
-/// Steps the rollout in waves once a second.
+/// Steps the rollout in waves and the etcd client CA rotation once a second. Every replica
+/// first puts in force the rotation the store holds (another replica may have stepped it).
 async fn rollout_controller(state: Arc<AppState>) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
+        let now = OffsetDateTime::now_utc();
+        if state.control.has_replicas()
+            && let Err(error) = ca_rotation::resume_after_restart(&state.control, now).await
+        {
+            tracing::warn!(kind = %error.kind, "CA rotation: {} (will retry)", error.message);
+        }
         if !state.control.leads() {
             continue;
         }
-        if let Err(error) = crate::rollout::tick(&state.control, OffsetDateTime::now_utc()).await {
+        if let Err(error) = crate::rollout::tick(&state.control, now).await {
             tracing::warn!(kind = %error.kind, "rollout controller: {} (will retry)", error.message);
+        }
+        if let Err(error) = ca_rotation::tick(&state.control, now).await {
+            tracing::warn!(kind = %error.kind, "CA rotation: {} (will retry)", error.message);
         }
     }
 }

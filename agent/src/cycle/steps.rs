@@ -21,6 +21,8 @@ pub(super) struct Issued {
     pub key: PrivateKeyPem,
     pub cert_pem: String,
     pub info: CertInfo,
+    /// The signing CA's fingerprint, as the server said (older servers say nothing).
+    pub issuer: Option<String>,
 }
 
 /// One identity's progress through a pass.
@@ -66,6 +68,7 @@ impl Work<'_> {
             serial: issued.info.serial.clone(),
             not_before: issued.info.not_before,
             not_after: issued.info.not_after,
+            issuer: issued.issuer.clone(),
         })
     }
 }
@@ -123,6 +126,7 @@ pub(super) async fn issue<S: Signer, V: Verifier>(
         key: new.key,
         cert_pem: signed.cert_pem,
         info,
+        issuer: signed.issuer,
     })
 }
 

@@ -15,7 +15,40 @@ fn record(component: &str, m: &Manifest, serial: &str) -> InstalledIdentity {
         serial: serial.into(),
         not_before: datetime!(2025-01-01 0:00 UTC),
         not_after: datetime!(2025-01-31 0:00 UTC),
+        issuer: None,
     }
+}
+
+#[test]
+fn a_manifest_naming_another_issuer_reissues_only_that_identity() {
+    let mut m = manifest(vec![identity("calico-node", &[]), identity("cni", &[])]);
+    let mut installed: BTreeMap<String, InstalledIdentity> = ["calico-node", "cni"]
+        .iter()
+        .map(|c| (c.to_string(), record(c, &m, "01")))
+        .collect();
+    let on_disk: BTreeMap<String, Option<String>> = ["calico-node", "cni"]
+        .iter()
+        .map(|c| (c.to_string(), Some("01".to_owned())))
+        .collect();
+    let now = datetime!(2025-01-02 0:00 UTC);
+    // No issuer named (no rotation, or an older server): nothing to do.
+    let kept = decide(&m, &installed, &on_disk, now);
+    assert!(kept.iter().all(|d| matches!(d.action, Action::Keep { .. })));
+    // The rotation's wave opened: both identities must come from the new CA.
+    for identity in &mut m.identities {
+        identity.issuer = Some("sha256:new".into());
+    }
+    if let Some(cni) = installed.get_mut("cni") {
+        cni.issuer = Some("sha256:new".into());
+    }
+    let decided = decide(&m, &installed, &on_disk, now);
+    assert_eq!(
+        decided[0].action,
+        Action::Issue(Reason::PolicyChanged {
+            fields: vec!["issuer"]
+        })
+    );
+    assert!(matches!(decided[1].action, Action::Keep { .. }));
 }
 
 #[test]

@@ -24,6 +24,10 @@ pub struct InstalledIdentity {
     pub not_before: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub not_after: OffsetDateTime,
+    /// The fingerprint of the CA that signed the certificate, as the server said when it
+    /// signed; absent for certificates from older servers (and records of older agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
 }
 
 /// Receipts of an install whose units are not confirmed yet. Written after installing and

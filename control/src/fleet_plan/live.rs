@@ -52,7 +52,7 @@ pub async fn plan(
             &now,
             &record.name,
             record.generation,
-            &control.etcd_ca_bundle_pem,
+            control.trust(),
         )
     };
     let (nodes, unchanged) = node_plans(

@@ -32,6 +32,8 @@ pub struct IssuedCert {
     /// `sha256:` of the certificate's public key (`calseg_api::fingerprint`), as the agent
     /// that holds the key prints it.
     pub key_fingerprint: String,
+    /// The signing CA's [`CertificateAuthority::fingerprint_sha256`].
+    pub issuer_fingerprint: String,
 }
 
 /// A certificate together with the key the server made for it. `Debug` hides the key.
@@ -147,6 +149,7 @@ impl CertificateAuthority {
             not_after,
             common_name: subject_cn.to_owned(),
             key_fingerprint: calseg_api::fingerprint::of_public_key(&checked.spki_der),
+            issuer_fingerprint: self.fingerprint_sha256(),
         })
     }
 

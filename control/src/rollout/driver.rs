@@ -237,6 +237,7 @@ async fn opened_health(
 ) -> Result<HashMap<String, Health>, ControlError> {
     let nodes = control.store(|s| s.nodes()).await?;
     let records: HashMap<&str, _> = nodes.iter().map(|r| (r.name.as_str(), r)).collect();
+    let trust = control.trust();
     Ok(record
         .waves
         .iter()
@@ -244,7 +245,7 @@ async fn opened_health(
         .flatten()
         .map(|node| {
             let health = records.get(node.as_str()).map_or(Health::Healthy, |r| {
-                let target = manifest_for(to, node, r.generation, &control.etcd_ca_bundle_pem)
+                let target = manifest_for(to, node, r.generation, &trust)
                     .map(|m| m.revision);
                 node_health(r, target.as_deref())
             });

@@ -6,7 +6,7 @@
 use super::{Health, node_health};
 use crate::ControlError;
 use crate::inventory::{Convergence, InventoryRow, Summary, summary_of};
-use crate::manifest::manifest_for;
+use crate::manifest::{Trust, manifest_for};
 use crate::policy::Policy;
 use crate::state::Control;
 use crate::store::{NodeRecord, NodeState, RolloutRecord};
@@ -40,7 +40,7 @@ pub fn convergence(
 pub fn annotate(
     rows: &mut [InventoryRow],
     policy_for: &dyn Fn(&str) -> Arc<Policy>,
-    etcd_ca_bundle_pem: &str,
+    trust: &Trust<'_>,
 ) {
     for row in rows {
         let policy = policy_for(&row.record.name);
@@ -48,7 +48,7 @@ pub fn annotate(
             &policy,
             &row.record.name,
             row.record.generation,
-            etcd_ca_bundle_pem,
+            trust,
         )
         .map(|m| m.revision);
         row.convergence = convergence(&row.record, &row.inventory, current.as_deref());
@@ -60,17 +60,17 @@ pub fn annotate(
 pub fn status(
     policy: &Policy,
     policy_revision: Option<u64>,
-    etcd_ca_bundle_pem: &str,
+    trust: &Trust<'_>,
     records: &[NodeRecord],
 ) -> RolloutStatus {
-    status_per_node(&|_| policy, policy_revision, etcd_ca_bundle_pem, records)
+    status_per_node(&|_| policy, policy_revision, trust, records)
 }
 
 /// [`status`], with `policy_for` giving each node's policy.
 fn status_per_node<'p>(
     policy_for: &dyn Fn(&str) -> &'p Policy,
     policy_revision: Option<u64>,
-    etcd_ca_bundle_pem: &str,
+    trust: &Trust<'_>,
     records: &[NodeRecord],
 ) -> RolloutStatus {
     let mut status = RolloutStatus {
@@ -82,7 +82,7 @@ fn status_per_node<'p>(
             policy_for(&record.name),
             &record.name,
             record.generation,
-            etcd_ca_bundle_pem,
+            trust,
         )
         .map(|m| m.revision);
         let Some(standing) = convergence(record, &summary_of(record), current.as_deref()) else {
@@ -110,7 +110,7 @@ fn status_per_node<'p>(
 pub fn waves(
     record: &RolloutRecord,
     to: Option<&Policy>,
-    etcd_ca_bundle_pem: &str,
+    trust: &Trust<'_>,
     records: &[NodeRecord],
 ) -> WaveRollout {
     let by_name: HashMap<&str, &NodeRecord> =
@@ -130,7 +130,7 @@ pub fn waves(
             };
             for node in nodes {
                 let health = by_name.get(node.as_str()).map_or(Health::Healthy, |r| {
-                    let target = manifest_for(to, node, r.generation, etcd_ca_bundle_pem)
+                    let target = manifest_for(to, node, r.generation, trust)
                         .map(|m| m.revision);
                     node_health(r, target.as_deref())
                 });
@@ -175,6 +175,7 @@ pub async fn status_of_nodes(
         .await?;
     let (policy, revision) = control.policy_and_revision();
     let active = control.rollout();
+    let trust = control.trust();
     let mut status = match &active {
         Some(active) => {
             let policy_for = |node: &str| -> &Policy {
@@ -184,15 +185,15 @@ pub async fn status_of_nodes(
                     &active.from
                 }
             };
-            status_per_node(&policy_for, revision, &control.etcd_ca_bundle_pem, nodes)
+            status_per_node(&policy_for, revision, &trust, nodes)
         }
-        None => status(&policy, revision, &control.etcd_ca_bundle_pem, nodes),
+        None => status(&policy, revision, &trust, nodes),
     };
     status.history = history;
     status.waves = record.map(|record| {
         // The new policy is in memory while the rollout runs and after it is done.
         let to = (revision == Some(record.to_revision)).then_some(policy.as_ref());
-        waves(&record, to, &control.etcd_ca_bundle_pem, nodes)
+        waves(&record, to, &trust, nodes)
     });
     Ok(status)
 }
@@ -238,7 +239,7 @@ components = ["calico-node"]
             node("w-5", NodeState::Pending, None),
             node("x-1", NodeState::Approved, None),
         ];
-        let status = status(&policy, Some(4), "CA", &records);
+        let status = status(&policy, Some(4), &"CA".into(), &records);
         assert_eq!(status.policy_revision, Some(4));
         assert_eq!(
             (

@@ -48,6 +48,8 @@ pub enum Space {
     PolicyTexts,
     /// The latest rollout in waves ([`Key::One`]).
     Rollout,
+    /// The latest rotation of the etcd client CA ([`Key::One`]).
+    CaRotation,
 }
 
 impl Space {
@@ -67,6 +69,7 @@ impl Space {
             Self::PolicyRevisions | Self::PolicyHead => "policy_revisions",
             Self::PolicyTexts => "policy_texts",
             Self::Rollout => "rollout",
+            Self::CaRotation => "ca_rotation",
         }
     }
 }

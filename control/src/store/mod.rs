@@ -76,7 +76,7 @@ pub use errors::StoreError;
 pub use etcd_store::EtcdStore;
 pub use leases::{GroupBudget, LeaseBudget, LeaseRecord};
 pub use records::{
-    AuditAction, AuditEntry, AuditOutcome, FleetCert, FleetSerial, IssuedRecord, NewAuditEntry,
+    AuditAction, CaRotationRecord, AuditEntry, AuditOutcome, FleetCert, FleetSerial, IssuedRecord, NewAuditEntry,
     NodeRecord, NodeStanding, NodeState, PendingAsk, PendingKey, RolloutRecord,
 };
 pub use redb_store::RedbStore;
@@ -291,6 +291,12 @@ pub trait Store: Send + Sync {
 
     /// The latest rollout in waves, if any.
     fn rollout(&self) -> Result<Option<RolloutRecord>, StoreError>;
+
+    /// Replaces the latest rotation of the etcd client CA.
+    fn save_ca_rotation(&self, rotation: &CaRotationRecord) -> Result<(), StoreError>;
+
+    /// The latest rotation of the etcd client CA, if any.
+    fn ca_rotation(&self) -> Result<Option<CaRotationRecord>, StoreError>;
 
     /// Every record the store holds, read from one consistent view, each kind in key order.
     /// For `migrate-store`: tokens come with their hashes and uses (never a secret).

@@ -169,6 +169,10 @@ pub struct IssuedRecord {
     pub not_after: OffsetDateTime,
     #[serde(with = "unix_ts")]
     pub issued_at: OffsetDateTime,
+    /// The fingerprint of the CA that signed it (`sha256:<hex>`). Absent from records written
+    /// before CA rotations: those came from the CA in force before the first rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
 }
 
 /// What an audit entry records. Unknown actions (from a newer server) read back as `Other`.
@@ -190,6 +194,8 @@ pub enum AuditAction {
     Rollout,
     /// A restart lease was refused renewal past its longest life (`[rollout] max_lease_life`).
     Lease,
+    /// A step of a rotation of the etcd client CA (`calseg-server ca rotate`).
+    CaRotation,
     #[serde(other)]
     Other,
 }
@@ -252,6 +258,31 @@ pub struct RolloutRecord {
     pub created_at: i64,
     /// Node names per wave, the canary first.
     pub waves: Vec<Vec<String>>,
+}
+
+/// The latest rotation of the etcd client CA: which CA replaces which, where it stands, what
+/// each etcd endpoint said to the new CA, and the re-issuing waves. Kept after it finishes, so
+/// `ca status` shows the last one; a new rotation replaces it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaRotationRecord {
+    /// The CA rotated (`etcd-client`).
+    pub ca: String,
+    pub old_fingerprint: String,
+    pub new_fingerprint: String,
+    pub phase: calseg_api::ca::RotationPhase,
+    /// Unix seconds.
+    pub begun_at: i64,
+    pub begun_by: String,
+    /// The latest probe of every endpoint.
+    #[serde(default)]
+    pub probes: Vec<calseg_api::ca::EndpointTrust>,
+    /// The re-issuing waves, once every endpoint trusts the new CA. Its revisions are the
+    /// policy revision in force when the waves started (informational).
+    #[serde(default)]
+    pub waves: Option<RolloutRecord>,
+    /// Unix seconds, when it finished or was rolled back.
+    #[serde(default)]
+    pub ended_at: Option<i64>,
 }
 
 /// Truncates to whole seconds: the precision the store keeps.

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 use super::records::unix_ts;
 use super::tokens::TokenRecord;
 use super::{
-    AuditEntry, IssuedRecord, LeaseRecord, NodeRecord, PolicyRevision, RolloutRecord, StoreError,
+    AuditEntry, CaRotationRecord, IssuedRecord, LeaseRecord, NodeRecord, PolicyRevision, RolloutRecord, StoreError,
     TokenScope,
 };
 
@@ -45,6 +45,9 @@ pub struct StoreSnapshot {
     /// By revision.
     pub policy_texts: Vec<PolicyText>,
     pub rollout: Option<RolloutRecord>,
+    /// Absent from snapshots written before CA rotations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_rotation: Option<CaRotationRecord>,
 }
 
 /// A token as stored: with the hash of the whole token, never the secret.
@@ -119,6 +122,7 @@ impl StoreSnapshot {
             && self.policy_revisions.is_empty()
             && self.policy_texts.is_empty()
             && self.rollout.is_none()
+            && self.ca_rotation.is_none()
     }
 
     /// Refuses a snapshot that a store could not hold as it is: another format, a key twice,

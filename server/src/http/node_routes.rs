@@ -174,6 +174,7 @@ pub async fn certificates(
         serial: issued.serial_hex,
         not_before: rfc3339(&issued.not_before),
         not_after: rfc3339(&issued.not_after),
+        issuer: Some(issued.issuer_fingerprint),
     }))
 }
 

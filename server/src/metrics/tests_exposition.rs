@@ -200,6 +200,7 @@ fn issued(component: &str, issued_at: i64, not_after: i64) -> IssuedRecord {
         not_before: at(issued_at),
         not_after: at(not_after),
         issued_at: at(issued_at),
+        issuer: None,
     }
 }
 

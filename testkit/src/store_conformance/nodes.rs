@@ -14,6 +14,7 @@ pub(super) fn cert(serial: &str, node: &str, component: &str) -> IssuedRecord {
         not_before: t0(),
         not_after: t0() + Duration::days(30),
         issued_at: t0(),
+        issuer: None,
     }
 }
 

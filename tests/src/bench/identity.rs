@@ -135,6 +135,7 @@ fn phases(dir: &std::path::Path, csrs: &[String], samples: usize) -> Result<Sign
             not_before: issued.not_before,
             not_after: issued.not_after,
             issued_at: now(),
+            issuer: None,
         };
         let entry = NewAuditEntry {
             at: now(),

@@ -73,6 +73,7 @@ impl Signer for FakeSigner {
             serial: String::new(),
             not_before: String::new(),
             not_after: String::new(),
+            issuer: None,
         })
     }
 }

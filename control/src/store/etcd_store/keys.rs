@@ -72,7 +72,7 @@ impl Keys {
     }
 }
 
-const SPACES: [Space; 14] = [
+const SPACES: [Space; 15] = [
     Space::Tokens,
     Space::Nodes,
     Space::Pending,
@@ -87,6 +87,7 @@ const SPACES: [Space; 14] = [
     Space::PolicyHead,
     Space::PolicyTexts,
     Space::Rollout,
+    Space::CaRotation,
 ];
 
 /// Where each space lives under the prefix: a range (ending in `/`) or a single key. No entry
@@ -115,6 +116,7 @@ fn relative(space: Space) -> &'static str {
         Space::PolicyHead => "policy/head",
         Space::PolicyTexts => "policy/texts/",
         Space::Rollout => "rollout",
+        Space::CaRotation => "ca_rotation",
     }
 }
 

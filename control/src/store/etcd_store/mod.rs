@@ -26,6 +26,7 @@
 //! | `policy/head`                         | the latest `PolicyRevision` |
 //! | `policy/texts/<revision>`             | the policy text, as a JSON string |
 //! | `rollout`                             | [`RolloutRecord`](crate::store::RolloutRecord) |
+//! | `ca_rotation`                         | [`CaRotationRecord`](crate::store::CaRotationRecord) |
 //! | `import_in_progress`                  | only during (or after a failed) import |
 //!
 //! # Failure

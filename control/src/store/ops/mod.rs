@@ -19,6 +19,7 @@ use time::{Duration, OffsetDateTime};
 use super::kv::Kv;
 use super::records::whole_seconds;
 use super::{
+    CaRotationRecord,
     AuditEntry, IssuedRecord, LeaseBudget, LeaseRecord, NewAuditEntry, NewToken, NodeRecord,
     NodeStanding, NodeState, PendingAsk, PolicyRevision, RolloutRecord, Store, StoreError,
     StoreSnapshot, TokenInfo, TokenScope, TokenUse,
@@ -219,6 +220,14 @@ impl<K: Kv> Store for K {
 
     fn rollout(&self) -> Result<Option<RolloutRecord>, StoreError> {
         policy::rollout(self)
+    }
+
+    fn save_ca_rotation(&self, rotation: &CaRotationRecord) -> Result<(), StoreError> {
+        policy::save_ca_rotation(self, rotation)
+    }
+
+    fn ca_rotation(&self) -> Result<Option<CaRotationRecord>, StoreError> {
+        policy::ca_rotation(self)
     }
 
     fn export_snapshot(&self) -> Result<StoreSnapshot, StoreError> {

@@ -1,11 +1,11 @@
 //! Policy revisions (numbered through a head every new revision reads and bumps), the policy
-//! texts, and the latest rollout in waves.
+//! texts, the latest rollout in waves, and the latest rotation of the etcd client CA.
 
 use time::OffsetDateTime;
 
 use crate::store::kv::{self, Key, Kv, Space};
 use crate::store::snapshot::PolicyText;
-use crate::store::{PolicyRevision, RolloutRecord, StoreError};
+use crate::store::{CaRotationRecord, PolicyRevision, RolloutRecord, StoreError};
 
 pub(super) fn record(
     store: &impl Kv,
@@ -65,5 +65,20 @@ pub(super) fn save_rollout(store: &impl Kv, rollout: &RolloutRecord) -> Result<(
 pub(super) fn rollout(store: &impl Kv) -> Result<Option<RolloutRecord>, StoreError> {
     store.read("reading the rollout", |tx| {
         kv::get(tx, Space::Rollout, Key::One)
+    })
+}
+
+pub(super) fn save_ca_rotation(
+    store: &impl Kv,
+    rotation: &CaRotationRecord,
+) -> Result<(), StoreError> {
+    store.write("saving the CA rotation", |tx| {
+        kv::put(tx, Space::CaRotation, Key::One, rotation)
+    })
+}
+
+pub(super) fn ca_rotation(store: &impl Kv) -> Result<Option<CaRotationRecord>, StoreError> {
+    store.read("reading the CA rotation", |tx| {
+        kv::get(tx, Space::CaRotation, Key::One)
     })
 }

@@ -31,6 +31,7 @@ pub(super) fn export(store: &impl Kv) -> Result<StoreSnapshot, StoreError> {
             Space::PolicyRevisions => out.policy_revisions.push(decode(table, key, value)?),
             Space::PolicyTexts => out.policy_texts.push(decode(table, key, value)?),
             Space::Rollout => out.rollout = Some(decode(table, key, value)?),
+            Space::CaRotation => out.ca_rotation = Some(decode(table, key, value)?),
             // Derived from the records above.
             Space::Pending
             | Space::PendingGen
@@ -86,6 +87,9 @@ fn records(s: &StoreSnapshot) -> Result<Vec<(Space, Key, Vec<u8>)>, StoreError> 
     }
     if let Some(rollout) = &s.rollout {
         out.add(Space::Rollout, Key::One, rollout)?;
+    }
+    if let Some(rotation) = &s.ca_rotation {
+        out.add(Space::CaRotation, Key::One, rotation)?;
     }
     Ok(out.0)
 }

@@ -6,14 +6,14 @@ use std::path::Path;
 use redb::{ReadTransaction, ReadableTableMetadata, WriteTransaction};
 
 use super::tables::{
-    AUDIT, ISSUED, LEASES, NODES, POLICY_REVISIONS, POLICY_TEXTS, ROLLOUT, TOKENS,
+    AUDIT, CA_ROTATION, ISSUED, LEASES, NODES, POLICY_REVISIONS, POLICY_TEXTS, ROLLOUT, TOKENS,
 };
 use super::txn::Tx;
 use crate::store::StoreError;
 use crate::store::kv::{Key, Space, Stored, Txn};
 
 /// The spaces redb stores (the others are derived from them).
-const STORED: [Space; 8] = [
+const STORED: [Space; 9] = [
     Space::Tokens,
     Space::Nodes,
     Space::Issued,
@@ -22,6 +22,7 @@ const STORED: [Space; 8] = [
     Space::PolicyRevisions,
     Space::PolicyTexts,
     Space::Rollout,
+    Space::CaRotation,
 ];
 
 /// Every record, each with its space.
@@ -46,6 +47,7 @@ fn holdings(tx: &WriteTransaction) -> Result<String, StoreError> {
         ("policy revisions", tx.open_table(POLICY_REVISIONS)?.len()?),
         ("policy texts", tx.open_table(POLICY_TEXTS)?.len()?),
         ("rollouts", tx.open_table(ROLLOUT)?.len()?),
+        ("CA rotations", tx.open_table(CA_ROTATION)?.len()?),
     ];
     let held: Vec<String> = counts
         .iter()

@@ -12,6 +12,7 @@
 //! | `policy_revisions` | revision   | JSON [`PolicyRevision`](crate::store::PolicyRevision) |
 //! | `policy_texts`   | revision     | the policy file's text      |
 //! | `rollout`        | `current`    | JSON [`RolloutRecord`](crate::store::RolloutRecord) |
+//! | `ca_rotation`    | `current`    | JSON [`CaRotationRecord`](crate::store::CaRotationRecord) |
 //!
 //! Keys are whole strings, never concatenations, so no node name can alias another key.
 
@@ -43,6 +44,8 @@ pub const POLICY_REVISIONS: NumTable = TableDefinition::new("policy_revisions");
 pub const POLICY_TEXTS: TableDefinition<u64, &str> = TableDefinition::new("policy_texts");
 /// Added after schema 1 shipped, like `leases`.
 pub const ROLLOUT: JsonTable = TableDefinition::new("rollout");
+/// Added after schema 1 shipped, like `leases`.
+pub const CA_ROTATION: JsonTable = TableDefinition::new("ca_rotation");
 
 /// Creates every table and checks (or writes) the schema version.
 pub fn init(tx: &WriteTransaction) -> Result<(), StoreError> {
@@ -60,7 +63,7 @@ pub fn init(tx: &WriteTransaction) -> Result<(), StoreError> {
             meta.insert("schema_version", SCHEMA_VERSION)?;
         }
     }
-    for def in [NODES, TOKENS, ISSUED, LEASES, ROLLOUT] {
+    for def in [NODES, TOKENS, ISSUED, LEASES, ROLLOUT, CA_ROTATION] {
         tx.open_table(def)?;
     }
     tx.open_multimap_table(ISSUED_BY_NODE)?;

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use super::tables::{
     AUDIT, ISSUED, ISSUED_BY_NODE, JsonTable, LEASES, NODES, NumTable, POLICY_REVISIONS,
-    POLICY_TEXTS, ROLLOUT, TOKENS,
+    POLICY_TEXTS, ROLLOUT, TOKENS, CA_ROTATION,
 };
 use crate::store::codec::{decode, encode};
 use crate::store::kv::{Key, Space, Stored, Txn};
@@ -20,7 +20,7 @@ use crate::store::records::unix_ts;
 use crate::store::snapshot::PolicyText;
 use crate::store::{NodeState, StoreError};
 
-/// The key of the one rollout record.
+/// The key of the one rollout record (and of the one CA rotation record).
 const ROLLOUT_KEY: &str = "current";
 
 /// A read or a write transaction.
@@ -177,6 +177,9 @@ impl Txn for Tx<'_> {
             (Space::Rollout, Key::One) => with_table!(self, open_table(ROLLOUT), |t| {
                 Ok(t.get(ROLLOUT_KEY)?.map(|v| stored(ROLLOUT_KEY, v.value())))
             }),
+            (Space::CaRotation, Key::One) => with_table!(self, open_table(CA_ROTATION), |t| {
+                Ok(t.get(ROLLOUT_KEY)?.map(|v| stored(ROLLOUT_KEY, v.value())))
+            }),
             (Space::PolicyTexts, Key::Num(n)) => {
                 with_table!(self, open_table(POLICY_TEXTS), |t| {
                     t.get(*n)?.map(|v| text_value(*n, v.value())).transpose()
@@ -227,7 +230,9 @@ impl Txn for Tx<'_> {
                 });
                 Ok(out)
             }
-            (Space::Rollout, None) => Ok(self.get(space, &Key::One)?.into_iter().collect()),
+            (Space::Rollout | Space::CaRotation, None) => {
+                Ok(self.get(space, &Key::One)?.into_iter().collect())
+            }
             _ => Err(unsupported(space, &Key::One)),
         }
     }
@@ -270,6 +275,10 @@ impl Txn for Tx<'_> {
         match (space, &key) {
             (Space::Rollout, Key::One) => {
                 tx.open_table(ROLLOUT)?
+                    .insert(ROLLOUT_KEY, value.as_slice())?;
+            }
+            (Space::CaRotation, Key::One) => {
+                tx.open_table(CA_ROTATION)?
                     .insert(ROLLOUT_KEY, value.as_slice())?;
             }
             (Space::PolicyTexts, Key::Num(n)) => {

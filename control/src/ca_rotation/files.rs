@@ -1,0 +1,207 @@
+//! A rotation's files in the CA directory, next to `etcd-client.pem` and its key:
+//!
+//! | file | what |
+//! |---|---|
+//! | `etcd-client.next.pem`, `etcd-client.next-key.pem` | the new CA, from `begin` until `finish` |
+//! | `etcd-client-bundle.pem` | old and new CA: etcd's `--trusted-ca-file` during the rotation |
+//! | `etcd-server-ca.pem` | the bundle components verify etcd's server with, kept as it was when the first rotation began (see below) |
+//! | `etcd-client.retired-<fingerprint>.pem` | the old CA's certificate after `finish` (its key is deleted) |
+//!
+//! Without `ca_file` in server.toml or the policy, the server gives components the etcd client
+//! CA to verify etcd's server certificate. A rotation must not change that: etcd's server
+//! certificate does not change with it, and a changed bundle would make every node re-issue at
+//! once. So `begin` saves the bundle in force as `etcd-server-ca.pem`, which the server reads
+//! in place of `etcd-client.pem` from then on.
+//!
+//! `finish` writes the new CA over `etcd-client.pem` before the store says it finished: a
+//! server stopped in between finds the new CA in force and the record not finished, and
+//! completes it at start ([`super::resume_after_restart`]).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use time::OffsetDateTime;
+
+use crate::pki::{CaFiles, CaKind, CertificateAuthority, Existing, PkiError, write_public_file};
+
+/// The CA directory's rotation files.
+#[derive(Debug, Clone)]
+pub struct RotationFiles {
+    dir: PathBuf,
+}
+
+impl RotationFiles {
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// The etcd client CA in force.
+    pub fn current(&self) -> CaFiles {
+        CaFiles::new(&self.dir, "etcd-client")
+    }
+
+    /// The new CA during a rotation.
+    pub fn next(&self) -> CaFiles {
+        CaFiles::new(&self.dir, "etcd-client.next")
+    }
+
+    /// Old and new CA, for etcd's `--trusted-ca-file`.
+    pub fn bundle(&self) -> PathBuf {
+        self.dir.join("etcd-client-bundle.pem")
+    }
+
+    /// The bundle components verify etcd's server certificate with, when no `ca_file` says.
+    pub fn server_ca(&self) -> PathBuf {
+        self.dir.join("etcd-server-ca.pem")
+    }
+
+    /// The new CA, when its files are here.
+    pub fn load_next(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<Option<CertificateAuthority>, PkiError> {
+        let next = self.next();
+        if !next.exist() {
+            return Ok(None);
+        }
+        next.load(CaKind::EtcdClient, now).map(Some)
+    }
+
+    /// Writes the new CA (refused if one is there: a rotation's key is never lost), the bundle
+    /// of both, and `etcd-server-ca.pem` with `server_bundle_pem` unless it exists.
+    pub fn begin(
+        &self,
+        old: &CertificateAuthority,
+        new: &CertificateAuthority,
+        server_bundle_pem: &str,
+    ) -> Result<(), PkiError> {
+        self.next().save(new, Existing::Refuse)?;
+        let bundle = format!("{}{}", ensure_newline(old.cert_pem()), new.cert_pem());
+        write_public_file(&self.bundle(), bundle.as_bytes(), 0o644, Existing::Replace)?;
+        match write_public_file(
+            &self.server_ca(),
+            server_bundle_pem.as_bytes(),
+            0o644,
+            Existing::Refuse,
+        ) {
+            Err(PkiError::Exists { .. }) | Ok(()) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Makes `new` the etcd client CA: keeps `old`'s certificate as retired, writes `new` over
+    /// `etcd-client.pem` and its key, removes the next files, and leaves the bundle with the new
+    /// CA only.
+    pub fn finish(
+        &self,
+        old: &CertificateAuthority,
+        new: &CertificateAuthority,
+    ) -> Result<PathBuf, PkiError> {
+        let digits = old.fingerprint_sha256();
+        let short = digits.trim_start_matches("sha256:").get(..16).unwrap_or("");
+        let retired = self.dir.join(format!("etcd-client.retired-{short}.pem"));
+        write_public_file(&retired, old.cert_pem().as_bytes(), 0o644, Existing::Replace)?;
+        self.current().save(new, Existing::Replace)?;
+        self.drop_next()?;
+        write_public_file(
+            &self.bundle(),
+            new.cert_pem().as_bytes(),
+            0o644,
+            Existing::Replace,
+        )?;
+        Ok(retired)
+    }
+
+    /// Removes the new CA's files (a rollback, or the end of `finish`) and leaves the bundle
+    /// with the CA in force only.
+    pub fn drop_next(&self) -> Result<(), PkiError> {
+        let next = self.next();
+        for path in [&next.key, &next.cert] {
+            match fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(PkiError::Io {
+                        op: "remove",
+                        path: path.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After a rollback: the bundle holds `current` only.
+    pub fn reset_bundle(&self, current: &CertificateAuthority) -> Result<(), PkiError> {
+        write_public_file(
+            &self.bundle(),
+            current.cert_pem().as_bytes(),
+            0o644,
+            Existing::Replace,
+        )
+    }
+}
+
+fn ensure_newline(pem: &str) -> String {
+    if pem.ends_with('\n') {
+        pem.to_owned()
+    } else {
+        format!("{pem}\n")
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::Duration;
+
+    fn ca(name: &str) -> CertificateAuthority {
+        CertificateAuthority::generate(
+            CaKind::EtcdClient,
+            name,
+            Duration::from_secs(86400),
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn begin_finish_leave_the_new_ca_in_force_and_the_old_one_retired() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = RotationFiles::new(dir.path());
+        let (old, new) = (ca("old"), ca("new"));
+        files.current().save(&old, Existing::Refuse).unwrap();
+        files.begin(&old, &new, old.cert_pem()).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&files.next().key), 0o600);
+        let bundle = fs::read_to_string(files.bundle()).unwrap();
+        assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 2);
+        // Twice: refused, the first new key kept.
+        let before = fs::read(&files.next().key).unwrap();
+        assert!(matches!(
+            files.begin(&old, &ca("other"), "x"),
+            Err(PkiError::Exists { .. })
+        ));
+        assert_eq!(fs::read(&files.next().key).unwrap(), before);
+        let now = OffsetDateTime::now_utc();
+        let loaded = files.load_next(now).unwrap().unwrap();
+        assert_eq!(loaded.fingerprint_sha256(), new.fingerprint_sha256());
+        let retired = files.finish(&old, &new).unwrap();
+        assert!(files.load_next(now).unwrap().is_none());
+        let current = files.current().load(CaKind::EtcdClient, now).unwrap();
+        assert_eq!(current.fingerprint_sha256(), new.fingerprint_sha256());
+        assert_eq!(fs::read_to_string(retired).unwrap(), old.cert_pem());
+        assert_eq!(fs::read_to_string(files.bundle()).unwrap(), new.cert_pem());
+        // The server's CA bundle for components stays what it was.
+        assert_eq!(
+            fs::read_to_string(files.server_ca()).unwrap(),
+            old.cert_pem()
+        );
+    }
+}

@@ -1,0 +1,28 @@
+//! Rotating the etcd client CA without an outage. `begin` makes the new CA and a bundle of old
+//! and new for etcd's `--trusted-ca-file`; calseg then probes every etcd endpoint with a
+//! throwaway identity of the new CA and issues nothing from it until all of them trust it;
+//! then identities are re-issued from it in waves (the rollout's waves, health gate, pause and
+//! rollback, and the restart budget every agent already asks); `finish` retires the old CA once
+//! no live identity depends on it. Every step is stored ([`CaRotationRecord`]), so a restarted
+//! server or a new leader carries on where the last one stopped.
+//!
+//! # Layout
+//! - `issuers`: which CA signs for which node now ([`IssuerWaves`], [`EtcdCas`]).
+//! - `files`: the new CA, the bundle and the retired CA in the CA directory.
+//! - `probe`: does an etcd endpoint accept a client certificate of the new CA?
+//! - `pending`: the live identities that still depend on the old CA.
+//! - `driver`: the operator's steps, the controller's tick, and the status.
+//!
+//! [`CaRotationRecord`]: crate::store::CaRotationRecord
+
+mod driver;
+mod files;
+mod issuers;
+mod pending;
+mod probe;
+
+pub use driver::{act, resume_after_restart, status, tick};
+pub use files::RotationFiles;
+pub use issuers::{EtcdCas, IssuerWaves};
+pub use pending::old_ca_identities;
+pub use probe::{ProbeTarget, probe_endpoint};
