@@ -144,3 +144,11 @@ impl RotationAction {
 
 /// The one CA calseg rotates in waves today (the `{ca}` of the route).
 pub const ETCD_CLIENT: &str = "etcd-client";
+
+/// The answer to a rotation step: what the operator does next, and the status after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RotationStepped {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    pub status: CaStatus,
+}

@@ -40,7 +40,15 @@ pub async fn sign_component(
         Ok(user) => user,
         Err(error) => return Err(deny(control, actor, component, error).await),
     };
-    let issued = match sign_owned(control, None, &etcd_user, csr_pem, policy.identity.lifetime, now).await
+    let issued = match sign_owned(
+        control,
+        None,
+        &etcd_user,
+        csr_pem,
+        policy.identity.lifetime,
+        now,
+    )
+    .await
     {
         Ok(issued) => issued,
         Err(error) => return Err(deny(control, actor, &etcd_user, error).await),

@@ -49,10 +49,10 @@
 pub mod access;
 /// Putting in force the policy and rollout the shared store holds.
 pub mod adopt;
-/// Rotating the etcd client CA in waves.
-pub mod ca_rotation;
 /// An operator's decisions about one node: approve, deny, revoke, delete.
 pub mod approval;
+/// Rotating the etcd client CA in waves.
+pub mod ca_rotation;
 /// An administrator's certificate for a component's component-wide identity.
 pub mod component_calls;
 /// Calico's cluster-wide singletons, created once with calseg's own etcd identity.

@@ -5,9 +5,9 @@
 
 use crate::ca_rotation::IssuerWaves;
 use crate::policy::{Component, KeyRange, Policy};
-use std::sync::Arc;
 use calseg_api::access::Access;
 use calseg_api::manifest::{EtcdTarget, Identity, IdentityFiles, Manifest, Render};
+use std::sync::Arc;
 
 /// What a manifest says about etcd's CAs: the bundle that verifies etcd's server certificate
 /// and, while the etcd client CA rotates in waves, which CA each node's identities come from.

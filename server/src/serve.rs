@@ -115,7 +115,10 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
     }
     let ca_dir = config.ca_dir();
     let fleet_ca = CaFiles::new(&ca_dir, "fleet").load(CaKind::Fleet, now)?;
-    let etcd_ca = CaFiles::new(&ca_dir, "etcd-client").load(CaKind::EtcdClient, now)?;
+    // `init`'s CA, or the one the last finished rotation put in force.
+    let etcd_ca = RotationFiles::new(&ca_dir)
+        .current()
+        .load(CaKind::EtcdClient, now)?;
     let cert_file = config
         .api
         .cert_file

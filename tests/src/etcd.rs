@@ -17,6 +17,22 @@ use tempfile::TempDir;
 
 /// How long a member may take to answer after it was started.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// The file of the CAs etcd trusts for client certificates, in the cluster's TLS directory.
+const TRUSTED_FILE: &str = "trusted-ca.pem";
+
+/// Writes [`TRUSTED_FILE`]: the test CA and `extra`.
+fn write_trusted(tls: &Path, ca: &TestCa, extra: &[String]) -> Result<()> {
+    let mut trusted = ca.cert_pem.clone();
+    for pem in extra {
+        if !trusted.ends_with('\n') {
+            trusted.push('\n');
+        }
+        trusted.push_str(pem);
+    }
+    std::fs::write(tls.join(TRUSTED_FILE), trusted)?;
+    Ok(())
+}
+
 /// The client CRL's name in the cluster's TLS directory.
 const CRL_FILE: &str = "client-crl.pem";
 
@@ -89,11 +105,9 @@ impl EtcdCluster {
         names.extend(options.extra_listen_ips.iter().map(String::as_str));
         let server = ca.issue_server(&names)?;
         let server_files = server.write_files(&dir.path().join("tls"), "server", &ca.cert_pem)?;
-        let mut trusted = ca.cert_pem.clone();
-        for extra in &options.extra_trusted_ca_pem {
-            trusted.push_str(extra);
-        }
-        std::fs::write(&server_files.ca, trusted)?;
+        // Its own file: `write_files` below rewrites ca.pem with the test CA alone.
+        write_trusted(&dir.path().join("tls"), &ca, &options.extra_trusted_ca_pem)?;
+        drop(server_files);
         let root = ca.issue_client("root")?;
         let root_files = root.write_files(&dir.path().join("tls"), "root", &ca.cert_pem)?;
         // Written whether etcd is told about it or not: a test shows what a CRL changes.
@@ -160,7 +174,7 @@ impl EtcdCluster {
             "--initial-cluster-state=new".into(),
             "--initial-cluster-token=calseg-test".into(),
             "--client-cert-auth".into(),
-            format!("--trusted-ca-file={}", path("ca.pem")),
+            format!("--trusted-ca-file={}", path(TRUSTED_FILE)),
             format!("--cert-file={}", path("server.pem")),
             format!("--key-file={}", path("server-key.pem")),
             "--log-level=warn".into(),
@@ -303,6 +317,19 @@ impl EtcdCluster {
             .with_connect_timeout(Duration::from_secs(2))
             .with_timeout(Duration::from_secs(5));
         Ok(Client::connect(endpoints, Some(options)).await?)
+    }
+
+    /// Makes the members trust the test CA and `extra` (PEM) for client certificates from their
+    /// next start on (`--trusted-ca-file` is read at start): see [`Self::restart_member`].
+    pub fn set_trusted_cas(&self, extra: &[String]) -> Result<()> {
+        write_trusted(&self.dir.path().join("tls"), &self.ca, extra)
+    }
+
+    /// Stops member `index` and starts it again on the same ports and data (a rolling restart
+    /// step), waiting until it answers.
+    pub async fn restart_member(&mut self, index: usize) -> Result<()> {
+        self.stop_member(index);
+        self.start_member(index).await
     }
 
     /// Stops member `index` with SIGKILL (its data directory stays).

@@ -81,8 +81,10 @@ pub async fn act(
                  at {}): see `calseg-server ca status`; finish it or roll it back first",
                 record.phase,
                 record.begun_by,
-                OffsetDateTime::from_unix_timestamp(record.begun_at)
-                    .map_or_else(|_| record.begun_at.to_string(), |t| calseg_api::when::rfc3339(&t))
+                OffsetDateTime::from_unix_timestamp(record.begun_at).map_or_else(
+                    |_| record.begun_at.to_string(),
+                    |t| calseg_api::when::rfc3339(&t)
+                )
             ),
         )),
         (_, None) => Err(conflict(
@@ -113,7 +115,13 @@ pub async fn act(
                 manual(waves, wave_action)
                     .map_err(|m| conflict("ca_rotation_state", format!("the waves: {m}")))?,
             );
-            audit(control, actor, AuditOutcome::Ok, format!("{}d", action.name())).await;
+            audit(
+                control,
+                actor,
+                AuditOutcome::Ok,
+                format!("{}d", action.name()),
+            )
+            .await;
             save_and_apply(control, record).await?;
             Ok(None)
         }
@@ -128,8 +136,9 @@ async fn begin(
     let files = files(control)?;
     let old = control.etcd_cas().current;
     let common_name = format!("calseg etcd client CA {}", now.date());
-    let new = CertificateAuthority::generate(CaKind::EtcdClient, &common_name, NEW_CA_LIFETIME, now)
-        .map_err(pki_failure("generating the new etcd client CA"))?;
+    let new =
+        CertificateAuthority::generate(CaKind::EtcdClient, &common_name, NEW_CA_LIFETIME, now)
+            .map_err(pki_failure("generating the new etcd client CA"))?;
     files
         .begin(&old, &new, &control.etcd_ca_bundle_pem)
         .map_err(pki_failure("writing the new etcd client CA"))?;
@@ -349,7 +358,12 @@ fn untrusted(record: &CaRotationRecord) -> Vec<String> {
 }
 
 fn listed(items: &[String]) -> String {
-    let mut shown = items.iter().take(LISTED).cloned().collect::<Vec<_>>().join(", ");
+    let mut shown = items
+        .iter()
+        .take(LISTED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     if items.len() > LISTED {
         shown.push_str(&format!(" and {} more", items.len() - LISTED));
     }
@@ -449,10 +463,7 @@ pub async fn resume_after_restart(
                 .map_err(pki_failure("dropping the new etcd client CA"))?;
             cas = EtcdCas::single(cas.current);
         }
-        phase
-            if !phase.is_over()
-                && cas.current.fingerprint_sha256() == record.new_fingerprint =>
-        {
+        phase if !phase.is_over() && cas.current.fingerprint_sha256() == record.new_fingerprint => {
             // `finish` swapped the files, then the server stopped before the store said so.
             record.phase = RotationPhase::Finished;
             record.ended_at = Some(now.unix_timestamp());
@@ -500,7 +511,10 @@ async fn probe_all(
         return Ok(());
     }
     let Some(next) = control.etcd_cas().next else {
-        tracing::warn!("the etcd client CA rotation waits: {}", missing_next().message);
+        tracing::warn!(
+            "the etcd client CA rotation waits: {}",
+            missing_next().message
+        );
         return Ok(());
     };
     let target = ProbeTarget::new(&next, &control.etcd_ca_bundle_pem, now)
@@ -533,7 +547,11 @@ async fn probe_all(
         .into_iter()
         .filter(|r| {
             r.state == crate::store::NodeState::Approved
-                && !control.policy_for(&r.name).0.components_for(&r.name).is_empty()
+                && !control
+                    .policy_for(&r.name)
+                    .0
+                    .components_for(&r.name)
+                    .is_empty()
         })
         .map(|r| r.name)
         .collect();
@@ -586,7 +604,12 @@ async fn opened_health(
     waves: &RolloutRecord,
 ) -> Result<HashMap<String, Health>, ControlError> {
     let nodes = control.store(|s| s.nodes()).await?;
-    let opened: BTreeSet<&String> = waves.waves.iter().take(waves.opened_waves).flatten().collect();
+    let opened: BTreeSet<&String> = waves
+        .waves
+        .iter()
+        .take(waves.opened_waves)
+        .flatten()
+        .collect();
     Ok(nodes
         .iter()
         .filter(|r| opened.contains(&r.name))
@@ -611,7 +634,12 @@ async fn step_waves(
         return Ok(());
     }
     let health = opened_health(control, &waves).await?;
-    let settings = control.policy().rollout.waves.clone().unwrap_or_else(default_waves);
+    let settings = control
+        .policy()
+        .rollout
+        .waves
+        .clone()
+        .unwrap_or_else(default_waves);
     let step = next_step(
         &waves,
         |node| health.get(node).copied().unwrap_or(Health::Healthy),
@@ -623,12 +651,20 @@ async fn step_waves(
     match &step {
         Step::Wait => return Ok(()),
         Step::OpenWave => {
-            tracing::info!(wave = stepped.opened_waves, of = stepped.waves.len(), "etcd client CA rotation: wave opened");
+            tracing::info!(
+                wave = stepped.opened_waves,
+                of = stepped.waves.len(),
+                "etcd client CA rotation: wave opened"
+            );
             audit(
                 control,
                 "system",
                 AuditOutcome::Ok,
-                format!("wave {} of {} opened", stepped.opened_waves, stepped.waves.len()),
+                format!(
+                    "wave {} of {} opened",
+                    stepped.opened_waves,
+                    stepped.waves.len()
+                ),
             )
             .await;
         }
@@ -723,7 +759,10 @@ fn wave_status(control: &Control, record: &RolloutRecord, nodes: &[NodeRecord]) 
                 ..WaveStatus::default()
             };
             for node in members {
-                match by_name.get(node.as_str()).map_or(Health::Healthy, |r| health_now(control, r)) {
+                match by_name
+                    .get(node.as_str())
+                    .map_or(Health::Healthy, |r| health_now(control, r))
+                {
                     Health::Healthy => wave.healthy += 1,
                     Health::Pending => wave.pending += 1,
                     Health::Failed => {

@@ -2,6 +2,7 @@
 //!
 //! | file | what |
 //! |---|---|
+//! | `etcd-client.active.pem`, `etcd-client.active-key.pem` | the CA in force after a rotation finished (before the first one: `etcd-client.pem`) |
 //! | `etcd-client.next.pem`, `etcd-client.next-key.pem` | the new CA, from `begin` until `finish` |
 //! | `etcd-client-bundle.pem` | old and new CA: etcd's `--trusted-ca-file` during the rotation |
 //! | `etcd-server-ca.pem` | the bundle components verify etcd's server with, kept as it was when the first rotation began (see below) |
@@ -13,9 +14,14 @@
 //! once. So `begin` saves the bundle in force as `etcd-server-ca.pem`, which the server reads
 //! in place of `etcd-client.pem` from then on.
 //!
-//! `finish` writes the new CA over `etcd-client.pem` before the store says it finished: a
-//! server stopped in between finds the new CA in force and the record not finished, and
-//! completes it at start ([`super::resume_after_restart`]).
+//! `etcd-client.pem` itself is never rewritten: `init` names it as the CA that verifies etcd's
+//! server certificate (`[etcd] ca_file`) when that certificate came from the same CA, and what
+//! components and calseg verify etcd with must not change when the client CA does. `finish`
+//! writes the new CA as `etcd-client.active.pem` and deletes the old CA's key.
+//!
+//! `finish` puts the new CA in force on disk before the store says it finished: a server
+//! stopped in between finds the new CA in force and the record not finished, and completes it
+//! at start ([`super::resume_after_restart`]).
 
 use std::fs;
 use std::io;
@@ -38,9 +44,24 @@ impl RotationFiles {
         }
     }
 
-    /// The etcd client CA in force.
+    /// The etcd client CA in force: the one the last finished rotation made, else `init`'s.
     pub fn current(&self) -> CaFiles {
+        let active = self.active();
+        if active.exist() {
+            active
+        } else {
+            self.original()
+        }
+    }
+
+    /// The CA `init` made or imported.
+    fn original(&self) -> CaFiles {
         CaFiles::new(&self.dir, "etcd-client")
+    }
+
+    /// The CA the last finished rotation put in force.
+    fn active(&self) -> CaFiles {
+        CaFiles::new(&self.dir, "etcd-client.active")
     }
 
     /// The new CA during a rotation.
@@ -59,10 +80,7 @@ impl RotationFiles {
     }
 
     /// The new CA, when its files are here.
-    pub fn load_next(
-        &self,
-        now: OffsetDateTime,
-    ) -> Result<Option<CertificateAuthority>, PkiError> {
+    pub fn load_next(&self, now: OffsetDateTime) -> Result<Option<CertificateAuthority>, PkiError> {
         let next = self.next();
         if !next.exist() {
             return Ok(None);
@@ -92,9 +110,9 @@ impl RotationFiles {
         }
     }
 
-    /// Makes `new` the etcd client CA: keeps `old`'s certificate as retired, writes `new` over
-    /// `etcd-client.pem` and its key, removes the next files, and leaves the bundle with the new
-    /// CA only.
+    /// Makes `new` the etcd client CA: keeps `old`'s certificate as retired, writes `new` as
+    /// `etcd-client.active.pem` and its key, deletes `old`'s key, removes the next files, and
+    /// leaves the bundle with the new CA only.
     pub fn finish(
         &self,
         old: &CertificateAuthority,
@@ -103,8 +121,17 @@ impl RotationFiles {
         let digits = old.fingerprint_sha256();
         let short = digits.trim_start_matches("sha256:").get(..16).unwrap_or("");
         let retired = self.dir.join(format!("etcd-client.retired-{short}.pem"));
-        write_public_file(&retired, old.cert_pem().as_bytes(), 0o644, Existing::Replace)?;
-        self.current().save(new, Existing::Replace)?;
+        write_public_file(
+            &retired,
+            old.cert_pem().as_bytes(),
+            0o644,
+            Existing::Replace,
+        )?;
+        let was = self.current();
+        self.active().save(new, Existing::Replace)?;
+        if was == self.original() {
+            remove(&was.key)?;
+        }
         self.drop_next()?;
         write_public_file(
             &self.bundle(),
@@ -119,20 +146,8 @@ impl RotationFiles {
     /// with the CA in force only.
     pub fn drop_next(&self) -> Result<(), PkiError> {
         let next = self.next();
-        for path in [&next.key, &next.cert] {
-            match fs::remove_file(path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(PkiError::Io {
-                        op: "remove",
-                        path: path.clone(),
-                        source,
-                    });
-                }
-            }
-        }
-        Ok(())
+        remove(&next.key)?;
+        remove(&next.cert)
     }
 
     /// After a rollback: the bundle holds `current` only.
@@ -143,6 +158,19 @@ impl RotationFiles {
             0o644,
             Existing::Replace,
         )
+    }
+}
+
+/// Removes `path`; one already gone is fine.
+fn remove(path: &Path) -> Result<(), PkiError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(PkiError::Io {
+            op: "remove",
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
@@ -192,12 +220,24 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let loaded = files.load_next(now).unwrap().unwrap();
         assert_eq!(loaded.fingerprint_sha256(), new.fingerprint_sha256());
+        let original_cert = fs::read_to_string(files.current().cert).unwrap();
         let retired = files.finish(&old, &new).unwrap();
         assert!(files.load_next(now).unwrap().is_none());
         let current = files.current().load(CaKind::EtcdClient, now).unwrap();
         assert_eq!(current.fingerprint_sha256(), new.fingerprint_sha256());
+        // etcd-client.pem (what init names as etcd's server CA) is untouched; its key is gone.
+        let original = CaFiles::new(dir.path(), "etcd-client");
+        assert_eq!(fs::read_to_string(&original.cert).unwrap(), original_cert);
+        assert!(!original.key.exists());
         assert_eq!(fs::read_to_string(retired).unwrap(), old.cert_pem());
         assert_eq!(fs::read_to_string(files.bundle()).unwrap(), new.cert_pem());
+        // A second rotation replaces the active CA.
+        let third = ca("third");
+        files.begin(&new, &third, "x").unwrap();
+        files.finish(&new, &third).unwrap();
+        let current = files.current().load(CaKind::EtcdClient, now).unwrap();
+        assert_eq!(current.fingerprint_sha256(), third.fingerprint_sha256());
+
         // The server's CA bundle for components stays what it was.
         assert_eq!(
             fs::read_to_string(files.server_ca()).unwrap(),

@@ -58,10 +58,9 @@ pub async fn probe_endpoint(
 ) -> EndpointTrust {
     let (trusted, detail) = match ask(target, endpoint).await {
         Ok(()) => (true, "answered a read".to_owned()),
-        Err(etcd_client::Error::GRpcStatus(status)) if etcd_answered(status.code()) => (
-            true,
-            format!("etcd answered ({})", status.message().trim()),
-        ),
+        Err(etcd_client::Error::GRpcStatus(status)) if etcd_answered(status.code()) => {
+            (true, format!("etcd answered ({})", status.message().trim()))
+        }
         Err(error) => (
             false,
             format!("a client certificate of the new CA was not accepted: {error}"),

@@ -48,12 +48,7 @@ pub async fn plan(
     };
     let served = |record: &NodeRecord| {
         let (now, _) = control.policy_for(&record.name);
-        manifest_for(
-            &now,
-            &record.name,
-            record.generation,
-            control.trust(),
-        )
+        manifest_for(&now, &record.name, record.generation, control.trust())
     };
     let (nodes, unchanged) = node_plans(
         &policy,

@@ -245,8 +245,7 @@ async fn opened_health(
         .flatten()
         .map(|node| {
             let health = records.get(node.as_str()).map_or(Health::Healthy, |r| {
-                let target = manifest_for(to, node, r.generation, &trust)
-                    .map(|m| m.revision);
+                let target = manifest_for(to, node, r.generation, &trust).map(|m| m.revision);
                 node_health(r, target.as_deref())
             });
             (node.clone(), health)

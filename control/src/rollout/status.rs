@@ -44,13 +44,8 @@ pub fn annotate(
 ) {
     for row in rows {
         let policy = policy_for(&row.record.name);
-        let current = manifest_for(
-            &policy,
-            &row.record.name,
-            row.record.generation,
-            trust,
-        )
-        .map(|m| m.revision);
+        let current = manifest_for(&policy, &row.record.name, row.record.generation, trust)
+            .map(|m| m.revision);
         row.convergence = convergence(&row.record, &row.inventory, current.as_deref());
         row.current_revision = current;
     }
@@ -130,8 +125,7 @@ pub fn waves(
             };
             for node in nodes {
                 let health = by_name.get(node.as_str()).map_or(Health::Healthy, |r| {
-                    let target = manifest_for(to, node, r.generation, trust)
-                        .map(|m| m.revision);
+                    let target = manifest_for(to, node, r.generation, trust).map(|m| m.revision);
                     node_health(r, target.as_deref())
                 });
                 match health {

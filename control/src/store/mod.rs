@@ -76,8 +76,8 @@ pub use errors::StoreError;
 pub use etcd_store::EtcdStore;
 pub use leases::{GroupBudget, LeaseBudget, LeaseRecord};
 pub use records::{
-    AuditAction, CaRotationRecord, AuditEntry, AuditOutcome, FleetCert, FleetSerial, IssuedRecord, NewAuditEntry,
-    NodeRecord, NodeStanding, NodeState, PendingAsk, PendingKey, RolloutRecord,
+    AuditAction, AuditEntry, AuditOutcome, CaRotationRecord, FleetCert, FleetSerial, IssuedRecord,
+    NewAuditEntry, NodeRecord, NodeStanding, NodeState, PendingAsk, PendingKey, RolloutRecord,
 };
 pub use redb_store::RedbStore;
 pub use snapshot::{PolicyText, SNAPSHOT_FORMAT, SnapshotToken, StoreSnapshot};

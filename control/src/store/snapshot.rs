@@ -18,8 +18,8 @@ use time::OffsetDateTime;
 use super::records::unix_ts;
 use super::tokens::TokenRecord;
 use super::{
-    AuditEntry, CaRotationRecord, IssuedRecord, LeaseRecord, NodeRecord, PolicyRevision, RolloutRecord, StoreError,
-    TokenScope,
+    AuditEntry, CaRotationRecord, IssuedRecord, LeaseRecord, NodeRecord, PolicyRevision,
+    RolloutRecord, StoreError, TokenScope,
 };
 
 /// The snapshot format this code writes and reads.

@@ -5,6 +5,7 @@ mod access_cmd;
 mod admin_cert_cmd;
 mod admin_cmd;
 mod audit_cmd;
+mod ca_cmd;
 mod datastore_cmd;
 mod k8s_cmd;
 pub(crate) mod output;
@@ -94,6 +95,9 @@ pub enum Command {
     /// Rollouts of policy changes (through the running server).
     #[command(subcommand)]
     Rollout(RolloutCommand),
+    /// The CAs, and rotating the etcd client CA in waves (through the running server).
+    #[command(subcommand)]
+    Ca(ca_cmd::CaCommand),
     /// Calico's cluster-wide objects in etcd (directly, with calseg's own etcd identity).
     #[command(subcommand)]
     Datastore(datastore_cmd::DatastoreCommand),
@@ -493,6 +497,7 @@ pub fn main() -> ExitCode {
                 rollout_cmd::rollout_action(cli.config.as_deref(), "rollback").await
             }
             Command::Datastore(command) => datastore_cmd::run(cli.config.as_deref(), command).await,
+            Command::Ca(command) => ca_cmd::run(cli.config.as_deref(), command).await,
             Command::MigrateStore { from, to, file } => {
                 store_cmd::migrate(cli.config.as_deref(), *from, *to, file.clone()).await
             }

@@ -19,6 +19,8 @@
 //!   certificates of component-wide identities (`k8s secrets`).
 //! - `fleet_plan`: the fleet plan of the policy in force or of a candidate policy (`plan`).
 //! - `leases`: restart leases, the fleet's restart budget.
+//! - `ca`: both CAs, and the steps of a rotation of the etcd client CA
+//!   (`calseg_control::ca_rotation`).
 //! - `rollout`, `rollout_actions`: the rollout status and the operator's actions on a rollout
 //!   in waves (driven by `calseg_control::rollout`).
 //! - `long_poll`: parking manifest requests until the node's manifest changes.
@@ -30,6 +32,7 @@
 //! - `limit`: load shedding, at most `[api] max_in_flight` requests worked on at once.
 
 mod admin;
+mod ca;
 mod caller;
 pub mod connections;
 mod enroll;
@@ -120,6 +123,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             &paths::admin_component_certificate("{component}"),
             post(admin::component_certificate),
+        )
+        .route(paths::ADMIN_CA, get(ca::get))
+        .route(
+            &paths::admin_ca_action("{ca}", "{action}"),
+            post(ca::action),
         )
         .route(paths::ADMIN_ROLLOUT, get(rollout::get))
         .route(

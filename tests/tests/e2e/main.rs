@@ -15,6 +15,7 @@ mod api_errors;
 mod audit_cli;
 mod auth_races;
 mod bad_policy;
+mod ca_rotation;
 mod catalogue;
 mod cli_usage;
 mod closed_pipe;

@@ -19,10 +19,9 @@ use time::{Duration, OffsetDateTime};
 use super::kv::Kv;
 use super::records::whole_seconds;
 use super::{
-    CaRotationRecord,
-    AuditEntry, IssuedRecord, LeaseBudget, LeaseRecord, NewAuditEntry, NewToken, NodeRecord,
-    NodeStanding, NodeState, PendingAsk, PolicyRevision, RolloutRecord, Store, StoreError,
-    StoreSnapshot, TokenInfo, TokenScope, TokenUse,
+    AuditEntry, CaRotationRecord, IssuedRecord, LeaseBudget, LeaseRecord, NewAuditEntry, NewToken,
+    NodeRecord, NodeStanding, NodeState, PendingAsk, PolicyRevision, RolloutRecord, Store,
+    StoreError, StoreSnapshot, TokenInfo, TokenScope, TokenUse,
 };
 
 pub(super) use nodes::PendingEntry;

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::tables::{
-    AUDIT, ISSUED, ISSUED_BY_NODE, JsonTable, LEASES, NODES, NumTable, POLICY_REVISIONS,
-    POLICY_TEXTS, ROLLOUT, TOKENS, CA_ROTATION,
+    AUDIT, CA_ROTATION, ISSUED, ISSUED_BY_NODE, JsonTable, LEASES, NODES, NumTable,
+    POLICY_REVISIONS, POLICY_TEXTS, ROLLOUT, TOKENS,
 };
 use crate::store::codec::{decode, encode};
 use crate::store::kv::{Key, Space, Stored, Txn};

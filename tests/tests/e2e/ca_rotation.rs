@@ -1,0 +1,320 @@
+//! Issue 22: rotating the etcd client CA in waves, on real etcd (three members, restarted one
+//! at a time with the bundle) and real agents in sandboxed hosts whose stand-in calico-node
+//! writes to etcd every second throughout. The stand-in exits at its first failed etcd request
+//! and systemd starts it again, so its start count is the proof: one start at install, one
+//! restart for the re-issued identity, none for a failure. A sampler of the server's lease list
+//! shows the restart budget (1) is never exceeded.
+//!
+//! A second test covers refusals and waiting: begin twice, finish before etcd trusts the new
+//! CA, an endpoint that never trusts it (the rotation waits and says which), a server restart
+//! in the middle, and a rollback that drops the new CA.
+
+use calseg_api::ca::{CaStatus, RotationPhase};
+use calseg_api::lease::LeaseInfo;
+use calseg_api::paths;
+use calseg_tests::agent_host::{AgentHost, STANDIN_UNIT, describe};
+use calseg_tests::api_client::{admin_client, get_json};
+use calseg_tests::etcd::{EtcdCluster, EtcdOptions};
+use calseg_tests::server::ServerProcess;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const REAL: [&str; 2] = ["rot-1", "rot-2"];
+
+fn policy(endpoints: &[String]) -> String {
+    let endpoints = endpoints
+        .iter()
+        .map(|e| format!("\"{e}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        r#"calico_version = "3.29"
+[etcd]
+endpoints = [{endpoints}]
+[identity]
+lifetime = "2h"
+[components.calico-node]
+grants = [ {{ prefix = "/calico/resources/v3/projectcalico.org/", access = "read" }} ]
+node_grants = [ {{ prefix = "/calico/felix/v1/host/{{node}}/", access = "readwrite" }} ]
+restart = ["{STANDIN_UNIT}"]
+env_file = "/etc/calico/calico-node.env"
+[[hosts]]
+match = "rot-*"
+components = ["calico-node"]
+[rollout]
+max_unavailable = 1
+lease_ttl = "10s"
+canary = 1
+wave = "50%"
+bake = "0s"
+"#
+    )
+}
+
+fn ca_status(server: &ServerProcess) -> CaStatus {
+    let out = server
+        .cli(&["ca", "status", "-o", "json"])
+        .expect("ca status");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", describe(&out)))
+}
+
+/// Polls `ca status` until `done` holds, for at most `within`.
+async fn wait_status(
+    server: &ServerProcess,
+    within: Duration,
+    what: &str,
+    done: impl Fn(&CaStatus) -> bool,
+) -> CaStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        let status = ca_status(server);
+        if done(&status) {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {within:?}: {status:#?}\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+fn phase(status: &CaStatus) -> Option<RotationPhase> {
+    status.rotation.as_ref().map(|r| r.phase)
+}
+
+/// The issuer line of `host`'s calico-node certificate.
+fn issuer(host: &AgentHost) -> String {
+    host.host
+        .exec_ok("openssl x509 -noout -issuer -in /etc/calico/certs/calico-node/cert.pem")
+        .expect("openssl")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_etcd_client_ca_rotates_in_waves_without_a_failed_etcd_request() {
+    let mut etcd = EtcdCluster::start_with(EtcdOptions {
+        members: 3,
+        ..EtcdOptions::default()
+    })
+    .await
+    .expect("etcd");
+    let server = ServerProcess::start(&etcd, &policy(&etcd.endpoints()), "")
+        .await
+        .expect("server");
+    server
+        .cli_ok(&["datastore", "init"])
+        .expect("datastore init");
+    let admin = admin_client(&server).expect("admin client");
+    let (a, b) = tokio::join!(
+        AgentHost::boot(REAL[0], &server),
+        AgentHost::boot(REAL[1], &server)
+    );
+    let hosts = [a.expect("sandbox"), b.expect("sandbox")];
+    for host in &hosts {
+        host.enroll(&server).expect("enroll");
+        host.count_standin_starts().await.expect("drop-in");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (code, out) = host.once().expect("once");
+            if code == 2 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{}: {out}", host.node);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        assert_eq!(host.standin_starts(), 1, "{}", host.node);
+        host.start_daemon().expect("calseg-agent run");
+    }
+    let old_issuer = issuer(&hosts[0]);
+
+    // The restart budget, as the server counts leases, sampled throughout.
+    let sampling = Arc::new(AtomicBool::new(true));
+    let sampler = {
+        let url = format!("{}{}", server.url(), paths::ADMIN_LEASES);
+        let (admin, sampling) = (admin.clone(), Arc::clone(&sampling));
+        tokio::spawn(async move {
+            let (mut samples, mut peak) = (0usize, 0usize);
+            while sampling.load(Ordering::Relaxed) {
+                let live: Vec<LeaseInfo> = get_json(&admin, &url).await.expect("leases");
+                peak = peak.max(live.len());
+                samples += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            (samples, peak)
+        })
+    };
+
+    let begun = server
+        .cli_ok(&["ca", "rotate", "etcd-client", "--begin"])
+        .expect("begin");
+    assert!(begun.contains("etcd-client-bundle.pem"), "{begun}");
+    let trusting = wait_status(&server, Duration::from_secs(20), "probed", |s| {
+        s.rotation.as_ref().is_some_and(|r| r.probes.len() == 3)
+    })
+    .await;
+    let rotation = trusting.rotation.clone().unwrap();
+    assert_eq!(rotation.phase, RotationPhase::Trusting, "{trusting:#?}");
+    assert!(rotation.probes.iter().all(|p| !p.trusted), "{trusting:#?}");
+    // Nothing is issued from the new CA while etcd does not trust it.
+    assert_eq!(issuer(&hosts[0]), old_issuer);
+
+    // The operator's procedure: etcd trusts old and new, members restarted one at a time.
+    let ca_dir = server.state_dir().join("ca");
+    let new_ca = std::fs::read_to_string(ca_dir.join("etcd-client.next.pem")).expect("new CA");
+    let bundle = std::fs::read_to_string(ca_dir.join("etcd-client-bundle.pem")).expect("bundle");
+    assert!(
+        bundle.contains(new_ca.trim()),
+        "the bundle holds the new CA"
+    );
+    etcd.set_trusted_cas(std::slice::from_ref(&new_ca)).expect("bundle");
+    for member in 0..3 {
+        etcd.restart_member(member).await.expect("restart member");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+
+    // Every endpoint trusts the new CA: identities are re-issued in waves.
+    let reissued = wait_status(&server, Duration::from_secs(120), "re-issued", |s| {
+        phase(s) == Some(RotationPhase::Reissued)
+    })
+    .await;
+    let rotation = reissued.rotation.clone().unwrap();
+    assert!(rotation.probes.iter().all(|p| p.trusted), "{reissued:#?}");
+    let waves = rotation.waves.expect("waves");
+    assert_eq!(
+        (waves.opened_waves, waves.total_waves),
+        (2, 2),
+        "{waves:#?}"
+    );
+    let finished = server
+        .cli_ok(&["ca", "rotate", "etcd-client", "--finish"])
+        .expect("finish");
+    assert!(finished.contains("retired"), "{finished}");
+    let done = ca_status(&server);
+    assert_eq!(phase(&done), Some(RotationPhase::Finished), "{done:#?}");
+    assert_eq!(done.etcd_client.fingerprint, rotation.new_fingerprint);
+
+    // A moment more: a late restart or failure would show now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    sampling.store(false, Ordering::Relaxed);
+    let (samples, peak) = sampler.await.expect("sampler");
+    assert!(samples >= 20, "only {samples} lease samples");
+    assert!(
+        peak <= 1,
+        "the server listed {peak} live leases at once (budget 1)"
+    );
+    for host in &hosts {
+        assert_eq!(
+            host.standin_starts(),
+            2,
+            "{}: one start at install, one restart for the new CA, no failure\n{}",
+            host.node,
+            host.daemon_log()
+        );
+        let unit = host.host.unit_status(STANDIN_UNIT).await.expect("unit");
+        assert_eq!(unit.active_state, "active", "{}: {unit:?}", host.node);
+        let now = issuer(host);
+        assert_ne!(now, old_issuer, "{}", host.node);
+        assert!(
+            now.contains("calseg etcd client CA"),
+            "{}: {now}",
+            host.node
+        );
+    }
+
+    // The new CA stays in force across a restart of the server.
+    let mut server = server;
+    server.restart().await.expect("restart the server");
+    let after = ca_status(&server);
+    assert_eq!(after.etcd_client.fingerprint, rotation.new_fingerprint);
+    assert_eq!(phase(&after), Some(RotationPhase::Finished));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_waits_for_an_untrusting_endpoint_refuses_early_steps_and_rolls_back() {
+    let etcd = EtcdCluster::start().await.expect("etcd");
+    let mut server = ServerProcess::start(&etcd, &policy(&etcd.endpoints()), "")
+        .await
+        .expect("server");
+    let finish_early = server
+        .cli(&["ca", "rotate", "etcd-client", "--finish"])
+        .expect("finish");
+    assert!(!finish_early.status.success());
+    assert!(
+        String::from_utf8_lossy(&finish_early.stderr).contains("no rotation"),
+        "{}",
+        describe(&finish_early)
+    );
+    server
+        .cli_ok(&["ca", "rotate", "etcd-client", "--begin"])
+        .expect("begin");
+    let twice = server
+        .cli(&["ca", "rotate", "etcd-client", "--begin"])
+        .expect("begin twice");
+    assert!(!twice.status.success());
+    assert!(
+        String::from_utf8_lossy(&twice.stderr).contains("already in progress"),
+        "{}",
+        describe(&twice)
+    );
+    let ca_dir = server.state_dir().join("ca");
+    let new_key = std::fs::read(ca_dir.join("etcd-client.next-key.pem")).expect("new key");
+
+    // etcd never trusts it: the rotation waits and names the endpoint, even across a restart.
+    let waiting = wait_status(&server, Duration::from_secs(20), "probed", |s| {
+        s.rotation.as_ref().is_some_and(|r| !r.probes.is_empty())
+    })
+    .await;
+    let probe = &waiting.rotation.as_ref().unwrap().probes[0];
+    assert_eq!(probe.endpoint, etcd.endpoint(0));
+    assert!(
+        !probe.trusted && probe.detail.contains("not accepted"),
+        "{probe:?}"
+    );
+    let text = server.cli_ok(&["ca", "status"]).expect("ca status");
+    assert!(
+        text.contains("REFUSES") && text.contains(&etcd.endpoint(0)),
+        "{text}"
+    );
+    server.restart().await.expect("restart");
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let still = ca_status(&server);
+    let rotation = still.rotation.clone().unwrap();
+    assert_eq!(rotation.phase, RotationPhase::Trusting, "{still:#?}");
+    assert!(rotation.waves.is_none(), "waves began without trust");
+    assert_eq!(
+        std::fs::read(ca_dir.join("etcd-client.next-key.pem")).expect("new key"),
+        new_key,
+        "the new key changed"
+    );
+    let early = server
+        .cli(&["ca", "rotate", "etcd-client", "--finish"])
+        .expect("finish");
+    assert!(!early.status.success());
+    let said = String::from_utf8_lossy(&early.stderr);
+    assert!(
+        said.contains("not every etcd endpoint trusts") && said.contains(&etcd.endpoint(0)),
+        "{}",
+        describe(&early)
+    );
+
+    // Rolled back: the new CA is gone, the bundle holds the old one, and a new rotation may
+    // begin.
+    server
+        .cli_ok(&["ca", "rotate", "etcd-client", "--rollback"])
+        .expect("rollback");
+    let rolled = ca_status(&server);
+    assert_eq!(
+        phase(&rolled),
+        Some(RotationPhase::RolledBack),
+        "{rolled:#?}"
+    );
+    assert!(!ca_dir.join("etcd-client.next-key.pem").exists());
+    let bundle = std::fs::read_to_string(ca_dir.join("etcd-client-bundle.pem")).expect("bundle");
+    assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 1);
+    assert_eq!(rolled.etcd_client.fingerprint, rotation.old_fingerprint);
+    server
+        .cli_ok(&["ca", "rotate", "etcd-client", "--begin"])
+        .expect("a new rotation");
+}
