@@ -21,9 +21,29 @@ if [ -n "${CALICO_REPLAY:-}" ]; then
 fi
 key="/calico/felix/v1/host/$(hostname)/status"
 echo "calico-node stand-in: etcd identity $(openssl x509 -noout -subject -in "$ETCD_CERT_FILE" 2>/dev/null); writing $key every second"
+# One write; like Calico's clientv3, a write that meets an etcd member going away (connection
+# refused or closed, no leader for a moment) is tried again, up to 5 times, and said so; any
+# other error (a refused certificate, permission denied) ends the stand-in at once.
+put() {
+  tries=0
+  while true; do
+    out=$(ETCDCTL_API=3 etcdctl --endpoints="$ETCD_ENDPOINTS" --cacert="$ETCD_CA_CERT_FILE" \
+      --cert="$ETCD_CERT_FILE" --key="$ETCD_KEY_FILE" --dial-timeout=2s \
+      put "$key" "alive-$$" 2>&1) && return 0
+    tries=$((tries + 1))
+    case "$out" in
+      *"connection refused"*|*"transport is closing"*|*"error reading from server: EOF"*|*"leader changed"*|*"no leader"*|*"Unavailable"*|*"context deadline exceeded"*)
+        if [ "$tries" -lt 5 ]; then
+          echo "calico-node stand-in: transient etcd error, trying again: $out" >&2
+          sleep 0.2
+          continue
+        fi ;;
+    esac
+    echo "calico-node stand-in: etcd error: $out" >&2
+    return 1
+  done
+}
 while true; do
-  ETCDCTL_API=3 etcdctl --endpoints="$ETCD_ENDPOINTS" --cacert="$ETCD_CA_CERT_FILE" \
-    --cert="$ETCD_CERT_FILE" --key="$ETCD_KEY_FILE" --dial-timeout=2s \
-    put "$key" "alive-$$" >/dev/null || exit 1
+  put || exit 1
   sleep 1
 done

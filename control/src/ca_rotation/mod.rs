@@ -11,6 +11,7 @@
 //! - `files`: the new CA, the bundle and the retired CA in the CA directory.
 //! - `probe`: does an etcd endpoint accept a client certificate of the new CA?
 //! - `pending`: the live identities that still depend on the old CA.
+//! - `own_identity`: calseg's own etcd certificate, re-issued from the new CA at `finish`.
 //! - `driver`: the operator's steps, the controller's tick, and the status.
 //!
 //! [`CaRotationRecord`]: crate::store::CaRotationRecord
@@ -18,11 +19,13 @@
 mod driver;
 mod files;
 mod issuers;
+mod own_identity;
 mod pending;
 mod probe;
 
 pub use driver::{act, resume_after_restart, status, tick};
 pub use files::RotationFiles;
 pub use issuers::{EtcdCas, IssuerWaves};
+pub use own_identity::{OwnIdentity, reissue_if_old};
 pub use pending::old_ca_identities;
 pub use probe::{ProbeTarget, probe_endpoint};

@@ -4,12 +4,15 @@
 
 use super::admin_cmd::{client, unix_time};
 use super::output::{Format, OutputArgs};
+use crate::config::ServerConfig;
+use crate::pki::CaKind;
 use anyhow::Result;
 use calseg_api::ca::{CaStatus, ETCD_CLIENT, RotationPhase, RotationStepped};
 use calseg_api::exit;
 use calseg_api::paths;
 use calseg_api::rollout::RolloutState;
 use calseg_api::text::printable;
+use calseg_control::ca_rotation::{OwnIdentity, RotationFiles, reissue_if_old};
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use std::path::Path;
 use std::process::ExitCode;
@@ -100,8 +103,47 @@ pub async fn run(config: Option<&Path>, command: &CaCommand) -> Result<ExitCode>
             if let Some(next) = &stepped.next {
                 println!("\n{}", printable(next));
             }
+            if args.finish {
+                println!("{}", reissue_own_identity(config));
+            }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// After `--finish`, on the server host: re-issues calseg's own etcd certificate from the CA in
+/// force when the old CA signed it, or says what to do when this host cannot.
+fn reissue_own_identity(config: Option<&Path>) -> String {
+    let config = match ServerConfig::load(config) {
+        Ok(config) => config,
+        Err(error) => return format!("calseg's own etcd certificate: not checked ({error:#})"),
+    };
+    let (Some(cert), Some(key)) = (&config.etcd.cert_file, &config.etcd.key_file) else {
+        return "calseg has no etcd certificate of its own in server.toml: nothing to re-issue"
+            .to_owned();
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let ca = RotationFiles::new(&config.ca_dir())
+        .current()
+        .load(CaKind::EtcdClient, now);
+    let done = ca.and_then(|ca| reissue_if_old(cert, key, &ca, now));
+    match done {
+        Ok(OwnIdentity::Current) => format!(
+            "calseg's own etcd certificate ({}) already comes from the CA in force",
+            cert.display()
+        ),
+        Ok(OwnIdentity::Reissued { common_name }) => format!(
+            "calseg's own etcd certificate ({}, user {common_name}) came from the old CA: \
+             re-issued from the new one. Restart calseg-server (each replica, with a copy of \
+             the new files) before you drop the old CA from etcd.",
+            cert.display()
+        ),
+        Err(error) => format!(
+            "calseg's own etcd certificate ({}) was not checked or re-issued ({error}): run \
+             this command on the server host as root, or re-issue it from the new CA by hand, \
+             before you drop the old CA from etcd",
+            cert.display()
+        ),
     }
 }
 

@@ -168,7 +168,8 @@ async fn the_etcd_client_ca_rotates_in_waves_without_a_failed_etcd_request() {
         bundle.contains(new_ca.trim()),
         "the bundle holds the new CA"
     );
-    etcd.set_trusted_cas(std::slice::from_ref(&new_ca)).expect("bundle");
+    etcd.set_trusted_cas(std::slice::from_ref(&new_ca))
+        .expect("bundle");
     for member in 0..3 {
         etcd.restart_member(member).await.expect("restart member");
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -191,6 +192,22 @@ async fn the_etcd_client_ca_rotates_in_waves_without_a_failed_etcd_request() {
         .cli_ok(&["ca", "rotate", "etcd-client", "--finish"])
         .expect("finish");
     assert!(finished.contains("retired"), "{finished}");
+    // calseg's own etcd certificate came from the old CA (the harness's): re-issued.
+    assert!(
+        finished.contains("re-issued from the new one"),
+        "{finished}"
+    );
+    let own = server.dir().join("etc/etcd/calseg.pem");
+    let own_issuer = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-issuer", "-in"])
+        .arg(&own)
+        .output()
+        .expect("openssl");
+    assert!(
+        String::from_utf8_lossy(&own_issuer.stdout).contains("calseg etcd client CA"),
+        "{}",
+        describe(&own_issuer)
+    );
     let done = ca_status(&server);
     assert_eq!(phase(&done), Some(RotationPhase::Finished), "{done:#?}");
     assert_eq!(done.etcd_client.fingerprint, rotation.new_fingerprint);
@@ -208,12 +225,25 @@ async fn the_etcd_client_ca_rotates_in_waves_without_a_failed_etcd_request() {
         assert_eq!(
             host.standin_starts(),
             2,
-            "{}: one start at install, one restart for the new CA, no failure\n{}",
+            "{}: one start at install, one restart for the new CA, no failure\n{}\n{}",
             host.node,
-            host.daemon_log()
+            host.daemon_log(),
+            host.host
+                .exec("journalctl -u calico-node.service --no-pager | tail -n 40")
+                .map(|o| describe(&o))
+                .unwrap_or_default()
         );
         let unit = host.host.unit_status(STANDIN_UNIT).await.expect("unit");
         assert_eq!(unit.active_state, "active", "{}: {unit:?}", host.node);
+        let journal = host
+            .host
+            .exec_ok("journalctl -u calico-node.service --no-pager")
+            .expect("journal");
+        assert!(
+            !journal.contains("etcd error:"),
+            "{}: a failed etcd request\n{journal}",
+            host.node
+        );
         let now = issuer(host);
         assert_ne!(now, old_issuer, "{}", host.node);
         assert!(
@@ -229,6 +259,11 @@ async fn the_etcd_client_ca_rotates_in_waves_without_a_failed_etcd_request() {
     let after = ca_status(&server);
     assert_eq!(after.etcd_client.fingerprint, rotation.new_fingerprint);
     assert_eq!(phase(&after), Some(RotationPhase::Finished));
+    // ... and calseg manages etcd with its re-issued identity.
+    server
+        .wait_rbac_applied()
+        .await
+        .expect("RBAC applied after the restart");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
