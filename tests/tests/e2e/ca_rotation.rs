@@ -353,3 +353,74 @@ async fn a_rotation_waits_for_an_untrusting_endpoint_refuses_early_steps_and_rol
         .cli_ok(&["ca", "rotate", "etcd-client", "--begin"])
         .expect("a new rotation");
 }
+
+/// Copies the new CA's files of a rotation from one replica's CA directory to another's, as
+/// the operator does (`begin` names them).
+fn copy_next_ca(from: &ServerProcess, to: &ServerProcess) {
+    for name in ["etcd-client.next.pem", "etcd-client.next-key.pem"] {
+        std::fs::copy(
+            from.state_dir().join("ca").join(name),
+            to.state_dir().join("ca").join(name),
+        )
+        .unwrap_or_else(|e| panic!("copy {name}: {e}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_goes_on_after_its_replica_dies_and_every_replica_catches_up() {
+    let mut etcd = EtcdCluster::start().await.expect("etcd");
+    let mut replicas =
+        ServerProcess::start_replicas(&etcd, &policy(&etcd.endpoints()), "", &[None, None], "2s")
+            .await
+            .expect("replicas");
+    replicas[0]
+        .cli_ok(&["ca", "rotate", "etcd-client", "--begin"])
+        .expect("begin on r0");
+    // r1 follows the store: it sees the rotation and says it lacks the new CA's files.
+    wait_status(&replicas[1], Duration::from_secs(20), "r1 sees it", |s| {
+        s.rotation.as_ref().is_some_and(|r| !r.new_ca_here)
+    })
+    .await;
+    copy_next_ca(&replicas[0], &replicas[1]);
+    wait_status(&replicas[1], Duration::from_secs(20), "r1 loads it", |s| {
+        s.rotation.as_ref().is_some_and(|r| r.new_ca_here)
+    })
+    .await;
+
+    // The replica that began it dies; etcd comes to trust the new CA; r1 carries on.
+    replicas[0].kill_hard();
+    let new_ca = std::fs::read_to_string(replicas[1].state_dir().join("ca/etcd-client.next.pem"))
+        .expect("new CA");
+    etcd.set_trusted_cas(&[new_ca]).expect("trust");
+    etcd.restart_member(0).await.expect("restart etcd");
+    let reissued = wait_status(&replicas[1], Duration::from_secs(60), "reissued", |s| {
+        phase(s) == Some(RotationPhase::Reissued)
+    })
+    .await;
+    let new_fingerprint = reissued.rotation.unwrap().new_fingerprint;
+    replicas[1]
+        .cli_ok(&["ca", "rotate", "etcd-client", "--finish"])
+        .expect("finish on r1");
+    assert_eq!(
+        ca_status(&replicas[1]).etcd_client.fingerprint,
+        new_fingerprint
+    );
+
+    // r0 comes back with the old CA in force on its disk: it completes the finish itself.
+    replicas[0].restart().await.expect("r0 back");
+    let caught_up = wait_status(
+        &replicas[0],
+        Duration::from_secs(20),
+        "r0 catches up",
+        |s| s.etcd_client.fingerprint == new_fingerprint,
+    )
+    .await;
+    assert_eq!(phase(&caught_up), Some(RotationPhase::Finished));
+    let ca_dir = replicas[0].state_dir().join("ca");
+    assert!(ca_dir.join("etcd-client.active.pem").exists());
+    assert!(!ca_dir.join("etcd-client.next-key.pem").exists());
+    assert!(
+        !ca_dir.join("etcd-client-key.pem").exists(),
+        "the old key is gone"
+    );
+}
