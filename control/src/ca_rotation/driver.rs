@@ -256,9 +256,10 @@ async fn finish(
     .await;
     save_and_apply(control, record).await?;
     Ok(Some(format!(
-        "the old etcd client CA is retired (its certificate kept as {}, its key deleted). Drop it \
-         from etcd's --trusted-ca-file: {} now holds the new CA only; restart the etcd members \
-         one at a time.",
+        "the old etcd client CA is retired (its certificate kept as {}, its key deleted). Renew \
+         component-wide identities (`calseg-server k8s secrets --renew`), which calseg does not \
+         track, then drop the old CA from etcd's --trusted-ca-file: {} now holds the new CA \
+         only; restart the etcd members one at a time.",
         retired.display(),
         files.bundle().display()
     )))
