@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use calseg_api::ca::{CaStatus, CaSummary, RotationAction, RotationPhase, RotationStatus};
-use calseg_api::rollout::{RolloutAction, RolloutState, WaveRollout, WaveStatus};
+use calseg_api::rollout::{RolloutAction, RolloutState, WaveRollout};
 use time::OffsetDateTime;
 
 use super::{EtcdCas, IssuerWaves, ProbeTarget, old_ca_identities, probe_endpoint};
@@ -17,7 +17,9 @@ use crate::ControlError;
 use crate::node_calls::current_manifest;
 use crate::pki::{CaKind, CertificateAuthority};
 use crate::policy::{Budget, Canary, WaveSettings};
-use crate::rollout::{Health, Step, apply_step, assign_waves, manual, next_step, node_health};
+use crate::rollout::{
+    Health, Step, apply_step, assign_waves, manual, next_step, node_health, wave_rollout,
+};
 use crate::state::Control;
 use crate::store::{AuditAction, AuditOutcome, CaRotationRecord, NodeRecord, RolloutRecord};
 
@@ -278,16 +280,9 @@ async fn rollback(
         .is_some_and(|w| w.state == RolloutState::RolledBack);
     if record.phase != RotationPhase::Trusting && !waves_rolled_back {
         // First, every node goes back to the old CA, under the restart budget.
-        let waves = record.waves.get_or_insert_with(|| RolloutRecord {
-            from_revision: 0,
-            to_revision: 0,
-            state: RolloutState::Running,
-            opened_waves: 0,
-            wave_opened_at: Vec::new(),
-            wave_healthy_at: None,
-            created_at: now.unix_timestamp(),
-            waves: Vec::new(),
-        });
+        let waves = record
+            .waves
+            .get_or_insert_with(|| RolloutRecord::running(0, 0, Vec::new(), now.unix_timestamp()));
         waves.state = RolloutState::RolledBack;
         record.phase = RotationPhase::Reissuing;
         audit(
@@ -585,16 +580,12 @@ async fn probe_all(
         ),
     )
     .await;
-    record.waves = Some(RolloutRecord {
-        from_revision: revision,
-        to_revision: revision,
-        state: RolloutState::Running,
-        opened_waves: 0,
-        wave_opened_at: Vec::new(),
-        wave_healthy_at: None,
-        created_at: now.unix_timestamp(),
+    record.waves = Some(RolloutRecord::running(
+        revision,
+        revision,
         waves,
-    });
+        now.unix_timestamp(),
+    ));
     record.phase = RotationPhase::Reissuing;
     save_and_apply(control, record).await
 }
@@ -748,40 +739,6 @@ pub async fn status(control: &Control, now: OffsetDateTime) -> Result<CaStatus, 
 }
 
 fn wave_status(control: &Control, record: &RolloutRecord, nodes: &[NodeRecord]) -> WaveRollout {
-    let by_name: HashMap<&str, &NodeRecord> = nodes.iter().map(|r| (r.name.as_str(), r)).collect();
-    let waves = record
-        .waves
-        .iter()
-        .enumerate()
-        .map(|(i, members)| {
-            let mut wave = WaveStatus {
-                size: members.len(),
-                opened_at: record.wave_opened_at.get(i).copied(),
-                ..WaveStatus::default()
-            };
-            for node in members {
-                match by_name
-                    .get(node.as_str())
-                    .map_or(Health::Healthy, |r| health_now(control, r))
-                {
-                    Health::Healthy => wave.healthy += 1,
-                    Health::Pending => wave.pending += 1,
-                    Health::Failed => {
-                        wave.failed += 1;
-                        wave.failed_nodes.push(node.clone());
-                    }
-                }
-            }
-            wave
-        })
-        .collect();
-    WaveRollout {
-        from_revision: record.from_revision,
-        to_revision: record.to_revision,
-        state: record.state,
-        opened_waves: record.opened_waves,
-        total_waves: record.waves.len(),
-        created_at: record.created_at,
-        waves,
-    }
+    let health = |_: &str, r: &NodeRecord| health_now(control, r);
+    wave_rollout(record, Some(&health), nodes)
 }

@@ -45,16 +45,7 @@ pub async fn start(
         .map(|r| r.name)
         .collect();
     let waves = assign_waves(settings, to_revision, &nodes);
-    let record = RolloutRecord {
-        from_revision,
-        to_revision,
-        state: RolloutState::Running,
-        opened_waves: 0,
-        wave_opened_at: Vec::new(),
-        wave_healthy_at: None,
-        created_at: now.unix_timestamp(),
-        waves,
-    };
+    let record = RolloutRecord::running(from_revision, to_revision, waves, now.unix_timestamp());
     tracing::info!(
         from_revision,
         to_revision,

@@ -24,5 +24,7 @@ mod waves;
 pub use budget::{max_life_of, resolve_budget, retry_after, ttl_of};
 pub use controller::{Health, Step, apply_step, manual, next_step, node_health, serves_new};
 pub use driver::{act, resume_after_restart, start, supersede, tick};
-pub use status::{annotate, convergence, current_status, status, status_of_nodes, waves};
+pub use status::{
+    annotate, convergence, current_status, status, status_of_nodes, wave_rollout, waves,
+};
 pub use waves::assign_waves;

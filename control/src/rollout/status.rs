@@ -108,6 +108,25 @@ pub fn waves(
     trust: &Trust<'_>,
     records: &[NodeRecord],
 ) -> WaveRollout {
+    let health = to.map(|to| {
+        move |node: &str, r: &NodeRecord| {
+            let target = manifest_for(to, node, r.generation, trust).map(|m| m.revision);
+            node_health(r, target.as_deref())
+        }
+    });
+    match &health {
+        Some(health) => wave_rollout(record, Some(health), records),
+        None => wave_rollout(record, None::<&fn(&str, &NodeRecord) -> Health>, records),
+    }
+}
+
+/// The waves of `record` with each known node's health as `health` judges it (`None`: sizes
+/// and times only). A node the store does not hold counts as healthy.
+pub fn wave_rollout(
+    record: &RolloutRecord,
+    health: Option<&impl Fn(&str, &NodeRecord) -> Health>,
+    records: &[NodeRecord],
+) -> WaveRollout {
     let by_name: HashMap<&str, &NodeRecord> =
         records.iter().map(|r| (r.name.as_str(), r)).collect();
     let waves = record
@@ -120,15 +139,14 @@ pub fn waves(
                 opened_at: record.wave_opened_at.get(i).copied(),
                 ..WaveStatus::default()
             };
-            let Some(to) = to else {
+            let Some(health) = health else {
                 return wave;
             };
             for node in nodes {
-                let health = by_name.get(node.as_str()).map_or(Health::Healthy, |r| {
-                    let target = manifest_for(to, node, r.generation, trust).map(|m| m.revision);
-                    node_health(r, target.as_deref())
-                });
-                match health {
+                let judged = by_name
+                    .get(node.as_str())
+                    .map_or(Health::Healthy, |r| health(node, r));
+                match judged {
                     Health::Healthy => wave.healthy += 1,
                     Health::Pending => wave.pending += 1,
                     Health::Failed => {

@@ -260,6 +260,27 @@ pub struct RolloutRecord {
     pub waves: Vec<Vec<String>>,
 }
 
+impl RolloutRecord {
+    /// A rollout in waves just started at `created_at` (Unix seconds), no wave open yet.
+    pub fn running(
+        from_revision: u64,
+        to_revision: u64,
+        waves: Vec<Vec<String>>,
+        created_at: i64,
+    ) -> Self {
+        Self {
+            from_revision,
+            to_revision,
+            state: calseg_api::rollout::RolloutState::Running,
+            opened_waves: 0,
+            wave_opened_at: Vec::new(),
+            wave_healthy_at: None,
+            created_at,
+            waves,
+        }
+    }
+}
+
 /// The latest rotation of the etcd client CA: which CA replaces which, where it stands, what
 /// each etcd endpoint said to the new CA, and the re-issuing waves. Kept after it finishes, so
 /// `ca status` shows the last one; a new rotation replaces it.
