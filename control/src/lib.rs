@@ -40,6 +40,7 @@
 //! - [`group_commit`]: the signings in flight share one store commit.
 //! - [`store`]: server state (nodes, tokens, issued certificates, audit log, leases, rollouts):
 //!   the embedded redb file store or etcd, and snapshots to migrate between them.
+//! - [`backup`]: the signed (optionally age-encrypted) backup of a server's state and CAs.
 //! - [`pki`]: the fleet and etcd client CAs, CSR checks and signing, key files.
 //! - [`jitter`]: random spread for retries and `Retry-After` (fastrand, not the CSPRNG).
 
@@ -49,6 +50,9 @@ pub mod access;
 pub mod adopt;
 /// An operator's decisions about one node: approve, deny, revoke, delete.
 pub mod approval;
+/// Backups of the server's store, CAs and TLS files: signed by the fleet CA, pinned, optionally
+/// encrypted.
+pub mod backup;
 /// An administrator's certificate for a component's component-wide identity.
 pub mod component_calls;
 /// Calico's cluster-wide singletons, created once with calseg's own etcd identity.
