@@ -28,6 +28,18 @@ pub struct ServerConfig {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub store: StoreConfig,
+    #[serde(default)]
+    pub backup: BackupConfig,
+}
+
+/// `calseg-server backup`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupConfig {
+    /// An age X25519 public key (`age1...`, from `age-keygen`): backups are encrypted to it,
+    /// so only the holder of its private key reads them (`restore --identity`, or `age -d`).
+    /// Unset: backups are signed but not encrypted, and hold the CA keys in the clear.
+    pub recipient: Option<String>,
 }
 
 /// Where the server keeps its state: the embedded single-file store (one server), or etcd

@@ -17,6 +17,7 @@
 //! - `node_routes`: manifest, certificates, report, fleet renewal.
 //! - `admin`: `nodes list`, node decisions (approve, deny, revoke), tokens, audit, RBAC apply,
 //!   certificates of component-wide identities (`k8s secrets`).
+//! - `snapshot`: every record of the store in one view, for `calseg-server backup`.
 //! - `fleet_plan`: the fleet plan of the policy in force or of a candidate policy (`plan`).
 //! - `leases`: restart leases, the fleet's restart budget.
 //! - `rollout`, `rollout_actions`: the rollout status and the operator's actions on a rollout
@@ -47,6 +48,7 @@ mod pending;
 mod rejections;
 mod rollout;
 mod rollout_actions;
+mod snapshot;
 mod state;
 pub mod tls;
 
@@ -122,6 +124,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(admin::component_certificate),
         )
         .route(paths::ADMIN_ROLLOUT, get(rollout::get))
+        .route(paths::ADMIN_STORE_SNAPSHOT, get(snapshot::get))
         .route(
             &paths::admin_rollout_action("{action}"),
             post(rollout_actions::action),
