@@ -347,4 +347,18 @@ mod tests {
     fn a_missing_default_file_is_empty_but_a_missing_named_one_is_an_error() {
         assert!(ServerConfig::load(Some(Path::new("/nonexistent/server.toml"))).is_err());
     }
+
+    #[test]
+    fn the_packaged_example_shows_backup_recipient_and_unknown_keys_are_refused() {
+        let packaged = include_str!("../../packaging/server/server.toml");
+        assert!(
+            packaged.contains("\n[backup]\n"),
+            "the example has a [backup] section"
+        );
+        let uncommented = packaged.replace("# recipient = \"age1...\"", "recipient = \"age1...\"");
+        assert_ne!(uncommented, packaged, "the example shows `recipient`");
+        let config: ServerConfig = toml::from_str(&uncommented).unwrap();
+        assert_eq!(config.backup.recipient.as_deref(), Some("age1..."));
+        assert!(toml::from_str::<ServerConfig>("[backup]\nrecipients = \"x\"\n").is_err());
+    }
 }

@@ -64,7 +64,7 @@ pub async fn restore(config_path: Option<&Path>, args: &RestoreArgs) -> Result<E
     eprintln!(
         "restored the backup of {} (calseg {}): {} files into {}, the TLS files, and {} nodes, \
          {} tokens, {} issued certificates, {} audit entries, {} policy revisions into {}",
-        verified.header.created_at,
+        calseg_api::when::rfc3339(&verified.header.created_at),
         verified.header.calseg_version,
         verified.contents.ca_files.len(),
         target.ca_dir.display(),
