@@ -52,7 +52,8 @@ pub async fn restore(config_path: Option<&Path>, args: &RestoreArgs) -> Result<E
     };
     let verified = backup::open(&bytes, &pin, CALSEG_VERSION, now)
         .with_context(|| format!("{}: nothing was restored", args.file.display()))?;
-    let target = Target::of(&config).await?;
+    let borrowed = BorrowedEtcdCa::of(&config, &verified.contents)?;
+    let target = Target::of(&config, borrowed.config.as_ref().unwrap_or(&config)).await?;
     target.refuse_unless_empty().await?;
     let mut written = Written::default();
     let outcome = target.write(&verified.contents, &mut written).await;
@@ -94,11 +95,13 @@ struct Target {
 
 enum TargetStore {
     Embedded(PathBuf),
-    Etcd(Box<dyn Store>),
+    /// Blocking: its calls run on tokio's blocking pool.
+    Etcd(std::sync::Arc<dyn Store>),
 }
 
 impl Target {
-    async fn of(config: &ServerConfig) -> Result<Self> {
+    /// The targets `config` names; `etcd_config` is how to reach an etcd store.
+    async fn of(config: &ServerConfig, etcd_config: &ServerConfig) -> Result<Self> {
         let state_dir = config.state_dir();
         let (tls_cert, tls_key) = tls_paths(config);
         let (store, store_name) = match config.store.backend()? {
@@ -110,8 +113,11 @@ impl Target {
             StoreBackend::Etcd => {
                 let prefix = config.store.prefix()?;
                 // Refuses while a replica leads on the prefix.
-                let store = store_cmd::open(config, StoreKind::Etcd, &state_dir).await?;
-                (TargetStore::Etcd(store), format!("etcd under {prefix}"))
+                let store = store_cmd::open(etcd_config, StoreKind::Etcd, &state_dir).await?;
+                (
+                    TargetStore::Etcd(store.into()),
+                    format!("etcd under {prefix}"),
+                )
             }
         };
         Ok(Self {
@@ -155,8 +161,9 @@ impl Target {
                 }
             }
             TargetStore::Etcd(store) => {
-                let snapshot = store
-                    .export_snapshot()
+                let store = std::sync::Arc::clone(store);
+                let snapshot = tokio::task::spawn_blocking(move || store.export_snapshot())
+                    .await?
                     .map_err(|e| anyhow!("read {}: {e}", self.store_name))?;
                 if !snapshot.is_empty() {
                     found.push(format!(
@@ -211,15 +218,80 @@ impl Target {
                         .with_context(|| format!("chown {}", path.display()))?;
                 }
             }
-            TargetStore::Etcd(store) => store.import_snapshot(&snapshot).map_err(|e| {
-                anyhow!(
-                    "write the store into {}: {e}; delete the keys written there (etcdctl del \
-                     --prefix) before restoring again",
-                    self.store_name
-                )
-            })?,
+            TargetStore::Etcd(store) => {
+                let store = std::sync::Arc::clone(store);
+                tokio::task::spawn_blocking(move || store.import_snapshot(&snapshot))
+                    .await?
+                    .map_err(|e| {
+                        anyhow!(
+                            "write the store into {}: {e}; delete the keys written there \
+                             (etcdctl del --prefix) before restoring again",
+                            self.store_name
+                        )
+                    })?
+            }
         }
         Ok(())
+    }
+}
+
+/// `[etcd] ca_file` from the backup, while the restore needs etcd before it has written the CA
+/// directory: `init` makes etcd's server CA the etcd client CA (`ca/etcd-client.pem`) unless
+/// told otherwise. A copy of that certificate (public) in a private temporary directory, removed
+/// when this is dropped.
+struct BorrowedEtcdCa {
+    /// server.toml's settings with `[etcd] ca_file` pointing at the copy, when one was needed.
+    config: Option<ServerConfig>,
+    dir: Option<PathBuf>,
+}
+
+impl BorrowedEtcdCa {
+    fn of(config: &ServerConfig, contents: &backup::BackupContents) -> Result<Self> {
+        let none = Self {
+            config: None,
+            dir: None,
+        };
+        let Some(ca_file) = &config.etcd.ca_file else {
+            return Ok(none);
+        };
+        let ca_dir = config.ca_dir();
+        let from_backup = ca_file
+            .strip_prefix(&ca_dir)
+            .ok()
+            .and_then(|name| name.to_str())
+            .and_then(|name| contents.ca_file(name));
+        let (Some(file), false) = (from_backup, ca_file.exists()) else {
+            return Ok(none);
+        };
+        let dir = std::env::temp_dir().join(format!(
+            "calseg-restore-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .with_context(|| format!("create {}", dir.display()))?;
+        // Removes the directory again if a step below fails.
+        let mut borrowed = Self {
+            config: None,
+            dir: Some(dir.clone()),
+        };
+        let copy = dir.join(&file.name);
+        write_file_as(&copy, &file.contents, 0o644, None, Existing::Refuse)?;
+        let mut config = config.clone();
+        config.etcd.ca_file = Some(copy);
+        borrowed.config = Some(config);
+        Ok(borrowed)
+    }
+}
+
+impl Drop for BorrowedEtcdCa {
+    fn drop(&mut self) {
+        if let Some(dir) = self.dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
