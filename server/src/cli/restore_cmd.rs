@@ -339,3 +339,53 @@ impl Written {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn file(name: &str, mode: u32) -> BackupFile {
+        BackupFile {
+            name: name.into(),
+            mode,
+            contents: b"x".to_vec(),
+        }
+    }
+
+    #[test]
+    fn undo_removes_what_was_written_and_only_that() {
+        let root = tempfile::tempdir().unwrap();
+        let kept = root.path().join("kept");
+        std::fs::write(&kept, "operator's").unwrap();
+        let ca = root.path().join("state/ca");
+        let mut written = Written::default();
+        written.create_dir(&ca, None).unwrap();
+        written
+            .file(
+                &ca.join("fleet-key.pem"),
+                &file("fleet-key.pem", 0o640),
+                None,
+            )
+            .unwrap();
+        written
+            .file(&ca.join("fleet.pem"), &file("fleet.pem", 0o644), None)
+            .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(
+            mode(&ca.join("fleet-key.pem")),
+            0o600,
+            "keys are 0600 whatever they were"
+        );
+        assert_eq!(mode(&ca.join("fleet.pem")), 0o644);
+        // An existing file is never replaced.
+        assert!(written.file(&kept, &file("kept", 0o644), None).is_err());
+        written.undo();
+        assert!(
+            !root.path().join("state").exists(),
+            "created directories removed"
+        );
+        assert_eq!(std::fs::read_to_string(&kept).unwrap(), "operator's");
+    }
+}
