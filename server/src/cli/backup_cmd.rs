@@ -127,7 +127,9 @@ pub(super) fn tls_paths(config: &ServerConfig) -> (PathBuf, PathBuf) {
     )
 }
 
-/// Every regular file of the CA directory (not below it), by name.
+/// Every regular file of the CA directory (not below it), by name. A symbolic link is left out
+/// and named: the directory may belong to the server's account, and root must not copy
+/// wherever a link planted there points into a file that `restore` writes world-readable.
 fn read_ca_dir(dir: &Path) -> Result<Vec<BackupFile>> {
     let entries = std::fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))?;
     let mut files = Vec::new();
@@ -136,6 +138,15 @@ fn read_ca_dir(dir: &Path) -> Result<Vec<BackupFile>> {
         let path = entry.path();
         let meta =
             std::fs::symlink_metadata(&path).with_context(|| format!("read {}", path.display()))?;
+        if meta.file_type().is_symlink() {
+            eprintln!(
+                "left out {}: a symbolic link (copy the file it points to into {} if the \
+                 server needs it)",
+                path.display(),
+                dir.display()
+            );
+            continue;
+        }
         if !meta.is_file() {
             continue;
         }

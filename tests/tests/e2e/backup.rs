@@ -115,11 +115,21 @@ async fn round_trip(
     let tokens_before = server.cli_ok(&["token", "list", "--json"]).unwrap();
     let audit_before = audit_lines(&server);
 
+    // Every regular file of the CA directory is kept (e.g. a rotation's next CA); a symbolic
+    // link planted there is left out, and said.
+    let ca_dir = server.state_dir().join("ca");
+    std::fs::write(ca_dir.join("next-fleet.pem"), "a rotation's next CA\n").unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", ca_dir.join("planted.pem")).unwrap();
+
     // Backups of the running server: plain, and encrypted to an age key.
     let work = tempfile::tempdir().unwrap();
     let plain = work.path().join("plain.backup");
     let (code, said) = run(&server, &["backup", &path_arg(&plain)]);
     assert_eq!(code, 0, "{said}");
+    assert!(
+        said.contains("left out") && said.contains("planted.pem"),
+        "{said}"
+    );
     assert!(said.contains("from the running server"), "{said}");
     assert!(said.contains("not encrypted"), "{said}");
     let mode = std::fs::metadata(&plain).unwrap().permissions().mode() & 0o777;
@@ -162,6 +172,14 @@ async fn round_trip(
             .iter()
             .any(|f| f.name == "fleet-key.pem")
     );
+    let names: Vec<&str> = backed_up
+        .contents
+        .ca_files
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
+    assert!(names.contains(&"next-fleet.pem"), "{names:?}");
+    assert!(!names.contains(&"planted.pem"), "{names:?}");
 
     // The server's machine dies: stop it and destroy its state (store, CAs, TLS files).
     server.stop();
@@ -253,6 +271,11 @@ async fn round_trip(
         .permissions()
         .mode();
     assert_eq!(cert_mode & 0o777, 0o644);
+    assert_eq!(
+        std::fs::read_to_string(state_dir.join("ca/next-fleet.pem")).unwrap(),
+        "a rotation's next CA\n"
+    );
+    assert!(!state_dir.join("ca/planted.pem").exists());
     // Again: the target holds the restored state now, and says what.
     let (code, said) = run(&server, &restore_args);
     assert_eq!(code, 1, "{said}");
