@@ -135,6 +135,22 @@ impl Target {
     /// neither the TLS files nor the store hold anything.
     async fn refuse_unless_empty(&self) -> Result<()> {
         let mut found = Vec::new();
+        // As init: root writes keys (for the server's account) only into real directories, never
+        // wherever a link that account planted points.
+        let dirs = [Some(self.state_dir.as_path()), Some(self.ca_dir.as_path())]
+            .into_iter()
+            .chain([self.tls_cert.parent(), self.tls_key.parent()]);
+        for dir in dirs.flatten() {
+            if dir
+                .symlink_metadata()
+                .is_ok_and(|m| m.file_type().is_symlink())
+            {
+                found.push(format!(
+                    "{} is a symbolic link (restore writes only into real directories)",
+                    dir.display()
+                ));
+            }
+        }
         if let Ok(entries) = std::fs::read_dir(&self.ca_dir) {
             let mut names: Vec<String> = entries
                 .filter_map(|e| e.ok())
