@@ -12,10 +12,13 @@
 //! - [`format`]: the container: layout, [`seal`] and [`open`].
 //! - [`contents`]: the payload, and its checks before a restore writes it.
 //! - [`age`]: age v1 encryption to an X25519 recipient, and decryption with an identity.
+//! - `bech32`: the text form of age's keys.
 //! - [`errors`]: [`BackupError`], each refusal with what to do.
 
 /// age v1 (X25519 recipients): encryption of a whole backup, decryption with an identity.
 pub mod age;
+/// Bech32, the text form of age keys.
+mod bech32;
 /// The payload of a backup and its checks.
 pub mod contents;
 /// Why a backup could not be made, read or trusted.
