@@ -4,17 +4,28 @@
 //! target holds nothing (CA directory, TLS files, store). Then the CA files (keys 0600, the
 //! rest 0644), the TLS files and the store are written, owned like `init` owns them; if any
 //! write fails, what was written is removed again.
+//!
+//! # Layout
+//! - `etcd_ca`: etcd's CA certificate from the backup, to reach an etcd store first.
+//! - `written`: what the restore wrote, and its removal.
 
 use super::backup_cmd::{CALSEG_VERSION, tls_paths};
 use super::store_cmd::{self, StoreKind};
 use crate::config::{ServerConfig, StoreBackend};
 use crate::store::Store;
 use anyhow::{Context, Result, anyhow, bail};
-use calseg_control::backup::{self, BackupFile, age};
-use calseg_control::pki::{Existing, FileOwner, write_file_as};
+use calseg_control::backup::{self, age};
+use calseg_control::pki::FileOwner;
+use etcd_ca::BorrowedEtcdCa;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use time::OffsetDateTime;
+use written::Written;
+
+/// `[etcd] ca_file` from the backup, while the CA directory is not written yet.
+mod etcd_ca;
+/// What a restore wrote, to remove it again.
+mod written;
 
 /// `calseg-server restore`.
 #[derive(Debug, Clone, clap::Args)]
@@ -248,160 +259,5 @@ impl Target {
             }
         }
         Ok(())
-    }
-}
-
-/// `[etcd] ca_file` from the backup, while the restore needs etcd before it has written the CA
-/// directory: `init` makes etcd's server CA the etcd client CA (`ca/etcd-client.pem`) unless
-/// told otherwise. A copy of that certificate (public) in a private temporary directory, removed
-/// when this is dropped.
-struct BorrowedEtcdCa {
-    /// server.toml's settings with `[etcd] ca_file` pointing at the copy, when one was needed.
-    config: Option<ServerConfig>,
-    dir: Option<PathBuf>,
-}
-
-impl BorrowedEtcdCa {
-    fn of(config: &ServerConfig, contents: &backup::BackupContents) -> Result<Self> {
-        let none = Self {
-            config: None,
-            dir: None,
-        };
-        let Some(ca_file) = &config.etcd.ca_file else {
-            return Ok(none);
-        };
-        let ca_dir = config.ca_dir();
-        let from_backup = ca_file
-            .strip_prefix(&ca_dir)
-            .ok()
-            .and_then(|name| name.to_str())
-            .and_then(|name| contents.ca_file(name));
-        let (Some(file), false) = (from_backup, ca_file.exists()) else {
-            return Ok(none);
-        };
-        let dir = std::env::temp_dir().join(format!(
-            "calseg-restore-{}-{}",
-            std::process::id(),
-            fastrand::u64(..)
-        ));
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .with_context(|| format!("create {}", dir.display()))?;
-        // Removes the directory again if a step below fails.
-        let mut borrowed = Self {
-            config: None,
-            dir: Some(dir.clone()),
-        };
-        let copy = dir.join(&file.name);
-        write_file_as(&copy, &file.contents, 0o644, None, Existing::Refuse)?;
-        let mut config = config.clone();
-        config.etcd.ca_file = Some(copy);
-        borrowed.config = Some(config);
-        Ok(borrowed)
-    }
-}
-
-impl Drop for BorrowedEtcdCa {
-    fn drop(&mut self) {
-        if let Some(dir) = self.dir.take() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
-/// What a restore created, to remove it again when a later step fails.
-#[derive(Default)]
-struct Written {
-    files: Vec<PathBuf>,
-    dirs: Vec<PathBuf>,
-}
-
-impl Written {
-    /// Creates `dir` and its missing parents (0750), each recorded; `owner` owns `dir` itself.
-    fn create_dir(&mut self, dir: &Path, owner: Option<FileOwner>) -> Result<()> {
-        use std::os::unix::fs::DirBuilderExt;
-        let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
-        for (i, d) in missing.iter().rev().enumerate() {
-            std::fs::DirBuilder::new()
-                .mode(0o750)
-                .create(d)
-                .with_context(|| format!("create {}", d.display()))?;
-            self.dirs.push(d.to_path_buf());
-            if let (Some(owner), true) = (owner, i + 1 == missing.len()) {
-                std::os::unix::fs::chown(d, Some(owner.uid), Some(owner.gid))
-                    .with_context(|| format!("chown {}", d.display()))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes a key 0600, anything else 0644, refusing an existing file.
-    fn file(&mut self, path: &Path, file: &BackupFile, owner: Option<FileOwner>) -> Result<()> {
-        let mode = if file.is_secret() { 0o600 } else { 0o644 };
-        write_file_as(path, &file.contents, mode, owner, Existing::Refuse)?;
-        self.files.push(path.to_path_buf());
-        Ok(())
-    }
-
-    /// Removes the files, then the directories (deepest first, only when empty).
-    fn undo(&self) {
-        for file in self.files.iter().rev() {
-            let _ = std::fs::remove_file(file);
-        }
-        for dir in self.dirs.iter().rev() {
-            let _ = std::fs::remove_dir(dir);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    fn file(name: &str, mode: u32) -> BackupFile {
-        BackupFile {
-            name: name.into(),
-            mode,
-            contents: b"x".to_vec(),
-        }
-    }
-
-    #[test]
-    fn undo_removes_what_was_written_and_only_that() {
-        let root = tempfile::tempdir().unwrap();
-        let kept = root.path().join("kept");
-        std::fs::write(&kept, "operator's").unwrap();
-        let ca = root.path().join("state/ca");
-        let mut written = Written::default();
-        written.create_dir(&ca, None).unwrap();
-        written
-            .file(
-                &ca.join("fleet-key.pem"),
-                &file("fleet-key.pem", 0o640),
-                None,
-            )
-            .unwrap();
-        written
-            .file(&ca.join("fleet.pem"), &file("fleet.pem", 0o644), None)
-            .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(
-            mode(&ca.join("fleet-key.pem")),
-            0o600,
-            "keys are 0600 whatever they were"
-        );
-        assert_eq!(mode(&ca.join("fleet.pem")), 0o644);
-        // An existing file is never replaced.
-        assert!(written.file(&kept, &file("kept", 0o644), None).is_err());
-        written.undo();
-        assert!(
-            !root.path().join("state").exists(),
-            "created directories removed"
-        );
-        assert_eq!(std::fs::read_to_string(&kept).unwrap(), "operator's");
     }
 }
