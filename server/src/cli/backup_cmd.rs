@@ -103,9 +103,14 @@ pub async fn backup(config_path: Option<&Path>, args: &BackupArgs) -> Result<Exi
         ),
     }
     eprintln!(
-        "restore with: calseg-server restore {} --ca-hash {}",
+        "restore with: calseg-server restore {} --ca-hash {}{}",
         args.file.display(),
-        fleet.fingerprint_sha256()
+        fleet.fingerprint_sha256(),
+        if recipient.is_some() {
+            " --identity <the recipient's key file>"
+        } else {
+            ""
+        }
     );
     Ok(ExitCode::SUCCESS)
 }
