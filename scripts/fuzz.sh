@@ -14,7 +14,7 @@ seconds=${1:-60}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(policy csr api_json cni_conflist agent_config server_config)
+    targets=(policy csr api_json cni_conflist agent_config server_config backup)
 fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then

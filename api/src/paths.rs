@@ -39,6 +39,9 @@ pub const ADMIN_APPLY: &str = "/v1/admin/rbac/apply";
 /// GET → [`crate::rollout::RolloutStatus`]: the current policy revision and how many approved
 /// nodes report the current manifest (converged), an older one (pending) or errors (failed).
 pub const ADMIN_ROLLOUT: &str = "/v1/admin/rollout";
+/// GET → every record of the store in one consistent view (the server's `StoreSnapshot`), for
+/// `calseg-server backup` while the server runs. Token hashes, never secrets; no CA key.
+pub const ADMIN_STORE_SNAPSHOT: &str = "/v1/admin/store/snapshot";
 
 /// POST [`crate::admin::ComponentSign`] → [`crate::admin::ComponentSigned`]: a certificate for
 /// a component's component-wide identity (`calseg-server k8s secrets`).

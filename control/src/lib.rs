@@ -42,6 +42,7 @@
 //! - [`group_commit`]: the signings in flight share one store commit.
 //! - [`store`]: server state (nodes, tokens, issued certificates, audit log, leases, rollouts):
 //!   the embedded redb file store or etcd, and snapshots to migrate between them.
+//! - [`backup`]: the signed (optionally age-encrypted) backup of a server's state and CAs.
 //! - [`pki`]: the fleet and etcd client CAs, CSR checks and signing, key files.
 //! - [`jitter`]: random spread for retries and `Retry-After` (fastrand, not the CSPRNG).
 
@@ -51,6 +52,9 @@ pub mod access;
 pub mod adopt;
 /// An operator's decisions about one node: approve, deny, revoke, delete.
 pub mod approval;
+/// Backups of the server's store, CAs and TLS files: signed by the fleet CA, pinned, optionally
+/// encrypted.
+pub mod backup;
 /// Rotating the etcd client CA in waves.
 pub mod ca_rotation;
 /// An administrator's certificate for a component's component-wide identity.

@@ -28,6 +28,18 @@ pub struct ServerConfig {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub store: StoreConfig,
+    #[serde(default)]
+    pub backup: BackupConfig,
+}
+
+/// `calseg-server backup`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupConfig {
+    /// An age X25519 public key (`age1...`, from `age-keygen`): backups are encrypted to it,
+    /// so only the holder of its private key reads them (`restore --identity`, or `age -d`).
+    /// Unset: backups are signed but not encrypted, and hold the CA keys in the clear.
+    pub recipient: Option<String>,
 }
 
 /// Where the server keeps its state: the embedded single-file store (one server), or etcd
@@ -334,5 +346,19 @@ mod tests {
     #[test]
     fn a_missing_default_file_is_empty_but_a_missing_named_one_is_an_error() {
         assert!(ServerConfig::load(Some(Path::new("/nonexistent/server.toml"))).is_err());
+    }
+
+    #[test]
+    fn the_packaged_example_shows_backup_recipient_and_unknown_keys_are_refused() {
+        let packaged = include_str!("../../packaging/server/server.toml");
+        assert!(
+            packaged.contains("\n[backup]\n"),
+            "the example has a [backup] section"
+        );
+        let uncommented = packaged.replace("# recipient = \"age1...\"", "recipient = \"age1...\"");
+        assert_ne!(uncommented, packaged, "the example shows `recipient`");
+        let config: ServerConfig = toml::from_str(&uncommented).unwrap();
+        assert_eq!(config.backup.recipient.as_deref(), Some("age1..."));
+        assert!(toml::from_str::<ServerConfig>("[backup]\nrecipients = \"x\"\n").is_err());
     }
 }

@@ -256,7 +256,7 @@ fn config_target(config_dir: &Path) -> Result<ConfigTarget> {
 
 /// The account the server runs as, when init runs as root and the state directory exists
 /// and belongs to another user (the package's `calseg`).
-fn service_account(state_dir: &Path) -> Option<FileOwner> {
+pub(crate) fn service_account(state_dir: &Path) -> Option<FileOwner> {
     use std::os::unix::fs::MetadataExt;
     if !nix::unistd::geteuid().is_root() {
         return None;

@@ -24,8 +24,8 @@
 //! - [`ha`]: several replicas on one etcd store: the leader election, following the store.
 
 pub use calseg_control::{
-    access, datastore, etcd_release, fleet_plan, inventory, jitter, manifest, pki, policy, rbac,
-    reconcile, revocation, rollout, store, vouch,
+    access, backup, datastore, etcd_release, fleet_plan, inventory, jitter, manifest, pki, policy,
+    rbac, reconcile, revocation, rollout, store, vouch,
 };
 
 /// The admin API client.

@@ -21,6 +21,7 @@ const TARGETS: &[(&str, Body)] = &[
         calseg_testkit::fuzz::agent::cni_conflist_patch,
     ),
     ("agent_config", calseg_testkit::fuzz::agent::agent_config),
+    ("backup", calseg_testkit::fuzz::server::backup),
 ];
 
 fn fuzz_dir() -> PathBuf {

@@ -23,7 +23,7 @@ pub mod csr;
 mod errors;
 mod files;
 mod import;
-mod pem;
+pub(crate) mod pem;
 mod sign;
 mod verify;
 

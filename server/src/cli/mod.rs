@@ -5,6 +5,7 @@ mod access_cmd;
 mod admin_cert_cmd;
 mod admin_cmd;
 mod audit_cmd;
+mod backup_cmd;
 mod ca_cmd;
 mod datastore_cmd;
 mod k8s_cmd;
@@ -14,6 +15,7 @@ mod plan_cmd;
 mod plan_text;
 mod rbac_cmd;
 mod reload_cmd;
+mod restore_cmd;
 mod revoke_cmd;
 mod rollout_cmd;
 mod store_cmd;
@@ -114,6 +116,12 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         file: Option<PathBuf>,
     },
+    /// Write a signed backup of the server's state: the store (read from the running server
+    /// when server.toml has [admin]), the CA files and the TLS files. On the server host.
+    Backup(backup_cmd::BackupArgs),
+    /// Bring an empty machine to a backup's state (server stopped); checks the pin, the
+    /// signature and the versions before writing anything.
+    Restore(restore_cmd::RestoreArgs),
     /// Administrator certificates (on the server host, with the fleet CA key).
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -501,6 +509,8 @@ pub fn main() -> ExitCode {
             Command::MigrateStore { from, to, file } => {
                 store_cmd::migrate(cli.config.as_deref(), *from, *to, file.clone()).await
             }
+            Command::Backup(args) => backup_cmd::backup(cli.config.as_deref(), args).await,
+            Command::Restore(args) => restore_cmd::restore(cli.config.as_deref(), args).await,
             Command::K8s(K8sCommand::Secrets(args)) => {
                 k8s_cmd::secrets(cli.config.as_deref(), args).await
             }

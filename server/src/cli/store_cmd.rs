@@ -139,7 +139,11 @@ fn first_difference(a: &StoreSnapshot, b: &StoreSnapshot) -> Option<String> {
         .map(|(kind, _, n, m)| format!("{kind} ({n} in the source, {m} in the copy)"))
 }
 
-async fn open(config: &ServerConfig, kind: StoreKind, file: &Path) -> Result<Box<dyn Store>> {
+pub(super) async fn open(
+    config: &ServerConfig,
+    kind: StoreKind,
+    file: &Path,
+) -> Result<Box<dyn Store>> {
     match kind {
         StoreKind::Embedded => {
             let path = file.to_path_buf();
@@ -178,7 +182,7 @@ async fn open(config: &ServerConfig, kind: StoreKind, file: &Path) -> Result<Box
 }
 
 /// The `[etcd]` credentials; endpoints default to the policy's.
-fn etcd_access(config: &ServerConfig) -> Result<crate::rbac::EtcdAccess> {
+pub(super) fn etcd_access(config: &ServerConfig) -> Result<crate::rbac::EtcdAccess> {
     let policy_endpoints = || {
         let path = super::rbac_cmd::policy_path(config, None);
         crate::policy::load(&path)

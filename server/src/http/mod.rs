@@ -17,6 +17,7 @@
 //! - `node_routes`: manifest, certificates, report, fleet renewal.
 //! - `admin`: `nodes list`, node decisions (approve, deny, revoke), tokens, audit, RBAC apply,
 //!   certificates of component-wide identities (`k8s secrets`).
+//! - `snapshot`: every record of the store in one view, for `calseg-server backup`.
 //! - `fleet_plan`: the fleet plan of the policy in force or of a candidate policy (`plan`).
 //! - `leases`: restart leases, the fleet's restart budget.
 //! - `ca`: both CAs, and the steps of a rotation of the etcd client CA
@@ -50,6 +51,7 @@ mod pending;
 mod rejections;
 mod rollout;
 mod rollout_actions;
+mod snapshot;
 mod state;
 pub mod tls;
 
@@ -130,6 +132,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(ca::action),
         )
         .route(paths::ADMIN_ROLLOUT, get(rollout::get))
+        .route(paths::ADMIN_STORE_SNAPSHOT, get(snapshot::get))
         .route(
             &paths::admin_rollout_action("{action}"),
             post(rollout_actions::action),

@@ -149,4 +149,30 @@ pub fn server_config(data: &[u8]) {
     for glob in &config.api.auto_approve {
         let _ = glob::Pattern::new(glob);
     }
+    if let Some(recipient) = &config.backup.recipient {
+        let _ = calseg_server::backup::age::Recipient::parse(recipient);
+    }
 }
+
+/// A backup file as `calseg-server restore` reads it (issue 22): as an age file, decrypted with
+/// a fixed identity (the seed `age-cli.age` was made for it, so the payload is reached), then
+/// as the signed container against a fixed pin, and as an age identity file.
+pub fn backup(data: &[u8]) {
+    use calseg_server::backup::{self, age};
+    static IDENTITIES: OnceLock<Vec<age::Identity>> = OnceLock::new();
+    const PIN: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    let identities = IDENTITIES.get_or_init(|| {
+        age::Identity::parse_file(FUZZ_IDENTITY, std::path::Path::new("fuzz")).unwrap_or_default()
+    });
+    let now = OffsetDateTime::now_utc();
+    let plain = age::decrypt(data, identities).unwrap_or_else(|_| data.to_vec());
+    let _ = backup::open(&plain, PIN, "1.0.0", now);
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = age::Identity::parse_file(text, std::path::Path::new("fuzz"));
+        let _ = age::Recipient::parse(text);
+    }
+}
+
+/// A throwaway age identity (protects nothing): the one `fuzz/corpus/backup/age-cli.age` was
+/// encrypted to with the age 1.1.1 CLI.
+const FUZZ_IDENTITY: &str = include_str!("../../../control/src/backup/testdata/identity.txt");

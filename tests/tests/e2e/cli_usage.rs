@@ -48,6 +48,12 @@ fn issue_18_usage_errors_exit_64_not_2() {
         "unrecognized subcommand",
     );
     assert_usage_error(
+        "calseg-server",
+        &["restore", "backup-file"],
+        "--ca-hash <sha256:HEX>",
+    );
+    assert_usage_error("calseg-server", &["backup"], "<FILE>");
+    assert_usage_error(
         "calseg-agent",
         &["once", "--bogus"],
         "unexpected argument '--bogus'",

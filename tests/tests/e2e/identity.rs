@@ -394,6 +394,17 @@ async fn wrong_certificates_plain_http_and_agent_certificates_on_admin_routes_ar
     .expect("call");
     assert_eq!(nodes.status, StatusCode::FORBIDDEN, "{nodes:?}");
     assert_eq!(nodes.kind(), "not_admin");
+    // Nor the store's snapshot for backups (token hashes, the audit log): issue 22.
+    let snapshot = call(
+        node1
+            .client()
+            .expect("client")
+            .get(format!("{url}{}", calseg_api::paths::ADMIN_STORE_SNAPSHOT)),
+    )
+    .await
+    .expect("call");
+    assert_eq!(snapshot.status, StatusCode::FORBIDDEN, "{snapshot:?}");
+    assert_eq!(snapshot.kind(), "not_admin");
 
     // No certificate on a node route.
     let anonymous = https_client(&s.server.fleet_ca_pem(), None).expect("client");

@@ -14,6 +14,7 @@ mod agent_textfile;
 mod api_errors;
 mod audit_cli;
 mod auth_races;
+mod backup;
 mod bad_policy;
 mod ca_rotation;
 mod catalogue;

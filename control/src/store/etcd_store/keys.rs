@@ -66,6 +66,12 @@ impl Keys {
         })
     }
 
+    /// The key a leading replica holds with a lease (`server/src/ha/election.rs`): who runs
+    /// now, not state. An export of a live store (`calseg-server backup`) leaves it out.
+    pub fn leader(&self) -> String {
+        format!("{}leader", self.prefix)
+    }
+
     /// Present only while an import runs, or after one failed half-way.
     pub fn import_marker(&self) -> String {
         format!("{}import_in_progress", self.prefix)

@@ -1,7 +1,9 @@
 //! The whole prefix at once on etcd, for export and import of a
 //! [`StoreSnapshot`](crate::store::StoreSnapshot).
 //!
-//! Export is one paged read of the prefix at a single revision: a consistent view.
+//! Export is one paged read of the prefix at a single revision: a consistent view. The
+//! leader's key is not state and is left out, so a running fleet can be exported
+//! (`calseg-server backup`).
 //!
 //! Import cannot be one transaction for a real fleet (etcd allows 128 operations and 1.5 MiB per
 //! request by default), so it runs in three steps: a transaction that claims the prefix only if
@@ -30,6 +32,9 @@ pub(super) fn dump(store: &EtcdStore) -> Result<Vec<(Space, Stored)>, StoreError
     for kv in store.etcd.scan("exporting the store", keys.prefix())? {
         let (key, value) = kv.into_key_value();
         let key = String::from_utf8_lossy(&key).into_owned();
+        if key == keys.leader() {
+            continue;
+        }
         if key == keys.import_marker() {
             let store = keys.prefix().to_owned();
             return Err(StoreError::ImportIncomplete { store, marker: key });
