@@ -424,3 +424,91 @@ async fn a_rotation_goes_on_after_its_replica_dies_and_every_replica_catches_up(
         "the old key is gone"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolled_back_rotation_sends_nodes_back_to_the_old_ca_before_dropping_the_new_one() {
+    let mut etcd = EtcdCluster::start().await.expect("etcd");
+    let server = ServerProcess::start(&etcd, &policy(&etcd.endpoints()), "")
+        .await
+        .expect("server");
+    server
+        .cli_ok(&["datastore", "init"])
+        .expect("datastore init");
+    let host = AgentHost::boot(REAL[0], &server).await.expect("sandbox");
+    host.enroll(&server).expect("enroll");
+    host.count_standin_starts().await.expect("drop-in");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while host.once().expect("once").0 != 2 {
+        assert!(Instant::now() < deadline, "no first install");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    host.start_daemon().expect("calseg-agent run");
+    let old_issuer = issuer(&host);
+
+    server
+        .cli_ok(&["ca", "rotate", "etcd-client", "--begin"])
+        .expect("begin");
+    let new_ca = std::fs::read_to_string(server.state_dir().join("ca/etcd-client.next.pem"))
+        .expect("new CA");
+    etcd.set_trusted_cas(&[new_ca]).expect("trust");
+    etcd.restart_member(0).await.expect("restart etcd");
+    wait_status(&server, Duration::from_secs(60), "re-issued", |s| {
+        phase(s) == Some(RotationPhase::Reissued)
+    })
+    .await;
+    assert_ne!(issuer(&host), old_issuer, "re-issued from the new CA");
+    // `ca status` asks for the operator now (exit 2): finish or roll back.
+    let waiting = server.cli(&["ca", "status"]).expect("ca status");
+    assert_eq!(waiting.status.code(), Some(2), "{}", describe(&waiting));
+
+    // Roll back: first every node returns to the old CA...
+    let first = server
+        .cli_ok(&["ca", "rotate", "etcd-client", "--rollback"])
+        .expect("rollback");
+    assert!(first.contains("again"), "{first}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while issuer(&host) != old_issuer {
+        assert!(
+            Instant::now() < deadline,
+            "not back on the old CA\n{}",
+            host.daemon_log()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // ... and once none depends on the new CA (the node has reported it), it is dropped.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = server
+            .cli(&["ca", "rotate", "etcd-client", "--rollback"])
+            .expect("rollback again");
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("still depend on the new CA"),
+            "{}",
+            describe(&out)
+        );
+        assert!(Instant::now() < deadline, "{}", describe(&out));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let rolled = ca_status(&server);
+    assert_eq!(
+        phase(&rolled),
+        Some(RotationPhase::RolledBack),
+        "{rolled:#?}"
+    );
+    assert!(
+        !server
+            .state_dir()
+            .join("ca/etcd-client.next-key.pem")
+            .exists()
+    );
+    // Install, new CA, old CA again: three starts, none for a failure.
+    assert_eq!(host.standin_starts(), 3, "{}", host.daemon_log());
+    let journal = host
+        .host
+        .exec_ok("journalctl -u calico-node.service --no-pager")
+        .expect("journal");
+    assert!(!journal.contains("etcd error:"), "{journal}");
+}
