@@ -17,7 +17,7 @@ fi
 bash scripts/prereqs.sh
 
 # The end-to-end tests that talk to etcd's auth, members and watches: they run on etcd 3.5 too.
-etcd35_modules=(rbac:: identity:: agent:: ha:: least_privilege:: replay:: etcd_limits:: etcd_release:: harness_etcd::)
+etcd35_modules=(rbac:: identity:: agent:: ha:: least_privilege:: replay:: etcd_limits:: etcd_release:: harness_etcd:: ca_rotation::)
 
 # "etcd Version: 3.4.23" of the etcd in directory $1 (empty: PATH).
 etcd_version() { "${1:+$1/}etcd" --version 2>/dev/null | head -n1; }
