@@ -46,9 +46,13 @@ async fn scrape(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
             let rollout = crate::rollout::status_of_nodes(&state.control, &nodes)
                 .await
                 .ok();
+            let ca = calseg_control::ca_rotation::status(&state.control, now)
+                .await
+                .ok();
             let scrape = Scrape {
                 expiries: &expiries,
                 rollout: rollout.as_ref(),
+                ca: ca.as_ref(),
                 issuance_commits: state.control.issuance.commits(),
                 ..Scrape::of(&nodes, now)
             };

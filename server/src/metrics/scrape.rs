@@ -8,6 +8,7 @@ use super::exposition::{Format, Labels, labels};
 use super::{EXPIRY_HORIZONS, Metrics, gauge};
 use crate::inventory::Summary;
 use crate::store::{NodeRecord, NodeState};
+use calseg_api::ca::CaStatus;
 use calseg_api::rollout::RolloutStatus;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
@@ -23,6 +24,8 @@ pub struct Scrape<'a> {
     pub expiries: &'a [Expiry],
     /// Rollout progress; `None` leaves its families out.
     pub rollout: Option<&'a RolloutStatus>,
+    /// The CAs and the etcd client CA's rotation; `None` leaves their families out.
+    pub ca: Option<&'a CaStatus>,
     /// Whether to read `/proc/self` (unit tests compare exact output without it).
     pub process: bool,
     /// Store transactions that recorded issued certificates (`calseg_control::group_commit`).
@@ -37,6 +40,7 @@ impl<'a> Scrape<'a> {
             now,
             expiries: &[],
             rollout: None,
+            ca: None,
             process: true,
             issuance_commits: 0,
         }
@@ -176,6 +180,9 @@ impl Metrics {
         if let Some(status) = scrape.rollout {
             register_rollout(&mut r, status);
         }
+        if let Some(status) = scrape.ca {
+            register_ca(&mut r, status);
+        }
         if scrape.process {
             super::process::register(&mut r);
         }
@@ -227,6 +234,49 @@ impl Metrics {
             "calseg_reload_last_timestamp_seconds",
             "Unix time of the last policy load (the start, then each reload), refused or not",
             self.reload_at.clone(),
+        );
+    }
+}
+
+/// The CAs' expiry, and where the latest rotation of the etcd client CA stands.
+fn register_ca(r: &mut Registry, status: &CaStatus) {
+    r.register(
+        "calseg_ca_expiry_timestamp_seconds",
+        "When each of the server's CAs expires (Unix time)",
+        gauges(
+            ["ca"],
+            [
+                ("etcd-client", status.etcd_client.not_after),
+                ("fleet", status.fleet.not_after),
+            ]
+            .map(|(ca, at)| ([ca.to_owned()], at)),
+        ),
+    );
+    if let Some(rotation) = &status.rotation {
+        r.register(
+            "calseg_ca_rotation_phase",
+            "1 for the phase the latest rotation of the etcd client CA is in",
+            gauges(
+                ["ca", "phase"],
+                [(
+                    [
+                        calseg_api::ca::ETCD_CLIENT.to_owned(),
+                        rotation.phase.to_string(),
+                    ],
+                    1,
+                )],
+            ),
+        );
+        r.register(
+            "calseg_ca_rotation_old_ca_identities",
+            "Live identities still on the CA a rotation replaces (0 outside the re-issuing waves)",
+            gauges(
+                ["ca"],
+                [(
+                    [calseg_api::ca::ETCD_CLIENT.to_owned()],
+                    gauge(rotation.old_ca_identities.len()),
+                )],
+            ),
         );
     }
 }

@@ -395,6 +395,54 @@ fn rollout_progress_renders_as_well_formed_families() {
     assert_eq!(value("calseg_rollout_state", "paused"), Some(1.0));
 }
 
+#[test]
+fn the_cas_and_a_rotation_render_as_well_formed_families() {
+    use calseg_api::ca::{CaStatus, CaSummary, RotationPhase, RotationStatus};
+    let status = CaStatus {
+        etcd_client: CaSummary {
+            fingerprint: "sha256:e".into(),
+            not_after: 2_000_000_000,
+        },
+        fleet: CaSummary {
+            fingerprint: "sha256:f".into(),
+            not_after: 2_100_000_000,
+        },
+        rotation: Some(RotationStatus {
+            phase: RotationPhase::Reissuing,
+            old_fingerprint: "sha256:e".into(),
+            new_fingerprint: "sha256:n".into(),
+            begun_at: 0,
+            begun_by: "admin:a".into(),
+            bundle_file: String::new(),
+            probes: Vec::new(),
+            waves: None,
+            old_ca_identities: vec!["a/calico-node (installed certificate)".into(); 3],
+            new_ca_here: true,
+        }),
+    };
+    let scrape = Scrape {
+        ca: Some(&status),
+        process: false,
+        ..Scrape::of(&[], at(0))
+    };
+    let samples = parse(&metrics_text(&scrape));
+    let value = |name: &str, label: &str| {
+        samples
+            .iter()
+            .find(|(n, labels, _)| n == name && labels.values().any(|v| v == label))
+            .map(|(_, _, value)| *value)
+    };
+    assert_eq!(
+        value("calseg_ca_expiry_timestamp_seconds", "fleet"),
+        Some(2_100_000_000.0)
+    );
+    assert_eq!(value("calseg_ca_rotation_phase", "reissuing"), Some(1.0));
+    assert_eq!(
+        value("calseg_ca_rotation_old_ca_identities", "etcd-client"),
+        Some(3.0)
+    );
+}
+
 fn metrics_text(scrape: &Scrape) -> String {
     Metrics::new().render(scrape, Format::Text)
 }
