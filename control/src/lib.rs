@@ -39,6 +39,7 @@
 //! - [`rollout`]: rollouts in waves with health gates: wave assignment and the state machine.
 //! - [`ca_rotation`]: rotating the etcd client CA: the new CA, probing etcd's trust in it,
 //!   re-issuing in waves, retiring the old one.
+//! - [`etcd_signers`]: the etcd client CAs in force and which signs for which node.
 //! - [`group_commit`]: the signings in flight share one store commit.
 //! - [`store`]: server state (nodes, tokens, issued certificates, audit log, leases, rollouts):
 //!   the embedded redb file store or etcd, and snapshots to migrate between them.
@@ -67,6 +68,8 @@ pub mod enrollment;
 pub mod error;
 /// etcd's releases per endpoint against the published RBAC bypasses: warnings, refusal.
 pub mod etcd_release;
+/// The etcd client CAs in force and which signs for which node.
+pub mod etcd_signers;
 /// The fleet plan: RBAC diff, per-node files, units and waves.
 pub mod fleet_plan;
 /// Issued certificates of concurrent signings written in one commit.

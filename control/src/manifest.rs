@@ -3,7 +3,7 @@
 //! whenever any of it changes. During a rotation of the etcd client CA, each identity also
 //! names the CA its certificate must come from ([`Trust`]).
 
-use crate::ca_rotation::IssuerWaves;
+use crate::etcd_signers::IssuerWaves;
 use crate::policy::{Component, KeyRange, Policy};
 use calseg_api::access::Access;
 use calseg_api::manifest::{EtcdTarget, Identity, IdentityFiles, Manifest, Render};

@@ -5,7 +5,7 @@
 //! Nothing here knows about HTTP: failures are [`ControlError`]s.
 
 use crate::ControlError;
-use crate::ca_rotation::{EtcdCas, RotationFiles};
+use crate::etcd_signers::EtcdCas;
 use crate::manifest::Trust;
 use crate::pki::{CertificateAuthority, CsrRules};
 use crate::policy::Policy;
@@ -86,8 +86,8 @@ pub struct Control {
     /// Signs component identities (etcd trusts them), and during a rotation the new one and
     /// which node gets which.
     etcd_cas: RwLock<EtcdCas>,
-    /// The CA directory's rotation files; `None` when the server may not write there.
-    pub rotation_files: Option<RotationFiles>,
+    /// The CA directory, where a rotation writes its files; `None`: CAs are not rotated.
+    pub ca_dir: Option<std::path::PathBuf>,
     /// calseg's own way into etcd, for probing endpoints during a rotation.
     pub etcd_access: Option<EtcdAccess>,
     /// Held across every read-modify-write of the CA rotation.
@@ -141,7 +141,7 @@ impl Control {
             store: parts.store,
             fleet_ca: parts.fleet_ca,
             etcd_cas: RwLock::new(EtcdCas::single(parts.etcd_ca)),
-            rotation_files: parts.ca_dir.as_deref().map(RotationFiles::new),
+            ca_dir: parts.ca_dir,
             etcd_access: parts.etcd_access,
             rotation_lock: tokio::sync::Mutex::new(()),
             policy: RwLock::new(InForce {

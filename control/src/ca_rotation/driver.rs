@@ -12,8 +12,9 @@ use calseg_api::ca::{CaStatus, CaSummary, RotationAction, RotationPhase, Rotatio
 use calseg_api::rollout::{RolloutAction, RolloutState, WaveRollout};
 use time::OffsetDateTime;
 
-use super::{EtcdCas, IssuerWaves, ProbeTarget, old_ca_identities, probe_endpoint};
+use super::{ProbeTarget, RotationFiles, old_ca_identities, probe_endpoint};
 use crate::ControlError;
+use crate::etcd_signers::{EtcdCas, IssuerWaves};
 use crate::node_calls::current_manifest;
 use crate::pki::{CaKind, CertificateAuthority};
 use crate::policy::{Budget, Canary, WaveSettings};
@@ -50,13 +51,17 @@ fn conflict(kind: &str, message: String) -> ControlError {
     ControlError::conflict(kind, &message)
 }
 
-fn files(control: &Control) -> Result<&super::RotationFiles, ControlError> {
-    control.rotation_files.as_ref().ok_or_else(|| {
-        ControlError::unavailable(
-            "no_ca_directory",
-            "this server was started without a CA directory it may write: it cannot rotate CAs",
-        )
-    })
+fn files(control: &Control) -> Result<RotationFiles, ControlError> {
+    control
+        .ca_dir
+        .as_deref()
+        .map(RotationFiles::new)
+        .ok_or_else(|| {
+            ControlError::unavailable(
+                "no_ca_directory",
+                "this server was started without a CA directory it may write: it cannot rotate CAs",
+            )
+        })
 }
 
 fn pki_failure(what: &str) -> impl FnOnce(crate::pki::PkiError) -> ControlError + '_ {
@@ -423,7 +428,7 @@ pub async fn resume_after_restart(
     control: &Control,
     now: OffsetDateTime,
 ) -> Result<(), ControlError> {
-    let Some(files) = control.rotation_files.as_ref() else {
+    let Some(files) = control.ca_dir.as_deref().map(RotationFiles::new) else {
         return Ok(());
     };
     let Some(mut record) = control.store(|s| s.ca_rotation()).await? else {
@@ -717,9 +722,9 @@ pub async fn status(control: &Control, now: OffsetDateTime) -> Result<CaStatus, 
         _ => None,
     };
     let bundle_file = control
-        .rotation_files
-        .as_ref()
-        .map(|f| f.bundle().display().to_string())
+        .ca_dir
+        .as_deref()
+        .map(|dir| RotationFiles::new(dir).bundle().display().to_string())
         .unwrap_or_default();
     out.rotation = Some(RotationStatus {
         phase: record.phase,

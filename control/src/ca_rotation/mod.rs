@@ -6,8 +6,10 @@
 //! no live identity depends on it. Every step is stored ([`CaRotationRecord`]), so a restarted
 //! server or a new leader carries on where the last one stopped.
 //!
+//! Which CA signs for which node lives in [`crate::etcd_signers`], read by signing and
+//! manifests; this module only changes it.
+//!
 //! # Layout
-//! - `issuers`: which CA signs for which node now ([`IssuerWaves`], [`EtcdCas`]).
 //! - `files`: the new CA, the bundle and the retired CA in the CA directory.
 //! - `probe`: does an etcd endpoint accept a client certificate of the new CA?
 //! - `pending`: the live identities that still depend on the old CA.
@@ -18,14 +20,12 @@
 
 mod driver;
 mod files;
-mod issuers;
 mod own_identity;
 mod pending;
 mod probe;
 
 pub use driver::{act, resume_after_restart, status, tick};
 pub use files::RotationFiles;
-pub use issuers::{EtcdCas, IssuerWaves};
 pub use own_identity::{OwnIdentity, reissue_if_old};
 pub use pending::old_ca_identities;
 pub use probe::{ProbeTarget, probe_endpoint};

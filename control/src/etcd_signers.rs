@@ -1,7 +1,8 @@
-//! Which etcd client CA signs for which node during a rotation. Before the re-issuing waves
-//! start, and after the rotation, one CA signs for everyone and manifests name none; while
-//! they run, nodes of opened waves (and nodes outside every wave, which enrolled meanwhile)
-//! get the new CA and the others keep the old one.
+//! The etcd client CAs the server holds and which signs for which node ([`EtcdCas`],
+//! [`IssuerWaves`]). Before a rotation's re-issuing waves start, and after the rotation, one
+//! CA signs for everyone and manifests name none; while they run, nodes of opened waves (and
+//! nodes outside every wave, which enrolled meanwhile) get the new CA and the others keep the
+//! old one. `ca_rotation` decides; `state`, `manifest` and signing read it here.
 
 use std::collections::HashSet;
 use std::sync::Arc;
