@@ -28,9 +28,16 @@ pub struct PreviousRelease {
 /// The binaries of [`PREVIOUS_RELEASE`], built first if no earlier run built them (this takes
 /// minutes; the build log is `target/compat/<commit>/build.log`).
 pub async fn binaries() -> Result<PreviousRelease> {
-    tokio::task::spawn_blocking(|| binaries_in(&crate::bins::target_dir(), PREVIOUS_RELEASE))
+    tokio::task::spawn_blocking(|| binaries_under(&crate::bins::target_dir()))
         .await
         .context("the build of the previous release panicked")?
+}
+
+/// [`binaries`] for cargo target directory `target` (blocking): what the
+/// `calseg-previous-release` program runs, so scripts/test.sh builds the previous release
+/// before the tests rather than beside them.
+pub fn binaries_under(target: &Path) -> Result<PreviousRelease> {
+    binaries_in(target, PREVIOUS_RELEASE)
 }
 
 /// The workspace checkout the tests were built from (the repository holding the commit).
