@@ -24,6 +24,10 @@ etcd_version() { "${1:+$1/}etcd" --version 2>/dev/null | head -n1; }
 
 # The end-to-end tests run the real binaries: build them first.
 cargo build --workspace --bins --locked
+# The mixed-version tests run the previous release: build it now (once; cached under target/compat/).
+started=$(date +%s)
+cargo run -q --locked -p calseg-tests --bin calseg-previous-release >/dev/null
+echo "calseg: the previous release is built ($(( $(date +%s) - started ))s)" >&2
 echo "calseg: the whole suite, on $(etcd_version "${CALSEG_ETCD_BIN_DIR:-}")" >&2
 cargo test --workspace --locked "$@"
 

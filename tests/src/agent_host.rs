@@ -7,6 +7,7 @@ use crate::bins;
 use crate::sandbox::SandboxHost;
 use crate::server::ServerProcess;
 use anyhow::{Result, bail};
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 /// The Calico build the replay stand-in plays (see [`AgentHost::use_replay`]).
@@ -37,6 +38,9 @@ RestartSec=1
 pub struct AgentHost {
     pub host: SandboxHost,
     pub node: String,
+    /// The calseg-agent executable run inside: this workspace's, or another build's (e.g. the
+    /// previous release's, for the mixed-version tests).
+    binary: PathBuf,
 }
 
 /// A policy giving calico-node (restarting the stand-in unit [`STANDIN_UNIT`], certificates
@@ -115,11 +119,22 @@ impl AgentWorld {
 impl AgentHost {
     /// Boots `node`, installs the stand-in unit (not started) and writes agent.toml.
     pub async fn boot(node: &str, server: &ServerProcess) -> Result<Self> {
+        Self::boot_with_binary(node, server, &bins::path("calseg-agent")).await
+    }
+
+    /// Like [`boot`](Self::boot), running another calseg-agent executable (`binary`, a path
+    /// the sandbox sees: not under /tmp or /run).
+    pub async fn boot_with_binary(
+        node: &str,
+        server: &ServerProcess,
+        binary: &Path,
+    ) -> Result<Self> {
         let host = SandboxHost::boot(node).await?;
         install_standin(&host).await?;
         let agent = Self {
             host,
             node: node.to_owned(),
+            binary: binary.to_path_buf(),
         };
         agent.write_config(&server.url())?;
         Ok(agent)
@@ -156,8 +171,7 @@ impl AgentHost {
 
     /// Runs `calseg-agent ARGS` inside the sandbox.
     pub fn agent(&self, args: &str) -> Result<Output> {
-        self.host
-            .exec(&format!("{} {args}", bins::path("calseg-agent").display()))
+        self.host.exec(&format!("{} {args}", self.binary.display()))
     }
 
     /// Enrolls with a fresh token; fails with the agent's output otherwise.
@@ -178,7 +192,7 @@ impl AgentHost {
     pub fn start_daemon(&self) -> Result<()> {
         self.host.exec_ok(&format!(
             "setsid nohup {} run </dev/null >/var/log/calseg-agent.log 2>&1 &",
-            bins::path("calseg-agent").display()
+            self.binary.display()
         ))?;
         Ok(())
     }

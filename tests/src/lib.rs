@@ -10,6 +10,8 @@
 //! - [`api_client`]: a minimal client of the server's API, for the server's own tests.
 //! - [`bench`]: the benchmark measurements the bench targets and the report share.
 //! - [`bins`]: paths of the real `calseg-server` and `calseg-agent` executables.
+//! - [`previous_release`]: the previous calseg release's server and agent, built from its
+//!   pinned commit once and cached under target/compat/, for the mixed-version tests.
 //! - [`prereq`]: checks for root and for the Debian packages the tests need, failing loudly;
 //!   which etcd and etcdctl the tests run (`CALSEG_ETCD_BIN_DIR`, default: PATH).
 //! - [`promtool`]: `promtool check metrics` on a scrape or a textfile; the strict OpenMetrics
@@ -46,6 +48,8 @@ pub mod pki;
 pub mod ports;
 /// Prerequisite checks that fail with what to install.
 pub mod prereq;
+/// The previous release, built from its pinned commit.
+pub mod previous_release;
 /// Child processes tied to the test's lifetime.
 pub mod process;
 /// promtool's check of metrics.

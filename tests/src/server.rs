@@ -27,6 +27,9 @@ pub struct ServerProcess {
     metrics_port: u16,
     fleet_ca_hash: String,
     dir: TempDir,
+    /// The calseg-server executable: this workspace's, or another build's (e.g. the previous
+    /// release's, for the mixed-version tests).
+    binary: PathBuf,
 }
 
 impl ServerProcess {
@@ -34,9 +37,21 @@ impl ServerProcess {
     /// that replace `auto_approve = []` in the `[api]` section of server.toml (e.g.
     /// `auto_approve = ["w-*"]`).
     pub async fn start(etcd: &EtcdCluster, policy: &str, api_extra: &str) -> Result<Self> {
+        Self::start_with_binary(etcd, policy, api_extra, &bins::path("calseg-server")).await
+    }
+
+    /// Like [`start`](Self::start), with another calseg-server executable (`binary`) for
+    /// `init`, the server and its admin CLI.
+    pub async fn start_with_binary(
+        etcd: &EtcdCluster,
+        policy: &str,
+        api_extra: &str,
+        binary: &Path,
+    ) -> Result<Self> {
         let port = free_port()?;
-        let dir = init_dir(etcd, &[], port)?;
+        let dir = init_dir(binary, etcd, &[], port)?;
         let mut server = Self::configure(dir, policy, api_extra, "127.0.0.1", port, |text| text)?;
+        server.binary = binary.to_path_buf();
         server.spawn().await?;
         Ok(server)
     }
@@ -50,7 +65,7 @@ impl ServerProcess {
         wrapper: &[&str],
     ) -> Result<Self> {
         let port = free_port()?;
-        let dir = init_dir(etcd, &[], port)?;
+        let dir = init_dir(&bins::path("calseg-server"), etcd, &[], port)?;
         let mut server = Self::configure(dir, policy, api_extra, "127.0.0.1", port, |text| text)?;
         server.wrapper = wrapper.iter().map(|s| (*s).to_owned()).collect();
         server.spawn().await?;
@@ -78,7 +93,7 @@ impl ServerProcess {
             .iter()
             .map(|_| free_port())
             .collect::<std::io::Result<_>>()?;
-        let first = init_dir(etcd, &sans, ports[0])?;
+        let first = init_dir(&bins::path("calseg-server"), etcd, &sans, ports[0])?;
         let mut replicas = Vec::new();
         for (index, place) in places.iter().enumerate() {
             let dir = tempfile::Builder::new()
@@ -192,6 +207,7 @@ impl ServerProcess {
             metrics_port,
             fleet_ca_hash,
             dir,
+            binary: bins::path("calseg-server"),
         })
     }
 
@@ -202,17 +218,18 @@ impl ServerProcess {
             "serve".into(),
         ];
         let log = self.log_path();
+        let binary = self.binary.clone();
         self.process = Some(
             if let Some((program, before)) = self.wrapper.split_first() {
                 let mut line = before.to_vec();
-                line.push(bins::path("calseg-server").display().to_string());
+                line.push(binary.display().to_string());
                 line.extend(args);
                 Guarded::spawn("calseg-server", Path::new(program), &line, &log)?
             } else if self.netns_exec.is_empty() {
-                Guarded::spawn("calseg-server", &bins::path("calseg-server"), &args, &log)?
+                Guarded::spawn("calseg-server", &binary, &args, &log)?
             } else {
                 let mut line = self.netns_exec.clone();
-                line.push(bins::path("calseg-server").display().to_string());
+                line.push(binary.display().to_string());
                 line.extend(args);
                 Guarded::spawn("calseg-server", Path::new("ip"), &line, &log)?
             },
@@ -424,7 +441,7 @@ impl ServerProcess {
 
     /// Runs `calseg-server --config <its config> ARGS…` (the admin CLI).
     pub fn cli(&self, args: &[&str]) -> Result<Output> {
-        Command::new(bins::path("calseg-server"))
+        Command::new(&self.binary)
             .arg("--config")
             .arg(self.config_path())
             .args(args)
@@ -453,11 +470,16 @@ impl ServerProcess {
     }
 }
 
-/// Runs `calseg-server init` for `etcd` into a new directory (etc/, var/, and the printed
+/// Runs `binary init` (calseg-server's) for `etcd` into a new directory (etc/, var/, and the printed
 /// fleet CA hash in `fleet-ca-hash`): the etcd test CA imported as the etcd client CA, calseg's
 /// own etcd user `root`, a server certificate for 127.0.0.1, localhost and `extra_sans`, and
 /// `listen = 127.0.0.1:port`.
-fn init_dir(etcd: &EtcdCluster, extra_sans: &[String], port: u16) -> Result<TempDir> {
+fn init_dir(
+    binary: &Path,
+    etcd: &EtcdCluster,
+    extra_sans: &[String],
+    port: u16,
+) -> Result<TempDir> {
     let dir = tempfile::Builder::new()
         .prefix(&format!("calseg-srv-{}-", std::process::id()))
         .tempdir()?;
@@ -465,7 +487,7 @@ fn init_dir(etcd: &EtcdCluster, extra_sans: &[String], port: u16) -> Result<Temp
     std::fs::create_dir_all(&ca_dir)?;
     std::fs::write(ca_dir.join("ca.pem"), &etcd.ca().cert_pem)?;
     std::fs::write(ca_dir.join("ca-key.pem"), &etcd.ca().key_pem)?;
-    let mut init = Command::new(bins::path("calseg-server"));
+    let mut init = Command::new(binary);
     init.arg("init")
         .arg("--config-dir")
         .arg(dir.path().join("etc"))

@@ -42,6 +42,7 @@ mod least_privilege;
 mod longpoll;
 mod metrics;
 mod metrics_exposition;
+mod mixed_versions;
 mod ownership_attacks;
 mod packages;
 mod rbac;
