@@ -18,8 +18,9 @@ use crate::store::CaRotationRecord;
 pub struct IssuerWaves {
     old: String,
     new: String,
-    /// Nodes of the waves not opened yet: they keep the old CA.
-    old_nodes: HashSet<String>,
+    /// Nodes of the waves not opened yet: they keep the old CA, and their manifests name none
+    /// (their certificates, also those issued before issuers were recorded, stay as they are).
+    unopened: HashSet<String>,
     /// The waves were rolled back: every node goes back to the old CA.
     all_old: bool,
 }
@@ -38,8 +39,8 @@ impl IssuerWaves {
             .waves
             .as_ref()
             .is_some_and(|w| w.state == RolloutState::RolledBack);
-        let old_nodes = match &record.waves {
-            Some(waves) if record.phase == RotationPhase::Reissuing && !all_old => {
+        let unopened = match &record.waves {
+            Some(waves) if record.phase == RotationPhase::Reissuing => {
                 let opened = match waves.state {
                     RolloutState::Done => waves.waves.len(),
                     _ => waves.opened_waves,
@@ -51,19 +52,14 @@ impl IssuerWaves {
         Some(Self {
             old: record.old_fingerprint.clone(),
             new: record.new_fingerprint.clone(),
-            old_nodes,
+            unopened,
             all_old,
         })
     }
 
     /// Whether `node` (`None`: a component-wide identity) gets the new CA.
     pub fn new_for(&self, node: Option<&str>) -> bool {
-        !self.all_old && node.is_none_or(|node| !self.old_nodes.contains(node))
-    }
-
-    /// Whether the waves were rolled back (every node goes back to the old CA).
-    pub fn rolled_back(&self) -> bool {
-        self.all_old
+        !self.all_old && node.is_none_or(|node| !self.unopened.contains(node))
     }
 
     /// The fingerprint of the CA identities must come from at the end of these waves: the new
@@ -72,13 +68,10 @@ impl IssuerWaves {
         if self.all_old { &self.old } else { &self.new }
     }
 
-    /// The fingerprint of the CA `node`'s identities must come from.
-    pub fn issuer_for(&self, node: &str) -> &str {
-        if self.new_for(Some(node)) {
-            &self.new
-        } else {
-            &self.old
-        }
+    /// The CA `node`'s manifest names: the target once its wave opened (or for a node outside
+    /// every wave), none while its wave is closed, so nothing moves before its wave.
+    pub fn issuer_for(&self, node: &str) -> Option<&str> {
+        (!self.unopened.contains(node)).then(|| self.target())
     }
 }
 
@@ -135,10 +128,12 @@ mod tests {
     #[test]
     fn nodes_of_opened_waves_and_newcomers_get_the_new_ca() {
         let waves = IssuerWaves::of(&record(RotationPhase::Reissuing, 1)).unwrap();
-        assert_eq!(waves.issuer_for("a"), "sha256:new");
-        assert_eq!(waves.issuer_for("b"), "sha256:old");
-        assert_eq!(waves.issuer_for("c"), "sha256:old");
-        assert_eq!(waves.issuer_for("enrolled-later"), "sha256:new");
+        assert_eq!(waves.issuer_for("a"), Some("sha256:new"));
+        assert!(waves.new_for(Some("a")));
+        // A closed wave's nodes are signed by the old CA and their manifests name none.
+        assert_eq!(waves.issuer_for("b"), None);
+        assert!(!waves.new_for(Some("c")));
+        assert_eq!(waves.issuer_for("enrolled-later"), Some("sha256:new"));
         assert!(waves.new_for(None));
     }
 
@@ -152,7 +147,7 @@ mod tests {
             assert!(IssuerWaves::of(&record(phase, 2)).is_none(), "{phase}");
         }
         let all = IssuerWaves::of(&record(RotationPhase::Reissued, 1)).unwrap();
-        assert_eq!(all.issuer_for("c"), "sha256:new");
+        assert_eq!(all.issuer_for("c"), Some("sha256:new"));
     }
 
     #[test]
@@ -160,10 +155,17 @@ mod tests {
         let mut rolled = record(RotationPhase::Reissuing, 2);
         rolled.waves.as_mut().unwrap().state = RolloutState::RolledBack;
         let waves = IssuerWaves::of(&rolled).unwrap();
-        assert_eq!(waves.issuer_for("a"), "sha256:old");
-        assert_eq!(waves.issuer_for("c"), "sha256:old");
-        assert_eq!(waves.issuer_for("enrolled-later"), "sha256:old");
+        assert_eq!(waves.issuer_for("a"), Some("sha256:old"));
+        assert_eq!(waves.issuer_for("c"), Some("sha256:old"));
+        assert_eq!(waves.issuer_for("enrolled-later"), Some("sha256:old"));
         assert!(!waves.new_for(None));
+        assert!(!waves.new_for(Some("a")));
+        // Rolled back with a wave still closed: its nodes never moved, and nothing names a CA.
+        let mut early = record(RotationPhase::Reissuing, 1);
+        early.waves.as_mut().unwrap().state = RolloutState::RolledBack;
+        let waves = IssuerWaves::of(&early).unwrap();
+        assert_eq!(waves.issuer_for("a"), Some("sha256:old"));
+        assert_eq!(waves.issuer_for("b"), None);
         assert_eq!(waves.target(), "sha256:old");
     }
 }

@@ -54,7 +54,7 @@ pub fn manifest_for<'a>(
     let issuer = trust
         .issuers
         .as_ref()
-        .map(|waves| waves.issuer_for(node).to_owned());
+        .and_then(|waves| waves.issuer_for(node).map(str::to_owned));
     let identities = components
         .iter()
         .map(|component| Identity {

@@ -125,6 +125,15 @@ async fn the_etcd_client_ca_rotates_in_waves_without_a_failed_etcd_request() {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         assert_eq!(host.standin_starts(), 1, "{}", host.node);
+        // As if installed by an agent that did not record issuers yet (the fleet's state when
+        // it first upgrades): a node must still wait for its wave.
+        host.host
+            .exec_ok(
+                "python3 -c 'import json,sys; p=sys.argv[1]; d=json.load(open(p)); \
+                 [v.pop(\"issuer\", None) for v in d.values()]; json.dump(d, open(p, \"w\"))' \
+                 /var/lib/calseg/agent/installed.json",
+            )
+            .expect("strip issuers");
         host.start_daemon().expect("calseg-agent run");
     }
     let old_issuer = issuer(&hosts[0]);
