@@ -521,3 +521,73 @@ async fn a_rolled_back_rotation_sends_nodes_back_to_the_old_ca_before_dropping_t
         .expect("journal");
     assert!(!journal.contains("etcd error:"), "{journal}");
 }
+
+/// docs/compatibility.md: an agent of the previous release ignores the manifest's issuer, so it
+/// keeps its old-CA certificate through the waves; `--finish` waits for it and names it, and
+/// its next renewal (here `calseg-agent renew`) brings a certificate of the new CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_of_the_previous_release_moves_to_the_new_ca_at_its_renewal() {
+    let old = calseg_tests::previous_release::binaries()
+        .await
+        .unwrap_or_else(|e| panic!("the previous release: {e:#}"));
+    let mut etcd = EtcdCluster::start().await.expect("etcd");
+    let server = ServerProcess::start(&etcd, &policy(&etcd.endpoints()), "")
+        .await
+        .expect("server");
+    server
+        .cli_ok(&["datastore", "init"])
+        .expect("datastore init");
+    let host = AgentHost::boot_with_binary("rot-old", &server, &old.agent)
+        .await
+        .expect("sandbox");
+    host.enroll(&server).expect("enroll");
+    host.count_standin_starts().await.expect("drop-in");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while host.once().expect("once").0 != 2 {
+        assert!(Instant::now() < deadline, "no first install");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let old_issuer = issuer(&host);
+
+    server
+        .cli_ok(&["ca", "rotate", "etcd-client", "--begin"])
+        .expect("begin");
+    let new_ca = std::fs::read_to_string(server.state_dir().join("ca/etcd-client.next.pem"))
+        .expect("new CA");
+    etcd.set_trusted_cas(&[new_ca]).expect("trust");
+    etcd.restart_member(0).await.expect("restart etcd");
+    // The old agent takes its manifests (it reports their revisions) but re-issues nothing.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        host.once().expect("once");
+        if phase(&ca_status(&server)) == Some(RotationPhase::Reissued) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{:#?}", ca_status(&server));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        issuer(&host),
+        old_issuer,
+        "the old agent ignores the issuer"
+    );
+    let early = server
+        .cli(&["ca", "rotate", "etcd-client", "--finish"])
+        .expect("finish");
+    assert!(!early.status.success());
+    let said = String::from_utf8_lossy(&early.stderr);
+    assert!(
+        said.contains("still depend on the old CA") && said.contains("rot-old/calico-node"),
+        "{}",
+        describe(&early)
+    );
+
+    let renewed = host.agent("renew").expect("renew");
+    // 2: something changed (the exit table both binaries share).
+    assert_eq!(renewed.status.code(), Some(2), "{}", describe(&renewed));
+    assert_ne!(issuer(&host), old_issuer, "renewed from the new CA");
+    server
+        .cli_ok(&["ca", "rotate", "etcd-client", "--finish"])
+        .expect("finish once it renewed");
+    assert_eq!(host.standin_starts(), 2, "install and renewal only");
+}
