@@ -19,7 +19,7 @@ mod records;
 mod snapshot;
 mod tokens;
 
-pub use records::{entry, rollout_record};
+pub use records::{ca_rotation_record, entry, rollout_record};
 pub use snapshot::{copy, export_then_import_gives_an_equal_store, populate};
 
 use time::{Duration, OffsetDateTime};
@@ -80,6 +80,7 @@ pub const CHECKS: &[(&str, Check)] = named![
     records::audit_is_append_only_ordered_and_paged,
     records::the_same_hash_keeps_its_number_and_a_new_one_gets_the_next,
     records::policy_texts_and_the_rollout_are_kept_and_replaced,
+    records::the_ca_rotation_is_kept_and_replaced,
     snapshot::an_empty_store_exports_an_empty_snapshot,
     snapshot::import_refuses_a_store_that_is_not_empty,
     snapshot::import_refuses_an_inconsistent_snapshot,

@@ -1,10 +1,12 @@
-//! The audit log, policy revisions, policy texts and the rollout record.
+//! The audit log, policy revisions, policy texts, the rollout record and the CA rotation.
 
 use time::Duration;
 
 use super::t0;
 use calseg_api::rollout::RolloutState;
-use calseg_server::store::{AuditAction, AuditOutcome, NewAuditEntry, RolloutRecord, Store};
+use calseg_server::store::{
+    AuditAction, AuditOutcome, CaRotationRecord, NewAuditEntry, RolloutRecord, Store,
+};
 
 /// An audit entry by `admin` at [`t0`] about `subject`.
 pub fn entry(action: AuditAction, subject: &str) -> NewAuditEntry {
@@ -90,4 +92,37 @@ pub fn policy_texts_and_the_rollout_are_kept_and_replaced(store: &dyn Store) {
     record.wave_healthy_at = Some(20);
     store.save_rollout(&record).unwrap();
     assert_eq!(store.rollout().unwrap(), Some(record));
+}
+
+/// A rotation of the etcd client CA whose re-issuing waves run.
+pub fn ca_rotation_record() -> CaRotationRecord {
+    CaRotationRecord {
+        ca: "etcd-client".into(),
+        old_fingerprint: "sha256:old".into(),
+        new_fingerprint: "sha256:new".into(),
+        phase: calseg_api::ca::RotationPhase::Reissuing,
+        begun_at: 5,
+        begun_by: "admin:ops".into(),
+        probes: vec![calseg_api::ca::EndpointTrust {
+            endpoint: "https://127.0.0.1:2379".into(),
+            trusted: true,
+            detail: "etcd answered (permission denied)".into(),
+            checked_at: 6,
+        }],
+        waves: Some(rollout_record()),
+        ended_at: None,
+    }
+}
+
+pub fn the_ca_rotation_is_kept_and_replaced(store: &dyn Store) {
+    assert_eq!(store.ca_rotation().unwrap(), None);
+    let mut record = ca_rotation_record();
+    store.save_ca_rotation(&record).unwrap();
+    assert_eq!(store.ca_rotation().unwrap(), Some(record.clone()));
+    record.phase = calseg_api::ca::RotationPhase::Finished;
+    record.ended_at = Some(9);
+    store.save_ca_rotation(&record).unwrap();
+    assert_eq!(store.ca_rotation().unwrap(), Some(record));
+    // The rollout record is another key.
+    assert_eq!(store.rollout().unwrap(), None);
 }

@@ -5,7 +5,7 @@ use time::Duration;
 
 use super::leases::{TTL, fleet, units};
 use super::nodes::cert;
-use super::records::{entry, rollout_record};
+use super::records::{ca_rotation_record, entry, rollout_record};
 use super::{match_token, node_token, t0};
 use calseg_server::store::{
     AuditAction, AuditEntry, AuditOutcome, NewToken, NodeRecord, NodeState, SNAPSHOT_FORMAT, Store,
@@ -78,6 +78,7 @@ pub fn populate(store: &dyn Store) -> NewToken {
     store.save_policy_text(1, "one").unwrap();
     store.save_policy_text(2, "two").unwrap();
     store.save_rollout(&rollout_record()).unwrap();
+    store.save_ca_rotation(&ca_rotation_record()).unwrap();
     tok
 }
 
@@ -108,6 +109,7 @@ pub fn export_then_import_gives_an_equal_store(source: &dyn Store, target: &dyn 
     ];
     assert_eq!(counts, [2, 4, 3, 3, 2, 2, 2]);
     assert!(snapshot.rollout.is_some());
+    assert_eq!(snapshot.ca_rotation, Some(ca_rotation_record()));
     assert_eq!(
         snapshot.tokens[0].uses.len() + snapshot.tokens[1].uses.len(),
         2
