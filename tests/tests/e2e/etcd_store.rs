@@ -215,6 +215,8 @@ fn the_keys_and_values_in_etcd_are_those_of_earlier_versions() {
         n("audit", 2),
         n("audit", 3),
         "audit_seq".into(),
+        // Added with CA rotations: one key, beside `rollout`.
+        "ca_rotation".into(),
         "issued/0a".into(),
         "issued/0b".into(),
         "issued/1c".into(),
