@@ -196,6 +196,8 @@ pub enum AuditAction {
     Lease,
     /// A step of a rotation of the etcd client CA (`calseg-server ca rotate`).
     CaRotation,
+    /// The store was read for a backup (`calseg-server backup` through the running server).
+    Backup,
     #[serde(other)]
     Other,
 }

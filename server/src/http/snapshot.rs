@@ -6,7 +6,7 @@
 use super::caller::AdminCaller;
 use super::errors::ApiFailure;
 use super::state::AppState;
-use crate::store::StoreSnapshot;
+use crate::store::{AuditAction, AuditOutcome, StoreSnapshot};
 use axum::Json;
 use axum::extract::State;
 use std::sync::Arc;
@@ -23,5 +23,21 @@ pub async fn get(
         issued = snapshot.issued.len(),
         "store snapshot read for a backup"
     );
+    // After the read: the entry is not in this backup, and says who took it.
+    state
+        .control
+        .audit(
+            &admin.actor(),
+            AuditAction::Backup,
+            "store",
+            AuditOutcome::Ok,
+            format!(
+                "snapshot read for a backup: {} nodes, {} certificates, {} audit entries",
+                snapshot.nodes.len(),
+                snapshot.issued.len(),
+                snapshot.audit.len()
+            ),
+        )
+        .await;
     Ok(Json(snapshot))
 }

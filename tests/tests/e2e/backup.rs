@@ -134,6 +134,17 @@ async fn round_trip(
     assert!(said.contains("not encrypted"), "{said}");
     let mode = std::fs::metadata(&plain).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the backup is 0600");
+    // Reading the store for a backup is audited, with who read it.
+    let audited = audit_lines(&server);
+    let entry = audited.last().expect("an audit entry");
+    assert_eq!(entry["action"], "backup", "{entry:#}");
+    assert!(
+        entry["actor"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("admin"),
+        "{entry:#}"
+    );
     let (code, said) = run(&server, &["backup", &path_arg(&plain)]);
     assert_eq!(code, 1, "an existing file is kept: {said}");
     assert!(said.contains("--force"), "{said}");
@@ -157,7 +168,16 @@ async fn round_trip(
     assert!(said.contains("encrypted to age1"), "{said}");
     assert!(backup::age::is_age(&std::fs::read(&sealed).unwrap()));
     let backed_up = open_backup(&sealed, &pin, Some(&identity));
-    assert_eq!(open_backup(&plain, &pin, None).contents, backed_up.contents);
+    // The same state, but for the audit entry the first backup left (and the second read).
+    let mut first = open_backup(&plain, &pin, None).contents;
+    let mut second = backed_up.contents.clone();
+    let read_for_backup = second.store.audit.pop().expect("an audit entry");
+    assert_eq!(
+        read_for_backup.action,
+        calseg_server::store::AuditAction::Backup
+    );
+    first.store.audit.retain(|e| e.seq < read_for_backup.seq);
+    assert_eq!(first, second);
     let store = &backed_up.contents.store;
     assert!(
         store.nodes.iter().any(|n| n.name == agent.node),

@@ -85,6 +85,22 @@ fn phase(status: &CaStatus) -> Option<RotationPhase> {
     status.rotation.as_ref().map(|r| r.phase)
 }
 
+/// Enrolls `host` and runs `calseg-agent once` until its identity is installed (until the
+/// reconciler has made its etcd user, the agent's etcd check fails and it retries).
+async fn first_install(host: &AgentHost, server: &ServerProcess) {
+    host.enroll(server).expect("enroll");
+    host.count_standin_starts().await.expect("drop-in");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, out) = host.once().expect("once");
+        if code == 2 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{}: {out}", host.node);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// The issuer line of `host`'s calico-node certificate.
 fn issuer(host: &AgentHost) -> String {
     host.host
@@ -113,17 +129,7 @@ async fn the_etcd_client_ca_rotates_in_waves_without_a_failed_etcd_request() {
     );
     let hosts = [a.expect("sandbox"), b.expect("sandbox")];
     for host in &hosts {
-        host.enroll(&server).expect("enroll");
-        host.count_standin_starts().await.expect("drop-in");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let (code, out) = host.once().expect("once");
-            if code == 2 {
-                break;
-            }
-            assert!(Instant::now() < deadline, "{}: {out}", host.node);
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+        first_install(host, &server).await;
         assert_eq!(host.standin_starts(), 1, "{}", host.node);
         // As if installed by an agent that did not record issuers yet (the fleet's state when
         // it first upgrades): a node must still wait for its wave.
@@ -444,13 +450,7 @@ async fn a_rolled_back_rotation_sends_nodes_back_to_the_old_ca_before_dropping_t
         .cli_ok(&["datastore", "init"])
         .expect("datastore init");
     let host = AgentHost::boot(REAL[0], &server).await.expect("sandbox");
-    host.enroll(&server).expect("enroll");
-    host.count_standin_starts().await.expect("drop-in");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while host.once().expect("once").0 != 2 {
-        assert!(Instant::now() < deadline, "no first install");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    first_install(&host, &server).await;
     host.start_daemon().expect("calseg-agent run");
     let old_issuer = issuer(&host);
 
@@ -540,13 +540,7 @@ async fn an_agent_of_the_previous_release_moves_to_the_new_ca_at_its_renewal() {
     let host = AgentHost::boot_with_binary("rot-old", &server, &old.agent)
         .await
         .expect("sandbox");
-    host.enroll(&server).expect("enroll");
-    host.count_standin_starts().await.expect("drop-in");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while host.once().expect("once").0 != 2 {
-        assert!(Instant::now() < deadline, "no first install");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    first_install(&host, &server).await;
     let old_issuer = issuer(&host);
 
     server
