@@ -22,7 +22,10 @@ use crate::rollout::{
     Health, Step, apply_step, assign_waves, manual, next_step, node_health, wave_rollout,
 };
 use crate::state::Control;
-use crate::store::{AuditAction, AuditOutcome, CaRotationRecord, NodeRecord, RolloutRecord};
+use crate::store::{
+    AuditAction, AuditOutcome, CaRotationRecord, IssuedRecord, NodeRecord, NodeState,
+    RolloutRecord, Store, StoreError,
+};
 
 /// The CA calseg rotates here.
 const CA: &str = calseg_api::ca::ETCD_CLIENT;
@@ -377,6 +380,26 @@ async fn audit(control: &Control, actor: &str, outcome: AuditOutcome, detail: St
         .await;
 }
 
+/// Every node with the certificates calseg issued it (approved nodes only: the others hold
+/// no live identity), read in one pass.
+pub type NodesWithIssued = Vec<(NodeRecord, Vec<IssuedRecord>)>;
+
+/// Reads [`NodesWithIssued`].
+pub fn read_nodes_with_issued(store: &dyn Store) -> Result<NodesWithIssued, StoreError> {
+    store
+        .nodes()?
+        .into_iter()
+        .map(|n| {
+            let issued = if n.state == NodeState::Approved {
+                store.issued_for_node(&n.name)?
+            } else {
+                Vec::new()
+            };
+            Ok((n, issued))
+        })
+        .collect()
+}
+
 /// The live identities not from CA `target` (`node/component`).
 async fn pending(
     control: &Control,
@@ -384,17 +407,7 @@ async fn pending(
     record: &CaRotationRecord,
     now: OffsetDateTime,
 ) -> Result<Vec<String>, ControlError> {
-    let nodes = control
-        .store(|s| {
-            s.nodes()?
-                .into_iter()
-                .map(|n| {
-                    let issued = s.issued_for_node(&n.name)?;
-                    Ok((n, issued))
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await?;
+    let nodes = control.store(read_nodes_with_issued).await?;
     Ok(old_ca_identities(
         &nodes,
         target,
@@ -694,6 +707,16 @@ async fn step_waves(
 
 /// `GET /v1/admin/ca`: both CAs and the latest rotation.
 pub async fn status(control: &Control, now: OffsetDateTime) -> Result<CaStatus, ControlError> {
+    status_of(control, None, now).await
+}
+
+/// [`status`], with the nodes and their certificates when the caller has read them already
+/// (the metrics scrape), else read here once when the rotation needs them.
+pub async fn status_of(
+    control: &Control,
+    nodes: Option<&[(NodeRecord, Vec<IssuedRecord>)]>,
+    now: OffsetDateTime,
+) -> Result<CaStatus, ControlError> {
     let record = control.store(|s| s.ca_rotation()).await?;
     let cas = control.etcd_cas();
     let summary = |ca: &CertificateAuthority| CaSummary {
@@ -708,17 +731,24 @@ pub async fn status(control: &Control, now: OffsetDateTime) -> Result<CaStatus, 
     let Some(record) = record else {
         return Ok(out);
     };
+    let has_waves = record.waves.as_ref().is_some_and(|w| !w.waves.is_empty());
+    let read;
+    let nodes = match nodes {
+        Some(nodes) => nodes,
+        None if has_waves || cas.issuers.is_some() => {
+            read = control.store(read_nodes_with_issued).await?;
+            &read
+        }
+        None => &[],
+    };
     let old_ca_identities = match (&record.phase, &cas.issuers) {
         (RotationPhase::Reissuing | RotationPhase::Reissued, Some(issuers)) => {
-            pending(control, issuers.target(), &record, now).await?
+            old_ca_identities(nodes, issuers.target(), &record.old_fingerprint, now)
         }
         _ => Vec::new(),
     };
     let waves = match &record.waves {
-        Some(waves) if !waves.waves.is_empty() => {
-            let nodes = control.store(|s| s.nodes()).await?;
-            Some(wave_status(control, waves, &nodes))
-        }
+        Some(waves) if has_waves => Some(wave_status(control, waves, nodes)),
         _ => None,
     };
     let bundle_file = control
@@ -743,7 +773,11 @@ pub async fn status(control: &Control, now: OffsetDateTime) -> Result<CaStatus, 
     Ok(out)
 }
 
-fn wave_status(control: &Control, record: &RolloutRecord, nodes: &[NodeRecord]) -> WaveRollout {
+fn wave_status(
+    control: &Control,
+    record: &RolloutRecord,
+    nodes: &[(NodeRecord, Vec<IssuedRecord>)],
+) -> WaveRollout {
     let health = |_: &str, r: &NodeRecord| health_now(control, r);
-    wave_rollout(record, Some(&health), nodes)
+    wave_rollout(record, Some(&health), nodes.iter().map(|(n, _)| n))
 }

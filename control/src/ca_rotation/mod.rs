@@ -24,7 +24,9 @@ mod own_identity;
 mod pending;
 mod probe;
 
-pub use driver::{act, resume_after_restart, status, tick};
+pub use driver::{
+    NodesWithIssued, act, read_nodes_with_issued, resume_after_restart, status, status_of, tick,
+};
 pub use files::RotationFiles;
 pub use own_identity::{OwnIdentity, reissue_if_old};
 pub use pending::old_ca_identities;

@@ -122,13 +122,13 @@ pub fn waves(
 
 /// The waves of `record` with each known node's health as `health` judges it (`None`: sizes
 /// and times only). A node the store does not hold counts as healthy.
-pub fn wave_rollout(
+pub fn wave_rollout<'r>(
     record: &RolloutRecord,
     health: Option<&impl Fn(&str, &NodeRecord) -> Health>,
-    records: &[NodeRecord],
+    records: impl IntoIterator<Item = &'r NodeRecord>,
 ) -> WaveRollout {
     let by_name: HashMap<&str, &NodeRecord> =
-        records.iter().map(|r| (r.name.as_str(), r)).collect();
+        records.into_iter().map(|r| (r.name.as_str(), r)).collect();
     let waves = record
         .waves
         .iter()

@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use calseg_control::ca_rotation;
 use std::sync::Arc;
 use std::time::Instant;
 use time::OffsetDateTime;
@@ -36,17 +37,25 @@ async fn scrape(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Respo
     let read = state
         .control
         .store(|s| {
-            let nodes = s.nodes()?;
-            let expiries = live_identities(&nodes, |n| s.issued_for_node(n))?;
-            Ok((nodes, expiries))
+            // Each node's certificates once: for the expiry series and the CA rotation.
+            let with_issued = ca_rotation::read_nodes_with_issued(s)?;
+            let nodes: Vec<_> = with_issued.iter().map(|(n, _)| n.clone()).collect();
+            let by_name: std::collections::HashMap<&str, &Vec<_>> = with_issued
+                .iter()
+                .map(|(n, issued)| (n.name.as_str(), issued))
+                .collect();
+            let expiries = live_identities(&nodes, |name| {
+                Ok(by_name.get(name).map(|i| (*i).clone()).unwrap_or_default())
+            })?;
+            Ok((nodes, with_issued, expiries))
         })
         .await;
     match read {
-        Ok((nodes, expiries)) => {
+        Ok((nodes, with_issued, expiries)) => {
             let rollout = crate::rollout::status_of_nodes(&state.control, &nodes)
                 .await
                 .ok();
-            let ca = calseg_control::ca_rotation::status(&state.control, now)
+            let ca = ca_rotation::status_of(&state.control, Some(&with_issued), now)
                 .await
                 .ok();
             let scrape = Scrape {

@@ -101,6 +101,17 @@ async fn first_install(host: &AgentHost, server: &ServerProcess) {
     }
 }
 
+/// Runs `calseg-server ARGS` expecting a refusal whose message says each of `says`.
+fn refused(server: &ServerProcess, args: &[&str], says: &[&str]) {
+    let out = server.cli(args).expect("calseg-server");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success() && says.iter().all(|s| stderr.contains(s)),
+        "{args:?}: {}",
+        describe(&out)
+    );
+}
+
 /// The issuer line of `host`'s calico-node certificate.
 fn issuer(host: &AgentHost) -> String {
     host.host
@@ -287,26 +298,18 @@ async fn a_rotation_waits_for_an_untrusting_endpoint_refuses_early_steps_and_rol
     let mut server = ServerProcess::start(&etcd, &policy(&etcd.endpoints()), "")
         .await
         .expect("server");
-    let finish_early = server
-        .cli(&["ca", "rotate", "etcd-client", "--finish"])
-        .expect("finish");
-    assert!(!finish_early.status.success());
-    assert!(
-        String::from_utf8_lossy(&finish_early.stderr).contains("no rotation"),
-        "{}",
-        describe(&finish_early)
+    refused(
+        &server,
+        &["ca", "rotate", "etcd-client", "--finish"],
+        &["no rotation"],
     );
     server
         .cli_ok(&["ca", "rotate", "etcd-client", "--begin"])
         .expect("begin");
-    let twice = server
-        .cli(&["ca", "rotate", "etcd-client", "--begin"])
-        .expect("begin twice");
-    assert!(!twice.status.success());
-    assert!(
-        String::from_utf8_lossy(&twice.stderr).contains("already in progress"),
-        "{}",
-        describe(&twice)
+    refused(
+        &server,
+        &["ca", "rotate", "etcd-client", "--begin"],
+        &["already in progress"],
     );
     let ca_dir = server.state_dir().join("ca");
     let new_key = std::fs::read(ca_dir.join("etcd-client.next-key.pem")).expect("new key");
@@ -338,15 +341,10 @@ async fn a_rotation_waits_for_an_untrusting_endpoint_refuses_early_steps_and_rol
         new_key,
         "the new key changed"
     );
-    let early = server
-        .cli(&["ca", "rotate", "etcd-client", "--finish"])
-        .expect("finish");
-    assert!(!early.status.success());
-    let said = String::from_utf8_lossy(&early.stderr);
-    assert!(
-        said.contains("not every etcd endpoint trusts") && said.contains(&etcd.endpoint(0)),
-        "{}",
-        describe(&early)
+    refused(
+        &server,
+        &["ca", "rotate", "etcd-client", "--finish"],
+        &["not every etcd endpoint trusts", &etcd.endpoint(0)],
     );
 
     // Rolled back: the new CA is gone, the bundle holds the old one, and a new rotation may
@@ -565,15 +563,10 @@ async fn an_agent_of_the_previous_release_moves_to_the_new_ca_at_its_renewal() {
         old_issuer,
         "the old agent ignores the issuer"
     );
-    let early = server
-        .cli(&["ca", "rotate", "etcd-client", "--finish"])
-        .expect("finish");
-    assert!(!early.status.success());
-    let said = String::from_utf8_lossy(&early.stderr);
-    assert!(
-        said.contains("still depend on the old CA") && said.contains("rot-old/calico-node"),
-        "{}",
-        describe(&early)
+    refused(
+        &server,
+        &["ca", "rotate", "etcd-client", "--finish"],
+        &["still depend on the old CA", "rot-old/calico-node"],
     );
 
     let renewed = host.agent("renew").expect("renew");

@@ -405,6 +405,31 @@ async fn wrong_certificates_plain_http_and_agent_certificates_on_admin_routes_ar
     .expect("call");
     assert_eq!(snapshot.status, StatusCode::FORBIDDEN, "{snapshot:?}");
     assert_eq!(snapshot.kind(), "not_admin");
+    // Nor the CAs, nor a step of a CA rotation (a node must never begin or finish one).
+    let client = node1.client().expect("client");
+    let ca = call(client.get(format!("{url}{}", calseg_api::paths::ADMIN_CA)))
+        .await
+        .expect("call");
+    assert_eq!(ca.status, StatusCode::FORBIDDEN, "{ca:?}");
+    for step in ["begin", "finish", "rollback"] {
+        let path = calseg_api::paths::admin_ca_action(calseg_api::ca::ETCD_CLIENT, step);
+        let stepped = call(
+            client
+                .post(format!("{url}{path}"))
+                .json(&serde_json::json!({})),
+        )
+        .await
+        .expect("call");
+        assert_eq!(stepped.status, StatusCode::FORBIDDEN, "{step}: {stepped:?}");
+        assert_eq!(stepped.kind(), "not_admin", "{step}");
+    }
+    assert!(
+        !s.server
+            .state_dir()
+            .join("ca/etcd-client.next-key.pem")
+            .exists(),
+        "a node began a CA rotation"
+    );
 
     // No certificate on a node route.
     let anonymous = https_client(&s.server.fleet_ca_pem(), None).expect("client");
