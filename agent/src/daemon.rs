@@ -140,6 +140,7 @@ pub async fn pass_renewing(
     std::fs::create_dir_all(&settings.root)
         .with_context(|| format!("create root {}", settings.root.display()))?;
     let (client, ctx) = cycle_start(settings, settings.limits.clone(), stop, renew).await?;
+    let after_pass = client.clone();
     let mut ports = Ports {
         manifest: client.clone(),
         signer: client.clone(),
@@ -154,6 +155,9 @@ pub async fn pass_renewing(
     std::mem::swap(&mut ports.restarter, restarter);
     let result = ports.run_cycle(&ctx).await;
     std::mem::swap(&mut ports.restarter, restarter);
+    // A manifest that names another fleet CA (a rotation began) is answered at once, not at
+    // the next pass.
+    renew_fleet(settings, &ctx.state, after_pass, ctx.now).await?;
     if let Some(dir) = &settings.textfile_dir
         && let Err(error) = crate::textfile::write(dir, &ctx.state)
     {

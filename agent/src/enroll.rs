@@ -104,16 +104,23 @@ pub fn parse_pin(pin: &str) -> Result<String, EnrollError> {
     Ok(format!("sha256:{}", hex.to_ascii_lowercase()))
 }
 
-/// Checks the fleet CA in `fleet_ca_pem` against the pin `expected` (normalized).
+/// Checks that the bundle `fleet_ca_pem` holds the CA the pin `expected` (normalized) names.
 pub fn check_pin(expected: &str, fleet_ca_pem: &str) -> Result<(), EnrollError> {
-    let actual = keys::ca_sha256_pin(fleet_ca_pem)?;
-    if actual == expected {
-        Ok(())
-    } else {
-        Err(EnrollError::PinMismatch {
+    pinned_ca(expected, fleet_ca_pem).map(|_| ())
+}
+
+/// The certificate of the bundle `fleet_ca_pem` the pin `expected` names (DER): the only CA
+/// trusted until the server has proven itself. A bundle holds two CAs while the fleet CA
+/// rotates; the others come from an unauthenticated answer and are never trusted from it.
+pub fn pinned_ca(expected: &str, fleet_ca_pem: &str) -> Result<Vec<u8>, EnrollError> {
+    let ders = keys::cert_ders(fleet_ca_pem)?;
+    let pins: Vec<String> = ders.iter().map(|der| keys::der_pin(der)).collect();
+    match pins.iter().position(|pin| pin == expected) {
+        Some(at) => Ok(ders[at].clone()),
+        None => Err(EnrollError::PinMismatch {
             expected: expected.to_owned(),
-            actual,
-        })
+            actual: pins.join(", "),
+        }),
     }
 }
 
@@ -134,9 +141,9 @@ pub async fn enroll(
     let fleet_ca = ApiClient::new(servers.clone(), tls::unverified()?)?
         .fleet_ca()
         .await?;
-    check_pin(&pin, &fleet_ca.fleet_ca_pem)?;
+    let pinned = pinned_ca(&pin, &fleet_ca.fleet_ca_pem)?;
     tracing::info!(server = servers.current(), %pin, "fleet CA matches the pin");
-    let client = ApiClient::new(servers.clone(), tls::pinned(&fleet_ca.fleet_ca_pem, None)?)?;
+    let client = ApiClient::new(servers.clone(), tls::pinned_to(vec![pinned.into()], None)?)?;
     let key = pending_key(state, &opts.node)?;
     let request = EnrollRequest {
         node: opts.node.clone(),
@@ -251,7 +258,27 @@ pub fn fleet_renew_at(cert_pem: &str) -> Result<OffsetDateTime, CertError> {
     ))
 }
 
-/// Renews the fleet certificate if it is due at `now`, with a new key. Returns the new
+/// The fleet CA the server asks for, when this node's fleet certificate does not come from it:
+/// during a fleet CA rotation the manifest names the CA that signs now. The certificate is
+/// checked against the CA of that fingerprint in the saved bundle; a CA not in the bundle
+/// (this node has not renewed since the rotation began) is asked for too.
+pub fn fleet_ca_asked(
+    state: &StateDir,
+    fleet: &FleetCredentials,
+) -> Result<Option<String>, EnrollError> {
+    let Some(wanted) = state.manifest().ok().flatten().and_then(|m| m.fleet_ca) else {
+        return Ok(None);
+    };
+    let ders = keys::cert_ders(&fleet.ca_pem)?;
+    let from_wanted = match ders.iter().find(|der| keys::der_pin(der) == wanted) {
+        Some(ca) => keys::signed_by(&fleet.cert_pem, ca)?,
+        None => false,
+    };
+    Ok((!from_wanted).then_some(wanted))
+}
+
+/// Renews the fleet certificate if it is due at `now`, or the server asks for one from
+/// another CA ([`fleet_ca_asked`]), with a new key. Returns the new
 /// credentials, or `None` when not due.
 pub async fn renew_fleet_if_due(
     state: &StateDir,
@@ -262,8 +289,12 @@ pub async fn renew_fleet_if_due(
     let Some(fleet) = state.fleet()? else {
         return Ok(None);
     };
-    if now < fleet_renew_at(&fleet.cert_pem)? {
+    let asked = fleet_ca_asked(state, &fleet)?;
+    if now < fleet_renew_at(&fleet.cert_pem)? && asked.is_none() {
         return Ok(None);
+    }
+    if let Some(wanted) = &asked {
+        tracing::info!(fleet_ca = %wanted, "the server signs fleet certificates from another CA now: renewing");
     }
     let key = keys::generate(KeyAlgorithm::P256, node)?;
     let request = FleetRenewRequest {

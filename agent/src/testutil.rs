@@ -113,5 +113,6 @@ pub(crate) fn manifest(identities: Vec<Identity>) -> Manifest {
         lifetime_secs: 30 * 86_400,
         renew_after: 2.0 / 3.0,
         policy_revision: None,
+        fleet_ca: None,
     }
 }

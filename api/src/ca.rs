@@ -16,6 +16,46 @@ pub struct CaStatus {
     /// The latest rotation of the etcd client CA (also after it finished), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation: Option<RotationStatus>,
+    /// A rotation of the fleet CA in progress, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet_rotation: Option<FleetRotationStatus>,
+}
+
+/// Where a rotation of the fleet CA stands. It has no waves: a fleet certificate's renewal
+/// restarts nothing, so every agent moves at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FleetRotationPhase {
+    /// Both CAs are trusted; fleet certificates come from the new one. `--finish` makes it the
+    /// only one once every approved node's certificate comes from it.
+    Overlap,
+    /// Rolled back: both are still trusted, fleet certificates come from the old one again, and
+    /// a second `--rollback` drops the new CA once no node's certificate comes from it.
+    RollingBack,
+}
+
+impl FleetRotationPhase {
+    /// The wire and display name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Overlap => "overlap",
+            Self::RollingBack => "rolling_back",
+        }
+    }
+}
+
+/// A rotation of the fleet CA.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetRotationStatus {
+    pub phase: FleetRotationPhase,
+    /// The CA fleet certificates come from now, and the pin of enrollments after `--finish`.
+    pub signing: CaSummary,
+    /// The other trusted CA (the old one during the overlap, the dropped one when rolling back).
+    pub other: CaSummary,
+    /// Approved nodes whose current fleet certificate does not come from `signing`; the next
+    /// step waits for none.
+    #[serde(default)]
+    pub pending_nodes: Vec<String>,
 }
 
 /// One CA: what agents and etcd pin or trust.
@@ -142,8 +182,11 @@ impl RotationAction {
     }
 }
 
-/// The one CA calseg rotates in waves today (the `{ca}` of the route).
+/// The CA rotated in waves (the `{ca}` of the route).
 pub const ETCD_CLIENT: &str = "etcd-client";
+
+/// The fleet CA (the `{ca}` of the route): begin, finish and rollback only.
+pub const FLEET: &str = "fleet";
 
 /// The answer to a rotation step: what the operator does next, and the status after it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -20,6 +20,13 @@ pub struct Manifest {
     /// leaves its ETag alone. Absent from older servers; older agents ignore it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_revision: Option<u64>,
+    /// During a rotation of the fleet CA: the fingerprint (`sha256:<hex>`) of the CA that signs
+    /// fleet certificates now. An agent whose fleet certificate came from another CA renews it
+    /// at once (the renewal also returns the CAs to trust). Part of `revision`, so parked
+    /// long-polls wake. Absent otherwise, and from older servers; older agents ignore it and
+    /// move to the new CA at their next due renewal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet_ca: Option<String>,
 }
 
 /// How components reach etcd.

@@ -53,7 +53,8 @@ pub async fn enroll(
         return Err(refuse(error).await);
     }
     // Check and sign the CSR first: a bad CSR must not consume a token.
-    let issued = match control.fleet_ca.sign_agent_csr(
+    let signer = control.fleet_cas().signer().clone();
+    let issued = match signer.sign_agent_csr(
         &ask.csr_pem,
         &control.csr_rules,
         &node,
@@ -81,9 +82,17 @@ pub async fn enroll(
         },
     };
     let detail = format!("fleet certificate {} ({approved_by})", issued.serial_hex);
-    record_fleet_cert(control, &node, &issued, now, AuditAction::Enroll, detail)
-        .await
-        .map_err(CallFailure::Failed)?;
+    record_fleet_cert(
+        control,
+        &node,
+        &issued,
+        &signer,
+        now,
+        AuditAction::Enroll,
+        detail,
+    )
+    .await
+    .map_err(CallFailure::Failed)?;
     tracing::info!(%node, serial = %issued.serial_hex, %approved_by, "node enrolled");
     control.poke_reconciler();
     Ok(Enrolled::Certificate {
@@ -162,14 +171,16 @@ pub(crate) async fn record_fleet_cert(
     control: &Control,
     node: &str,
     issued: &crate::pki::IssuedCert,
+    signer: &crate::pki::CertificateAuthority,
     now: OffsetDateTime,
     action: AuditAction,
     detail: String,
 ) -> Result<(), ControlError> {
     let (name, serial, not_after) = (node.to_owned(), issued.serial_hex.clone(), issued.not_after);
     let key = issued.key_fingerprint.clone();
+    let issuer = signer.fingerprint_sha256();
     control
-        .store(move |s| s.record_fleet_cert(&name, &serial, &key, not_after, now))
+        .store(move |s| s.record_fleet_cert(&name, &serial, &key, &issuer, not_after, now))
         .await?;
     control
         .audit(node, action, node, AuditOutcome::Ok, detail)

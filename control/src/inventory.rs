@@ -322,6 +322,7 @@ mod tests {
             serial: "0a".into(),
             not_after: at(NOW + DAY),
             key_fingerprint: Some("sha256:00ff".into()),
+            issuer: None,
         });
         let listing: calseg_api::admin::NodeListing =
             serde_json::from_value(serde_json::to_value(&record).unwrap()).unwrap();

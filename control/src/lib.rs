@@ -72,6 +72,8 @@ pub mod etcd_release;
 pub mod etcd_signers;
 /// The fleet plan: RBAC diff, per-node files, units and waves.
 pub mod fleet_plan;
+/// Rotating the fleet CA: files, trust, the server's certificate, the operator's steps.
+pub mod fleet_rotation;
 /// Issued certificates of concurrent signings written in one commit.
 pub mod group_commit;
 /// Each node's inventory from its record and last report, and the `nodes list` filters.

@@ -15,6 +15,8 @@ use std::sync::Arc;
 pub struct Trust<'a> {
     pub ca_bundle_pem: &'a str,
     pub issuers: Option<Arc<IssuerWaves>>,
+    /// During a fleet CA rotation, the fingerprint of the CA fleet certificates come from.
+    pub fleet_ca: Option<String>,
 }
 
 impl<'a> From<&'a str> for Trust<'a> {
@@ -22,6 +24,7 @@ impl<'a> From<&'a str> for Trust<'a> {
         Self {
             ca_bundle_pem,
             issuers: None,
+            fleet_ca: None,
         }
     }
 }
@@ -74,6 +77,7 @@ pub fn manifest_for<'a>(
         renew_after: policy.identity.renew_after,
         // Set by the caller after `revision` is computed: never part of the content hash.
         policy_revision: None,
+        fleet_ca: trust.fleet_ca.clone(),
     };
     manifest.revision = revision_of(&manifest);
     Some(manifest)

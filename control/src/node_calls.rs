@@ -201,8 +201,8 @@ pub async fn renew_fleet(
     csr_pem: &str,
     now: OffsetDateTime,
 ) -> Result<IssuedCert, CallFailure> {
-    let issued = control
-        .fleet_ca
+    let signer = control.fleet_cas().signer().clone();
+    let issued = signer
         .sign_agent_csr(
             csr_pem,
             &control.csr_rules,
@@ -212,9 +212,17 @@ pub async fn renew_fleet(
         )
         .map_err(|error| CallFailure::Refused(error.into()))?;
     let detail = format!("fleet certificate renewed: {}", issued.serial_hex);
-    crate::enrollment::record_fleet_cert(control, node, &issued, now, AuditAction::Issue, detail)
-        .await
-        .map_err(CallFailure::Failed)?;
+    crate::enrollment::record_fleet_cert(
+        control,
+        node,
+        &issued,
+        &signer,
+        now,
+        AuditAction::Issue,
+        detail,
+    )
+    .await
+    .map_err(CallFailure::Failed)?;
     Ok(issued)
 }
 

@@ -6,6 +6,7 @@
 
 use crate::ControlError;
 use crate::etcd_signers::EtcdCas;
+use crate::fleet_rotation::FleetCas;
 use crate::manifest::Trust;
 use crate::pki::{CertificateAuthority, CsrRules};
 use crate::policy::Policy;
@@ -82,7 +83,8 @@ impl ActiveRollout {
 pub struct Control {
     pub store: Arc<dyn Store>,
     /// Signs agent (fleet) certificates; never component identities.
-    pub fleet_ca: Arc<CertificateAuthority>,
+    /// Signs fleet certificates, and during a rotation the other one both sides trust.
+    fleet_cas: RwLock<FleetCas>,
     /// Signs component identities (etcd trusts them), and during a rotation the new one and
     /// which node gets which.
     etcd_cas: RwLock<EtcdCas>,
@@ -139,7 +141,7 @@ impl Control {
         )));
         Self {
             store: parts.store,
-            fleet_ca: parts.fleet_ca,
+            fleet_cas: RwLock::new(FleetCas::single(parts.fleet_ca)),
             etcd_cas: RwLock::new(EtcdCas::single(parts.etcd_ca)),
             ca_dir: parts.ca_dir,
             etcd_access: parts.etcd_access,
@@ -201,6 +203,37 @@ impl Control {
         Trust {
             ca_bundle_pem: &self.etcd_ca_bundle_pem,
             issuers: self.etcd_cas().issuers,
+            fleet_ca: self.fleet_cas().manifest_fleet_ca(),
+        }
+    }
+
+    /// The fleet CAs now (a copy: a rotation step may replace them meanwhile).
+    pub fn fleet_cas(&self) -> FleetCas {
+        self.fleet_cas
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    /// The fleet CA in force (`fleet.pem`).
+    pub fn fleet_ca(&self) -> Arc<CertificateAuthority> {
+        self.fleet_cas().current
+    }
+
+    /// Replaces the fleet CAs; wakes the parked long-polls when manifests name another one.
+    pub fn set_fleet_cas(&self, cas: FleetCas) {
+        let changed = {
+            let mut guard = match self.fleet_cas.write() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let changed = guard.manifest_fleet_ca() != cas.manifest_fleet_ca();
+            *guard = cas;
+            changed
+        };
+        if changed {
+            self.policy_epoch
+                .send_modify(|epoch| *epoch = epoch.wrapping_add(1));
         }
     }
 

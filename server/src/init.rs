@@ -23,7 +23,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
-const SERVER_CERT_LIFETIME: Duration = Duration::from_secs(2 * 365 * 86_400);
+pub(crate) const SERVER_CERT_LIFETIME: Duration = Duration::from_secs(2 * 365 * 86_400);
 
 /// What to set up.
 #[derive(Debug, Clone)]

@@ -13,9 +13,10 @@
 //! does not start on such a cluster, and stops changing RBAC if one turns up later.
 
 use crate::config::{ServerConfig, StoreBackend, parse_duration};
+use crate::fleet_tls::FleetTls;
 use crate::http::{self, ApiLimits, AppState};
 use crate::metrics::Metrics;
-use crate::pki::{CaFiles, CaKind};
+use crate::pki::CaKind;
 use crate::reconcile::Reconciler;
 use crate::store::{AuditAction, AuditOutcome, EtcdStore, RedbStore, Store};
 use crate::{etcd_release, ha, policy, rbac};
@@ -114,7 +115,6 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
             })?;
     }
     let ca_dir = config.ca_dir();
-    let fleet_ca = CaFiles::new(&ca_dir, "fleet").load(CaKind::Fleet, now)?;
     // `init`'s CA, or the one the last finished rotation put in force.
     let etcd_ca = RotationFiles::new(&ca_dir)
         .current()
@@ -129,11 +129,7 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
         .key_file
         .clone()
         .unwrap_or_else(|| state_dir.join("tls/server-key.pem"));
-    let tls = http::tls::server_config(
-        &read(&cert_file, "server certificate")?,
-        &read(&key_file, "server key")?,
-        fleet_ca.cert_pem(),
-    )?;
+    let (fleet_tls, fleet_cas) = FleetTls::start(&ca_dir, &cert_file, &key_file, now)?;
     let etcd_ca_bundle_pem = match policy
         .etcd
         .ca_file
@@ -218,7 +214,7 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
     let (store, replicas) = open_store(config, access.as_ref(), &policy).await?;
     let control = Control::new(ControlParts {
         store,
-        fleet_ca: Arc::new(fleet_ca),
+        fleet_ca: fleet_cas.current.clone(),
         etcd_ca: Arc::new(etcd_ca),
         ca_dir: Some(ca_dir.clone()),
         etcd_access: access.clone(),
@@ -229,11 +225,15 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
         reconciler,
         own_etcd_user: own_user,
     });
+    control.set_fleet_cas(fleet_cas);
     let state = Arc::new(AppState::new(
         Arc::new(control),
         Arc::new(Metrics::new()),
         limits,
     ));
+    let fleet_tls = Arc::new(fleet_tls);
+    let tls = fleet_tls.live().config();
+    state.set_fleet_tls(fleet_tls);
     if let Some(report) = release_of(&state).and_then(|m| m.latest()) {
         state.metrics.set_etcd_release(&report);
     }
@@ -721,6 +721,11 @@ async fn rollout_controller(state: Arc<AppState>) {
         }
         if let Err(error) = ca_rotation::tick(&state.control, now).await {
             tracing::warn!(kind = %error.kind, "CA rotation: {} (will retry)", error.message);
+        }
+        if let Some(tls) = state.fleet_tls()
+            && let Err(error) = tls.sync(&state.control, false, now)
+        {
+            tracing::warn!("fleet CA files: {error:#} (will retry)");
         }
     }
 }

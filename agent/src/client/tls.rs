@@ -36,8 +36,16 @@ pub fn pinned(
     ca_pem: &str,
     identity: Option<(&str, &PrivateKeyPem)>,
 ) -> Result<ClientConfig, ClientError> {
+    pinned_to(certs(ca_pem, "fleet CA")?, identity)
+}
+
+/// [`pinned`], trusting the DER certificates `cas`.
+pub fn pinned_to(
+    cas: Vec<CertificateDer<'static>>,
+    identity: Option<(&str, &PrivateKeyPem)>,
+) -> Result<ClientConfig, ClientError> {
     let mut roots = RootCertStore::empty();
-    for cert in certs(ca_pem, "fleet CA")? {
+    for cert in cas {
         roots
             .add(cert)
             .map_err(tls_err("fleet CA is not a usable trust anchor"))?;

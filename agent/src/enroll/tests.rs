@@ -412,3 +412,130 @@ async fn a_client_sticks_to_the_server_that_answered_and_429_stays_put() -> Test
     assert_eq!(busy.current_index(), 0);
     Ok(())
 }
+
+/// A network attacker answers the unauthenticated `GET /v1/fleet-ca` with the pinned CA first
+/// and its own after it, and presents a server certificate of its own CA. Only the pinned CA
+/// may be trusted: the connection fails and neither the CSR nor the token reaches it.
+#[tokio::test]
+async fn a_ca_smuggled_into_the_bundle_beside_the_pinned_one_is_never_trusted() -> TestResult {
+    let real = TestCa::new("fleet CA")?;
+    let evil = Arc::new(TestCa::new("attacker CA")?);
+    let (cert, key) = evil.server_cert(&["127.0.0.1"])?;
+    let bundle = format!("{}{}", real.cert_pem, evil.cert_pem);
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (seen2, evil2, bundle2) = (seen.clone(), evil.clone(), bundle.clone());
+    let handler: Handler = Arc::new(move |path, body| {
+        if let Ok(mut seen) = seen2.lock() {
+            seen.push(format!("{path} {body}"));
+        }
+        if path == calseg_api::paths::FLEET_CA {
+            let answer = FleetCa {
+                fleet_ca_pem: bundle2.clone(),
+            };
+            return (200, serde_json::to_string(&answer).unwrap_or_default());
+        }
+        let request: EnrollRequest = serde_json::from_str(body).unwrap_or(EnrollRequest {
+            node: String::new(),
+            token: None,
+            csr_pem: String::new(),
+        });
+        let now = OffsetDateTime::now_utc();
+        let cert_pem = evil2
+            .sign_csr(&request.csr_pem, now, now + time::Duration::days(1), 9)
+            .unwrap_or_default();
+        let reply = EnrollResponse::Enrolled {
+            cert_pem,
+            fleet_ca_pem: bundle2.clone(),
+        };
+        (200, serde_json::to_string(&reply).unwrap_or_default())
+    });
+    let url = serve(&cert, &key, handler)?;
+    let tmp = tempfile::tempdir()?;
+    let state = StateDir::new(tmp.path());
+    let pin = keys::ca_sha256_pin(&real.cert_pem)?;
+    let options = EnrollOptions {
+        servers: vec![url],
+        ca_hash: pin,
+        node: "node-1".into(),
+        token: Some(Token::new("abc.secret")),
+        wait: None,
+    };
+    let outcome = enroll(&state, &options, false).await;
+    assert!(outcome.is_err(), "enrolled with an attacker: {outcome:?}");
+    assert!(state.fleet()?.is_none());
+    let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    assert!(
+        seen.iter()
+            .all(|s| !s.contains("abc.secret") && !s.contains("CERTIFICATE REQUEST")),
+        "{seen:?}"
+    );
+    // The pinned CA is found wherever it stands in a bundle; a bundle without it is refused
+    // naming every CA it holds.
+    let reversed = format!("{}{}", evil.cert_pem, real.cert_pem);
+    let pin = keys::ca_sha256_pin(&real.cert_pem)?;
+    assert_eq!(
+        pinned_ca(&pin, &reversed)?,
+        keys::first_cert_der(&real.cert_pem)?
+    );
+    let other = TestCa::new("other")?;
+    let text = pinned_ca(&pin, &format!("{}{}", evil.cert_pem, other.cert_pem))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        text.contains(&keys::ca_sha256_pin(&evil.cert_pem)?)
+            && text.contains(&keys::ca_sha256_pin(&other.cert_pem)?),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_manifest_naming_another_fleet_ca_asks_for_a_renewal_until_the_certificate_comes_from_it()
+-> TestResult {
+    let (old, new) = (TestCa::new("fleet CA")?, TestCa::new("fleet CA 2")?);
+    let tmp = tempfile::tempdir()?;
+    let state = StateDir::new(tmp.path());
+    let key = keys::generate(KeyAlgorithm::P256, "node-1")?;
+    let now = OffsetDateTime::now_utc();
+    let cert_from = |ca: &TestCa| ca.sign_csr(&key.csr_pem, now, now + time::Duration::days(90), 1);
+    let on_old = FleetCredentials {
+        key: key.key.clone(),
+        cert_pem: cert_from(&old)?,
+        ca_pem: old.cert_pem.clone(),
+    };
+    let mut manifest = crate::testutil::manifest(Vec::new());
+    // No rotation: nothing asked.
+    state.save_manifest(&manifest)?;
+    assert_eq!(fleet_ca_asked(&state, &on_old)?, None);
+    // The new CA, not yet in this node's bundle: asked.
+    let new_pin = keys::ca_sha256_pin(&new.cert_pem)?;
+    manifest.fleet_ca = Some(new_pin.clone());
+    state.save_manifest(&manifest)?;
+    assert_eq!(fleet_ca_asked(&state, &on_old)?, Some(new_pin.clone()));
+    // In the bundle, but the certificate still from the old one: asked.
+    let both = format!("{}{}", old.cert_pem, new.cert_pem);
+    let renewed_bundle_only = FleetCredentials {
+        ca_pem: both.clone(),
+        ..on_old.clone()
+    };
+    assert_eq!(
+        fleet_ca_asked(&state, &renewed_bundle_only)?,
+        Some(new_pin.clone())
+    );
+    // A certificate of the new CA: done.
+    let on_new = FleetCredentials {
+        key: key.key.clone(),
+        cert_pem: cert_from(&new)?,
+        ca_pem: both,
+    };
+    assert_eq!(fleet_ca_asked(&state, &on_new)?, None);
+    // The same name and a forged issuer do not pass: the signature decides.
+    let forged = TestCa::new("fleet CA 2")?;
+    let forged_cert = FleetCredentials {
+        cert_pem: cert_from(&forged)?,
+        ..on_new
+    };
+    assert_eq!(fleet_ca_asked(&state, &forged_cert)?, Some(new_pin));
+    Ok(())
+}

@@ -37,6 +37,39 @@ pub fn first_cert_der(pem: &str) -> Result<Vec<u8>, CertError> {
     Err(CertError::NoCertificate)
 }
 
+/// The DER of every `CERTIFICATE` block in `pem`, in order.
+pub fn cert_ders(pem: &str) -> Result<Vec<Vec<u8>>, CertError> {
+    let mut ders = Vec::new();
+    for block in x509_parser::pem::Pem::iter_from_buffer(pem.as_bytes()) {
+        let block = block.map_err(|e| CertError::Malformed(e.to_string()))?;
+        if block.label == "CERTIFICATE" {
+            ders.push(block.contents);
+        }
+    }
+    if ders.is_empty() {
+        return Err(CertError::NoCertificate);
+    }
+    Ok(ders)
+}
+
+/// The pin of one DER certificate (see [`ca_sha256_pin`]).
+pub fn der_pin(der: &[u8]) -> String {
+    format!("sha256:{}", crate::install::sha256_hex(der))
+}
+
+/// Whether the certificate `cert_pem` was signed by the CA certificate `ca_der` (its issuer is
+/// the CA's subject and the signature verifies with the CA's key). Validity is not checked.
+pub fn signed_by(cert_pem: &str, ca_der: &[u8]) -> Result<bool, CertError> {
+    let der = first_cert_der(cert_pem)?;
+    let malformed = |e: x509_parser::nom::Err<x509_parser::error::X509Error>| {
+        CertError::Malformed(e.to_string())
+    };
+    let (_, cert) = X509Certificate::from_der(&der).map_err(malformed)?;
+    let (_, ca) = X509Certificate::from_der(ca_der).map_err(malformed)?;
+    Ok(cert.issuer().as_raw() == ca.subject().as_raw()
+        && cert.verify_signature(Some(ca.public_key())).is_ok())
+}
+
 /// Reads the first certificate of `pem`.
 pub fn cert_info(pem: &str) -> Result<CertInfo, CertError> {
     let der = first_cert_der(pem)?;
@@ -66,6 +99,5 @@ pub fn cert_info(pem: &str) -> Result<CertInfo, CertError> {
 /// The pin of a CA certificate: `sha256:` and the lowercase hex SHA-256 of its DER, as given
 /// to `calseg-agent enroll --ca-hash` (and shown by the server).
 pub fn ca_sha256_pin(pem: &str) -> Result<String, CertError> {
-    let der = first_cert_der(pem)?;
-    Ok(format!("sha256:{}", crate::install::sha256_hex(&der)))
+    Ok(der_pin(&first_cert_der(pem)?))
 }

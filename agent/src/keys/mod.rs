@@ -6,7 +6,9 @@
 
 mod cert;
 
-pub use cert::{CertError, CertInfo, ca_sha256_pin, cert_info, first_cert_der};
+pub use cert::{
+    CertError, CertInfo, ca_sha256_pin, cert_ders, cert_info, der_pin, first_cert_der, signed_by,
+};
 
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 use std::fmt;

@@ -725,8 +725,9 @@ pub async fn status_of(
     };
     let mut out = CaStatus {
         etcd_client: summary(&cas.current),
-        fleet: summary(&control.fleet_ca),
+        fleet: summary(&control.fleet_ca()),
         rotation: None,
+        fleet_rotation: crate::fleet_rotation::status(control, now).await?,
     };
     let Some(record) = record else {
         return Ok(out);

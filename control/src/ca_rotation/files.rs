@@ -23,13 +23,14 @@
 //! stopped in between finds the new CA in force and the record not finished, and completes it
 //! at start ([`super::resume_after_restart`]).
 
-use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
-use crate::pki::{CaFiles, CaKind, CertificateAuthority, Existing, PkiError, write_public_file};
+use crate::pki::{
+    CaFiles, CaKind, CertificateAuthority, Existing, PkiError, remove_if_present as remove,
+    write_public_file,
+};
 
 /// The CA directory's rotation files.
 #[derive(Debug, Clone)]
@@ -161,19 +162,6 @@ impl RotationFiles {
     }
 }
 
-/// Removes `path`; one already gone is fine.
-fn remove(path: &Path) -> Result<(), PkiError> {
-    match fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(PkiError::Io {
-            op: "remove",
-            path: path.to_owned(),
-            source,
-        }),
-    }
-}
-
 fn ensure_newline(pem: &str) -> String {
     if pem.ends_with('\n') {
         pem.to_owned()
@@ -186,6 +174,7 @@ fn ensure_newline(pem: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::fs;
     use std::os::unix::fs::PermissionsExt;
     use std::time::Duration;
 

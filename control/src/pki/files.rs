@@ -49,6 +49,15 @@ pub fn write_public_file(
     write_file_as(path, bytes, mode, None, existing)
 }
 
+/// Removes `path`; one already gone is fine.
+pub fn remove_if_present(path: &Path) -> Result<(), PkiError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(io_err("remove", path)(source)),
+    }
+}
+
 /// `PkiError::Io` for operation `op` on `path`.
 fn io_err(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> PkiError {
     move |source| PkiError::Io {

@@ -30,11 +30,13 @@ mod verify;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use authority::whole_seconds;
 pub use authority::{CA_ORGANIZATION, CaKind, CertificateAuthority};
 pub use csr::{CsrRules, KeyAlgorithm, KeyAndCsr, new_csr};
 pub use errors::{CsrError, PkiError};
 pub use files::{
-    CaFiles, Existing, FileOwner, write_file_as, write_public_file, write_secret_file,
+    CaFiles, Existing, FileOwner, remove_if_present, write_file_as, write_public_file,
+    write_secret_file,
 };
 pub use sign::{IssuedCert, KeyedCert};
 pub use verify::{ClientIdentity, VerifyError, verify_client_chain};

@@ -188,6 +188,7 @@ pub trait Store: Send + Sync {
         node: &str,
         serial: &str,
         key_fingerprint: &str,
+        issuer: &str,
         not_after: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<(), StoreError>;

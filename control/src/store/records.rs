@@ -52,6 +52,10 @@ pub struct FleetCert {
     /// prints it. None in records written before it was kept.
     #[serde(default)]
     pub key_fingerprint: Option<String>,
+    /// The fingerprint of the fleet CA that signed it (`sha256:<hex>`). Absent from records
+    /// written before fleet CA rotations: those came from the CA in force then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
 }
 
 /// What a node's every call is checked against, read from its stored record without the rest
@@ -400,9 +404,7 @@ pub(in crate::store) fn normalized(mut cert: IssuedRecord) -> Result<IssuedRecor
 /// A node's record once its new fleet certificate is recorded: only an approved node gets one.
 pub(in crate::store) fn with_fleet_cert(
     mut r: NodeRecord,
-    serial: String,
-    key_fingerprint: String,
-    not_after: OffsetDateTime,
+    cert: FleetCert,
     now: OffsetDateTime,
 ) -> Result<NodeRecord, StoreError> {
     if r.state != NodeState::Approved {
@@ -413,11 +415,7 @@ pub(in crate::store) fn with_fleet_cert(
             hint,
         });
     }
-    r.fleet_cert = Some(FleetCert {
-        serial,
-        not_after,
-        key_fingerprint: Some(key_fingerprint),
-    });
+    r.fleet_cert = Some(cert);
     r.pending_csr = None;
     r.pending_key = None;
     r.last_seen = Some(now);

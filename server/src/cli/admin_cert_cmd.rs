@@ -3,8 +3,9 @@
 //! here or for an operator elsewhere.
 
 use crate::config::ServerConfig;
-use crate::pki::{CaFiles, CaKind, Existing, admin, write_public_file, write_secret_file};
+use crate::pki::{CaKind, Existing, admin, write_public_file, write_secret_file};
 use anyhow::{Context, Result, anyhow};
+use calseg_control::fleet_rotation::FleetFiles;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -19,7 +20,14 @@ pub fn issue(
 ) -> Result<ExitCode> {
     let config = ServerConfig::load(config)?;
     let now = time::OffsetDateTime::now_utc();
-    let fleet = CaFiles::new(&config.ca_dir(), "fleet")
+    // During a fleet CA rotation, from the new CA: certificates of the old one stop working at
+    // its `--finish`.
+    let files = FleetFiles::new(&config.ca_dir());
+    let signer = match files.next() {
+        next if next.exist() => next,
+        _ => files.current(),
+    };
+    let fleet = signer
         .load(CaKind::Fleet, now)
         .context("load the fleet CA (run this on the server host, as the user that owns it)")?;
     let made = admin::issue(&fleet, name, lifetime, now)?;

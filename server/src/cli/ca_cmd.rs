@@ -1,13 +1,15 @@
-//! The `ca` commands (through the running server): `ca status` shows both CAs and the etcd
-//! client CA's rotation; `ca rotate etcd-client --begin|--finish|--pause|--resume|--rollback`
-//! takes a step of it.
-
+//! The `ca` commands (through the running server): `ca status` shows both CAs and their
+//! rotations; `ca rotate etcd-client --begin|--finish|--pause|--resume|--rollback` and
+//! `ca rotate fleet --begin|--finish|--rollback` take a step of one.
 use super::admin_cmd::{client, unix_time};
 use super::output::{Format, OutputArgs};
 use crate::config::ServerConfig;
 use crate::pki::CaKind;
 use anyhow::Result;
-use calseg_api::ca::{CaStatus, ETCD_CLIENT, RotationPhase, RotationStepped};
+use calseg_api::ca::{
+    CaStatus, ETCD_CLIENT, FLEET, FleetRotationPhase, FleetRotationStatus, RotationPhase,
+    RotationStepped,
+};
 use calseg_api::exit;
 use calseg_api::paths;
 use calseg_api::rollout::RolloutState;
@@ -36,6 +38,9 @@ pub enum CaCommand {
 pub enum RotatedCa {
     /// The CA of component identities, which etcd's --trusted-ca-file holds.
     EtcdClient,
+    /// The CA of the agents' and administrators' certificates and the server's TLS
+    /// certificate (--begin, --finish, --rollback).
+    Fleet,
 }
 
 #[derive(Debug, Args)]
@@ -92,10 +97,13 @@ pub async fn run(config: Option<&Path>, command: &CaCommand) -> Result<ExitCode>
             Ok(ExitCode::from(status_exit(&status)))
         }
         CaCommand::Rotate(args) => {
-            let RotatedCa::EtcdClient = args.ca;
+            let ca = match args.ca {
+                RotatedCa::EtcdClient => ETCD_CLIENT,
+                RotatedCa::Fleet => FLEET,
+            };
             let stepped: RotationStepped = client(config)?
                 .post(
-                    &paths::admin_ca_action(ETCD_CLIENT, args.step()),
+                    &paths::admin_ca_action(ca, args.step()),
                     &serde_json::json!({}),
                 )
                 .await?;
@@ -103,7 +111,7 @@ pub async fn run(config: Option<&Path>, command: &CaCommand) -> Result<ExitCode>
             if let Some(next) = &stepped.next {
                 println!("\n{}", printable(next));
             }
-            if args.finish {
+            if args.finish && args.ca == RotatedCa::EtcdClient {
                 println!("{}", reissue_own_identity(config));
             }
             Ok(ExitCode::SUCCESS)
@@ -147,8 +155,15 @@ fn reissue_own_identity(config: Option<&Path>) -> String {
     }
 }
 
-/// 2 when the rotation waits for an operator, else 0.
+/// 2 when a rotation waits for an operator, else 0.
 fn status_exit(status: &CaStatus) -> u8 {
+    if status
+        .fleet_rotation
+        .as_ref()
+        .is_some_and(|r| r.pending_nodes.is_empty())
+    {
+        return exit::ATTENTION;
+    }
     let Some(rotation) = &status.rotation else {
         return exit::OK;
     };
@@ -173,8 +188,11 @@ fn print_status(status: &CaStatus) {
         status.fleet.fingerprint,
         unix_time(status.fleet.not_after)
     );
+    if let Some(fleet) = &status.fleet_rotation {
+        print_fleet_rotation(fleet);
+    }
     let Some(rotation) = &status.rotation else {
-        println!("no CA rotation yet");
+        println!("no rotation of the etcd client CA yet");
         return;
     };
     println!(
@@ -245,6 +263,48 @@ fn print_status(status: &CaStatus) {
             "done: drop the old CA from etcd's --trusted-ca-file (the bundle holds the new CA only)"
         }
         RotationPhase::RolledBack => "rolled back: etcd's --trusted-ca-file needs the old CA only",
+    };
+    println!("  {next}");
+}
+
+fn print_fleet_rotation(rotation: &FleetRotationStatus) {
+    println!("rotation of the fleet CA: {}", rotation.phase.name());
+    println!(
+        "  signing  {}  expires {}",
+        rotation.signing.fingerprint,
+        unix_time(rotation.signing.not_after)
+    );
+    println!(
+        "  also trusted  {}  expires {}",
+        rotation.other.fingerprint,
+        unix_time(rotation.other.not_after)
+    );
+    let count = rotation.pending_nodes.len();
+    if count > 0 {
+        let shown: Vec<&str> = rotation
+            .pending_nodes
+            .iter()
+            .take(20)
+            .map(String::as_str)
+            .collect();
+        println!(
+            "  {count} node(s) still on the other CA: {}{}",
+            printable(&shown.join(", ")),
+            if count > 20 { ", ..." } else { "" }
+        );
+    }
+    let next = match (rotation.phase, count) {
+        (FleetRotationPhase::Overlap, 0) => {
+            "next: re-issue administrator certificates (`calseg-server admin issue`), then \
+             `calseg-server ca rotate fleet --finish`"
+        }
+        (FleetRotationPhase::Overlap, _) => "next: wait for the agents to renew (or --rollback)",
+        (FleetRotationPhase::RollingBack, 0) => {
+            "next: `calseg-server ca rotate fleet --rollback` drops the new CA"
+        }
+        (FleetRotationPhase::RollingBack, _) => {
+            "next: wait for the agents to renew from the old CA"
+        }
     };
     println!("  {next}");
 }

@@ -57,6 +57,42 @@ impl Caller {
     }
 }
 
+/// The client certificate rustls verified for the connection, and when.
+#[derive(Debug, Clone)]
+pub struct PeerCertificate {
+    pub der: std::sync::Arc<[u8]>,
+    pub verified_at: std::time::Instant,
+}
+
+/// Refuses a request on a connection whose client certificate was verified before the trusted
+/// fleet CAs last changed and no longer comes from one of them (the old CA after a rotation's
+/// `--finish`): a kept-alive connection must not outlive its CA.
+pub fn still_trusted(
+    state: &super::state::AppState,
+    request: &axum::extract::Request,
+) -> Result<(), ApiFailure> {
+    let (Some(certificate), Some(tls)) = (
+        request.extensions().get::<PeerCertificate>(),
+        state.fleet_tls(),
+    ) else {
+        return Ok(());
+    };
+    if !tls.live().replaced_since(certificate.verified_at)
+        || state
+            .control
+            .fleet_cas()
+            .issuer_of(&certificate.der)
+            .is_some()
+    {
+        return Ok(());
+    }
+    Err(ApiFailure::new(
+        axum::http::StatusCode::UNAUTHORIZED,
+        "fleet_ca_not_trusted",
+        "this connection's client certificate comes from a fleet CA the server no longer trusts; reconnect with a certificate of the fleet CA in force",
+    ))
+}
+
 /// A request from an enrolled node (its fleet certificate); refused otherwise.
 pub struct NodeCaller {
     pub name: String,

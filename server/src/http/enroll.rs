@@ -24,7 +24,7 @@ const PENDING_RETRY_SECS: u64 = 10;
 /// GET the fleet CA, for agents to check against their pinned hash.
 pub async fn fleet_ca(State(state): State<Arc<AppState>>) -> Json<FleetCa> {
     Json(FleetCa {
-        fleet_ca_pem: state.control.fleet_ca.cert_pem().to_owned(),
+        fleet_ca_pem: state.control.fleet_cas().bundle_pem(),
     })
 }
 
@@ -67,7 +67,7 @@ pub async fn enroll(
             state.metrics.issued(IssuedKind::Fleet);
             Ok(Json(EnrollResponse::Enrolled {
                 cert_pem,
-                fleet_ca_pem: state.control.fleet_ca.cert_pem().to_owned(),
+                fleet_ca_pem: state.control.fleet_cas().bundle_pem(),
             })
             .into_response())
         }

@@ -24,7 +24,10 @@ pub async fn every_request(
     let route = request.extensions().get::<MatchedPath>().cloned();
     let (method, uri) = (request.method().clone(), request.uri().clone());
     let response = match limit::admit(&state, request) {
-        Ok(request) => next.run(request).await,
+        Ok(request) => match super::caller::still_trusted(&state, &request) {
+            Ok(()) => next.run(request).await,
+            Err(refused) => refused.into_response(),
+        },
         Err(refused) => refused.into_response(),
     };
     let response = as_api_error(response, &method, uri.path()).await;

@@ -151,6 +151,10 @@ impl Connection {
             bail!("closed to make room for a new connection at [api] max_connections");
         }
         let caller = Caller::from_certificate(leaf.as_deref());
+        let certificate = leaf.map(|der| super::caller::PeerCertificate {
+            der: der.into(),
+            verified_at: std::time::Instant::now(),
+        });
         let activity = Arc::new(Activity::default());
         let service = {
             let (router, activity) = (self.router.clone(), Arc::clone(&activity));
@@ -158,6 +162,9 @@ impl Connection {
                 let busy = activity.begin();
                 let mut request = request.map(axum::body::Body::new);
                 request.extensions_mut().insert(caller.clone());
+                if let Some(certificate) = &certificate {
+                    request.extensions_mut().insert(certificate.clone());
+                }
                 // The client's address: per-source limits (enrollment) key on it.
                 request.extensions_mut().insert(super::Peer(peer));
                 let router = router.clone();

@@ -209,7 +209,7 @@ pub async fn fleet_renew(
     state.metrics.issued(IssuedKind::Fleet);
     Ok(Json(EnrollResponse::Enrolled {
         cert_pem: issued.cert_pem,
-        fleet_ca_pem: state.control.fleet_ca.cert_pem().to_owned(),
+        fleet_ca_pem: state.control.fleet_cas().bundle_pem(),
     }))
 }
 

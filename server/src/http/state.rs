@@ -52,6 +52,8 @@ pub struct AppState {
     replicas: OnceLock<Arc<Replicas>>,
     /// The latest policy reload and its result (`systemctl reload`, metrics).
     pub reload: crate::reload::ReloadTracker,
+    /// The API's TLS, following the fleet CA files; unset when the router runs without it.
+    fleet_tls: OnceLock<Arc<crate::fleet_tls::FleetTls>>,
 }
 
 impl AppState {
@@ -68,7 +70,18 @@ impl AppState {
             metrics,
             replicas: OnceLock::new(),
             reload: crate::reload::ReloadTracker::default(),
+            fleet_tls: OnceLock::new(),
         }
+    }
+
+    /// Gives the router the TLS it is served with; set once, at start.
+    pub fn set_fleet_tls(&self, tls: Arc<crate::fleet_tls::FleetTls>) {
+        let _ = self.fleet_tls.set(tls);
+    }
+
+    /// The TLS the router is served with, when known.
+    pub fn fleet_tls(&self) -> Option<&Arc<crate::fleet_tls::FleetTls>> {
+        self.fleet_tls.get()
     }
 
     /// Makes this server one replica of several (etcd store); set once, at start.

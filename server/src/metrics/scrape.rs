@@ -238,7 +238,7 @@ impl Metrics {
     }
 }
 
-/// The CAs' expiry, and where the latest rotation of the etcd client CA stands.
+/// The CAs' expiry, and where the latest rotation of each CA stands.
 fn register_ca(r: &mut Registry, status: &CaStatus) {
     r.register(
         "calseg_ca_expiry_timestamp_seconds",
@@ -252,33 +252,33 @@ fn register_ca(r: &mut Registry, status: &CaStatus) {
             .map(|(ca, at)| ([ca.to_owned()], at)),
         ),
     );
+    let mut phases: Vec<([String; 2], i64)> = Vec::new();
+    let mut waiting: Vec<([String; 1], i64)> = Vec::new();
     if let Some(rotation) = &status.rotation {
-        r.register(
-            "calseg_ca_rotation_phase",
-            "1 for the phase the latest rotation of the etcd client CA is in",
-            gauges(
-                ["ca", "phase"],
-                [(
-                    [
-                        calseg_api::ca::ETCD_CLIENT.to_owned(),
-                        rotation.phase.to_string(),
-                    ],
-                    1,
-                )],
-            ),
-        );
-        r.register(
-            "calseg_ca_rotation_old_ca_identities",
-            "Live identities still on the CA a rotation replaces (0 outside the re-issuing waves)",
-            gauges(
-                ["ca"],
-                [(
-                    [calseg_api::ca::ETCD_CLIENT.to_owned()],
-                    gauge(rotation.old_ca_identities.len()),
-                )],
-            ),
-        );
+        let ca = calseg_api::ca::ETCD_CLIENT.to_owned();
+        phases.push(([ca.clone(), rotation.phase.to_string()], 1));
+        waiting.push(([ca], gauge(rotation.old_ca_identities.len())));
     }
+    if let Some(rotation) = &status.fleet_rotation {
+        let ca = calseg_api::ca::FLEET.to_owned();
+        phases.push(([ca.clone(), rotation.phase.name().to_owned()], 1));
+        waiting.push(([ca], gauge(rotation.pending_nodes.len())));
+    }
+    if phases.is_empty() {
+        return;
+    }
+    r.register(
+        "calseg_ca_rotation_phase",
+        "1 for the phase of the latest rotation of the etcd client CA, and of a fleet CA \
+         rotation under way",
+        gauges(["ca", "phase"], phases),
+    );
+    r.register(
+        "calseg_ca_rotation_old_ca_identities",
+        "Live identities (etcd client CA, during the re-issuing waves) or approved nodes' fleet \
+         certificates (fleet CA) still on the CA a rotation replaces",
+        gauges(["ca"], waiting),
+    );
 }
 
 /// Rollout progress: the policy revision in force, approved nodes by convergence, and, for the

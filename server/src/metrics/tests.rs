@@ -397,7 +397,10 @@ fn rollout_progress_renders_as_well_formed_families() {
 
 #[test]
 fn the_cas_and_a_rotation_render_as_well_formed_families() {
-    use calseg_api::ca::{CaStatus, CaSummary, RotationPhase, RotationStatus};
+    use calseg_api::ca::{
+        CaStatus, CaSummary, FleetRotationPhase, FleetRotationStatus, RotationPhase,
+        RotationStatus,
+    };
     let status = CaStatus {
         etcd_client: CaSummary {
             fingerprint: "sha256:e".into(),
@@ -418,6 +421,18 @@ fn the_cas_and_a_rotation_render_as_well_formed_families() {
             waves: None,
             old_ca_identities: vec!["a/calico-node (installed certificate)".into(); 3],
             new_ca_here: true,
+        }),
+        fleet_rotation: Some(FleetRotationStatus {
+            phase: FleetRotationPhase::Overlap,
+            signing: CaSummary {
+                fingerprint: "sha256:g".into(),
+                not_after: 2_200_000_000,
+            },
+            other: CaSummary {
+                fingerprint: "sha256:f".into(),
+                not_after: 2_100_000_000,
+            },
+            pending_nodes: vec!["a".into(), "b".into()],
         }),
     };
     let scrape = Scrape {
@@ -440,6 +455,11 @@ fn the_cas_and_a_rotation_render_as_well_formed_families() {
     assert_eq!(
         value("calseg_ca_rotation_old_ca_identities", "etcd-client"),
         Some(3.0)
+    );
+    assert_eq!(value("calseg_ca_rotation_phase", "overlap"), Some(1.0));
+    assert_eq!(
+        value("calseg_ca_rotation_old_ca_identities", "fleet"),
+        Some(2.0)
     );
 }
 

@@ -227,6 +227,7 @@ fn only_approved_nodes_have_expiry_series_and_the_fleet_certificate_is_one() {
         serial: "01".into(),
         not_after: at(7_000),
         key_fingerprint: None,
+        issuer: None,
     });
     let mut revoked = node("r", NodeState::Revoked, None);
     revoked.fleet_cert = approved.fleet_cert.clone();

@@ -36,7 +36,7 @@ pub fn approval_flow_pending_approve_fleet_cert(store: &dyn Store) {
         (Some("CSR-1"), t0(), Some(later))
     );
     let err = store
-        .record_fleet_cert("worker-1", "0a", "sha256:00", later, later)
+        .record_fleet_cert("worker-1", "0a", "sha256:00", "sha256:ca", later, later)
         .unwrap_err();
     assert_eq!(err.kind(), "node_refused");
     let rec = store
@@ -56,6 +56,7 @@ pub fn approval_flow_pending_approve_fleet_cert(store: &dyn Store) {
             "worker-1",
             "0A",
             "sha256:ab",
+            "sha256:ca",
             later + Duration::days(90),
             later,
         )
@@ -64,6 +65,7 @@ pub fn approval_flow_pending_approve_fleet_cert(store: &dyn Store) {
     let cert = rec.fleet_cert.unwrap();
     assert_eq!(cert.serial, "0a");
     assert_eq!(cert.key_fingerprint.as_deref(), Some("sha256:ab"));
+    assert_eq!(cert.issuer.as_deref(), Some("sha256:ca"));
     assert_eq!((rec.pending_csr, rec.pending_key), (None, None));
 }
 
@@ -279,7 +281,14 @@ pub fn the_standing_of_a_node_is_its_records(store: &dyn Store) {
         .redeem_token(&node_token(store, "s").token, "s", t0())
         .unwrap();
     store
-        .record_fleet_cert("s", "0c", "sha256:k", t0() + Duration::days(1), t0())
+        .record_fleet_cert(
+            "s",
+            "0c",
+            "sha256:k",
+            "sha256:ca",
+            t0() + Duration::days(1),
+            t0(),
+        )
         .unwrap();
     let report = calseg_api::report::Report {
         revision: "r1".into(),

@@ -50,7 +50,14 @@ pub fn populate(store: &dyn Store) -> NewToken {
         .unwrap();
     let later = t0() + Duration::minutes(5);
     store
-        .record_fleet_cert("w-1", "0a", "sha256:01", later + Duration::days(30), later)
+        .record_fleet_cert(
+            "w-1",
+            "0a",
+            "sha256:01",
+            "sha256:ca",
+            later + Duration::days(30),
+            later,
+        )
         .unwrap();
     let report = calseg_api::report::Report {
         revision: "2".into(),

@@ -116,11 +116,12 @@ impl<K: Kv> Store for K {
         node: &str,
         serial: &str,
         key_fingerprint: &str,
+        issuer: &str,
         not_after: OffsetDateTime,
         now: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let (not_after, now) = (whole_seconds(not_after), whole_seconds(now));
-        nodes::record_fleet_cert(self, node, serial, key_fingerprint, not_after, now)
+        nodes::record_fleet_cert(self, node, serial, key_fingerprint, issuer, not_after, now)
     }
 
     fn record_issued(&self, cert: IssuedRecord) -> Result<(), StoreError> {

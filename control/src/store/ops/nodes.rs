@@ -6,7 +6,9 @@ use time::{Duration, OffsetDateTime};
 
 use crate::store::kv::{self, Key, Kv, Space, Txn};
 use crate::store::records::{normalize_serial, seen, with_fleet_cert};
-use crate::store::{NodeRecord, NodeStanding, NodeState, PendingAsk, StoreError, transitions};
+use crate::store::{
+    FleetCert, NodeRecord, NodeStanding, NodeState, PendingAsk, StoreError, transitions,
+};
 
 /// Pending nodes expired per transaction at most (etcd allows 128 operations by default).
 const EXPIRE_AT_ONCE: usize = 50;
@@ -198,6 +200,7 @@ pub(super) fn record_fleet_cert(
     node: &str,
     serial: &str,
     key_fingerprint: &str,
+    issuer: &str,
     not_after: OffsetDateTime,
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
@@ -205,9 +208,12 @@ pub(super) fn record_fleet_cert(
     update(store, "recording a fleet certificate", node, |r| {
         with_fleet_cert(
             r,
-            serial.clone(),
-            key_fingerprint.to_owned(),
-            not_after,
+            FleetCert {
+                serial: serial.clone(),
+                not_after,
+                key_fingerprint: Some(key_fingerprint.to_owned()),
+                issuer: Some(issuer.to_owned()),
+            },
             now,
         )
     })?;
