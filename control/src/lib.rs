@@ -70,6 +70,8 @@ pub mod error;
 pub mod etcd_release;
 /// The etcd client CAs in force and which signs for which node.
 pub mod etcd_signers;
+/// The fleet CAs in force: which signs, which are trusted, the bundle agents get.
+pub mod fleet_cas;
 /// The fleet plan: RBAC diff, per-node files, units and waves.
 pub mod fleet_plan;
 /// Rotating the fleet CA: files, trust, the server's certificate, the operator's steps.

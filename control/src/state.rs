@@ -6,7 +6,7 @@
 
 use crate::ControlError;
 use crate::etcd_signers::EtcdCas;
-use crate::fleet_rotation::FleetCas;
+use crate::fleet_cas::FleetCas;
 use crate::manifest::Trust;
 use crate::pki::{CertificateAuthority, CsrRules};
 use crate::policy::Policy;

@@ -36,8 +36,6 @@ pub mod cli;
 pub mod config;
 /// server.toml's drop-in directory, merged over it.
 pub mod config_files;
-/// The API's TLS, following the fleet CA files.
-pub mod fleet_tls;
 /// Several replicas on one etcd store: leader election, signals, following the store.
 pub mod ha;
 /// The HTTPS API.

@@ -13,7 +13,6 @@
 //! does not start on such a cluster, and stops changing RBAC if one turns up later.
 
 use crate::config::{ServerConfig, StoreBackend, parse_duration};
-use crate::fleet_tls::FleetTls;
 use crate::http::{self, ApiLimits, AppState};
 use crate::metrics::Metrics;
 use crate::pki::CaKind;
@@ -129,7 +128,8 @@ pub async fn build(config: &ServerConfig, policy_path: &Path) -> Result<Server> 
         .key_file
         .clone()
         .unwrap_or_else(|| state_dir.join("tls/server-key.pem"));
-    let (fleet_tls, fleet_cas) = FleetTls::start(&ca_dir, &cert_file, &key_file, now)?;
+    let (fleet_tls, fleet_cas) =
+        http::fleet_tls::FleetTls::start(&ca_dir, &cert_file, &key_file, now)?;
     let etcd_ca_bundle_pem = match policy
         .etcd
         .ca_file

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use calseg_api::ca::FleetRotationPhase;
 use time::OffsetDateTime;
 
-use super::FleetCas;
+use crate::fleet_cas::FleetCas;
 use crate::pki::{
     CaFiles, CaKind, CertificateAuthority, Existing, PkiError, remove_if_present as remove,
     write_public_file,

@@ -13,11 +13,10 @@
 //!
 //! The state is the CA directory's files ([`FleetFiles`]): restarts and every replica read it.
 
-mod cas;
 mod files;
 mod server_leaf;
 
-pub use cas::FleetCas;
+pub use crate::fleet_cas::FleetCas;
 pub use files::FleetFiles;
 pub use server_leaf::{Leaf, follow as follow_server_leaf};
 
@@ -142,8 +141,10 @@ pub async fn act(
 
 fn begin(files: &FleetFiles, now: OffsetDateTime) -> Result<String, ControlError> {
     // A name of its own: certificates tell the two CAs apart by their issuer.
-    let at = crate::pki::whole_seconds(now);
-    let common_name = format!("calseg fleet CA {} {}", at.date(), at.time());
+    let at = crate::pki::whole_seconds(now)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string());
+    let common_name = format!("calseg fleet CA {at}");
     let new = CertificateAuthority::generate(CaKind::Fleet, &common_name, NEW_CA_LIFETIME, now)
         .map_err(pki_failure("generating the new fleet CA"))?;
     files

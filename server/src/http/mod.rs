@@ -1,14 +1,19 @@
-//! The HTTPS API: rustls with the fleet CA as the only client trust root, axum routes, the
-//! caller's identity taken from the verified client certificate of each connection. Handlers
-//! are adapters: they extract the caller and the request, call `calseg_control`, and turn its
-//! answer or [`ControlError`](calseg_control::ControlError) into HTTP; nothing is decided here
-//! but transport (limits, long-polls, what an anonymous caller is told).
+//! The HTTPS API: rustls with the fleet CA (both CAs during its rotation) as the only client
+//! trust root, axum routes, the caller's identity taken from the verified client certificate of
+//! each connection. Handlers are adapters: they extract the caller and the request, call
+//! `calseg_control`, and turn its answer or [`ControlError`](calseg_control::ControlError) into
+//! HTTP; nothing is decided here but transport (limits, long-polls, what an anonymous caller is
+//! told).
 //!
 //! # Layout
-//! - `tls`: the rustls server configuration.
+//! - `tls`: the rustls server configuration, whose certificate and trusted CAs are replaced
+//!   live.
+//! - [`fleet_tls`]: that configuration following the fleet CA files (start, rotation steps,
+//!   files copied onto a replica).
 //! - `listener`: the accept loop and each connection's TLS, HTTP and timeouts.
 //! - [`connections`]: the cap on open connections, and which one goes when it is reached.
-//! - `caller`: who is calling ([`Caller`]), and extractors that require a node or an admin.
+//! - `caller`: who is calling ([`Caller`]), extractors that require a node or an admin, and
+//!   the refusal of a kept-alive connection whose certificate's CA is no longer trusted.
 //! - `errors`: [`ApiFailure`], the one mapping of errors to status codes and bodies.
 //! - `state`: [`AppState`], what handlers share.
 //! - `enroll`: enrollment and the fleet CA for pinning.
@@ -20,8 +25,8 @@
 //! - `snapshot`: every record of the store in one view, for `calseg-server backup`.
 //! - `fleet_plan`: the fleet plan of the policy in force or of a candidate policy (`plan`).
 //! - `leases`: restart leases, the fleet's restart budget.
-//! - `ca`: both CAs, and the steps of a rotation of the etcd client CA
-//!   (`calseg_control::ca_rotation`).
+//! - `ca`: both CAs, and the steps of their rotations (`calseg_control::ca_rotation`,
+//!   `calseg_control::fleet_rotation`).
 //! - `rollout`, `rollout_actions`: the rollout status and the operator's actions on a rollout
 //!   in waves (driven by `calseg_control::rollout`).
 //! - `long_poll`: parking manifest requests until the node's manifest changes.
@@ -41,6 +46,7 @@ mod enroll_limit;
 mod errors;
 mod every_request;
 mod fleet_plan;
+pub mod fleet_tls;
 mod leases;
 mod limit;
 mod listener;

@@ -53,7 +53,7 @@ pub struct AppState {
     /// The latest policy reload and its result (`systemctl reload`, metrics).
     pub reload: crate::reload::ReloadTracker,
     /// The API's TLS, following the fleet CA files; unset when the router runs without it.
-    fleet_tls: OnceLock<Arc<crate::fleet_tls::FleetTls>>,
+    fleet_tls: OnceLock<Arc<super::fleet_tls::FleetTls>>,
 }
 
 impl AppState {
@@ -75,12 +75,12 @@ impl AppState {
     }
 
     /// Gives the router the TLS it is served with; set once, at start.
-    pub fn set_fleet_tls(&self, tls: Arc<crate::fleet_tls::FleetTls>) {
+    pub fn set_fleet_tls(&self, tls: Arc<super::fleet_tls::FleetTls>) {
         let _ = self.fleet_tls.set(tls);
     }
 
     /// The TLS the router is served with, when known.
-    pub fn fleet_tls(&self) -> Option<&Arc<crate::fleet_tls::FleetTls>> {
+    pub fn fleet_tls(&self) -> Option<&Arc<super::fleet_tls::FleetTls>> {
         self.fleet_tls.get()
     }
 

@@ -398,8 +398,7 @@ fn rollout_progress_renders_as_well_formed_families() {
 #[test]
 fn the_cas_and_a_rotation_render_as_well_formed_families() {
     use calseg_api::ca::{
-        CaStatus, CaSummary, FleetRotationPhase, FleetRotationStatus, RotationPhase,
-        RotationStatus,
+        CaStatus, CaSummary, FleetRotationPhase, FleetRotationStatus, RotationPhase, RotationStatus,
     };
     let status = CaStatus {
         etcd_client: CaSummary {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 const REAL: [&str; 2] = ["rot-1", "rot-2"];
 
-fn policy(endpoints: &[String]) -> String {
+pub(crate) fn policy(endpoints: &[String]) -> String {
     let endpoints = endpoints
         .iter()
         .map(|e| format!("\"{e}\""))
@@ -52,7 +52,7 @@ bake = "0s"
     )
 }
 
-fn ca_status(server: &ServerProcess) -> CaStatus {
+pub(crate) fn ca_status(server: &ServerProcess) -> CaStatus {
     let out = server
         .cli(&["ca", "status", "-o", "json"])
         .expect("ca status");
@@ -60,7 +60,7 @@ fn ca_status(server: &ServerProcess) -> CaStatus {
 }
 
 /// Polls `ca status` until `done` holds, for at most `within`.
-async fn wait_status(
+pub(crate) async fn wait_status(
     server: &ServerProcess,
     within: Duration,
     what: &str,
@@ -87,7 +87,7 @@ fn phase(status: &CaStatus) -> Option<RotationPhase> {
 
 /// Enrolls `host` and runs `calseg-agent once` until its identity is installed (until the
 /// reconciler has made its etcd user, the agent's etcd check fails and it retries).
-async fn first_install(host: &AgentHost, server: &ServerProcess) {
+pub(crate) async fn first_install(host: &AgentHost, server: &ServerProcess) {
     host.enroll(server).expect("enroll");
     host.count_standin_starts().await.expect("drop-in");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -102,7 +102,7 @@ async fn first_install(host: &AgentHost, server: &ServerProcess) {
 }
 
 /// Runs `calseg-server ARGS` expecting a refusal whose message says each of `says`.
-fn refused(server: &ServerProcess, args: &[&str], says: &[&str]) {
+pub(crate) fn refused(server: &ServerProcess, args: &[&str], says: &[&str]) {
     let out = server.cli(args).expect("calseg-server");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(

@@ -29,6 +29,7 @@ mod etcd_store;
 mod exit_codes;
 mod faults;
 mod file_modes;
+mod fleet_ca_rotation;
 mod fleet_plan;
 mod ha;
 mod harness_etcd;

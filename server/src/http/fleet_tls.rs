@@ -12,7 +12,7 @@ use calseg_control::fleet_rotation::{FleetCas, FleetFiles, Leaf, follow_server_l
 use calseg_control::state::Control;
 use time::OffsetDateTime;
 
-use crate::http::tls::LiveTls;
+use super::tls::LiveTls;
 
 /// What the files looked like when last read: each one's size and modification time.
 type Seen = Vec<Option<(u64, SystemTime)>>;
