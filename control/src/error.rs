@@ -97,6 +97,11 @@ impl ControlError {
         Self::new(Class::Internal, "internal", message)
     }
 
+    /// An internal error of `what` (e.g. "writing the new CA"), for `map_err`.
+    pub fn internal_at<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> Self + '_ {
+        move |error| Self::internal(&format!("{what}: {error}"))
+    }
+
     /// The same error, telling the caller when to try again.
     pub fn with_retry_after(mut self, after: Duration) -> Self {
         self.retry_after = Some(after);

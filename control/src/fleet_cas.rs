@@ -55,10 +55,7 @@ impl FleetCas {
     /// The PEM bundle agents trust (enrollment, renewal, `GET /v1/fleet-ca`): the CA in force
     /// first, so the pin operators hold keeps matching the first certificate until `--finish`.
     pub fn bundle_pem(&self) -> String {
-        self.trusted()
-            .iter()
-            .map(|ca| with_newline(ca.cert_pem()))
-            .collect()
+        crate::pki::bundle_pem(self.trusted().into_iter().map(|ca| &**ca))
     }
 
     /// What manifests name during a rotation: the signer's fingerprint. `None` otherwise.
@@ -94,14 +91,6 @@ impl FleetCas {
                     && cert.verify_signature(Some(ca_cert.public_key())).is_ok()
             })
         })
-    }
-}
-
-fn with_newline(pem: &str) -> String {
-    if pem.ends_with('\n') {
-        pem.to_owned()
-    } else {
-        format!("{pem}\n")
     }
 }
 

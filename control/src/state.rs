@@ -207,6 +207,16 @@ impl Control {
         }
     }
 
+    /// The CA directory a rotation writes its files in; refused when this server has none.
+    pub fn rotation_ca_dir(&self) -> Result<&std::path::Path, ControlError> {
+        self.ca_dir.as_deref().ok_or_else(|| {
+            ControlError::unavailable(
+                "no_ca_directory",
+                "this server was started without a CA directory it may write: it cannot rotate CAs",
+            )
+        })
+    }
+
     /// The fleet CAs now (a copy: a rotation step may replace them meanwhile).
     pub fn fleet_cas(&self) -> FleetCas {
         self.fleet_cas

@@ -283,6 +283,23 @@ impl ServerProcess {
         Some(pid)
     }
 
+    /// Sets `[api] fleet_cert_lifetime` (init writes the 90-day default) and restarts.
+    pub async fn set_fleet_cert_lifetime(&mut self, lifetime: &str) -> Result<()> {
+        let config = std::fs::read_to_string(self.config_path())?;
+        let default = "fleet_cert_lifetime = \"90d\"";
+        if !config.contains(default) {
+            bail!(
+                "no {default} in {}:\n{config}",
+                self.config_path().display()
+            );
+        }
+        std::fs::write(
+            self.config_path(),
+            config.replace(default, &format!("fleet_cert_lifetime = \"{lifetime}\"")),
+        )?;
+        self.restart().await
+    }
+
     /// Starts the server again on the same port, files and store.
     pub async fn restart(&mut self) -> Result<()> {
         self.stop();

@@ -55,20 +55,7 @@ fn conflict(kind: &str, message: String) -> ControlError {
 }
 
 fn files(control: &Control) -> Result<RotationFiles, ControlError> {
-    control
-        .ca_dir
-        .as_deref()
-        .map(RotationFiles::new)
-        .ok_or_else(|| {
-            ControlError::unavailable(
-                "no_ca_directory",
-                "this server was started without a CA directory it may write: it cannot rotate CAs",
-            )
-        })
-}
-
-fn pki_failure(what: &str) -> impl FnOnce(crate::pki::PkiError) -> ControlError + '_ {
-    move |error| ControlError::internal(&format!("{what}: {error}"))
+    control.rotation_ca_dir().map(RotationFiles::new)
 }
 
 /// The operator's `action` on the rotation of the etcd client CA, by `actor` (audited).
@@ -148,10 +135,12 @@ async fn begin(
     let common_name = format!("calseg etcd client CA {}", now.date());
     let new =
         CertificateAuthority::generate(CaKind::EtcdClient, &common_name, NEW_CA_LIFETIME, now)
-            .map_err(pki_failure("generating the new etcd client CA"))?;
+            .map_err(ControlError::internal_at(
+                "generating the new etcd client CA",
+            ))?;
     files
         .begin(&old, &new, &control.etcd_ca_bundle_pem)
-        .map_err(pki_failure("writing the new etcd client CA"))?;
+        .map_err(ControlError::internal_at("writing the new etcd client CA"))?;
     let record = CaRotationRecord {
         ca: CA.to_owned(),
         old_fingerprint: old.fingerprint_sha256(),
@@ -252,7 +241,7 @@ async fn finish(
     };
     let retired = files
         .finish(&cas.current, &new)
-        .map_err(pki_failure("retiring the old etcd client CA"))?;
+        .map_err(ControlError::internal_at("retiring the old etcd client CA"))?;
     control.set_etcd_cas(EtcdCas::single(new));
     let mut record = record;
     record.phase = RotationPhase::Finished;
@@ -324,7 +313,7 @@ async fn rollback(
     files
         .drop_next()
         .and_then(|()| files.reset_bundle(&control.etcd_cas().current))
-        .map_err(pki_failure("dropping the new etcd client CA"))?;
+        .map_err(ControlError::internal_at("dropping the new etcd client CA"))?;
     control.set_etcd_cas(EtcdCas::single(control.etcd_cas().current));
     record.phase = RotationPhase::RolledBack;
     record.ended_at = Some(now.unix_timestamp());
@@ -451,7 +440,7 @@ pub async fn resume_after_restart(
     if cas.next.is_none() && cas.current.fingerprint_sha256() != record.new_fingerprint {
         let next = files
             .load_next(now)
-            .map_err(pki_failure("loading the new etcd client CA"))?;
+            .map_err(ControlError::internal_at("loading the new etcd client CA"))?;
         cas.next = next
             .filter(|n| n.fingerprint_sha256() == record.new_fingerprint)
             .map(Arc::new);
@@ -468,13 +457,13 @@ pub async fn resume_after_restart(
             };
             files
                 .finish(&cas.current, &new)
-                .map_err(pki_failure("retiring the old etcd client CA"))?;
+                .map_err(ControlError::internal_at("retiring the old etcd client CA"))?;
             cas = EtcdCas::single(new);
         }
         RotationPhase::RolledBack if cas.next.is_some() => {
             files
                 .drop_next()
-                .map_err(pki_failure("dropping the new etcd client CA"))?;
+                .map_err(ControlError::internal_at("dropping the new etcd client CA"))?;
             cas = EtcdCas::single(cas.current);
         }
         phase if !phase.is_over() && cas.current.fingerprint_sha256() == record.new_fingerprint => {
@@ -532,7 +521,7 @@ async fn probe_all(
         return Ok(());
     };
     let target = ProbeTarget::new(&next, &control.etcd_ca_bundle_pem, now)
-        .map_err(pki_failure("making a probe identity"))?;
+        .map_err(ControlError::internal_at("making a probe identity"))?;
     let mut probes = Vec::new();
     for endpoint in endpoints(control) {
         probes.push(probe_endpoint(&target, &endpoint, now).await);

@@ -28,8 +28,8 @@ use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
 use crate::pki::{
-    CaFiles, CaKind, CertificateAuthority, Existing, PkiError, remove_if_present as remove,
-    write_public_file,
+    CaFiles, CaKind, CertificateAuthority, Existing, PkiError, bundle_pem, keep_retired,
+    remove_if_present as remove, write_public_file,
 };
 
 /// The CA directory's rotation files.
@@ -98,7 +98,7 @@ impl RotationFiles {
         server_bundle_pem: &str,
     ) -> Result<(), PkiError> {
         self.next().save(new, Existing::Refuse)?;
-        let bundle = format!("{}{}", ensure_newline(old.cert_pem()), new.cert_pem());
+        let bundle = bundle_pem([old, new]);
         write_public_file(&self.bundle(), bundle.as_bytes(), 0o644, Existing::Replace)?;
         match write_public_file(
             &self.server_ca(),
@@ -119,15 +119,7 @@ impl RotationFiles {
         old: &CertificateAuthority,
         new: &CertificateAuthority,
     ) -> Result<PathBuf, PkiError> {
-        let digits = old.fingerprint_sha256();
-        let short = digits.trim_start_matches("sha256:").get(..16).unwrap_or("");
-        let retired = self.dir.join(format!("etcd-client.retired-{short}.pem"));
-        write_public_file(
-            &retired,
-            old.cert_pem().as_bytes(),
-            0o644,
-            Existing::Replace,
-        )?;
+        let retired = keep_retired(&self.dir, "etcd-client", old)?;
         let was = self.current();
         self.active().save(new, Existing::Replace)?;
         if was == self.original() {
@@ -159,14 +151,6 @@ impl RotationFiles {
             0o644,
             Existing::Replace,
         )
-    }
-}
-
-fn ensure_newline(pem: &str) -> String {
-    if pem.ends_with('\n') {
-        pem.to_owned()
-    } else {
-        format!("{pem}\n")
     }
 }
 

@@ -20,8 +20,8 @@ use time::OffsetDateTime;
 
 use crate::fleet_cas::FleetCas;
 use crate::pki::{
-    CaFiles, CaKind, CertificateAuthority, Existing, PkiError, remove_if_present as remove,
-    write_public_file,
+    CaFiles, CaKind, CertificateAuthority, Existing, PkiError, keep_retired,
+    remove_if_present as remove,
 };
 
 /// The CA directory's fleet CA files.
@@ -117,15 +117,7 @@ impl FleetFiles {
         old: &CertificateAuthority,
         new: &CertificateAuthority,
     ) -> Result<PathBuf, PkiError> {
-        let digits = old.fingerprint_sha256();
-        let short = digits.trim_start_matches("sha256:").get(..16).unwrap_or("");
-        let retired = self.dir.join(format!("fleet.retired-{short}.pem"));
-        write_public_file(
-            &retired,
-            old.cert_pem().as_bytes(),
-            0o644,
-            Existing::Replace,
-        )?;
+        let retired = keep_retired(&self.dir, "fleet", old)?;
         self.current().save(new, Existing::Replace)?;
         let next = self.next();
         remove(&next.key)?;

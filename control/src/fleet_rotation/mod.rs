@@ -37,20 +37,7 @@ const NEW_CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
 const CA: &str = calseg_api::ca::FLEET;
 
 fn files(control: &Control) -> Result<FleetFiles, ControlError> {
-    control
-        .ca_dir
-        .as_deref()
-        .map(FleetFiles::new)
-        .ok_or_else(|| {
-            ControlError::unavailable(
-                "no_ca_directory",
-                "this server was started without a CA directory it may write: it cannot rotate CAs",
-            )
-        })
-}
-
-fn pki_failure(what: &str) -> impl FnOnce(crate::pki::PkiError) -> ControlError + '_ {
-    move |error| ControlError::internal(&format!("{what}: {error}"))
+    control.rotation_ca_dir().map(FleetFiles::new)
 }
 
 /// The operator's `action` on the fleet CA, by `actor` (audited), whose own certificate is
@@ -67,7 +54,7 @@ pub async fn act(
     let files = files(control)?;
     let cas = files
         .load(now)
-        .map_err(pki_failure("reading the fleet CA files"))?;
+        .map_err(ControlError::internal_at("reading the fleet CA files"))?;
     control.set_fleet_cas(cas.clone());
     let step = match (action, cas.phase()) {
         (RotationAction::Begin, None) => begin(&files, now).map(Some),
@@ -85,7 +72,7 @@ pub async fn act(
             let next = cas.signer().clone();
             files
                 .roll_back(&next)
-                .map_err(pki_failure("rolling the fleet CA back"))?;
+                .map_err(ControlError::internal_at("rolling the fleet CA back"))?;
             Ok(Some(format!(
                 "fleet certificates come from the old CA again; agents renew from it at once. \
                  Run `--rollback` again to drop the new CA {} once no node's certificate comes \
@@ -98,9 +85,9 @@ pub async fn act(
             if !waiting.is_empty() {
                 return Err(refused_while_pending("drop the new CA", &waiting));
             }
-            files
-                .drop_abandoned()
-                .map_err(pki_failure("dropping the rolled-back fleet CA"))?;
+            files.drop_abandoned().map_err(ControlError::internal_at(
+                "dropping the rolled-back fleet CA",
+            ))?;
             Ok(None)
         }
         (RotationAction::Finish, Some(FleetRotationPhase::RollingBack)) => {
@@ -133,7 +120,7 @@ pub async fn act(
     let step = step?;
     let after = files
         .load(now)
-        .map_err(pki_failure("reading the fleet CA files"))?;
+        .map_err(ControlError::internal_at("reading the fleet CA files"))?;
     tracing::info!(action = action.name(), phase = ?after.phase(), "fleet CA rotation stepped");
     control.set_fleet_cas(after);
     Ok(step)
@@ -146,10 +133,10 @@ fn begin(files: &FleetFiles, now: OffsetDateTime) -> Result<String, ControlError
         .unwrap_or_else(|_| now.unix_timestamp().to_string());
     let common_name = format!("calseg fleet CA {at}");
     let new = CertificateAuthority::generate(CaKind::Fleet, &common_name, NEW_CA_LIFETIME, now)
-        .map_err(pki_failure("generating the new fleet CA"))?;
+        .map_err(ControlError::internal_at("generating the new fleet CA"))?;
     files
         .begin(&new)
-        .map_err(pki_failure("writing the new fleet CA"))?;
+        .map_err(ControlError::internal_at("writing the new fleet CA"))?;
     Ok(format!(
         "the new fleet CA {fp} signs fleet certificates now; both CAs are trusted. Agents renew \
          their fleet certificates at once (agents of the previous release at their next due \
@@ -191,7 +178,9 @@ async fn finish(
     }
     let retired = files
         .finish(&cas.current, &new)
-        .map_err(pki_failure("putting the new fleet CA in force"))?;
+        .map_err(ControlError::internal_at(
+            "putting the new fleet CA in force",
+        ))?;
     Ok(Some(format!(
         "the fleet CA is now {} (fleet.pem); the old one is refused and its certificate kept as \
          {}. The server's TLS certificate is re-issued from the new CA. New enrollments use \

@@ -49,6 +49,30 @@ pub fn write_public_file(
     write_file_as(path, bytes, mode, None, existing)
 }
 
+/// Keeps `ca`'s certificate (not its key) as `{dir}/{name}.retired-<fingerprint>.pem` once a
+/// rotation replaced it; the file written.
+pub fn keep_retired(
+    dir: &Path,
+    name: &str,
+    ca: &CertificateAuthority,
+) -> Result<PathBuf, PkiError> {
+    let digits = ca.fingerprint_sha256();
+    let short = digits.trim_start_matches("sha256:").get(..16).unwrap_or("");
+    let retired = dir.join(format!("{name}.retired-{short}.pem"));
+    write_public_file(&retired, ca.cert_pem().as_bytes(), 0o644, Existing::Replace)?;
+    Ok(retired)
+}
+
+/// The certificates of `cas` as one PEM bundle, in order.
+pub fn bundle_pem<'a>(cas: impl IntoIterator<Item = &'a CertificateAuthority>) -> String {
+    cas.into_iter()
+        .map(|ca| match ca.cert_pem() {
+            pem if pem.ends_with('\n') => pem.to_owned(),
+            pem => format!("{pem}\n"),
+        })
+        .collect()
+}
+
 /// Removes `path`; one already gone is fine.
 pub fn remove_if_present(path: &Path) -> Result<(), PkiError> {
     match fs::remove_file(path) {

@@ -35,8 +35,8 @@ pub use authority::{CA_ORGANIZATION, CaKind, CertificateAuthority};
 pub use csr::{CsrRules, KeyAlgorithm, KeyAndCsr, new_csr};
 pub use errors::{CsrError, PkiError};
 pub use files::{
-    CaFiles, Existing, FileOwner, remove_if_present, write_file_as, write_public_file,
-    write_secret_file,
+    CaFiles, Existing, FileOwner, bundle_pem, keep_retired, remove_if_present, write_file_as,
+    write_public_file, write_secret_file,
 };
 pub use sign::{IssuedCert, KeyedCert};
 pub use verify::{ClientIdentity, VerifyError, verify_client_chain};

@@ -232,18 +232,11 @@ async fn an_expired_fleet_certificate_is_refused_everywhere_and_a_new_token_re_e
     )
     .await
     .expect("server");
-    // Fleet certificates that live 8 s (init writes the 90-day default).
-    let config = std::fs::read_to_string(server.config_path()).expect("config");
-    assert!(config.contains("fleet_cert_lifetime = \"90d\""), "{config}");
-    std::fs::write(
-        server.config_path(),
-        config.replace(
-            "fleet_cert_lifetime = \"90d\"",
-            "fleet_cert_lifetime = \"8s\"",
-        ),
-    )
-    .expect("config");
-    server.restart().await.expect("restart");
+    // Fleet certificates that live 8 s.
+    server
+        .set_fleet_cert_lifetime("8s")
+        .await
+        .expect("fleet certificate lifetime");
     let fleet_ca = server.fleet_ca_pem();
     let mut node = TestNode::new("fault-expiry", &server.url(), &fleet_ca).expect("node");
     let token = server.token_for("fault-expiry", "10m").expect("token");

@@ -24,6 +24,18 @@ use std::time::{Duration, Instant};
 
 const STATE: &str = "/var/lib/calseg/agent";
 
+/// etcd and a server with Calico's cluster-wide objects made.
+async fn fleet() -> (EtcdCluster, ServerProcess) {
+    let etcd = EtcdCluster::start().await.expect("etcd");
+    let server = ServerProcess::start(&etcd, &policy(&etcd.endpoints()), "")
+        .await
+        .expect("server");
+    server
+        .cli_ok(&["datastore", "init"])
+        .expect("datastore init");
+    (etcd, server)
+}
+
 /// Approved nodes still on the other CA, `None` outside a fleet rotation.
 fn pending(status: &CaStatus) -> Option<Vec<String>> {
     status
@@ -107,13 +119,7 @@ fn fleet_files(server: &ServerProcess) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_fleet_ca_rotates_while_agents_run_without_a_failed_etcd_request() {
-    let etcd = EtcdCluster::start().await.expect("etcd");
-    let mut server = ServerProcess::start(&etcd, &policy(&etcd.endpoints()), "")
-        .await
-        .expect("server");
-    server
-        .cli_ok(&["datastore", "init"])
-        .expect("datastore init");
+    let (_etcd, mut server) = fleet().await;
     let (a, b) = tokio::join!(
         AgentHost::boot("rot-f1", &server),
         AgentHost::boot("rot-f2", &server)
@@ -330,13 +336,7 @@ async fn the_fleet_ca_rotates_while_agents_run_without_a_failed_etcd_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_rotation_survives_a_restart_refuses_early_steps_and_rolls_back_in_two_steps() {
-    let etcd = EtcdCluster::start().await.expect("etcd");
-    let mut server = ServerProcess::start(&etcd, &policy(&etcd.endpoints()), "")
-        .await
-        .expect("server");
-    server
-        .cli_ok(&["datastore", "init"])
-        .expect("datastore init");
+    let (_etcd, mut server) = fleet().await;
     let host = AgentHost::boot("rot-back", &server).await.expect("sandbox");
     first_install(&host, &server).await;
     let old_fp = ca_status(&server).fleet.fingerprint;
@@ -427,26 +427,13 @@ async fn an_agent_of_the_previous_release_moves_to_the_new_fleet_ca_at_its_due_r
     let old = calseg_tests::previous_release::binaries()
         .await
         .unwrap_or_else(|e| panic!("the previous release: {e:#}"));
-    let etcd = EtcdCluster::start().await.expect("etcd");
-    let mut server = ServerProcess::start(&etcd, &policy(&etcd.endpoints()), "")
-        .await
-        .expect("server");
+    let (_etcd, mut server) = fleet().await;
     // Fleet certificates that live 4 min: with not_before set 5 min back (clock skew), an agent
     // renews one about a minute after it was issued.
-    let config = std::fs::read_to_string(server.config_path()).expect("config");
-    assert!(config.contains("fleet_cert_lifetime = \"90d\""), "{config}");
-    std::fs::write(
-        server.config_path(),
-        config.replace(
-            "fleet_cert_lifetime = \"90d\"",
-            "fleet_cert_lifetime = \"4m\"",
-        ),
-    )
-    .expect("config");
-    server.restart().await.expect("restart");
     server
-        .cli_ok(&["datastore", "init"])
-        .expect("datastore init");
+        .set_fleet_cert_lifetime("4m")
+        .await
+        .expect("fleet certificate lifetime");
     let host = AgentHost::boot_with_binary("rot-old", &server, &old.agent)
         .await
         .expect("sandbox");
