@@ -713,6 +713,12 @@ async fn rollout_controller(state: Arc<AppState>) {
         {
             tracing::warn!(kind = %error.kind, "CA rotation: {} (will retry)", error.message);
         }
+        // Every replica follows its own fleet CA files, leader or not.
+        if let Some(tls) = state.fleet_tls()
+            && let Err(error) = tls.sync(&state.control, false, now)
+        {
+            tracing::warn!("fleet CA files: {error:#} (will retry)");
+        }
         if !state.control.leads() {
             continue;
         }
@@ -721,11 +727,6 @@ async fn rollout_controller(state: Arc<AppState>) {
         }
         if let Err(error) = ca_rotation::tick(&state.control, now).await {
             tracing::warn!(kind = %error.kind, "CA rotation: {} (will retry)", error.message);
-        }
-        if let Some(tls) = state.fleet_tls()
-            && let Err(error) = tls.sync(&state.control, false, now)
-        {
-            tracing::warn!("fleet CA files: {error:#} (will retry)");
         }
     }
 }

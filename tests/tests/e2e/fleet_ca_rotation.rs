@@ -14,7 +14,7 @@ use calseg_api::ca::{CaStatus, FleetRotationPhase};
 use calseg_api::lease::LeaseInfo;
 use calseg_api::paths;
 use calseg_tests::agent_host::{AgentHost, STANDIN_UNIT, describe};
-use calseg_tests::api_client::{call, get_json, https_client};
+use calseg_tests::api_client::{TestNode, call, get_json, https_client, key_and_csr};
 use calseg_tests::etcd::EtcdCluster;
 use calseg_tests::server::ServerProcess;
 use reqwest::StatusCode;
@@ -107,11 +107,16 @@ fn unchanged(host: &AgentHost) {
 }
 
 fn fleet_files(server: &ServerProcess) -> Vec<String> {
+    ca_files(server, "fleet")
+}
+
+/// The names in `server`'s CA directory that start with `prefix`, sorted.
+fn ca_files(server: &ServerProcess, prefix: &str) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(server.state_dir().join("ca"))
         .expect("ca dir")
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("fleet"))
+        .filter(|n| n.starts_with(prefix))
         .collect();
     names.sort();
     names
@@ -467,4 +472,109 @@ async fn an_agent_of_the_previous_release_moves_to_the_new_fleet_ca_at_its_due_r
     // It trusts the new CA the renewal gave it: the server's new certificate is accepted.
     unchanged(&host);
     assert_eq!(host.standin_starts(), 1, "no restart for a fleet CA");
+}
+
+/// A fleet certificate renewed for `node` through `server` (POST /v1/fleet/renew): the new
+/// certificate and its key.
+async fn renew(node: &TestNode, server: &ServerProcess) -> (String, String) {
+    let (key_pem, csr_pem) = key_and_csr(&node.name).expect("csr");
+    let answer = call(
+        node.client()
+            .expect("client")
+            .post(format!("{}{}", server.url(), paths::FLEET_RENEW))
+            .json(&calseg_api::enroll::FleetRenewRequest { csr_pem }),
+    )
+    .await
+    .expect("renew");
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+    let cert = answer.body["cert_pem"].as_str().expect("cert").to_owned();
+    (cert, key_pem)
+}
+
+/// Whether `server` answers `GET /v1/manifest` to a client trusting `ca_pem` and presenting
+/// `cert` and `key` (any HTTP answer counts; a refused handshake does not).
+async fn answers(server: &ServerProcess, ca_pem: &str, cert: &str, key: &str) -> bool {
+    let client = https_client(ca_pem, Some((cert, key))).expect("client");
+    client
+        .get(format!("{}{}", server.url(), paths::MANIFEST))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() != StatusCode::UNAUTHORIZED)
+}
+
+/// Polls [`answers`] until it says `expected`, for at most 10 s.
+async fn until_answers(
+    server: &ServerProcess,
+    (ca_pem, cert, key): (&str, &str, &str),
+    expected: bool,
+    what: &str,
+) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while answers(server, ca_pem, cert, key).await != expected {
+        assert!(Instant::now() < deadline, "{what}\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn copy_ca_files(from: &ServerProcess, to: &ServerProcess, names: &[&str]) {
+    for name in names {
+        std::fs::copy(
+            from.state_dir().join("ca").join(name),
+            to.state_dir().join("ca").join(name),
+        )
+        .unwrap_or_else(|e| panic!("copy {name}: {e}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_given_the_files_of_a_step_taken_on_another_follows_while_it_runs() {
+    let etcd = EtcdCluster::start().await.expect("etcd");
+    let replicas =
+        ServerProcess::start_replicas(&etcd, &policy(&etcd.endpoints()), "", &[None, None], "2s")
+            .await
+            .expect("replicas");
+    let (r0, r1) = (&replicas[0], &replicas[1]);
+    let old_ca = r0.fleet_ca_pem();
+    let mut node = TestNode::new("rot-ha", &r0.url(), &old_ca).expect("node");
+    let token = r0.token_for("rot-ha", "10m").expect("token");
+    let enrolled = node.enroll(Some(&token)).await.expect("enroll");
+    assert_eq!(enrolled.status, StatusCode::OK, "{enrolled:?}");
+    let first = (node.cert_pem.clone().expect("cert"), node.key_pem.clone());
+
+    r0.cli_ok(&["ca", "rotate", "fleet", "--begin"])
+        .expect("begin on r0");
+    let (cert, key) = renew(&node, r0).await;
+    let ca_dir = r0.state_dir().join("ca");
+    let new_ca = std::fs::read_to_string(ca_dir.join("fleet.next.pem")).expect("new CA");
+    let both = format!("{old_ca}{new_ca}");
+    // r1 has not got the new CA: it refuses the renewed certificate, and takes it once the
+    // files are copied, without a restart.
+    assert!(!answers(r1, &both, &cert, &key).await, "r1 took it early");
+    copy_ca_files(r0, r1, &["fleet.next.pem", "fleet.next-key.pem"]);
+    until_answers(r1, (&both, &cert, &key), true, "r1 follows the new CA").await;
+    assert!(
+        answers(r1, &both, &first.0, &first.1).await,
+        "the old CA still too"
+    );
+
+    // Finish on r0, then r1 is given fleet.pem and its key: it stops trusting the old CA and
+    // re-issues its own server certificate from the new one.
+    r0.cli_ok(&["admin", "issue", "--lifetime", "1h"])
+        .expect("admin issue");
+    r0.cli_ok(&["ca", "rotate", "fleet", "--finish"])
+        .expect("finish on r0");
+    assert!(answers(r0, &new_ca, &cert, &key).await);
+    assert!(!answers(r0, &both, &first.0, &first.1).await);
+    copy_ca_files(r0, r1, &["fleet.pem", "fleet-key.pem"]);
+    until_answers(
+        r1,
+        (&both, &first.0, &first.1),
+        false,
+        "r1 refuses the old CA",
+    )
+    .await;
+    // Trusting the new CA alone: r1's own certificate comes from it now.
+    assert!(answers(r1, &new_ca, &cert, &key).await);
+    let left = ca_files(r1, "fleet.next");
+    assert!(left.is_empty(), "r1 completed the finish: {left:?}");
 }
