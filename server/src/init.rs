@@ -15,9 +15,11 @@
 
 use crate::pki::{
     CaFiles, CaKind, CertificateAuthority, CsrRules, Existing, FileOwner, KeyAlgorithm, admin,
-    new_csr, write_file_as, write_public_file, write_secret_file,
+    new_csr, remove_if_present, write_file_as, write_public_file, write_secret_file,
 };
 use anyhow::{Context, Result, bail};
+use calseg_control::ca_rotation::RotationFiles;
+use calseg_control::fleet_rotation::FleetFiles;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -98,6 +100,18 @@ pub fn init(options: &InitOptions, now: OffsetDateTime) -> Result<InitReport> {
         create_dir_as(dir, service)?;
     }
     let mut files = Vec::new();
+    if options.force {
+        // A rotation's files belong to the CAs being replaced: left behind, the server would
+        // take them for the CA in force (a finished etcd client CA rotation) or resume a
+        // rotation of a CA that is gone.
+        let stale = RotationFiles::new(&ca_dir)
+            .rotation_paths()
+            .into_iter()
+            .chain(FleetFiles::new(&ca_dir).rotation_paths());
+        for path in stale {
+            remove_if_present(&path)?;
+        }
+    }
 
     let fleet = CertificateAuthority::generate(CaKind::Fleet, "calseg fleet CA", CA_LIFETIME, now)?;
     let fleet_files = CaFiles::new(&ca_dir, "fleet");
@@ -533,6 +547,54 @@ mod tests {
             std::fs::read_to_string(&policy_path).unwrap(),
             "# the operator's own\n"
         );
+    }
+
+    /// A finished etcd client CA rotation left `etcd-client.active.pem`, a fleet CA rotation
+    /// `fleet.next.pem`: after `init --force` the server must load the CAs init just wrote.
+    #[test]
+    fn init_force_drops_the_files_of_rotations_of_the_cas_it_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = options(dir.path());
+        init(&first, OffsetDateTime::now_utc()).unwrap();
+        let ca_dir = first.state_dir.join("ca");
+        let stale = CertificateAuthority::generate(
+            CaKind::Fleet,
+            "stale",
+            Duration::from_secs(86400),
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        for name in [
+            "etcd-client.active",
+            "etcd-client.next",
+            "fleet.next",
+            "fleet.abandoned",
+        ] {
+            CaFiles::new(&ca_dir, name)
+                .save(&stale, Existing::Refuse)
+                .unwrap();
+        }
+        let retired = ca_dir.join("fleet.retired-0011223344556677.pem");
+        std::fs::write(&retired, stale.cert_pem()).unwrap();
+        let forced = InitOptions {
+            force: true,
+            ..first.clone()
+        };
+        let report = init(&forced, OffsetDateTime::now_utc()).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let fleet = FleetFiles::new(&ca_dir).load(now).unwrap();
+        assert_eq!(fleet.current.fingerprint_sha256(), report.fleet_ca_hash);
+        assert!(fleet.rotation.is_none());
+        let etcd = RotationFiles::new(&ca_dir)
+            .current()
+            .load(CaKind::EtcdClient, now)
+            .unwrap();
+        assert_ne!(etcd.fingerprint_sha256(), stale.fingerprint_sha256());
+        assert!(
+            !ca_dir.join("etcd-client.next-key.pem").exists(),
+            "no stale key left"
+        );
+        assert!(retired.exists(), "retired certificates are history: kept");
     }
 
     fn options(dir: &Path) -> InitOptions {

@@ -716,7 +716,10 @@ pub async fn status_of(
         etcd_client: summary(&cas.current),
         fleet: summary(&control.fleet_ca()),
         rotation: None,
-        fleet_rotation: crate::fleet_rotation::status(control, now).await?,
+        fleet_rotation: {
+            let known: Option<Vec<&NodeRecord>> = nodes.map(|n| n.iter().map(|(r, _)| r).collect());
+            crate::fleet_rotation::status_of(control, known.as_deref(), now).await?
+        },
     };
     let Some(record) = record else {
         return Ok(out);

@@ -80,6 +80,20 @@ impl RotationFiles {
         self.dir.join("etcd-server-ca.pem")
     }
 
+    /// Every file a rotation adds beside `init`'s CA (retired certificates aside): what a new
+    /// `init --force` removes, or the server would take them for the CA in force.
+    pub fn rotation_paths(&self) -> Vec<PathBuf> {
+        let (next, active) = (self.next(), self.active());
+        vec![
+            next.cert,
+            next.key,
+            active.cert,
+            active.key,
+            self.bundle(),
+            self.server_ca(),
+        ]
+    }
+
     /// The new CA, when its files are here.
     pub fn load_next(&self, now: OffsetDateTime) -> Result<Option<CertificateAuthority>, PkiError> {
         let next = self.next();

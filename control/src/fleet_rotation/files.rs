@@ -58,6 +58,13 @@ impl FleetFiles {
         [c.cert, c.key, n.cert, n.key, a.cert, a.key]
     }
 
+    /// Every file a rotation adds beside `fleet.pem` and its key (retired certificates aside):
+    /// what a new `init --force` removes, or the server would resume a rotation of another CA.
+    pub fn rotation_paths(&self) -> Vec<PathBuf> {
+        let (next, abandoned) = (self.next(), self.abandoned());
+        vec![next.cert, next.key, abandoned.cert, abandoned.key]
+    }
+
     /// The fleet CAs as the files say, completing a `finish` or `rollback` that was cut short.
     pub fn load(&self, now: OffsetDateTime) -> Result<FleetCas, PkiError> {
         let (next, abandoned) = (self.next(), self.abandoned());

@@ -81,14 +81,7 @@ pub async fn act(
             )))
         }
         (RotationAction::Rollback, Some(FleetRotationPhase::RollingBack)) => {
-            let waiting = pending_nodes(control, &cas, now).await?;
-            if !waiting.is_empty() {
-                return Err(refused_while_pending("drop the new CA", &waiting));
-            }
-            files.drop_abandoned().map_err(ControlError::internal_at(
-                "dropping the rolled-back fleet CA",
-            ))?;
-            Ok(None)
+            drop_rolled_back(control, &files, &cas, actor_cert_der, now).await
         }
         (RotationAction::Finish, Some(FleetRotationPhase::RollingBack)) => {
             Err(ControlError::conflict(
@@ -163,19 +156,7 @@ async fn finish(
         return Err(refused_while_pending("finish", &waiting));
     }
     let new = cas.signer().clone();
-    if let Some(der) = actor_cert_der {
-        let from_new = cas
-            .issuer_of(der)
-            .is_some_and(|ca| ca.fingerprint_sha256() == new.fingerprint_sha256());
-        if !from_new {
-            return Err(ControlError::conflict(
-                "admin_certificate_from_old_ca",
-                "your administrator certificate comes from the old fleet CA, which --finish \
-                 stops trusting: issue a new one (`calseg-server admin issue`), point \
-                 server.toml's [admin] at it, and run --finish again",
-            ));
-        }
-    }
+    refuse_caller_from(cas, actor_cert_der, &cas.current, "--finish")?;
     let retired = files
         .finish(&cas.current, &new)
         .map_err(ControlError::internal_at(
@@ -189,6 +170,54 @@ async fn finish(
         retired.display(),
         new.fingerprint_sha256()
     )))
+}
+
+/// The second `--rollback`: drops the rolled-back CA once no node and not the caller depend on it.
+async fn drop_rolled_back(
+    control: &Control,
+    files: &FleetFiles,
+    cas: &FleetCas,
+    actor_cert_der: Option<&[u8]>,
+    now: OffsetDateTime,
+) -> Result<Option<String>, ControlError> {
+    let waiting = pending_nodes(control, cas, now).await?;
+    if !waiting.is_empty() {
+        return Err(refused_while_pending("drop the new CA", &waiting));
+    }
+    if let Some(dropped) = cas.other() {
+        refuse_caller_from(cas, actor_cert_der, dropped, "the second --rollback")?;
+    }
+    files.drop_abandoned().map_err(ControlError::internal_at(
+        "dropping the rolled-back fleet CA",
+    ))?;
+    Ok(None)
+}
+
+/// Refuses a `step` that stops trusting `dropping` when the administrator asking holds a
+/// certificate of it: the step would lock them out.
+fn refuse_caller_from(
+    cas: &FleetCas,
+    actor_cert_der: Option<&[u8]>,
+    dropping: &CertificateAuthority,
+    step: &str,
+) -> Result<(), ControlError> {
+    let Some(der) = actor_cert_der else {
+        return Ok(());
+    };
+    let from_dropped = cas
+        .issuer_of(der)
+        .is_none_or(|ca| ca.fingerprint_sha256() == dropping.fingerprint_sha256());
+    if !from_dropped {
+        return Ok(());
+    }
+    Err(ControlError::conflict(
+        "admin_certificate_from_old_ca",
+        &format!(
+            "your administrator certificate comes from the fleet CA that {step} stops trusting: \
+             issue a new one (`calseg-server admin issue`), point server.toml's [admin] at it, \
+             and run it again"
+        ),
+    ))
 }
 
 fn refused_while_pending(step: &str, waiting: &[String]) -> ControlError {
@@ -224,11 +253,15 @@ async fn pending_nodes(
     Ok(pending_of(&nodes, cas, now))
 }
 
-fn pending_of(nodes: &[NodeRecord], cas: &FleetCas, now: OffsetDateTime) -> Vec<String> {
+fn pending_of<'a>(
+    nodes: impl IntoIterator<Item = &'a NodeRecord>,
+    cas: &FleetCas,
+    now: OffsetDateTime,
+) -> Vec<String> {
     let signer = cas.signer().fingerprint_sha256();
     let current = cas.current.fingerprint_sha256();
     nodes
-        .iter()
+        .into_iter()
         .filter(|n| n.state == NodeState::Approved)
         .filter(|n| {
             n.fleet_cert.as_ref().is_some_and(|cert| {
@@ -244,6 +277,15 @@ pub async fn status(
     control: &Control,
     now: OffsetDateTime,
 ) -> Result<Option<FleetRotationStatus>, ControlError> {
+    status_of(control, None, now).await
+}
+
+/// [`status`], with the nodes when the caller has read them already (the metrics scrape).
+pub async fn status_of(
+    control: &Control,
+    nodes: Option<&[&NodeRecord]>,
+    now: OffsetDateTime,
+) -> Result<Option<FleetRotationStatus>, ControlError> {
     let cas = control.fleet_cas();
     let (Some(phase), Some(other)) = (cas.phase(), cas.other()) else {
         return Ok(None);
@@ -256,7 +298,10 @@ pub async fn status(
         phase,
         signing: summary(cas.signer()),
         other: summary(other),
-        pending_nodes: pending_nodes(control, &cas, now).await?,
+        pending_nodes: match nodes {
+            Some(nodes) => pending_of(nodes.iter().copied(), &cas, now),
+            None => pending_nodes(control, &cas, now).await?,
+        },
     }))
 }
 

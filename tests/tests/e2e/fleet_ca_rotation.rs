@@ -229,7 +229,7 @@ async fn the_fleet_ca_rotates_while_agents_run_without_a_failed_etcd_request() {
     refused(
         &server,
         &["ca", "rotate", "fleet", "--finish"],
-        &["administrator certificate comes from the old fleet CA"],
+        &["administrator certificate comes from the fleet CA that --finish stops trusting"],
     );
     server
         .cli_ok(&["admin", "issue", "--lifetime", "1h"])
@@ -392,6 +392,11 @@ async fn a_fleet_rotation_survives_a_restart_refuses_early_steps_and_rolls_back_
     assert_ne!(fleet_issuer(&host), old_issuer, "renewed from the new CA");
     assert_eq!(pending(&ca_status(&server)), Some(vec![]));
 
+    // An administrator certificate of the new CA, as an operator preparing --finish has.
+    server
+        .cli_ok(&["admin", "issue", "--lifetime", "1h"])
+        .expect("admin issue from the new CA");
+
     // Rollback: the old CA signs again, both stay trusted until the node is back on it.
     server
         .cli_ok(&["ca", "rotate", "fleet", "--rollback"])
@@ -412,6 +417,15 @@ async fn a_fleet_rotation_survives_a_restart_refuses_early_steps_and_rolls_back_
     );
     unchanged(&host);
     assert_eq!(fleet_issuer(&host), old_issuer, "back on the old CA");
+    // Dropping the new CA would lock out the administrator holding one of its certificates.
+    refused(
+        &server,
+        &["ca", "rotate", "fleet", "--rollback"],
+        &["the second --rollback stops trusting"],
+    );
+    server
+        .cli_ok(&["admin", "issue", "--lifetime", "1h"])
+        .expect("admin issue from the old CA again");
     server
         .cli_ok(&["ca", "rotate", "fleet", "--rollback"])
         .expect("drop the new CA");
