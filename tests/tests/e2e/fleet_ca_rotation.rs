@@ -388,9 +388,25 @@ async fn a_fleet_rotation_survives_a_restart_refuses_early_steps_and_rolls_back_
         (FleetRotationPhase::Overlap, new_fp.as_str())
     );
     assert_eq!(resumed.pending_nodes, ["rot-back"]);
+    // The operator's view: waiting for the node (exit 0), then their step (exit 2).
+    let shown = server.cli(&["ca", "status"]).expect("ca status");
+    let text = describe(&shown);
+    assert!(
+        shown.status.code() == Some(0)
+            && text.contains("rotation of the fleet CA: overlap")
+            && text.contains(&format!("signing  {new_fp}"))
+            && text.contains("1 node(s) still on the other CA: rot-back"),
+        "{text}"
+    );
     unchanged(&host);
     assert_ne!(fleet_issuer(&host), old_issuer, "renewed from the new CA");
     assert_eq!(pending(&ca_status(&server)), Some(vec![]));
+    let shown = server.cli(&["ca", "status"]).expect("ca status");
+    let text = describe(&shown);
+    assert!(
+        shown.status.code() == Some(2) && text.contains("ca rotate fleet --finish"),
+        "{text}"
+    );
 
     // An administrator certificate of the new CA, as an operator preparing --finish has.
     server
