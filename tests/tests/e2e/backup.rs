@@ -26,6 +26,16 @@ fn run(server: &ServerProcess, args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), describe(&out))
 }
 
+/// The fleet CA rotation `ca status` shows (one must be under way).
+fn fleet_rotation(server: &ServerProcess) -> calseg_api::ca::FleetRotationStatus {
+    let out = server
+        .cli(&["ca", "status", "-o", "json"])
+        .expect("ca status");
+    let status: calseg_api::ca::CaStatus =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", describe(&out)));
+    status.fleet_rotation.expect("a fleet CA rotation")
+}
+
 fn path_arg(path: &Path) -> String {
     path.display().to_string()
 }
@@ -108,6 +118,12 @@ async fn round_trip(
     agent.enroll(&server).expect("enroll");
     let (code, out) = agent.once().expect("once");
     assert_eq!(code, 2, "first cycle installs: {out}");
+    // A fleet CA rotation under way: its files are in the backup, and the restored server goes
+    // on with it.
+    server
+        .cli_ok(&["ca", "rotate", "fleet", "--begin"])
+        .expect("begin a fleet CA rotation");
+    let rotating = fleet_rotation(&server);
     // A glob token with a use left, which must stay usable exactly as often after the restore.
     server
         .cli_ok(&["token", "create", "--match", "spare-*", "--uses", "3"])
@@ -199,6 +215,7 @@ async fn round_trip(
         .map(|f| f.name.as_str())
         .collect();
     assert!(names.contains(&"next-fleet.pem"), "{names:?}");
+    assert!(names.contains(&"fleet.next-key.pem"), "{names:?}");
     assert!(!names.contains(&"planted.pem"), "{names:?}");
 
     // The server's machine dies: stop it and destroy its state (store, CAs, TLS files).
@@ -330,11 +347,15 @@ async fn round_trip(
         audit_after.starts_with(&audit_before),
         "the audit log goes on from where it was:\nbefore:\n{audit_before:#?}\nafter:\n{audit_after:#?}"
     );
+    assert_eq!(fleet_rotation(&server), rotating, "the rotation goes on");
     let (code, out) = agent.once().expect("once");
     assert_eq!(
         code, 0,
         "a cycle against the restored server, nothing to change: {out}"
     );
+    // ... and the agent's fleet certificate came from the restored new CA right after it.
+    let moved = fleet_rotation(&server);
+    assert!(moved.pending_nodes.is_empty(), "{moved:#?}");
     let renewed = agent.agent("renew --component calico-node").expect("renew");
     assert_eq!(renewed.status.code(), Some(2), "{}", describe(&renewed));
     // The renewal's serial is new, and every serial issued before the restore is still known.
