@@ -239,6 +239,32 @@ impl AgentHost {
             .map_or(0, |s| s.lines().count())
     }
 
+    /// Asserts the stand-in unit started exactly `starts` times (`why` says which), is active,
+    /// and its journal holds no failed etcd request.
+    pub async fn assert_standin_ran_clean(&self, starts: usize, why: &str) {
+        let journal = self
+            .host
+            .exec_ok("journalctl -u calico-node.service --no-pager")
+            .unwrap_or_else(|e| format!("no journal: {e:#}"));
+        assert_eq!(
+            self.standin_starts(),
+            starts,
+            "{}: {why}\n{}\n{journal}",
+            self.node,
+            self.daemon_log()
+        );
+        let state = match self.host.unit_status(STANDIN_UNIT).await {
+            Ok(unit) => unit.active_state,
+            Err(error) => format!("unknown ({error:#})"),
+        };
+        assert_eq!(state, "active", "{}: the stand-in unit", self.node);
+        assert!(
+            !journal.contains("etcd error:"),
+            "{}: a failed etcd request\n{journal}",
+            self.node
+        );
+    }
+
     /// `calseg-agent once`: the exit code and the output.
     pub fn once(&self) -> Result<(i32, String)> {
         let output = self.agent("once")?;

@@ -151,12 +151,8 @@ async fn finish(
     actor_cert_der: Option<&[u8]>,
     now: OffsetDateTime,
 ) -> Result<Option<String>, ControlError> {
-    let waiting = pending_nodes(control, cas, now).await?;
-    if !waiting.is_empty() {
-        return Err(refused_while_pending("finish", &waiting));
-    }
+    nothing_depends_on(control, cas, &cas.current, actor_cert_der, "--finish", now).await?;
     let new = cas.signer().clone();
-    refuse_caller_from(cas, actor_cert_der, &cas.current, "--finish")?;
     let retired = files
         .finish(&cas.current, &new)
         .map_err(ControlError::internal_at(
@@ -180,12 +176,9 @@ async fn drop_rolled_back(
     actor_cert_der: Option<&[u8]>,
     now: OffsetDateTime,
 ) -> Result<Option<String>, ControlError> {
-    let waiting = pending_nodes(control, cas, now).await?;
-    if !waiting.is_empty() {
-        return Err(refused_while_pending("drop the new CA", &waiting));
-    }
     if let Some(dropped) = cas.other() {
-        refuse_caller_from(cas, actor_cert_der, dropped, "the second --rollback")?;
+        let step = "the second --rollback";
+        nothing_depends_on(control, cas, dropped, actor_cert_der, step, now).await?;
     }
     files.drop_abandoned().map_err(ControlError::internal_at(
         "dropping the rolled-back fleet CA",
@@ -193,14 +186,21 @@ async fn drop_rolled_back(
     Ok(None)
 }
 
-/// Refuses a `step` that stops trusting `dropping` when the administrator asking holds a
-/// certificate of it: the step would lock them out.
-fn refuse_caller_from(
+/// Refuses a `step` that stops trusting `dropping` while an approved node's fleet certificate
+/// does not come from the signing CA, or the administrator asking holds a certificate of
+/// `dropping`: the step would lock them out.
+async fn nothing_depends_on(
+    control: &Control,
     cas: &FleetCas,
-    actor_cert_der: Option<&[u8]>,
     dropping: &CertificateAuthority,
+    actor_cert_der: Option<&[u8]>,
     step: &str,
+    now: OffsetDateTime,
 ) -> Result<(), ControlError> {
+    let waiting = pending_nodes(control, cas, now).await?;
+    if !waiting.is_empty() {
+        return Err(refused_while_pending(step, &waiting));
+    }
     let Some(der) = actor_cert_der else {
         return Ok(());
     };
@@ -234,9 +234,9 @@ fn refused_while_pending(step: &str, waiting: &[String]) -> ControlError {
     ControlError::conflict(
         "fleet_ca_pending",
         &format!(
-            "cannot {step} yet: {} approved node(s) still hold a fleet certificate from the \
-             other CA: {names}. Agents renew at their next pass; an older agent at its next due \
-             renewal (or run `calseg-agent renew` on it)",
+            "{step} refused for now: {} approved node(s) still hold a fleet certificate from the \
+             other CA: {names}. Agents renew at their next pass; an agent of the previous \
+             release when its fleet certificate is due (at 2/3 of its life)",
             waiting.len()
         ),
     )

@@ -248,28 +248,11 @@ async fn the_etcd_client_ca_rotates_in_waves_without_a_failed_etcd_request() {
         "the server listed {peak} live leases at once (budget 1)"
     );
     for host in &hosts {
-        assert_eq!(
-            host.standin_starts(),
+        host.assert_standin_ran_clean(
             2,
-            "{}: one start at install, one restart for the new CA, no failure\n{}\n{}",
-            host.node,
-            host.daemon_log(),
-            host.host
-                .exec("journalctl -u calico-node.service --no-pager | tail -n 40")
-                .map(|o| describe(&o))
-                .unwrap_or_default()
-        );
-        let unit = host.host.unit_status(STANDIN_UNIT).await.expect("unit");
-        assert_eq!(unit.active_state, "active", "{}: {unit:?}", host.node);
-        let journal = host
-            .host
-            .exec_ok("journalctl -u calico-node.service --no-pager")
-            .expect("journal");
-        assert!(
-            !journal.contains("etcd error:"),
-            "{}: a failed etcd request\n{journal}",
-            host.node
-        );
+            "one start at install, one restart for the new CA, no failure",
+        )
+        .await;
         let now = issuer(host);
         assert_ne!(now, old_issuer, "{}", host.node);
         assert!(
@@ -511,13 +494,8 @@ async fn a_rolled_back_rotation_sends_nodes_back_to_the_old_ca_before_dropping_t
             .join("ca/etcd-client.next-key.pem")
             .exists()
     );
-    // Install, new CA, old CA again: three starts, none for a failure.
-    assert_eq!(host.standin_starts(), 3, "{}", host.daemon_log());
-    let journal = host
-        .host
-        .exec_ok("journalctl -u calico-node.service --no-pager")
-        .expect("journal");
-    assert!(!journal.contains("etcd error:"), "{journal}");
+    host.assert_standin_ran_clean(3, "install, new CA, old CA again: none for a failure")
+        .await;
 }
 
 /// docs/compatibility.md: an agent of the previous release ignores the manifest's issuer, so it

@@ -13,7 +13,7 @@ use super::ca_rotation::{ca_status, first_install, policy, refused, wait_status}
 use calseg_api::ca::{CaStatus, FleetRotationPhase};
 use calseg_api::lease::LeaseInfo;
 use calseg_api::paths;
-use calseg_tests::agent_host::{AgentHost, STANDIN_UNIT, describe};
+use calseg_tests::agent_host::{AgentHost, describe};
 use calseg_tests::api_client::{TestNode, call, get_json, https_client, key_and_csr};
 use calseg_tests::etcd::EtcdCluster;
 use calseg_tests::server::ServerProcess;
@@ -305,24 +305,8 @@ async fn the_fleet_ca_rotates_while_agents_run_without_a_failed_etcd_request() {
     assert!(samples >= 20, "only {samples} lease samples");
     assert!(peak <= 1, "{peak} live leases at once (budget 1)");
     for host in &hosts {
-        assert_eq!(
-            host.standin_starts(),
-            1,
-            "{}: started at install, never restarted or failed\n{}",
-            host.node,
-            host.daemon_log()
-        );
-        let unit = host.host.unit_status(STANDIN_UNIT).await.expect("unit");
-        assert_eq!(unit.active_state, "active", "{}: {unit:?}", host.node);
-        let journal = host
-            .host
-            .exec_ok("journalctl -u calico-node.service --no-pager")
-            .expect("journal");
-        assert!(
-            !journal.contains("etcd error:"),
-            "{}: a failed etcd request\n{journal}",
-            host.node
-        );
+        host.assert_standin_ran_clean(1, "started at install, never restarted or failed")
+            .await;
     }
 
     // After a restart the new CA stays in force and the agents keep working.
