@@ -109,7 +109,11 @@ pub async fn run(config: Option<&Path>, command: &CaCommand) -> Result<ExitCode>
                 .await?;
             print_status(&stepped.status);
             if let Some(next) = &stepped.next {
-                println!("\n{}", printable(next));
+                // Line by line: each is made printable, and the server's line breaks stay.
+                println!();
+                for line in next.lines() {
+                    println!("{}", printable(line));
+                }
             }
             if args.finish && args.ca == RotatedCa::EtcdClient {
                 println!("{}", reissue_own_identity(config));

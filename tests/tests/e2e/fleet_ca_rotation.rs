@@ -196,6 +196,10 @@ async fn the_fleet_ca_rotates_while_agents_run_without_a_failed_etcd_request() {
     assert_eq!(rotation.other.fingerprint, status.fleet.fingerprint);
     let new_fp = rotation.signing.fingerprint.clone();
     assert!(begun.contains(&new_fp), "{begun}");
+    assert!(
+        begun.contains("\n  1. re-issue every administrator certificate"),
+        "the steps on lines of their own: {begun}"
+    );
     assert_ne!(new_fp, server.fleet_ca_hash());
 
     // Every agent renews at once (the manifest names the new CA) and trusts both.
