@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 use crate::fleet_cas::FleetCas;
 use crate::pki::{
     CaFiles, CaKind, CertificateAuthority, Existing, PkiError, keep_retired,
-    remove_if_present as remove,
+    remove_if_present as remove, write_public_file,
 };
 
 /// The CA directory's fleet CA files.
@@ -65,51 +65,64 @@ impl FleetFiles {
         vec![next.cert, next.key, abandoned.cert, abandoned.key]
     }
 
-    /// The fleet CAs as the files say, completing a `finish` or `rollback` that was cut short.
+    /// The fleet CAs as the files say, completing a step that was cut short first.
     pub fn load(&self, now: OffsetDateTime) -> Result<FleetCas, PkiError> {
-        let (next, abandoned) = (self.next(), self.abandoned());
-        if next.exist() && abandoned.exist() {
-            // A rollback copied the next files and stopped before removing them.
-            let n = next.load(CaKind::Fleet, now)?;
-            let a = abandoned.load(CaKind::Fleet, now)?;
-            if n.fingerprint_sha256() != a.fingerprint_sha256() {
-                return Err(PkiError::InvalidRequest(format!(
-                    "both {} and {} exist and differ: keep the one the rotation uses and remove the other",
-                    next.cert.display(),
-                    abandoned.cert.display()
-                )));
-            }
-            remove(&next.key)?;
-            remove(&next.cert)?;
-        }
-        if next.exist() {
-            let new = next.load(CaKind::Fleet, now)?;
-            let finished_in_force = self
-                .current()
-                .load(CaKind::Fleet, now)
-                .is_ok_and(|c| c.fingerprint_sha256() == new.fingerprint_sha256());
-            if finished_in_force || self.current().load(CaKind::Fleet, now).is_err() {
-                // A finish wrote the new CA (or half of it) over `fleet.pem`: complete it.
-                self.current().save(&new, Existing::Replace)?;
-                remove(&next.key)?;
-                remove(&next.cert)?;
-                return Ok(FleetCas::single(Arc::new(new)));
-            }
-            let current = self.current().load(CaKind::Fleet, now)?;
-            return Ok(FleetCas {
-                current: Arc::new(current),
-                rotation: Some((FleetRotationPhase::Overlap, Arc::new(new))),
-            });
-        }
+        self.complete_cut_step()?;
         let current = Arc::new(self.current().load(CaKind::Fleet, now)?);
-        if abandoned.exist() {
+        let (next, abandoned) = (self.next(), self.abandoned());
+        let rotation = if next.exist() {
+            let new = next.load(CaKind::Fleet, now)?;
+            Some((FleetRotationPhase::Overlap, Arc::new(new)))
+        } else if abandoned.exist() {
             let dropped = abandoned.load(CaKind::Fleet, now)?;
-            return Ok(FleetCas {
-                current,
-                rotation: Some((FleetRotationPhase::RollingBack, Arc::new(dropped))),
-            });
+            Some((FleetRotationPhase::RollingBack, Arc::new(dropped)))
+        } else {
+            None
+        };
+        Ok(FleetCas { current, rotation })
+    }
+
+    /// Completes (or, for a cut copy, undoes) a step a stop cut short, from what its files
+    /// show. Each step writes a key before its certificate and removes a key before its
+    /// certificate:
+    /// - `finish` writes the next key and certificate over `fleet-key.pem` and `fleet.pem`, then
+    ///   removes the next files: a next file equal to the one in force means it was under way;
+    /// - `rollback` copies the next files to the abandoned ones, then removes the next files: a
+    ///   partial copy is undone, a copy done is completed;
+    /// - the second `rollback` removes the abandoned files: a certificate left alone goes too.
+    ///
+    /// Anything else (an unreadable `fleet.pem`, two different CAs) is left for the load to
+    /// report: a rotation is never finished or dropped on a guess.
+    fn complete_cut_step(&self) -> Result<(), PkiError> {
+        let (current, next, abandoned) = (self.current(), self.next(), self.abandoned());
+        let read = |path: &Path| std::fs::read(path).ok();
+        let whole = |files: &CaFiles| files.cert.exists() && files.key.exists();
+        let same = |a: &Path, b: &Path| read(a).is_some_and(|bytes| Some(bytes) == read(b));
+        let remove_both = |files: &CaFiles| remove(&files.key).and_then(|()| remove(&files.cert));
+        if next.exist() && (same(&next.key, &current.key) || same(&next.cert, &current.cert)) {
+            if !same(&next.cert, &current.cert) {
+                let cert = read(&next.cert).unwrap_or_default();
+                write_public_file(&current.cert, &cert, 0o644, Existing::Replace)?;
+            }
+            return remove_both(&next);
         }
-        Ok(FleetCas::single(current))
+        if next.exist() && abandoned.exist() {
+            if !whole(&abandoned) {
+                return remove_both(&abandoned);
+            }
+            if !whole(&next) || same(&next.cert, &abandoned.cert) {
+                return remove_both(&next);
+            }
+            return Err(PkiError::InvalidRequest(format!(
+                "both {} and {} exist and differ: keep the one the rotation uses and remove the other",
+                next.cert.display(),
+                abandoned.cert.display()
+            )));
+        }
+        if !next.exist() && abandoned.cert.exists() && !abandoned.key.exists() {
+            return remove(&abandoned.cert);
+        }
+        Ok(())
     }
 
     /// Writes the new CA (refused if one is there: a rotation's key is never lost).
@@ -228,6 +241,60 @@ mod tests {
         assert_eq!(
             fingerprints(&files.load(now).unwrap()),
             (third.fingerprint_sha256(), None)
+        );
+    }
+
+    #[test]
+    fn every_cut_of_a_step_is_completed_or_undone_and_nothing_is_guessed() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = FleetFiles::new(dir.path());
+        let now = OffsetDateTime::now_utc();
+        let (old, new) = (ca("old"), ca("new"));
+        files.current().save(&old, Existing::Refuse).unwrap();
+        files.begin(&new).unwrap();
+        // A finish cut after the next key was removed (the certificate is left).
+        files.current().save(&new, Existing::Replace).unwrap();
+        fs::remove_file(&files.next().key).unwrap();
+        assert_eq!(
+            fingerprints(&files.load(now).unwrap()),
+            (new.fingerprint_sha256(), None)
+        );
+        assert!(!files.next().exist());
+
+        // A rollback's copy cut after the key: undone, the overlap goes on.
+        let third = ca("third");
+        files.begin(&third).unwrap();
+        fs::copy(&files.next().key, &files.abandoned().key).unwrap();
+        assert_eq!(
+            fingerprints(&files.load(now).unwrap()).1,
+            Some((FleetRotationPhase::Overlap, third.fingerprint_sha256()))
+        );
+        assert!(!files.abandoned().exist());
+        // A rollback's removal cut after the next key: completed.
+        files.roll_back(&third).unwrap();
+        fs::copy(&files.abandoned().cert, &files.next().cert).unwrap();
+        assert_eq!(
+            fingerprints(&files.load(now).unwrap()).1,
+            Some((FleetRotationPhase::RollingBack, third.fingerprint_sha256()))
+        );
+        assert!(!files.next().exist());
+        // A drop cut after the key: completed.
+        fs::remove_file(&files.abandoned().key).unwrap();
+        assert_eq!(
+            fingerprints(&files.load(now).unwrap()),
+            (new.fingerprint_sha256(), None)
+        );
+        assert!(!files.abandoned().exist());
+
+        // An unreadable fleet.pem beside a next CA is an error, never a finish.
+        let fourth = ca("fourth");
+        files.begin(&fourth).unwrap();
+        fs::write(&files.current().cert, "not a certificate").unwrap();
+        assert!(files.load(now).is_err());
+        assert!(files.next().exist(), "the rotation is left as it was");
+        assert_eq!(
+            fs::read_to_string(&files.current().cert).unwrap(),
+            "not a certificate"
         );
     }
 
