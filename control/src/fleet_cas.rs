@@ -70,15 +70,15 @@ impl FleetCas {
         self.rotation.as_ref().map(|(phase, _)| *phase)
     }
 
-    /// The fingerprints of every trusted CA, to tell whether anything changed.
-    pub fn fingerprints(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .trusted()
-            .iter()
-            .map(|ca| ca.fingerprint_sha256())
-            .collect();
-        out.push(format!("{:?}", self.phase()));
-        out
+    /// The CA in force and the rotation (phase, other CA) by fingerprint: equal exactly when
+    /// the same CAs are trusted and the same one signs.
+    pub fn fingerprints(&self) -> (String, Option<(FleetRotationPhase, String)>) {
+        (
+            self.current.fingerprint_sha256(),
+            self.rotation
+                .as_ref()
+                .map(|(phase, ca)| (*phase, ca.fingerprint_sha256())),
+        )
     }
 
     /// Which trusted CA issued the (already verified) certificate `cert_der`, by its issuer

@@ -176,12 +176,7 @@ mod tests {
     }
 
     fn fingerprints(cas: &FleetCas) -> (String, Option<(FleetRotationPhase, String)>) {
-        (
-            cas.current.fingerprint_sha256(),
-            cas.rotation
-                .as_ref()
-                .map(|(p, ca)| (*p, ca.fingerprint_sha256())),
-        )
+        cas.fingerprints()
     }
 
     #[test]

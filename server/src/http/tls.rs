@@ -12,7 +12,6 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -48,8 +47,6 @@ pub struct LiveTls {
     config: Arc<rustls::ServerConfig>,
     verifier: Arc<LiveVerifier>,
     certificate: Arc<LiveCertificate>,
-    /// One more at every replacement.
-    epoch: AtomicU64,
     /// When it was last replaced: client certificates verified before are checked again.
     replaced_at: RwLock<Option<Instant>>,
 }
@@ -71,7 +68,6 @@ impl LiveTls {
             config: Arc::new(config),
             verifier,
             certificate,
-            epoch: AtomicU64::new(0),
             replaced_at: RwLock::new(None),
         })
     }
@@ -91,7 +87,6 @@ impl LiveTls {
         let (certified, verifier) = parts(server_cert_pem, server_key_pem, fleet_ca_pem)?;
         *write(&self.verifier.0) = verifier;
         *write(&self.certificate.0) = certified;
-        self.epoch.fetch_add(1, Ordering::SeqCst);
         *write(&self.replaced_at) = Some(Instant::now());
         Ok(())
     }
@@ -100,11 +95,6 @@ impl LiveTls {
     /// trusted).
     pub fn replaced_since(&self, at: Instant) -> bool {
         read(&self.replaced_at).is_some_and(|replaced| replaced >= at)
-    }
-
-    /// How many times it was replaced.
-    pub fn epoch(&self) -> u64 {
-        self.epoch.load(Ordering::SeqCst)
     }
 }
 

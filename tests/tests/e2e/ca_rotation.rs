@@ -352,8 +352,10 @@ async fn a_rotation_waits_for_an_untrusting_endpoint_refuses_early_steps_and_rol
 
 /// Copies the new CA's files of a rotation from one replica's CA directory to another's, as
 /// the operator does (`begin` names them).
-fn copy_next_ca(from: &ServerProcess, to: &ServerProcess) {
-    for name in ["etcd-client.next.pem", "etcd-client.next-key.pem"] {
+/// Copies the CA files `names` from `from`'s CA directory to `to`'s, as an operator gives a
+/// replica the files of a step taken on another.
+pub(crate) fn copy_ca_files(from: &ServerProcess, to: &ServerProcess, names: &[&str]) {
+    for name in names {
         std::fs::copy(
             from.state_dir().join("ca").join(name),
             to.state_dir().join("ca").join(name),
@@ -377,7 +379,11 @@ async fn a_rotation_goes_on_after_its_replica_dies_and_every_replica_catches_up(
         s.rotation.as_ref().is_some_and(|r| !r.new_ca_here)
     })
     .await;
-    copy_next_ca(&replicas[0], &replicas[1]);
+    copy_ca_files(
+        &replicas[0],
+        &replicas[1],
+        &["etcd-client.next.pem", "etcd-client.next-key.pem"],
+    );
     wait_status(&replicas[1], Duration::from_secs(20), "r1 loads it", |s| {
         s.rotation.as_ref().is_some_and(|r| r.new_ca_here)
     })

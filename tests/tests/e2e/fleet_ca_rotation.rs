@@ -9,7 +9,7 @@
 //! after `--finish` (on a new connection and on one kept alive from before), enrollment with
 //! the new pin, and an agent of the previous release moving at its due renewal.
 
-use super::ca_rotation::{ca_status, first_install, policy, refused, wait_status};
+use super::ca_rotation::{ca_status, copy_ca_files, first_install, policy, refused, wait_status};
 use calseg_api::ca::{CaStatus, FleetRotationPhase};
 use calseg_api::lease::LeaseInfo;
 use calseg_api::paths;
@@ -531,16 +531,6 @@ async fn until_answers(
     while answers(server, ca_pem, cert, key).await != expected {
         assert!(Instant::now() < deadline, "{what}\n{}", server.log());
         tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-fn copy_ca_files(from: &ServerProcess, to: &ServerProcess, names: &[&str]) {
-    for name in names {
-        std::fs::copy(
-            from.state_dir().join("ca").join(name),
-            to.state_dir().join("ca").join(name),
-        )
-        .unwrap_or_else(|e| panic!("copy {name}: {e}"));
     }
 }
 
